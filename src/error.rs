@@ -1,0 +1,172 @@
+//! `WalError`: every failure a caller of actix-wal can see, as variants it can act on.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Every error actix-wal returns.
+///
+/// The enum is `Clone` because one failure (a poisoned log, a failed batch) is answered to
+/// every waiter of that batch; I/O sources are therefore shared behind an `Arc`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalError {
+    /// An operating-system I/O error, with the operation and the path it touched.
+    #[error("I/O error during {op} on {}: {source}", path.display())]
+    Io {
+        /// What actix-wal was doing (`"write"`, `"fdatasync"`, `"open"`, ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The error the operating system returned.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The disk (or quota) is full: `ENOSPC` or `EDQUOT`. Free space and retry; the log
+    /// was cut back to its last whole frame and stays readable.
+    #[error("disk full during {op} on {}: {source}", path.display())]
+    DiskFull {
+        /// What actix-wal was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The error the operating system returned.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// Access refused: `EACCES`, `EPERM` or `EROFS`.
+    #[error("permission denied during {op} on {}: {source}", path.display())]
+    PermissionDenied {
+        /// What actix-wal was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The error the operating system returned.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// A frame or segment header failed its checks somewhere other than a torn tail.
+    #[error("corruption in {} at offset {offset}: {reason}", segment.display())]
+    Corruption {
+        /// The segment file holding the damage.
+        segment: PathBuf,
+        /// Byte offset of the damaged frame (or header) within that segment.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// A file in the log directory is not an actix-wal segment (wrong magic).
+    #[error("{} is not an actix-wal segment (bad magic)", path.display())]
+    NotASegment {
+        /// The offending file.
+        path: PathBuf,
+    },
+    /// A segment was written by a newer (or unknown) format version.
+    #[error("{} has segment format version {found}; this build reads version {supported}", path.display())]
+    UnsupportedVersion {
+        /// The offending file.
+        path: PathBuf,
+        /// Version found in its header.
+        found: u32,
+        /// Version this build understands.
+        supported: u32,
+    },
+    /// The directory holds no log (no segment files) where one was expected.
+    #[error("no actix-wal log in {}", path.display())]
+    NoLog {
+        /// The directory looked at.
+        path: PathBuf,
+    },
+    /// The path exists but is not a directory.
+    #[error("{} is not a directory", path.display())]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Another handle (in this or another process) holds the log's lock file.
+    #[error("log {} is already open (lock file held by another opener)", path.display())]
+    Locked {
+        /// The log directory.
+        path: PathBuf,
+    },
+    /// A record or transaction is larger than `max_record_bytes`.
+    #[error("record of {size_bytes} bytes exceeds max_record_bytes ({max_bytes})")]
+    RecordTooLarge {
+        /// Encoded size of the refused record.
+        size_bytes: u64,
+        /// The configured limit.
+        max_bytes: u64,
+    },
+    /// A transaction has no entries or more entries than a frame can hold.
+    #[error("invalid transaction: {reason}")]
+    InvalidTransaction {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The queue is at `max_queue_bytes` or `max_queue_entries` and the config asks to fail
+    /// rather than wait.
+    #[error("queue full: {entries} entries, {bytes} bytes queued")]
+    QueueFull {
+        /// Entries queued when the append was refused.
+        entries: usize,
+        /// Bytes queued when the append was refused.
+        bytes: usize,
+    },
+    /// The log has been shut down (or its actors have stopped); nothing more is accepted.
+    #[error("the log is shut down")]
+    ShutDown,
+    /// An fsync failed and rewriting the batch to a fresh segment failed too
+    /// `max_sync_retries` times: nothing more is acknowledged until the log is reopened.
+    #[error("log poisoned: {reason}; reopen the log to run recovery")]
+    Poisoned {
+        /// The failure that poisoned the log.
+        reason: String,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A typed payload could not be encoded or decoded.
+    #[error("codec error: {0}")]
+    Codec(String),
+}
+
+impl WalError {
+    /// Wraps an I/O error, sorting out disk-full and permission errors so that callers can
+    /// match on them.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> WalError {
+        let path = path.into();
+        let source = Arc::new(source);
+        match source.raw_os_error() {
+            Some(code)
+                if code == rustix::io::Errno::NOSPC.raw_os_error()
+                    || code == rustix::io::Errno::DQUOT.raw_os_error() =>
+            {
+                WalError::DiskFull { op, path, source }
+            }
+            Some(code)
+                if code == rustix::io::Errno::ACCESS.raw_os_error()
+                    || code == rustix::io::Errno::PERM.raw_os_error()
+                    || code == rustix::io::Errno::ROFS.raw_os_error() =>
+            {
+                WalError::PermissionDenied { op, path, source }
+            }
+            _ if source.kind() == io::ErrorKind::PermissionDenied => {
+                WalError::PermissionDenied { op, path, source }
+            }
+            _ => WalError::Io { op, path, source },
+        }
+    }
+
+    /// True for errors that say the data on disk is damaged.
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            WalError::Corruption { .. }
+                | WalError::NotASegment { .. }
+                | WalError::UnsupportedVersion { .. }
+        )
+    }
+}
+
+/// Shorthand for results whose error is [`WalError`].
+pub type Result<T, E = WalError> = std::result::Result<T, E>;

@@ -1,0 +1,10 @@
+//! The on-disk format: frames, segment headers and the payload codec. No actix and no
+//! file I/O here: these functions turn values into bytes and back. `docs/format.md`
+//! describes the same layout byte by byte.
+
+pub mod codec;
+pub mod frame;
+pub mod segment_header;
+
+pub use frame::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
+pub use segment_header::{SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC};

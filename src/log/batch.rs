@@ -1,0 +1,196 @@
+//! Write batches: frames encoded once into one buffer, and the plan of where each run of
+//! bytes goes (segment and offset). The planner (owned by the queue) decides offsets and
+//! rollovers, so writing a batch again writes the same bytes to the same places.
+
+use crate::error::WalError;
+use crate::format::frame::{
+    encode_record, encode_transaction, transaction_payload_len, MAX_TXN_ENTRIES,
+};
+use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::lsn::Lsn;
+
+/// Where the next frame goes: the current segment, the offset in it, and the next LSN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planner {
+    /// First LSN of the segment being written.
+    pub segment_first_lsn: u64,
+    /// Offset of the next frame in it.
+    pub offset: u64,
+    /// LSN of the next record.
+    pub next_lsn: u64,
+    /// Rollover size.
+    pub segment_size_bytes: u64,
+    /// Largest frame payload.
+    pub max_record_bytes: u64,
+}
+
+/// A run of batch bytes that goes to one segment at one offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// The segment, by first LSN.
+    pub segment_first_lsn: u64,
+    /// Where in the segment the run starts.
+    pub offset: u64,
+    /// Start of the run in [`Batch::buf`].
+    pub start: usize,
+    /// End of the run in [`Batch::buf`].
+    pub end: usize,
+    /// The segment must be created (it is new) before this run is written.
+    pub creates_segment: bool,
+}
+
+/// A batch of frames to write and fsync together.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The encoded frames, back to back.
+    pub buf: Vec<u8>,
+    /// Where the bytes go.
+    pub chunks: Vec<Chunk>,
+    /// LSN of the first record.
+    pub first_lsn: u64,
+    /// LSN after the last record.
+    pub end_lsn: u64,
+    /// Records in the batch.
+    pub records: usize,
+    /// Planner position before the batch (to rewind to if the batch fails).
+    pub start: Planner,
+    /// This batch replaces every segment from `first_lsn` on (a rewrite after an fsync
+    /// failure): later segments are removed before it is written.
+    pub rewrite: bool,
+}
+
+impl Batch {
+    /// An empty batch starting where `planner` stands.
+    pub fn new(planner: &Planner) -> Batch {
+        Batch::with_buffer(planner, Vec::new())
+    }
+
+    /// An empty batch reusing `buf`'s allocation.
+    pub fn with_buffer(planner: &Planner, mut buf: Vec<u8>) -> Batch {
+        buf.clear();
+        Batch {
+            buf,
+            chunks: Vec::new(),
+            first_lsn: planner.next_lsn,
+            end_lsn: planner.next_lsn,
+            records: 0,
+            start: *planner,
+            rewrite: false,
+        }
+    }
+
+    /// True when the batch holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Bytes of frames in the batch.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Reserves room for a frame of `payload_len` bytes, rolling to a new segment when it
+    /// would not fit in the current one.
+    fn place(&mut self, planner: &mut Planner, payload_len: u64) -> Result<(), WalError> {
+        if payload_len > planner.max_record_bytes {
+            return Err(WalError::RecordTooLarge {
+                size_bytes: payload_len,
+                max_bytes: planner.max_record_bytes,
+            });
+        }
+        let frame = FRAME_HEADER_BYTES as u64 + payload_len;
+        let header = SEGMENT_HEADER_BYTES as u64;
+        let roll = planner.offset + frame > planner.segment_size_bytes && planner.offset > header;
+        if roll {
+            planner.segment_first_lsn = planner.next_lsn;
+            planner.offset = header;
+        }
+        let at = self.buf.len();
+        match self.chunks.last_mut() {
+            Some(c) if !roll && c.segment_first_lsn == planner.segment_first_lsn => {}
+            _ => self.chunks.push(Chunk {
+                segment_first_lsn: planner.segment_first_lsn,
+                offset: planner.offset,
+                start: at,
+                end: at,
+                creates_segment: roll,
+            }),
+        }
+        planner.offset += frame;
+        Ok(())
+    }
+
+    fn finish_frame(&mut self, planner: &mut Planner, count: u64) -> Lsn {
+        let lsn = planner.next_lsn;
+        planner.next_lsn += count;
+        self.end_lsn = planner.next_lsn;
+        self.records += count as usize;
+        if let Some(c) = self.chunks.last_mut() {
+            c.end = self.buf.len();
+        }
+        Lsn(lsn)
+    }
+
+    /// Encodes one record into the batch and returns its LSN.
+    pub fn push_record(&mut self, planner: &mut Planner, payload: &[u8]) -> Result<Lsn, WalError> {
+        self.place(planner, payload.len() as u64)?;
+        let delta = (planner.next_lsn - self.first_lsn) as u32;
+        encode_record(&mut self.buf, planner.next_lsn, delta, payload);
+        Ok(self.finish_frame(planner, 1))
+    }
+
+    /// Encodes a transaction (all its entries in one frame, so recovery yields all or
+    /// none) and returns the LSN of its first entry; entry `i` gets LSN `first + i`.
+    pub fn push_transaction<B: AsRef<[u8]>>(
+        &mut self,
+        planner: &mut Planner,
+        entries: &[B],
+    ) -> Result<Lsn, WalError> {
+        check_transaction(entries.len())?;
+        self.place(planner, transaction_payload_len(entries) as u64)?;
+        let delta = (planner.next_lsn - self.first_lsn) as u32;
+        encode_transaction(&mut self.buf, planner.next_lsn, delta, entries);
+        Ok(self.finish_frame(planner, entries.len() as u64))
+    }
+
+    /// The same frames planned into a fresh segment named by `first_lsn`, replacing every
+    /// segment from there on: what is written after an fsync failure. Returns the batch and
+    /// the planner position after it.
+    pub fn as_rewrite(&self) -> (Batch, Planner) {
+        let header = SEGMENT_HEADER_BYTES as u64;
+        let chunk = Chunk {
+            segment_first_lsn: self.first_lsn,
+            offset: header,
+            start: 0,
+            end: self.buf.len(),
+            creates_segment: true,
+        };
+        let after = Planner {
+            segment_first_lsn: self.first_lsn,
+            offset: header + self.buf.len() as u64,
+            next_lsn: self.end_lsn,
+            ..self.start
+        };
+        let batch = Batch {
+            chunks: vec![chunk],
+            rewrite: true,
+            ..self.clone()
+        };
+        (batch, after)
+    }
+}
+
+/// Checks a transaction's entry count.
+pub fn check_transaction(entries: usize) -> Result<(), WalError> {
+    if entries == 0 {
+        return Err(WalError::InvalidTransaction {
+            reason: "a transaction needs at least one entry".into(),
+        });
+    }
+    if entries > MAX_TXN_ENTRIES {
+        return Err(WalError::InvalidTransaction {
+            reason: format!("{entries} entries; a transaction holds at most {MAX_TXN_ENTRIES}"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! `LogDir`: a log directory opened for writing, its lock held, and checkpoint truncation.
+
+use super::segment::{list_segments, SegmentFile, LOCK_FILE};
+use crate::error::WalError;
+use crate::lsn::Lsn;
+use crate::storage::SharedStorage;
+use std::any::Any;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A log directory held open for writing. Its `LOCK` file is locked (`flock`) for as long
+/// as this value lives, so a second opener, in this process or another, gets
+/// [`WalError::Locked`].
+#[derive(Debug)]
+pub struct LogDir {
+    storage: SharedStorage,
+    path: PathBuf,
+    _lock: LockGuard,
+}
+
+struct LockGuard(#[allow(dead_code)] Box<dyn Any + Send>);
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockGuard")
+    }
+}
+
+impl LogDir {
+    /// Opens (creating it if missing) and locks a log directory.
+    pub fn open(path: impl AsRef<Path>, storage: SharedStorage) -> Result<LogDir, WalError> {
+        let path = path.as_ref().to_path_buf();
+        match storage.is_dir(&path) {
+            Ok(true) => {}
+            Ok(false) => return Err(WalError::NotADirectory { path }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                storage
+                    .create_dir_all(&path)
+                    .map_err(|e| WalError::io("create dir", &path, e))?;
+            }
+            Err(e) => return Err(WalError::io("stat", &path, e)),
+        }
+        let lock_path = path.join(LOCK_FILE);
+        let lock = storage.lock(&lock_path).map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                WalError::Locked { path: path.clone() }
+            } else {
+                WalError::io("lock", &lock_path, e)
+            }
+        })?;
+        Ok(LogDir {
+            storage,
+            path,
+            _lock: LockGuard(lock),
+        })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The storage it is reached through.
+    pub fn storage(&self) -> &SharedStorage {
+        &self.storage
+    }
+
+    /// The segments in LSN order, and leftover `.tmp` files.
+    pub fn list(&self) -> Result<(Vec<SegmentFile>, Vec<PathBuf>), WalError> {
+        list_segments(self.storage.as_ref(), &self.path)
+    }
+
+    /// `fsync`s the directory.
+    pub fn sync(&self) -> Result<(), WalError> {
+        self.storage
+            .sync_dir(&self.path)
+            .map_err(|e| WalError::io("fsync dir", &self.path, e))
+    }
+
+    /// Checkpoint truncation: removes every whole segment whose records all lie below
+    /// `lsn` (a segment qualifies when the next segment starts at or below `lsn`). The last
+    /// segment is never removed. Returns the removed files.
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<Vec<PathBuf>, WalError> {
+        let (segments, _) = self.list()?;
+        let mut removed = Vec::new();
+        for pair in segments.windows(2) {
+            if pair[1].first_lsn > lsn.0 {
+                break;
+            }
+            self.storage
+                .remove(&pair[0].path)
+                .map_err(|e| WalError::io("remove", &pair[0].path, e))?;
+            removed.push(pair[0].path.clone());
+        }
+        if !removed.is_empty() {
+            self.sync()?;
+            tracing::debug!(below = %lsn, removed = removed.len(), "truncated log");
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,21 @@
+//! The log on disk: segment files, batches and their writer, the reader, the recovery
+//! core and truncation. No actix here.
+
+pub mod batch;
+pub mod dir;
+pub mod options;
+pub mod reader;
+pub mod recovery;
+pub mod scan;
+pub mod segment;
+pub mod sync_log;
+pub mod writer;
+
+pub use batch::{Batch, Chunk, Planner};
+pub use dir::LogDir;
+pub use options::LogOptions;
+pub use reader::{LogReader, Record, TxnPosition};
+pub use recovery::{RecoveryOptions, RecoveryOutcome, RecoveryPolicy};
+pub use segment::{create_segment, list_segments, segment_name, SegmentFile};
+pub use sync_log::{open_log, LogWriter};
+pub use writer::{BatchFailure, SegmentWriter};

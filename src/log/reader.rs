@@ -1,0 +1,212 @@
+//! `LogReader`: iterates the records of a log in LSN order across its segments.
+//!
+//! It reads one segment at a time (memory is bounded by the segment size), yields every
+//! intact record, ends cleanly at a torn tail of the last segment, and yields an `Err`
+//! naming segment and offset for any damage before it. After an `Err` it yields nothing.
+
+use super::scan::{SegmentCursor, SegmentData, SegmentEnd};
+use super::segment::{list_segments, SegmentFile};
+use crate::error::WalError;
+use crate::format::frame::split_transaction;
+use crate::format::FrameKind;
+use crate::lsn::Lsn;
+use crate::storage::{default_storage, SharedStorage};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+/// Default bound on a frame's payload, used when no config says otherwise.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Where a record sits in its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnPosition {
+    /// Index of this record in the transaction, from 0.
+    pub index: u16,
+    /// Number of records in the transaction.
+    pub count: u16,
+}
+
+/// One record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The record's LSN.
+    pub lsn: Lsn,
+    /// The bytes appended.
+    pub payload: Vec<u8>,
+    /// First LSN of the segment holding it.
+    pub segment_first_lsn: Lsn,
+    /// Offset of its frame in that segment.
+    pub frame_offset: u64,
+    /// The CRC32 stored in its frame.
+    pub frame_crc: u32,
+    /// Set when the record was appended as part of a transaction.
+    pub txn: Option<TxnPosition>,
+}
+
+/// Iterates `Result<Record, WalError>` over a log directory in LSN order.
+#[derive(Debug)]
+pub struct LogReader {
+    storage: SharedStorage,
+    segments: Vec<SegmentFile>,
+    next_segment: usize,
+    current: Option<(SegmentData, SegmentCursor)>,
+    pending: VecDeque<Record>,
+    expected_lsn: Option<u64>,
+    max_record_bytes: u64,
+    done: bool,
+    tail_end: Option<SegmentEnd>,
+}
+
+impl LogReader {
+    /// Opens the log in `dir` on the real file system. An empty directory, a path that is
+    /// not a directory, or a missing one is an error.
+    pub fn open(dir: impl AsRef<Path>) -> Result<LogReader, WalError> {
+        LogReader::open_with(dir, default_storage(), DEFAULT_MAX_RECORD_BYTES)
+    }
+
+    /// Opens a log through the given storage with a bound on frame payloads.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        storage: SharedStorage,
+        max_record_bytes: u64,
+    ) -> Result<LogReader, WalError> {
+        let dir = dir.as_ref();
+        let (segments, _) = list_segments(storage.as_ref(), dir)?;
+        if segments.is_empty() {
+            return Err(WalError::NoLog {
+                path: dir.to_path_buf(),
+            });
+        }
+        Ok(LogReader {
+            storage,
+            segments,
+            next_segment: 0,
+            current: None,
+            pending: VecDeque::new(),
+            expected_lsn: None,
+            max_record_bytes,
+            done: false,
+            tail_end: None,
+        })
+    }
+
+    /// The segment files of the log, in LSN order.
+    pub fn segments(&self) -> impl Iterator<Item = &PathBuf> {
+        self.segments.iter().map(|s| &s.path)
+    }
+
+    /// How the last segment ended, once the iteration has reached it
+    /// (a torn tail shows here; the iteration itself ends cleanly).
+    pub fn tail_end(&self) -> Option<SegmentEnd> {
+        self.tail_end
+    }
+
+    fn open_next_segment(&mut self) -> Result<bool, WalError> {
+        let Some(file) = self.segments.get(self.next_segment).cloned() else {
+            return Ok(false);
+        };
+        let limit = self
+            .segments
+            .get(self.next_segment + 1)
+            .map(|s| s.first_lsn);
+        self.next_segment += 1;
+        if let Some(expected) = self.expected_lsn {
+            if file.first_lsn != expected {
+                return Err(WalError::Corruption {
+                    segment: file.path.clone(),
+                    offset: 0,
+                    reason: format!(
+                        "segment starts at LSN {} but the log continues at {expected}",
+                        file.first_lsn
+                    ),
+                });
+            }
+        }
+        let data = SegmentData::load(self.storage.as_ref(), &file)?;
+        let cursor = SegmentCursor::new(file.first_lsn, limit, self.max_record_bytes);
+        self.current = Some((data, cursor));
+        Ok(true)
+    }
+
+    fn fill(&mut self) -> Result<bool, WalError> {
+        loop {
+            if self.current.is_none() && !self.open_next_segment()? {
+                return Ok(false);
+            }
+            let Some((seg, cursor)) = self.current.as_mut() else {
+                return Ok(false);
+            };
+            match cursor.next_frame(seg)? {
+                Some(frame) => {
+                    let h = frame.header;
+                    let payload = frame.payload(&seg.data);
+                    let base = Record {
+                        lsn: Lsn(h.lsn),
+                        payload: Vec::new(),
+                        segment_first_lsn: Lsn(seg.file.first_lsn),
+                        frame_offset: frame.offset as u64,
+                        frame_crc: h.crc,
+                        txn: None,
+                    };
+                    match h.kind {
+                        FrameKind::Record => self.pending.push_back(Record {
+                            payload: payload.to_vec(),
+                            ..base
+                        }),
+                        FrameKind::Transaction => {
+                            let parts = split_transaction(payload, h.count).ok_or_else(|| {
+                                WalError::Corruption {
+                                    segment: seg.file.path.clone(),
+                                    offset: frame.offset as u64,
+                                    reason: "transaction entries do not fill the frame".into(),
+                                }
+                            })?;
+                            for (i, part) in parts.into_iter().enumerate() {
+                                self.pending.push_back(Record {
+                                    lsn: Lsn(h.lsn + i as u64),
+                                    payload: part.to_vec(),
+                                    txn: Some(TxnPosition {
+                                        index: i as u16,
+                                        count: h.count,
+                                    }),
+                                    ..base.clone()
+                                });
+                            }
+                        }
+                    }
+                    return Ok(true);
+                }
+                None => {
+                    self.expected_lsn = Some(cursor.next_lsn);
+                    self.tail_end = cursor.end;
+                    self.current = None;
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<Record, WalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(r) = self.pending.pop_front() {
+            return Some(Ok(r));
+        }
+        if self.done {
+            return None;
+        }
+        match self.fill() {
+            Ok(true) => self.pending.pop_front().map(Ok),
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                self.current = None;
+                Some(Err(e))
+            }
+        }
+    }
+}

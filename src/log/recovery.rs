@@ -1,0 +1,218 @@
+//! The recovery core: scan the log, cut a torn tail, refuse (or salvage) mid-log
+//! corruption, and say where the log goes on. Each policy is one branch, here.
+
+use super::dir::LogDir;
+use super::scan::{SegmentCursor, SegmentData, SegmentEnd};
+use super::segment::SegmentFile;
+use crate::error::WalError;
+use crate::lsn::Lsn;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What recovery does with damage, named as RocksDB and raft-engine name theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RecoveryPolicy {
+    /// Default. A torn tail of the last segment (a partial frame, a bad CRC, garbage that a
+    /// crash in the last write batch explains) is cut off; any damage before it is an error
+    /// and the log is not opened. (RocksDB `kTolerateCorruptedTailRecords`, raft-engine
+    /// `TolerateTailCorruption`.)
+    #[default]
+    TolerateTornTail,
+    /// Any damage, a torn tail included, is an error; nothing is cut. For logs whose last
+    /// write is known to have completed. (RocksDB `kAbsoluteConsistency`.)
+    AbsoluteConsistency,
+    /// Salvage: keep every record up to the first damage, cut the log there (later
+    /// segments are removed) and go on. Records after the damage are lost; the report says
+    /// where. (RocksDB `kPointInTimeRecovery`.)
+    SkipToLastGood,
+}
+
+/// Bounds recovery needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryOptions {
+    /// The policy.
+    pub policy: RecoveryPolicy,
+    /// Largest frame payload accepted.
+    pub max_record_bytes: u64,
+    /// Size to preallocate a segment to again after cutting its tail (0: no preallocation).
+    pub preallocate_bytes: u64,
+}
+
+/// What recovery found and did.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryOutcome {
+    /// Records found intact.
+    pub records: u64,
+    /// Segment files in the log after recovery.
+    pub segments: usize,
+    /// Bytes read.
+    pub bytes_scanned: u64,
+    /// LSN of the first intact record, if any.
+    pub first_lsn: Option<Lsn>,
+    /// LSN of the last intact record, if any.
+    pub last_lsn: Option<Lsn>,
+    /// The LSN the next append gets.
+    pub next_lsn: Lsn,
+    /// The segment appends continue in (`None` for a log with no segment yet).
+    pub tail_segment: Option<SegmentFile>,
+    /// The offset in `tail_segment` where the next frame goes.
+    pub tail_offset: u64,
+    /// Bytes of torn tail cut off the last segment.
+    pub bytes_cut: u64,
+    /// Files removed: leftovers of an interrupted segment creation, and under
+    /// `SkipToLastGood` the segments after the damage.
+    pub removed: Vec<PathBuf>,
+    /// Under `SkipToLastGood`, the damage that was skipped.
+    pub salvaged_from: Option<WalError>,
+}
+
+impl LogDir {
+    /// Runs recovery on this (locked) log directory.
+    pub fn recover(&self, opts: &RecoveryOptions) -> Result<RecoveryOutcome, WalError> {
+        let span =
+            tracing::debug_span!("recovery", dir = %self.path().display(), policy = ?opts.policy);
+        let _enter = span.enter();
+        let storage = self.storage();
+        let (segments, temps) = self.list()?;
+        let mut out = RecoveryOutcome {
+            next_lsn: Lsn::FIRST,
+            ..Default::default()
+        };
+        for tmp in temps {
+            storage
+                .remove(&tmp)
+                .map_err(|e| WalError::io("remove", &tmp, e))?;
+            out.removed.push(tmp);
+        }
+        if !out.removed.is_empty() {
+            self.sync()?;
+        }
+        let mut expected: Option<u64> = None;
+        for (i, file) in segments.iter().enumerate() {
+            let limit = segments.get(i + 1).map(|s| s.first_lsn);
+            let scanned = self.scan_one(file, limit, expected, opts, &mut out);
+            match scanned {
+                Ok((cursor, len)) => {
+                    out.bytes_scanned += len;
+                    expected = Some(cursor.next_lsn);
+                    out.next_lsn = Lsn(cursor.next_lsn);
+                    out.tail_segment = Some(file.clone());
+                    out.tail_offset = cursor.pos as u64;
+                    if let Some(SegmentEnd::TornTail { garbage_bytes }) = cursor.end {
+                        if opts.policy == RecoveryPolicy::AbsoluteConsistency {
+                            return Err(WalError::Corruption {
+                                segment: file.path.clone(),
+                                offset: cursor.pos as u64,
+                                reason: format!(
+                                    "torn tail of {garbage_bytes} bytes (AbsoluteConsistency)"
+                                ),
+                            });
+                        }
+                        self.cut(file, cursor.pos as u64, opts)?;
+                        out.bytes_cut = garbage_bytes;
+                        tracing::warn!(segment = %file.path.display(), offset = cursor.pos, garbage_bytes, "cut torn tail");
+                    }
+                }
+                Err((err, salvage_at)) => {
+                    if opts.policy != RecoveryPolicy::SkipToLastGood {
+                        return Err(err);
+                    }
+                    tracing::warn!(error = %err, "salvaging: cutting the log at the first damage");
+                    // Keep this segment up to the damage (or drop it if its header is bad),
+                    // drop every later segment.
+                    let first_removed = match salvage_at {
+                        Some((pos, next_lsn)) => {
+                            self.cut(file, pos, opts)?;
+                            out.tail_segment = Some(file.clone());
+                            out.tail_offset = pos;
+                            out.next_lsn = Lsn(next_lsn);
+                            i + 1
+                        }
+                        None => {
+                            if let Some(prev) = out.tail_segment.clone() {
+                                self.cut(&prev, out.tail_offset, opts)?;
+                            }
+                            i
+                        }
+                    };
+                    for later in &segments[first_removed..] {
+                        storage
+                            .remove(&later.path)
+                            .map_err(|e| WalError::io("remove", &later.path, e))?;
+                        out.removed.push(later.path.clone());
+                    }
+                    self.sync()?;
+                    out.salvaged_from = Some(err);
+                    break;
+                }
+            }
+        }
+        out.segments = segments.len()
+            - out
+                .removed
+                .iter()
+                .filter(|p| segments.iter().any(|s| &s.path == *p))
+                .count();
+        if out.records > 0 {
+            out.last_lsn = Some(Lsn(out.next_lsn.0 - 1));
+        }
+        tracing::debug!(records = out.records, next_lsn = %out.next_lsn, bytes_cut = out.bytes_cut, "recovery scanned the log");
+        Ok(out)
+    }
+
+    /// Scans one segment. On damage returns the error and, if the header was good, the
+    /// offset and next LSN of the last good frame (for salvage).
+    #[allow(clippy::type_complexity)]
+    fn scan_one(
+        &self,
+        file: &SegmentFile,
+        limit: Option<u64>,
+        expected: Option<u64>,
+        opts: &RecoveryOptions,
+        out: &mut RecoveryOutcome,
+    ) -> Result<(SegmentCursor, u64), (WalError, Option<(u64, u64)>)> {
+        if let Some(expected) = expected {
+            if file.first_lsn != expected {
+                let err = WalError::Corruption {
+                    segment: file.path.clone(),
+                    offset: 0,
+                    reason: format!(
+                        "segment starts at LSN {} but the log continues at {expected}",
+                        file.first_lsn
+                    ),
+                };
+                return Err((err, None));
+            }
+        }
+        let seg = SegmentData::load(self.storage().as_ref(), file).map_err(|e| (e, None))?;
+        let mut cursor = SegmentCursor::new(file.first_lsn, limit, opts.max_record_bytes);
+        loop {
+            match cursor.next_frame(&seg) {
+                Ok(Some(frame)) => {
+                    if out.first_lsn.is_none() {
+                        out.first_lsn = Some(Lsn(frame.header.lsn));
+                    }
+                    out.records += u64::from(frame.header.count);
+                }
+                Ok(None) => return Ok((cursor, seg.data.len() as u64)),
+                Err(e) => return Err((e, Some((cursor.pos as u64, cursor.next_lsn)))),
+            }
+        }
+    }
+
+    /// Cuts a segment at `offset`: everything after it reads as zeros, durably.
+    fn cut(&self, file: &SegmentFile, offset: u64, opts: &RecoveryOptions) -> Result<(), WalError> {
+        let f = self
+            .storage()
+            .open(&file.path, true)
+            .map_err(|e| WalError::io("open", &file.path, e))?;
+        f.set_len(offset)
+            .map_err(|e| WalError::io("truncate", &file.path, e))?;
+        if opts.preallocate_bytes > offset {
+            f.allocate(opts.preallocate_bytes)
+                .map_err(|e| WalError::io("fallocate", &file.path, e))?;
+        }
+        f.sync_all()
+            .map_err(|e| WalError::io("fsync", &file.path, e))
+    }
+}

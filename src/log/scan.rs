@@ -1,0 +1,282 @@
+//! Walking the frames of one segment, and telling a torn tail from corruption.
+//!
+//! The rules, in one place (docs/format.md explains them):
+//! - Frames follow each other with contiguous LSNs from the segment's first LSN.
+//! - In a segment that is not the last, reaching the next segment's first LSN ends it: what
+//!   follows is abandoned (an fsync failed there and the batch was rewritten to the next
+//!   segment). A bad frame or the end of the frames *before* that LSN is corruption.
+//! - In the last segment, zeros or end of file after a frame end the log cleanly. Non-zero
+//!   bytes that are not a valid frame are a torn tail when no valid frame of a *later* write
+//!   batch follows them (only the last batch can be torn by a crash: the next batch is
+//!   written only after it is fsynced); if one does, the damage is corruption.
+
+use super::segment::SegmentFile;
+use crate::error::WalError;
+use crate::format::frame::frame_crc;
+use crate::format::segment_header::HeaderError;
+use crate::format::{FrameHeader, SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::storage::{read_all, Storage};
+
+/// A segment read into memory with its header checked.
+#[derive(Debug)]
+pub struct SegmentData {
+    /// Which file this is.
+    pub file: SegmentFile,
+    /// The whole file.
+    pub data: Vec<u8>,
+}
+
+impl SegmentData {
+    /// Reads a segment and checks its header against its name.
+    pub fn load(storage: &dyn Storage, file: &SegmentFile) -> Result<SegmentData, WalError> {
+        let f = storage
+            .open(&file.path, false)
+            .map_err(|e| WalError::io("open", &file.path, e))?;
+        let data = read_all(f.as_ref()).map_err(|e| WalError::io("read", &file.path, e))?;
+        let corrupt = |reason: &str| WalError::Corruption {
+            segment: file.path.clone(),
+            offset: 0,
+            reason: reason.to_string(),
+        };
+        match SegmentHeader::decode(&data) {
+            Ok(h) if h.first_lsn == file.first_lsn => {}
+            Ok(h) => {
+                return Err(corrupt(&format!(
+                    "header names first LSN {} but the file name says {}",
+                    h.first_lsn, file.first_lsn
+                )))
+            }
+            Err(HeaderError::Short) => {
+                return Err(corrupt("file is shorter than a segment header"))
+            }
+            Err(HeaderError::BadMagic) => {
+                return Err(WalError::NotASegment {
+                    path: file.path.clone(),
+                })
+            }
+            Err(HeaderError::Crc) => return Err(corrupt("segment header CRC mismatch")),
+            Err(HeaderError::Version(found)) => {
+                return Err(WalError::UnsupportedVersion {
+                    path: file.path.clone(),
+                    found,
+                    supported: crate::format::FORMAT_VERSION,
+                })
+            }
+        }
+        Ok(SegmentData {
+            file: file.clone(),
+            data,
+        })
+    }
+}
+
+/// How the frames of a segment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentEnd {
+    /// Zeros or end of file right after the last frame.
+    Clean,
+    /// Damage after the last good frame of the last segment, explained by a torn last
+    /// write batch: `garbage_bytes` from the end of the last frame to the last non-zero byte.
+    TornTail {
+        /// Bytes of damage after the last whole frame.
+        garbage_bytes: u64,
+    },
+    /// The next segment's first LSN was reached; the rest of this segment is abandoned.
+    Abandoned,
+}
+
+/// A good frame found by [`SegmentCursor`].
+#[derive(Debug, Clone, Copy)]
+pub struct FrameAt {
+    /// Offset of the frame header in the segment.
+    pub offset: usize,
+    /// The frame's header.
+    pub header: FrameHeader,
+}
+
+impl FrameAt {
+    /// The frame's payload within the segment's bytes.
+    pub fn payload<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        let start = self.offset + FRAME_HEADER_BYTES;
+        &data[start..start + self.header.payload_len as usize]
+    }
+}
+
+/// Walks the frames of one segment.
+#[derive(Debug)]
+pub struct SegmentCursor {
+    /// Offset of the next frame.
+    pub pos: usize,
+    /// LSN the next frame must have.
+    pub next_lsn: u64,
+    /// First LSN of the next segment, `None` for the last segment.
+    limit: Option<u64>,
+    max_record_bytes: u64,
+    /// How the segment ended, once it has.
+    pub end: Option<SegmentEnd>,
+}
+
+enum Decoded {
+    Good(FrameHeader),
+    Bad(&'static str),
+}
+
+fn decode_at(data: &[u8], pos: usize, max_record_bytes: u64) -> Decoded {
+    let Some(hdr) = data.get(pos..pos + FRAME_HEADER_BYTES) else {
+        return Decoded::Bad("partial frame header");
+    };
+    let hdr: &[u8; FRAME_HEADER_BYTES] = match hdr.try_into() {
+        Ok(h) => h,
+        Err(_) => return Decoded::Bad("partial frame header"),
+    };
+    let Some(h) = FrameHeader::parse(hdr) else {
+        return Decoded::Bad("invalid frame header");
+    };
+    if u64::from(h.payload_len) > max_record_bytes {
+        return Decoded::Bad("frame length exceeds max_record_bytes");
+    }
+    let end = pos + h.frame_bytes();
+    if end > data.len() {
+        return Decoded::Bad("frame extends past the end of the file");
+    }
+    if frame_crc(&hdr[4..], &data[pos + FRAME_HEADER_BYTES..end]) != h.crc {
+        return Decoded::Bad("frame CRC mismatch");
+    }
+    Decoded::Good(h)
+}
+
+/// Index one past the last non-zero byte of `data`, or 0 if it is all zeros.
+pub fn nonzero_extent(data: &[u8]) -> usize {
+    const CHUNK: usize = 256;
+    let mut end = data.len();
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        let chunk = &data[start..end];
+        if chunk.iter().fold(0u8, |a, &b| a | b) != 0 {
+            return start + chunk.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        }
+        end = start;
+    }
+    0
+}
+
+/// Whether a valid frame of a write batch that began after `lsn` lies in `data[from..to]`.
+fn later_batch_frame(data: &[u8], from: usize, to: usize, lsn: u64, max_record_bytes: u64) -> bool {
+    let mut p = from;
+    while p + FRAME_HEADER_BYTES <= to {
+        // Cheap filters before the CRC: LSN in a plausible range after `lsn`.
+        let l = u64::from_le_bytes(data[p + 8..p + 16].try_into().unwrap_or([0; 8]));
+        if l > lsn && l - lsn < (1 << 40) {
+            if let Decoded::Good(h) = decode_at(data, p, max_record_bytes) {
+                if h.batch_first_lsn() > lsn {
+                    return true;
+                }
+            }
+        }
+        p += 1;
+    }
+    false
+}
+
+impl SegmentCursor {
+    /// A cursor at the first frame of a segment whose first LSN is `first_lsn`; `limit` is
+    /// the next segment's first LSN (`None` for the last segment).
+    pub fn new(first_lsn: u64, limit: Option<u64>, max_record_bytes: u64) -> SegmentCursor {
+        SegmentCursor {
+            pos: SEGMENT_HEADER_BYTES,
+            next_lsn: first_lsn,
+            limit,
+            max_record_bytes,
+            end: None,
+        }
+    }
+
+    /// The next good frame, `Ok(None)` once the segment has ended (see [`Self::end`]), or
+    /// the corruption that stops it.
+    pub fn next_frame(&mut self, seg: &SegmentData) -> Result<Option<FrameAt>, WalError> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        let data = &seg.data;
+        let corrupt = |offset: usize, reason: String| WalError::Corruption {
+            segment: seg.file.path.clone(),
+            offset: offset as u64,
+            reason,
+        };
+        if let Some(limit) = self.limit {
+            if self.next_lsn >= limit {
+                self.end = Some(SegmentEnd::Abandoned);
+                return Ok(None);
+            }
+        }
+        match decode_at(data, self.pos, self.max_record_bytes) {
+            Decoded::Good(h) => {
+                if h.lsn != self.next_lsn {
+                    return Err(corrupt(
+                        self.pos,
+                        format!("expected LSN {}, found {}", self.next_lsn, h.lsn),
+                    ));
+                }
+                let after = h.lsn + u64::from(h.count);
+                if let Some(limit) = self.limit {
+                    if after > limit {
+                        return Err(corrupt(
+                            self.pos,
+                            format!(
+                                "frame of LSNs {}..{} crosses the next segment's first LSN {limit}",
+                                h.lsn, after
+                            ),
+                        ));
+                    }
+                }
+                let frame = FrameAt {
+                    offset: self.pos,
+                    header: h,
+                };
+                self.pos += h.frame_bytes();
+                self.next_lsn = after;
+                Ok(Some(frame))
+            }
+            Decoded::Bad(reason) => {
+                let rest = data.get(self.pos..).unwrap_or(&[]);
+                let extent = nonzero_extent(rest);
+                match self.limit {
+                    Some(limit) if extent == 0 => Err(corrupt(
+                        self.pos,
+                        format!(
+                            "segment ends at LSN {} but the next segment starts at {limit}",
+                            self.next_lsn
+                        ),
+                    )),
+                    Some(_) => Err(corrupt(self.pos, reason.to_string())),
+                    None if extent == 0 => {
+                        self.end = Some(SegmentEnd::Clean);
+                        Ok(None)
+                    }
+                    None => {
+                        let to = self.pos + extent;
+                        if later_batch_frame(
+                            data,
+                            self.pos + 1,
+                            to,
+                            self.next_lsn,
+                            self.max_record_bytes,
+                        ) {
+                            Err(corrupt(
+                                self.pos,
+                                format!(
+                                    "{reason}, followed by valid frames of a later write batch"
+                                ),
+                            ))
+                        } else {
+                            self.end = Some(SegmentEnd::TornTail {
+                                garbage_bytes: extent as u64,
+                            });
+                            Ok(None)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

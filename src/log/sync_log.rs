@@ -1,0 +1,150 @@
+//! `LogWriter`: a synchronous, single-threaded log on the foundation alone (no actix).
+//! Appends gather into a batch; `sync` writes and fsyncs it. Tools, tests and the
+//! benchmarks' naive baseline use it; the actor pipeline uses the same pieces.
+
+use super::batch::{Batch, Planner};
+use super::dir::LogDir;
+use super::options::LogOptions;
+use super::recovery::RecoveryOutcome;
+use super::segment::create_segment;
+use super::writer::{BatchFailure, SegmentWriter};
+use crate::error::WalError;
+use crate::lsn::Lsn;
+use std::path::Path;
+
+/// Opens (recovering) a log directory and returns it locked, with the planner position
+/// where appends continue: the recovered tail, or a first segment created for a new log.
+pub fn open_log(
+    path: &Path,
+    opts: &LogOptions,
+) -> Result<(LogDir, Planner, RecoveryOutcome), WalError> {
+    opts.validate()?;
+    let dir = LogDir::open(path, opts.storage.clone())?;
+    let outcome = dir.recover(&opts.recovery_options())?;
+    let (segment_first_lsn, offset) = match &outcome.tail_segment {
+        Some(seg) => (seg.first_lsn, outcome.tail_offset),
+        None => {
+            let first = outcome.next_lsn.0;
+            create_segment(
+                opts.storage.as_ref(),
+                dir.path(),
+                first,
+                opts.segment_size_bytes,
+                opts.preallocate,
+            )?;
+            (first, crate::format::SEGMENT_HEADER_BYTES as u64)
+        }
+    };
+    let planner = Planner {
+        segment_first_lsn,
+        offset,
+        next_lsn: outcome.next_lsn.0,
+        segment_size_bytes: opts.segment_size_bytes,
+        max_record_bytes: opts.max_record_bytes,
+    };
+    Ok((dir, planner, outcome))
+}
+
+/// A synchronous log writer.
+#[derive(Debug)]
+pub struct LogWriter {
+    dir: LogDir,
+    planner: Planner,
+    writer: SegmentWriter,
+    batch: Batch,
+    durable: Lsn,
+    poisoned: Option<WalError>,
+}
+
+impl LogWriter {
+    /// Opens the log in `path` (created if missing), running recovery first.
+    pub fn open(
+        path: impl AsRef<Path>,
+        opts: LogOptions,
+    ) -> Result<(LogWriter, RecoveryOutcome), WalError> {
+        let (dir, planner, outcome) = open_log(path.as_ref(), &opts)?;
+        let writer = SegmentWriter::new(
+            opts.storage.clone(),
+            dir.path(),
+            opts.segment_size_bytes,
+            opts.preallocate,
+        );
+        let w = LogWriter {
+            dir,
+            batch: Batch::new(&planner),
+            planner,
+            writer,
+            durable: Lsn(outcome.next_lsn.0 - 1),
+            poisoned: None,
+        };
+        Ok((w, outcome))
+    }
+
+    /// Adds a record to the pending batch; it is durable after the next [`Self::sync`].
+    pub fn append(&mut self, payload: &[u8]) -> Result<Lsn, WalError> {
+        self.check()?;
+        self.batch.push_record(&mut self.planner, payload)
+    }
+
+    /// Adds a transaction (all entries or none after a crash); returns its first LSN.
+    pub fn append_transaction<B: AsRef<[u8]>>(&mut self, entries: &[B]) -> Result<Lsn, WalError> {
+        self.check()?;
+        self.batch.push_transaction(&mut self.planner, entries)
+    }
+
+    /// Writes and fsyncs the pending batch; returns the last durable LSN.
+    pub fn sync(&mut self) -> Result<Lsn, WalError> {
+        self.check()?;
+        if self.batch.is_empty() {
+            return Ok(self.durable);
+        }
+        let batch = std::mem::replace(&mut self.batch, Batch::new(&self.planner));
+        match self.writer.write_batch(&batch) {
+            Ok(()) => {}
+            Err(BatchFailure::Write(e)) => {
+                self.planner = batch.start;
+                self.batch = Batch::new(&self.planner);
+                return Err(e);
+            }
+            Err(BatchFailure::Sync(e)) => {
+                // Never fsync that file again: rewrite the batch into a fresh segment.
+                let (rewrite, after) = batch.as_rewrite();
+                if let Err(f) = self.writer.write_batch(&rewrite) {
+                    let err = WalError::Poisoned {
+                        reason: format!("{e}; rewrite failed: {}", f.error()),
+                    };
+                    self.poisoned = Some(err.clone());
+                    return Err(err);
+                }
+                self.planner = after;
+                self.batch = Batch::new(&self.planner);
+            }
+            Err(BatchFailure::Unrepaired(e)) => {
+                let err = WalError::Poisoned {
+                    reason: e.to_string(),
+                };
+                self.poisoned = Some(err.clone());
+                return Err(err);
+            }
+        }
+        self.durable = Lsn(batch.end_lsn - 1);
+        Ok(self.durable)
+    }
+
+    /// The LSN the next append gets.
+    pub fn next_lsn(&self) -> Lsn {
+        Lsn(self.planner.next_lsn)
+    }
+
+    /// Removes whole segments below `lsn` (see [`LogDir::truncate_before`]).
+    pub fn truncate_before(&mut self, lsn: Lsn) -> Result<usize, WalError> {
+        Ok(self.dir.truncate_before(lsn)?.len())
+    }
+
+    fn check(&self) -> Result<(), WalError> {
+        match &self.poisoned {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+}

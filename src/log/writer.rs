@@ -1,0 +1,268 @@
+//! `SegmentWriter`: writes a planned [`Batch`] (one positional write per segment it
+//! touches) and `fdatasync`s it. Used by the flusher thread and by the queue's degraded
+//! (synchronous) path alike; each holds its own writer and file handles.
+//!
+//! Failure handling, in one place:
+//! - A failed *write* (ENOSPC, EIO, ...) cuts every segment the batch touched back to where
+//!   the batch began (or removes a segment the batch created), so no partial frame stays
+//!   and the batch's LSNs can be given out again.
+//! - A failed *fsync* is reported as such and the file is never synced again: after a
+//!   failed `fdatasync` the kernel may have dropped the dirty pages and marked them clean,
+//!   so a second fsync would "succeed" with the data gone (PostgreSQL's fsyncgate). The
+//!   caller rewrites the batch into a fresh segment instead ([`Batch::as_rewrite`]).
+
+use super::batch::Batch;
+use super::segment::{create_segment, list_segments, segment_name};
+use crate::error::WalError;
+use crate::storage::{SharedStorage, StorageFile};
+use std::path::{Path, PathBuf};
+
+/// How writing a batch failed.
+#[derive(Debug, Clone)]
+pub enum BatchFailure {
+    /// A write failed; the segments were cut back to where the batch began. Nothing of the
+    /// batch is on disk; its LSNs may be reused.
+    Write(WalError),
+    /// A write failed and cutting back failed too: the tail of the log may hold a partial
+    /// batch. The log must not be written again before recovery.
+    Unrepaired(WalError),
+    /// `fdatasync` failed: the batch's bytes may or may not be on disk, and that file must
+    /// never be synced again.
+    Sync(WalError),
+}
+
+impl BatchFailure {
+    /// The underlying error.
+    pub fn error(&self) -> &WalError {
+        match self {
+            BatchFailure::Write(e) | BatchFailure::Unrepaired(e) | BatchFailure::Sync(e) => e,
+        }
+    }
+}
+
+/// Writes batches into the segments of one log directory.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    storage: SharedStorage,
+    dir: PathBuf,
+    segment_size_bytes: u64,
+    preallocate: bool,
+    active: Option<(u64, Box<dyn StorageFile>)>,
+    /// Whether the named `flusher::*` failpoints fire in this writer: true for the flusher
+    /// thread's writer, false for the queue's degraded path (so a fault injected into "the
+    /// flusher" does not also strike the path that stands in for it).
+    pub failpoints: bool,
+}
+
+impl SegmentWriter {
+    /// A writer for the log in `dir`.
+    pub fn new(
+        storage: SharedStorage,
+        dir: &Path,
+        segment_size_bytes: u64,
+        preallocate: bool,
+    ) -> SegmentWriter {
+        SegmentWriter {
+            storage,
+            dir: dir.to_path_buf(),
+            segment_size_bytes,
+            preallocate,
+            active: None,
+            failpoints: false,
+        }
+    }
+
+    fn path_of(&self, first_lsn: u64) -> PathBuf {
+        self.dir.join(segment_name(first_lsn))
+    }
+
+    fn active_file(&mut self, first_lsn: u64) -> Result<&dyn StorageFile, WalError> {
+        if self.active.as_ref().map(|(l, _)| *l) != Some(first_lsn) {
+            let path = self.path_of(first_lsn);
+            let f = self
+                .storage
+                .open(&path, true)
+                .map_err(|e| WalError::io("open", &path, e))?;
+            self.active = Some((first_lsn, f));
+        }
+        match &self.active {
+            Some((_, f)) => Ok(f.as_ref()),
+            None => unreachable!("active was set just above"),
+        }
+    }
+
+    /// Forgets open file handles (after a failed fsync, the file must not be synced again
+    /// through this writer; a later write reopens what it needs).
+    pub fn forget_files(&mut self) {
+        self.active = None;
+    }
+
+    fn sync_active(&mut self) -> Result<(), BatchFailure> {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("flusher::before_sync", self.failpoints, |_| {
+            self.active = None;
+            Err(BatchFailure::Sync(WalError::io(
+                "fdatasync",
+                &self.dir,
+                std::io::Error::other("injected by failpoint flusher::before_sync"),
+            )))
+        });
+        if let Some((lsn, f)) = &self.active {
+            if let Err(e) = f.sync_data() {
+                let path = self.path_of(*lsn);
+                self.active = None;
+                return Err(BatchFailure::Sync(WalError::io("fdatasync", path, e)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `batch` and makes it durable.
+    pub fn write_batch(&mut self, batch: &Batch) -> Result<(), BatchFailure> {
+        let span = tracing::debug_span!(
+            "write_batch",
+            first_lsn = batch.first_lsn,
+            end_lsn = batch.end_lsn,
+            bytes = batch.buf.len()
+        );
+        let _enter = span.enter();
+        let mut done = 0;
+        for chunk in &batch.chunks {
+            if chunk.creates_segment {
+                // The previous segment must be durable before a later one can exist, so a
+                // crash never leaves a gap before a segment that survived.
+                if !batch.rewrite {
+                    self.sync_active()?;
+                } else {
+                    self.active = None;
+                    self.remove_from(chunk.segment_first_lsn)
+                        .map_err(BatchFailure::Write)?;
+                }
+                let (_, f) = match create_segment(
+                    self.storage.as_ref(),
+                    &self.dir,
+                    chunk.segment_first_lsn,
+                    self.segment_size_bytes,
+                    self.preallocate,
+                ) {
+                    Ok(x) => x,
+                    Err(e) => return Err(self.undo(batch, done, e)),
+                };
+                self.active = Some((chunk.segment_first_lsn, f));
+            }
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("flusher::before_write", self.failpoints, |_| {
+                let e = WalError::io(
+                    "write",
+                    self.path_of(chunk.segment_first_lsn),
+                    std::io::Error::other("injected by failpoint flusher::before_write"),
+                );
+                Err(self.undo(batch, done, e))
+            });
+            let res = self.active_file(chunk.segment_first_lsn).and_then(|f| {
+                f.write_all_at(&batch.buf[chunk.start..chunk.end], chunk.offset)
+                    .map_err(|e| WalError::io("write", PathBuf::new(), e))
+            });
+            if let Err(e) = res {
+                let e = with_path(e, self.path_of(chunk.segment_first_lsn));
+                return Err(self.undo(batch, done, e));
+            }
+            done += 1;
+        }
+        self.sync_active()?;
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("flusher::after_sync", self.failpoints, |_| {
+            // Reported as an fsync failure: the bytes may be on disk, so the batch is
+            // rewritten to a fresh segment rather than its LSNs given out again.
+            self.active = None;
+            Err(BatchFailure::Sync(WalError::io(
+                "fdatasync",
+                &self.dir,
+                std::io::Error::other("injected by failpoint flusher::after_sync"),
+            )))
+        });
+        Ok(())
+    }
+
+    /// Removes every segment whose first LSN is at or after `first_lsn` (they hold only
+    /// unacknowledged records) and fsyncs the directory.
+    fn remove_from(&self, first_lsn: u64) -> Result<(), WalError> {
+        let (segments, _) = list_segments(self.storage.as_ref(), &self.dir)?;
+        let mut removed = false;
+        for s in segments.iter().filter(|s| s.first_lsn >= first_lsn) {
+            self.storage
+                .remove(&s.path)
+                .map_err(|e| WalError::io("remove", &s.path, e))?;
+            removed = true;
+        }
+        if removed {
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(|e| WalError::io("fsync dir", &self.dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Undoes the chunks written so far (and the one that failed): cuts each segment back
+    /// to the chunk's offset, or removes a segment the batch created.
+    fn undo(&mut self, batch: &Batch, written: usize, error: WalError) -> BatchFailure {
+        tracing::warn!(%error, first_lsn = batch.first_lsn, "batch write failed; cutting back");
+        self.active = None;
+        let touched = (written + 1).min(batch.chunks.len());
+        let mut repair = Ok(());
+        let mut created = false;
+        for chunk in batch.chunks[..touched].iter().rev() {
+            let path = self.path_of(chunk.segment_first_lsn);
+            let r = if chunk.creates_segment {
+                created = true;
+                match self.storage.remove(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(WalError::io("remove", &path, e))
+                    }
+                    _ => Ok(()),
+                }
+            } else {
+                self.cut(&path, chunk.offset)
+            };
+            repair = repair.and(r);
+        }
+        if created && repair.is_ok() {
+            repair = self
+                .storage
+                .sync_dir(&self.dir)
+                .map_err(|e| WalError::io("fsync dir", &self.dir, e));
+        }
+        match repair {
+            Ok(()) => BatchFailure::Write(error),
+            Err(r) => {
+                tracing::error!(error = %r, "cutting back a failed batch failed");
+                BatchFailure::Unrepaired(error)
+            }
+        }
+    }
+
+    fn cut(&self, path: &Path, offset: u64) -> Result<(), WalError> {
+        let f = self
+            .storage
+            .open(path, true)
+            .map_err(|e| WalError::io("open", path, e))?;
+        f.set_len(offset)
+            .map_err(|e| WalError::io("truncate", path, e))?;
+        if self.preallocate {
+            // Best effort: the blocks come back at the next rollover if this fails.
+            let _ = f.allocate(self.segment_size_bytes);
+        }
+        f.sync_all().map_err(|e| WalError::io("fsync", path, e))
+    }
+}
+
+fn with_path(e: WalError, path: PathBuf) -> WalError {
+    match e {
+        WalError::Io { op, source, .. } => WalError::Io { op, path, source },
+        WalError::DiskFull { op, source, .. } => WalError::DiskFull { op, path, source },
+        WalError::PermissionDenied { op, source, .. } => {
+            WalError::PermissionDenied { op, path, source }
+        }
+        other => other,
+    }
+}
