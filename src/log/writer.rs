@@ -126,8 +126,7 @@ impl SegmentWriter {
             bytes = batch.buf.len()
         );
         let _enter = span.enter();
-        let mut done = 0;
-        for chunk in &batch.chunks {
+        for (done, chunk) in batch.chunks.iter().enumerate() {
             if chunk.creates_segment {
                 // The previous segment must be durable before a later one can exist, so a
                 // crash never leaves a gap before a segment that survived.
@@ -167,7 +166,6 @@ impl SegmentWriter {
                 let e = with_path(e, self.path_of(chunk.segment_first_lsn));
                 return Err(self.undo(batch, done, e));
             }
-            done += 1;
         }
         self.sync_active()?;
         #[cfg(feature = "failpoints")]

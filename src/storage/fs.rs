@@ -82,7 +82,7 @@ impl StorageFile for FsFile {
         self.0.read_exact_at(buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 

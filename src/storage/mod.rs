@@ -43,7 +43,7 @@ pub trait StorageFile: Send + fmt::Debug {
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// The file's size in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn size_bytes(&self) -> io::Result<u64>;
     /// Sets the file's size.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Reserves blocks up to `len` bytes so that later writes need no metadata update.
@@ -65,7 +65,7 @@ pub fn default_storage() -> SharedStorage {
 
 /// Reads a whole file into a buffer.
 pub(crate) fn read_all(file: &dyn StorageFile) -> io::Result<Vec<u8>> {
-    let len = file.len()?;
+    let len = file.size_bytes()?;
     let len = usize::try_from(len).map_err(|_| io::Error::other("file too large"))?;
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, 0)?;
