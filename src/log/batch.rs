@@ -92,6 +92,16 @@ impl Batch {
     /// Reserves room for a frame of `payload_len` bytes, rolling to a new segment when it
     /// would not fit in the current one.
     fn place(&mut self, planner: &mut Planner, payload_len: u64) -> Result<(), WalError> {
+        let at = self.buf.len();
+        self.place_at(planner, payload_len, at)
+    }
+
+    fn place_at(
+        &mut self,
+        planner: &mut Planner,
+        payload_len: u64,
+        at: usize,
+    ) -> Result<(), WalError> {
         if payload_len > planner.max_record_bytes {
             return Err(WalError::RecordTooLarge {
                 size_bytes: payload_len,
@@ -105,7 +115,6 @@ impl Batch {
             planner.segment_first_lsn = planner.next_lsn;
             planner.offset = header;
         }
-        let at = self.buf.len();
         match self.chunks.last_mut() {
             Some(c) if !roll && c.segment_first_lsn == planner.segment_first_lsn => {}
             _ => self.chunks.push(Chunk {
@@ -151,6 +160,29 @@ impl Batch {
         let delta = (planner.next_lsn - self.first_lsn) as u32;
         encode_transaction(&mut self.buf, planner.next_lsn, delta, entries);
         Ok(self.finish_frame(planner, entries.len() as u64))
+    }
+
+    /// Plans the batch's frames again from `planner` (which must stand at this batch's first
+    /// LSN): after a rewrite moved the log to a fresh segment, batches queued behind it go
+    /// where the log now continues. The frames themselves do not change.
+    pub fn replan(&mut self, planner: &mut Planner) {
+        debug_assert_eq!(planner.next_lsn, self.first_lsn);
+        self.start = *planner;
+        self.chunks.clear();
+        let mut pos = 0;
+        while pos + FRAME_HEADER_BYTES <= self.buf.len() {
+            let h = &self.buf[pos..pos + FRAME_HEADER_BYTES];
+            let payload_len = u64::from(u32::from_le_bytes([h[4], h[5], h[6], h[7]]));
+            let count = u64::from(u16::from_le_bytes([h[20], h[21]]));
+            // Cannot fail: the frame passed the same size check when it was first placed.
+            let _ = self.place_at(planner, payload_len, pos);
+            pos += FRAME_HEADER_BYTES + payload_len as usize;
+            planner.next_lsn += count;
+            if let Some(c) = self.chunks.last_mut() {
+                c.end = pos;
+            }
+        }
+        debug_assert_eq!(planner.next_lsn, self.end_lsn);
     }
 
     /// The same frames planned into a fresh segment named by `first_lsn`, replacing every

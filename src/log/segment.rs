@@ -95,21 +95,32 @@ pub fn create_segment(
     let name = segment_name(first_lsn);
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.tmp"));
-    let file = storage
-        .create(&tmp)
-        .map_err(|e| WalError::io("create", &tmp, e))?;
-    let header = SegmentHeader::encode(first_lsn);
-    file.write_all_at(&header, 0)
-        .map_err(|e| WalError::io("write header", &tmp, e))?;
-    if preallocate {
-        file.allocate(segment_size_bytes)
-            .map_err(|e| WalError::io("fallocate", &tmp, e))?;
-    }
-    file.sync_all()
-        .map_err(|e| WalError::io("fsync", &tmp, e))?;
-    storage
-        .rename(&tmp, &path)
-        .map_err(|e| WalError::io("rename", &tmp, e))?;
+    let build = || -> Result<Box<dyn StorageFile>, WalError> {
+        let file = storage
+            .create(&tmp)
+            .map_err(|e| WalError::io("create", &tmp, e))?;
+        let header = SegmentHeader::encode(first_lsn);
+        file.write_all_at(&header, 0)
+            .map_err(|e| WalError::io("write header", &tmp, e))?;
+        if preallocate {
+            file.allocate(segment_size_bytes)
+                .map_err(|e| WalError::io("fallocate", &tmp, e))?;
+        }
+        file.sync_all()
+            .map_err(|e| WalError::io("fsync", &tmp, e))?;
+        storage
+            .rename(&tmp, &path)
+            .map_err(|e| WalError::io("rename", &tmp, e))?;
+        Ok(file)
+    };
+    let file = match build() {
+        Ok(f) => f,
+        Err(e) => {
+            // Best effort: a leftover .tmp is also removed by recovery.
+            let _ = storage.remove(&tmp);
+            return Err(e);
+        }
+    };
     storage
         .sync_dir(dir)
         .map_err(|e| WalError::io("fsync dir", dir, e))?;

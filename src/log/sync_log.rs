@@ -119,6 +119,7 @@ impl LogWriter {
                 self.planner = after;
                 self.batch = Batch::new(&self.planner);
             }
+            Err(BatchFailure::Fenced) => unreachable!("a LogWriter's writer has no fence"),
             Err(BatchFailure::Unrepaired(e)) => {
                 let err = WalError::Poisoned {
                     reason: e.to_string(),

@@ -16,6 +16,8 @@ use super::segment::{create_segment, list_segments, segment_name};
 use crate::error::WalError;
 use crate::storage::{SharedStorage, StorageFile};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// How writing a batch failed.
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub enum BatchFailure {
     /// `fdatasync` failed: the batch's bytes may or may not be on disk, and that file must
     /// never be synced again.
     Sync(WalError),
+    /// The writer was fenced off (another writer took over): it stopped and repaired nothing.
+    Fenced,
 }
 
 impl BatchFailure {
@@ -36,9 +40,12 @@ impl BatchFailure {
     pub fn error(&self) -> &WalError {
         match self {
             BatchFailure::Write(e) | BatchFailure::Unrepaired(e) | BatchFailure::Sync(e) => e,
+            BatchFailure::Fenced => &FENCED,
         }
     }
 }
+
+static FENCED: WalError = WalError::ShutDown;
 
 /// Writes batches into the segments of one log directory.
 #[derive(Debug)]
@@ -52,6 +59,9 @@ pub struct SegmentWriter {
     /// thread's writer, false for the queue's degraded path (so a fault injected into "the
     /// flusher" does not also strike the path that stands in for it).
     pub failpoints: bool,
+    /// `(current, mine)`: when `current` no longer holds `mine`, this writer has been
+    /// replaced and must not write, sync or repair anything (a stalled flusher waking up).
+    pub fence: Option<(Arc<AtomicU64>, u64)>,
 }
 
 impl SegmentWriter {
@@ -69,6 +79,7 @@ impl SegmentWriter {
             preallocate,
             active: None,
             failpoints: false,
+            fence: None,
         }
     }
 
@@ -97,7 +108,16 @@ impl SegmentWriter {
         self.active = None;
     }
 
+    fn fenced(&self) -> bool {
+        self.fence
+            .as_ref()
+            .is_some_and(|(cur, mine)| cur.load(Ordering::Acquire) != *mine)
+    }
+
     fn sync_active(&mut self) -> Result<(), BatchFailure> {
+        if self.fenced() {
+            return Err(BatchFailure::Fenced);
+        }
         #[cfg(feature = "failpoints")]
         fail::fail_point!("flusher::before_sync", self.failpoints, |_| {
             self.active = None;
@@ -204,6 +224,9 @@ impl SegmentWriter {
     /// Undoes the chunks written so far (and the one that failed): cuts each segment back
     /// to the chunk's offset, or removes a segment the batch created.
     fn undo(&mut self, batch: &Batch, written: usize, error: WalError) -> BatchFailure {
+        if self.fenced() {
+            return BatchFailure::Fenced;
+        }
         tracing::warn!(%error, first_lsn = batch.first_lsn, "batch write failed; cutting back");
         self.active = None;
         let touched = (written + 1).min(batch.chunks.len());

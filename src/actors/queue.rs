@@ -1,0 +1,1084 @@
+//! The `Queue` actor: takes appends and commits, assigns LSNs in arrival order, encodes
+//! frames once into the gathering batch, hands one batch at a time to the flusher while
+//! the next gathers (double buffering), and answers each waiter when its LSN is durable.
+//!
+//! There is no timer on the durable path: a batch is dispatched as soon as the previous
+//! one completes, so one committer waits about one fsync and many share it. `Buffered`
+//! appends are answered at once and flushed within `flush_interval_ms`.
+//!
+//! The queue owns the file offsets (the [`Planner`]), so a batch can be written again at
+//! the same places by whoever stands in for a dead flusher. When the flusher is dead the
+//! queue is in degraded mode: it writes and fsyncs batches itself on a blocking thread.
+
+use crate::actors::flusher::{FlushFault, Flusher, WriteBatch};
+use crate::actors::supervisor::FlusherDied;
+use crate::config::{Durability, WalConfig, WhenFull};
+use crate::error::WalError;
+use crate::log::batch::check_transaction;
+use crate::log::{Batch, BatchFailure, LogDir, Planner, SegmentWriter};
+use crate::lsn::Lsn;
+use crate::stats::{WalMode, WalStats};
+use actix::dev::{MessageResponse, OneshotSender};
+use actix::prelude::*;
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where a durability notification goes, besides the reply of `send`.
+#[derive(Debug, Clone)]
+pub struct Notify {
+    /// The recipient.
+    pub to: Recipient<DurabilityReply>,
+    /// A value of the caller's, returned in the notification.
+    pub token: u64,
+}
+
+/// Sent to a [`Notify`] recipient once an append or commit is durable (or has failed).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct DurabilityReply {
+    /// The caller's token.
+    pub token: u64,
+    /// The LSN (a commit's first LSN), or why the append failed.
+    pub result: Result<Lsn, WalError>,
+}
+
+/// Options shared by [`Append`] and [`Commit`].
+#[derive(Debug, Clone, Default)]
+pub struct AppendOptions {
+    /// Durability of this message; `None` uses the config's default.
+    pub durability: Option<Durability>,
+    /// Dispatch the batch holding this message now (a `Buffered` append otherwise waits
+    /// up to `flush_interval_ms`).
+    pub flush_now: bool,
+    /// Also notify this recipient when the message is durable.
+    pub notify: Option<Notify>,
+}
+
+/// Append one record. Replies with its LSN: after it is fsynced for
+/// [`Durability::Durable`], at once for [`Durability::Buffered`].
+///
+/// Do not wrap the `send()` of this message in a timeout: actix may drop a message whose
+/// sender went away before its handler ran, so a timed-out append may or may not be in
+/// the log. Wait for the reply; back-pressure keeps it bounded.
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// The record's bytes.
+    pub payload: Vec<u8>,
+    /// Durability and notification options.
+    pub options: AppendOptions,
+}
+
+impl Append {
+    /// A durable (by default) append of `payload`.
+    pub fn new(payload: impl Into<Vec<u8>>) -> Append {
+        Append {
+            payload: payload.into(),
+            options: AppendOptions::default(),
+        }
+    }
+
+    /// Sets the durability policy by name.
+    pub fn durability(mut self, durability: Durability) -> Append {
+        self.options.durability = Some(durability);
+        self
+    }
+
+    /// Asks for an immediate flush of the batch holding this record.
+    pub fn flush_now(mut self) -> Append {
+        self.options.flush_now = true;
+        self
+    }
+
+    /// Also sends a [`DurabilityReply`] with `token` to `to`.
+    pub fn notify(mut self, to: Recipient<DurabilityReply>, token: u64) -> Append {
+        self.options.notify = Some(Notify { to, token });
+        self
+    }
+}
+
+impl Message for Append {
+    type Result = Result<Lsn, WalError>;
+}
+
+/// Commit a transaction: its entries are written in one frame, so after any crash
+/// recovery yields all of them or none. Entry `i` gets LSN `first + i`; the reply is
+/// `first`.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The entries, at least one and at most 65,535.
+    pub entries: Vec<Vec<u8>>,
+    /// Durability and notification options.
+    pub options: AppendOptions,
+}
+
+impl Commit {
+    /// A durable (by default) transaction of `entries`.
+    pub fn new(entries: Vec<Vec<u8>>) -> Commit {
+        Commit {
+            entries,
+            options: AppendOptions::default(),
+        }
+    }
+
+    /// Sets the durability policy by name.
+    pub fn durability(mut self, durability: Durability) -> Commit {
+        self.options.durability = Some(durability);
+        self
+    }
+
+    /// Asks for an immediate flush.
+    pub fn flush_now(mut self) -> Commit {
+        self.options.flush_now = true;
+        self
+    }
+
+    /// Also sends a [`DurabilityReply`] with `token` to `to`.
+    pub fn notify(mut self, to: Recipient<DurabilityReply>, token: u64) -> Commit {
+        self.options.notify = Some(Notify { to, token });
+        self
+    }
+}
+
+impl Message for Commit {
+    type Result = Result<Lsn, WalError>;
+}
+
+/// Make everything queued so far durable. Replies with the highest durable LSN
+/// (`Lsn(0)` for an empty log).
+#[derive(Debug, Clone, Copy)]
+pub struct Flush;
+
+impl Message for Flush {
+    type Result = Result<Lsn, WalError>;
+}
+
+/// Ask for the log's figures.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "WalStats")]
+pub struct GetStats;
+
+/// Switch between async group commit and synchronous mode (write + fsync per message) at
+/// run time. `WalMode::Degraded` is set by the log itself and refused here.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), WalError>")]
+pub struct SetMode(pub WalMode);
+
+/// Stop taking appends, write and fsync everything queued, answer every waiter, release
+/// the log directory. Later appends get [`WalError::ShutDown`].
+#[derive(Debug, Clone, Copy)]
+pub struct Shutdown;
+
+impl Message for Shutdown {
+    type Result = Result<(), WalError>;
+}
+
+/// Checkpoint: remove whole segments whose records all lie below the LSN. Replies with
+/// the number of segments removed.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<usize, WalError>")]
+pub struct TruncateBefore(pub Lsn);
+
+/// From the supervisor: a healthy flusher to hand batches to (the log leaves degraded mode).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AttachFlusher {
+    /// The flusher.
+    pub addr: Addr<Flusher>,
+    /// Its generation.
+    pub generation: u64,
+    /// Restarts so far.
+    pub restarts: u64,
+}
+
+/// From the supervisor: flusher `generation` is dead; write batches locally.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct EnterDegraded {
+    /// The dead flusher's generation.
+    pub generation: u64,
+    /// Why it is considered dead.
+    pub reason: String,
+}
+
+type Tx = OneshotSender<Result<Lsn, WalError>>;
+
+/// A caller waiting for durability.
+struct Waiter {
+    /// LSN after the last one it covers: durable once `durable_end >= end`.
+    end: u64,
+    /// The value answered.
+    reply: Lsn,
+    tx: Option<Tx>,
+    notify: Option<Notify>,
+}
+
+impl Waiter {
+    fn answer(self, result: Result<Lsn, WalError>) {
+        if let Some(n) = self.notify {
+            n.to.do_send(DurabilityReply {
+                token: n.token,
+                result: result.clone(),
+            });
+        }
+        if let Some(tx) = self.tx {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+/// Reply slots shared between the handlers and [`LsnResponse`], which receives actix's
+/// reply sender right after the handler returns (so a parked caller costs no future).
+#[derive(Default)]
+struct Replies {
+    waiters: VecDeque<Waiter>,
+    stash_tx: Option<Tx>,
+}
+
+/// The response type of `Append`, `Commit` and `Flush`: either an answer now, or a slot
+/// to park actix's reply sender in until the LSN is durable.
+pub struct LsnResponse(Resp);
+
+enum Resp {
+    Ready(Result<Lsn, WalError>),
+    Park(Rc<RefCell<Replies>>),
+    Stash(Rc<RefCell<Replies>>),
+}
+
+impl<M> MessageResponse<Queue, M> for LsnResponse
+where
+    M: Message<Result = Result<Lsn, WalError>>,
+{
+    fn handle(self, _ctx: &mut Context<Queue>, tx: Option<OneshotSender<M::Result>>) {
+        match self.0 {
+            Resp::Ready(r) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(r);
+                }
+            }
+            Resp::Park(slots) => {
+                if let Some(w) = slots.borrow_mut().waiters.back_mut() {
+                    w.tx = tx;
+                }
+            }
+            Resp::Stash(slots) => slots.borrow_mut().stash_tx = tx,
+        }
+    }
+}
+
+/// What a message asks to append.
+enum Entry {
+    Record(Vec<u8>),
+    Txn(Vec<Vec<u8>>),
+}
+
+impl Entry {
+    fn payload_bytes(&self) -> usize {
+        match self {
+            Entry::Record(p) => p.len(),
+            Entry::Txn(e) => crate::format::frame::transaction_payload_len(e),
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Entry::Record(_) => 1,
+            Entry::Txn(e) => e.len(),
+        }
+    }
+}
+
+/// An append held while the queue is full (at most one: a full queue takes no messages).
+struct Stashed {
+    entry: Entry,
+    options: AppendOptions,
+}
+
+/// How a dispatched batch ended.
+#[derive(Clone)]
+enum Done {
+    Written(Duration),
+    Failed(BatchFailure),
+    /// The flusher of this generation is dead (panic, closed mailbox, stall).
+    Dead(u64, String),
+}
+
+type DoneFuture = Shared<LocalBoxFuture<'static, Done>>;
+
+struct InFlight {
+    id: u64,
+    batch: Arc<Batch>,
+    done: DoneFuture,
+}
+
+struct FlusherRef {
+    addr: Addr<Flusher>,
+    generation: u64,
+}
+
+/// The queue actor.
+pub struct Queue {
+    cfg: Arc<WalConfig>,
+    dir: Option<LogDir>,
+    planner: Planner,
+    pending: VecDeque<Batch>,
+    in_flight: Option<InFlight>,
+    next_batch_id: u64,
+    replies: Rc<RefCell<Replies>>,
+    stash: Option<Stashed>,
+    /// All LSNs below this are durable.
+    durable_end: u64,
+    /// LSNs below this must be flushed promptly (durable waiters, `flush_now`, `Flush`).
+    urgent_end: u64,
+    queued_bytes: usize,
+    queued_entries: usize,
+    requested_mode: WalMode,
+    flusher: Option<FlusherRef>,
+    /// The generation the supervisor holds current; cleared here as soon as a death is
+    /// seen so a stalled flusher cannot write behind the degraded path.
+    current_generation: Arc<AtomicU64>,
+    /// The writer of degraded mode, used on a blocking thread.
+    local_writer: Arc<Mutex<SegmentWriter>>,
+    supervisor: Recipient<FlusherDied>,
+    sync_failures_in_row: u32,
+    poisoned: Option<WalError>,
+    shutting_down: bool,
+    shutdown_waiters: Vec<futures::channel::oneshot::Sender<Result<(), WalError>>>,
+    timer: Option<SpawnHandle>,
+    spare: Vec<Vec<u8>>,
+    stats: WalStats,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("planner", &self.planner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the queue starts from.
+pub struct QueueSetup {
+    /// The configuration.
+    pub cfg: Arc<WalConfig>,
+    /// The locked log directory.
+    pub dir: LogDir,
+    /// Where appends continue.
+    pub planner: Planner,
+    /// The first flusher and its generation.
+    pub flusher: (Addr<Flusher>, u64),
+    /// The generation fence shared with the supervisor.
+    pub current_generation: Arc<AtomicU64>,
+    /// The supervisor, told of flusher deaths the queue sees.
+    pub supervisor: Recipient<FlusherDied>,
+}
+
+impl Queue {
+    /// A queue over a recovered log.
+    pub fn new(setup: QueueSetup) -> Queue {
+        let QueueSetup {
+            cfg,
+            dir,
+            planner,
+            flusher,
+            current_generation,
+            supervisor,
+        } = setup;
+        let local_writer = SegmentWriter::new(
+            cfg.storage.clone(),
+            dir.path(),
+            cfg.segment_size_bytes,
+            cfg.preallocate,
+        );
+        let durable_end = planner.next_lsn;
+        Queue {
+            dir: Some(dir),
+            planner,
+            pending: VecDeque::new(),
+            in_flight: None,
+            next_batch_id: 0,
+            replies: Rc::default(),
+            stash: None,
+            durable_end,
+            urgent_end: 0,
+            queued_bytes: 0,
+            queued_entries: 0,
+            requested_mode: WalMode::Async,
+            flusher: Some(FlusherRef {
+                addr: flusher.0,
+                generation: flusher.1,
+            }),
+            current_generation,
+            local_writer: Arc::new(Mutex::new(local_writer)),
+            supervisor,
+            sync_failures_in_row: 0,
+            poisoned: None,
+            shutting_down: false,
+            shutdown_waiters: Vec::new(),
+            timer: None,
+            spare: Vec::new(),
+            stats: WalStats {
+                flusher_healthy: true,
+                ..WalStats::default()
+            },
+            cfg,
+        }
+    }
+
+    fn refusal(&self) -> Option<WalError> {
+        if let Some(p) = &self.poisoned {
+            return Some(p.clone());
+        }
+        if self.shutting_down {
+            return Some(WalError::ShutDown);
+        }
+        None
+    }
+
+    fn has_room(&self, frame_bytes: usize, count: usize) -> bool {
+        let empty = self.queued_entries == 0;
+        empty
+            || (self.queued_bytes + frame_bytes <= self.cfg.max_queue_bytes
+                && self.queued_entries + count <= self.cfg.max_queue_entries)
+    }
+
+    /// Takes an append or commit: refuse, stash (queue full), or admit it.
+    fn submit(
+        &mut self,
+        entry: Entry,
+        options: AppendOptions,
+        ctx: &mut Context<Self>,
+    ) -> LsnResponse {
+        if let Some(e) = self.refusal() {
+            return LsnResponse(Resp::Ready(Err(e)));
+        }
+        let payload = entry.payload_bytes() as u64;
+        if payload > self.cfg.max_record_bytes {
+            return LsnResponse(Resp::Ready(Err(WalError::RecordTooLarge {
+                size_bytes: payload,
+                max_bytes: self.cfg.max_record_bytes,
+            })));
+        }
+        if let Entry::Txn(e) = &entry {
+            if let Err(err) = check_transaction(e.len()) {
+                return LsnResponse(Resp::Ready(Err(err)));
+            }
+        }
+        let frame = crate::format::FRAME_HEADER_BYTES + payload as usize;
+        if !self.has_room(frame, entry.count()) {
+            if self.cfg.when_full == WhenFull::Fail {
+                return LsnResponse(Resp::Ready(Err(WalError::QueueFull {
+                    entries: self.queued_entries,
+                    bytes: self.queued_bytes,
+                })));
+            }
+            if self.wait_in_flight(ctx) {
+                self.stash = Some(Stashed { entry, options });
+                self.stats.blocked_appends = 1;
+                return LsnResponse(Resp::Stash(self.replies.clone()));
+            }
+            // Nothing in flight to wait for (cannot happen while anything is queued):
+            // admit over the limit rather than wait forever.
+        }
+        match self.admit(entry, &options, ctx) {
+            Ok(Some(lsn)) => {
+                // Buffered: answered now; a notification still follows durability.
+                if let Some(n) = options.notify {
+                    self.replies.borrow_mut().waiters.push_back(Waiter {
+                        end: self.planner.next_lsn,
+                        reply: lsn,
+                        tx: None,
+                        notify: Some(n),
+                    });
+                }
+                LsnResponse(Resp::Ready(Ok(lsn)))
+            }
+            Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
+            Err(e) => LsnResponse(Resp::Ready(Err(e))),
+        }
+    }
+
+    /// Encodes an entry into the gathering batch. Returns `Some(lsn)` for a buffered
+    /// append (answer now), `None` when a durable waiter was parked (its sender is filled
+    /// in by [`LsnResponse`]).
+    fn admit(
+        &mut self,
+        entry: Entry,
+        options: &AppendOptions,
+        ctx: &mut Context<Self>,
+    ) -> Result<Option<Lsn>, WalError> {
+        let frame = crate::format::FRAME_HEADER_BYTES + entry.payload_bytes();
+        let needs_new = match self.pending.back() {
+            None => true,
+            Some(b) => {
+                b.bytes() + frame > self.cfg.max_batch_bytes || self.requested_mode == WalMode::Sync
+            }
+        };
+        if needs_new {
+            let buf = self.spare.pop().unwrap_or_default();
+            self.pending
+                .push_back(Batch::with_buffer(&self.planner, buf));
+        }
+        let Some(batch) = self.pending.back_mut() else {
+            unreachable!("a batch was pushed just above if none was gathering")
+        };
+        let lsn = match &entry {
+            Entry::Record(p) => batch.push_record(&mut self.planner, p)?,
+            Entry::Txn(e) => batch.push_transaction(&mut self.planner, e)?,
+        };
+        tracing::trace!(lsn = lsn.0, bytes = frame, "queued");
+        self.queued_bytes += frame;
+        self.queued_entries += entry.count();
+        self.stats.peak_queue_bytes = self.stats.peak_queue_bytes.max(self.queued_bytes);
+        let end = self.planner.next_lsn;
+        let durable = options.durability.unwrap_or(self.cfg.durability) == Durability::Durable;
+        if durable || options.flush_now {
+            self.urgent_end = end;
+        }
+        let result = if durable {
+            self.replies.borrow_mut().waiters.push_back(Waiter {
+                end,
+                reply: lsn,
+                tx: None,
+                notify: options.notify.clone(),
+            });
+            None
+        } else {
+            Some(lsn)
+        };
+        self.kick(ctx);
+        Ok(result)
+    }
+
+    /// Dispatches the next batch if none is in flight and it is due; otherwise makes sure
+    /// the buffered-flush timer runs.
+    fn kick(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() || self.poisoned.is_some() {
+            return;
+        }
+        let Some(front) = self.pending.front() else {
+            return;
+        };
+        let due = self.urgent_end > front.first_lsn
+            || self.pending.len() > 1
+            || self.shutting_down
+            || self.requested_mode == WalMode::Sync
+            || front.bytes() * 2 >= self.cfg.max_batch_bytes;
+        if !due {
+            if self.timer.is_none() {
+                let after = Duration::from_millis(self.cfg.flush_interval_ms);
+                self.timer = Some(ctx.run_later(after, |act, ctx| {
+                    act.timer = None;
+                    act.urgent_end = act.urgent_end.max(act.planner.next_lsn);
+                    act.kick(ctx);
+                }));
+            }
+            return;
+        }
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        let Some(batch) = self.pending.pop_front() else {
+            return;
+        };
+        self.dispatch(Arc::new(batch), ctx);
+    }
+
+    fn dispatch(&mut self, batch: Arc<Batch>, ctx: &mut Context<Self>) {
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        let fut: LocalBoxFuture<'static, Done> = match &self.flusher {
+            Some(f) => {
+                let addr = f.addr.clone();
+                let generation = f.generation;
+                let stall = Duration::from_millis(self.cfg.flusher_stall_timeout_ms);
+                let msg = WriteBatch {
+                    batch: batch.clone(),
+                };
+                async move {
+                    match actix_rt::time::timeout(stall, addr.send(msg)).await {
+                        Ok(Ok(Ok(took))) => Done::Written(took),
+                        Ok(Ok(Err(FlushFault::Failed(f)))) => Done::Failed(f),
+                        Ok(Ok(Err(FlushFault::Panicked(p)))) => {
+                            Done::Dead(generation, format!("flusher panicked: {p}"))
+                        }
+                        Ok(Ok(Err(FlushFault::Stale))) => {
+                            Done::Dead(generation, "flusher was replaced".into())
+                        }
+                        Ok(Err(e)) => Done::Dead(generation, format!("flusher mailbox: {e}")),
+                        Err(_) => Done::Dead(
+                            generation,
+                            format!("flusher stalled: no reply within {} ms", stall.as_millis()),
+                        ),
+                    }
+                }
+                .boxed_local()
+            }
+            None => {
+                let writer = self.local_writer.clone();
+                let b = batch.clone();
+                async move {
+                    let job = move || {
+                        let started = Instant::now();
+                        let mut w = match writer.lock() {
+                            Ok(w) => w,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        w.write_batch(&b).map(|()| started.elapsed())
+                    };
+                    match actix_rt::task::spawn_blocking(job).await {
+                        Ok(Ok(took)) => Done::Written(took),
+                        Ok(Err(f)) => Done::Failed(f),
+                        Err(e) => Done::Failed(BatchFailure::Sync(WalError::io(
+                            "degraded write",
+                            std::path::PathBuf::new(),
+                            std::io::Error::other(format!("blocking writer failed: {e}")),
+                        ))),
+                    }
+                }
+                .boxed_local()
+            }
+        };
+        let done = fut.shared();
+        tracing::debug!(
+            id,
+            first_lsn = batch.first_lsn,
+            end_lsn = batch.end_lsn,
+            bytes = batch.bytes(),
+            degraded = self.flusher.is_none(),
+            "dispatch batch"
+        );
+        self.in_flight = Some(InFlight {
+            id,
+            batch,
+            done: done.clone(),
+        });
+        let item = done
+            .into_actor(self)
+            .map(move |d, act, ctx| act.on_done(id, d, ctx));
+        if self.requested_mode == WalMode::Sync {
+            // Synchronous mode: take no other message until this one is durable.
+            ctx.wait(item);
+        } else {
+            ctx.spawn(item);
+        }
+    }
+
+    /// Stops taking messages until the batch in flight completes (queue full). Returns
+    /// false when there is nothing in flight to wait for.
+    fn wait_in_flight(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.in_flight.is_none() {
+            self.kick_now(ctx);
+        }
+        match &self.in_flight {
+            Some(f) => {
+                let id = f.id;
+                ctx.wait(
+                    f.done
+                        .clone()
+                        .into_actor(self)
+                        .map(move |d, act, ctx| act.on_done(id, d, ctx)),
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn kick_now(&mut self, ctx: &mut Context<Self>) {
+        self.urgent_end = self.urgent_end.max(self.planner.next_lsn);
+        self.kick(ctx);
+    }
+
+    fn on_done(&mut self, id: u64, done: Done, ctx: &mut Context<Self>) {
+        if self.in_flight.as_ref().map(|f| f.id) != Some(id) {
+            return; // already handled (a wait and a spawned item share one completion)
+        }
+        let Some(InFlight { batch, .. }) = self.in_flight.take() else {
+            return;
+        };
+        match done {
+            Done::Written(took) => self.on_written(&batch, took),
+            Done::Failed(BatchFailure::Write(e)) => self.on_write_failed(&batch, e),
+            Done::Failed(BatchFailure::Sync(e)) => self.on_sync_failed(&batch, e),
+            Done::Failed(BatchFailure::Unrepaired(e)) => {
+                self.poison(format!("a failed write could not be cut back: {e}"))
+            }
+            Done::Failed(BatchFailure::Fenced) => {
+                let generation = self.flusher.as_ref().map_or(0, |f| f.generation);
+                self.flusher_dead(generation, "flusher was fenced off".into());
+                self.requeue(&batch);
+            }
+            Done::Dead(generation, reason) => {
+                self.flusher_dead(generation, reason);
+                // Written again, by the degraded path, at the offsets the queue owns.
+                self.requeue(&batch);
+            }
+        }
+        self.after_progress(ctx);
+    }
+
+    fn requeue(&mut self, batch: &Arc<Batch>) {
+        self.pending.push_front(Batch::clone(batch));
+        self.urgent_end = self.urgent_end.max(batch.end_lsn);
+    }
+
+    fn on_written(&mut self, batch: &Arc<Batch>, took: Duration) {
+        self.sync_failures_in_row = 0;
+        self.durable_end = batch.end_lsn;
+        self.queued_bytes -= batch.bytes();
+        self.queued_entries -= batch.records;
+        self.stats.flushes += 1;
+        self.stats.entries_written += batch.records as u64;
+        self.stats.bytes_written += batch.bytes() as u64;
+        self.stats.last_flush_us = took.as_micros() as u64;
+        let mut replies = self.replies.borrow_mut();
+        while replies
+            .waiters
+            .front()
+            .is_some_and(|w| w.end <= batch.end_lsn)
+        {
+            if let Some(w) = replies.waiters.pop_front() {
+                let r = Ok(w.reply);
+                w.answer(r);
+            }
+        }
+        drop(replies);
+        if let Ok(b) = Arc::try_unwrap(Arc::clone(batch)) {
+            if self.spare.len() < 2 {
+                self.spare.push(b.buf);
+            }
+        }
+    }
+
+    /// A write failed and was cut back: that batch and every batch queued behind it (their
+    /// LSNs follow it) fail; the log continues where that batch began.
+    fn on_write_failed(&mut self, batch: &Arc<Batch>, error: WalError) {
+        tracing::warn!(%error, first_lsn = batch.first_lsn, "batch write failed; failing its callers");
+        self.stats.write_failures += 1;
+        self.fail_from(batch.first_lsn, &error);
+        self.pending.clear();
+        self.queued_bytes = 0;
+        self.queued_entries = 0;
+        self.planner = batch.start;
+        self.urgent_end = 0;
+    }
+
+    /// An fsync failed: never fsync that file again. Write the batch, from our own copy,
+    /// into a fresh segment named by its first LSN; only then acknowledge.
+    fn on_sync_failed(&mut self, batch: &Arc<Batch>, error: WalError) {
+        self.stats.sync_failures += 1;
+        self.sync_failures_in_row += 1;
+        tracing::warn!(%error, first_lsn = batch.first_lsn, attempt = self.sync_failures_in_row, "fsync failed; rewriting the batch to a fresh segment");
+        if self.sync_failures_in_row > self.cfg.max_sync_retries {
+            self.poison(format!(
+                "fsync failed {} times in a row: {error}",
+                self.sync_failures_in_row
+            ));
+            return;
+        }
+        let (rewrite, mut after) = batch.as_rewrite();
+        for b in self.pending.iter_mut() {
+            b.replan(&mut after);
+        }
+        self.planner = after;
+        self.pending.push_front(rewrite);
+        self.urgent_end = self.urgent_end.max(batch.end_lsn);
+    }
+
+    fn poison(&mut self, reason: String) {
+        tracing::error!(%reason, "log poisoned; reopen it to run recovery");
+        let err = WalError::Poisoned { reason };
+        self.stats.poisoned = true;
+        self.fail_from(0, &err);
+        self.pending.clear();
+        self.queued_bytes = 0;
+        self.queued_entries = 0;
+        self.poisoned = Some(err);
+    }
+
+    /// Answers `error` to every waiter whose message covers LSNs at or after `from`.
+    fn fail_from(&mut self, from: u64, error: &WalError) {
+        let mut replies = self.replies.borrow_mut();
+        while replies.waiters.back().is_some_and(|w| w.end > from) {
+            if let Some(w) = replies.waiters.pop_back() {
+                w.answer(Err(error.clone()));
+            }
+        }
+    }
+
+    fn flusher_dead(&mut self, generation: u64, reason: String) {
+        let _ = self.current_generation.compare_exchange(
+            generation,
+            0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if self
+            .flusher
+            .as_ref()
+            .is_some_and(|f| f.generation == generation)
+        {
+            self.flusher = None;
+            self.stats.flusher_deaths += 1;
+            self.stats.flusher_healthy = false;
+            tracing::warn!(generation, %reason, "flusher dead: degraded mode (the queue writes and fsyncs itself)");
+        }
+        self.supervisor.do_send(FlusherDied { generation, reason });
+    }
+
+    fn after_progress(&mut self, ctx: &mut Context<Self>) {
+        self.kick(ctx);
+        self.admit_stash(ctx);
+        self.finish_shutdown_if_idle();
+    }
+
+    /// Admits the append held while the queue was full, once there is room.
+    fn admit_stash(&mut self, ctx: &mut Context<Self>) {
+        let Some(stashed) = self.stash.take() else {
+            return;
+        };
+        let tx = self.replies.borrow_mut().stash_tx.take();
+        if let Some(e) = self.refusal() {
+            if let Some(tx) = tx {
+                let _ = tx.send(Err(e));
+            }
+            self.stats.blocked_appends = 0;
+            return;
+        }
+        let frame = crate::format::FRAME_HEADER_BYTES + stashed.entry.payload_bytes();
+        if !self.has_room(frame, stashed.entry.count()) && self.wait_in_flight(ctx) {
+            self.stash = Some(stashed);
+            self.replies.borrow_mut().stash_tx = tx;
+            return;
+        }
+        self.stats.blocked_appends = 0;
+        let notify = stashed.options.notify.clone();
+        match self.admit(stashed.entry, &stashed.options, ctx) {
+            Ok(Some(lsn)) => {
+                if let Some(n) = notify {
+                    self.replies.borrow_mut().waiters.push_back(Waiter {
+                        end: self.planner.next_lsn,
+                        reply: lsn,
+                        tx: None,
+                        notify: Some(n),
+                    });
+                }
+                if let Some(tx) = tx {
+                    let _ = tx.send(Ok(lsn));
+                }
+            }
+            Ok(None) => {
+                if let Some(w) = self.replies.borrow_mut().waiters.back_mut() {
+                    w.tx = tx;
+                }
+            }
+            Err(e) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.in_flight.is_none()
+            && (self.pending.is_empty() || self.poisoned.is_some())
+            && self.stash.is_none()
+    }
+
+    fn finish_shutdown_if_idle(&mut self) {
+        if !self.shutting_down || !self.idle() || self.dir.is_none() {
+            return;
+        }
+        let result = match &self.poisoned {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        };
+        // Release the lock file: the log can be opened again at once.
+        self.dir = None;
+        self.flusher = None;
+        tracing::debug!(durable_lsn = self.durable_end - 1, "queue shut down");
+        for w in self.shutdown_waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+
+    fn mode(&self) -> WalMode {
+        if self.flusher.is_none() && !self.shutting_down {
+            WalMode::Degraded
+        } else {
+            self.requested_mode
+        }
+    }
+}
+
+impl Actor for Queue {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // The mailbox bounds how many `send()`s wait here; a full queue stops taking
+        // messages, so senders wait in their own futures, not in our memory.
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+impl Handler<Append> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> LsnResponse {
+        self.submit(Entry::Record(msg.payload), msg.options, ctx)
+    }
+}
+
+impl Handler<Commit> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: Commit, ctx: &mut Self::Context) -> LsnResponse {
+        self.submit(Entry::Txn(msg.entries), msg.options, ctx)
+    }
+}
+
+impl Handler<Flush> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> LsnResponse {
+        if let Some(p) = &self.poisoned {
+            return LsnResponse(Resp::Ready(Err(p.clone())));
+        }
+        let end = self.planner.next_lsn;
+        if self.durable_end >= end {
+            return LsnResponse(Resp::Ready(Ok(Lsn(end - 1))));
+        }
+        self.replies.borrow_mut().waiters.push_back(Waiter {
+            end,
+            reply: Lsn(end - 1),
+            tx: None,
+            notify: None,
+        });
+        self.kick_now(ctx);
+        LsnResponse(Resp::Park(self.replies.clone()))
+    }
+}
+
+impl Handler<GetStats> for Queue {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        let mut s = self.stats.clone();
+        s.mode = self.mode();
+        s.requested_mode = self.requested_mode;
+        s.next_lsn = Lsn(self.planner.next_lsn);
+        s.durable_lsn = Lsn(self.durable_end - 1);
+        s.queue_depth = self.queued_entries;
+        s.queue_bytes = self.queued_bytes;
+        MessageResult(s)
+    }
+}
+
+impl Handler<SetMode> for Queue {
+    type Result = Result<(), WalError>;
+
+    fn handle(&mut self, msg: SetMode, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        if msg.0 == WalMode::Degraded {
+            return Err(WalError::InvalidConfig(
+                "Degraded is set by the log itself, not by SetMode".into(),
+            ));
+        }
+        tracing::debug!(mode = ?msg.0, "mode switched");
+        self.requested_mode = msg.0;
+        if msg.0 == WalMode::Sync {
+            // Everything gathered so far goes out before the next message is taken.
+            self.kick_now(ctx);
+            if let Some(f) = &self.in_flight {
+                let id = f.id;
+                ctx.wait(
+                    f.done
+                        .clone()
+                        .into_actor(self)
+                        .map(move |d, act, ctx| act.on_done(id, d, ctx)),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler<Shutdown> for Queue {
+    type Result = ResponseFuture<Result<(), WalError>>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        if self.dir.is_none() {
+            let _ = tx.send(Ok(()));
+        } else {
+            tracing::debug!(
+                next_lsn = self.planner.next_lsn,
+                "shutdown: flushing the queue"
+            );
+            self.shutting_down = true;
+            self.shutdown_waiters.push(tx);
+            self.kick_now(ctx);
+            self.finish_shutdown_if_idle();
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(WalError::ShutDown)) })
+    }
+}
+
+impl Handler<TruncateBefore> for Queue {
+    type Result = Result<usize, WalError>;
+
+    fn handle(&mut self, msg: TruncateBefore, _: &mut Self::Context) -> Self::Result {
+        let Some(dir) = &self.dir else {
+            return Err(WalError::ShutDown);
+        };
+        // Only records already durable may be checkpointed away.
+        let below = Lsn(msg.0 .0.min(self.durable_end));
+        Ok(dir.truncate_before(below)?.len())
+    }
+}
+
+impl Handler<AttachFlusher> for Queue {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachFlusher, ctx: &mut Self::Context) {
+        self.stats.flusher_restarts = msg.restarts;
+        if self.shutting_down && self.dir.is_none() {
+            return;
+        }
+        tracing::info!(
+            generation = msg.generation,
+            "flusher restarted: back to async mode"
+        );
+        self.flusher = Some(FlusherRef {
+            addr: msg.addr,
+            generation: msg.generation,
+        });
+        self.stats.flusher_healthy = true;
+        self.kick(ctx);
+    }
+}
+
+impl Handler<EnterDegraded> for Queue {
+    type Result = ();
+
+    fn handle(&mut self, msg: EnterDegraded, _: &mut Self::Context) {
+        if self
+            .flusher
+            .as_ref()
+            .is_some_and(|f| f.generation == msg.generation)
+        {
+            self.flusher = None;
+            self.stats.flusher_deaths += 1;
+            self.stats.flusher_healthy = false;
+            tracing::warn!(generation = msg.generation, reason = %msg.reason, "flusher dead: degraded mode");
+        }
+    }
+}

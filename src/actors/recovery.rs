@@ -1,0 +1,198 @@
+//! The `Recovery` actor: runs the recovery core when a log is opened (on a blocking
+//! thread), and streams every intact record, in LSN order and bounded chunks, to the
+//! application's `Recipient<Replayed>` before the log takes new appends.
+
+use crate::error::WalError;
+use crate::log::{open_log, LogDir, LogOptions, LogReader, Planner, Record, RecoveryOutcome};
+use crate::lsn::Lsn;
+use actix::prelude::*;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// A chunk of records replayed at open, in LSN order. The log waits for each chunk to be
+/// handled before sending the next, and takes no appends until replay is over.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Replayed {
+    /// The records, at most `replay_chunk_records` of them.
+    pub records: Vec<Record>,
+}
+
+/// What recovery found and did when the log was opened.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// Intact records found.
+    pub records: u64,
+    /// Records sent to the replay recipient.
+    pub replayed: u64,
+    /// Bytes of torn tail cut off.
+    pub bytes_cut: u64,
+    /// LSN of the first record in the log, if any.
+    pub first_lsn: Option<Lsn>,
+    /// LSN of the last intact record, if any.
+    pub last_lsn: Option<Lsn>,
+    /// LSN the next append gets.
+    pub next_lsn: Lsn,
+    /// Segment files in the log.
+    pub segments: usize,
+    /// Files removed (interrupted segment creations; salvaged segments).
+    pub removed: Vec<PathBuf>,
+    /// Under `SkipToLastGood`, the damage that was skipped.
+    pub salvaged_from: Option<WalError>,
+    /// Time taken, replay included.
+    pub duration: Duration,
+}
+
+impl RecoveryReport {
+    fn from_outcome(o: &RecoveryOutcome) -> RecoveryReport {
+        RecoveryReport {
+            records: o.records,
+            replayed: 0,
+            bytes_cut: o.bytes_cut,
+            first_lsn: o.first_lsn,
+            last_lsn: o.last_lsn,
+            next_lsn: o.next_lsn,
+            segments: o.segments,
+            removed: o.removed.clone(),
+            salvaged_from: o.salvaged_from.clone(),
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+/// Run recovery (and replay). Replies with the locked directory, where appends continue,
+/// and the report.
+#[derive(Debug)]
+pub struct Recover;
+
+/// The result of [`Recover`].
+#[derive(Debug)]
+pub struct Recovered {
+    /// The log directory, locked.
+    pub dir: LogDir,
+    /// Where appends continue.
+    pub planner: Planner,
+    /// What recovery did.
+    pub report: RecoveryReport,
+}
+
+impl Message for Recover {
+    type Result = Result<Recovered, WalError>;
+}
+
+/// The recovery actor.
+#[derive(Debug)]
+pub struct Recovery {
+    path: PathBuf,
+    opts: LogOptions,
+    replay_to: Option<Recipient<Replayed>>,
+    chunk_records: usize,
+}
+
+impl Recovery {
+    /// A recovery of the log in `path`.
+    pub fn new(
+        path: PathBuf,
+        opts: LogOptions,
+        replay_to: Option<Recipient<Replayed>>,
+        chunk_records: usize,
+    ) -> Recovery {
+        Recovery {
+            path,
+            opts,
+            replay_to,
+            chunk_records: chunk_records.max(1),
+        }
+    }
+}
+
+impl Actor for Recovery {
+    type Context = Context<Self>;
+}
+
+impl Handler<Recover> for Recovery {
+    type Result = ResponseFuture<Result<Recovered, WalError>>;
+
+    fn handle(&mut self, _: Recover, _: &mut Self::Context) -> Self::Result {
+        let path = self.path.clone();
+        let opts = self.opts.clone();
+        let replay_to = self.replay_to.clone();
+        let chunk = self.chunk_records;
+        let span = tracing::debug_span!("recovery", dir = %path.display());
+        Box::pin(
+            async move {
+            let started = Instant::now();
+            let p = path.clone();
+            let o = opts.clone();
+            let (dir, planner, outcome) = actix_rt::task::spawn_blocking(move || open_log(&p, &o))
+                .await
+                .map_err(|e| WalError::io("recovery", &path, std::io::Error::other(e.to_string())))??;
+            let mut report = RecoveryReport::from_outcome(&outcome);
+            if let Some(to) = replay_to {
+                report.replayed = replay(&path, &opts, to, chunk).await?;
+            }
+            report.duration = started.elapsed();
+            tracing::debug!(records = report.records, bytes_cut = report.bytes_cut, next_lsn = %report.next_lsn, ms = report.duration.as_millis() as u64, "recovered");
+            Ok(Recovered { dir, planner, report })
+        }
+            .instrument(span),
+        )
+    }
+}
+
+/// Reads the log on a blocking thread and sends it to `to` in chunks, waiting for each.
+async fn replay(
+    path: &std::path::Path,
+    opts: &LogOptions,
+    to: Recipient<Replayed>,
+    chunk: usize,
+) -> Result<u64, WalError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>, WalError>>(2);
+    let p = path.to_path_buf();
+    let storage = opts.storage.clone();
+    let max = opts.max_record_bytes;
+    let reader = actix_rt::task::spawn_blocking(move || {
+        let mut records = match LogReader::open_with(&p, storage, max) {
+            Ok(r) => r,
+            Err(WalError::NoLog { .. }) => return,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut buf = Vec::with_capacity(chunk);
+        for r in records.by_ref() {
+            match r {
+                Ok(rec) => {
+                    buf.push(rec);
+                    if buf.len() == chunk && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !buf.is_empty() {
+            let _ = tx.blocking_send(Ok(buf));
+        }
+    });
+    let mut sent = 0u64;
+    while let Some(chunk) = rx.recv().await {
+        let records = chunk?;
+        sent += records.len() as u64;
+        to.send(Replayed { records }).await.map_err(|e| {
+            WalError::io(
+                "replay",
+                path,
+                std::io::Error::other(format!("replay recipient: {e}")),
+            )
+        })?;
+    }
+    let _ = reader.await;
+    Ok(sent)
+}

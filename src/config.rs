@@ -1,0 +1,185 @@
+//! `WalConfig`: every knob of actix-wal, its unit, its default, and its validation.
+
+use crate::actors::queue::DurabilityReply;
+use crate::actors::recovery::Replayed;
+use crate::error::WalError;
+use crate::log::{LogOptions, RecoveryPolicy};
+use crate::storage::{default_storage, SharedStorage};
+use actix::Recipient;
+use serde::{Deserialize, Serialize};
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Durability {
+    /// Reply only once the record's bytes are fsynced. The default.
+    #[default]
+    Durable,
+    /// Reply as soon as the record is queued; it is written and fsynced within
+    /// `flush_interval_ms`. A crash may lose the last `flush_interval_ms` of buffered
+    /// appends (the bounded loss window of PostgreSQL's `synchronous_commit = off`).
+    Buffered,
+}
+
+/// What an append does when the queue is at `max_queue_bytes` or `max_queue_entries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum WhenFull {
+    /// The append waits (its future stays pending; the queue stops taking messages until
+    /// a batch completes). Nothing is dropped. The default.
+    #[default]
+    Wait,
+    /// The append fails at once with [`WalError::QueueFull`].
+    Fail,
+}
+
+/// Configuration of a [`crate::Wal`]. Build it with `WalConfig::default()` and struct
+/// update syntax; [`WalConfig::validate`] checks it at open.
+#[derive(Clone)]
+pub struct WalConfig {
+    /// A segment rolls over once the next frame would pass this size. Default 64 MiB.
+    pub segment_size_bytes: u64,
+    /// Largest record (or whole transaction: entries plus 4 bytes each). Default 1 MiB.
+    pub max_record_bytes: u64,
+    /// Preallocate segments with `fallocate`. Default true.
+    pub preallocate: bool,
+    /// What recovery does with damage at open. Default `TolerateTornTail`.
+    pub recovery_policy: RecoveryPolicy,
+    /// Default durability of appends that do not name one. Default `Durable`.
+    pub durability: Durability,
+    /// Longest a `Buffered` append waits before its batch is written and fsynced, in
+    /// milliseconds. Default 10.
+    pub flush_interval_ms: u64,
+    /// Bound on the bytes of encoded frames queued or in flight. Default 64 MiB.
+    pub max_queue_bytes: usize,
+    /// Bound on the records queued or in flight. Default 262,144.
+    pub max_queue_entries: usize,
+    /// Largest write batch in bytes (one write + one fsync). Must fit in a segment.
+    /// Default 4 MiB.
+    pub max_batch_bytes: usize,
+    /// What a full queue does to an append. Default `Wait`.
+    pub when_full: WhenFull,
+    /// Records per `Replayed` message during replay at open. Default 1,024.
+    pub replay_chunk_records: usize,
+    /// Where replay at open sends the log's intact records, if anywhere.
+    pub replay_to: Option<Recipient<Replayed>>,
+    /// A batch not completed by the flusher within this many milliseconds means the
+    /// flusher is stalled: the log switches to degraded mode. Default 2,000.
+    pub flusher_stall_timeout_ms: u64,
+    /// First delay before restarting a dead flusher, in milliseconds; doubles after each
+    /// failed restart. Default 10.
+    pub restart_backoff_initial_ms: u64,
+    /// Longest delay between restarts, in milliseconds. Default 1,000.
+    pub restart_backoff_max_ms: u64,
+    /// Flusher deaths tolerated within `restart_window_ms` before the supervisor gives up
+    /// and leaves the log in degraded mode. Default 20.
+    pub max_flusher_restarts: u32,
+    /// The window for `max_flusher_restarts`, in milliseconds. Default 60,000.
+    pub restart_window_ms: u64,
+    /// Rewrites to a fresh segment after an fsync failure that may fail in a row before
+    /// the log is poisoned. Default 1.
+    pub max_sync_retries: u32,
+    /// The file system the log lives on. Default: the real one.
+    pub storage: SharedStorage,
+    /// Where durability notifications go for appends that ask for none of their own.
+    pub notify_to: Option<Recipient<DurabilityReply>>,
+}
+
+impl std::fmt::Debug for WalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalConfig")
+            .field("segment_size_bytes", &self.segment_size_bytes)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("preallocate", &self.preallocate)
+            .field("recovery_policy", &self.recovery_policy)
+            .field("durability", &self.durability)
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("max_queue_bytes", &self.max_queue_bytes)
+            .field("max_queue_entries", &self.max_queue_entries)
+            .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("when_full", &self.when_full)
+            .field("replay_chunk_records", &self.replay_chunk_records)
+            .field("replay_to", &self.replay_to.is_some())
+            .field("flusher_stall_timeout_ms", &self.flusher_stall_timeout_ms)
+            .field("max_flusher_restarts", &self.max_flusher_restarts)
+            .field("max_sync_retries", &self.max_sync_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        let log = LogOptions::default();
+        WalConfig {
+            segment_size_bytes: log.segment_size_bytes,
+            max_record_bytes: log.max_record_bytes,
+            preallocate: log.preallocate,
+            recovery_policy: log.recovery_policy,
+            durability: Durability::Durable,
+            flush_interval_ms: 10,
+            max_queue_bytes: 64 * 1024 * 1024,
+            max_queue_entries: 256 * 1024,
+            max_batch_bytes: 4 * 1024 * 1024,
+            when_full: WhenFull::Wait,
+            replay_chunk_records: 1024,
+            replay_to: None,
+            flusher_stall_timeout_ms: 2_000,
+            restart_backoff_initial_ms: 10,
+            restart_backoff_max_ms: 1_000,
+            max_flusher_restarts: 20,
+            restart_window_ms: 60_000,
+            max_sync_retries: 1,
+            storage: default_storage(),
+            notify_to: None,
+        }
+    }
+}
+
+impl WalConfig {
+    /// The on-disk log's part of the configuration.
+    pub fn log_options(&self) -> LogOptions {
+        LogOptions {
+            segment_size_bytes: self.segment_size_bytes,
+            max_record_bytes: self.max_record_bytes,
+            preallocate: self.preallocate,
+            recovery_policy: self.recovery_policy,
+            storage: self.storage.clone(),
+        }
+    }
+
+    /// Checks every field and their relations.
+    pub fn validate(&self) -> Result<(), WalError> {
+        self.log_options().validate()?;
+        let bad = |m: String| Err(WalError::InvalidConfig(m));
+        let frame = self.max_record_bytes as usize + crate::format::FRAME_HEADER_BYTES;
+        if self.max_batch_bytes < frame {
+            return bad(format!(
+                "max_batch_bytes ({}) must hold one frame of max_record_bytes ({frame})",
+                self.max_batch_bytes
+            ));
+        }
+        let room = self.segment_size_bytes as usize - crate::format::SEGMENT_HEADER_BYTES;
+        if self.max_batch_bytes > room {
+            return bad(format!(
+                "max_batch_bytes ({}) must fit in a segment ({room} bytes after its header)",
+                self.max_batch_bytes
+            ));
+        }
+        if self.max_queue_bytes < self.max_batch_bytes {
+            return bad(format!(
+                "max_queue_bytes ({}) must be at least max_batch_bytes ({})",
+                self.max_queue_bytes, self.max_batch_bytes
+            ));
+        }
+        if self.max_queue_entries == 0 || self.replay_chunk_records == 0 {
+            return bad("max_queue_entries and replay_chunk_records must be at least 1".into());
+        }
+        if self.flush_interval_ms == 0 || self.flusher_stall_timeout_ms == 0 {
+            return bad("flush_interval_ms and flusher_stall_timeout_ms must be at least 1".into());
+        }
+        if self.restart_backoff_initial_ms == 0
+            || self.restart_backoff_max_ms < self.restart_backoff_initial_ms
+        {
+            return bad("restart backoff must satisfy 1 <= restart_backoff_initial_ms <= restart_backoff_max_ms".into());
+        }
+        Ok(())
+    }
+}

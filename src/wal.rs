@@ -1,0 +1,141 @@
+//! `Wal`: the handle an application holds. `Wal::open` runs the `Recovery` actor, starts
+//! the `Supervisor` (which starts the `Flusher` on its own arbiter) and the `Queue`; the
+//! methods are thin wrappers over the queue's messages, for callers that are not actors.
+//! Transaction actors can also send the messages to [`Wal::queue`] directly.
+
+use crate::actors::queue::{
+    Append, Commit, Flush, GetStats, Queue, QueueSetup, SetMode, Shutdown, TruncateBefore,
+};
+use crate::actors::recovery::{Recover, Recovery, RecoveryReport};
+use crate::actors::supervisor::{RestartFlusher, SetQueue, StartFlusher, StopFlusher, Supervisor};
+use crate::config::WalConfig;
+use crate::error::WalError;
+use crate::lsn::Lsn;
+use crate::stats::{WalMode, WalStats};
+use actix::prelude::*;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// A handle to an open log. Cheap to clone; every clone talks to the same actors.
+///
+/// Must be opened and used inside a running actix `System`.
+#[derive(Clone, Debug)]
+pub struct Wal {
+    queue: Addr<Queue>,
+    supervisor: Addr<Supervisor>,
+    report: Arc<RecoveryReport>,
+}
+
+fn closed(_: MailboxError) -> WalError {
+    WalError::ShutDown
+}
+
+impl Wal {
+    /// Opens the log in `dir` (created if missing): recovery runs first (and replay, if
+    /// `config.replay_to` is set), then the actors start. Returns once the log takes appends.
+    pub async fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<Wal, WalError> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let cfg = Arc::new(config);
+        let recovery = Recovery::new(
+            dir.clone(),
+            cfg.log_options(),
+            cfg.replay_to.clone(),
+            cfg.replay_chunk_records,
+        )
+        .start();
+        let recovered = recovery.send(Recover).await.map_err(closed)??;
+        drop(recovery);
+        let current = Arc::new(AtomicU64::new(0));
+        let supervisor = Supervisor::new(cfg.clone(), dir.clone(), current.clone()).start();
+        let flusher = supervisor.send(StartFlusher).await.map_err(closed)?;
+        let queue = Queue::new(QueueSetup {
+            cfg,
+            dir: recovered.dir,
+            planner: recovered.planner,
+            flusher,
+            current_generation: current,
+            supervisor: supervisor.clone().recipient(),
+        })
+        .start();
+        supervisor
+            .send(SetQueue(queue.clone()))
+            .await
+            .map_err(closed)?;
+        Ok(Wal {
+            queue,
+            supervisor,
+            report: Arc::new(recovered.report),
+        })
+    }
+
+    /// What recovery found and did at open.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The queue actor, for transaction actors that send [`Append`] or [`Commit`] themselves.
+    pub fn queue(&self) -> &Addr<Queue> {
+        &self.queue
+    }
+
+    /// Appends a record durably (or as the config's default durability says). Resolves to
+    /// its LSN once it is fsynced.
+    pub async fn append(&self, payload: impl Into<Vec<u8>>) -> Result<Lsn, WalError> {
+        self.send(Append::new(payload)).await
+    }
+
+    /// Commits a transaction (all entries or none after a crash). Resolves to the LSN of
+    /// its first entry once it is fsynced.
+    pub async fn commit(&self, entries: Vec<Vec<u8>>) -> Result<Lsn, WalError> {
+        self.send(Commit::new(entries)).await
+    }
+
+    /// Sends any of the queue's messages and maps a stopped queue to [`WalError::ShutDown`].
+    pub async fn send<M>(&self, msg: M) -> Result<Lsn, WalError>
+    where
+        M: Message<Result = Result<Lsn, WalError>> + Send + 'static,
+        Queue: Handler<M>,
+    {
+        self.queue.send(msg).await.map_err(closed)?
+    }
+
+    /// Makes everything appended so far durable; resolves to the highest durable LSN.
+    pub async fn flush(&self) -> Result<Lsn, WalError> {
+        self.send(Flush).await
+    }
+
+    /// The log's figures.
+    pub async fn stats(&self) -> Result<WalStats, WalError> {
+        self.queue.send(GetStats).await.map_err(closed)
+    }
+
+    /// Switches between `WalMode::Async` and `WalMode::Sync` at run time.
+    pub async fn set_mode(&self, mode: WalMode) -> Result<(), WalError> {
+        self.queue.send(SetMode(mode)).await.map_err(closed)?
+    }
+
+    /// Removes whole segments whose records all lie below `lsn` (a checkpoint). Returns the
+    /// number of segments removed.
+    pub async fn truncate_before(&self, lsn: Lsn) -> Result<usize, WalError> {
+        self.queue.send(TruncateBefore(lsn)).await.map_err(closed)?
+    }
+
+    /// Asks the supervisor to try a flusher restart now (after it gave up).
+    pub async fn restart_flusher(&self) -> Result<(), WalError> {
+        self.supervisor.send(RestartFlusher).await.map_err(closed)
+    }
+
+    /// Stops taking appends, writes and fsyncs everything queued, answers every waiter,
+    /// releases the directory lock, stops the flusher and joins its thread. Later appends
+    /// get [`WalError::ShutDown`]. Returns the poisoning error if the log was poisoned.
+    pub async fn shutdown(&self) -> Result<(), WalError> {
+        let result = match self.queue.send(Shutdown).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        };
+        let _ = self.supervisor.send(StopFlusher).await;
+        result
+    }
+}
