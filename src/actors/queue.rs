@@ -471,6 +471,8 @@ impl Queue {
         let frame = crate::format::FRAME_HEADER_BYTES + payload as usize;
         if !self.has_room(frame, entry.count()) {
             if self.cfg.when_full == WhenFull::Fail {
+                // Start draining so that room comes back.
+                self.kick_now(ctx);
                 return LsnResponse(Resp::Ready(Err(WalError::QueueFull {
                     entries: self.queued_entries,
                     bytes: self.queued_bytes,
