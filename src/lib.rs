@@ -26,6 +26,7 @@
 pub mod actors;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod format;
 pub mod log;
 pub mod lsn;

@@ -116,6 +116,9 @@ impl Handler<WriteBatch> for Flusher {
         if self.current.load(Ordering::Acquire) != self.generation {
             return Err(FlushFault::Stale);
         }
+        // Outside the caught region: a panic here kills the actor (the drop guard reports it).
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("flusher::handle", |_| Err(FlushFault::Stale));
         let started = Instant::now();
         let writer = &mut self.writer;
         let result = catch_unwind(AssertUnwindSafe(|| match writer.write_batch(&msg.batch) {

@@ -84,14 +84,6 @@ pub fn create_segment(
     segment_size_bytes: u64,
     preallocate: bool,
 ) -> Result<(SegmentFile, Box<dyn StorageFile>), WalError> {
-    #[cfg(feature = "failpoints")]
-    fail::fail_point!("segment::before_create", |_| {
-        Err(WalError::io(
-            "create segment",
-            dir.join(segment_name(first_lsn)),
-            std::io::Error::other("injected by failpoint segment::before_create"),
-        ))
-    });
     let name = segment_name(first_lsn);
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.tmp"));

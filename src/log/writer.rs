@@ -119,12 +119,12 @@ impl SegmentWriter {
             return Err(BatchFailure::Fenced);
         }
         #[cfg(feature = "failpoints")]
-        fail::fail_point!("flusher::before_sync", self.failpoints, |_| {
+        fail::fail_point!("flusher::before_sync", self.failpoints, |arg| {
             self.active = None;
             Err(BatchFailure::Sync(WalError::io(
                 "fdatasync",
                 &self.dir,
-                std::io::Error::other("injected by failpoint flusher::before_sync"),
+                crate::failpoint::injected_error("flusher::before_sync", arg),
             )))
         });
         if let Some((lsn, f)) = &self.active {
@@ -157,6 +157,15 @@ impl SegmentWriter {
                     self.remove_from(chunk.segment_first_lsn)
                         .map_err(BatchFailure::Write)?;
                 }
+                #[cfg(feature = "failpoints")]
+                fail::fail_point!("segment::before_create", self.failpoints, |arg| {
+                    let e = WalError::io(
+                        "create segment",
+                        self.path_of(chunk.segment_first_lsn),
+                        crate::failpoint::injected_error("segment::before_create", arg),
+                    );
+                    Err(self.undo(batch, done, e))
+                });
                 let (_, f) = match create_segment(
                     self.storage.as_ref(),
                     &self.dir,
@@ -170,11 +179,11 @@ impl SegmentWriter {
                 self.active = Some((chunk.segment_first_lsn, f));
             }
             #[cfg(feature = "failpoints")]
-            fail::fail_point!("flusher::before_write", self.failpoints, |_| {
+            fail::fail_point!("flusher::before_write", self.failpoints, |arg| {
                 let e = WalError::io(
                     "write",
                     self.path_of(chunk.segment_first_lsn),
-                    std::io::Error::other("injected by failpoint flusher::before_write"),
+                    crate::failpoint::injected_error("flusher::before_write", arg),
                 );
                 Err(self.undo(batch, done, e))
             });
@@ -189,14 +198,14 @@ impl SegmentWriter {
         }
         self.sync_active()?;
         #[cfg(feature = "failpoints")]
-        fail::fail_point!("flusher::after_sync", self.failpoints, |_| {
+        fail::fail_point!("flusher::after_sync", self.failpoints, |arg| {
             // Reported as an fsync failure: the bytes may be on disk, so the batch is
             // rewritten to a fresh segment rather than its LSNs given out again.
             self.active = None;
             Err(BatchFailure::Sync(WalError::io(
                 "fdatasync",
                 &self.dir,
-                std::io::Error::other("injected by failpoint flusher::after_sync"),
+                crate::failpoint::injected_error("flusher::after_sync", arg),
             )))
         });
         Ok(())

@@ -1,0 +1,177 @@
+//! Supervision: a flusher that panics (at every named failpoint, once and repeatedly),
+//! dies outside its caught region, or stalls, switches the log to degraded mode; nothing
+//! acknowledged is lost or duplicated; the supervisor restarts the flusher and the log
+//! goes back to async; restarts are counted; after too many deaths it gives up and the
+//! log stays degraded but correct.
+#![cfg(feature = "failpoints")]
+
+mod common;
+
+use actix_wal::*;
+use common::*;
+use fail::FailScenario;
+
+const POINTS: [&str; 4] = [
+    "flusher::before_write",
+    "flusher::before_sync",
+    "flusher::after_sync",
+    "segment::before_create",
+];
+
+async fn panic_once_at(point: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), fault_config()).await.unwrap();
+    fail::cfg(point, "1*panic(injected flusher panic)").unwrap();
+    let outcomes = run_workload(&wal, 16, 0, 40, 7).await;
+    fail::remove(point);
+    assert_eq!(
+        failures(&outcomes).len(),
+        0,
+        "{point}: a single panic fails nobody: {:?}",
+        failures(&outcomes)
+    );
+    let s = wait_for(&wal, 10, "back to async", |s| {
+        s.mode == WalMode::Async && s.flusher_restarts >= 1
+    })
+    .await;
+    assert_eq!(s.flusher_deaths, 1, "{point}: one death");
+    assert_eq!(s.flusher_restarts, 1, "{point}: one restart");
+    // Async again: new appends go through the restarted flusher.
+    let more = run_workload(&wal, 4, 1000, 10, 0).await;
+    assert_eq!(acked(&more), 40);
+    wal.shutdown().await.unwrap();
+    check_log(d.path(), &[outcomes, more].concat());
+}
+
+#[actix::test]
+async fn a_flusher_panic_at_each_failpoint_once_loses_nothing_and_recovers() {
+    let scenario = FailScenario::setup();
+    for point in POINTS {
+        panic_once_at(point).await;
+    }
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn repeated_flusher_panics_keep_the_log_degraded_but_correct_until_removed() {
+    let scenario = FailScenario::setup();
+    for point in POINTS {
+        let d = tempfile::tempdir().unwrap();
+        let wal = Wal::open(d.path(), fault_config()).await.unwrap();
+        fail::cfg(point, "panic(injected flusher panic)").unwrap();
+        let during = run_workload(&wal, 16, 0, 30, 5).await;
+        let s = wal.stats().await.unwrap();
+        assert!(s.flusher_deaths >= 1, "{point}: the flusher died: {s:?}");
+        assert_eq!(
+            failures(&during).len(),
+            0,
+            "{point}: degraded mode answers everyone"
+        );
+        fail::remove(point);
+        let s = wait_for(&wal, 10, "back to async", |s| s.mode == WalMode::Async).await;
+        assert!(s.flusher_restarts >= 1);
+        let after = run_workload(&wal, 16, 1000, 10, 0).await;
+        assert_eq!(acked(&after), 160);
+        wal.shutdown().await.unwrap();
+        check_log(d.path(), &[during, after].concat());
+    }
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn a_flusher_killed_outside_its_caught_region_is_noticed_through_its_drop_guard() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), fault_config()).await.unwrap();
+    fail::cfg("flusher::handle", "1*panic(actor killed)").unwrap();
+    let outcomes = run_workload(&wal, 16, 0, 20, 0).await;
+    fail::remove("flusher::handle");
+    assert_eq!(failures(&outcomes).len(), 0);
+    let s = wait_for(&wal, 10, "back to async", |s| {
+        s.mode == WalMode::Async && s.flusher_restarts == 1
+    })
+    .await;
+    assert_eq!(s.flusher_deaths, 1);
+    wal.shutdown().await.unwrap();
+    check_log(d.path(), &outcomes);
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn a_stalled_flusher_is_replaced_and_its_late_write_changes_nothing() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let cfg = WalConfig {
+        flusher_stall_timeout_ms: 100,
+        ..fault_config()
+    };
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    fail::cfg("flusher::before_write", "1*sleep(700)").unwrap();
+    let first = run_workload(&wal, 16, 0, 20, 0).await;
+    assert_eq!(failures(&first).len(), 0);
+    let s = wal.stats().await.unwrap();
+    assert!(s.flusher_deaths >= 1, "the stall was noticed: {s:?}");
+    wait_for(&wal, 10, "back to async", |s| s.mode == WalMode::Async).await;
+    // Let the stalled thread wake up (it is fenced off) while more appends go on.
+    let second = run_workload(&wal, 16, 1000, 30, 0).await;
+    actix_rt::time::sleep(std::time::Duration::from_millis(800)).await;
+    fail::remove("flusher::before_write");
+    wal.shutdown().await.unwrap();
+    check_log(d.path(), &[first, second].concat());
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn the_mode_reads_degraded_while_the_flusher_is_dead() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    // A long backoff keeps the log degraded long enough to look at it.
+    let cfg = WalConfig {
+        restart_backoff_initial_ms: 400,
+        restart_backoff_max_ms: 400,
+        ..fault_config()
+    };
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    fail::cfg("flusher::before_write", "1*panic(once)").unwrap();
+    let lsn = wal.append(b"first".to_vec()).await.unwrap();
+    let s = wal.stats().await.unwrap();
+    assert_eq!(s.mode, WalMode::Degraded);
+    assert!(!s.flusher_healthy);
+    // Degraded mode still answers only after fsync, correctly.
+    let lsn2 = wal.append(b"second".to_vec()).await.unwrap();
+    assert_eq!((lsn, lsn2), (Lsn(1), Lsn(2)));
+    let s = wait_for(&wal, 10, "back to async", |s| s.mode == WalMode::Async).await;
+    assert!(s.flusher_healthy);
+    assert_eq!(s.flusher_restarts, 1);
+    wal.shutdown().await.unwrap();
+    let recs = check_log(d.path(), &[]);
+    assert_eq!(recs.len(), 2);
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn after_too_many_deaths_the_supervisor_gives_up_and_the_log_stays_degraded_and_correct() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let cfg = WalConfig {
+        max_flusher_restarts: 2,
+        restart_backoff_initial_ms: 1,
+        restart_backoff_max_ms: 2,
+        ..fault_config()
+    };
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    fail::cfg("flusher::before_write", "panic(always)").unwrap();
+    let outcomes = run_workload(&wal, 8, 0, 40, 0).await;
+    assert_eq!(failures(&outcomes).len(), 0);
+    let s = wal.stats().await.unwrap();
+    assert_eq!(s.mode, WalMode::Degraded);
+    assert!(s.flusher_restarts <= 2, "restarts bounded: {s:?}");
+    assert_eq!(s.flusher_deaths, s.flusher_restarts + 1);
+    // The caller may ask for another try once the fault is gone.
+    fail::remove("flusher::before_write");
+    wal.restart_flusher().await.unwrap();
+    wait_for(&wal, 10, "back to async", |s| s.mode == WalMode::Async).await;
+    wal.shutdown().await.unwrap();
+    check_log(d.path(), &outcomes);
+    scenario.teardown();
+}
