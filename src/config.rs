@@ -3,6 +3,7 @@
 use crate::actors::queue::DurabilityReply;
 use crate::actors::recovery::Replayed;
 use crate::error::WalError;
+use crate::health::Alert;
 use crate::log::{LogOptions, RecoveryPolicy};
 use crate::storage::{default_storage, SharedStorage};
 use actix::Recipient;
@@ -81,6 +82,15 @@ pub struct WalConfig {
     pub storage: SharedStorage,
     /// Where durability notifications go for appends that ask for none of their own.
     pub notify_to: Option<Recipient<DurabilityReply>>,
+    /// Where alerts go (they are also logged with `tracing`).
+    pub alert_to: Option<Recipient<Alert>>,
+    /// Queue depth (records) above which the `QueueDepth` alert fires. Default 10,000.
+    pub alert_queue_depth: usize,
+    /// Flush (write + fsync) duration in milliseconds above which the `FlushLatency` alert
+    /// fires. Default 100.
+    pub alert_flush_ms: u64,
+    /// Bytes of segment files on disk above which the `WalSize` alert fires. Default 1 GiB.
+    pub alert_wal_bytes: u64,
 }
 
 impl std::fmt::Debug for WalConfig {
@@ -101,6 +111,9 @@ impl std::fmt::Debug for WalConfig {
             .field("flusher_stall_timeout_ms", &self.flusher_stall_timeout_ms)
             .field("max_flusher_restarts", &self.max_flusher_restarts)
             .field("max_sync_retries", &self.max_sync_retries)
+            .field("alert_queue_depth", &self.alert_queue_depth)
+            .field("alert_flush_ms", &self.alert_flush_ms)
+            .field("alert_wal_bytes", &self.alert_wal_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +142,10 @@ impl Default for WalConfig {
             max_sync_retries: 1,
             storage: default_storage(),
             notify_to: None,
+            alert_to: None,
+            alert_queue_depth: 10_000,
+            alert_flush_ms: 100,
+            alert_wal_bytes: 1024 * 1024 * 1024,
         }
     }
 }

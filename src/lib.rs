@@ -28,8 +28,10 @@ pub mod config;
 pub mod error;
 pub mod failpoint;
 pub mod format;
+pub mod health;
 pub mod log;
 pub mod lsn;
+pub mod metrics;
 pub mod stats;
 pub mod storage;
 pub mod wal;
@@ -41,6 +43,7 @@ pub use actors::queue::{
 pub use actors::recovery::{RecoveryReport, Replayed};
 pub use config::{Durability, WalConfig, WhenFull};
 pub use error::{Result, WalError};
+pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};
 pub use log::{
     LogDir, LogOptions, LogReader, LogWriter, Record, RecoveryOptions, RecoveryOutcome,
     RecoveryPolicy, TxnPosition,

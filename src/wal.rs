@@ -10,6 +10,7 @@ use crate::actors::recovery::{Recover, Recovery, RecoveryReport};
 use crate::actors::supervisor::{RestartFlusher, SetQueue, StartFlusher, StopFlusher, Supervisor};
 use crate::config::WalConfig;
 use crate::error::WalError;
+use crate::health::{GetHealth, Health};
 use crate::lsn::Lsn;
 use crate::stats::{WalMode, WalStats};
 use actix::prelude::*;
@@ -109,6 +110,11 @@ impl Wal {
     /// The log's figures.
     pub async fn stats(&self) -> Result<WalStats, WalError> {
         self.queue.send(GetStats).await.map_err(closed)
+    }
+
+    /// How the log is: mode, flusher, poison, queue depth, active alerts.
+    pub async fn health(&self) -> Result<Health, WalError> {
+        self.queue.send(GetHealth).await.map_err(closed)
     }
 
     /// Switches between `WalMode::Async` and `WalMode::Sync` at run time.

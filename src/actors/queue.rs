@@ -14,9 +14,11 @@ use crate::actors::flusher::{FlushFault, Flusher, WriteBatch};
 use crate::actors::supervisor::FlusherDied;
 use crate::config::{Durability, WalConfig, WhenFull};
 use crate::error::WalError;
+use crate::health::{AlertKind, Alerts, GetHealth, Health};
 use crate::log::batch::check_transaction;
 use crate::log::{Batch, BatchFailure, LogDir, Planner, SegmentWriter};
 use crate::lsn::Lsn;
+use crate::metrics::{mode_value, Metrics};
 use crate::stats::{WalMode, WalStats};
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
@@ -213,6 +215,9 @@ struct Waiter {
     end: u64,
     /// The value answered.
     reply: Lsn,
+    /// When the message reached the queue (for the commit-latency histogram); `None` for
+    /// waiters that are not durable appends.
+    since: Option<Instant>,
     tx: Option<Tx>,
     notify: Option<Notify>,
 }
@@ -351,6 +356,9 @@ pub struct Queue {
     timer: Option<SpawnHandle>,
     spare: Vec<Vec<u8>>,
     stats: WalStats,
+    metrics: Metrics,
+    alerts: Alerts,
+    disk_bytes: u64,
 }
 
 impl std::fmt::Debug for Queue {
@@ -425,6 +433,9 @@ impl Queue {
                 flusher_healthy: true,
                 ..WalStats::default()
             },
+            metrics: Metrics::register(),
+            alerts: Alerts::new(cfg.alert_to.clone()),
+            disk_bytes: 0,
             cfg,
         }
     }
@@ -493,6 +504,7 @@ impl Queue {
                     self.replies.borrow_mut().waiters.push_back(Waiter {
                         end: self.planner.next_lsn,
                         reply: lsn,
+                        since: None,
                         tx: None,
                         notify: Some(n),
                     });
@@ -545,6 +557,7 @@ impl Queue {
             self.replies.borrow_mut().waiters.push_back(Waiter {
                 end,
                 reply: lsn,
+                since: Some(Instant::now()),
                 tx: None,
                 notify: options.notify.clone(),
             });
@@ -654,6 +667,7 @@ impl Queue {
             degraded = self.flusher.is_none(),
             "dispatch batch"
         );
+        self.publish_queue();
         self.in_flight = Some(InFlight {
             id,
             batch,
@@ -704,7 +718,7 @@ impl Queue {
             return;
         };
         match done {
-            Done::Written(took) => self.on_written(&batch, took),
+            Done::Written(took) => self.on_written(batch, took),
             Done::Failed(BatchFailure::Write(e)) => self.on_write_failed(&batch, e),
             Done::Failed(BatchFailure::Sync(e)) => self.on_sync_failed(&batch, e),
             Done::Failed(BatchFailure::Unrepaired(e)) => {
@@ -729,7 +743,7 @@ impl Queue {
         self.urgent_end = self.urgent_end.max(batch.end_lsn);
     }
 
-    fn on_written(&mut self, batch: &Arc<Batch>, took: Duration) {
+    fn on_written(&mut self, batch: Arc<Batch>, took: Duration) {
         self.sync_failures_in_row = 0;
         self.durable_end = batch.end_lsn;
         self.queued_bytes -= batch.bytes();
@@ -738,6 +752,13 @@ impl Queue {
         self.stats.entries_written += batch.records as u64;
         self.stats.bytes_written += batch.bytes() as u64;
         self.stats.last_flush_us = took.as_micros() as u64;
+        let m = &self.metrics;
+        m.flushes.increment(1);
+        m.entries_written.increment(batch.records as u64);
+        m.bytes_written.increment(batch.bytes() as u64);
+        m.flush_duration.record(took.as_secs_f64());
+        m.batch_entries.record(batch.records as f64);
+        let now = Instant::now();
         let mut replies = self.replies.borrow_mut();
         while replies
             .waiters
@@ -745,16 +766,84 @@ impl Queue {
             .is_some_and(|w| w.end <= batch.end_lsn)
         {
             if let Some(w) = replies.waiters.pop_front() {
+                if let Some(since) = w.since {
+                    m.commit_duration
+                        .record(now.duration_since(since).as_secs_f64());
+                }
                 let r = Ok(w.reply);
                 w.answer(r);
             }
         }
         drop(replies);
-        if let Ok(b) = Arc::try_unwrap(Arc::clone(batch)) {
+        let flush_ms = took.as_secs_f64() * 1000.0;
+        let limit = self.cfg.alert_flush_ms as f64;
+        self.alerts
+            .update(AlertKind::FlushLatency, flush_ms > limit, flush_ms, limit);
+        if batch.chunks.iter().any(|c| c.creates_segment) {
+            self.refresh_disk_bytes();
+        }
+        if let Ok(b) = Arc::try_unwrap(batch) {
             if self.spare.len() < 2 {
                 self.spare.push(b.buf);
             }
         }
+    }
+
+    /// Sums the sizes of the segment files (at open, after a rollover or a truncation).
+    fn refresh_disk_bytes(&mut self) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let Ok((segments, _)) = dir.list() else {
+            return;
+        };
+        let storage = dir.storage();
+        self.disk_bytes = segments
+            .iter()
+            .filter_map(|s| {
+                storage
+                    .open(&s.path, false)
+                    .and_then(|f| f.size_bytes())
+                    .ok()
+            })
+            .sum();
+        self.metrics.disk_bytes.set(self.disk_bytes as f64);
+        let limit = self.cfg.alert_wal_bytes;
+        self.alerts.update(
+            AlertKind::WalSize,
+            self.disk_bytes > limit,
+            self.disk_bytes as f64,
+            limit as f64,
+        );
+    }
+
+    /// Publishes the queue gauges and evaluates the queue-depth alert (once per batch
+    /// event, not per append).
+    fn publish_queue(&mut self) {
+        self.metrics.queue_depth.set(self.queued_entries as f64);
+        self.metrics.queue_bytes.set(self.queued_bytes as f64);
+        let limit = self.cfg.alert_queue_depth;
+        self.alerts.update(
+            AlertKind::QueueDepth,
+            self.queued_entries > limit,
+            self.queued_entries as f64,
+            limit as f64,
+        );
+    }
+
+    fn publish_mode(&mut self) {
+        let mode = self.mode();
+        self.metrics.mode.set(mode_value(mode));
+        let healthy = self.flusher.is_some();
+        self.metrics
+            .flusher_healthy
+            .set(if healthy { 1.0 } else { 0.0 });
+        self.alerts.update(
+            AlertKind::FlusherUnhealthy,
+            !healthy && !self.shutting_down,
+            if healthy { 1.0 } else { 0.0 },
+            1.0,
+        );
     }
 
     /// A write failed and was cut back: that batch and every batch queued behind it (their
@@ -762,6 +851,7 @@ impl Queue {
     fn on_write_failed(&mut self, batch: &Arc<Batch>, error: WalError) {
         tracing::warn!(%error, first_lsn = batch.first_lsn, "batch write failed; failing its callers");
         self.stats.write_failures += 1;
+        self.metrics.write_failures.increment(1);
         self.fail_from(batch.first_lsn, &error);
         self.pending.clear();
         self.queued_bytes = 0;
@@ -774,6 +864,7 @@ impl Queue {
     /// into a fresh segment named by its first LSN; only then acknowledge.
     fn on_sync_failed(&mut self, batch: &Arc<Batch>, error: WalError) {
         self.stats.sync_failures += 1;
+        self.metrics.sync_failures.increment(1);
         self.sync_failures_in_row += 1;
         tracing::warn!(%error, first_lsn = batch.first_lsn, attempt = self.sync_failures_in_row, "fsync failed; rewriting the batch to a fresh segment");
         if self.sync_failures_in_row > self.cfg.max_sync_retries {
@@ -796,6 +887,7 @@ impl Queue {
         tracing::error!(%reason, "log poisoned; reopen it to run recovery");
         let err = WalError::Poisoned { reason };
         self.stats.poisoned = true;
+        self.metrics.poisoned.set(1.0);
         self.fail_from(0, &err);
         self.pending.clear();
         self.queued_bytes = 0;
@@ -828,12 +920,14 @@ impl Queue {
             self.flusher = None;
             self.stats.flusher_deaths += 1;
             self.stats.flusher_healthy = false;
+            self.publish_mode();
             tracing::warn!(generation, %reason, "flusher dead: degraded mode (the queue writes and fsyncs itself)");
         }
         self.supervisor.do_send(FlusherDied { generation, reason });
     }
 
     fn after_progress(&mut self, ctx: &mut Context<Self>) {
+        self.publish_queue();
         self.kick(ctx);
         self.admit_stash(ctx);
         self.finish_shutdown_if_idle();
@@ -866,6 +960,7 @@ impl Queue {
                     self.replies.borrow_mut().waiters.push_back(Waiter {
                         end: self.planner.next_lsn,
                         reply: lsn,
+                        since: None,
                         tx: None,
                         notify: Some(n),
                     });
@@ -923,6 +1018,9 @@ impl Actor for Queue {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.refresh_disk_bytes();
+        self.publish_queue();
+        self.publish_mode();
         // The mailbox bounds how many `send()`s wait here; a full queue stops taking
         // messages, so senders wait in their own futures, not in our memory.
         ctx.set_mailbox_capacity(1024);
@@ -959,6 +1057,7 @@ impl Handler<Flush> for Queue {
         self.replies.borrow_mut().waiters.push_back(Waiter {
             end,
             reply: Lsn(end - 1),
+            since: None,
             tx: None,
             notify: None,
         });
@@ -996,6 +1095,7 @@ impl Handler<SetMode> for Queue {
         }
         tracing::debug!(mode = ?msg.0, "mode switched");
         self.requested_mode = msg.0;
+        self.publish_mode();
         if msg.0 == WalMode::Sync {
             // Everything gathered so far goes out before the next message is taken.
             self.kick_now(ctx);
@@ -1043,7 +1143,9 @@ impl Handler<TruncateBefore> for Queue {
         };
         // Only records already durable may be checkpointed away.
         let below = Lsn(msg.0 .0.min(self.durable_end));
-        Ok(dir.truncate_before(below)?.len())
+        let removed = dir.truncate_before(below)?.len();
+        self.refresh_disk_bytes();
+        Ok(removed)
     }
 }
 
@@ -1051,6 +1153,11 @@ impl Handler<AttachFlusher> for Queue {
     type Result = ();
 
     fn handle(&mut self, msg: AttachFlusher, ctx: &mut Self::Context) {
+        if msg.restarts > self.stats.flusher_restarts {
+            self.metrics
+                .flusher_restarts
+                .increment(msg.restarts - self.stats.flusher_restarts);
+        }
         self.stats.flusher_restarts = msg.restarts;
         if self.shutting_down && self.dir.is_none() {
             return;
@@ -1064,6 +1171,7 @@ impl Handler<AttachFlusher> for Queue {
             generation: msg.generation,
         });
         self.stats.flusher_healthy = true;
+        self.publish_mode();
         self.kick(ctx);
     }
 }
@@ -1080,7 +1188,25 @@ impl Handler<EnterDegraded> for Queue {
             self.flusher = None;
             self.stats.flusher_deaths += 1;
             self.stats.flusher_healthy = false;
+            self.publish_mode();
             tracing::warn!(generation = msg.generation, reason = %msg.reason, "flusher dead: degraded mode");
         }
+    }
+}
+
+impl Handler<GetHealth> for Queue {
+    type Result = MessageResult<GetHealth>;
+
+    fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
+        MessageResult(Health {
+            healthy: self.poisoned.is_none() && !self.shutting_down,
+            mode: self.mode(),
+            flusher_healthy: self.flusher.is_some(),
+            poisoned: self.poisoned.is_some(),
+            queue_depth: self.queued_entries,
+            last_flush_ms: self.stats.last_flush_us as f64 / 1000.0,
+            disk_bytes: self.disk_bytes,
+            active_alerts: self.alerts.active(),
+        })
     }
 }
