@@ -319,3 +319,53 @@ async fn checkpoint_truncation_removes_whole_durable_segments_only() {
     assert_eq!(wal.append(vec![1]).await.unwrap(), Lsn(301));
     wal.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn dropping_every_handle_without_shutdown_loses_nothing_acknowledged() {
+    let d = tempfile::tempdir().unwrap();
+    let mut acked = Vec::new();
+    {
+        let wal = Wal::open(d.path(), small_config()).await.unwrap();
+        for i in 0..50u32 {
+            acked.push((wal.append(i.to_le_bytes().to_vec()).await.unwrap(), i));
+        }
+        // Buffered appends in flight are not promised; durable ones are.
+        wal.send(Append::new(b"maybe".to_vec()).durability(Durability::Buffered))
+            .await
+            .unwrap();
+    }
+    let recs = read_all(d.path());
+    for (lsn, i) in acked {
+        assert_eq!(recs[(lsn.0 - 1) as usize].payload, i.to_le_bytes());
+    }
+}
+
+#[actix::test]
+async fn open_cuts_a_torn_tail_and_reports_it() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small_config()).await.unwrap();
+    for _ in 0..10 {
+        wal.append(vec![5; 100]).await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+    // Scribble a partial frame after the last one, as a crash mid-write would leave.
+    let seg = LogReader::open(d.path())
+        .unwrap()
+        .segments()
+        .last()
+        .unwrap()
+        .clone();
+    let recs = read_all(d.path());
+    let end = recs.last().unwrap().frame_offset + 24 + 100;
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0xAB; 40], end).unwrap();
+    drop(f);
+    let wal = Wal::open(d.path(), small_config()).await.unwrap();
+    let report = wal.recovery_report().clone();
+    assert_eq!(report.records, 10);
+    assert_eq!(report.bytes_cut, 40);
+    assert_eq!(report.next_lsn, Lsn(11));
+    assert_eq!(wal.append(b"next".to_vec()).await.unwrap(), Lsn(11));
+    wal.shutdown().await.unwrap();
+    assert_eq!(read_all(d.path()).len(), 11);
+}
