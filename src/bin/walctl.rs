@@ -1,1 +1,458 @@
-fn main() {}
+//! `walctl`: inspect an actix-wal log directory. It only reads: it takes no lock and
+//! modifies nothing, so it is safe to run on a log that is open elsewhere (a torn tail it
+//! reports may then just be a batch still being written).
+//!
+//! ```text
+//! walctl verify DIR [--strict]            check every frame, print a summary
+//! walctl dump DIR [--json] [--payload [--utf8]]
+//!                                          one line per record: LSN, length, frame CRC
+//! walctl stat DIR                          segments, records, bytes, first and last LSN
+//! ```
+//!
+//! Every command takes `--max-record-bytes N`: a frame header claiming a longer payload is
+//! damage (this must be at least the `max_record_bytes` the log was written with).
+//!
+//! Exit codes: 0 success; 1 the log is damaged (corruption naming segment and offset, a
+//! file that is not a segment, a format version this build does not read, and under
+//! `verify --strict` a torn tail); 2 bad usage, no log in the directory, or an I/O error.
+//! Errors are one line on stderr.
+
+use actix_wal::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use actix_wal::log::reader::DEFAULT_MAX_RECORD_BYTES;
+use actix_wal::log::scan::SegmentEnd;
+use actix_wal::{LogReader, Record, WalError};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Command line of `walctl`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "walctl",
+    version,
+    about = "Inspect an actix-wal log directory (read-only)"
+)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read every frame and print a summary; exit 1 if the log is damaged.
+    Verify {
+        /// The log to read.
+        #[command(flatten)]
+        log: LogArgs,
+        /// Treat a torn tail (which recovery would cut) as damage too, as the
+        /// AbsoluteConsistency recovery policy does.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print one line per record: LSN, payload length, frame CRC.
+    Dump {
+        /// The log to read.
+        #[command(flatten)]
+        log: LogArgs,
+        /// Print JSON lines (one object per record) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Include the payload, as hex (or as text with `--utf8`).
+        #[arg(long)]
+        payload: bool,
+        /// Show payloads as UTF-8 text (invalid sequences replaced, control characters
+        /// escaped) instead of hex.
+        #[arg(long, requires = "payload")]
+        utf8: bool,
+    },
+    /// Print segments (name, first LSN, records, bytes on disk) and totals.
+    Stat {
+        /// The log to read.
+        #[command(flatten)]
+        log: LogArgs,
+    },
+}
+
+/// Arguments every command takes.
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// The log directory.
+    dir: PathBuf,
+    /// Largest frame payload accepted, in bytes; a frame header claiming more is damage.
+    /// Must be at least the `max_record_bytes` the log was written with.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_MAX_RECORD_BYTES,
+        value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX))
+    )]
+    max_record_bytes: u64,
+}
+
+/// Why a command failed; each maps to one exit code and one line on stderr.
+#[derive(Debug)]
+enum Failure {
+    /// The log is damaged (exit 1).
+    Damaged(String),
+    /// The command could not run: no log, I/O error, bad input (exit 2).
+    Failed(String),
+    /// Standard output was closed (`walctl dump DIR | head`): stop quietly (exit 0).
+    OutputClosed,
+}
+
+impl Failure {
+    fn code(&self) -> ExitCode {
+        match self {
+            Failure::Damaged(_) => ExitCode::from(1),
+            Failure::Failed(_) => ExitCode::from(2),
+            Failure::OutputClosed => ExitCode::SUCCESS,
+        }
+    }
+
+    /// A failure of the log itself, with how far reading got before it.
+    fn from_wal(e: WalError, progress: &Summary) -> Failure {
+        let after = match progress.last_lsn {
+            Some(last) => format!(
+                " (after {} intact records, last LSN {last})",
+                progress.records
+            ),
+            None => String::new(),
+        };
+        if e.is_corruption() {
+            Failure::Damaged(format!("{e}{after}"))
+        } else {
+            Failure::Failed(format!("{e}{after}"))
+        }
+    }
+
+    fn output(e: io::Error) -> Failure {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::OutputClosed
+        } else {
+            Failure::Failed(format!("writing to standard output: {e}"))
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Damaged(m) => write!(f, "damaged log: {m}"),
+            Failure::Failed(m) => write!(f, "error: {m}"),
+            Failure::OutputClosed => f.write_str("standard output closed"),
+        }
+    }
+}
+
+/// One segment as seen while reading.
+#[derive(Debug)]
+struct SegmentStat {
+    /// The file.
+    path: PathBuf,
+    /// First LSN, from the file name.
+    first_lsn: u64,
+    /// Records read from it.
+    records: u64,
+    /// The file's size (preallocated segments count in full).
+    bytes_on_disk: u64,
+    /// Offset just past its last whole frame: where a torn tail starts.
+    frames_end: u64,
+}
+
+/// What reading a log found, so far.
+#[derive(Debug, Default)]
+struct Summary {
+    /// Every segment file of the log, in LSN order.
+    segments: Vec<SegmentStat>,
+    /// Records read.
+    records: u64,
+    /// Transactions read (each counts its entries in `records` too).
+    transactions: u64,
+    /// Payload bytes of the records read.
+    payload_bytes: u64,
+    /// Bytes of segment headers and whole frames.
+    frame_bytes: u64,
+    /// Sum of the segment files' sizes.
+    bytes_on_disk: u64,
+    /// LSN of the first record read.
+    first_lsn: Option<u64>,
+    /// LSN of the last record read.
+    last_lsn: Option<u64>,
+    /// How the last segment ended.
+    tail: Option<SegmentEnd>,
+    /// Index in `segments` of the segment the last record came from: records arrive in
+    /// segment order, so finding the next one's segment only ever looks forward.
+    current: usize,
+}
+
+impl Summary {
+    fn add(&mut self, r: &Record) {
+        let lsn = u64::from(r.lsn);
+        let len = r.payload.len() as u64;
+        self.first_lsn.get_or_insert(lsn);
+        self.last_lsn = Some(lsn);
+        self.records += 1;
+        self.payload_bytes += len;
+        // A transaction is one frame: its header counts once, each entry adds a 4-byte
+        // length before its bytes.
+        let bytes = match r.txn {
+            None => FRAME_HEADER_BYTES as u64 + len,
+            Some(t) if t.index == 0 => {
+                self.transactions += 1;
+                FRAME_HEADER_BYTES as u64 + 4 + len
+            }
+            Some(_) => 4 + len,
+        };
+        self.frame_bytes += bytes;
+        let seg_lsn = u64::from(r.segment_first_lsn);
+        while self
+            .segments
+            .get(self.current)
+            .is_some_and(|s| s.first_lsn != seg_lsn)
+        {
+            self.current += 1;
+        }
+        if let Some(seg) = self.segments.get_mut(self.current) {
+            seg.records += 1;
+            let start = match r.txn {
+                Some(t) if t.index > 0 => seg.frames_end,
+                _ => r.frame_offset,
+            };
+            seg.frames_end = start + bytes;
+        }
+    }
+
+    fn lsn(v: Option<u64>) -> String {
+        v.map_or_else(|| "none".to_string(), |l| l.to_string())
+    }
+}
+
+/// Reads the whole log in `args.dir`, calling `each` on every record, and returns what it
+/// found. Stops at the first damage.
+fn walk(
+    args: &LogArgs,
+    mut each: impl FnMut(&Record) -> Result<(), Failure>,
+) -> Result<Summary, Failure> {
+    let mut summary = Summary::default();
+    let mut reader = LogReader::open_with(
+        &args.dir,
+        actix_wal::storage::default_storage(),
+        args.max_record_bytes,
+    )
+    .map_err(|e| Failure::from_wal(e, &summary))?;
+    for path in reader.segments() {
+        let bytes_on_disk = std::fs::metadata(path)
+            .map_err(|e| Failure::Failed(format!("stat {}: {e}", path.display())))?
+            .len();
+        summary.bytes_on_disk += bytes_on_disk;
+        summary.frame_bytes += SEGMENT_HEADER_BYTES as u64;
+        summary.segments.push(SegmentStat {
+            path: path.clone(),
+            first_lsn: first_lsn_of(path),
+            records: 0,
+            bytes_on_disk,
+            frames_end: SEGMENT_HEADER_BYTES as u64,
+        });
+    }
+    for item in reader.by_ref() {
+        let record = item.map_err(|e| Failure::from_wal(e, &summary))?;
+        summary.add(&record);
+        each(&record)?;
+    }
+    summary.tail = reader.tail_end();
+    Ok(summary)
+}
+
+/// The first LSN a segment's name gives (the reader listed it, so the name parses).
+fn first_lsn_of(path: &Path) -> u64 {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(actix_wal::log::segment::parse_segment_name)
+        .unwrap_or(0)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn verify(log: &LogArgs, strict: bool, out: &mut impl Write) -> Result<(), Failure> {
+    let s = walk(log, |_| Ok(()))?;
+    let last_seg = s.segments.last();
+    let tail = match (s.tail, last_seg) {
+        (Some(SegmentEnd::TornTail { garbage_bytes }), Some(seg)) => {
+            let msg = format!(
+                "torn tail in {} at offset {}: {garbage_bytes} bytes after the last whole frame",
+                seg.path.display(),
+                seg.frames_end
+            );
+            if strict {
+                return Err(Failure::Damaged(format!("{msg} (--strict)")));
+            }
+            format!("torn ({msg}; recovery cuts them)")
+        }
+        _ => "clean".to_string(),
+    };
+    let w = (|| -> io::Result<()> {
+        writeln!(out, "ok: {}", log.dir.display())?;
+        writeln!(out, "segments: {}", s.segments.len())?;
+        writeln!(
+            out,
+            "records: {} ({} transactions)",
+            s.records, s.transactions
+        )?;
+        writeln!(out, "payload bytes: {}", s.payload_bytes)?;
+        writeln!(out, "frame bytes: {}", s.frame_bytes)?;
+        writeln!(out, "bytes on disk: {}", s.bytes_on_disk)?;
+        writeln!(out, "first lsn: {}", Summary::lsn(s.first_lsn))?;
+        writeln!(out, "last lsn: {}", Summary::lsn(s.last_lsn))?;
+        writeln!(out, "tail: {tail}")
+    })();
+    w.map_err(Failure::output)
+}
+
+/// A record as one JSON line.
+#[derive(Debug, Serialize)]
+struct DumpLine {
+    /// The record's LSN.
+    lsn: u64,
+    /// Payload length in bytes.
+    len: usize,
+    /// The frame's CRC32, as `0x` and eight hex digits.
+    crc: String,
+    /// First LSN of the segment holding it.
+    segment: u64,
+    /// Offset of its frame in that segment.
+    offset: u64,
+    /// `[index, count]` when the record is part of a transaction.
+    txn: Option<[u16; 2]>,
+    /// The payload, when asked for (hex, or text with `--utf8`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn dump(
+    log: &LogArgs,
+    json: bool,
+    payload: bool,
+    utf8: bool,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let show = |p: &[u8], quoted: bool| -> String {
+        match (utf8, quoted) {
+            (false, _) => hex(p),
+            (true, true) => format!("\"{}\"", String::from_utf8_lossy(p).escape_debug()),
+            (true, false) => String::from_utf8_lossy(p).into_owned(),
+        }
+    };
+    walk(log, |r| {
+        let lsn = u64::from(r.lsn);
+        let res = if json {
+            let line = DumpLine {
+                lsn,
+                len: r.payload.len(),
+                crc: format!("{:#010x}", r.frame_crc),
+                segment: u64::from(r.segment_first_lsn),
+                offset: r.frame_offset,
+                txn: r.txn.map(|t| [t.index, t.count]),
+                payload: payload.then(|| show(&r.payload, false)),
+            };
+            serde_json::to_writer(&mut *out, &line)
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out))
+        } else {
+            let mut line = format!(
+                "lsn={lsn} len={} crc={:#010x} segment={} offset={}",
+                r.payload.len(),
+                r.frame_crc,
+                r.segment_first_lsn,
+                r.frame_offset
+            );
+            if let Some(t) = r.txn {
+                line.push_str(&format!(" txn={}/{}", t.index, t.count));
+            }
+            if payload {
+                line.push_str(" payload=");
+                line.push_str(&show(&r.payload, true));
+            }
+            writeln!(out, "{line}")
+        };
+        res.map_err(Failure::output)
+    })
+    .map(|_| ())
+}
+
+fn stat(log: &LogArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let s = walk(log, |_| Ok(()))?;
+    let w = (|| -> io::Result<()> {
+        writeln!(
+            out,
+            "{:<26} {:>20} {:>10} {:>14}",
+            "segment", "first_lsn", "records", "bytes"
+        )?;
+        for seg in &s.segments {
+            writeln!(
+                out,
+                "{:<26} {:>20} {:>10} {:>14}",
+                file_name(&seg.path),
+                seg.first_lsn,
+                seg.records,
+                seg.bytes_on_disk
+            )?;
+        }
+        writeln!(out, "segments: {}", s.segments.len())?;
+        writeln!(out, "records: {}", s.records)?;
+        writeln!(out, "bytes on disk: {}", s.bytes_on_disk)?;
+        writeln!(out, "first lsn: {}", Summary::lsn(s.first_lsn))?;
+        writeln!(out, "last lsn: {}", Summary::lsn(s.last_lsn))
+    })();
+    w.map_err(Failure::output)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let res = match &cli.command {
+        Command::Verify { log, strict } => verify(log, *strict, &mut out),
+        Command::Dump {
+            log,
+            json,
+            payload,
+            utf8,
+        } => dump(log, *json, *payload, *utf8, &mut out),
+        Command::Stat { log } => stat(log, &mut out),
+    };
+    // Whatever was printed before a failure goes out before its error line.
+    let flushed = out.flush().map_err(Failure::output);
+    res.and(flushed)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !matches!(f, Failure::OutputClosed) {
+                // Nothing more can be done if stderr is closed too.
+                let _ = writeln!(io::stderr(), "walctl: {f}");
+            }
+            f.code()
+        }
+    }
+}

@@ -131,6 +131,11 @@ impl LogDir {
                         None => {
                             if let Some(prev) = out.tail_segment.clone() {
                                 self.cut(&prev, out.tail_offset, opts)?;
+                            } else {
+                                // No record survives; the log goes on where it began (its
+                                // first segment's name), not at LSN 1, so a truncated log
+                                // never gives out LSNs below its checkpoint.
+                                out.next_lsn = Lsn(file.first_lsn);
                             }
                             i
                         }

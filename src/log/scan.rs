@@ -160,10 +160,14 @@ pub fn nonzero_extent(data: &[u8]) -> usize {
     0
 }
 
-/// Whether a valid frame of a write batch that began after `lsn` lies in `data[from..to]`.
+/// Whether a valid frame of a write batch that began after `lsn` starts in `data[from..to]`.
 fn later_batch_frame(data: &[u8], from: usize, to: usize, lsn: u64, max_record_bytes: u64) -> bool {
     let mut p = from;
-    while p + FRAME_HEADER_BYTES <= to {
+    // `to` is one past the last non-zero byte, and a frame may end in zeros: its header's
+    // reserved byte is 0, and an empty or all-zero payload adds none. Its kind byte (at +22,
+    // never 0) is its last non-zero byte at the latest, so frames can start up to `to - 23`.
+    // (The bytes up to `data.len()` past `to` are zeros; `decode_at` checks the bounds.)
+    while p + FRAME_HEADER_BYTES - 1 <= to {
         // Cheap filters before the CRC: LSN in a plausible range after `lsn`.
         let l = u64::from_le_bytes(data[p + 8..p + 16].try_into().unwrap_or([0; 8]));
         if l > lsn && l - lsn < (1 << 40) {
