@@ -6,10 +6,15 @@ use actix::prelude::*;
 use actix_wal::*;
 use std::sync::{Arc, Mutex};
 
+/// LSNs of each replayed chunk, and the chunk's size.
+type Chunks = Arc<Mutex<Vec<(Vec<Lsn>, usize)>>>;
+/// Durability notifications: token and result.
+type Acks = Arc<Mutex<Vec<(u64, Result<Lsn, WalError>)>>>;
+
 #[derive(Default)]
 struct Collector {
-    seen: Arc<Mutex<Vec<(Vec<Lsn>, usize)>>>,
-    acks: Arc<Mutex<Vec<(u64, Result<Lsn, WalError>)>>>,
+    seen: Chunks,
+    acks: Acks,
 }
 
 impl Actor for Collector {
