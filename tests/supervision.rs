@@ -175,3 +175,32 @@ async fn after_too_many_deaths_the_supervisor_gives_up_and_the_log_stays_degrade
     check_log(d.path(), &outcomes);
     scenario.teardown();
 }
+
+#[actix::test]
+async fn switching_modes_under_load_while_the_flusher_dies_loses_nothing() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), fault_config()).await.unwrap();
+    fail::cfg("flusher::before_sync", "2*panic(mode switch fault)").unwrap();
+    let load = {
+        let wal = wal.clone();
+        actix_rt::spawn(async move { run_workload(&wal, 16, 0, 40, 6).await })
+    };
+    for i in 0..10 {
+        let mode = if i % 2 == 0 {
+            WalMode::Sync
+        } else {
+            WalMode::Async
+        };
+        wal.set_mode(mode).await.unwrap();
+        actix_rt::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    wal.set_mode(WalMode::Async).await.unwrap();
+    let outcomes = load.await.unwrap();
+    fail::remove("flusher::before_sync");
+    assert_eq!(failures(&outcomes).len(), 0);
+    wait_for(&wal, 10, "back to async", |s| s.mode == WalMode::Async).await;
+    wal.shutdown().await.unwrap();
+    check_log(d.path(), &outcomes);
+    scenario.teardown();
+}
