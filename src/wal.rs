@@ -17,6 +17,7 @@ use actix::prelude::*;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// A handle to an open log. Cheap to clone; every clone talks to the same actors.
 ///
@@ -36,8 +37,14 @@ impl Wal {
     /// Opens the log in `dir` (created if missing): recovery runs first (and replay, if
     /// `config.replay_to` is set), then the actors start. Returns once the log takes appends.
     pub async fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<Wal, WalError> {
-        config.validate()?;
         let dir = dir.as_ref().to_path_buf();
+        let span = tracing::debug_span!("open", dir = %dir.display());
+        Wal::open_inner(dir, config).instrument(span).await
+    }
+
+    async fn open_inner(dir: std::path::PathBuf, config: WalConfig) -> Result<Wal, WalError> {
+        config.validate()?;
+        let started = std::time::Instant::now();
         let cfg = Arc::new(config);
         let recovery = Recovery::new(
             dir.clone(),
@@ -64,6 +71,12 @@ impl Wal {
             .send(SetQueue(queue.clone()))
             .await
             .map_err(closed)?;
+        tracing::debug!(
+            next_lsn = %recovered.report.next_lsn,
+            records = recovered.report.records,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "log open"
+        );
         Ok(Wal {
             queue,
             supervisor,
@@ -137,11 +150,22 @@ impl Wal {
     /// releases the directory lock, stops the flusher and joins its thread. Later appends
     /// get [`WalError::ShutDown`]. Returns the poisoning error if the log was poisoned.
     pub async fn shutdown(&self) -> Result<(), WalError> {
-        let result = match self.queue.send(Shutdown).await {
-            Ok(r) => r,
-            Err(_) => Ok(()),
-        };
-        let _ = self.supervisor.send(StopFlusher).await;
-        result
+        let span = tracing::debug_span!("shutdown");
+        async {
+            let started = std::time::Instant::now();
+            let result = match self.queue.send(Shutdown).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            };
+            let _ = self.supervisor.send(StopFlusher).await;
+            tracing::debug!(
+                duration_ms = started.elapsed().as_millis() as u64,
+                ok = result.is_ok(),
+                "log shut down"
+            );
+            result
+        }
+        .instrument(span)
+        .await
     }
 }

@@ -548,6 +548,16 @@ impl Queue {
         self.queued_bytes += frame;
         self.queued_entries += entry.count();
         self.stats.peak_queue_bytes = self.stats.peak_queue_bytes.max(self.queued_bytes);
+        if self.queued_entries > self.cfg.alert_queue_depth {
+            // Fires at the append that crosses; a no-op while the alert is active.
+            let limit = self.cfg.alert_queue_depth;
+            self.alerts.update(
+                AlertKind::QueueDepth,
+                true,
+                self.queued_entries as f64,
+                limit as f64,
+            );
+        }
         let end = self.planner.next_lsn;
         let durable = options.durability.unwrap_or(self.cfg.durability) == Durability::Durable;
         if durable || options.flush_now {

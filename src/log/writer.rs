@@ -140,12 +140,15 @@ impl SegmentWriter {
     /// Writes `batch` and makes it durable.
     pub fn write_batch(&mut self, batch: &Batch) -> Result<(), BatchFailure> {
         let span = tracing::debug_span!(
-            "write_batch",
+            "flush",
             first_lsn = batch.first_lsn,
             end_lsn = batch.end_lsn,
-            bytes = batch.buf.len()
+            records = batch.records,
+            bytes = batch.buf.len(),
+            rewrite = batch.rewrite,
         );
         let _enter = span.enter();
+        let started = std::time::Instant::now();
         for (done, chunk) in batch.chunks.iter().enumerate() {
             if chunk.creates_segment {
                 // The previous segment must be durable before a later one can exist, so a
@@ -154,8 +157,9 @@ impl SegmentWriter {
                     self.sync_active()?;
                 } else {
                     self.active = None;
-                    self.remove_from(chunk.segment_first_lsn)
-                        .map_err(BatchFailure::Write)?;
+                    if let Err(e) = self.remove_from(chunk.segment_first_lsn) {
+                        return Err(self.undo(batch, done, e));
+                    }
                 }
                 #[cfg(feature = "failpoints")]
                 fail::fail_point!("segment::before_create", self.failpoints, |arg| {
@@ -208,6 +212,10 @@ impl SegmentWriter {
                 crate::failpoint::injected_error("flusher::after_sync", arg),
             )))
         });
+        tracing::debug!(
+            duration_us = started.elapsed().as_micros() as u64,
+            "flushed"
+        );
         Ok(())
     }
 
@@ -232,6 +240,13 @@ impl SegmentWriter {
 
     /// Undoes the chunks written so far (and the one that failed): cuts each segment back
     /// to the chunk's offset, or removes a segment the batch created.
+    ///
+    /// Newest first, each step durable before the next: a created segment's removal is
+    /// fsynced before the segment before it is cut back, or a power cut in between could
+    /// keep the later segment after a cut one, a hole recovery must refuse. A rewrite's
+    /// frames were first written where the batch began, in the segment whose fsync failed,
+    /// and may be on disk there: that segment is cut back too, or a power cut could bring
+    /// back records whose callers were told they failed.
     fn undo(&mut self, batch: &Batch, written: usize, error: WalError) -> BatchFailure {
         if self.fenced() {
             return BatchFailure::Fenced;
@@ -239,28 +254,27 @@ impl SegmentWriter {
         tracing::warn!(%error, first_lsn = batch.first_lsn, "batch write failed; cutting back");
         self.active = None;
         let touched = (written + 1).min(batch.chunks.len());
-        let mut repair = Ok(());
-        let mut created = false;
-        for chunk in batch.chunks[..touched].iter().rev() {
+        let mut repair = batch.chunks[..touched].iter().rev().try_for_each(|chunk| {
             let path = self.path_of(chunk.segment_first_lsn);
-            let r = if chunk.creates_segment {
-                created = true;
+            if chunk.creates_segment {
                 match self.storage.remove(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(WalError::io("remove", &path, e))
+                        return Err(WalError::io("remove", &path, e));
                     }
-                    _ => Ok(()),
+                    _ => {}
                 }
+                self.storage
+                    .sync_dir(&self.dir)
+                    .map_err(|e| WalError::io("fsync dir", &self.dir, e))
             } else {
                 self.cut(&path, chunk.offset)
-            };
-            repair = repair.and(r);
-        }
-        if created && repair.is_ok() {
-            repair = self
-                .storage
-                .sync_dir(&self.dir)
-                .map_err(|e| WalError::io("fsync dir", &self.dir, e));
+            }
+        });
+        if repair.is_ok() && batch.rewrite && batch.start.segment_first_lsn < batch.first_lsn {
+            repair = self.cut(
+                &self.path_of(batch.start.segment_first_lsn),
+                batch.start.offset,
+            );
         }
         match repair {
             Ok(()) => BatchFailure::Write(error),
