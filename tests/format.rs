@@ -134,7 +134,7 @@ struct Step {
 /// Payload bytes from a length and a seed: zeros for a quarter of the seeds (zeros matter,
 /// since zeros are also what ends a log), pseudo-random bytes otherwise.
 fn fill(len: usize, seed: u64) -> Vec<u8> {
-    if seed % 4 == 0 {
+    if seed.is_multiple_of(4) {
         return vec![0; len];
     }
     let mut x = seed | 1;

@@ -1,0 +1,197 @@
+//! One committer, fine-grained: actix-wal and each baseline take turns in short slices
+//! (A B C ... A B C ...) with every log kept open throughout, so that the disk's swings
+//! (fdatasync here moves between ~0.1 ms and ~4 ms from one second to the next) strike
+//! every system alike. Each slice is a round; the ratios are medians of same-slice ratios.
+//!
+//! The actix-wal committer here is a loop on the System arbiter that sends `Append` to
+//! the queue and awaits the durable reply: the same path a transaction actor takes.
+
+use crate::baselines::{slice_figures, Prep, RawLog};
+use crate::pipeline::open;
+use crate::report::Figures;
+use actix_wal::{Append, LogOptions, LogWriter, WalConfig};
+use std::io;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Calls `op` (one durable commit) until `slice` has passed; returns commits, seconds
+/// and each commit's latency in nanoseconds.
+fn slice_loop(
+    slice: Duration,
+    mut op: impl FnMut() -> io::Result<()>,
+) -> io::Result<(u64, f64, Vec<u64>)> {
+    let mut lat = Vec::new();
+    let begin = Instant::now();
+    while begin.elapsed() < slice {
+        let t = Instant::now();
+        op()?;
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    Ok((lat.len() as u64, begin.elapsed().as_secs_f64(), lat))
+}
+
+/// A raw write + fdatasync done by an I/O thread of its own, the committer waiting on a
+/// channel: two thread switches per commit, as in any design with a flusher thread.
+struct Handoff {
+    req: Option<mpsc::Sender<()>>,
+    done: mpsc::Receiver<io::Result<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handoff {
+    fn new(dir: &Path, write_bytes: usize, file_bytes: u64) -> io::Result<Handoff> {
+        let mut log = RawLog::new(dir, file_bytes, Prep::Fallocate)?;
+        let (req, req_rx) = mpsc::channel::<()>();
+        let (done_tx, done) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("raw-io".into())
+            .spawn(move || {
+                let buf = vec![0xA5u8; write_bytes];
+                while req_rx.recv().is_ok() {
+                    if done_tx
+                        .send(log.write(&buf).and_then(|()| log.sync()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Handoff {
+            req: Some(req),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    fn commit(&self) -> io::Result<()> {
+        let gone = || io::Error::other("I/O thread gone");
+        self.req
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(())
+            .map_err(|_| gone())?;
+        self.done.recv().map_err(|_| gone())?
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        self.req = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs `slices` rounds of `slice` each for actix-wal, the raw file (fallocated and
+/// pre-written), the raw file behind an I/O thread, the naive WAL and okaywal, one
+/// committer each, `payload`-byte records. Returns the rounds, actix-wal first.
+pub async fn one_committer(
+    base: &Path,
+    payload: usize,
+    slices: usize,
+    slice: Duration,
+    config: WalConfig,
+) -> Result<Vec<Vec<Figures>>, String> {
+    let e = |e: io::Error| e.to_string();
+    let file_bytes = config.segment_size_bytes;
+    let frame = payload + actix_wal::format::FRAME_HEADER_BYTES;
+    let record = vec![0xA5u8; payload];
+    let (wal, _) = open(&base.join("actix-wal"), config).await?;
+    let mut fa = RawLog::new(&base.join("raw-fa"), file_bytes, Prep::Fallocate).map_err(e)?;
+    let mut pw = RawLog::new(&base.join("raw-pw"), file_bytes, Prep::Prewritten).map_err(e)?;
+    let handoff = Handoff::new(&base.join("raw-handoff"), frame, file_bytes).map_err(e)?;
+    let (mut naive, _) =
+        LogWriter::open(base.join("naive"), LogOptions::default()).map_err(|x| x.to_string())?;
+    let okay = okaywal::Configuration::default_for(base.join("okaywal"))
+        .preallocate_bytes(u32::try_from(file_bytes).unwrap_or(u32::MAX))
+        .checkpoint_after_bytes(file_bytes * 3 / 4)
+        .open(okaywal::LogVoid)
+        .map_err(e)?;
+    let buf = vec![0xA5u8; frame];
+    // One slice of each first, unrecorded: first writes, segment creation, page cache.
+    let mut rounds = Vec::new();
+    for round in 0..=slices {
+        let mut row = Vec::new();
+        // actix-wal: send, await the durable reply, again.
+        let mut lat = Vec::new();
+        let begin = Instant::now();
+        while begin.elapsed() < slice {
+            let t = Instant::now();
+            wal.queue()
+                .send(Append::new(record.clone()))
+                .await
+                .map_err(|x| x.to_string())?
+                .map_err(|x| x.to_string())?;
+            lat.push(t.elapsed().as_nanos() as u64);
+        }
+        let secs = begin.elapsed().as_secs_f64();
+        row.push(slice_figures(
+            "actix-wal",
+            "durable, 1 committer".into(),
+            payload,
+            lat.len() as u64,
+            secs,
+            &lat,
+        ));
+        let (n, s, l) = slice_loop(slice, || fa.write(&buf).and_then(|()| fa.sync())).map_err(e)?;
+        row.push(slice_figures(
+            "raw-fsync",
+            format!("{frame} B writes, fallocated"),
+            payload,
+            n,
+            s,
+            &l,
+        ));
+        let (n, s, l) = slice_loop(slice, || pw.write(&buf).and_then(|()| pw.sync())).map_err(e)?;
+        row.push(slice_figures(
+            "raw-fsync",
+            format!("{frame} B writes, pre-written"),
+            payload,
+            n,
+            s,
+            &l,
+        ));
+        let (n, s, l) = slice_loop(slice, || handoff.commit()).map_err(e)?;
+        row.push(slice_figures(
+            "raw-handoff",
+            format!("{frame} B, I/O thread"),
+            payload,
+            n,
+            s,
+            &l,
+        ));
+        let (n, s, l) = slice_loop(slice, || {
+            naive
+                .append(&record)
+                .map_err(|x| io::Error::other(x.to_string()))?;
+            naive
+                .sync()
+                .map(|_| ())
+                .map_err(|x| io::Error::other(x.to_string()))
+        })
+        .map_err(e)?;
+        row.push(slice_figures("naive", "1 thread".into(), payload, n, s, &l));
+        let (n, s, l) = slice_loop(slice, || {
+            let mut entry = okay.begin_entry()?;
+            entry.write_chunk(&record)?;
+            entry.commit().map(|_| ())
+        })
+        .map_err(e)?;
+        row.push(slice_figures(
+            "okaywal",
+            "1 thread".into(),
+            payload,
+            n,
+            s,
+            &l,
+        ));
+        if round > 0 {
+            rounds.push(row);
+        }
+    }
+    wal.shutdown().await.map_err(|x| x.to_string())?;
+    okay.shutdown().map_err(e)?;
+    Ok(rounds)
+}
