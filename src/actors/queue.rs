@@ -359,6 +359,11 @@ pub struct Queue {
     metrics: Metrics,
     alerts: Alerts,
     disk_bytes: u64,
+    /// Set for one scheduler turn after a batch answered several waiters: the callers just
+    /// answered send their next appends in that turn, and they join the next batch instead
+    /// of trailing it (without this, closed-loop committers split into two cohorts that
+    /// each wait two fsyncs).
+    holding: bool,
 }
 
 impl std::fmt::Debug for Queue {
@@ -436,6 +441,7 @@ impl Queue {
             metrics: Metrics::register(),
             alerts: Alerts::new(cfg.alert_to.clone()),
             disk_bytes: 0,
+            holding: false,
             cfg,
         }
     }
@@ -582,7 +588,7 @@ impl Queue {
     /// Dispatches the next batch if none is in flight and it is due; otherwise makes sure
     /// the buffered-flush timer runs.
     fn kick(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.is_some() || self.poisoned.is_some() {
+        if self.in_flight.is_some() || self.poisoned.is_some() || self.holding {
             return;
         }
         let Some(front) = self.pending.front() else {
@@ -697,6 +703,7 @@ impl Queue {
     /// Stops taking messages until the batch in flight completes (queue full). Returns
     /// false when there is nothing in flight to wait for.
     fn wait_in_flight(&mut self, ctx: &mut Context<Self>) -> bool {
+        self.holding = false;
         if self.in_flight.is_none() {
             self.kick_now(ctx);
         }
@@ -728,7 +735,20 @@ impl Queue {
             return;
         };
         match done {
-            Done::Written(took) => self.on_written(batch, took),
+            Done::Written(took) => {
+                let answered = self.on_written(batch, took);
+                if answered > 1 && self.requested_mode == WalMode::Async && !self.shutting_down {
+                    self.holding = true;
+                    ctx.spawn(
+                        actix_rt::task::yield_now()
+                            .into_actor(self)
+                            .map(|_, act, ctx| {
+                                act.holding = false;
+                                act.after_progress(ctx);
+                            }),
+                    );
+                }
+            }
             Done::Failed(BatchFailure::Write(e)) => self.on_write_failed(&batch, e),
             Done::Failed(BatchFailure::Sync(e)) => self.on_sync_failed(&batch, e),
             Done::Failed(BatchFailure::Unrepaired(e)) => {
@@ -753,7 +773,8 @@ impl Queue {
         self.urgent_end = self.urgent_end.max(batch.end_lsn);
     }
 
-    fn on_written(&mut self, batch: Arc<Batch>, took: Duration) {
+    /// Completes a written batch; returns how many durable waiters it answered.
+    fn on_written(&mut self, batch: Arc<Batch>, took: Duration) -> usize {
         self.sync_failures_in_row = 0;
         self.durable_end = batch.end_lsn;
         self.queued_bytes -= batch.bytes();
@@ -769,6 +790,7 @@ impl Queue {
         m.flush_duration.record(took.as_secs_f64());
         m.batch_entries.record(batch.records as f64);
         let now = Instant::now();
+        let mut answered = 0;
         let mut replies = self.replies.borrow_mut();
         while replies
             .waiters
@@ -779,6 +801,7 @@ impl Queue {
                 if let Some(since) = w.since {
                     m.commit_duration
                         .record(now.duration_since(since).as_secs_f64());
+                    answered += 1;
                 }
                 let r = Ok(w.reply);
                 w.answer(r);
@@ -797,6 +820,7 @@ impl Queue {
                 self.spare.push(b.buf);
             }
         }
+        answered
     }
 
     /// Sums the sizes of the segment files (at open, after a rollover or a truncation).
