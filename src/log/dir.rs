@@ -33,11 +33,7 @@ impl LogDir {
         match storage.is_dir(&path) {
             Ok(true) => {}
             Ok(false) => return Err(WalError::NotADirectory { path }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                storage
-                    .create_dir_all(&path)
-                    .map_err(|e| WalError::io("create dir", &path, e))?;
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir_durably(&storage, &path)?,
             Err(e) => return Err(WalError::io("stat", &path, e)),
         }
         let lock_path = path.join(LOCK_FILE);
@@ -82,20 +78,58 @@ impl LogDir {
     /// segment is never removed. Returns the removed files.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<Vec<PathBuf>, WalError> {
         let (segments, _) = self.list()?;
+        let doomed: Vec<&SegmentFile> = segments
+            .windows(2)
+            .take_while(|pair| pair[1].first_lsn <= lsn.0)
+            .map(|pair| &pair[0])
+            .collect();
+        // Removals not yet synced may survive a power cut in any subset, and a later
+        // segment gone while an earlier one stays is a hole recovery must refuse. So the
+        // directory is fsynced before the first removal (an earlier removal whose fsync
+        // failed is made durable first) and after each one, oldest first: what survives
+        // is always a suffix of the log.
+        if !doomed.is_empty() {
+            self.sync()?;
+        }
         let mut removed = Vec::new();
-        for pair in segments.windows(2) {
-            if pair[1].first_lsn > lsn.0 {
-                break;
-            }
+        for seg in doomed {
             self.storage
-                .remove(&pair[0].path)
-                .map_err(|e| WalError::io("remove", &pair[0].path, e))?;
-            removed.push(pair[0].path.clone());
+                .remove(&seg.path)
+                .map_err(|e| WalError::io("remove", &seg.path, e))?;
+            self.sync()?;
+            removed.push(seg.path.clone());
         }
         if !removed.is_empty() {
-            self.sync()?;
             tracing::debug!(below = %lsn, removed = removed.len(), "truncated log");
         }
         Ok(removed)
     }
+}
+
+/// Creates `path` (and missing parents) and fsyncs the parent of each directory created:
+/// a new directory's entry lives in its parent, and until that is synced a power cut may
+/// take the directory, and every segment in it, away.
+fn create_dir_durably(storage: &SharedStorage, path: &Path) -> Result<(), WalError> {
+    let mut created = Vec::new();
+    let mut p = Some(path);
+    while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
+        match storage.is_dir(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => created.push(dir.to_path_buf()),
+            _ => break,
+        }
+        p = dir.parent();
+    }
+    storage
+        .create_dir_all(path)
+        .map_err(|e| WalError::io("create dir", path, e))?;
+    for dir in created.iter().rev() {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        storage
+            .sync_dir(parent)
+            .map_err(|e| WalError::io("fsync dir", parent, e))?;
+    }
+    Ok(())
 }

@@ -1,0 +1,128 @@
+//! Deliberately broken storage layers: each plays a known way for a log to lose data,
+//! so a test can show that the torture checks catch it (the checks have teeth).
+
+use actix_wal::{SharedStorage, Storage, StorageFile};
+use std::any::Any;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What the wrapper gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    /// `sync_data` succeeds without syncing: the log acknowledges before the data is
+    /// durable.
+    AckBeforeFsync,
+    /// `sync_dir` succeeds without syncing: a new segment's directory entry (and a removal)
+    /// may vanish in a crash.
+    SkipDirSync,
+    /// An `fsync` that fails is retried, and the retry's success believed: after Linux
+    /// dropped the dirty pages (PostgreSQL's fsyncgate).
+    RetryFsync,
+    /// `set_len` does nothing: the cut-back of a failed write and recovery's cut of a torn
+    /// tail leave the bytes in place.
+    SkipCutBack,
+    /// `set_len` cuts one byte too many: an off-by-one in the cut-back and in recovery's
+    /// cut of a torn tail.
+    CutOneByteShort,
+}
+
+/// A storage that forwards to `inner`, wrong in the way `broken` says.
+#[derive(Debug)]
+pub struct BrokenStorage {
+    inner: SharedStorage,
+    broken: Broken,
+}
+
+impl BrokenStorage {
+    /// `inner`, broken as `broken` says, as a shared storage.
+    pub fn wrap(inner: SharedStorage, broken: Broken) -> SharedStorage {
+        Arc::new(BrokenStorage { inner, broken })
+    }
+
+    fn file(&self, f: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
+        Box::new(BrokenFile {
+            inner: f,
+            broken: self.broken,
+        })
+    }
+}
+
+impl Storage for BrokenStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        self.inner.is_dir(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        Ok(self.file(self.inner.create(path)?))
+    }
+    fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn StorageFile>> {
+        Ok(self.file(self.inner.open(path, writable)?))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        match self.broken {
+            Broken::SkipDirSync => Ok(()),
+            _ => self.inner.sync_dir(dir),
+        }
+    }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send>> {
+        self.inner.lock(path)
+    }
+}
+
+#[derive(Debug)]
+struct BrokenFile {
+    inner: Box<dyn StorageFile>,
+    broken: Broken,
+}
+
+impl BrokenFile {
+    fn sync(&self, sync: impl Fn(&dyn StorageFile) -> io::Result<()>) -> io::Result<()> {
+        match self.broken {
+            Broken::RetryFsync => sync(self.inner.as_ref()).or_else(|_| sync(self.inner.as_ref())),
+            _ => sync(self.inner.as_ref()),
+        }
+    }
+}
+
+impl StorageFile for BrokenFile {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn size_bytes(&self) -> io::Result<u64> {
+        self.inner.size_bytes()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        match self.broken {
+            Broken::SkipCutBack => Ok(()),
+            Broken::CutOneByteShort => self.inner.set_len(len.saturating_sub(1)),
+            _ => self.inner.set_len(len),
+        }
+    }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.inner.allocate(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        match self.broken {
+            Broken::AckBeforeFsync => Ok(()),
+            _ => self.sync(|f| f.sync_data()),
+        }
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        self.sync(|f| f.sync_all())
+    }
+}
