@@ -1190,7 +1190,7 @@ fn sim_faults_strike_at_the_chosen_operation() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Known issue, reported: runs only with TORTURE_KNOWN_ISSUES=1 (it fails today).
+// Reopening after failed fsyncs (fixed: recovery rewrites and fsyncs the last batch).
 // ---------------------------------------------------------------------------------------
 
 /// After an fsync fails, Linux marks the pages clean: reads still return the bytes, the
@@ -1201,10 +1201,6 @@ fn sim_faults_strike_at_the_chosen_operation() {
 /// here spans pages, as on Linux only pages no later write touches stay lost.)
 #[test]
 fn reopening_after_failed_fsyncs_never_trusts_bytes_the_disk_lost() {
-    if std::env::var_os("TORTURE_KNOWN_ISSUES").is_none() {
-        eprintln!("known issue (docs/testing.md): set TORTURE_KNOWN_ISSUES=1 to run");
-        return;
-    }
     use actix_wal::Storage;
     let dir = Path::new(DIR);
     let sim = SimStorage::new();

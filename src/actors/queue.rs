@@ -926,6 +926,9 @@ impl Queue {
         self.pending.clear();
         self.queued_bytes = 0;
         self.queued_entries = 0;
+        if let Some(dir) = &self.dir {
+            dir.mark_poisoned(&err.to_string());
+        }
         self.poisoned = Some(err);
     }
 

@@ -8,6 +8,9 @@ use std::any::Any;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Name of the marker a poisoned log leaves (see [`LogDir::mark_poisoned`]).
+pub const POISON_MARKER: &str = "POISONED";
+
 /// A log directory held open for writing. Its `LOCK` file is locked (`flock`) for as long
 /// as this value lives, so a second opener, in this process or another, gets
 /// [`WalError::Locked`].
@@ -64,6 +67,35 @@ impl LogDir {
     /// The segments in LSN order, and leftover `.tmp` files.
     pub fn list(&self) -> Result<(Vec<SegmentFile>, Vec<PathBuf>), WalError> {
         list_segments(self.storage.as_ref(), &self.path)
+    }
+
+    /// Leaves a `POISONED` marker in the directory (best effort, not fsynced): the log was
+    /// poisoned by failed fsyncs, so its page cache may hold bytes the disk never got
+    /// (after a failed fsync Linux marks the pages clean). It only needs to be seen by a
+    /// reopen in the same boot — after a reboot the disk is the truth — which then moves
+    /// the last write batch to a fresh segment before taking appends.
+    pub fn mark_poisoned(&self, reason: &str) {
+        let path = self.path.join(POISON_MARKER);
+        if let Ok(f) = self.storage.create(&path) {
+            let _ = f.write_all_at(reason.as_bytes(), 0);
+        }
+    }
+
+    /// Whether a `POISONED` marker is present.
+    pub fn poison_marker(&self) -> bool {
+        self.storage
+            .list(&self.path)
+            .map(|names| names.iter().any(|n| n == POISON_MARKER))
+            .unwrap_or(false)
+    }
+
+    /// Removes the `POISONED` marker, durably.
+    pub fn clear_poison_marker(&self) -> Result<(), WalError> {
+        let path = self.path.join(POISON_MARKER);
+        match self.storage.remove(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(WalError::io("remove", &path, e)),
+            _ => self.sync(),
+        }
     }
 
     /// `fsync`s the directory.

@@ -3,7 +3,7 @@
 
 use super::dir::LogDir;
 use super::scan::{SegmentCursor, SegmentData, SegmentEnd};
-use super::segment::SegmentFile;
+use super::segment::{create_segment_with, SegmentFile};
 use crate::error::WalError;
 use crate::lsn::Lsn;
 use serde::{Deserialize, Serialize};
@@ -87,12 +87,13 @@ impl LogDir {
         if !out.removed.is_empty() {
             self.sync()?;
         }
+        let poisoned_before = self.poison_marker();
         let mut expected: Option<u64> = None;
         for (i, file) in segments.iter().enumerate() {
             let limit = segments.get(i + 1).map(|s| s.first_lsn);
             let scanned = self.scan_one(file, limit, expected, opts, &mut out);
             match scanned {
-                Ok((cursor, len)) => {
+                Ok((cursor, len, tail_batch)) => {
                     out.bytes_scanned += len;
                     expected = Some(cursor.next_lsn);
                     out.next_lsn = Lsn(cursor.next_lsn);
@@ -111,6 +112,11 @@ impl LogDir {
                         self.cut(file, cursor.pos as u64, opts)?;
                         out.bytes_cut = garbage_bytes;
                         tracing::warn!(segment = %file.path.display(), offset = cursor.pos, garbage_bytes, "cut torn tail");
+                    }
+                    if let (true, Some((first_lsn, bytes))) = (poisoned_before, tail_batch) {
+                        let (seg, offset) = self.relocate_last_batch(first_lsn, &bytes, opts)?;
+                        out.tail_segment = Some(seg);
+                        out.tail_offset = offset;
                     }
                 }
                 Err((err, salvage_at)) => {
@@ -152,12 +158,10 @@ impl LogDir {
                 }
             }
         }
-        out.segments = segments.len()
-            - out
-                .removed
-                .iter()
-                .filter(|p| segments.iter().any(|s| &s.path == *p))
-                .count();
+        if poisoned_before && self.poison_marker() {
+            self.clear_poison_marker()?;
+        }
+        out.segments = self.list()?.0.len();
         if out.records > 0 {
             out.last_lsn = Some(Lsn(out.next_lsn.0 - 1));
         }
@@ -175,7 +179,7 @@ impl LogDir {
         expected: Option<u64>,
         opts: &RecoveryOptions,
         out: &mut RecoveryOutcome,
-    ) -> Result<(SegmentCursor, u64), (WalError, Option<(u64, u64)>)> {
+    ) -> Result<(SegmentCursor, u64, Option<(u64, Vec<u8>)>), (WalError, Option<(u64, u64)>)> {
         if let Some(expected) = expected {
             if file.first_lsn != expected {
                 let err = WalError::Corruption {
@@ -191,6 +195,8 @@ impl LogDir {
         }
         let seg = SegmentData::load(self.storage().as_ref(), file).map_err(|e| (e, None))?;
         let mut cursor = SegmentCursor::new(file.first_lsn, limit, opts.max_record_bytes);
+        // (first LSN of the batch, offset and LSN of its first frame in this segment)
+        let mut last_batch: Option<(u64, usize, u64)> = None;
         loop {
             match cursor.next_frame(&seg) {
                 Ok(Some(frame)) => {
@@ -198,11 +204,55 @@ impl LogDir {
                         out.first_lsn = Some(Lsn(frame.header.lsn));
                     }
                     out.records += u64::from(frame.header.count);
+                    let batch = frame.header.batch_first_lsn();
+                    if last_batch.map(|(b, _, _)| b) != Some(batch) {
+                        last_batch = Some((batch, frame.offset, frame.header.lsn));
+                    }
                 }
-                Ok(None) => return Ok((cursor, seg.data.len() as u64)),
+                Ok(None) => {
+                    let tail = match (limit, last_batch) {
+                        (None, Some((_, start, lsn))) => {
+                            Some((lsn, seg.data[start..cursor.pos].to_vec()))
+                        }
+                        _ => None,
+                    };
+                    return Ok((cursor, seg.data.len() as u64, tail));
+                }
                 Err(e) => return Err((e, Some((cursor.pos as u64, cursor.next_lsn)))),
             }
         }
+    }
+
+    /// Moves the last write batch of a log poisoned by failed fsyncs (reopened in the same
+    /// boot) into a fresh segment named by its first LSN, fsynced with the directory, and
+    /// removes the marker. Its bytes, just read, may live only in the page cache: Linux
+    /// marks pages clean after a failed fsync and may never write them, so appends
+    /// acknowledged after them would sit behind a hole after a power cut. Nothing is
+    /// written over bytes that may be durable: the old copy becomes an abandoned tail (or,
+    /// when the batch starts its segment, the file is replaced by an atomic rename).
+    fn relocate_last_batch(
+        &self,
+        first_lsn: u64,
+        bytes: &[u8],
+        opts: &RecoveryOptions,
+    ) -> Result<(SegmentFile, u64), WalError> {
+        let header = crate::format::SEGMENT_HEADER_BYTES as u64;
+        let size = opts.preallocate_bytes.max(header + bytes.len() as u64);
+        let (seg, _) = create_segment_with(
+            self.storage().as_ref(),
+            self.path(),
+            first_lsn,
+            size,
+            opts.preallocate_bytes > 0,
+            bytes,
+        )?;
+        self.clear_poison_marker()?;
+        tracing::warn!(
+            first_lsn,
+            bytes = bytes.len(),
+            "log was poisoned: moved its last batch to a fresh segment"
+        );
+        Ok((seg, header + bytes.len() as u64))
     }
 
     /// Cuts a segment at `offset`: everything after it reads as zeros, durably.

@@ -84,6 +84,26 @@ pub fn create_segment(
     segment_size_bytes: u64,
     preallocate: bool,
 ) -> Result<(SegmentFile, Box<dyn StorageFile>), WalError> {
+    create_segment_with(
+        storage,
+        dir,
+        first_lsn,
+        segment_size_bytes,
+        preallocate,
+        &[],
+    )
+}
+
+/// [`create_segment`], with `frames` written after the header before the segment gets its
+/// name: the segment appears complete or not at all, even if it replaces one by that name.
+pub fn create_segment_with(
+    storage: &dyn Storage,
+    dir: &Path,
+    first_lsn: u64,
+    segment_size_bytes: u64,
+    preallocate: bool,
+    frames: &[u8],
+) -> Result<(SegmentFile, Box<dyn StorageFile>), WalError> {
     let name = segment_name(first_lsn);
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.tmp"));
@@ -97,6 +117,10 @@ pub fn create_segment(
         if preallocate {
             file.allocate(segment_size_bytes)
                 .map_err(|e| WalError::io("fallocate", &tmp, e))?;
+        }
+        if !frames.is_empty() {
+            file.write_all_at(frames, header.len() as u64)
+                .map_err(|e| WalError::io("write", &tmp, e))?;
         }
         file.sync_all()
             .map_err(|e| WalError::io("fsync", &tmp, e))?;

@@ -113,6 +113,8 @@ impl LogWriter {
                     let err = WalError::Poisoned {
                         reason: format!("{e}; rewrite failed: {}", f.error()),
                     };
+                    self.dir.mark_poisoned(&err.to_string());
+                    self.dir.mark_poisoned(&err.to_string());
                     self.poisoned = Some(err.clone());
                     return Err(err);
                 }
@@ -124,6 +126,7 @@ impl LogWriter {
                 let err = WalError::Poisoned {
                     reason: e.to_string(),
                 };
+                self.dir.mark_poisoned(&err.to_string());
                 self.poisoned = Some(err.clone());
                 return Err(err);
             }
