@@ -83,29 +83,39 @@ impl Append {
             options: AppendOptions::default(),
         }
     }
-
-    /// Sets the durability policy by name.
-    pub fn durability(mut self, durability: Durability) -> Append {
-        self.options.durability = Some(durability);
-        self
-    }
-
-    /// Asks for an immediate flush of the batch holding this record.
-    pub fn flush_now(mut self) -> Append {
-        self.options.flush_now = true;
-        self
-    }
-
-    /// Also sends a [`DurabilityReply`] with `token` to `to`.
-    pub fn notify(mut self, to: Recipient<DurabilityReply>, token: u64) -> Append {
-        self.options.notify = Some(Notify { to, token });
-        self
-    }
 }
 
-impl Message for Append {
-    type Result = Result<Lsn, WalError>;
+/// The option setters `Append` and `Commit` share.
+macro_rules! append_options {
+    ($t:ty) => {
+        impl $t {
+            /// Sets the durability policy by name.
+            pub fn durability(mut self, durability: Durability) -> Self {
+                self.options.durability = Some(durability);
+                self
+            }
+
+            /// Asks for an immediate flush of the batch holding this message.
+            pub fn flush_now(mut self) -> Self {
+                self.options.flush_now = true;
+                self
+            }
+
+            /// Also sends a [`DurabilityReply`] with `token` to `to`.
+            pub fn notify(mut self, to: Recipient<DurabilityReply>, token: u64) -> Self {
+                self.options.notify = Some(Notify { to, token });
+                self
+            }
+        }
+
+        impl Message for $t {
+            type Result = Result<Lsn, WalError>;
+        }
+    };
 }
+
+append_options!(Append);
+append_options!(Commit);
 
 /// Commit a transaction: its entries are written in one frame, so after any crash
 /// recovery yields all of them or none. Entry `i` gets LSN `first + i`; the reply is
@@ -126,28 +136,6 @@ impl Commit {
             options: AppendOptions::default(),
         }
     }
-
-    /// Sets the durability policy by name.
-    pub fn durability(mut self, durability: Durability) -> Commit {
-        self.options.durability = Some(durability);
-        self
-    }
-
-    /// Asks for an immediate flush.
-    pub fn flush_now(mut self) -> Commit {
-        self.options.flush_now = true;
-        self
-    }
-
-    /// Also sends a [`DurabilityReply`] with `token` to `to`.
-    pub fn notify(mut self, to: Recipient<DurabilityReply>, token: u64) -> Commit {
-        self.options.notify = Some(Notify { to, token });
-        self
-    }
-}
-
-impl Message for Commit {
-    type Result = Result<Lsn, WalError>;
 }
 
 /// Make everything queued so far durable. Replies with the highest durable LSN
