@@ -492,19 +492,7 @@ impl Queue {
             // admit over the limit rather than wait forever.
         }
         match self.admit(entry, &options, ctx) {
-            Ok(Some(lsn)) => {
-                // Buffered: answered now; a notification still follows durability.
-                if let Some(n) = options.notify {
-                    self.replies.borrow_mut().waiters.push_back(Waiter {
-                        end: self.planner.next_lsn,
-                        reply: lsn,
-                        since: None,
-                        tx: None,
-                        notify: Some(n),
-                    });
-                }
-                LsnResponse(Resp::Ready(Ok(lsn)))
-            }
+            Ok(Some(lsn)) => LsnResponse(Resp::Ready(Ok(lsn))),
             Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
             Err(e) => LsnResponse(Resp::Ready(Err(e))),
         }
@@ -557,18 +545,18 @@ impl Queue {
         if durable || options.flush_now {
             self.urgent_end = end;
         }
-        let result = if durable {
+        // A durable caller waits here for its reply; a buffered one is answered now, but a
+        // notification it asked for still follows durability.
+        if durable || options.notify.is_some() {
             self.replies.borrow_mut().waiters.push_back(Waiter {
                 end,
                 reply: lsn,
-                since: Some(Instant::now()),
+                since: durable.then(Instant::now),
                 tx: None,
                 notify: options.notify.clone(),
             });
-            None
-        } else {
-            Some(lsn)
-        };
+        }
+        let result = (!durable).then_some(lsn);
         self.kick(ctx);
         Ok(result)
     }
@@ -978,18 +966,8 @@ impl Queue {
             return;
         }
         self.stats.blocked_appends = 0;
-        let notify = stashed.options.notify.clone();
         match self.admit(stashed.entry, &stashed.options, ctx) {
             Ok(Some(lsn)) => {
-                if let Some(n) = notify {
-                    self.replies.borrow_mut().waiters.push_back(Waiter {
-                        end: self.planner.next_lsn,
-                        reply: lsn,
-                        since: None,
-                        tx: None,
-                        notify: Some(n),
-                    });
-                }
                 if let Some(tx) = tx {
                     let _ = tx.send(Ok(lsn));
                 }
