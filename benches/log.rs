@@ -114,5 +114,36 @@ fn recovery(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, reader_scan, frame_walk, recovery);
+/// The storage seam's cost: a 4 KiB positional write through `FsStorage` (a boxed
+/// `dyn StorageFile`) beside the same write straight on a `std::fs::File`. No fsync, so
+/// the system call itself is as cheap as it gets and any cost of the seam would show.
+fn storage_seam(c: &mut Criterion) {
+    use actix_wal::Storage;
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let buf = vec![7u8; 4096];
+    let mut g = c.benchmark_group("storage_seam");
+    g.throughput(Throughput::Bytes(buf.len() as u64));
+    let seam = actix_wal::FsStorage
+        .create(&dir.path().join("seam"))
+        .expect("create through the seam");
+    let mut off = 0u64;
+    g.bench_function("pwrite_4KiB_through_FsStorage", |b| {
+        b.iter(|| {
+            seam.write_all_at(&buf, off % (64 << 20)).expect("write");
+            off += 4096;
+        })
+    });
+    let direct = std::fs::File::create(dir.path().join("direct")).expect("create");
+    let mut off = 0u64;
+    g.bench_function("pwrite_4KiB_std_file", |b| {
+        b.iter(|| {
+            direct.write_all_at(&buf, off % (64 << 20)).expect("write");
+            off += 4096;
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, reader_scan, frame_walk, recovery, storage_seam);
 criterion_main!(benches);
