@@ -65,6 +65,7 @@ impl Wal {
             flusher,
             current_generation: current,
             supervisor: supervisor.clone().recipient(),
+            stop_supervisor: supervisor.clone().recipient(),
         })
         .start();
         supervisor

@@ -369,3 +369,22 @@ async fn open_cuts_a_torn_tail_and_reports_it() {
     wal.shutdown().await.unwrap();
     assert_eq!(read_all(d.path()).len(), 11);
 }
+
+#[actix::test]
+async fn a_log_whose_handles_were_dropped_without_shutdown_reopens_in_the_same_process() {
+    let d = tempfile::tempdir().unwrap();
+    let mut acked = Vec::new();
+    {
+        let wal = Wal::open(d.path(), small_config()).await.unwrap();
+        for i in 0..20u32 {
+            acked.push(wal.append(i.to_le_bytes().to_vec()).await.unwrap());
+        }
+    }
+    // The dropped log's actors stop and release the lock; the reopen waits for that.
+    let wal = Wal::open(d.path(), small_config()).await.unwrap();
+    assert_eq!(wal.recovery_report().next_lsn, Lsn(21));
+    assert_eq!(wal.append(b"again".to_vec()).await.unwrap(), Lsn(21));
+    wal.shutdown().await.unwrap();
+    assert_eq!(read_all(d.path()).len(), 21);
+    assert_eq!(acked.last(), Some(&Lsn(20)));
+}

@@ -11,7 +11,7 @@
 //! queue is in degraded mode: it writes and fsyncs batches itself on a blocking thread.
 
 use crate::actors::flusher::{FlushFault, Flusher, WriteBatch};
-use crate::actors::supervisor::FlusherDied;
+use crate::actors::supervisor::{FlusherDied, StopFlusher};
 use crate::config::{Durability, WalConfig, WhenFull};
 use crate::error::WalError;
 use crate::health::{AlertKind, Alerts, GetHealth, Health};
@@ -337,6 +337,9 @@ pub struct Queue {
     /// The writer of degraded mode, used on a blocking thread.
     local_writer: Arc<Mutex<SegmentWriter>>,
     supervisor: Recipient<FlusherDied>,
+    /// Told to stop the flusher if the queue stops without a `Shutdown` (every handle
+    /// dropped), so the flusher thread and the supervisor go with it.
+    stop_supervisor: Recipient<StopFlusher>,
     sync_failures_in_row: u32,
     poisoned: Option<WalError>,
     shutting_down: bool,
@@ -376,6 +379,8 @@ pub struct QueueSetup {
     pub current_generation: Arc<AtomicU64>,
     /// The supervisor, told of flusher deaths the queue sees.
     pub supervisor: Recipient<FlusherDied>,
+    /// The supervisor again, to stop the flusher when the queue stops.
+    pub stop_supervisor: Recipient<StopFlusher>,
 }
 
 impl Queue {
@@ -388,6 +393,7 @@ impl Queue {
             flusher,
             current_generation,
             supervisor,
+            stop_supervisor,
         } = setup;
         let local_writer = SegmentWriter::new(
             cfg.storage.clone(),
@@ -416,6 +422,7 @@ impl Queue {
             current_generation,
             local_writer: Arc::new(Mutex::new(local_writer)),
             supervisor,
+            stop_supervisor,
             sync_failures_in_row: 0,
             poisoned: None,
             shutting_down: false,
@@ -1027,6 +1034,15 @@ impl Actor for Queue {
         // The mailbox bounds how many `send()`s wait here; a full queue stops taking
         // messages, so senders wait in their own futures, not in our memory.
         ctx.set_mailbox_capacity(1024);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // Every handle is gone (or the log was shut down): the directory lock goes with
+        // `self.dir`; the flusher and the supervisor go too.
+        if self.dir.is_some() {
+            tracing::debug!("every handle dropped without shutdown: stopping the log");
+        }
+        self.stop_supervisor.do_send(StopFlusher);
     }
 }
 

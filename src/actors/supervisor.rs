@@ -14,6 +14,7 @@ use crate::actors::queue::{AttachFlusher, EnterDegraded, Queue};
 use crate::config::WalConfig;
 use crate::log::SegmentWriter;
 use actix::prelude::*;
+use actix::WeakAddr;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,7 +60,8 @@ pub struct Supervisor {
     current: Arc<AtomicU64>,
     arbiter: Option<Arbiter>,
     flusher: Option<Addr<Flusher>>,
-    queue: Option<Addr<Queue>>,
+    /// Weak: the queue lives as long as the application holds a `Wal` handle, not longer.
+    queue: Option<WeakAddr<Queue>>,
     /// Deaths within the restart window.
     deaths: VecDeque<Instant>,
     restarts: u64,
@@ -182,7 +184,7 @@ impl Supervisor {
                 Ok(Ok(g)) if g == generation => {
                     act.restarts += 1;
                     act.gave_up = false;
-                    if let Some(q) = &act.queue {
+                    if let Some(q) = act.queue.as_ref().and_then(WeakAddr::upgrade) {
                         q.do_send(AttachFlusher {
                             addr,
                             generation,
@@ -204,7 +206,7 @@ impl Supervisor {
             .current
             .compare_exchange(generation, 0, Ordering::AcqRel, Ordering::Acquire);
         self.deaths.push_back(Instant::now());
-        if let Some(q) = &self.queue {
+        if let Some(q) = self.queue.as_ref().and_then(WeakAddr::upgrade) {
             q.do_send(EnterDegraded { generation, reason });
         }
         self.retire_arbiter();
@@ -228,7 +230,7 @@ impl Handler<SetQueue> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SetQueue, _: &mut Self::Context) {
-        self.queue = Some(msg.0);
+        self.queue = Some(msg.0.downgrade());
     }
 }
 

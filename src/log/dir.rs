@@ -23,6 +23,28 @@ pub struct LogDir {
 
 struct LockGuard(#[allow(dead_code)] Box<dyn Any + Send>);
 
+/// Directories locked by live `LogDir`s of this process, and how many (more than one only
+/// where storages differ, as simulated disks in tests do).
+fn held_here() -> std::sync::MutexGuard<'static, std::collections::HashMap<PathBuf, usize>> {
+    static HELD: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, usize>>> =
+        std::sync::OnceLock::new();
+    let m = HELD.get_or_init(Default::default);
+    // A panic while holding this lock cannot leave the set inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for LogDir {
+    fn drop(&mut self) {
+        let mut held = held_here();
+        if let Some(n) = held.get_mut(&self.path) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.path);
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LockGuard")
@@ -47,11 +69,19 @@ impl LogDir {
                 WalError::io("lock", &lock_path, e)
             }
         })?;
+        *held_here().entry(path.clone()).or_default() += 1;
         Ok(LogDir {
             storage,
             path,
             _lock: LockGuard(lock),
         })
+    }
+
+    /// Whether a `LogDir` of this process holds `path` now. A log whose every handle was
+    /// dropped without shutdown releases its lock as its actors stop, a moment later; a
+    /// reopen in the same process waits for that (see [`crate::log::open_log`]).
+    pub fn held_in_process(path: &Path) -> bool {
+        held_here().contains_key(path)
     }
 
     /// The directory's path.

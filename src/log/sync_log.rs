@@ -12,6 +12,24 @@ use crate::error::WalError;
 use crate::lsn::Lsn;
 use std::path::Path;
 
+/// Locks the directory. If a log of this very process still holds it — every handle
+/// dropped without shutdown, its actors stopping — waits up to `LOCK_WAIT` for the
+/// release instead of failing at once. Another process's lock fails at once.
+fn open_dir(path: &Path, opts: &LogOptions) -> Result<LogDir, WalError> {
+    const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    loop {
+        match LogDir::open(path, opts.storage.clone()) {
+            Err(WalError::Locked { .. })
+                if LogDir::held_in_process(path) && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens (recovering) a log directory and returns it locked, with the planner position
 /// where appends continue: the recovered tail, or a first segment created for a new log.
 pub fn open_log(
@@ -19,7 +37,7 @@ pub fn open_log(
     opts: &LogOptions,
 ) -> Result<(LogDir, Planner, RecoveryOutcome), WalError> {
     opts.validate()?;
-    let dir = LogDir::open(path, opts.storage.clone())?;
+    let dir = open_dir(path, opts)?;
     let outcome = dir.recover(&opts.recovery_options())?;
     let (segment_first_lsn, offset) = match &outcome.tail_segment {
         Some(seg) => (seg.first_lsn, outcome.tail_offset),
