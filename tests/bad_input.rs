@@ -376,3 +376,20 @@ fn second_opener_is_locked_out_until_the_first_lets_go() {
     let (_log, outcome) = LogWriter::open(dir, small()).unwrap();
     assert_eq!(outcome.records, 5);
 }
+
+#[test]
+fn a_segment_file_larger_than_any_segment_is_refused_without_reading_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seg = good_log(tmp.path());
+    // A sparse 2 GiB file: reading it whole would allocate 2 GiB.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let e = first_error(LogReader::open(tmp.path()).unwrap());
+    assert!(matches!(e, WalError::Corruption { offset: 0, .. }), "{e}");
+    assert!(e.to_string().contains("larger than any segment"), "{e}");
+    assert_names(&e, &seg);
+}

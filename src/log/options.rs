@@ -8,7 +8,8 @@ use crate::storage::{default_storage, SharedStorage};
 /// Options of the on-disk log.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
-    /// A segment rolls over once the next frame would pass this size. Default 64 MiB.
+    /// A segment rolls over once the next frame would pass this size. Default 64 MiB, at
+    /// most 1 GiB (a reader holds one segment in memory at a time).
     pub segment_size_bytes: u64,
     /// Largest payload of one frame (a record, or a whole transaction's entries with 4
     /// bytes of length each). Larger appends are refused; a frame header claiming more is
@@ -45,6 +46,13 @@ impl LogOptions {
             )));
         }
         let needed = (SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES) as u64 + self.max_record_bytes;
+        if self.segment_size_bytes > super::scan::MAX_SEGMENT_BYTES {
+            return Err(WalError::InvalidConfig(format!(
+                "segment_size_bytes ({}) must be at most {} (1 GiB)",
+                self.segment_size_bytes,
+                super::scan::MAX_SEGMENT_BYTES
+            )));
+        }
         if self.segment_size_bytes < needed {
             return Err(WalError::InvalidConfig(format!(
                 "segment_size_bytes ({}) must hold a segment header and one frame of max_record_bytes ({needed} bytes)",

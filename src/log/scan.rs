@@ -17,6 +17,10 @@ use crate::format::segment_header::HeaderError;
 use crate::format::{FrameHeader, SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::storage::{read_all, Storage};
 
+/// The largest segment file there can be (`segment_size_bytes` is bounded by it): readers
+/// hold one segment in memory at a time, so this bounds their memory too.
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+
 /// A segment read into memory with its header checked.
 #[derive(Debug)]
 pub struct SegmentData {
@@ -32,6 +36,20 @@ impl SegmentData {
         let f = storage
             .open(&file.path, false)
             .map_err(|e| WalError::io("open", &file.path, e))?;
+        // A segment is never larger than MAX_SEGMENT_BYTES; a bigger file is not one of
+        // ours, and reading it whole could take all memory.
+        let size = f
+            .size_bytes()
+            .map_err(|e| WalError::io("stat", &file.path, e))?;
+        if size > MAX_SEGMENT_BYTES {
+            return Err(WalError::Corruption {
+                segment: file.path.clone(),
+                offset: 0,
+                reason: format!(
+                    "file of {size} bytes is larger than any segment ({MAX_SEGMENT_BYTES} bytes at most)"
+                ),
+            });
+        }
         let data = read_all(f.as_ref()).map_err(|e| WalError::io("read", &file.path, e))?;
         let corrupt = |reason: &str| WalError::Corruption {
             segment: file.path.clone(),
