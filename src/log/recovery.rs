@@ -88,10 +88,14 @@ impl LogDir {
             self.sync()?;
         }
         let poisoned_before = self.poison_marker();
+        if poisoned_before {
+            // What the directory shows now is what the log becomes.
+            self.sync()?;
+        }
         let mut expected: Option<u64> = None;
         for (i, file) in segments.iter().enumerate() {
             let limit = segments.get(i + 1).map(|s| s.first_lsn);
-            let scanned = self.scan_one(file, limit, expected, opts, &mut out);
+            let scanned = self.scan_one(file, limit, expected, opts, &mut out, poisoned_before);
             match scanned {
                 Ok((cursor, len, tail_batch)) => {
                     out.bytes_scanned += len;
@@ -113,8 +117,8 @@ impl LogDir {
                         out.bytes_cut = garbage_bytes;
                         tracing::warn!(segment = %file.path.display(), offset = cursor.pos, garbage_bytes, "cut torn tail");
                     }
-                    if let (true, Some((first_lsn, bytes))) = (poisoned_before, tail_batch) {
-                        let (seg, offset) = self.relocate_last_batch(first_lsn, &bytes, opts)?;
+                    if let Some(frames) = tail_batch {
+                        let (seg, offset) = self.rebuild_last_segment(file, &frames, opts)?;
                         out.tail_segment = Some(seg);
                         out.tail_offset = offset;
                     }
@@ -179,7 +183,8 @@ impl LogDir {
         expected: Option<u64>,
         opts: &RecoveryOptions,
         out: &mut RecoveryOutcome,
-    ) -> Result<(SegmentCursor, u64, Option<(u64, Vec<u8>)>), (WalError, Option<(u64, u64)>)> {
+        want_tail: bool,
+    ) -> Result<(SegmentCursor, u64, Option<Vec<u8>>), (WalError, Option<(u64, u64)>)> {
         if let Some(expected) = expected {
             if file.first_lsn != expected {
                 let err = WalError::Corruption {
@@ -195,8 +200,6 @@ impl LogDir {
         }
         let seg = SegmentData::load(self.storage().as_ref(), file).map_err(|e| (e, None))?;
         let mut cursor = SegmentCursor::new(file.first_lsn, limit, opts.max_record_bytes);
-        // (first LSN of the batch, offset and LSN of its first frame in this segment)
-        let mut last_batch: Option<(u64, usize, u64)> = None;
         loop {
             match cursor.next_frame(&seg) {
                 Ok(Some(frame)) => {
@@ -204,18 +207,12 @@ impl LogDir {
                         out.first_lsn = Some(Lsn(frame.header.lsn));
                     }
                     out.records += u64::from(frame.header.count);
-                    let batch = frame.header.batch_first_lsn();
-                    if last_batch.map(|(b, _, _)| b) != Some(batch) {
-                        last_batch = Some((batch, frame.offset, frame.header.lsn));
-                    }
                 }
                 Ok(None) => {
-                    let tail = match (limit, last_batch) {
-                        (None, Some((_, start, lsn))) => {
-                            Some((lsn, seg.data[start..cursor.pos].to_vec()))
-                        }
-                        _ => None,
-                    };
+                    // The last segment's valid frames, when they are to be rebuilt.
+                    let tail = (limit.is_none() && want_tail).then(|| {
+                        seg.data[crate::format::SEGMENT_HEADER_BYTES..cursor.pos].to_vec()
+                    });
                     return Ok((cursor, seg.data.len() as u64, tail));
                 }
                 Err(e) => return Err((e, Some((cursor.pos as u64, cursor.next_lsn)))),
@@ -223,36 +220,38 @@ impl LogDir {
         }
     }
 
-    /// Moves the last write batch of a log poisoned by failed fsyncs (reopened in the same
-    /// boot) into a fresh segment named by its first LSN, fsynced with the directory, and
-    /// removes the marker. Its bytes, just read, may live only in the page cache: Linux
-    /// marks pages clean after a failed fsync and may never write them, so appends
-    /// acknowledged after them would sit behind a hole after a power cut. Nothing is
-    /// written over bytes that may be durable: the old copy becomes an abandoned tail (or,
-    /// when the batch starts its segment, the file is replaced by an atomic rename).
-    fn relocate_last_batch(
+    /// Rebuilds the last segment of a log poisoned by failed fsyncs (reopened in the same
+    /// boot) from the frames just read, under a temporary name, fsynced, renamed over the
+    /// old file, the directory fsynced; then removes the marker. After a failed fsync
+    /// Linux marks the pages clean and may never write them, so what was just read may
+    /// differ from the disk both ways: bytes only the page cache holds (a batch whose
+    /// fsync failed), and bytes only the disk holds (a cut whose fsync failed). Appends
+    /// acknowledged after either would sit behind a hole, or beside a record that comes
+    /// back, after a power cut. The rebuilt file makes the disk hold exactly what was read,
+    /// and the atomic rename means a crash meanwhile leaves the old file whole.
+    fn rebuild_last_segment(
         &self,
-        first_lsn: u64,
-        bytes: &[u8],
+        file: &SegmentFile,
+        frames: &[u8],
         opts: &RecoveryOptions,
     ) -> Result<(SegmentFile, u64), WalError> {
         let header = crate::format::SEGMENT_HEADER_BYTES as u64;
-        let size = opts.preallocate_bytes.max(header + bytes.len() as u64);
+        let size = opts.preallocate_bytes.max(header + frames.len() as u64);
         let (seg, _) = create_segment_with(
             self.storage().as_ref(),
             self.path(),
-            first_lsn,
+            file.first_lsn,
             size,
             opts.preallocate_bytes > 0,
-            bytes,
+            frames,
         )?;
         self.clear_poison_marker()?;
         tracing::warn!(
-            first_lsn,
-            bytes = bytes.len(),
-            "log was poisoned: moved its last batch to a fresh segment"
+            first_lsn = file.first_lsn,
+            bytes = frames.len(),
+            "log was poisoned: rebuilt its last segment from what was read"
         );
-        Ok((seg, header + bytes.len() as u64))
+        Ok((seg, header + frames.len() as u64))
     }
 
     /// Cuts a segment at `offset`: everything after it reads as zeros, durably.
