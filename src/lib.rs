@@ -9,7 +9,7 @@
 //!   writes and fsyncs them on its own thread, the `Supervisor` watches the flusher and
 //!   switches the log to synchronous degraded mode when it dies, and `Recovery` scans and
 //!   replays the log at open.
-//! - The foundation, free of actix: the on-disk [`format`], the [`storage`] seam, and the
+//! - The foundation, free of actix: the on-disk [`format`](mod@format), the [`storage`] seam, and the
 //!   [`log`] (segments, [`LogReader`], the recovery core, truncation).
 //!
 //! ```no_run
