@@ -129,7 +129,7 @@ impl LogWriter {
                 let (rewrite, after) = batch.as_rewrite();
                 if let Err(f) = self.writer.write_batch(&rewrite) {
                     let err = WalError::Poisoned {
-                        reason: format!("{e}; rewrite failed: {}", f.error()),
+                        reason: format!("{e}; rewrite failed: {f}"),
                     };
                     self.dir.mark_poisoned(&err.to_string());
                     self.dir.mark_poisoned(&err.to_string());

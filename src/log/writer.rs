@@ -35,17 +35,16 @@ pub enum BatchFailure {
     Fenced,
 }
 
-impl BatchFailure {
-    /// The underlying error.
-    pub fn error(&self) -> &WalError {
+impl std::fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BatchFailure::Write(e) | BatchFailure::Unrepaired(e) | BatchFailure::Sync(e) => e,
-            BatchFailure::Fenced => &FENCED,
+            BatchFailure::Write(e) | BatchFailure::Unrepaired(e) | BatchFailure::Sync(e) => {
+                e.fmt(f)
+            }
+            BatchFailure::Fenced => f.write_str("writer fenced off: another writer took over"),
         }
     }
 }
-
-static FENCED: WalError = WalError::ShutDown;
 
 /// Writes batches into the segments of one log directory.
 #[derive(Debug)]
