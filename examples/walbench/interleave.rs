@@ -9,9 +9,12 @@
 use crate::baselines::{slice_figures, Prep, RawLog};
 use crate::pipeline::open;
 use crate::report::Figures;
+use actix::prelude::*;
 use actix_wal::{Append, LogOptions, LogWriter, WalConfig};
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -193,5 +196,147 @@ pub async fn one_committer(
     }
     wal.shutdown().await.map_err(|x| x.to_string())?;
     okay.shutdown().map_err(e)?;
+    Ok(rounds)
+}
+
+/// A transaction actor for [`bandwidth`]: appends one record durably, waits for the
+/// reply, appends the next, and counts what was acknowledged. It only runs while the
+/// System arbiter runs, so a raw slice (a blocking loop on that arbiter) pauses it.
+struct Looper {
+    queue: actix::Addr<actix_wal::actors::queue::Queue>,
+    payload: Vec<u8>,
+    acked: Rc<Cell<u64>>,
+    latencies_ns: Rc<RefCell<Vec<u64>>>,
+    /// Start of the current actix-wal slice: only commits sent after it are timed.
+    slice_began: Rc<Cell<Instant>>,
+    errors: Rc<Cell<u64>>,
+    stop: Rc<Cell<bool>>,
+}
+
+impl Actor for Looper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.next(ctx);
+    }
+}
+
+impl Looper {
+    fn next(&mut self, ctx: &mut Context<Self>) {
+        if self.stop.get() {
+            ctx.stop();
+            return;
+        }
+        // The API takes the payload by value: one allocation per commit, as in pipeline.rs.
+        let started = Instant::now();
+        let request = self.queue.send(Append::new(self.payload.clone()));
+        ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
+            match res {
+                Ok(Ok(_)) => {
+                    act.acked.set(act.acked.get() + 1);
+                    if started >= act.slice_began.get() {
+                        let ns = started.elapsed().as_nanos() as u64;
+                        act.latencies_ns.borrow_mut().push(ns);
+                    }
+                }
+                _ => act.errors.set(act.errors.get() + 1),
+            }
+            act.next(ctx);
+        }));
+    }
+}
+
+/// Bandwidth in turns: `actors` transaction actors appending `payload`-byte records
+/// durably, then one thread writing `chunk`-byte chunks + fdatasync to a raw file (for
+/// each size of `chunks`), in slices of `slice`, `slices` times (one more first,
+/// unrecorded). The disk's throttling episodes last about a second here, longer than a
+/// slice and shorter than a round of long runs; taking turns in short slices lets them
+/// strike every system alike. Returns the rounds, actix-wal first.
+pub async fn bandwidth(
+    base: &Path,
+    actors: usize,
+    payload: usize,
+    chunks: &[usize],
+    slices: usize,
+    slice: Duration,
+    config: WalConfig,
+) -> Result<Vec<Vec<Figures>>, String> {
+    let e = |e: io::Error| e.to_string();
+    let file_bytes = config.segment_size_bytes;
+    let (wal, _) = open(&base.join("actix-wal"), config).await?;
+    let mut raws = Vec::new();
+    for &c in chunks {
+        let log =
+            RawLog::new(&base.join(format!("raw-{c}")), file_bytes, Prep::Fallocate).map_err(e)?;
+        raws.push((c, log, vec![0xA5u8; c]));
+    }
+    let latencies = Rc::new(RefCell::new(Vec::new()));
+    let slice_began = Rc::new(Cell::new(Instant::now()));
+    let (acked, errors, stop) = (
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(false)),
+    );
+    for _ in 0..actors {
+        let looper = Looper {
+            queue: wal.queue().clone(),
+            payload: vec![0xA5u8; payload],
+            acked: acked.clone(),
+            latencies_ns: latencies.clone(),
+            slice_began: slice_began.clone(),
+            errors: errors.clone(),
+            stop: stop.clone(),
+        };
+        looper.start();
+    }
+    let mut rounds = Vec::new();
+    for round in 0..=slices {
+        let mut row = Vec::new();
+        latencies.borrow_mut().clear();
+        let (a0, begin) = (acked.get(), Instant::now());
+        slice_began.set(begin);
+        actix_rt::time::sleep(slice).await;
+        let (n, secs) = (acked.get() - a0, begin.elapsed().as_secs_f64());
+        // Latencies of the commits sent in this slice and answered in it (those sent
+        // before it waited through the raw slices and are not counted in the latency).
+        let lat = std::mem::take(&mut *latencies.borrow_mut());
+        let mut f = slice_figures(
+            "actix-wal",
+            format!("{actors} actors, durable"),
+            payload,
+            n,
+            secs,
+            &lat,
+        );
+        f.committers = actors;
+        f.fsyncs_per_s = None;
+        f.mean_batch = None;
+        row.push(f);
+        for (chunk, log, buf) in raws.iter_mut() {
+            let (n, s, l) =
+                slice_loop(slice, || log.write(buf).and_then(|()| log.sync())).map_err(e)?;
+            let mut f = slice_figures(
+                "raw-seq",
+                format!("{} MiB writes", *chunk >> 20),
+                *chunk,
+                n,
+                s,
+                &l,
+            );
+            f.mean_batch = None;
+            row.push(f);
+        }
+        if round > 0 {
+            rounds.push(row);
+        }
+    }
+    stop.set(true);
+    wal.shutdown().await.map_err(|x| x.to_string())?;
+    if errors.get() > 0 {
+        return Err(format!(
+            "{} appends failed during the bandwidth run",
+            errors.get()
+        ));
+    }
     Ok(rounds)
 }

@@ -127,7 +127,7 @@ pub struct Ratio {
 
 /// Ratios of `base` to each of `others`.
 pub fn ratios(base: &Figures, others: &[Figures]) -> Vec<Ratio> {
-    let div = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let div = |a: f64, b: f64| if a > 0.0 && b > 0.0 { a / b } else { f64::NAN };
     others
         .iter()
         .map(|o| Ratio {
