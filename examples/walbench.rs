@@ -172,6 +172,26 @@ impl Bench {
         self.base.join(format!("{:02}-{name}", self.runs))
     }
 
+    /// Runs `run` (systems taking turns: `--slices` slices of `--slice-ms` each) in a
+    /// fresh directory and builds its section.
+    fn in_turns<F, Fut>(&mut self, what: &str, title: &str, run: F) -> Res<Section>
+    where
+        F: FnOnce(PathBuf, usize, Duration, WalConfig) -> Fut,
+        Fut: std::future::Future<Output = Res<Vec<Vec<Figures>>>>,
+    {
+        let dir = self.fresh(&what.replace(' ', "-"));
+        self.say(&format!(
+            "{what}: {} slices of {} ms per system, in turn",
+            self.opts.slices, self.opts.slice_ms
+        ));
+        let slice = Duration::from_millis(self.opts.slice_ms);
+        let run = run(dir.clone(), self.opts.slices, slice, self.config());
+        let rounds = self.sys.block_on(run);
+        remove(&dir);
+        let title = format!("{title}, in turn in {} ms slices", self.opts.slice_ms);
+        Ok(Section::from_rounds(title, true, rounds?))
+    }
+
     /// Whether `--only` asks for this part of the suite (an empty list asks for all).
     fn wants(&self, part: &str) -> bool {
         self.opts.only.is_empty() || self.opts.only.iter().any(|p| p == part)
@@ -343,29 +363,13 @@ fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>, Vec<Check
     if b.wants("one") {
         // 1. One committer: latency against the raw write + fdatasync floor, in short slices
         // taken in turn (the disk's fdatasync time swings from one second to the next).
-        let dir = b.fresh("one-committer");
-        b.say(&format!(
-            "one committer: {} slices of {} ms per system, in turn",
-            b.opts.slices, b.opts.slice_ms
-        ));
-        let slice = Duration::from_millis(b.opts.slice_ms);
-        let cfg = b.config();
-        let rounds = b.sys.block_on(interleave::one_committer(
-            &dir,
-            256,
-            b.opts.slices,
-            slice,
-            cfg,
-        ));
-        remove(&dir);
-        let s = Section::from_rounds(
-            format!(
-                "1 committer, 256 B durable, in turn in {} ms slices",
-                b.opts.slice_ms
-            ),
-            true,
-            rounds?,
-        );
+        let s = b.in_turns(
+            "one committer",
+            "1 committer, 256 B durable",
+            |dir, slices, slice, cfg| async move {
+                interleave::one_committer(&dir, 256, slices, slice, cfg).await
+            },
+        )?;
         let floor = |r: &[Figures]| r[1].latency.p50_us.min(r[2].latency.p50_us);
         let ratio = s.per_round(|r| r[0].latency.p50_us / floor(r));
         let fa = s.per_round(|r| r[0].latency.p50_us / r[1].latency.p50_us);
@@ -443,31 +447,14 @@ fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>, Vec<Check
         sections.push(s);
         // The same, in turns of short slices: the disk's throttling episodes (about a
         // second) otherwise land on one system's whole round and decide the ratio.
-        let dir = b.fresh("bandwidth");
-        b.say(&format!(
-            "bandwidth: {} slices of {} ms per system, in turn",
-            b.opts.slices, b.opts.slice_ms
-        ));
-        let slice = Duration::from_millis(b.opts.slice_ms);
-        let cfg = b.config();
-        let rounds = b.sys.block_on(interleave::bandwidth(
-            &dir,
-            256,
-            4096,
-            &[1 << 20, 4 << 20],
-            b.opts.slices,
-            slice,
-            cfg,
-        ));
-        remove(&dir);
-        let s = Section::from_rounds(
-            format!(
-                "256 actors, 4 KiB durable, in turn in {} ms slices",
-                b.opts.slice_ms
-            ),
-            true,
-            rounds?,
-        );
+        let s = b.in_turns(
+            "bandwidth",
+            "256 actors, 4 KiB durable",
+            |dir, slices, slice, cfg| async move {
+                let chunks = [1 << 20, 4 << 20];
+                interleave::bandwidth(&dir, 256, 4096, &chunks, slices, slice, cfg).await
+            },
+        )?;
         let ceiling = |r: &[Figures]| r[1].mb_per_s.max(r[2].mb_per_s);
         let ratio = s.per_round(|r| r[0].mb_per_s / ceiling(r));
         checks.push(Check {
