@@ -59,7 +59,9 @@ pub struct WalConfig {
     pub max_batch_bytes: usize,
     /// What a full queue does to an append. Default `Wait`.
     pub when_full: WhenFull,
-    /// Records per `Replayed` message during replay at open. Default 1,024.
+    /// Records per `Replayed` message during replay at open. Default 1,024, at most
+    /// 1,048,576. A chunk also ends at `max_queue_bytes` of payload, and never splits a
+    /// transaction.
     pub replay_chunk_records: usize,
     /// Where replay at open sends the log's intact records, if anywhere.
     pub replay_to: Option<Recipient<Replayed>>,
@@ -189,6 +191,13 @@ impl WalConfig {
         }
         if self.max_queue_entries == 0 || self.replay_chunk_records == 0 {
             return bad("max_queue_entries and replay_chunk_records must be at least 1".into());
+        }
+        let most = crate::actors::recovery::MAX_REPLAY_CHUNK_RECORDS;
+        if self.replay_chunk_records > most {
+            return bad(format!(
+                "replay_chunk_records ({}) must be at most {most}",
+                self.replay_chunk_records
+            ));
         }
         if self.flush_interval_ms == 0 || self.flusher_stall_timeout_ms == 0 {
             return bad("flush_interval_ms and flusher_stall_timeout_ms must be at least 1".into());

@@ -51,6 +51,7 @@ impl Wal {
             cfg.log_options(),
             cfg.replay_to.clone(),
             cfg.replay_chunk_records,
+            cfg.max_queue_bytes,
         )
         .start();
         let recovered = recovery.send(Recover).await.map_err(closed)??;

@@ -110,3 +110,109 @@ async fn durability_notifications_reach_the_recipient_with_their_tokens() {
         "{got:?}"
     );
 }
+
+#[actix::test]
+async fn replay_chunk_records_is_bounded_at_open() {
+    let d = tempfile::tempdir().unwrap();
+    let c = Collector::default().start();
+    for (n, ok) in [
+        (1usize << 20, true),
+        ((1 << 20) + 1, false),
+        (1 << 40, false),
+        (usize::MAX, false),
+    ] {
+        let cfg = WalConfig {
+            replay_to: Some(c.clone().recipient()),
+            replay_chunk_records: n,
+            ..WalConfig::default()
+        };
+        match Wal::open(d.path(), cfg).await {
+            Ok(wal) => {
+                assert!(ok, "{n} must be refused");
+                wal.shutdown().await.unwrap();
+            }
+            Err(WalError::InvalidConfig(m)) => {
+                assert!(!ok, "{n} must be accepted: {m}");
+                assert!(m.contains("replay_chunk_records"), "{m}");
+            }
+            Err(e) => panic!("{n}: unexpected {e}"),
+        }
+    }
+}
+
+#[actix::test]
+async fn replay_chunks_never_split_a_transaction() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    wal.append(b"a".to_vec()).await.unwrap();
+    for i in 0..5u8 {
+        wal.commit(vec![vec![i], vec![i, 1], vec![i, 2]])
+            .await
+            .unwrap();
+        wal.append(vec![i, 9]).await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let c = Collector {
+        seen: seen.clone(),
+        ..Default::default()
+    }
+    .start();
+    let cfg = WalConfig {
+        replay_to: Some(c.recipient()),
+        replay_chunk_records: 2,
+        ..WalConfig::default()
+    };
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    assert_eq!(wal.recovery_report().replayed, 21);
+    wal.shutdown().await.unwrap();
+    let chunks = seen.lock().unwrap().clone();
+    let all: Vec<Lsn> = chunks.iter().flat_map(|(l, _)| l.clone()).collect();
+    assert_eq!(all, (1..=21).map(Lsn).collect::<Vec<_>>());
+    // Transaction i holds LSNs 2 + 4i .. 2 + 4i + 3: each lies in one chunk.
+    for i in 0..5u64 {
+        let txn: Vec<Lsn> = (0..3).map(|k| Lsn(2 + 4 * i + k)).collect();
+        assert!(
+            chunks
+                .iter()
+                .any(|(l, _)| txn.iter().all(|t| l.contains(t))),
+            "transaction {i} split across chunks: {chunks:?}"
+        );
+    }
+    // Chunks end at the bound unless a transaction was open there.
+    assert!(chunks.iter().all(|(_, n)| *n <= 4), "{chunks:?}");
+}
+
+/// A replay reader that dies (a panic, here injected) must fail `Wal::open`: an
+/// application rebuilding its state from replay must never start empty without knowing.
+#[cfg(feature = "failpoints")]
+#[actix::test]
+async fn a_replay_reader_that_panics_fails_the_open() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    for i in 0..100u32 {
+        wal.append(i.to_le_bytes().to_vec()).await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+    let c = Collector::default().start();
+    let cfg = || WalConfig {
+        replay_to: Some(c.clone().recipient()),
+        ..WalConfig::default()
+    };
+    let scenario = fail::FailScenario::setup();
+    fail::cfg("replay::read", "50*off->panic").unwrap();
+    let res = Wal::open(d.path(), cfg()).await;
+    fail::remove("replay::read");
+    scenario.teardown();
+    match res {
+        Err(e) => assert!(e.to_string().contains("replay"), "{e}"),
+        Ok(w) => panic!(
+            "open succeeded after a replay failure: {:?}",
+            w.recovery_report()
+        ),
+    }
+    // Nothing was lost: a clean reopen replays all 100.
+    let wal = Wal::open(d.path(), cfg()).await.unwrap();
+    assert_eq!(wal.recovery_report().replayed, 100);
+    wal.shutdown().await.unwrap();
+}

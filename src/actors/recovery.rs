@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// A chunk of records replayed at open, in LSN order. The log waits for each chunk to be
-/// handled before sending the next, and takes no appends until replay is over.
+/// handled before sending the next, and takes no appends until replay is over. A chunk
+/// holds at most `replay_chunk_records` records and `max_queue_bytes` bytes of payload,
+/// except that a transaction is never split across chunks (and a record larger than
+/// `max_queue_bytes` travels alone).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Replayed {
-    /// The records, at most `replay_chunk_records` of them.
+    /// The records, in LSN order.
     pub records: Vec<Record>,
 }
 
@@ -87,22 +90,27 @@ pub struct Recovery {
     path: PathBuf,
     opts: LogOptions,
     replay_to: Option<Recipient<Replayed>>,
-    chunk_records: usize,
+    chunk: ChunkBounds,
 }
 
 impl Recovery {
-    /// A recovery of the log in `path`.
+    /// A recovery of the log in `path`; replay chunks hold at most `chunk_records` records
+    /// and `chunk_bytes` bytes of payload (see [`Replayed`]).
     pub fn new(
         path: PathBuf,
         opts: LogOptions,
         replay_to: Option<Recipient<Replayed>>,
         chunk_records: usize,
+        chunk_bytes: usize,
     ) -> Recovery {
         Recovery {
             path,
             opts,
             replay_to,
-            chunk_records: chunk_records.max(1),
+            chunk: ChunkBounds {
+                records: chunk_records.max(1),
+                bytes: chunk_bytes.max(1),
+            },
         }
     }
 }
@@ -118,7 +126,7 @@ impl Handler<Recover> for Recovery {
         let path = self.path.clone();
         let opts = self.opts.clone();
         let replay_to = self.replay_to.clone();
-        let chunk = self.chunk_records;
+        let chunk = self.chunk;
         let span = tracing::debug_span!("recovery", dir = %path.display());
         Box::pin(
             async move {
@@ -130,7 +138,7 @@ impl Handler<Recover> for Recovery {
                 .map_err(|e| WalError::io("recovery", &path, std::io::Error::other(e.to_string())))??;
             let mut report = RecoveryReport::from_outcome(&outcome);
             if let Some(to) = replay_to {
-                report.replayed = replay(&path, &opts, to, chunk).await?;
+                report.replayed = replay(&path, &opts, to, chunk, report.records).await?;
             }
             report.duration = started.elapsed();
             tracing::debug!(records = report.records, bytes_cut = report.bytes_cut, next_lsn = %report.next_lsn, ms = report.duration.as_millis() as u64, "recovered");
@@ -141,19 +149,37 @@ impl Handler<Recover> for Recovery {
     }
 }
 
+/// Largest `replay_chunk_records` a config may ask for (`WalConfig::validate` refuses more).
+pub const MAX_REPLAY_CHUNK_RECORDS: usize = 1 << 20;
+
+/// Bounds of one `Replayed` chunk: records and payload bytes.
+#[derive(Debug, Clone, Copy)]
+struct ChunkBounds {
+    records: usize,
+    bytes: usize,
+}
+
 /// Reads the log on a blocking thread and sends it to `to` in chunks, waiting for each.
+///
+/// A chunk ends once it holds `replay_chunk_records` records or `max_queue_bytes` bytes of
+/// payload (a single larger record travels alone), but never inside a transaction: its
+/// records always arrive in one chunk. Any failure of the reader, a panic included, is an
+/// error, and so is a count of records that differs from what recovery found: an
+/// application rebuilding its state from replay must never start from less without knowing.
 async fn replay(
     path: &std::path::Path,
     opts: &LogOptions,
     to: Recipient<Replayed>,
-    chunk: usize,
+    bounds: ChunkBounds,
+    expected: u64,
 ) -> Result<u64, WalError> {
+    let fail = |what: String| WalError::io("replay", path, std::io::Error::other(what));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>, WalError>>(2);
     let p = path.to_path_buf();
     let storage = opts.storage.clone();
     let max = opts.max_record_bytes;
     let reader = actix_rt::task::spawn_blocking(move || {
-        let mut records = match LogReader::open_with(&p, storage, max) {
+        let records = match LogReader::open_with(&p, storage, max) {
             Ok(r) => r,
             Err(WalError::NoLog { .. }) => return,
             Err(e) => {
@@ -161,14 +187,23 @@ async fn replay(
                 return;
             }
         };
-        let mut buf = Vec::with_capacity(chunk);
-        for r in records.by_ref() {
+        // Never preallocate from a caller's number: a chunk grows as records arrive.
+        let mut buf = Vec::with_capacity(bounds.records.min(1024));
+        let mut bytes = 0usize;
+        for r in records {
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("replay::read");
             match r {
                 Ok(rec) => {
+                    let inside_txn = rec.txn.is_some_and(|t| t.index + 1 < t.count);
+                    bytes = bytes.saturating_add(rec.payload.len());
                     buf.push(rec);
-                    if buf.len() == chunk && tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err()
-                    {
-                        return;
+                    let full = buf.len() >= bounds.records || bytes >= bounds.bytes;
+                    if full && !inside_txn {
+                        bytes = 0;
+                        if tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(e) => {
@@ -185,14 +220,17 @@ async fn replay(
     while let Some(chunk) = rx.recv().await {
         let records = chunk?;
         sent += records.len() as u64;
-        to.send(Replayed { records }).await.map_err(|e| {
-            WalError::io(
-                "replay",
-                path,
-                std::io::Error::other(format!("replay recipient: {e}")),
-            )
-        })?;
+        to.send(Replayed { records })
+            .await
+            .map_err(|e| fail(format!("replay recipient: {e}")))?;
     }
-    let _ = reader.await;
+    reader
+        .await
+        .map_err(|e| fail(format!("replay reader failed: {e}")))?;
+    if sent != expected {
+        return Err(fail(format!(
+            "replayed {sent} records but recovery found {expected}"
+        )));
+    }
     Ok(sent)
 }
