@@ -9,6 +9,9 @@ use crate::storage::{default_storage, SharedStorage};
 use actix::Recipient;
 use serde::{Deserialize, Serialize};
 
+/// Largest `replay_chunk_records` a config may ask for ([`WalConfig::validate`] refuses more).
+pub const MAX_REPLAY_CHUNK_RECORDS: usize = 1 << 20;
+
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Durability {
@@ -192,7 +195,7 @@ impl WalConfig {
         if self.max_queue_entries == 0 || self.replay_chunk_records == 0 {
             return bad("max_queue_entries and replay_chunk_records must be at least 1".into());
         }
-        let most = crate::actors::recovery::MAX_REPLAY_CHUNK_RECORDS;
+        let most = MAX_REPLAY_CHUNK_RECORDS;
         if self.replay_chunk_records > most {
             return bad(format!(
                 "replay_chunk_records ({}) must be at most {most}",

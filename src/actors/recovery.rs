@@ -149,9 +149,6 @@ impl Handler<Recover> for Recovery {
     }
 }
 
-/// Largest `replay_chunk_records` a config may ask for (`WalConfig::validate` refuses more).
-pub const MAX_REPLAY_CHUNK_RECORDS: usize = 1 << 20;
-
 /// Bounds of one `Replayed` chunk: records and payload bytes.
 #[derive(Debug, Clone, Copy)]
 struct ChunkBounds {
