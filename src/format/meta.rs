@@ -300,6 +300,25 @@ mod tests {
     }
 
     #[test]
+    fn encodes_the_example_of_docs_format_md() {
+        let meta = LogMeta {
+            seq: 3,
+            first_lsn: 1,
+            newest_lsn: 1,
+            intent: MetaIntent::None,
+            slot: Some(b"vote".to_vec()),
+        };
+        let mut expected = Vec::new();
+        expected.extend_from_slice(b"AXWALMET");
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 4, 0, 0, 0]);
+        expected.extend_from_slice(b"vote");
+        expected.extend_from_slice(&[0x67, 0xe4, 0x18, 0x2e]);
+        assert_eq!(meta.encode(DEFAULT_MAX_META_BYTES).unwrap(), expected);
+    }
+
+    #[test]
     fn every_truncation_and_extension_is_refused() {
         let b = sample().encode(DEFAULT_MAX_META_BYTES).unwrap();
         for len in 0..b.len() {
