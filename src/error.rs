@@ -128,6 +128,15 @@ pub enum WalError {
     /// A typed payload could not be encoded or decoded.
     #[error("codec error: {0}")]
     Codec(String),
+    /// Application metadata (`set_meta`) larger than `max_meta_bytes`: refused, and the
+    /// metadata file is left as it was.
+    #[error("metadata of {size_bytes} bytes exceeds max_meta_bytes ({max_bytes})")]
+    MetaTooLarge {
+        /// Size of the refused value.
+        size_bytes: u64,
+        /// The configured limit.
+        max_bytes: u64,
+    },
 }
 
 impl WalError {

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod frame;
+pub mod meta;
 pub mod segment_header;
 
 pub use frame::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};

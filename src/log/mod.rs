@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod dir;
+pub mod meta;
 pub mod options;
 pub mod reader;
 pub mod recovery;

@@ -1,0 +1,464 @@
+//! The log's metadata file (`META`): its first LSN (the persisted checkpoint), a floor under
+//! its durable end (to tell a lost newest segment from a log that ends there), a rewind or
+//! reset in progress, and the application's metadata slot. Encoding and decoding only: the
+//! file is written by [`crate::log::meta`], and `docs/format.md` ("The metadata file")
+//! describes it byte by byte with the protocols that use it.
+//!
+//! ```text
+//! offset size field
+//!  0     8    magic           b"AXWALMET"
+//!  8     4    version         1
+//! 12     4    flags           0
+//! 16     8    seq             generation: one more on every replace
+//! 24     8    first_lsn       the log's first LSN (checkpoint); records below it are gone
+//! 32     8    newest_lsn      first LSN of the newest segment known to hold a durable
+//!                             record; the recovered log must reach past it (0: none)
+//! 40     8    intent_lsn      the LSN of `intent` (0 when there is none)
+//! 48     1    intent          0 none, 1 truncate after intent_lsn, 2 reset to intent_lsn
+//! 49     1    slot_present    0 no application metadata, 1 some (possibly empty)
+//! 50     2    reserved        0
+//! 52     4    slot_len        bytes of application metadata (0 when absent)
+//! 56     ...  slot            the application's bytes
+//! 56+len 4    crc32           CRC32 of every byte before it
+//! ```
+
+/// Bytes at the start of the metadata file.
+pub const META_MAGIC: [u8; 8] = *b"AXWALMET";
+/// The metadata format version this build writes and reads.
+pub const META_VERSION: u32 = 1;
+/// Bytes before the slot.
+pub const META_HEADER_BYTES: usize = 56;
+/// Bytes of the file that are not the slot: the header and the trailing CRC.
+pub const META_OVERHEAD_BYTES: usize = META_HEADER_BYTES + 4;
+/// Default bound on the application metadata slot (`max_meta_bytes`): 64 KiB.
+pub const DEFAULT_MAX_META_BYTES: u64 = 64 << 10;
+/// The largest `max_meta_bytes` there can be: 16 MiB. Readers of the file use this bound,
+/// so lowering `max_meta_bytes` never makes a log with a larger value unreadable; the
+/// file is rewritten whole on every replace, which is why it is kept small.
+pub const MAX_META_BYTES_LIMIT: u64 = 16 << 20;
+
+/// A rewind or reset in progress: recorded before its first file operation and cleared
+/// after its last, so that recovery after a crash in between completes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetaIntent {
+    /// Nothing in progress.
+    #[default]
+    None,
+    /// `truncate_after(lsn)`: every record above `lsn` is being removed.
+    TruncateAfter(u64),
+    /// `reset(lsn)`: every record is being removed; the log goes on at `lsn`.
+    Reset(u64),
+}
+
+impl MetaIntent {
+    fn code(self) -> (u8, u64) {
+        match self {
+            MetaIntent::None => (0, 0),
+            MetaIntent::TruncateAfter(lsn) => (1, lsn),
+            MetaIntent::Reset(lsn) => (2, lsn),
+        }
+    }
+}
+
+/// The content of the metadata file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogMeta {
+    /// Generation: the store adds one on every replace. Diagnostics, and a tie-breaker
+    /// should the file ever be kept in two copies.
+    pub seq: u64,
+    /// The log's first LSN: `truncate_before` and `reset` set it, a new log starts at
+    /// `WalConfig::first_lsn`. Records below it are never returned, even where their
+    /// segment is kept.
+    pub first_lsn: u64,
+    /// First LSN of the newest segment known to hold a durable record (0: none). Raised
+    /// after the first batch in a new segment is durable and before it is acknowledged,
+    /// lowered before anything at or above it is removed; recovery refuses a log whose
+    /// next LSN is not above it (a lost newest segment).
+    pub newest_lsn: u64,
+    /// A rewind or reset in progress.
+    pub intent: MetaIntent,
+    /// The application's metadata slot (`Wal::set_meta`): opaque, never removed by
+    /// truncation. `None` until first set.
+    pub slot: Option<Vec<u8>>,
+}
+
+/// Why a metadata file was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaFormatError {
+    /// Fewer bytes than the fixed part, or than the slot length says.
+    Short {
+        /// Bytes present.
+        len: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// More bytes than the slot length says: not a file this build wrote.
+    Trailing {
+        /// Bytes present.
+        len: usize,
+        /// Bytes expected.
+        expected: usize,
+    },
+    /// The magic bytes are wrong: not a metadata file.
+    BadMagic,
+    /// A version this build does not read.
+    Version(u32),
+    /// The slot is longer than the bound the reader (or writer) was given.
+    SlotTooLarge {
+        /// Slot length in bytes.
+        len: u64,
+        /// The bound.
+        max: u64,
+    },
+    /// The CRC does not match.
+    Crc,
+    /// The CRC matches but a field holds a value this version never writes.
+    Invalid(&'static str),
+}
+
+impl MetaFormatError {
+    /// Byte offset of the field the check failed on.
+    pub fn offset(&self) -> u64 {
+        match self {
+            MetaFormatError::Short { len, .. } => *len as u64,
+            MetaFormatError::Trailing { expected, .. } => *expected as u64,
+            MetaFormatError::BadMagic => 0,
+            MetaFormatError::Version(_) => 8,
+            MetaFormatError::SlotTooLarge { .. } => 52,
+            MetaFormatError::Crc | MetaFormatError::Invalid(_) => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for MetaFormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaFormatError::Short { len, needed } => {
+                write!(f, "metadata file of {len} bytes is short of {needed}")
+            }
+            MetaFormatError::Trailing { len, expected } => {
+                write!(f, "metadata file of {len} bytes; its fields say {expected}")
+            }
+            MetaFormatError::BadMagic => f.write_str("not an actix-wal metadata file (bad magic)"),
+            MetaFormatError::Version(v) => write!(f, "metadata format version {v}"),
+            MetaFormatError::SlotTooLarge { len, max } => {
+                write!(f, "metadata slot of {len} bytes exceeds {max}")
+            }
+            MetaFormatError::Crc => f.write_str("metadata CRC mismatch"),
+            MetaFormatError::Invalid(what) => write!(f, "invalid metadata field: {what}"),
+        }
+    }
+}
+
+fn le32(b: &[u8], i: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[i..i + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn le64(b: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(a)
+}
+
+impl LogMeta {
+    /// Bytes the encoded file takes.
+    pub fn encoded_len(&self) -> usize {
+        META_OVERHEAD_BYTES + self.slot.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Encodes the file. A slot longer than `max_slot_bytes` (itself capped at
+    /// [`MAX_META_BYTES_LIMIT`]) is refused.
+    pub fn encode(&self, max_slot_bytes: u64) -> Result<Vec<u8>, MetaFormatError> {
+        let max = max_slot_bytes.min(MAX_META_BYTES_LIMIT);
+        let slot = self.slot.as_deref().unwrap_or(&[]);
+        if slot.len() as u64 > max {
+            return Err(MetaFormatError::SlotTooLarge {
+                len: slot.len() as u64,
+                max,
+            });
+        }
+        let (intent, intent_lsn) = self.intent.code();
+        let mut b = Vec::with_capacity(self.encoded_len());
+        b.extend_from_slice(&META_MAGIC);
+        b.extend_from_slice(&META_VERSION.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&self.seq.to_le_bytes());
+        b.extend_from_slice(&self.first_lsn.to_le_bytes());
+        b.extend_from_slice(&self.newest_lsn.to_le_bytes());
+        b.extend_from_slice(&intent_lsn.to_le_bytes());
+        b.push(intent);
+        b.push(u8::from(self.slot.is_some()));
+        b.extend_from_slice(&[0, 0]);
+        // Fits: bounded by MAX_META_BYTES_LIMIT just above.
+        b.extend_from_slice(&(slot.len() as u32).to_le_bytes());
+        debug_assert_eq!(b.len(), META_HEADER_BYTES);
+        b.extend_from_slice(slot);
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        Ok(b)
+    }
+
+    /// Decodes and checks a file. Checked in this order: length of the fixed part, magic,
+    /// version, slot length against `max_slot_bytes` (before anything is read from the
+    /// slot), exact file length, CRC, then each field's value. Never panics.
+    pub fn decode(bytes: &[u8], max_slot_bytes: u64) -> Result<LogMeta, MetaFormatError> {
+        if bytes.len() < META_OVERHEAD_BYTES {
+            return Err(MetaFormatError::Short {
+                len: bytes.len(),
+                needed: META_OVERHEAD_BYTES,
+            });
+        }
+        if bytes[0..8] != META_MAGIC {
+            return Err(MetaFormatError::BadMagic);
+        }
+        let version = le32(bytes, 8);
+        if version != META_VERSION {
+            return Err(MetaFormatError::Version(version));
+        }
+        let slot_len = u64::from(le32(bytes, 52));
+        let max = max_slot_bytes.min(MAX_META_BYTES_LIMIT);
+        if slot_len > max {
+            return Err(MetaFormatError::SlotTooLarge { len: slot_len, max });
+        }
+        // At most 16 MiB + 60 by the check above: no overflow.
+        let expected = META_OVERHEAD_BYTES + slot_len as usize;
+        if bytes.len() < expected {
+            return Err(MetaFormatError::Short {
+                len: bytes.len(),
+                needed: expected,
+            });
+        }
+        if bytes.len() > expected {
+            return Err(MetaFormatError::Trailing {
+                len: bytes.len(),
+                expected,
+            });
+        }
+        let body = expected - 4;
+        if le32(bytes, body) != crc32fast::hash(&bytes[..body]) {
+            return Err(MetaFormatError::Crc);
+        }
+        if le32(bytes, 12) != 0 || bytes[50] != 0 || bytes[51] != 0 {
+            return Err(MetaFormatError::Invalid("flags or reserved bytes not zero"));
+        }
+        let intent_lsn = le64(bytes, 40);
+        let intent = match (bytes[48], intent_lsn) {
+            (0, 0) => MetaIntent::None,
+            (0, _) => return Err(MetaFormatError::Invalid("intent LSN without an intent")),
+            (1, lsn) => MetaIntent::TruncateAfter(lsn),
+            (2, lsn) => MetaIntent::Reset(lsn),
+            _ => return Err(MetaFormatError::Invalid("unknown intent")),
+        };
+        let slot = match (bytes[49], slot_len) {
+            (0, 0) => None,
+            (0, _) => return Err(MetaFormatError::Invalid("slot length without a slot")),
+            (1, _) => Some(bytes[META_HEADER_BYTES..body].to_vec()),
+            _ => return Err(MetaFormatError::Invalid("slot_present is not 0 or 1")),
+        };
+        Ok(LogMeta {
+            seq: le64(bytes, 16),
+            first_lsn: le64(bytes, 24),
+            newest_lsn: le64(bytes, 32),
+            intent,
+            slot,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> LogMeta {
+        LogMeta {
+            seq: 7,
+            first_lsn: 42,
+            newest_lsn: 1_000,
+            intent: MetaIntent::TruncateAfter(999),
+            slot: Some(b"vote: term 3, node 2".to_vec()),
+        }
+    }
+
+    #[test]
+    fn round_trips_with_and_without_slot() {
+        for meta in [
+            sample(),
+            LogMeta::default(),
+            LogMeta {
+                slot: Some(Vec::new()),
+                intent: MetaIntent::Reset(u64::MAX),
+                ..sample()
+            },
+        ] {
+            let b = meta.encode(DEFAULT_MAX_META_BYTES).unwrap();
+            assert_eq!(b.len(), meta.encoded_len());
+            assert_eq!(LogMeta::decode(&b, DEFAULT_MAX_META_BYTES), Ok(meta));
+        }
+    }
+
+    #[test]
+    fn encodes_the_example_of_docs_format_md() {
+        let meta = LogMeta {
+            seq: 3,
+            first_lsn: 1,
+            newest_lsn: 1,
+            intent: MetaIntent::None,
+            slot: Some(b"vote".to_vec()),
+        };
+        let mut expected = Vec::new();
+        expected.extend_from_slice(b"AXWALMET");
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 4, 0, 0, 0]);
+        expected.extend_from_slice(b"vote");
+        expected.extend_from_slice(&[0x67, 0xe4, 0x18, 0x2e]);
+        assert_eq!(meta.encode(DEFAULT_MAX_META_BYTES).unwrap(), expected);
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_refused() {
+        let b = sample().encode(DEFAULT_MAX_META_BYTES).unwrap();
+        for len in 0..b.len() {
+            assert!(
+                LogMeta::decode(&b[..len], DEFAULT_MAX_META_BYTES).is_err(),
+                "{len}"
+            );
+        }
+        let mut longer = b.clone();
+        longer.push(0);
+        assert!(matches!(
+            LogMeta::decode(&longer, DEFAULT_MAX_META_BYTES),
+            Err(MetaFormatError::Trailing { .. })
+        ));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        for meta in [sample(), LogMeta::default()] {
+            let b = meta.encode(DEFAULT_MAX_META_BYTES).unwrap();
+            for byte in 0..b.len() {
+                for bit in 0..8 {
+                    let mut bad = b.clone();
+                    bad[byte] ^= 1 << bit;
+                    assert!(
+                        LogMeta::decode(&bad, DEFAULT_MAX_META_BYTES).is_err(),
+                        "flip of bit {bit} of byte {byte} was accepted"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slot_bound_is_checked_both_ways() {
+        let meta = LogMeta {
+            slot: Some(vec![1; 100]),
+            ..LogMeta::default()
+        };
+        assert_eq!(
+            meta.encode(99),
+            Err(MetaFormatError::SlotTooLarge { len: 100, max: 99 })
+        );
+        let b = meta.encode(100).unwrap();
+        assert_eq!(
+            LogMeta::decode(&b, 99),
+            Err(MetaFormatError::SlotTooLarge { len: 100, max: 99 })
+        );
+        // A length field claiming 4 GiB is refused before anything is read or allocated.
+        let mut huge = b.clone();
+        huge[52..56].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            LogMeta::decode(&huge, u64::MAX),
+            Err(MetaFormatError::SlotTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn fields_a_writer_never_writes_are_refused_even_with_a_good_crc() {
+        let b = sample().encode(DEFAULT_MAX_META_BYTES).unwrap();
+        let recrc = |mut b: Vec<u8>| {
+            let body = b.len() - 4;
+            let crc = crc32fast::hash(&b[..body]);
+            b[body..].copy_from_slice(&crc.to_le_bytes());
+            b
+        };
+        for (at, value) in [(12, 1u8), (48, 3), (49, 2), (50, 1)] {
+            let mut bad = b.clone();
+            bad[at] = value;
+            assert!(matches!(
+                LogMeta::decode(&recrc(bad), DEFAULT_MAX_META_BYTES),
+                Err(MetaFormatError::Invalid(_))
+            ));
+        }
+        let mut bad = b;
+        bad[8] = 2;
+        assert_eq!(
+            LogMeta::decode(&recrc(bad), DEFAULT_MAX_META_BYTES),
+            Err(MetaFormatError::Version(2))
+        );
+    }
+
+    fn any_meta() -> impl Strategy<Value = LogMeta> {
+        let intent = prop_oneof![
+            Just(MetaIntent::None),
+            any::<u64>().prop_map(MetaIntent::TruncateAfter),
+            any::<u64>().prop_map(MetaIntent::Reset),
+        ];
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            intent,
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..2048)),
+        )
+            .prop_map(|(seq, first_lsn, newest_lsn, intent, slot)| LogMeta {
+                seq,
+                first_lsn,
+                newest_lsn,
+                intent,
+                slot,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn random_fields_round_trip(meta in any_meta()) {
+            let b = meta.encode(DEFAULT_MAX_META_BYTES).unwrap();
+            prop_assert_eq!(LogMeta::decode(&b, DEFAULT_MAX_META_BYTES), Ok(meta));
+        }
+
+        #[test]
+        fn random_damage_is_refused_never_a_panic(
+            meta in any_meta(),
+            at in any::<usize>(),
+            xor in 1u8..,
+            cut in any::<usize>(),
+        ) {
+            let b = meta.encode(DEFAULT_MAX_META_BYTES).unwrap();
+            let mut bad = b.clone();
+            let i = at % bad.len();
+            bad[i] ^= xor;
+            // One damaged byte: a burst of at most 8 bits, which CRC-32 always detects.
+            prop_assert!(LogMeta::decode(&bad, DEFAULT_MAX_META_BYTES).is_err());
+            prop_assert!(LogMeta::decode(&b[..cut % b.len()], DEFAULT_MAX_META_BYTES).is_err());
+        }
+
+        #[test]
+        fn random_bytes_are_refused_or_encode_back_exactly(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            // Past the magic and version checks, so the later checks see random input too.
+            let mut framed = META_MAGIC.to_vec();
+            framed.extend_from_slice(&META_VERSION.to_le_bytes());
+            framed.extend_from_slice(&bytes);
+            for input in [&bytes, &framed] {
+                if let Ok(meta) = LogMeta::decode(input, u64::MAX) {
+                    prop_assert_eq!(&meta.encode(u64::MAX).unwrap(), input);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! `MetaStore`: the log's metadata file (`META`) on disk, loaded at open and replaced
+//! atomically. The encoding lives in [`crate::format::meta`]; `docs/format.md` ("The
+//! metadata file") gives the protocols of `truncate_after`, `reset`, `truncate_before` and
+//! `set_meta` that write it.
+//!
+//! A replace never touches the file it replaces: the new content goes to `META.tmp`, which
+//! is fsynced, renamed over `META`, and the directory fsynced. A crash at any step leaves
+//! the old file or the new one, whole. A failed step is never retried on the same file
+//! (after a failed fsync Linux may have dropped the pages and marked them clean): the
+//! replace fails, and the next one starts over with a fresh `META.tmp`.
+
+use crate::error::WalError;
+use crate::format::meta::{
+    LogMeta, MetaFormatError, DEFAULT_MAX_META_BYTES, MAX_META_BYTES_LIMIT, META_OVERHEAD_BYTES,
+    META_VERSION,
+};
+use crate::storage::{read_all, SharedStorage, Storage};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Name of the metadata file in a log directory.
+pub const META_FILE: &str = "META";
+/// Name the next metadata file is built under before it is renamed over [`META_FILE`].
+pub const META_TMP_FILE: &str = "META.tmp";
+
+/// Reads a log directory's metadata file, without changing anything (for offline readers
+/// too). `Ok(None)` when there is none: a new log, or one written before the file existed.
+/// A file that fails its checks is [`WalError::Corruption`] naming `META` (or
+/// [`WalError::UnsupportedVersion`] for a newer format). The slot is read up to
+/// [`MAX_META_BYTES_LIMIT`], so a log whose `max_meta_bytes` was lowered stays readable.
+pub fn read_meta(storage: &dyn Storage, dir: &Path) -> Result<Option<LogMeta>, WalError> {
+    let path = dir.join(META_FILE);
+    let file = match storage.open(&path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(WalError::io("open", &path, e)),
+    };
+    let size = file
+        .size_bytes()
+        .map_err(|e| WalError::io("stat", &path, e))?;
+    // Bounded before reading: a damaged or foreign file must not take all memory.
+    let max_size = META_OVERHEAD_BYTES as u64 + MAX_META_BYTES_LIMIT;
+    if size > max_size {
+        return Err(WalError::Corruption {
+            segment: path,
+            offset: 0,
+            reason: format!("metadata file of {size} bytes is larger than any ({max_size})"),
+        });
+    }
+    let bytes = read_all(file.as_ref()).map_err(|e| WalError::io("read", &path, e))?;
+    match LogMeta::decode(&bytes, MAX_META_BYTES_LIMIT) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(MetaFormatError::Version(found)) => Err(WalError::UnsupportedVersion {
+            path,
+            found,
+            supported: META_VERSION,
+        }),
+        Err(e) => Err(WalError::Corruption {
+            segment: path,
+            offset: e.offset(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The metadata file of a log held open for writing. One owner writes it (the log's
+/// writer side holds the directory lock); every write is a whole-file [`Self::replace`].
+#[derive(Debug)]
+pub struct MetaStore {
+    storage: SharedStorage,
+    dir: PathBuf,
+    /// Bound on the application slot for new values (`max_meta_bytes`).
+    max_meta_bytes: u64,
+    /// The value last made durable (by a replace that succeeded, or found at open).
+    current: Option<LogMeta>,
+    /// False after a replace failed at or after its rename: the disk may then hold a value
+    /// attempted since `current` instead of `current`, until a later replace succeeds.
+    settled: bool,
+    /// Generation the next attempt gets: one more on every attempt, failed ones included,
+    /// so no two values that may reach the disk share a number.
+    next_seq: u64,
+}
+
+impl MetaStore {
+    /// Loads the metadata file of `dir` (none for a new or older log). `max_meta_bytes`
+    /// bounds the slot of new values: at most [`MAX_META_BYTES_LIMIT`], else
+    /// [`WalError::InvalidConfig`]. Reads only: a leftover `META.tmp` is removed by the
+    /// first replace.
+    pub fn open(
+        storage: SharedStorage,
+        dir: impl AsRef<Path>,
+        max_meta_bytes: u64,
+    ) -> Result<MetaStore, WalError> {
+        if max_meta_bytes > MAX_META_BYTES_LIMIT {
+            return Err(WalError::InvalidConfig(format!(
+                "max_meta_bytes is {max_meta_bytes}; at most {MAX_META_BYTES_LIMIT}"
+            )));
+        }
+        let dir = dir.as_ref().to_path_buf();
+        let current = read_meta(storage.as_ref(), &dir)?;
+        let next_seq = current.as_ref().map_or(1, |m| m.seq.saturating_add(1));
+        Ok(MetaStore {
+            storage,
+            dir,
+            max_meta_bytes,
+            current,
+            settled: true,
+            next_seq,
+        })
+    }
+
+    /// [`Self::open`] with the default bound, [`DEFAULT_MAX_META_BYTES`].
+    pub fn open_default(
+        storage: SharedStorage,
+        dir: impl AsRef<Path>,
+    ) -> Result<MetaStore, WalError> {
+        MetaStore::open(storage, dir, DEFAULT_MAX_META_BYTES)
+    }
+
+    /// The value last made durable; `None` if the log has no metadata file yet.
+    pub fn current(&self) -> Option<&LogMeta> {
+        self.current.as_ref()
+    }
+
+    /// False after a replace failed at or after its rename: until a later replace
+    /// succeeds, a crash may leave a value attempted since [`Self::current`] instead of it.
+    /// A caller whose next step depends on which (a rewind's intent) must replace again
+    /// first, or stop.
+    pub fn is_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// The bound on the application slot of new values.
+    pub fn max_meta_bytes(&self) -> u64 {
+        self.max_meta_bytes
+    }
+
+    /// Path of the metadata file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(META_FILE)
+    }
+
+    /// Replaces the file with `f` applied to the current value (or to the default for a
+    /// log without one). See [`Self::replace`].
+    pub fn update(&mut self, f: impl FnOnce(&mut LogMeta)) -> Result<&LogMeta, WalError> {
+        let mut next = self.current.clone().unwrap_or_default();
+        f(&mut next);
+        self.replace(next)
+    }
+
+    /// Makes `next` the durable content of the file (its `seq` is set by the store), and
+    /// returns it. Steps: remove a leftover `META.tmp`; create `META.tmp`, write, `fsync`;
+    /// rename it over `META`; `fsync` the directory. Returns only once all of them have
+    /// succeeded. A slot over `max_meta_bytes` is [`WalError::MetaTooLarge`] and changes
+    /// nothing. On an I/O error nothing is retried: the error is returned, [`Self::current`]
+    /// keeps the previous value and, if the rename was reached, [`Self::is_settled`] turns
+    /// false.
+    pub fn replace(&mut self, mut next: LogMeta) -> Result<&LogMeta, WalError> {
+        let slot_bytes = next.slot.as_ref().map_or(0, Vec::len) as u64;
+        if slot_bytes > self.max_meta_bytes {
+            return Err(WalError::MetaTooLarge {
+                size_bytes: slot_bytes,
+                max_bytes: self.max_meta_bytes,
+            });
+        }
+        next.seq = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(1);
+        let span = tracing::debug_span!("meta replace", seq = next.seq, slot_bytes);
+        let _enter = span.enter();
+        let bytes = next
+            .encode(self.max_meta_bytes)
+            .map_err(|e| WalError::InvalidConfig(e.to_string()))?;
+        let tmp = self.dir.join(META_TMP_FILE);
+        let path = self.dir.join(META_FILE);
+        if let Err(e) = self.write_tmp(&tmp, &bytes) {
+            // Best effort: the next replace removes it anyway, and never reuses it.
+            let _ = self.storage.remove(&tmp);
+            return Err(e);
+        }
+        // From here the disk may hold the new value whatever happens next.
+        if let Err(e) = self.storage.rename(&tmp, &path) {
+            self.settled = false;
+            return Err(WalError::io("rename", &tmp, e));
+        }
+        if let Err(e) = self.storage.sync_dir(&self.dir) {
+            self.settled = false;
+            return Err(WalError::io("fsync dir", &self.dir, e));
+        }
+        self.settled = true;
+        tracing::debug!(seq = next.seq, first_lsn = next.first_lsn, newest_lsn = next.newest_lsn, intent = ?next.intent, "replaced metadata file");
+        Ok(self.current.insert(next))
+    }
+
+    /// Builds a fresh `META.tmp` holding `bytes`, durably. A leftover is removed first, so
+    /// the file written is always a new one: never a file whose earlier fsync failed.
+    fn write_tmp(&self, tmp: &Path, bytes: &[u8]) -> Result<(), WalError> {
+        match self.storage.remove(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(WalError::io("remove", tmp, e))
+            }
+            _ => {}
+        }
+        let file = self
+            .storage
+            .create(tmp)
+            .map_err(|e| WalError::io("create", tmp, e))?;
+        file.write_all_at(bytes, 0)
+            .map_err(|e| WalError::io("write", tmp, e))?;
+        file.sync_all().map_err(|e| WalError::io("fsync", tmp, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::meta::MetaIntent;
+    use crate::storage::default_storage;
+
+    #[test]
+    fn missing_file_is_none_then_replace_round_trips_and_bumps_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetaStore::open_default(default_storage(), dir.path()).unwrap();
+        assert!(store.current().is_none());
+        store
+            .update(|m| {
+                m.first_lsn = 5;
+                m.slot = Some(b"hello".to_vec());
+            })
+            .unwrap();
+        store
+            .update(|m| m.intent = MetaIntent::TruncateAfter(9))
+            .unwrap();
+        let again = MetaStore::open_default(default_storage(), dir.path()).unwrap();
+        let meta = again.current().unwrap();
+        assert_eq!(meta.seq, 2);
+        assert_eq!(meta.first_lsn, 5);
+        assert_eq!(meta.slot.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(meta.intent, MetaIntent::TruncateAfter(9));
+        assert!(!dir.path().join(META_TMP_FILE).exists());
+    }
+
+    #[test]
+    fn slot_over_the_bound_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetaStore::open(default_storage(), dir.path(), 4).unwrap();
+        store.update(|m| m.slot = Some(vec![1; 4])).unwrap();
+        let err = store.update(|m| m.slot = Some(vec![2; 5])).unwrap_err();
+        assert!(matches!(
+            err,
+            WalError::MetaTooLarge {
+                size_bytes: 5,
+                max_bytes: 4
+            }
+        ));
+        let on_disk = read_meta(&crate::storage::FsStorage, dir.path()).unwrap();
+        assert_eq!(on_disk.unwrap().slot, Some(vec![1; 4]));
+        assert!(matches!(
+            MetaStore::open(default_storage(), dir.path(), MAX_META_BYTES_LIMIT + 1),
+            Err(WalError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn damaged_or_foreign_file_is_corruption_naming_meta() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = MetaStore::open_default(default_storage(), dir.path()).unwrap();
+        store.update(|m| m.first_lsn = 3).unwrap();
+        let path = dir.path().join(META_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[30] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        match MetaStore::open_default(default_storage(), dir.path()) {
+            Err(WalError::Corruption { segment, .. }) => assert_eq!(segment, path),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        std::fs::write(&path, vec![0xAB; 1 << 20]).unwrap();
+        assert!(MetaStore::open_default(default_storage(), dir.path())
+            .unwrap_err()
+            .is_corruption());
+    }
+}
