@@ -10,11 +10,10 @@
 //!   batch follows them (only the last batch can be torn by a crash: the next batch is
 //!   written only after it is fsynced); if one does, the damage is corruption.
 
-use super::segment::SegmentFile;
+use super::segment::{check_header, SegmentFile};
 use crate::error::WalError;
 use crate::format::frame::frame_crc;
-use crate::format::segment_header::HeaderError;
-use crate::format::{FrameHeader, SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::format::{FrameHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::storage::{read_all, Storage};
 
 /// The largest segment file there can be (`segment_size_bytes` is bounded by it): readers
@@ -51,36 +50,7 @@ impl SegmentData {
             });
         }
         let data = read_all(f.as_ref()).map_err(|e| WalError::io("read", &file.path, e))?;
-        let corrupt = |reason: &str| WalError::Corruption {
-            segment: file.path.clone(),
-            offset: 0,
-            reason: reason.to_string(),
-        };
-        match SegmentHeader::decode(&data) {
-            Ok(h) if h.first_lsn == file.first_lsn => {}
-            Ok(h) => {
-                return Err(corrupt(&format!(
-                    "header names first LSN {} but the file name says {}",
-                    h.first_lsn, file.first_lsn
-                )))
-            }
-            Err(HeaderError::Short) => {
-                return Err(corrupt("file is shorter than a segment header"))
-            }
-            Err(HeaderError::BadMagic) => {
-                return Err(WalError::NotASegment {
-                    path: file.path.clone(),
-                })
-            }
-            Err(HeaderError::Crc) => return Err(corrupt("segment header CRC mismatch")),
-            Err(HeaderError::Version(found)) => {
-                return Err(WalError::UnsupportedVersion {
-                    path: file.path.clone(),
-                    found,
-                    supported: crate::format::FORMAT_VERSION,
-                })
-            }
-        }
+        check_header(file, &data)?;
         Ok(SegmentData {
             file: file.clone(),
             data,
