@@ -138,18 +138,23 @@ pub fn create_segment(
         first_lsn,
         segment_size_bytes,
         preallocate,
+        0,
         &[],
     )
 }
 
-/// [`create_segment`], with `frames` written after the header before the segment gets its
-/// name: the segment appears complete or not at all, even if it replaces one by that name.
+/// [`create_segment`], with header `flags` (e.g. [`crate::format::SEGMENT_FLAG_REWRITE`]
+/// for a segment that replaces the frames from `first_lsn` on in the segment before it)
+/// and `frames` written after the header before the segment gets its name: the segment
+/// appears complete or not at all, even if it replaces one by that name.
+#[allow(clippy::too_many_arguments)]
 pub fn create_segment_with(
     storage: &dyn Storage,
     dir: &Path,
     first_lsn: u64,
     segment_size_bytes: u64,
     preallocate: bool,
+    flags: u32,
     frames: &[u8],
 ) -> Result<(SegmentFile, Box<dyn StorageFile>), WalError> {
     let name = segment_name(first_lsn);
@@ -159,7 +164,7 @@ pub fn create_segment_with(
         let file = storage
             .create(&tmp)
             .map_err(|e| WalError::io("create", &tmp, e))?;
-        let header = SegmentHeader::encode(first_lsn);
+        let header = SegmentHeader::encode_with_flags(first_lsn, flags);
         file.write_all_at(&header, 0)
             .map_err(|e| WalError::io("write header", &tmp, e))?;
         if preallocate {
