@@ -71,6 +71,28 @@ pub enum WalError {
         /// Version this build understands.
         supported: u32,
     },
+    /// A segment header has flag bits this build does not know: it was written by a newer
+    /// format, and reading it by this build's rules could misread it.
+    #[error("{} has segment header flags {flags:#x}; this build knows only {known:#x} (written by a newer format)", path.display())]
+    UnknownSegmentFlags {
+        /// The offending file.
+        path: PathBuf,
+        /// The flags found in its header.
+        flags: u32,
+        /// The flags this build knows.
+        known: u32,
+    },
+    /// A path named like a log file (a segment) is not a regular file: a FIFO, a socket, a
+    /// device, a directory or a symbolic link. actix-wal opens only regular files (a FIFO
+    /// would block the opener forever; a symbolic link is not followed), and refuses
+    /// without reading or changing it.
+    #[error("{} is a {kind}, not a regular file", path.display())]
+    NotAFile {
+        /// The offending path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: crate::storage::FileKind,
+    },
     /// The directory holds no log (no segment files) where one was expected.
     #[error("no actix-wal log in {}", path.display())]
     NoLog {
@@ -144,6 +166,9 @@ impl WalError {
     /// match on them.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> WalError {
         let path = path.into();
+        if let Some(kind) = crate::storage::not_a_file_kind(&source) {
+            return WalError::NotAFile { path, kind };
+        }
         let source = Arc::new(source);
         match source.raw_os_error() {
             Some(code)
@@ -166,13 +191,16 @@ impl WalError {
         }
     }
 
-    /// True for errors that say the data on disk is damaged.
+    /// True for errors that say the data on disk is damaged (including a file named like a
+    /// segment that is not one, or is not a regular file).
     pub fn is_corruption(&self) -> bool {
         matches!(
             self,
             WalError::Corruption { .. }
                 | WalError::NotASegment { .. }
                 | WalError::UnsupportedVersion { .. }
+                | WalError::UnknownSegmentFlags { .. }
+                | WalError::NotAFile { .. }
         )
     }
 }

@@ -602,6 +602,14 @@ fn records_abandoned_by_an_fsync_failure_rewrite_are_read_once_from_the_next_seg
     log.sync().unwrap();
     drop(log);
     assert_eq!(segment_files(dir), [segment_name(1), segment_name(4)]);
+    // Segment 4's header marks it as a rewrite (flags, bytes 12..16: bit 0); 1's does not.
+    let flags = |name: String| fs::read(dir.join(name)).unwrap()[12..16].to_vec();
+    assert_eq!(
+        flags(segment_name(4)),
+        [1, 0, 0, 0],
+        "segment 4 is a rewrite"
+    );
+    assert_eq!(flags(segment_name(1)), [0, 0, 0, 0]);
 
     let (records, err) = read_log(dir);
     assert!(err.is_none(), "{err:?}");

@@ -8,4 +8,6 @@ pub mod meta;
 pub mod segment_header;
 
 pub use frame::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
-pub use segment_header::{SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC};
+pub use segment_header::{
+    SegmentHeader, FORMAT_VERSION, SEGMENT_FLAG_REWRITE, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+};

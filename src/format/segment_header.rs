@@ -4,7 +4,7 @@
 //! offset size field
 //!  0     8    magic        b"AXWALSEG"
 //!  8     4    version      format version, little-endian (1)
-//! 12     4    flags        0
+//! 12     4    flags        bit 0 REWRITE (see SEGMENT_FLAG_REWRITE); bits 1..32 are 0
 //! 16     8    first_lsn    LSN of the segment's first record
 //! 24     4    reserved     0
 //! 28     4    crc32        CRC32 of bytes 0..28
@@ -17,11 +17,23 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Size of a segment header in bytes; the first frame starts here.
 pub const SEGMENT_HEADER_BYTES: usize = 32;
 
+/// Header flag, bit 0: this segment is a **rewrite**. It replaces the frames at and after
+/// its first LSN in the segment before it (an `fdatasync` failed there, and the batch was
+/// written again into this fresh segment), so a reader of that earlier segment stops at
+/// this segment's first LSN and skips the rest as abandoned. Without the flag, a segment
+/// before it that holds frames at or past its first LSN is corruption.
+pub const SEGMENT_FLAG_REWRITE: u32 = 1;
+/// Every flag bit this build knows. A header with any other bit set was written by a newer
+/// format and is refused ([`HeaderError::Flags`]).
+pub const SEGMENT_FLAGS_KNOWN: u32 = SEGMENT_FLAG_REWRITE;
+
 /// A decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
     /// Format version.
     pub version: u32,
+    /// Flag bits, a subset of [`SEGMENT_FLAGS_KNOWN`].
+    pub flags: u32,
     /// LSN of the segment's first record.
     pub first_lsn: u64,
 }
@@ -37,21 +49,29 @@ pub enum HeaderError {
     Version(u32),
     /// The header's CRC does not match.
     Crc,
+    /// Flag bits this build does not know (all the flags found are given).
+    Flags(u32),
 }
 
 impl SegmentHeader {
-    /// Encodes the header.
+    /// Encodes the header of an ordinary segment (no flags).
     pub fn encode(first_lsn: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+        SegmentHeader::encode_with_flags(first_lsn, 0)
+    }
+
+    /// Encodes a header with the given flag bits (e.g. [`SEGMENT_FLAG_REWRITE`]).
+    pub fn encode_with_flags(first_lsn: u64, flags: u32) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
         b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&flags.to_le_bytes());
         b[16..24].copy_from_slice(&first_lsn.to_le_bytes());
         let crc = crc32fast::hash(&b[0..28]);
         b[28..32].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
-    /// Decodes and checks a header.
+    /// Decodes and checks a header: length, magic, CRC, version, then flags.
     pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
         if bytes.len() < SEGMENT_HEADER_BYTES {
             return Err(HeaderError::Short);
@@ -68,12 +88,22 @@ impl SegmentHeader {
         if version != FORMAT_VERSION {
             return Err(HeaderError::Version(version));
         }
+        let flags = le32(12);
+        if flags & !SEGMENT_FLAGS_KNOWN != 0 {
+            return Err(HeaderError::Flags(flags));
+        }
         let mut lsn = [0u8; 8];
         lsn.copy_from_slice(&bytes[16..24]);
         Ok(SegmentHeader {
             version,
+            flags,
             first_lsn: u64::from_le_bytes(lsn),
         })
+    }
+
+    /// Whether the segment is a rewrite ([`SEGMENT_FLAG_REWRITE`]).
+    pub fn is_rewrite(&self) -> bool {
+        self.flags & SEGMENT_FLAG_REWRITE != 0
     }
 }
 
@@ -84,12 +114,26 @@ mod tests {
     #[test]
     fn header_round_trips_and_detects_damage() {
         let b = SegmentHeader::encode(42);
-        assert_eq!(SegmentHeader::decode(&b).unwrap().first_lsn, 42);
+        let h = SegmentHeader::decode(&b).unwrap();
+        assert_eq!((h.first_lsn, h.flags, h.is_rewrite()), (42, 0, false));
         let mut bad = b;
         bad[0] = b'X';
         assert_eq!(SegmentHeader::decode(&bad), Err(HeaderError::BadMagic));
         let mut bad = b;
         bad[17] ^= 1;
         assert_eq!(SegmentHeader::decode(&bad), Err(HeaderError::Crc));
+    }
+
+    #[test]
+    fn rewrite_flag_round_trips_and_unknown_flags_are_refused() {
+        let b = SegmentHeader::encode_with_flags(7, SEGMENT_FLAG_REWRITE);
+        assert_eq!(&b[12..16], &[1, 0, 0, 0]);
+        let h = SegmentHeader::decode(&b).unwrap();
+        assert_eq!((h.first_lsn, h.flags, h.is_rewrite()), (7, 1, true));
+        let b = SegmentHeader::encode_with_flags(7, SEGMENT_FLAG_REWRITE | 1 << 31);
+        assert_eq!(
+            SegmentHeader::decode(&b),
+            Err(HeaderError::Flags(1 | 1 << 31))
+        );
     }
 }

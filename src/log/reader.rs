@@ -4,7 +4,7 @@
 //! intact record, ends cleanly at a torn tail of the last segment, and yields an `Err`
 //! naming segment and offset for any damage before it. After an `Err` it yields nothing.
 
-use super::scan::{SegmentCursor, SegmentData, SegmentEnd};
+use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
 use super::segment::{list_segments, SegmentFile};
 use crate::error::WalError;
 use crate::format::frame::split_transaction;
@@ -105,10 +105,7 @@ impl LogReader {
         let Some(file) = self.segments.get(self.next_segment).cloned() else {
             return Ok(false);
         };
-        let limit = self
-            .segments
-            .get(self.next_segment + 1)
-            .map(|s| s.first_lsn);
+        let limit = NextSegment::after(self.storage.as_ref(), &self.segments, self.next_segment);
         self.next_segment += 1;
         if let Some(expected) = self.expected_lsn {
             if file.first_lsn != expected {

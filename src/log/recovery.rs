@@ -2,8 +2,8 @@
 //! corruption, and say where the log goes on. Each policy is one branch, here.
 
 use super::dir::LogDir;
-use super::scan::{SegmentCursor, SegmentData, SegmentEnd};
-use super::segment::{create_segment_with, SegmentFile};
+use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
+use super::segment::{create_segment_with, read_header, SegmentFile};
 use crate::error::WalError;
 use crate::lsn::Lsn;
 use serde::{Deserialize, Serialize};
@@ -94,7 +94,7 @@ impl LogDir {
         }
         let mut expected: Option<u64> = None;
         for (i, file) in segments.iter().enumerate() {
-            let limit = segments.get(i + 1).map(|s| s.first_lsn);
+            let limit = NextSegment::after(storage.as_ref(), &segments, i);
             let scanned = self.scan_one(file, limit, expected, opts, &mut out, poisoned_before);
             match scanned {
                 Ok((cursor, len, tail_batch)) => {
@@ -179,7 +179,7 @@ impl LogDir {
     fn scan_one(
         &self,
         file: &SegmentFile,
-        limit: Option<u64>,
+        limit: Option<NextSegment>,
         expected: Option<u64>,
         opts: &RecoveryOptions,
         out: &mut RecoveryOutcome,
@@ -199,6 +199,7 @@ impl LogDir {
             }
         }
         let seg = SegmentData::load(self.storage().as_ref(), file).map_err(|e| (e, None))?;
+        let last = limit.is_none();
         let mut cursor = SegmentCursor::new(file.first_lsn, limit, opts.max_record_bytes);
         loop {
             match cursor.next_frame(&seg) {
@@ -210,7 +211,7 @@ impl LogDir {
                 }
                 Ok(None) => {
                     // The last segment's valid frames, when they are to be rebuilt.
-                    let tail = (limit.is_none() && want_tail).then(|| {
+                    let tail = (last && want_tail).then(|| {
                         seg.data[crate::format::SEGMENT_HEADER_BYTES..cursor.pos].to_vec()
                     });
                     return Ok((cursor, seg.data.len() as u64, tail));
@@ -237,12 +238,16 @@ impl LogDir {
     ) -> Result<(SegmentFile, u64), WalError> {
         let header = crate::format::SEGMENT_HEADER_BYTES as u64;
         let size = opts.preallocate_bytes.max(header + frames.len() as u64);
+        // A rewrite segment stays one: the segment before it still holds the abandoned
+        // frames it replaces, which only its REWRITE flag lets a reader skip.
+        let flags = read_header(self.storage().as_ref(), file)?.flags;
         let (seg, _) = create_segment_with(
             self.storage().as_ref(),
             self.path(),
             file.first_lsn,
             size,
             opts.preallocate_bytes > 0,
+            flags,
             frames,
         )?;
         self.clear_poison_marker()?;

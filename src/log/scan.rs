@@ -2,19 +2,21 @@
 //!
 //! The rules, in one place (docs/format.md explains them):
 //! - Frames follow each other with contiguous LSNs from the segment's first LSN.
-//! - In a segment that is not the last, reaching the next segment's first LSN ends it: what
-//!   follows is abandoned (an fsync failed there and the batch was rewritten to the next
-//!   segment). A bad frame or the end of the frames *before* that LSN is corruption.
+//! - In a segment that is not the last, the frames must reach the next segment's first LSN
+//!   exactly; a bad frame or the end of the frames *before* it is corruption. What follows
+//!   depends on the next segment's header: if it is a **rewrite** (flag bit 0: an fsync
+//!   failed here and the batch was written again into it), the rest is abandoned, not
+//!   read. Otherwise the rest must be zeros: a frame at or past that LSN, or any other
+//!   data, would be shadowed by the next segment, and is corruption.
 //! - In the last segment, zeros or end of file after a frame end the log cleanly. Non-zero
 //!   bytes that are not a valid frame are a torn tail when no valid frame of a *later* write
 //!   batch follows them (only the last batch can be torn by a crash: the next batch is
 //!   written only after it is fsynced); if one does, the damage is corruption.
 
-use super::segment::SegmentFile;
+use super::segment::{check_header, read_header, SegmentFile};
 use crate::error::WalError;
 use crate::format::frame::frame_crc;
-use crate::format::segment_header::HeaderError;
-use crate::format::{FrameHeader, SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::format::{FrameHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::storage::{read_all, Storage};
 
 /// The largest segment file there can be (`segment_size_bytes` is bounded by it): readers
@@ -51,36 +53,7 @@ impl SegmentData {
             });
         }
         let data = read_all(f.as_ref()).map_err(|e| WalError::io("read", &file.path, e))?;
-        let corrupt = |reason: &str| WalError::Corruption {
-            segment: file.path.clone(),
-            offset: 0,
-            reason: reason.to_string(),
-        };
-        match SegmentHeader::decode(&data) {
-            Ok(h) if h.first_lsn == file.first_lsn => {}
-            Ok(h) => {
-                return Err(corrupt(&format!(
-                    "header names first LSN {} but the file name says {}",
-                    h.first_lsn, file.first_lsn
-                )))
-            }
-            Err(HeaderError::Short) => {
-                return Err(corrupt("file is shorter than a segment header"))
-            }
-            Err(HeaderError::BadMagic) => {
-                return Err(WalError::NotASegment {
-                    path: file.path.clone(),
-                })
-            }
-            Err(HeaderError::Crc) => return Err(corrupt("segment header CRC mismatch")),
-            Err(HeaderError::Version(found)) => {
-                return Err(WalError::UnsupportedVersion {
-                    path: file.path.clone(),
-                    found,
-                    supported: crate::format::FORMAT_VERSION,
-                })
-            }
-        }
+        check_header(file, &data)?;
         Ok(SegmentData {
             file: file.clone(),
             data,
@@ -99,8 +72,33 @@ pub enum SegmentEnd {
         /// Bytes of damage after the last whole frame.
         garbage_bytes: u64,
     },
-    /// The next segment's first LSN was reached; the rest of this segment is abandoned.
+    /// The next segment's first LSN was reached and that segment is a rewrite: the rest of
+    /// this segment is abandoned.
     Abandoned,
+}
+
+/// The segment after the one being scanned, as far as the scan needs it.
+#[derive(Debug, Clone)]
+pub struct NextSegment {
+    /// Its first LSN: the scanned segment's frames must end exactly there.
+    pub first_lsn: u64,
+    /// Whether its header has the REWRITE flag (the scanned segment's frames from
+    /// `first_lsn` on are abandoned), or why its header could not be read.
+    pub rewrite: Result<bool, WalError>,
+}
+
+impl NextSegment {
+    /// The segment after `segments[i]`, if there is one, with its header read (32 bytes).
+    /// A header that cannot be read is kept as the error: it only matters if the scanned
+    /// segment holds data past `first_lsn` (else the error comes back when that segment
+    /// is itself read), and then it is the error reported.
+    pub fn after(storage: &dyn Storage, segments: &[SegmentFile], i: usize) -> Option<Self> {
+        let next = segments.get(i + 1)?;
+        Some(NextSegment {
+            first_lsn: next.first_lsn,
+            rewrite: read_header(storage, next).map(|h| h.is_rewrite()),
+        })
+    }
 }
 
 /// A good frame found by [`SegmentCursor`].
@@ -127,8 +125,8 @@ pub struct SegmentCursor {
     pub pos: usize,
     /// LSN the next frame must have.
     pub next_lsn: u64,
-    /// First LSN of the next segment, `None` for the last segment.
-    limit: Option<u64>,
+    /// The next segment, `None` for the last segment.
+    limit: Option<NextSegment>,
     max_record_bytes: u64,
     /// How the segment ended, once it has.
     pub end: Option<SegmentEnd>,
@@ -202,8 +200,8 @@ fn later_batch_frame(data: &[u8], from: usize, to: usize, lsn: u64, max_record_b
 
 impl SegmentCursor {
     /// A cursor at the first frame of a segment whose first LSN is `first_lsn`; `limit` is
-    /// the next segment's first LSN (`None` for the last segment).
-    pub fn new(first_lsn: u64, limit: Option<u64>, max_record_bytes: u64) -> SegmentCursor {
+    /// the next segment (`None` for the last segment).
+    pub fn new(first_lsn: u64, limit: Option<NextSegment>, max_record_bytes: u64) -> SegmentCursor {
         SegmentCursor {
             pos: SEGMENT_HEADER_BYTES,
             next_lsn: first_lsn,
@@ -225,12 +223,30 @@ impl SegmentCursor {
             offset: offset as u64,
             reason,
         };
-        if let Some(limit) = self.limit {
-            if self.next_lsn >= limit {
-                self.end = Some(SegmentEnd::Abandoned);
-                return Ok(None);
-            }
+        let limit = self.limit.as_ref().map(|n| n.first_lsn);
+        let at_limit = limit == Some(self.next_lsn);
+        if at_limit
+            && self
+                .limit
+                .as_ref()
+                .is_some_and(|n| matches!(n.rewrite, Ok(true)))
+        {
+            self.end = Some(SegmentEnd::Abandoned);
+            return Ok(None);
         }
+        // Data here, at the next segment's first LSN, when that segment is not a rewrite:
+        // the next segment would shadow it. (If its header could not be read, that error.)
+        let overlap = |what: String| match self.limit.as_ref().map(|n| &n.rewrite) {
+            Some(Err(e)) => e.clone(),
+            _ => corrupt(
+                self.pos,
+                format!(
+                    "{what} where the next segment begins (LSN {}), and that segment is not a \
+                     rewrite: it would shadow the records from here on",
+                    self.next_lsn
+                ),
+            ),
+        };
         match decode_at(data, self.pos, self.max_record_bytes) {
             Decoded::Good(h) => {
                 if h.lsn != self.next_lsn {
@@ -240,7 +256,10 @@ impl SegmentCursor {
                     ));
                 }
                 let after = h.lsn + u64::from(h.count);
-                if let Some(limit) = self.limit {
+                if at_limit {
+                    return Err(overlap(format!("frame of LSN {}", h.lsn)));
+                }
+                if let Some(limit) = limit {
                     if after > limit {
                         return Err(corrupt(
                             self.pos,
@@ -262,7 +281,12 @@ impl SegmentCursor {
             Decoded::Bad(reason) => {
                 let rest = data.get(self.pos..).unwrap_or(&[]);
                 let extent = nonzero_extent(rest);
-                match self.limit {
+                match limit {
+                    Some(_) if extent == 0 && at_limit => {
+                        self.end = Some(SegmentEnd::Clean);
+                        Ok(None)
+                    }
+                    Some(_) if at_limit => Err(overlap(format!("non-zero bytes ({reason})"))),
                     Some(limit) if extent == 0 => Err(corrupt(
                         self.pos,
                         format!(

@@ -6,7 +6,8 @@
 //! fsynced, so a segment under its final name always has a complete header.
 
 use crate::error::WalError;
-use crate::format::SegmentHeader;
+use crate::format::segment_header::{HeaderError, SEGMENT_FLAGS_KNOWN};
+use crate::format::{SegmentHeader, SEGMENT_HEADER_BYTES};
 use crate::storage::{Storage, StorageFile};
 use std::path::{Path, PathBuf};
 
@@ -72,6 +73,53 @@ pub fn list_segments(
     Ok((segments, temps))
 }
 
+/// Checks the header at the start of `bytes` (a segment's first bytes) against the file it
+/// came from: its name's first LSN, the magic, the CRC, the version and the flag bits.
+pub fn check_header(file: &SegmentFile, bytes: &[u8]) -> Result<SegmentHeader, WalError> {
+    let corrupt = |reason: String| WalError::Corruption {
+        segment: file.path.clone(),
+        offset: 0,
+        reason,
+    };
+    match SegmentHeader::decode(bytes) {
+        Ok(h) if h.first_lsn == file.first_lsn => Ok(h),
+        Ok(h) => Err(corrupt(format!(
+            "header names first LSN {} but the file name says {}",
+            h.first_lsn, file.first_lsn
+        ))),
+        Err(HeaderError::Short) => Err(corrupt("file is shorter than a segment header".into())),
+        Err(HeaderError::BadMagic) => Err(WalError::NotASegment {
+            path: file.path.clone(),
+        }),
+        Err(HeaderError::Crc) => Err(corrupt("segment header CRC mismatch".into())),
+        Err(HeaderError::Version(found)) => Err(WalError::UnsupportedVersion {
+            path: file.path.clone(),
+            found,
+            supported: crate::format::FORMAT_VERSION,
+        }),
+        Err(HeaderError::Flags(flags)) => Err(WalError::UnknownSegmentFlags {
+            path: file.path.clone(),
+            flags,
+            known: SEGMENT_FLAGS_KNOWN,
+        }),
+    }
+}
+
+/// Reads and checks the header of a segment (its first 32 bytes only).
+pub fn read_header(storage: &dyn Storage, file: &SegmentFile) -> Result<SegmentHeader, WalError> {
+    let f = storage
+        .open(&file.path, false)
+        .map_err(|e| WalError::io("open", &file.path, e))?;
+    let size = f
+        .size_bytes()
+        .map_err(|e| WalError::io("stat", &file.path, e))?;
+    let mut buf = [0u8; SEGMENT_HEADER_BYTES];
+    let n = SEGMENT_HEADER_BYTES.min(usize::try_from(size).unwrap_or(usize::MAX));
+    f.read_exact_at(&mut buf[..n], 0)
+        .map_err(|e| WalError::io("read", &file.path, e))?;
+    check_header(file, &buf[..n])
+}
+
 /// Creates the segment whose first LSN is `first_lsn` and returns it open for writing.
 ///
 /// Steps: write the header to `NAME.tmp`, preallocate `segment_size_bytes` (if asked),
@@ -90,18 +138,23 @@ pub fn create_segment(
         first_lsn,
         segment_size_bytes,
         preallocate,
+        0,
         &[],
     )
 }
 
-/// [`create_segment`], with `frames` written after the header before the segment gets its
-/// name: the segment appears complete or not at all, even if it replaces one by that name.
+/// [`create_segment`], with header `flags` (e.g. [`crate::format::SEGMENT_FLAG_REWRITE`]
+/// for a segment that replaces the frames from `first_lsn` on in the segment before it)
+/// and `frames` written after the header before the segment gets its name: the segment
+/// appears complete or not at all, even if it replaces one by that name.
+#[allow(clippy::too_many_arguments)]
 pub fn create_segment_with(
     storage: &dyn Storage,
     dir: &Path,
     first_lsn: u64,
     segment_size_bytes: u64,
     preallocate: bool,
+    flags: u32,
     frames: &[u8],
 ) -> Result<(SegmentFile, Box<dyn StorageFile>), WalError> {
     let name = segment_name(first_lsn);
@@ -111,7 +164,7 @@ pub fn create_segment_with(
         let file = storage
             .create(&tmp)
             .map_err(|e| WalError::io("create", &tmp, e))?;
-        let header = SegmentHeader::encode(first_lsn);
+        let header = SegmentHeader::encode_with_flags(first_lsn, flags);
         file.write_all_at(&header, 0)
             .map_err(|e| WalError::io("write header", &tmp, e))?;
         if preallocate {

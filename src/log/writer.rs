@@ -12,8 +12,9 @@
 //!   caller rewrites the batch into a fresh segment instead ([`Batch::as_rewrite`]).
 
 use super::batch::Batch;
-use super::segment::{create_segment, list_segments, segment_name};
+use super::segment::{create_segment_with, list_segments, segment_name};
 use crate::error::WalError;
+use crate::format::SEGMENT_FLAG_REWRITE;
 use crate::storage::{SharedStorage, StorageFile};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,12 +170,21 @@ impl SegmentWriter {
                     );
                     Err(self.undo(batch, done, e))
                 });
-                let (_, f) = match create_segment(
+                // A rewrite's segment replaces the frames from its first LSN on in the
+                // segment before it; its header says so, or readers would call them an overlap.
+                let flags = if batch.rewrite && chunk.segment_first_lsn == batch.first_lsn {
+                    SEGMENT_FLAG_REWRITE
+                } else {
+                    0
+                };
+                let (_, f) = match create_segment_with(
                     self.storage.as_ref(),
                     &self.dir,
                     chunk.segment_first_lsn,
                     self.segment_size_bytes,
                     self.preallocate,
+                    flags,
+                    &[],
                 ) {
                     Ok(x) => x,
                     Err(e) => return Err(self.undo(batch, done, e)),

@@ -21,9 +21,13 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     fn is_dir(&self, path: &Path) -> io::Result<bool>;
     /// The names of the entries of a directory, in no particular order.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Creates a file for reading and writing, truncating it if it exists.
+    /// Creates a file for reading and writing, truncating it if it exists. Only a regular
+    /// file: a path that names anything else (a symbolic link included) is refused with
+    /// [`not_a_file`], without blocking.
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
-    /// Opens an existing file, for reading and, if `writable`, writing.
+    /// Opens an existing file, for reading and, if `writable`, writing. Only a regular
+    /// file: a path that names anything else (a FIFO, a symbolic link, ...) is refused
+    /// with [`not_a_file`], without blocking.
     fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn StorageFile>>;
     /// Renames a file (atomically replacing `to`).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -53,6 +57,65 @@ pub trait StorageFile: Send + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// `fsync`: makes data and metadata durable.
     fn sync_all(&self) -> io::Result<()>;
+}
+
+/// What a path is when it is not a regular file (see [`not_a_file`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A directory.
+    Directory,
+    /// A symbolic link (not followed).
+    Symlink,
+    /// A FIFO (named pipe): opening one for reading blocks until a writer comes.
+    Fifo,
+    /// A Unix-domain socket.
+    Socket,
+    /// A block device.
+    BlockDevice,
+    /// A character device.
+    CharDevice,
+    /// Something else the operating system reports.
+    Other,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileKind::Directory => "directory",
+            FileKind::Symlink => "symbolic link",
+            FileKind::Fifo => "FIFO",
+            FileKind::Socket => "socket",
+            FileKind::BlockDevice => "block device",
+            FileKind::CharDevice => "character device",
+            FileKind::Other => "special file",
+        })
+    }
+}
+
+/// The payload of the `io::Error` a storage returns for a path that is not a regular file.
+#[derive(Debug)]
+struct NotAFile(FileKind);
+
+impl fmt::Display for NotAFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {}, not a regular file", self.0)
+    }
+}
+
+impl std::error::Error for NotAFile {}
+
+/// The error [`Storage::open`] and [`Storage::create`] return for a path that is not a
+/// regular file; [`crate::WalError::io`] turns it into [`crate::WalError::NotAFile`]. A
+/// simulated storage can return it too.
+pub fn not_a_file(kind: FileKind) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, NotAFile(kind))
+}
+
+/// The kind carried by an error made by [`not_a_file`], if it is one.
+pub fn not_a_file_kind(e: &io::Error) -> Option<FileKind> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<NotAFile>())
+        .map(|n| n.0)
 }
 
 /// A shared handle to a storage implementation.
