@@ -125,9 +125,16 @@ pub enum WalError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    /// A typed payload could not be encoded or decoded.
-    #[error("codec error: {0}")]
-    Codec(String),
+    /// A typed payload could not be encoded, would not decode again (refused before
+    /// anything was queued), or could not be decoded. See [`crate::format::codec`].
+    #[error("codec error ({step}): {source}")]
+    Codec {
+        /// Which step failed.
+        step: crate::format::codec::CodecStep,
+        /// The codec's own error (bincode's, or [`crate::format::codec::TrailingBytes`]).
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl WalError {

@@ -43,6 +43,7 @@ pub use actors::queue::{
 pub use actors::recovery::{RecoveryReport, Replayed};
 pub use config::{Durability, WalConfig, WhenFull};
 pub use error::{Result, WalError};
+pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};
 pub use log::{
     LogDir, LogOptions, LogReader, LogWriter, Record, RecoveryOptions, RecoveryOutcome,

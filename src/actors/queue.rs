@@ -23,6 +23,7 @@ use crate::stats::{WalMode, WalStats};
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use serde::{de::DeserializeOwned, Serialize};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -83,6 +84,14 @@ impl Append {
             options: AppendOptions::default(),
         }
     }
+
+    /// An append of `value` encoded with the [codec](crate::format::codec) (bincode 2,
+    /// standard configuration); read it back with [`Record::decode`](crate::Record::decode).
+    /// A value whose bytes would not decode as `T` again is refused here
+    /// ([`WalError::Codec`]), before anything is queued.
+    pub fn encode<T: Serialize + DeserializeOwned>(value: &T) -> Result<Append, WalError> {
+        Ok(Append::new(crate::format::codec::encode(value)?))
+    }
 }
 
 /// The option setters `Append` and `Commit` share.
@@ -135,6 +144,20 @@ impl Commit {
             entries,
             options: AppendOptions::default(),
         }
+    }
+
+    /// A transaction of `items`, each encoded with the [codec](crate::format::codec) as
+    /// one entry. If any item's bytes would not decode as `T` again, the whole commit is
+    /// refused here ([`WalError::Codec`]), before anything is queued.
+    pub fn encode<'a, T>(items: impl IntoIterator<Item = &'a T>) -> Result<Commit, WalError>
+    where
+        T: Serialize + DeserializeOwned + 'a,
+    {
+        let entries = items
+            .into_iter()
+            .map(crate::format::codec::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Commit::new(entries))
     }
 }
 
