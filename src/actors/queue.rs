@@ -138,10 +138,12 @@ pub struct Commit {
 }
 
 impl Commit {
-    /// A durable (by default) transaction of `entries`.
-    pub fn new(entries: Vec<Vec<u8>>) -> Commit {
+    /// A durable (by default) transaction of `entries` (anything that turns into bytes:
+    /// `Vec<u8>`, `&[u8]`, `&str`, `String`, ...). A `Vec<Vec<u8>>` is taken without
+    /// copying.
+    pub fn new(entries: impl IntoIterator<Item = impl Into<Vec<u8>>>) -> Commit {
         Commit {
-            entries,
+            entries: entries.into_iter().map(Into::into).collect(),
             options: AppendOptions::default(),
         }
     }
