@@ -59,3 +59,25 @@ fn lsn_arithmetic() {
     assert_eq!(Lsn(u64::MAX).checked_add(1), None);
     assert_eq!(Lsn(1).checked_add(1), Some(Lsn(2)));
 }
+
+/// Asking for degraded mode is refused with its own error, not "invalid configuration",
+/// and changes nothing.
+#[actix::test]
+async fn set_mode_degraded_is_refused_with_its_own_error() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    let e = wal.set_mode(WalMode::Degraded).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WalError::ModeNotSettable {
+                requested: WalMode::Degraded
+            }
+        ),
+        "{e:?}"
+    );
+    let stats = wal.stats().await.unwrap();
+    assert_eq!(stats.mode, WalMode::Async);
+    assert_eq!(wal.append(b"still fine".to_vec()).await.unwrap(), Lsn(1));
+    wal.shutdown().await.unwrap();
+}

@@ -178,7 +178,8 @@ impl Message for Flush {
 pub struct GetStats;
 
 /// Switch between async group commit and synchronous mode (write + fsync per message) at
-/// run time. `WalMode::Degraded` is set by the log itself and refused here.
+/// run time. `WalMode::Degraded` is set by the log itself and refused here
+/// ([`WalError::ModeNotSettable`]).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), WalError>")]
 pub struct SetMode(pub WalMode);
@@ -1133,9 +1134,7 @@ impl Handler<SetMode> for Queue {
             return Err(e);
         }
         if msg.0 == WalMode::Degraded {
-            return Err(WalError::InvalidConfig(
-                "Degraded is set by the log itself, not by SetMode".into(),
-            ));
+            return Err(WalError::ModeNotSettable { requested: msg.0 });
         }
         tracing::debug!(mode = ?msg.0, "mode switched");
         self.requested_mode = msg.0;
