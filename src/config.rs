@@ -81,7 +81,12 @@ pub struct WalConfig {
     pub max_sync_retries: u32,
     /// The file system the log lives on. Default: the real one.
     pub storage: SharedStorage,
-    /// Where durability notifications go for appends that ask for none of their own.
+    /// Where durability notifications go for appends and commits that ask for none of
+    /// their own (no [`Append::notify`](crate::Append::notify)): once each is durable, or
+    /// has failed, this recipient gets a `DurabilityReply` whose `token` is its LSN (a
+    /// commit's first LSN). Buffered appends are notified too, when their batch is
+    /// fsynced. Messages refused before they are queued (too large, queue full with
+    /// `WhenFull::Fail`, shut down) get only their reply. Default none.
     pub notify_to: Option<Recipient<DurabilityReply>>,
     /// Where alerts go (they are also logged with `tracing`).
     pub alert_to: Option<Recipient<Alert>>,

@@ -81,3 +81,72 @@ async fn set_mode_degraded_is_refused_with_its_own_error() {
     assert_eq!(wal.append(b"still fine".to_vec()).await.unwrap(), Lsn(1));
     wal.shutdown().await.unwrap();
 }
+
+/// Notifications received: token and result.
+type Acks = Arc<Mutex<Vec<(u64, Result<Lsn, WalError>)>>>;
+
+struct Collector(Acks);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<DurabilityReply> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: DurabilityReply, _: &mut Self::Context) {
+        self.0.lock().unwrap().push((msg.token, msg.result));
+    }
+}
+
+/// Answered after every notification sent before it (one mailbox, in order).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Sync;
+
+impl Handler<Sync> for Collector {
+    type Result = ();
+    fn handle(&mut self, _: Sync, _: &mut Self::Context) {}
+}
+
+/// `notify_to` gets a notification for every append and commit that names no recipient of
+/// its own, durable or buffered, with its LSN as the token; one that names its own goes
+/// only there.
+#[actix::test]
+async fn notify_to_receives_notifications_for_appends_without_their_own() {
+    let d = tempfile::tempdir().unwrap();
+    let (default_acks, own_acks) = (Acks::default(), Acks::default());
+    let default_to = Collector(default_acks.clone()).start();
+    let own_to = Collector(own_acks.clone()).start();
+    let cfg = WalConfig {
+        notify_to: Some(default_to.clone().recipient()),
+        ..WalConfig::default()
+    };
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    assert_eq!(wal.append(b"durable".to_vec()).await.unwrap(), Lsn(1));
+    let buffered = Append::new(b"buffered".to_vec()).durability(Durability::Buffered);
+    assert_eq!(wal.send(buffered).await.unwrap(), Lsn(2));
+    assert_eq!(
+        wal.commit(vec![b"a".to_vec(), b"b".to_vec()])
+            .await
+            .unwrap(),
+        Lsn(3)
+    );
+    let own = Append::new(b"own".to_vec()).notify(own_to.clone().recipient(), 777);
+    assert_eq!(wal.send(own).await.unwrap(), Lsn(5));
+    assert_eq!(wal.flush().await.unwrap(), Lsn(5));
+    default_to.send(Sync).await.unwrap();
+    own_to.send(Sync).await.unwrap();
+
+    let mut got = default_acks.lock().unwrap().clone();
+    got.sort_by_key(|(token, _)| *token);
+    let got: Vec<(u64, Lsn)> = got.into_iter().map(|(t, r)| (t, r.unwrap())).collect();
+    assert_eq!(got, vec![(1, Lsn(1)), (2, Lsn(2)), (3, Lsn(3))]);
+    let own: Vec<(u64, Lsn)> = own_acks
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, r)| (*t, r.clone().unwrap()))
+        .collect();
+    assert_eq!(own, vec![(777, Lsn(5))]);
+    wal.shutdown().await.unwrap();
+}

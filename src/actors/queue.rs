@@ -578,15 +578,24 @@ impl Queue {
         if durable || options.flush_now {
             self.urgent_end = end;
         }
+        // A message that names no recipient of its own is notified at the config's
+        // `notify_to`, if set, with its (first) LSN as the token.
+        let notify = match &options.notify {
+            Some(n) => Some(n.clone()),
+            None => self.cfg.notify_to.as_ref().map(|to| Notify {
+                to: to.clone(),
+                token: lsn.0,
+            }),
+        };
         // A durable caller waits here for its reply; a buffered one is answered now, but a
-        // notification it asked for still follows durability.
-        if durable || options.notify.is_some() {
+        // notification still follows durability.
+        if durable || notify.is_some() {
             self.replies.borrow_mut().waiters.push_back(Waiter {
                 end,
                 reply: lsn,
                 since: durable.then(Instant::now),
                 tx: None,
-                notify: options.notify.clone(),
+                notify,
             });
         }
         let result = (!durable).then_some(lsn);
