@@ -25,6 +25,7 @@
 
 pub mod actors;
 pub mod config;
+mod config_builder;
 pub mod error;
 pub mod failpoint;
 pub mod format;

@@ -150,3 +150,80 @@ async fn notify_to_receives_notifications_for_appends_without_their_own() {
     assert_eq!(own, vec![(777, Lsn(5))]);
     wal.shutdown().await.unwrap();
 }
+
+/// Shrinking `segment_size_bytes` with struct update syntax fails once, naming every size
+/// that no longer fits with a value that does; those values then validate.
+#[test]
+fn shrinking_the_segment_names_every_size_that_does_not_fit_in_one_error() {
+    let cfg = WalConfig {
+        segment_size_bytes: 64 * 1024,
+        ..WalConfig::default()
+    };
+    let Err(WalError::InvalidConfig(msg)) = cfg.validate() else {
+        panic!("a 64 KiB segment cannot hold 1 MiB records or 4 MiB batches");
+    };
+    // 65,536 - 32 (segment header) - 24 (frame header) = 65,480 for a record.
+    assert!(msg.contains("max_record_bytes = 65480"), "{msg}");
+    assert!(msg.contains("max_batch_bytes = 65504"), "{msg}");
+    assert!(!msg.contains("max_queue_bytes"), "{msg}");
+    let fixed = WalConfig {
+        segment_size_bytes: 64 * 1024,
+        max_record_bytes: 65_480,
+        max_batch_bytes: 65_504,
+        ..WalConfig::default()
+    };
+    fixed.validate().unwrap();
+
+    // Raising max_record_bytes past max_batch_bytes: the batch (not the record) is named.
+    let big = WalConfig {
+        max_record_bytes: 8 << 20,
+        ..WalConfig::default()
+    };
+    let Err(WalError::InvalidConfig(msg)) = big.validate() else {
+        panic!("8 MiB records do not fit 4 MiB batches");
+    };
+    assert!(
+        msg.contains(&format!("max_batch_bytes = {}", (8 << 20) + 24)),
+        "{msg}"
+    );
+    assert!(!msg.contains("max_record_bytes ="), "{msg}");
+
+    // A segment that cannot hold a single frame is refused with the smallest that can.
+    let tiny = WalConfig::default().segment_size_bytes(40);
+    let Err(WalError::InvalidConfig(msg)) = tiny.validate() else {
+        panic!("a 40-byte segment holds no frame");
+    };
+    assert!(msg.contains("at least 57"), "{msg}");
+}
+
+/// The setter fits the sizes that depend on the segment, and the log works with them: a
+/// record of the fitted `max_record_bytes` is taken, one byte more is refused.
+#[actix::test]
+async fn segment_size_setter_fits_the_dependent_sizes() {
+    let cfg = WalConfig::default()
+        .segment_size_bytes(64 * 1024)
+        .durability(Durability::Durable)
+        .preallocate(false);
+    assert_eq!(cfg.max_record_bytes, 65_480);
+    assert_eq!(cfg.max_batch_bytes, 65_504);
+    assert_eq!(cfg.max_queue_bytes, WalConfig::default().max_queue_bytes);
+    cfg.validate().unwrap();
+    let raised = WalConfig::default().max_record_bytes(8 << 20);
+    assert_eq!(raised.max_batch_bytes, (8 << 20) + 24);
+    raised.validate().unwrap();
+
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    assert_eq!(wal.append(vec![7u8; 65_480]).await.unwrap(), Lsn(1));
+    assert!(matches!(
+        wal.append(vec![7u8; 65_481]).await,
+        Err(WalError::RecordTooLarge { .. })
+    ));
+    assert_eq!(wal.append(vec![8u8; 65_480]).await.unwrap(), Lsn(2));
+    wal.shutdown().await.unwrap();
+    let lens: Vec<usize> = LogReader::open(d.path())
+        .unwrap()
+        .map(|r| r.unwrap().payload.len())
+        .collect();
+    assert_eq!(lens, vec![65_480, 65_480]);
+}
