@@ -33,6 +33,7 @@ pub mod health;
 pub mod log;
 pub mod lsn;
 pub mod metrics;
+mod standalone;
 pub mod stats;
 pub mod storage;
 pub mod wal;
