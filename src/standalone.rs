@@ -74,10 +74,8 @@ impl Drop for Standalone {
         }
         if let Some(thread) = lock(&self.thread).take() {
             // Never join from the system thread itself (it would wait for itself).
-            if thread.thread().id() != std::thread::current().id() {
-                if thread.join().is_err() {
-                    tracing::error!("the log's actix system thread panicked");
-                }
+            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
+                tracing::error!("the log's actix system thread panicked");
             }
         }
     }
