@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!(
         "committed a 2-entry transaction at LSNs {first}..={}",
-        first.0 + 1
+        first + 1
     );
 
     // 1,000 concurrent durable appends share a handful of fsyncs (group commit).

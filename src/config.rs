@@ -36,7 +36,11 @@ pub enum WhenFull {
 }
 
 /// Configuration of a [`crate::Wal`]. Build it with `WalConfig::default()` and struct
-/// update syntax; [`WalConfig::validate`] checks it at open.
+/// update syntax, or with the setters of the same names
+/// (`WalConfig::default().segment_size_bytes(1 << 20).durability(Durability::Buffered)`);
+/// [`WalConfig::validate`] checks it at open. The setter
+/// [`segment_size_bytes`](WalConfig::segment_size_bytes) also fits the sizes that depend
+/// on it; with struct update syntax, `validate` names every size that does not fit.
 #[derive(Clone)]
 pub struct WalConfig {
     /// A segment rolls over once the next frame would pass this size. Default 64 MiB, at
@@ -86,7 +90,12 @@ pub struct WalConfig {
     pub max_sync_retries: u32,
     /// The file system the log lives on. Default: the real one.
     pub storage: SharedStorage,
-    /// Where durability notifications go for appends that ask for none of their own.
+    /// Where durability notifications go for appends and commits that ask for none of
+    /// their own (no [`Append::notify`](crate::Append::notify)): once each is durable, or
+    /// has failed, this recipient gets a `DurabilityReply` whose `token` is its LSN (a
+    /// commit's first LSN). Buffered appends are notified too, when their batch is
+    /// fsynced. Messages refused before they are queued (too large, queue full with
+    /// `WhenFull::Fail`, shut down) get only their reply. Default none.
     pub notify_to: Option<Recipient<DurabilityReply>>,
     /// Where alerts go (they are also logged with `tracing`).
     pub alert_to: Option<Recipient<Alert>>,
@@ -170,28 +179,10 @@ impl WalConfig {
 
     /// Checks every field and their relations.
     pub fn validate(&self) -> Result<(), WalError> {
+        // Every size that does not fit the segment or the others, in one error.
+        self.check_sizes()?;
         self.log_options().validate()?;
         let bad = |m: String| Err(WalError::InvalidConfig(m));
-        let frame = self.max_record_bytes as usize + crate::format::FRAME_HEADER_BYTES;
-        if self.max_batch_bytes < frame {
-            return bad(format!(
-                "max_batch_bytes ({}) must hold one frame of max_record_bytes ({frame})",
-                self.max_batch_bytes
-            ));
-        }
-        let room = self.segment_size_bytes as usize - crate::format::SEGMENT_HEADER_BYTES;
-        if self.max_batch_bytes > room {
-            return bad(format!(
-                "max_batch_bytes ({}) must fit in a segment ({room} bytes after its header)",
-                self.max_batch_bytes
-            ));
-        }
-        if self.max_queue_bytes < self.max_batch_bytes {
-            return bad(format!(
-                "max_queue_bytes ({}) must be at least max_batch_bytes ({})",
-                self.max_queue_bytes, self.max_batch_bytes
-            ));
-        }
         if self.max_queue_entries == 0 || self.replay_chunk_records == 0 {
             return bad("max_queue_entries and replay_chunk_records must be at least 1".into());
         }

@@ -147,9 +147,23 @@ pub enum WalError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    /// A typed payload could not be encoded or decoded.
-    #[error("codec error: {0}")]
-    Codec(String),
+    /// A typed payload could not be encoded, would not decode again (refused before
+    /// anything was queued), or could not be decoded. See [`crate::format::codec`].
+    #[error("codec error ({step}): {source}")]
+    Codec {
+        /// Which step failed.
+        step: crate::format::codec::CodecStep,
+        /// The codec's own error (bincode's, or [`crate::format::codec::TrailingBytes`]).
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// `SetMode` asked for a mode a caller cannot set: the log enters and leaves
+    /// `WalMode::Degraded` by itself, when its flusher dies and when it is back.
+    #[error("SetMode({requested:?}) refused: the log enters and leaves this mode by itself")]
+    ModeNotSettable {
+        /// The mode asked for.
+        requested: crate::stats::WalMode,
+    },
     /// Application metadata (`set_meta`) larger than `max_meta_bytes`: refused, and the
     /// metadata file is left as it was.
     #[error("metadata of {size_bytes} bytes exceeds max_meta_bytes ({max_bytes})")]

@@ -4,7 +4,12 @@
 //! durable append or commit is answered only after its bytes are fsynced, and many
 //! transactions share one fsync (group commit).
 //!
-//! - [`Wal`] is the handle: [`Wal::open`] recovers the log and starts the actors.
+//! - [`Wal`] is the handle: [`Wal::open`] recovers the log and starts the actors on the
+//!   caller's actix `System`; [`Wal::open_standalone`] gives them a `System` thread of
+//!   their own, for tokio applications and plain threads.
+//! - Typed records: [`Append::encode`], [`Commit::encode`] and [`Record::decode`] go
+//!   through the [codec](format::codec) (bincode 2), which refuses at encode a value that
+//!   would not decode again.
 //! - The actors ([`actors`]): the `Queue` assigns LSNs and gathers batches, the `Flusher`
 //!   writes and fsyncs them on its own thread, the `Supervisor` watches the flusher and
 //!   switches the log to synchronous degraded mode when it dies, and `Recovery` scans and
@@ -25,6 +30,7 @@
 
 pub mod actors;
 pub mod config;
+mod config_builder;
 pub mod error;
 pub mod failpoint;
 pub mod format;
@@ -32,6 +38,7 @@ pub mod health;
 pub mod log;
 pub mod lsn;
 pub mod metrics;
+mod standalone;
 pub mod stats;
 pub mod storage;
 pub mod wal;
@@ -43,6 +50,7 @@ pub use actors::queue::{
 pub use actors::recovery::{RecoveryReport, Replayed};
 pub use config::{Durability, WalConfig, WhenFull};
 pub use error::{Result, WalError};
+pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};
 pub use log::{
     LogDir, LogOptions, LogReader, LogWriter, Record, RecoveryOptions, RecoveryOutcome,

@@ -12,6 +12,7 @@ use crate::config::WalConfig;
 use crate::error::WalError;
 use crate::health::{GetHealth, Health};
 use crate::lsn::Lsn;
+use crate::standalone::Standalone;
 use crate::stats::{WalMode, WalStats};
 use actix::prelude::*;
 use std::path::Path;
@@ -21,12 +22,18 @@ use tracing::Instrument;
 
 /// A handle to an open log. Cheap to clone; every clone talks to the same actors.
 ///
-/// Must be opened and used inside a running actix `System`.
+/// [`Wal::open`] runs the actors on the caller's actix `System` (and must be called
+/// inside one); [`Wal::open_standalone`] and [`Wal::open_blocking`] give the log a
+/// `System` thread of its own, for callers that have none. Either handle can be used from
+/// any thread or runtime.
 #[derive(Clone, Debug)]
 pub struct Wal {
     queue: Addr<Queue>,
     supervisor: Addr<Supervisor>,
     report: Arc<RecoveryReport>,
+    /// The log's own system thread, for a standalone log: stopped and joined by
+    /// `shutdown` or when the last clone is dropped.
+    standalone: Option<Arc<Standalone>>,
 }
 
 fn closed(_: MailboxError) -> WalError {
@@ -40,6 +47,36 @@ impl Wal {
         let dir = dir.as_ref().to_path_buf();
         let span = tracing::debug_span!("open", dir = %dir.display());
         Wal::open_inner(dir, config).instrument(span).await
+    }
+
+    /// Opens the log in `dir` like [`Wal::open`], but needs no actix `System`: the actors
+    /// run on an actix `System` on a thread of the log's own, so this can be awaited from
+    /// any async runtime (a tokio application, a test that makes a fresh runtime per test)
+    /// and the handle works from any runtime or thread.
+    ///
+    /// [`Wal::shutdown`] shuts the log down, stops that `System` and joins its thread.
+    /// The log lives as long as its standalone handles: dropping the last one does the
+    /// same as `shutdown` (an `Addr<Queue>` taken from [`Wal::queue`] does not keep it
+    /// open), and blocks the dropping thread until the log's thread has ended, so a reopen
+    /// right after finds the directory unlocked. Prefer `shutdown().await` in async code.
+    pub async fn open_standalone(
+        dir: impl AsRef<Path>,
+        config: WalConfig,
+    ) -> Result<Wal, WalError> {
+        crate::standalone::open(dir.as_ref(), config).await
+    }
+
+    /// [`Wal::open_standalone`] for plain threads: blocks until the log takes appends.
+    /// Call it outside any async runtime (inside one, await `open_standalone` instead);
+    /// the other methods are async and can be driven with `futures::executor::block_on`.
+    pub fn open_blocking(dir: impl AsRef<Path>, config: WalConfig) -> Result<Wal, WalError> {
+        futures::executor::block_on(crate::standalone::open(dir.as_ref(), config))
+    }
+
+    /// This handle, owning the standalone system thread it runs on.
+    pub(crate) fn with_standalone(mut self, standalone: Arc<Standalone>) -> Wal {
+        self.standalone = Some(standalone);
+        self
     }
 
     async fn open_inner(dir: std::path::PathBuf, config: WalConfig) -> Result<Wal, WalError> {
@@ -83,6 +120,7 @@ impl Wal {
             queue,
             supervisor,
             report: Arc::new(recovered.report),
+            standalone: None,
         })
     }
 
@@ -151,7 +189,11 @@ impl Wal {
     /// Stops taking appends, writes and fsyncs everything queued, answers every waiter,
     /// releases the directory lock, stops the flusher and joins its thread. Later appends
     /// get [`WalError::ShutDown`]. Returns the poisoning error if the log was poisoned.
+    /// For a standalone log, also stops its `System` and joins its thread.
     pub async fn shutdown(&self) -> Result<(), WalError> {
+        if let Some(standalone) = &self.standalone {
+            return standalone.shutdown().await;
+        }
         let span = tracing::debug_span!("shutdown");
         async {
             let started = std::time::Instant::now();

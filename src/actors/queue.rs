@@ -23,6 +23,7 @@ use crate::stats::{WalMode, WalStats};
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use serde::{de::DeserializeOwned, Serialize};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -83,6 +84,14 @@ impl Append {
             options: AppendOptions::default(),
         }
     }
+
+    /// An append of `value` encoded with the [codec](crate::format::codec) (bincode 2,
+    /// standard configuration); read it back with [`Record::decode`](crate::Record::decode).
+    /// A value whose bytes would not decode as `T` again is refused here
+    /// ([`WalError::Codec`]), before anything is queued.
+    pub fn encode<T: Serialize + DeserializeOwned>(value: &T) -> Result<Append, WalError> {
+        Ok(Append::new(crate::format::codec::encode(value)?))
+    }
 }
 
 /// The option setters `Append` and `Commit` share.
@@ -129,12 +138,28 @@ pub struct Commit {
 }
 
 impl Commit {
-    /// A durable (by default) transaction of `entries`.
-    pub fn new(entries: Vec<Vec<u8>>) -> Commit {
+    /// A durable (by default) transaction of `entries` (anything that turns into bytes:
+    /// `Vec<u8>`, `&[u8]`, `&str`, `String`, ...). A `Vec<Vec<u8>>` is taken without
+    /// copying.
+    pub fn new(entries: impl IntoIterator<Item = impl Into<Vec<u8>>>) -> Commit {
         Commit {
-            entries,
+            entries: entries.into_iter().map(Into::into).collect(),
             options: AppendOptions::default(),
         }
+    }
+
+    /// A transaction of `items`, each encoded with the [codec](crate::format::codec) as
+    /// one entry. If any item's bytes would not decode as `T` again, the whole commit is
+    /// refused here ([`WalError::Codec`]), before anything is queued.
+    pub fn encode<'a, T>(items: impl IntoIterator<Item = &'a T>) -> Result<Commit, WalError>
+    where
+        T: Serialize + DeserializeOwned + 'a,
+    {
+        let entries = items
+            .into_iter()
+            .map(crate::format::codec::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Commit::new(entries))
     }
 }
 
@@ -153,7 +178,8 @@ impl Message for Flush {
 pub struct GetStats;
 
 /// Switch between async group commit and synchronous mode (write + fsync per message) at
-/// run time. `WalMode::Degraded` is set by the log itself and refused here.
+/// run time. `WalMode::Degraded` is set by the log itself and refused here
+/// ([`WalError::ModeNotSettable`]).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), WalError>")]
 pub struct SetMode(pub WalMode);
@@ -552,15 +578,24 @@ impl Queue {
         if durable || options.flush_now {
             self.urgent_end = end;
         }
+        // A message that names no recipient of its own is notified at the config's
+        // `notify_to`, if set, with its (first) LSN as the token.
+        let notify = match &options.notify {
+            Some(n) => Some(n.clone()),
+            None => self.cfg.notify_to.as_ref().map(|to| Notify {
+                to: to.clone(),
+                token: lsn.0,
+            }),
+        };
         // A durable caller waits here for its reply; a buffered one is answered now, but a
-        // notification it asked for still follows durability.
-        if durable || options.notify.is_some() {
+        // notification still follows durability.
+        if durable || notify.is_some() {
             self.replies.borrow_mut().waiters.push_back(Waiter {
                 end,
                 reply: lsn,
                 since: durable.then(Instant::now),
                 tx: None,
-                notify: options.notify.clone(),
+                notify,
             });
         }
         let result = (!durable).then_some(lsn);
@@ -1108,9 +1143,7 @@ impl Handler<SetMode> for Queue {
             return Err(e);
         }
         if msg.0 == WalMode::Degraded {
-            return Err(WalError::InvalidConfig(
-                "Degraded is set by the log itself, not by SetMode".into(),
-            ));
+            return Err(WalError::ModeNotSettable { requested: msg.0 });
         }
         tracing::debug!(mode = ?msg.0, "mode switched");
         self.requested_mode = msg.0;

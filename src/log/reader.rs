@@ -43,6 +43,14 @@ pub struct Record {
     pub txn: Option<TxnPosition>,
 }
 
+impl Record {
+    /// Decodes the payload as a `T` written by `Append::encode` or `Commit::encode` (the
+    /// [codec](crate::format::codec): bincode 2, standard configuration).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, WalError> {
+        crate::format::codec::decode(&self.payload)
+    }
+}
+
 /// Iterates `Result<Record, WalError>` over a log directory in LSN order.
 #[derive(Debug)]
 pub struct LogReader {

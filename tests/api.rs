@@ -1,0 +1,229 @@
+//! The small API: what call sites write (`Commit::new` from any byte-like entries, `Lsn`
+//! arithmetic), typed refusals (`SetMode(Degraded)`), and config knobs that do what their
+//! docs say (`notify_to`, shrinking `segment_size_bytes`).
+
+use actix::prelude::*;
+use actix_wal::*;
+use std::sync::{Arc, Mutex};
+
+/// `Commit::new` takes any iterator of byte-like entries, as `Append::new` takes any
+/// byte-like payload; the entries land in order at `first + i`.
+#[actix::test]
+async fn commit_new_takes_any_byte_like_entries() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    let first = wal.send(Commit::new(["debit", "credit"])).await.unwrap();
+    let second = wal
+        .send(Commit::new([b"x".as_slice(), b"yz".as_slice()]))
+        .await
+        .unwrap();
+    let third = wal
+        .send(Commit::new(vec![String::from("s")]))
+        .await
+        .unwrap();
+    let fourth = wal.commit(vec![b"v".to_vec()]).await.unwrap();
+    assert_eq!(
+        (first, second, third, fourth),
+        (Lsn(1), Lsn(3), Lsn(5), Lsn(6))
+    );
+    // An empty transaction is still refused, typed.
+    assert!(matches!(
+        wal.send(Commit::new(Vec::<Vec<u8>>::new())).await,
+        Err(WalError::InvalidTransaction { .. })
+    ));
+    assert!(matches!(
+        wal.commit(vec![]).await,
+        Err(WalError::InvalidTransaction { .. })
+    ));
+    wal.shutdown().await.unwrap();
+    let payloads: Vec<Vec<u8>> = LogReader::open(d.path())
+        .unwrap()
+        .map(|r| r.unwrap().payload)
+        .collect();
+    let want: Vec<&[u8]> = vec![b"debit", b"credit", b"x", b"yz", b"s", b"v"];
+    assert_eq!(payloads, want);
+}
+
+#[test]
+fn lsn_arithmetic() {
+    let first = Lsn(41);
+    assert_eq!(first + 2, Lsn(43));
+    let mut l = first;
+    l += 3;
+    assert_eq!(l, Lsn(44));
+    assert_eq!(first.checked_sub(41), Some(Lsn(0)));
+    assert_eq!(first.checked_sub(42), None);
+    assert_eq!(first.saturating_sub(100), Lsn(0));
+    assert_eq!(Lsn(1).prev(), Some(Lsn(0)));
+    assert_eq!(Lsn(0).prev(), None);
+    assert_eq!(Lsn(u64::MAX).checked_add(1), None);
+    assert_eq!(Lsn(1).checked_add(1), Some(Lsn(2)));
+}
+
+/// Asking for degraded mode is refused with its own error, not "invalid configuration",
+/// and changes nothing.
+#[actix::test]
+async fn set_mode_degraded_is_refused_with_its_own_error() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    let e = wal.set_mode(WalMode::Degraded).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WalError::ModeNotSettable {
+                requested: WalMode::Degraded
+            }
+        ),
+        "{e:?}"
+    );
+    let stats = wal.stats().await.unwrap();
+    assert_eq!(stats.mode, WalMode::Async);
+    assert_eq!(wal.append(b"still fine".to_vec()).await.unwrap(), Lsn(1));
+    wal.shutdown().await.unwrap();
+}
+
+/// Notifications received: token and result.
+type Acks = Arc<Mutex<Vec<(u64, Result<Lsn, WalError>)>>>;
+
+struct Collector(Acks);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<DurabilityReply> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: DurabilityReply, _: &mut Self::Context) {
+        self.0.lock().unwrap().push((msg.token, msg.result));
+    }
+}
+
+/// Answered after every notification sent before it (one mailbox, in order).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Sync;
+
+impl Handler<Sync> for Collector {
+    type Result = ();
+    fn handle(&mut self, _: Sync, _: &mut Self::Context) {}
+}
+
+/// `notify_to` gets a notification for every append and commit that names no recipient of
+/// its own, durable or buffered, with its LSN as the token; one that names its own goes
+/// only there.
+#[actix::test]
+async fn notify_to_receives_notifications_for_appends_without_their_own() {
+    let d = tempfile::tempdir().unwrap();
+    let (default_acks, own_acks) = (Acks::default(), Acks::default());
+    let default_to = Collector(default_acks.clone()).start();
+    let own_to = Collector(own_acks.clone()).start();
+    let cfg = WalConfig {
+        notify_to: Some(default_to.clone().recipient()),
+        ..WalConfig::default()
+    };
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    assert_eq!(wal.append(b"durable".to_vec()).await.unwrap(), Lsn(1));
+    let buffered = Append::new(b"buffered".to_vec()).durability(Durability::Buffered);
+    assert_eq!(wal.send(buffered).await.unwrap(), Lsn(2));
+    assert_eq!(
+        wal.commit(vec![b"a".to_vec(), b"b".to_vec()])
+            .await
+            .unwrap(),
+        Lsn(3)
+    );
+    let own = Append::new(b"own".to_vec()).notify(own_to.clone().recipient(), 777);
+    assert_eq!(wal.send(own).await.unwrap(), Lsn(5));
+    assert_eq!(wal.flush().await.unwrap(), Lsn(5));
+    default_to.send(Sync).await.unwrap();
+    own_to.send(Sync).await.unwrap();
+
+    let mut got = default_acks.lock().unwrap().clone();
+    got.sort_by_key(|(token, _)| *token);
+    let got: Vec<(u64, Lsn)> = got.into_iter().map(|(t, r)| (t, r.unwrap())).collect();
+    assert_eq!(got, vec![(1, Lsn(1)), (2, Lsn(2)), (3, Lsn(3))]);
+    let own: Vec<(u64, Lsn)> = own_acks
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, r)| (*t, r.clone().unwrap()))
+        .collect();
+    assert_eq!(own, vec![(777, Lsn(5))]);
+    wal.shutdown().await.unwrap();
+}
+
+/// Shrinking `segment_size_bytes` with struct update syntax fails once, naming every size
+/// that no longer fits with a value that does; those values then validate.
+#[test]
+fn shrinking_the_segment_names_every_size_that_does_not_fit_in_one_error() {
+    let cfg = WalConfig {
+        segment_size_bytes: 64 * 1024,
+        ..WalConfig::default()
+    };
+    let Err(WalError::InvalidConfig(msg)) = cfg.validate() else {
+        panic!("a 64 KiB segment cannot hold 1 MiB records or 4 MiB batches");
+    };
+    // 65,536 - 32 (segment header) - 24 (frame header) = 65,480 for a record.
+    assert!(msg.contains("max_record_bytes = 65480"), "{msg}");
+    assert!(msg.contains("max_batch_bytes = 65504"), "{msg}");
+    assert!(!msg.contains("max_queue_bytes"), "{msg}");
+    let fixed = WalConfig {
+        segment_size_bytes: 64 * 1024,
+        max_record_bytes: 65_480,
+        max_batch_bytes: 65_504,
+        ..WalConfig::default()
+    };
+    fixed.validate().unwrap();
+
+    // Raising max_record_bytes past max_batch_bytes: the batch (not the record) is named.
+    let big = WalConfig {
+        max_record_bytes: 8 << 20,
+        ..WalConfig::default()
+    };
+    let Err(WalError::InvalidConfig(msg)) = big.validate() else {
+        panic!("8 MiB records do not fit 4 MiB batches");
+    };
+    assert!(
+        msg.contains(&format!("max_batch_bytes = {}", (8 << 20) + 24)),
+        "{msg}"
+    );
+    assert!(!msg.contains("max_record_bytes ="), "{msg}");
+
+    // A segment that cannot hold a single frame is refused with the smallest that can.
+    let tiny = WalConfig::default().segment_size_bytes(40);
+    let Err(WalError::InvalidConfig(msg)) = tiny.validate() else {
+        panic!("a 40-byte segment holds no frame");
+    };
+    assert!(msg.contains("at least 57"), "{msg}");
+}
+
+/// The setter fits the sizes that depend on the segment, and the log works with them: a
+/// record of the fitted `max_record_bytes` is taken, one byte more is refused.
+#[actix::test]
+async fn segment_size_setter_fits_the_dependent_sizes() {
+    let cfg = WalConfig::default()
+        .segment_size_bytes(64 * 1024)
+        .durability(Durability::Durable)
+        .preallocate(false);
+    assert_eq!(cfg.max_record_bytes, 65_480);
+    assert_eq!(cfg.max_batch_bytes, 65_504);
+    assert_eq!(cfg.max_queue_bytes, WalConfig::default().max_queue_bytes);
+    cfg.validate().unwrap();
+    let raised = WalConfig::default().max_record_bytes(8 << 20);
+    assert_eq!(raised.max_batch_bytes, (8 << 20) + 24);
+    raised.validate().unwrap();
+
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    assert_eq!(wal.append(vec![7u8; 65_480]).await.unwrap(), Lsn(1));
+    assert!(matches!(
+        wal.append(vec![7u8; 65_481]).await,
+        Err(WalError::RecordTooLarge { .. })
+    ));
+    assert_eq!(wal.append(vec![8u8; 65_480]).await.unwrap(), Lsn(2));
+    wal.shutdown().await.unwrap();
+    let lens: Vec<usize> = LogReader::open(d.path())
+        .unwrap()
+        .map(|r| r.unwrap().payload.len())
+        .collect();
+    assert_eq!(lens, vec![65_480, 65_480]);
+}

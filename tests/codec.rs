@@ -1,0 +1,381 @@
+//! Typed records: every serde shape an application would write either round-trips through
+//! a real log (`Append::encode` / `Commit::encode`, shutdown, read back with `LogReader`,
+//! `Record::decode`) or is refused at encode, before anything is queued. None is written
+//! undecodable.
+
+use actix_wal::format::codec;
+use actix_wal::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Debug;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Transfer {
+    from: String,
+    to: String,
+    amount_cents: u64,
+    fee: i128,
+    rate: f64,
+    memo: Option<String>,
+    tags: Vec<String>,
+    ok: bool,
+    initial: char,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pair(u32, String);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Marker;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Op {
+    Noop,
+    Debit(u64),
+    Move(String, String, u64),
+    Put {
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Outer {
+    Batch(Vec<Op>),
+    Nested(Option<Box<Outer>>),
+    Keyed(BTreeMap<String, Op>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+enum Internal {
+    Deposit { amount: u64 },
+    Close,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", content = "c")]
+enum Adjacent {
+    Deposit(u64),
+    Rename { name: String },
+    Close,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Untagged {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Meta {
+    version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Flattened {
+    id: u64,
+    #[serde(flatten)]
+    meta: Meta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Skips {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<u32>,
+    id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Renamed {
+    account_id: u64,
+    #[serde(skip)]
+    cached: u32,
+    #[serde(default)]
+    label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Generic<T> {
+    lsn: Lsn,
+    item: T,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    RoundTrip,
+    Refused,
+}
+
+/// One shape: how to encode it, and how to check the record read back.
+struct Case {
+    name: &'static str,
+    expect: Expect,
+    encode: Box<dyn Fn() -> Result<Append, WalError>>,
+    raw: Box<dyn Fn() -> Result<Vec<u8>, WalError>>,
+    check: Box<dyn Fn(&Record)>,
+}
+
+fn case<T>(name: &'static str, expect: Expect, value: T) -> Case
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug + Clone + 'static,
+{
+    let (a, b, c) = (value.clone(), value.clone(), value);
+    Case {
+        name,
+        expect,
+        encode: Box::new(move || Append::encode(&a)),
+        raw: Box::new(move || codec::encode(&b)),
+        check: Box::new(move |r| {
+            let back: T = r
+                .decode()
+                .unwrap_or_else(|e| panic!("{name}: written but not decodable: {e}"));
+            assert_eq!(back, c, "{name}: read back differs");
+        }),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Expect::*;
+    let transfer = Transfer {
+        from: "alice".into(),
+        to: "bob".into(),
+        amount_cents: 1_000,
+        fee: -3,
+        rate: 0.25,
+        memo: Some("rent".into()),
+        tags: vec!["a".into(), "b".into()],
+        ok: true,
+        initial: 'é',
+    };
+    let mut hash = HashMap::new();
+    hash.insert("alice".to_string(), 10u64);
+    hash.insert("bob".to_string(), 20u64);
+    let mut keyed = BTreeMap::new();
+    keyed.insert("k".to_string(), Op::Debit(5));
+    vec![
+        case("struct", RoundTrip, transfer),
+        case("tuple struct", RoundTrip, Pair(7, "x".into())),
+        case("unit struct", RoundTrip, Marker),
+        case("unit variant", RoundTrip, Op::Noop),
+        case("newtype variant", RoundTrip, Op::Debit(9)),
+        case(
+            "tuple variant",
+            RoundTrip,
+            Op::Move("a".into(), "b".into(), 3),
+        ),
+        case(
+            "struct variant",
+            RoundTrip,
+            Op::Put {
+                key: b"k".to_vec(),
+                value: None,
+            },
+        ),
+        case("option some", RoundTrip, Some(5u16)),
+        case("option none", RoundTrip, None::<u16>),
+        case("hash map", RoundTrip, hash),
+        case("btree map", RoundTrip, keyed.clone()),
+        case("hash set", RoundTrip, HashSet::from([1u8, 2, 3])),
+        case(
+            "nested enums",
+            RoundTrip,
+            Outer::Nested(Some(Box::new(Outer::Batch(vec![Op::Noop, Op::Debit(1)])))),
+        ),
+        case("enum in a map", RoundTrip, Outer::Keyed(keyed)),
+        case("tuple", RoundTrip, (1u8, -2i64, String::from("z"), ())),
+        case(
+            "generic with lsn",
+            RoundTrip,
+            Generic {
+                lsn: Lsn(42),
+                item: Op::Noop,
+            },
+        ),
+        case(
+            "rename, skip, default",
+            RoundTrip,
+            Renamed {
+                account_id: 3,
+                cached: 0,
+                label: "l".into(),
+            },
+        ),
+        case("adjacently tagged newtype", Refused, Adjacent::Deposit(5)),
+        case(
+            "adjacently tagged struct",
+            Refused,
+            Adjacent::Rename { name: "n".into() },
+        ),
+        case("adjacently tagged unit", Refused, Adjacent::Close),
+        case(
+            "skip_serializing_if, not skipping",
+            RoundTrip,
+            Skips {
+                note: Some(1),
+                id: 2,
+            },
+        ),
+        case(
+            "internally tagged struct",
+            Refused,
+            Internal::Deposit { amount: 5 },
+        ),
+        case("internally tagged unit", Refused, Internal::Close),
+        case("untagged number", Refused, Untagged::Number(5)),
+        case("untagged text", Refused, Untagged::Text("t".into())),
+        case(
+            "flatten",
+            Refused,
+            Flattened {
+                id: 1,
+                meta: Meta { version: 2 },
+            },
+        ),
+        case(
+            "skip_serializing_if, skipping",
+            Refused,
+            Skips { note: None, id: 2 },
+        ),
+        case(
+            "serde_json::Value",
+            Refused,
+            serde_json::json!({"type": "deposit", "amount": 5}),
+        ),
+    ]
+}
+
+/// Every shape through a real log: what encodes is appended, read back after a shutdown
+/// and decoded to an equal value; what is refused is refused with a codec error and
+/// nothing is queued for it.
+#[actix::test]
+async fn every_serde_shape_round_trips_or_is_refused_at_encode() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    let cases = cases();
+    let mut written = Vec::new();
+    let mut outcomes = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let raw = (c.raw)();
+        match (c.encode)() {
+            Ok(append) => {
+                assert!(
+                    raw.is_ok(),
+                    "{}: Append::encode and codec::encode agree",
+                    c.name
+                );
+                let lsn = wal.send(append).await.unwrap();
+                written.push((lsn, i));
+                outcomes.push((c.name, Expect::RoundTrip));
+            }
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e,
+                        WalError::Codec {
+                            step: CodecStep::Encode | CodecStep::WouldNotDecode,
+                            ..
+                        }
+                    ),
+                    "{}: refused with a codec error, got {e:?}",
+                    c.name
+                );
+                assert!(
+                    std::error::Error::source(&e).is_some(),
+                    "{}: the codec's error is kept as the source",
+                    c.name
+                );
+                assert!(raw.is_err(), "{}: codec::encode refuses it too", c.name);
+                outcomes.push((c.name, Expect::Refused));
+            }
+        }
+    }
+    let stats = wal.stats().await.unwrap();
+    assert_eq!(
+        stats.next_lsn,
+        Lsn(written.len() as u64 + 1),
+        "refused values queued nothing"
+    );
+    wal.shutdown().await.unwrap();
+
+    let records: Vec<Record> = LogReader::open(d.path())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(records.len(), written.len());
+    for (record, (lsn, i)) in records.iter().zip(&written) {
+        assert_eq!(record.lsn, *lsn);
+        (cases[*i].check)(record);
+    }
+    // The documented split holds (src/format/codec.rs lists the same shapes).
+    let expected: Vec<_> = cases.iter().map(|c| (c.name, c.expect)).collect();
+    assert_eq!(outcomes, expected);
+}
+
+/// The example: an internally tagged enum encoded to 5 bytes that never decoded.
+/// Now refused, with the step and bincode's error as the source.
+#[test]
+fn internally_tagged_enum_is_refused_with_its_source() {
+    let e = codec::encode(&Internal::Deposit { amount: 5 }).unwrap_err();
+    let WalError::Codec { step, source } = &e else {
+        panic!("expected a codec error, got {e:?}");
+    };
+    assert_eq!(*step, CodecStep::WouldNotDecode);
+    assert!(
+        source.to_string().contains("AnyNotSupported")
+            || format!("{source:?}").contains("AnyNotSupported"),
+        "bincode's own error is kept: {source:?}"
+    );
+}
+
+/// One refused item refuses the whole transaction; a good one commits all its entries.
+#[actix::test]
+async fn commit_encode_is_all_or_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    let bad = [Untagged::Number(1), Untagged::Text("x".into())];
+    assert!(matches!(
+        Commit::encode(&bad),
+        Err(WalError::Codec {
+            step: CodecStep::WouldNotDecode,
+            ..
+        })
+    ));
+    let ops = vec![Op::Debit(10), Op::Move("a".into(), "b".into(), 10)];
+    let first = wal.send(Commit::encode(&ops).unwrap()).await.unwrap();
+    assert_eq!(first, Lsn(1));
+    wal.shutdown().await.unwrap();
+
+    let back: Vec<Op> = LogReader::open(d.path())
+        .unwrap()
+        .map(|r| r.unwrap().decode().unwrap())
+        .collect();
+    assert_eq!(back, ops);
+}
+
+/// Bytes that are not one value of the type asked for are a decode error, not a panic.
+#[test]
+fn decode_of_wrong_bytes_is_a_typed_error() {
+    let bytes = codec::encode(&Op::Debit(7)).unwrap();
+    assert!(matches!(
+        codec::decode::<Transfer>(&bytes),
+        Err(WalError::Codec {
+            step: CodecStep::Decode,
+            ..
+        })
+    ));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    let e = codec::decode::<Op>(&longer).unwrap_err();
+    assert!(matches!(
+        &e,
+        WalError::Codec {
+            step: CodecStep::Decode,
+            ..
+        }
+    ));
+    assert!(e.to_string().contains("trailing"), "{e}");
+}

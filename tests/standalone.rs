@@ -1,0 +1,168 @@
+//! A log for applications that are not actix ones: `Wal::open_standalone` needs no actix
+//! `System` (these tests use plain tokio runtimes, no actix macros), the handle works from
+//! any runtime or thread, `shutdown` stops the log's own system thread, and dropping the
+//! last handle does too, so the log reopens at once in the same process.
+
+use actix_wal::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Op {
+    Debit(u64),
+    Credit(u64),
+}
+
+/// Small segments: recovery at reopen reads whole segments, and a debug build reads the
+/// default 64 MiB one slowly.
+fn cfg() -> WalConfig {
+    WalConfig::default().segment_size_bytes(1 << 20)
+}
+
+fn payloads(dir: &Path) -> Vec<Vec<u8>> {
+    LogReader::open(dir)
+        .unwrap()
+        .map(|r| r.unwrap().payload)
+        .collect()
+}
+
+#[tokio::test]
+async fn standalone_log_opens_appends_reads_shuts_down_and_reopens_under_plain_tokio() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    assert_eq!(wal.append(b"one".to_vec()).await.unwrap(), Lsn(1));
+    assert_eq!(
+        wal.commit(vec![b"a".to_vec(), b"b".to_vec()])
+            .await
+            .unwrap(),
+        Lsn(2)
+    );
+    let ops = [Op::Debit(5), Op::Credit(5)];
+    assert_eq!(
+        wal.send(Commit::encode(&ops).unwrap()).await.unwrap(),
+        Lsn(4)
+    );
+    assert_eq!(wal.flush().await.unwrap(), Lsn(5));
+    assert_eq!(wal.stats().await.unwrap().durable_lsn, Lsn(5));
+    let clone = wal.clone();
+    wal.shutdown().await.unwrap();
+    // Every clone sees the log shut down; a second shutdown is harmless.
+    assert!(matches!(
+        clone.append(b"late".to_vec()).await,
+        Err(WalError::ShutDown)
+    ));
+    clone.shutdown().await.unwrap();
+
+    let records: Vec<Record> = LogReader::open(d.path())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[0].payload, b"one");
+    assert_eq!(records[3].decode::<Op>().unwrap(), Op::Debit(5));
+
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    assert_eq!(wal.recovery_report().next_lsn, Lsn(6));
+    assert_eq!(wal.append(b"after reopen".to_vec()).await.unwrap(), Lsn(6));
+    wal.shutdown().await.unwrap();
+    assert_eq!(payloads(d.path()).len(), 6);
+}
+
+/// Concurrent appends from tokio tasks on a multi-thread runtime; then the last handle is
+/// dropped without `shutdown`: every acknowledged record is in the log, and the log
+/// reopens at once in the same process (the drop shut it down and joined its thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_standalone_handle_shuts_the_log_down_and_it_reopens() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    let tasks: Vec<_> = (0..8u64)
+        .map(|t| {
+            let wal = wal.clone();
+            tokio::spawn(async move {
+                let mut lsns = Vec::new();
+                for i in 0..25u64 {
+                    lsns.push(
+                        wal.append((t * 100 + i).to_le_bytes().to_vec())
+                            .await
+                            .unwrap(),
+                    );
+                }
+                lsns
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    // A buffered append is answered before it is written: the drop still flushes it.
+    let buffered = Append::new(b"buffered".to_vec()).durability(Durability::Buffered);
+    assert_eq!(wal.send(buffered).await.unwrap(), Lsn(201));
+    drop(wal);
+
+    acked.sort();
+    assert_eq!(acked, (1..=200).map(Lsn).collect::<Vec<_>>());
+    let wal = Wal::open_standalone(d.path(), cfg())
+        .await
+        .expect("the dropped log released its directory");
+    assert_eq!(wal.recovery_report().next_lsn, Lsn(202));
+    drop(wal);
+    let all = payloads(d.path());
+    assert_eq!(all.len(), 201);
+    assert_eq!(all[200], b"buffered");
+}
+
+/// The handle works from a runtime other than the one that opened it, and from a plain
+/// thread with no runtime at all.
+#[test]
+fn standalone_handle_works_across_runtimes_and_plain_threads() {
+    let d = tempfile::tempdir().unwrap();
+    let opener = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let wal = opener
+        .block_on(Wal::open_standalone(d.path(), cfg()))
+        .unwrap();
+    drop(opener);
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    assert_eq!(other.block_on(wal.append(b"x".to_vec())).unwrap(), Lsn(1));
+    let plain = std::thread::spawn({
+        let wal = wal.clone();
+        move || futures::executor::block_on(wal.append(b"y".to_vec()))
+    });
+    assert_eq!(plain.join().unwrap().unwrap(), Lsn(2));
+    futures::executor::block_on(wal.shutdown()).unwrap();
+    assert_eq!(payloads(d.path()), vec![b"x".to_vec(), b"y".to_vec()]);
+
+    // The blocking twin, from a plain thread.
+    let wal = Wal::open_blocking(d.path(), cfg()).unwrap();
+    assert_eq!(
+        futures::executor::block_on(wal.append(b"z".to_vec())).unwrap(),
+        Lsn(3)
+    );
+    futures::executor::block_on(wal.shutdown()).unwrap();
+    assert_eq!(payloads(d.path()).len(), 3);
+}
+
+/// A failed open returns its error and leaves no thread or lock behind.
+#[tokio::test]
+async fn a_failed_standalone_open_returns_its_error() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let e = Wal::open_standalone(&file, cfg()).await.unwrap_err();
+    assert!(matches!(e, WalError::NotADirectory { .. }), "{e:?}");
+    let bad = WalConfig {
+        max_queue_entries: 0,
+        ..cfg()
+    };
+    assert!(matches!(
+        Wal::open_standalone(d.path(), bad).await,
+        Err(WalError::InvalidConfig(_))
+    ));
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    wal.shutdown().await.unwrap();
+}
