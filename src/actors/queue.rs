@@ -596,6 +596,12 @@ impl Queue {
         if let Some(t) = self.timer.take() {
             ctx.cancel_future(t);
         }
+        // A new segment is created through the directory's path: it must still name the
+        // directory this log locked, or the segment lands elsewhere (or beside a second
+        // writer).
+        if front.chunks.iter().any(|c| c.creates_segment) && !self.verify_dir("create segment") {
+            return;
+        }
         let Some(batch) = self.pending.pop_front() else {
             return;
         };
@@ -717,6 +723,15 @@ impl Queue {
         let Some(InFlight { batch, .. }) = self.in_flight.take() else {
             return;
         };
+        if self.poisoned.is_some() {
+            // Stopped while this batch was in flight (a health check found the directory
+            // gone): its waiters were answered with the error already.
+            if let Done::Dead(generation, reason) = done {
+                self.flusher_dead(generation, reason);
+            }
+            self.after_progress(ctx);
+            return;
+        }
         match done {
             Done::Written(took) => {
                 let answered = self.on_written(batch, took);
@@ -734,9 +749,8 @@ impl Queue {
             }
             Done::Failed(BatchFailure::Write(e)) => self.on_write_failed(&batch, e),
             Done::Failed(BatchFailure::Sync(e)) => self.on_sync_failed(&batch, e),
-            Done::Failed(BatchFailure::Unrepaired(e)) => {
-                self.poison(format!("a failed write could not be cut back: {e}"))
-            }
+            Done::Failed(f @ BatchFailure::Unrepaired { .. }) => self.poison(f.to_string()),
+            Done::Failed(BatchFailure::Removed(e)) => self.stop_with(e),
             Done::Failed(BatchFailure::Fenced) => {
                 let generation = self.flusher.as_ref().map_or(0, |f| f.generation);
                 self.flusher_dead(generation, "flusher was fenced off".into());
@@ -901,18 +915,69 @@ impl Queue {
     }
 
     fn poison(&mut self, reason: String) {
-        tracing::error!(%reason, "log poisoned; reopen it to run recovery");
         let err = WalError::Poisoned { reason };
+        if let Some(dir) = &self.dir {
+            dir.mark_poisoned(&err.to_string());
+        }
+        self.stop_with(err);
+    }
+
+    /// Stops the log with `err`: every waiter and every later message gets it, nothing
+    /// more is written, and health turns unhealthy. Used for poisoning and for files
+    /// removed behind the log's back ([`WalError::FileRemoved`], which leaves no
+    /// `POISONED` marker: the page cache is not in doubt, and the directory's path may now
+    /// name another directory).
+    fn stop_with(&mut self, err: WalError) {
+        tracing::error!(error = %err, "log stopped; reopen it to run recovery");
         self.stats.poisoned = true;
         self.metrics.poisoned.set(1.0);
         self.fail_from(0, &err);
         self.pending.clear();
         self.queued_bytes = 0;
         self.queued_entries = 0;
-        if let Some(dir) = &self.dir {
-            dir.mark_poisoned(&err.to_string());
-        }
         self.poisoned = Some(err);
+    }
+
+    /// Checks that the locked directory is still the one the log's path names (see
+    /// [`LogDir::verify`]); on failure stops the log. True while all is well.
+    fn verify_dir(&mut self, op: &'static str) -> bool {
+        if self.poisoned.is_some() {
+            return false;
+        }
+        let Some(dir) = &self.dir else {
+            return true;
+        };
+        match dir.verify(op) {
+            Ok(()) => true,
+            Err(e) => {
+                self.stop_with(e);
+                false
+            }
+        }
+    }
+
+    /// At shutdown: the segment the last batch went to must still exist, or records
+    /// acknowledged into it went with it and shutdown must not say all is well.
+    fn verify_active_segment(&mut self) {
+        if !self.verify_dir("shutdown") {
+            return;
+        }
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let path = dir
+            .path()
+            .join(crate::log::segment_name(self.planner.segment_first_lsn));
+        match dir.storage().open(&path, false) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.stop_with(WalError::FileRemoved {
+                    op: "shutdown",
+                    path,
+                })
+            }
+            // Anything else is for recovery at the next open to judge.
+            _ => {}
+        }
     }
 
     /// Answers `error` to every waiter whose message covers LSNs at or after `from`.
@@ -1002,6 +1067,7 @@ impl Queue {
         if !self.shutting_down || !self.idle() || self.dir.is_none() {
             return;
         }
+        self.verify_active_segment();
         let result = match &self.poisoned {
             Some(e) => Err(e.clone()),
             None => Ok(()),
@@ -1217,6 +1283,7 @@ impl Handler<GetHealth> for Queue {
     type Result = MessageResult<GetHealth>;
 
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
+        self.verify_dir("health check");
         MessageResult(Health {
             healthy: self.poisoned.is_none() && !self.shutting_down,
             mode: self.mode(),
