@@ -350,6 +350,10 @@ pub struct Queue {
     metrics: Metrics,
     alerts: Alerts,
     disk_bytes: u64,
+    /// First LSN of the segment the last written batch ended in (the tail segment at
+    /// open): the health check and shutdown make sure it still exists. `None` after a
+    /// truncation removed it (a rollover raced the truncation), until the next batch.
+    written_segment: Option<u64>,
     /// Set for one scheduler turn after a batch answered several waiters: the callers just
     /// answered send their next appends in that turn, and they join the next batch instead
     /// of trailing it (without this, closed-loop committers split into two cohorts that
@@ -436,6 +440,7 @@ impl Queue {
             metrics: Metrics::register(),
             alerts: Alerts::new(cfg.alert_to.clone()),
             disk_bytes: 0,
+            written_segment: Some(planner.segment_first_lsn),
             holding: false,
             cfg,
         }
@@ -774,6 +779,11 @@ impl Queue {
     fn on_written(&mut self, batch: Arc<Batch>, took: Duration) -> usize {
         self.sync_failures_in_row = 0;
         self.durable_end = batch.end_lsn;
+        self.written_segment = batch
+            .chunks
+            .last()
+            .map(|c| c.segment_first_lsn)
+            .or(self.written_segment);
         self.queued_bytes -= batch.bytes();
         self.queued_entries -= batch.records;
         self.stats.flushes += 1;
@@ -956,24 +966,20 @@ impl Queue {
         }
     }
 
-    /// At shutdown: the segment the last batch went to must still exist, or records
-    /// acknowledged into it went with it and shutdown must not say all is well.
-    fn verify_active_segment(&mut self) {
-        if !self.verify_dir("shutdown") {
+    /// In the health check and at shutdown: the directory is still the one locked, and
+    /// the segment the last batch went to still exists (records acknowledged into it went
+    /// with it otherwise, and neither health nor shutdown may say all is well).
+    fn verify_files(&mut self, op: &'static str) {
+        if !self.verify_dir(op) {
             return;
         }
-        let Some(dir) = &self.dir else {
+        let (Some(dir), Some(first_lsn)) = (&self.dir, self.written_segment) else {
             return;
         };
-        let path = dir
-            .path()
-            .join(crate::log::segment_name(self.planner.segment_first_lsn));
+        let path = dir.path().join(crate::log::segment_name(first_lsn));
         match dir.storage().open(&path, false) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.stop_with(WalError::FileRemoved {
-                    op: "shutdown",
-                    path,
-                })
+                self.stop_with(WalError::FileRemoved { op, path })
             }
             // Anything else is for recovery at the next open to judge.
             _ => {}
@@ -1067,7 +1073,7 @@ impl Queue {
         if !self.shutting_down || !self.idle() || self.dir.is_none() {
             return;
         }
-        self.verify_active_segment();
+        self.verify_files("shutdown");
         let result = match &self.poisoned {
             Some(e) => Err(e.clone()),
             None => Ok(()),
@@ -1228,7 +1234,14 @@ impl Handler<TruncateBefore> for Queue {
         };
         // Only records already durable may be checkpointed away.
         let below = Lsn(msg.0 .0.min(self.durable_end));
-        let removed = dir.truncate_before(below)?.len();
+        let removed = dir.truncate_before(below)?;
+        if let Some(first_lsn) = self.written_segment {
+            let written = dir.path().join(crate::log::segment_name(first_lsn));
+            if removed.contains(&written) {
+                self.written_segment = None;
+            }
+        }
+        let removed = removed.len();
         self.refresh_disk_bytes();
         Ok(removed)
     }
@@ -1283,7 +1296,7 @@ impl Handler<GetHealth> for Queue {
     type Result = MessageResult<GetHealth>;
 
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
-        self.verify_dir("health check");
+        self.verify_files("health check");
         MessageResult(Health {
             healthy: self.poisoned.is_none() && !self.shutting_down,
             mode: self.mode(),

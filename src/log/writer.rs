@@ -215,7 +215,14 @@ impl SegmentWriter {
                     self.preallocate,
                 ) {
                     Ok(x) => x,
-                    Err(e) => return Err(self.undo(batch, done, "create segment", e)),
+                    Err(e) => {
+                        if let Some(gone) = self.dir_gone("create segment") {
+                            // Nothing to cut back in a directory that is no longer there.
+                            self.active = None;
+                            return Err(BatchFailure::Removed(gone));
+                        }
+                        return Err(self.undo(batch, done, "create segment", e));
+                    }
                 };
                 self.active = Some((chunk.segment_first_lsn, f));
             }
@@ -254,6 +261,18 @@ impl SegmentWriter {
             "flushed"
         );
         Ok(())
+    }
+
+    /// After a failed segment creation: [`WalError::FileRemoved`] if the log directory's
+    /// path names no directory any more (removed or renamed while the log was open).
+    fn dir_gone(&self, op: &'static str) -> Option<WalError> {
+        match self.storage.is_dir(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(WalError::FileRemoved {
+                op,
+                path: self.dir.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// Removes every segment whose first LSN is at or after `first_lsn` (they hold only
