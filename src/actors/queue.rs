@@ -604,8 +604,21 @@ impl Queue {
         // A new segment is created through the directory's path: it must still name the
         // directory this log locked, or the segment lands elsewhere (or beside a second
         // writer).
-        if front.chunks.iter().any(|c| c.creates_segment) && !self.verify_dir("create segment") {
-            return;
+        if front.chunks.iter().any(|c| c.creates_segment) {
+            if let Some(Err(e)) = self.dir.as_ref().map(|d| d.verify("create segment")) {
+                // Stopped on the next turn, not here: this may run inside the handler of
+                // an append whose reply sender arrives only after the handler returns.
+                ctx.spawn(ActorFutureExt::map(
+                    fut::ready(()),
+                    move |(), act: &mut Self, ctx| {
+                        if act.poisoned.is_none() {
+                            act.stop_with(e);
+                        }
+                        act.after_progress(ctx);
+                    },
+                ));
+                return;
+            }
         }
         let Some(batch) = self.pending.pop_front() else {
             return;
