@@ -605,7 +605,7 @@ impl Queue {
         // directory this log locked, or the segment lands elsewhere (or beside a second
         // writer).
         if front.chunks.iter().any(|c| c.creates_segment) {
-            if let Some(Err(e)) = self.dir.as_ref().map(|d| d.verify("create segment")) {
+            if let Some(e) = self.dir_lost("create segment") {
                 // Stopped on the next turn, not here: this may run inside the handler of
                 // an append whose reply sender arrives only after the handler returns.
                 ctx.spawn(ActorFutureExt::map(
@@ -967,14 +967,26 @@ impl Queue {
         if self.poisoned.is_some() {
             return false;
         }
-        let Some(dir) = &self.dir else {
-            return true;
-        };
-        match dir.verify(op) {
-            Ok(()) => true,
-            Err(e) => {
+        match self.dir_lost(op) {
+            None => true,
+            Some(e) => {
                 self.stop_with(e);
                 false
+            }
+        }
+    }
+
+    /// The error that must stop the log if the directory is no longer the one locked
+    /// ([`WalError::FileRemoved`]) or a second opener holds a recreated `LOCK`
+    /// ([`WalError::Locked`]). A check that merely failed (an I/O error from `stat`) is
+    /// logged and stops nothing: the writes themselves report a disk that fails.
+    fn dir_lost(&self, op: &'static str) -> Option<WalError> {
+        match self.dir.as_ref()?.verify(op) {
+            Ok(()) => None,
+            Err(e @ (WalError::FileRemoved { .. } | WalError::Locked { .. })) => Some(e),
+            Err(e) => {
+                tracing::warn!(error = %e, op, "could not check the log directory's lock");
+                None
             }
         }
     }

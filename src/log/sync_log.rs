@@ -120,7 +120,10 @@ impl LogWriter {
         if batch.chunks.iter().any(|c| c.creates_segment) {
             // A new segment goes through the directory's path: it must still name the
             // directory this writer locked.
-            if let Err(err) = self.dir.verify("create segment") {
+            // A check that merely failed stops nothing: the write reports a failing disk.
+            if let Err(err @ (WalError::FileRemoved { .. } | WalError::Locked { .. })) =
+                self.dir.verify("create segment")
+            {
                 self.poisoned = Some(err.clone());
                 return Err(err);
             }

@@ -13,7 +13,9 @@
 //! - A segment *removed* behind the log's back (its link count, checked after each fsync,
 //!   is 0) fails the batch with [`WalError::FileRemoved`]: its bytes went into a file
 //!   that no longer has a name, so nothing of it may be acknowledged, and the log stops.
-//!   One `fstat` per fsync: noise beside the fsync (see docs/performance.md).
+//!   One `fstat` per fsync: about 0.7 µs, beside 3.6 to 3.9 ms for a 4 KiB write and
+//!   `fdatasync` on the development VM's ext4 (no difference outside the noise when the
+//!   two alternate in the same run).
 
 use super::batch::Batch;
 use super::segment::{create_segment, list_segments, segment_name};
@@ -37,8 +39,8 @@ pub enum BatchFailure {
         step: &'static str,
         /// How it failed.
         error: WalError,
-        /// How cutting back failed.
-        repair: WalError,
+        /// How cutting back failed (boxed: it is rare, and keeps the failure small).
+        repair: Box<WalError>,
     },
     /// `fdatasync` failed: the batch's bytes may or may not be on disk, and that file must
     /// never be synced again.
@@ -346,7 +348,7 @@ impl SegmentWriter {
                 BatchFailure::Unrepaired {
                     step,
                     error,
-                    repair,
+                    repair: Box::new(repair),
                 }
             }
         }
