@@ -111,6 +111,21 @@ pub enum WalError {
         /// The log directory.
         path: PathBuf,
     },
+    /// A file or directory of the open log was removed, renamed or replaced behind its
+    /// back: the active segment lost its last name (`fstat` link count 0), or the log
+    /// directory's path no longer names the directory that was locked. Writes into it
+    /// would be lost (or land where no reopen looks), so the batch that found it was not
+    /// acknowledged and the log is stopped: every later append, `flush` and `shutdown`
+    /// returns this error. Records acknowledged before were in that file and went with it.
+    /// Reopen the log to run recovery.
+    #[error("{} was removed, renamed or replaced while the log was open (found at {op}); nothing written since was acknowledged; reopen the log to run recovery", path.display())]
+    FileRemoved {
+        /// The step that found it (`"fdatasync"`, `"create segment"`, `"health check"`,
+        /// `"shutdown"`).
+        op: &'static str,
+        /// The segment file or log directory that is gone.
+        path: PathBuf,
+    },
     /// A record or transaction is larger than `max_record_bytes`.
     #[error("record of {size_bytes} bytes exceeds max_record_bytes ({max_bytes})")]
     RecordTooLarge {

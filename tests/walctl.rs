@@ -304,3 +304,43 @@ fn max_record_bytes_below_the_log_s_records_is_reported_as_damage() {
     assert_eq!(o.status.code(), Some(1));
     assert_one_line_error(&o, &["max_record_bytes", "offset"]);
 }
+
+/// Issue 15, item 3: a log whose first segment is gone looks like a checkpointed one, so
+/// `verify` says where the log starts and the two reasons it may start there.
+#[test]
+fn verify_says_where_the_log_starts_and_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    let o = walctl(&["verify"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let line = format!(
+        "start: log starts at LSN 1: the first segment file is {}, the beginning of the log",
+        segment_name(1)
+    );
+    assert!(stdout(&o).lines().any(|l| l == line), "{}", stdout(&o));
+
+    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
+    assert!(log.truncate_before(Lsn(40)).unwrap() > 0);
+    drop(log);
+    let first = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|n| actix_wal::log::segment::parse_segment_name(&n))
+        .min()
+        .unwrap();
+    assert!(first > 1 && first <= 40);
+    let o = walctl(&["verify"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let line = format!(
+        "start: log starts at LSN {first}: the first segment file is {}; records below it \
+         were removed by truncate_before, or its earlier segments are missing",
+        segment_name(first)
+    );
+    let out = stdout(&o);
+    assert!(out.lines().any(|l| l == line), "{out}");
+    assert!(
+        out.lines().any(|l| l == format!("first lsn: {first}")),
+        "{out}"
+    );
+}

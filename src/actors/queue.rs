@@ -376,6 +376,10 @@ pub struct Queue {
     metrics: Metrics,
     alerts: Alerts,
     disk_bytes: u64,
+    /// First LSN of the segment the last written batch ended in (the tail segment at
+    /// open): the health check and shutdown make sure it still exists. `None` after a
+    /// truncation removed it (a rollover raced the truncation), until the next batch.
+    written_segment: Option<u64>,
     /// Set for one scheduler turn after a batch answered several waiters: the callers just
     /// answered send their next appends in that turn, and they join the next batch instead
     /// of trailing it (without this, closed-loop committers split into two cohorts that
@@ -462,6 +466,7 @@ impl Queue {
             metrics: Metrics::register(),
             alerts: Alerts::new(cfg.alert_to.clone()),
             disk_bytes: 0,
+            written_segment: Some(planner.segment_first_lsn),
             holding: false,
             cfg,
         }
@@ -631,6 +636,25 @@ impl Queue {
         if let Some(t) = self.timer.take() {
             ctx.cancel_future(t);
         }
+        // A new segment is created through the directory's path: it must still name the
+        // directory this log locked, or the segment lands elsewhere (or beside a second
+        // writer).
+        if front.chunks.iter().any(|c| c.creates_segment) {
+            if let Some(e) = self.dir_lost("create segment") {
+                // Stopped on the next turn, not here: this may run inside the handler of
+                // an append whose reply sender arrives only after the handler returns.
+                ctx.spawn(ActorFutureExt::map(
+                    fut::ready(()),
+                    move |(), act: &mut Self, ctx| {
+                        if act.poisoned.is_none() {
+                            act.stop_with(e);
+                        }
+                        act.after_progress(ctx);
+                    },
+                ));
+                return;
+            }
+        }
         let Some(batch) = self.pending.pop_front() else {
             return;
         };
@@ -752,6 +776,15 @@ impl Queue {
         let Some(InFlight { batch, .. }) = self.in_flight.take() else {
             return;
         };
+        if self.poisoned.is_some() {
+            // Stopped while this batch was in flight (a health check found the directory
+            // gone): its waiters were answered with the error already.
+            if let Done::Dead(generation, reason) = done {
+                self.flusher_dead(generation, reason);
+            }
+            self.after_progress(ctx);
+            return;
+        }
         match done {
             Done::Written(took) => {
                 let answered = self.on_written(batch, took);
@@ -769,9 +802,8 @@ impl Queue {
             }
             Done::Failed(BatchFailure::Write(e)) => self.on_write_failed(&batch, e),
             Done::Failed(BatchFailure::Sync(e)) => self.on_sync_failed(&batch, e),
-            Done::Failed(BatchFailure::Unrepaired(e)) => {
-                self.poison(format!("a failed write could not be cut back: {e}"))
-            }
+            Done::Failed(f @ BatchFailure::Unrepaired { .. }) => self.poison(f.to_string()),
+            Done::Failed(BatchFailure::Removed(e)) => self.stop_with(e),
             Done::Failed(BatchFailure::Fenced) => {
                 let generation = self.flusher.as_ref().map_or(0, |f| f.generation);
                 self.flusher_dead(generation, "flusher was fenced off".into());
@@ -795,6 +827,11 @@ impl Queue {
     fn on_written(&mut self, batch: Arc<Batch>, took: Duration) -> usize {
         self.sync_failures_in_row = 0;
         self.durable_end = batch.end_lsn;
+        self.written_segment = batch
+            .chunks
+            .last()
+            .map(|c| c.segment_first_lsn)
+            .or(self.written_segment);
         self.queued_bytes -= batch.bytes();
         self.queued_entries -= batch.records;
         self.stats.flushes += 1;
@@ -936,18 +973,77 @@ impl Queue {
     }
 
     fn poison(&mut self, reason: String) {
-        tracing::error!(%reason, "log poisoned; reopen it to run recovery");
         let err = WalError::Poisoned { reason };
+        if let Some(dir) = &self.dir {
+            dir.mark_poisoned(&err.to_string());
+        }
+        self.stop_with(err);
+    }
+
+    /// Stops the log with `err`: every waiter and every later message gets it, nothing
+    /// more is written, and health turns unhealthy. Used for poisoning and for files
+    /// removed behind the log's back ([`WalError::FileRemoved`], which leaves no
+    /// `POISONED` marker: the page cache is not in doubt, and the directory's path may now
+    /// name another directory).
+    fn stop_with(&mut self, err: WalError) {
+        tracing::error!(error = %err, "log stopped; reopen it to run recovery");
         self.stats.poisoned = true;
         self.metrics.poisoned.set(1.0);
         self.fail_from(0, &err);
         self.pending.clear();
         self.queued_bytes = 0;
         self.queued_entries = 0;
-        if let Some(dir) = &self.dir {
-            dir.mark_poisoned(&err.to_string());
-        }
         self.poisoned = Some(err);
+    }
+
+    /// Checks that the locked directory is still the one the log's path names (see
+    /// [`LogDir::verify`]); on failure stops the log. True while all is well.
+    fn verify_dir(&mut self, op: &'static str) -> bool {
+        if self.poisoned.is_some() {
+            return false;
+        }
+        match self.dir_lost(op) {
+            None => true,
+            Some(e) => {
+                self.stop_with(e);
+                false
+            }
+        }
+    }
+
+    /// The error that must stop the log if the directory is no longer the one locked
+    /// ([`WalError::FileRemoved`]) or a second opener holds a recreated `LOCK`
+    /// ([`WalError::Locked`]). A check that merely failed (an I/O error from `stat`) is
+    /// logged and stops nothing: the writes themselves report a disk that fails.
+    fn dir_lost(&self, op: &'static str) -> Option<WalError> {
+        match self.dir.as_ref()?.verify(op) {
+            Ok(()) => None,
+            Err(e @ (WalError::FileRemoved { .. } | WalError::Locked { .. })) => Some(e),
+            Err(e) => {
+                tracing::warn!(error = %e, op, "could not check the log directory's lock");
+                None
+            }
+        }
+    }
+
+    /// In the health check and at shutdown: the directory is still the one locked, and
+    /// the segment the last batch went to still exists (records acknowledged into it went
+    /// with it otherwise, and neither health nor shutdown may say all is well).
+    fn verify_files(&mut self, op: &'static str) {
+        if !self.verify_dir(op) {
+            return;
+        }
+        let (Some(dir), Some(first_lsn)) = (&self.dir, self.written_segment) else {
+            return;
+        };
+        let path = dir.path().join(crate::log::segment_name(first_lsn));
+        match dir.storage().open(&path, false) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.stop_with(WalError::FileRemoved { op, path })
+            }
+            // Anything else is for recovery at the next open to judge.
+            _ => {}
+        }
     }
 
     /// Answers `error` to every waiter whose message covers LSNs at or after `from`.
@@ -1037,6 +1133,7 @@ impl Queue {
         if !self.shutting_down || !self.idle() || self.dir.is_none() {
             return;
         }
+        self.verify_files("shutdown");
         let result = match &self.poisoned {
             Some(e) => Err(e.clone()),
             None => Ok(()),
@@ -1195,7 +1292,14 @@ impl Handler<TruncateBefore> for Queue {
         };
         // Only records already durable may be checkpointed away.
         let below = Lsn(msg.0 .0.min(self.durable_end));
-        let removed = dir.truncate_before(below)?.len();
+        let removed = dir.truncate_before(below)?;
+        if let Some(first_lsn) = self.written_segment {
+            let written = dir.path().join(crate::log::segment_name(first_lsn));
+            if removed.contains(&written) {
+                self.written_segment = None;
+            }
+        }
+        let removed = removed.len();
         self.refresh_disk_bytes();
         Ok(removed)
     }
@@ -1250,6 +1354,7 @@ impl Handler<GetHealth> for Queue {
     type Result = MessageResult<GetHealth>;
 
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
+        self.verify_files("health check");
         MessageResult(Health {
             healthy: self.poisoned.is_none() && !self.shutting_down,
             mode: self.mode(),

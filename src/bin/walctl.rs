@@ -312,9 +312,31 @@ fn verify(log: &LogArgs, strict: bool, out: &mut impl Write) -> Result<(), Failu
         writeln!(out, "bytes on disk: {}", s.bytes_on_disk)?;
         writeln!(out, "first lsn: {}", Summary::lsn(s.first_lsn))?;
         writeln!(out, "last lsn: {}", Summary::lsn(s.last_lsn))?;
+        if let Some(first) = s.segments.first() {
+            writeln!(out, "start: {}", log_start(first))?;
+        }
         writeln!(out, "tail: {tail}")
     })();
     w.map_err(Failure::output)
+}
+
+/// Where the log starts and why. A first segment above LSN 1 looks the same whether a
+/// checkpoint truncated the segments before it or they were deleted by hand: the log
+/// keeps no record of its start yet, so both are named.
+fn log_start(first: &SegmentStat) -> String {
+    let name = file_name(&first.path);
+    if first.first_lsn <= 1 {
+        format!(
+            "log starts at LSN {}: the first segment file is {name}, the beginning of the log",
+            first.first_lsn
+        )
+    } else {
+        format!(
+            "log starts at LSN {}: the first segment file is {name}; records below it were \
+             removed by truncate_before, or its earlier segments are missing",
+            first.first_lsn
+        )
+    }
 }
 
 /// A record as one JSON line.

@@ -3,25 +3,25 @@
 use super::segment::{list_segments, SegmentFile, LOCK_FILE};
 use crate::error::WalError;
 use crate::lsn::Lsn;
-use crate::storage::SharedStorage;
-use std::any::Any;
+use crate::storage::{DirLock, SharedStorage};
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// Name of the marker a poisoned log leaves (see [`LogDir::mark_poisoned`]).
 pub const POISON_MARKER: &str = "POISONED";
 
-/// A log directory held open for writing. Its `LOCK` file is locked (`flock`) for as long
-/// as this value lives, so a second opener, in this process or another, gets
-/// [`WalError::Locked`].
+/// A log directory held open for writing. The directory is locked (on the real file
+/// system an `flock` on the directory itself, plus one on its `LOCK` file; see
+/// [`crate::storage::Storage::lock_dir`]) for as long as this value lives, so a second
+/// opener, in this process or another, gets [`WalError::Locked`], also after someone
+/// deleted `LOCK`. [`LogDir::verify`] tells whether the path still names the locked
+/// directory.
 #[derive(Debug)]
 pub struct LogDir {
     storage: SharedStorage,
     path: PathBuf,
-    _lock: LockGuard,
+    lock: Box<dyn DirLock>,
 }
-
-struct LockGuard(#[allow(dead_code)] Box<dyn Any + Send>);
 
 /// Directories locked by live `LogDir`s of this process, and how many (more than one only
 /// where storages differ, as simulated disks in tests do).
@@ -45,12 +45,6 @@ impl Drop for LogDir {
     }
 }
 
-impl std::fmt::Debug for LockGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LockGuard")
-    }
-}
-
 impl LogDir {
     /// Opens (creating it if missing) and locks a log directory.
     pub fn open(path: impl AsRef<Path>, storage: SharedStorage) -> Result<LogDir, WalError> {
@@ -61,19 +55,39 @@ impl LogDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir_durably(&storage, &path)?,
             Err(e) => return Err(WalError::io("stat", &path, e)),
         }
-        let lock_path = path.join(LOCK_FILE);
-        let lock = storage.lock(&lock_path).map_err(|e| {
+        let lock = storage.lock_dir(&path, LOCK_FILE).map_err(|e| {
             if e.kind() == io::ErrorKind::WouldBlock {
                 WalError::Locked { path: path.clone() }
             } else {
-                WalError::io("lock", &lock_path, e)
+                WalError::io("lock", &path, e)
             }
         })?;
         *held_here().entry(path.clone()).or_default() += 1;
         Ok(LogDir {
             storage,
             path,
-            _lock: LockGuard(lock),
+            lock,
+        })
+    }
+
+    /// Checks that the lock still guards the directory the log writes to (at segment
+    /// rollover, in `GetHealth` and at shutdown). A removed `LOCK` file is recreated and
+    /// locked again. `op` names the step that checks, for the error.
+    ///
+    /// Errors: [`WalError::FileRemoved`] when the path no longer names the locked
+    /// directory (removed, renamed or replaced: new segments would land elsewhere, and a
+    /// second writer may hold the new one); [`WalError::Locked`] when a recreated `LOCK`
+    /// is held by someone else.
+    pub fn verify(&self, op: &'static str) -> Result<(), WalError> {
+        self.lock.verify().map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => WalError::FileRemoved {
+                op,
+                path: self.path.clone(),
+            },
+            io::ErrorKind::WouldBlock => WalError::Locked {
+                path: self.path.clone(),
+            },
+            _ => WalError::io(op, &self.path, e),
         })
     }
 

@@ -117,6 +117,17 @@ impl LogWriter {
             return Ok(self.durable);
         }
         let batch = std::mem::replace(&mut self.batch, Batch::new(&self.planner));
+        if batch.chunks.iter().any(|c| c.creates_segment) {
+            // A new segment goes through the directory's path: it must still name the
+            // directory this writer locked.
+            // A check that merely failed stops nothing: the write reports a failing disk.
+            if let Err(err @ (WalError::FileRemoved { .. } | WalError::Locked { .. })) =
+                self.dir.verify("create segment")
+            {
+                self.poisoned = Some(err.clone());
+                return Err(err);
+            }
+        }
         match self.writer.write_batch(&batch) {
             Ok(()) => {}
             Err(BatchFailure::Write(e)) => {
@@ -140,11 +151,15 @@ impl LogWriter {
                 self.batch = Batch::new(&self.planner);
             }
             Err(BatchFailure::Fenced) => unreachable!("a LogWriter's writer has no fence"),
-            Err(BatchFailure::Unrepaired(e)) => {
+            Err(f @ BatchFailure::Unrepaired { .. }) => {
                 let err = WalError::Poisoned {
-                    reason: e.to_string(),
+                    reason: f.to_string(),
                 };
                 self.dir.mark_poisoned(&err.to_string());
+                self.poisoned = Some(err.clone());
+                return Err(err);
+            }
+            Err(BatchFailure::Removed(err)) => {
                 self.poisoned = Some(err.clone());
                 return Err(err);
             }

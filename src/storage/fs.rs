@@ -7,13 +7,14 @@
 //! file refuses anything else. Checking the open file, not the path before opening, leaves
 //! no window for the path to be swapped in between.
 
-use super::{not_a_file, FileKind, Storage, StorageFile};
-use rustix::fs::OFlags;
+use super::{not_a_file, DirLock, FileKind, Storage, StorageFile};
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 use std::any::Any;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The real file system.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,6 +81,122 @@ impl Storage for FsStorage {
         // The lock lives as long as this open file description.
         Ok(Box::new(f))
     }
+
+    fn lock_dir(&self, dir: &Path, lock_name: &str) -> io::Result<Box<dyn DirLock>> {
+        // The directory is opened, then locked, then checked to be still what the path
+        // names: if it was renamed or replaced in between, the lock is on the wrong
+        // directory and the attempt starts again. A path replaced that often is an error.
+        const ATTEMPTS: usize = 8;
+        for _ in 0..ATTEMPTS {
+            let fd = rustix::fs::open(
+                dir,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno)?;
+            let dir_file = File::from(fd);
+            rustix::fs::flock(&dir_file, FlockOperation::NonBlockingLockExclusive)
+                .map_err(errno)?;
+            if identity(&dir_file.metadata()?) != identity(&fs::metadata(dir)?) {
+                continue;
+            }
+            let lock_file = lock_file_in(&dir_file, lock_name)?;
+            return Ok(Box::new(FsDirLock {
+                path: dir.to_path_buf(),
+                lock_name: lock_name.to_string(),
+                dir: dir_file,
+                lock_file: Mutex::new(lock_file),
+            }));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} was replaced {ATTEMPTS} times while being locked",
+                dir.display()
+            ),
+        ))
+    }
+}
+
+fn errno(e: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+/// What makes a file the same file: device and inode numbers.
+fn identity(m: &fs::Metadata) -> (u64, u64) {
+    (m.dev(), m.ino())
+}
+
+/// Opens (creating it) and locks the lock file inside the locked directory, through the
+/// directory's descriptor so that it lands in that directory whatever its path names now.
+fn lock_file_in(dir: &File, lock_name: &str) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        lock_name,
+        OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(errno)?;
+    let f = File::from(fd);
+    rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive).map_err(errno)?;
+    Ok(f)
+}
+
+/// The lock of a log directory on the real file system: an `flock` on the directory's own
+/// descriptor (the exclusion: it lives with the directory's inode, so deleting a file
+/// cannot undo it), plus an `flock` on the lock file inside (for operators, who look for
+/// it, and for older versions of this crate, which lock only it).
+#[derive(Debug)]
+struct FsDirLock {
+    /// The path the log writes through.
+    path: PathBuf,
+    /// Name of the lock file in it.
+    lock_name: String,
+    /// The locked directory; the lock lives as long as this open file description.
+    dir: File,
+    /// The locked lock file; replaced when it was removed (see [`DirLock::verify`]).
+    lock_file: Mutex<File>,
+}
+
+impl DirLock for FsDirLock {
+    fn verify(&self) -> io::Result<()> {
+        let gone = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} {why}", self.path.display()),
+            )
+        };
+        let now = match fs::metadata(&self.path) {
+            Ok(m) => identity(&m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(gone("no longer exists (removed or renamed)"))
+            }
+            Err(e) => return Err(e),
+        };
+        if now != identity(&self.dir.metadata()?) {
+            return Err(gone("now names another directory than the one locked"));
+        }
+        // A panic while holding this lock cannot leave the file handle half replaced.
+        let mut held = self.lock_file.lock().unwrap_or_else(|e| e.into_inner());
+        let named = match rustix::fs::statat(
+            &self.dir,
+            self.lock_name.as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => Some((st.st_dev, st.st_ino)),
+            Err(rustix::io::Errno::NOENT) => None,
+            Err(e) => return Err(errno(e)),
+        };
+        if named != Some(identity(&held.metadata()?)) {
+            tracing::warn!(
+                dir = %self.path.display(),
+                lock_file = %self.lock_name,
+                "the lock file was removed or replaced; locking it again (the directory itself stays locked)"
+            );
+            *held = lock_file_in(&self.dir, &self.lock_name)?;
+        }
+        Ok(())
+    }
 }
 
 /// Opens `path` with `opts` if it is a regular file, without blocking and without
@@ -127,10 +244,6 @@ fn kind_of(t: fs::FileType) -> FileKind {
     }
 }
 
-fn errno(e: rustix::io::Errno) -> io::Error {
-    io::Error::from_raw_os_error(e.raw_os_error())
-}
-
 impl StorageFile for FsFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.0.write_all_at(buf, offset)
@@ -163,5 +276,9 @@ impl StorageFile for FsFile {
 
     fn sync_all(&self) -> io::Result<()> {
         self.0.sync_all()
+    }
+
+    fn is_linked(&self) -> io::Result<bool> {
+        Ok(self.0.metadata()?.nlink() > 0)
     }
 }

@@ -2,6 +2,10 @@
 //! [`StorageFile`]. The real implementation ([`FsStorage`]) is plain `std::fs` plus
 //! `fallocate` and `flock`; a simulated disk can stand in for it in tests. The cost on the
 //! real path is one virtual call per system call, which is noise beside the system call.
+//!
+//! The single-writer lock of a log directory is a [`DirLock`] from [`Storage::lock_dir`]:
+//! on the real file system an `flock` on the directory itself, which no file deletion
+//! can undo, and which the holder can check still guards the path it writes to.
 
 mod fs;
 
@@ -38,6 +42,47 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// Takes an exclusive lock on `path` (created if missing), held until the returned guard
     /// is dropped. A lock already held, by this process or another, is `WouldBlock`.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send>>;
+
+    /// Takes the single-writer lock of the log directory `dir`, held until the returned
+    /// guard is dropped. A lock already held, by this process or another, is `WouldBlock`.
+    ///
+    /// The exclusion must belong to the directory itself, not to a name inside it that
+    /// can be unlinked: [`FsStorage`] `flock`s the directory's own file descriptor (and
+    /// also creates and locks the file `lock_name` in it, for operators and for older
+    /// versions that lock only that file). The default locks only `dir/lock_name`
+    /// through [`Storage::lock`], which deleting that file defeats, and its
+    /// [`DirLock::verify`] cannot tell anything; storages that can do better override it.
+    fn lock_dir(&self, dir: &Path, lock_name: &str) -> io::Result<Box<dyn DirLock>> {
+        let guard = self.lock(&dir.join(lock_name))?;
+        Ok(Box::new(FileLockOnly(std::sync::Mutex::new(guard))))
+    }
+}
+
+/// A held single-writer lock of a log directory (see [`Storage::lock_dir`]). Dropping it
+/// releases the lock.
+pub trait DirLock: Send + Sync + fmt::Debug {
+    /// Checks that the lock still guards the directory's path: `Ok` while the path names
+    /// the directory that was locked. A removed lock file is created and locked again
+    /// (the exclusion does not depend on it). Errors:
+    /// - `NotFound`: the path no longer names the locked directory (it was removed,
+    ///   renamed or replaced); files written through the path now go somewhere else;
+    /// - `WouldBlock`: someone else holds a lock file recreated in the directory.
+    fn verify(&self) -> io::Result<()>;
+}
+
+/// [`Storage::lock_dir`]'s default: a lock on the lock file only, which cannot be checked.
+struct FileLockOnly(#[allow(dead_code)] std::sync::Mutex<Box<dyn Any + Send>>);
+
+impl fmt::Debug for FileLockOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileLockOnly")
+    }
+}
+
+impl DirLock for FileLockOnly {
+    fn verify(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An open file.
@@ -57,6 +102,14 @@ pub trait StorageFile: Send + fmt::Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// `fsync`: makes data and metadata durable.
     fn sync_all(&self) -> io::Result<()>;
+
+    /// Whether the file still has a name (its link count, from `fstat`, is above zero).
+    /// A file removed while open still takes writes and fsyncs, and they are lost when
+    /// the last handle closes: the writer asks this after each fsync, before it
+    /// acknowledges. The default answers `true` (cannot tell).
+    fn is_linked(&self) -> io::Result<bool> {
+        Ok(true)
+    }
 }
 
 /// What a path is when it is not a regular file (see [`not_a_file`]).

@@ -79,6 +79,13 @@ impl Storage for BrokenStorage {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send>> {
         self.inner.lock(path)
     }
+    fn lock_dir(
+        &self,
+        dir: &Path,
+        lock_name: &str,
+    ) -> io::Result<Box<dyn actix_wal::storage::DirLock>> {
+        self.inner.lock_dir(dir, lock_name)
+    }
 }
 
 #[derive(Debug)]
@@ -124,5 +131,8 @@ impl StorageFile for BrokenFile {
     }
     fn sync_all(&self) -> io::Result<()> {
         self.sync(|f| f.sync_all())
+    }
+    fn is_linked(&self) -> io::Result<bool> {
+        self.inner.is_linked()
     }
 }

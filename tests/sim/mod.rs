@@ -16,6 +16,7 @@
 pub mod broken;
 pub mod check;
 
+use actix_wal::storage::DirLock;
 use actix_wal::{SharedStorage, Storage, StorageFile};
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -1028,6 +1029,54 @@ impl Storage for SimStorage {
             path: p,
         }))
     }
+
+    /// The lock belongs to the directory (keyed by its path: simulated directories are
+    /// never replaced), so removing the lock file does not undo it; the file is still
+    /// created, as on the real file system.
+    fn lock_dir(&self, dir: &Path, lock_name: &str) -> io::Result<Box<dyn DirLock>> {
+        let d = norm(dir);
+        let mut s = self.lock_shared();
+        s.state.dir_mut(&d)?;
+        if s.locks.contains(&d) {
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "locked"));
+        }
+        let file = d.join(lock_name);
+        if s.state.lookup(&file).is_err() {
+            SimStorage::create_locked(&mut s, &file)?;
+        }
+        s.locks.insert(d.clone());
+        Ok(Box::new(SimDirLock(LockGuard {
+            sim: self.clone(),
+            path: d,
+        })))
+    }
+}
+
+/// The lock of a simulated directory.
+struct SimDirLock(LockGuard);
+
+impl fmt::Debug for SimDirLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SimDirLock({})", self.0.path.display())
+    }
+}
+
+impl DirLock for SimDirLock {
+    /// The directory must still be there (a renamed directory is not); a removed lock
+    /// file is created again.
+    fn verify(&self) -> io::Result<()> {
+        let mut s = self.0.sim.lock_shared();
+        let dir = &self.0.path;
+        match s.state.lookup(dir) {
+            Ok(Entry::Dir) if s.state.dirs.contains_key(dir) => {}
+            _ => return Err(not_found(dir)),
+        }
+        let file = dir.join(actix_wal::log::segment::LOCK_FILE);
+        if s.state.lookup(&file).is_err() {
+            SimStorage::create_locked(&mut s, &file)?;
+        }
+        Ok(())
+    }
 }
 
 /// An in-memory lock, released when dropped.
@@ -1159,5 +1208,15 @@ impl StorageFile for SimFile {
 
     fn sync_all(&self) -> io::Result<()> {
         self.sync(OpKind::SyncAll)
+    }
+
+    /// Whether some directory entry still names this file's inode.
+    fn is_linked(&self) -> io::Result<bool> {
+        let s = self.sim.lock_shared();
+        let id = Entry::File(self.id);
+        Ok(s.state
+            .dirs
+            .values()
+            .any(|d| d.current.values().any(|e| *e == id)))
     }
 }
