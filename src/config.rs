@@ -1,28 +1,16 @@
 //! `WalConfig`: every knob of actix-wal, its unit, its default, and its validation.
 
-use crate::actors::queue::DurabilityReply;
-use crate::actors::recovery::Replayed;
 use crate::error::WalError;
 use crate::health::Alert;
 use crate::log::{LogOptions, RecoveryPolicy};
+pub use crate::messages::Durability;
+use crate::messages::{DurabilityReply, Replayed};
 use crate::storage::{default_storage, SharedStorage};
 use actix::Recipient;
 use serde::{Deserialize, Serialize};
 
 /// Largest `replay_chunk_records` a config may ask for ([`WalConfig::validate`] refuses more).
 pub const MAX_REPLAY_CHUNK_RECORDS: usize = 1 << 20;
-
-/// When an append is acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Durability {
-    /// Reply only once the record's bytes are fsynced. The default.
-    #[default]
-    Durable,
-    /// Reply as soon as the record is queued; it is written and fsynced within
-    /// `flush_interval_ms`. A crash may lose the last `flush_interval_ms` of buffered
-    /// appends (the bounded loss window of PostgreSQL's `synchronous_commit = off`).
-    Buffered,
-}
 
 /// What an append does when the queue is at `max_queue_bytes` or `max_queue_entries`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

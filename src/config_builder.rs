@@ -4,13 +4,12 @@
 //! batch. [`WalConfig::validate`] names every size that does not fit, each with a value
 //! that does, in one error; [`WalConfig::segment_size_bytes`] fits them by itself.
 
-use crate::actors::queue::DurabilityReply;
-use crate::actors::recovery::Replayed;
-use crate::config::{Durability, WalConfig, WhenFull};
+use crate::config::{WalConfig, WhenFull};
 use crate::error::WalError;
 use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::health::Alert;
 use crate::log::RecoveryPolicy;
+use crate::messages::{Durability, DurabilityReply, Replayed};
 use crate::storage::SharedStorage;
 use actix::Recipient;
 

@@ -167,7 +167,7 @@ pub enum WalError {
     #[error("codec error ({step}): {source}")]
     Codec {
         /// Which step failed.
-        step: crate::format::codec::CodecStep,
+        step: CodecStep,
         /// The codec's own error (bincode's, or [`crate::format::codec::TrailingBytes`]).
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync>,
@@ -236,3 +236,27 @@ impl WalError {
 
 /// Shorthand for results whose error is [`WalError`].
 pub type Result<T, E = WalError> = std::result::Result<T, E>;
+
+/// Which step of the codec failed, in a [`WalError::Codec`] (see [`crate::format::codec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecStep {
+    /// The value could not be encoded (serde or bincode refused it, e.g. a map or
+    /// sequence of unknown length, which `#[serde(flatten)]` produces).
+    Encode,
+    /// The value encoded, but its bytes do not decode as the same type (a serde shape
+    /// bincode cannot read back, e.g. an internally tagged or untagged enum). Nothing was
+    /// appended.
+    WouldNotDecode,
+    /// Bytes read from the log did not decode as the type asked for.
+    Decode,
+}
+
+impl std::fmt::Display for CodecStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CodecStep::Encode => "encode",
+            CodecStep::WouldNotDecode => "encoded value would not decode",
+            CodecStep::Decode => "decode",
+        })
+    }
+}

@@ -37,18 +37,15 @@ pub mod format;
 pub mod health;
 pub mod log;
 pub mod lsn;
+pub mod messages;
 pub mod metrics;
 mod standalone;
 pub mod stats;
 pub mod storage;
 pub mod wal;
 
-pub use actors::queue::{
-    Append, AppendOptions, Commit, DurabilityReply, Flush, GetStats, Notify, SetMode, Shutdown,
-    TruncateBefore,
-};
-pub use actors::recovery::{RecoveryReport, Replayed};
-pub use config::{Durability, WalConfig, WhenFull};
+pub use actors::queue::Queue;
+pub use config::{WalConfig, WhenFull};
 pub use error::{Result, WalError};
 pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};
@@ -57,6 +54,10 @@ pub use log::{
     RecoveryPolicy, TxnPosition,
 };
 pub use lsn::Lsn;
+pub use messages::{
+    Append, AppendOptions, Commit, Durability, DurabilityReply, Flush, GetStats, Notify,
+    RecoveryReport, Replayed, SetMode, Shutdown, TruncateBefore,
+};
 pub use stats::{WalMode, WalStats};
 pub use storage::{FsStorage, SharedStorage, Storage, StorageFile};
 pub use wal::Wal;

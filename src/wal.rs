@@ -3,15 +3,16 @@
 //! methods are thin wrappers over the queue's messages, for callers that are not actors.
 //! Transaction actors can also send the messages to [`Wal::queue`] directly.
 
-use crate::actors::queue::{
-    Append, Commit, Flush, GetStats, Queue, QueueSetup, SetMode, Shutdown, TruncateBefore,
-};
-use crate::actors::recovery::{Recover, Recovery, RecoveryReport};
+use crate::actors::queue::{Queue, QueueSetup};
+use crate::actors::recovery::{Recover, Recovery};
 use crate::actors::supervisor::{RestartFlusher, SetQueue, StartFlusher, StopFlusher, Supervisor};
 use crate::config::WalConfig;
 use crate::error::WalError;
 use crate::health::{GetHealth, Health};
 use crate::lsn::Lsn;
+use crate::messages::{
+    Append, Commit, Flush, GetStats, RecoveryReport, SetMode, Shutdown, TruncateBefore,
+};
 use crate::standalone::Standalone;
 use crate::stats::{WalMode, WalStats};
 use actix::prelude::*;

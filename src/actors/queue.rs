@@ -12,192 +12,27 @@
 
 use crate::actors::flusher::{FlushFault, Flusher, WriteBatch};
 use crate::actors::supervisor::{FlusherDied, StopFlusher};
-use crate::config::{Durability, WalConfig, WhenFull};
+use crate::config::{WalConfig, WhenFull};
 use crate::error::WalError;
 use crate::health::{AlertKind, Alerts, GetHealth, Health};
 use crate::log::batch::check_transaction;
 use crate::log::{Batch, BatchFailure, LogDir, Planner, SegmentWriter};
 use crate::lsn::Lsn;
+use crate::messages::{
+    Append, AppendOptions, Commit, Durability, DurabilityReply, Flush, GetStats, Notify, SetMode,
+    Shutdown, TruncateBefore,
+};
 use crate::metrics::{mode_value, Metrics};
 use crate::stats::{WalMode, WalStats};
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
-use serde::{de::DeserializeOwned, Serialize};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Where a durability notification goes, besides the reply of `send`.
-#[derive(Debug, Clone)]
-pub struct Notify {
-    /// The recipient.
-    pub to: Recipient<DurabilityReply>,
-    /// A value of the caller's, returned in the notification.
-    pub token: u64,
-}
-
-/// Sent to a [`Notify`] recipient once an append or commit is durable (or has failed).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct DurabilityReply {
-    /// The caller's token.
-    pub token: u64,
-    /// The LSN (a commit's first LSN), or why the append failed.
-    pub result: Result<Lsn, WalError>,
-}
-
-/// Options shared by [`Append`] and [`Commit`].
-#[derive(Debug, Clone, Default)]
-pub struct AppendOptions {
-    /// Durability of this message; `None` uses the config's default.
-    pub durability: Option<Durability>,
-    /// Dispatch the batch holding this message now (a `Buffered` append otherwise waits
-    /// up to `flush_interval_ms`).
-    pub flush_now: bool,
-    /// Also notify this recipient when the message is durable.
-    pub notify: Option<Notify>,
-}
-
-/// Append one record. Replies with its LSN: after it is fsynced for
-/// [`Durability::Durable`], at once for [`Durability::Buffered`].
-///
-/// Do not wrap the `send()` of this message in a timeout: actix may drop a message whose
-/// sender went away before its handler ran, so a timed-out append may or may not be in
-/// the log. Wait for the reply; back-pressure keeps it bounded.
-#[derive(Debug, Clone)]
-pub struct Append {
-    /// The record's bytes.
-    pub payload: Vec<u8>,
-    /// Durability and notification options.
-    pub options: AppendOptions,
-}
-
-impl Append {
-    /// A durable (by default) append of `payload`.
-    pub fn new(payload: impl Into<Vec<u8>>) -> Append {
-        Append {
-            payload: payload.into(),
-            options: AppendOptions::default(),
-        }
-    }
-
-    /// An append of `value` encoded with the [codec](crate::format::codec) (bincode 2,
-    /// standard configuration); read it back with [`Record::decode`](crate::Record::decode).
-    /// A value whose bytes would not decode as `T` again is refused here
-    /// ([`WalError::Codec`]), before anything is queued.
-    pub fn encode<T: Serialize + DeserializeOwned>(value: &T) -> Result<Append, WalError> {
-        Ok(Append::new(crate::format::codec::encode(value)?))
-    }
-}
-
-/// The option setters `Append` and `Commit` share.
-macro_rules! append_options {
-    ($t:ty) => {
-        impl $t {
-            /// Sets the durability policy by name.
-            pub fn durability(mut self, durability: Durability) -> Self {
-                self.options.durability = Some(durability);
-                self
-            }
-
-            /// Asks for an immediate flush of the batch holding this message.
-            pub fn flush_now(mut self) -> Self {
-                self.options.flush_now = true;
-                self
-            }
-
-            /// Also sends a [`DurabilityReply`] with `token` to `to`.
-            pub fn notify(mut self, to: Recipient<DurabilityReply>, token: u64) -> Self {
-                self.options.notify = Some(Notify { to, token });
-                self
-            }
-        }
-
-        impl Message for $t {
-            type Result = Result<Lsn, WalError>;
-        }
-    };
-}
-
-append_options!(Append);
-append_options!(Commit);
-
-/// Commit a transaction: its entries are written in one frame, so after any crash
-/// recovery yields all of them or none. Entry `i` gets LSN `first + i`; the reply is
-/// `first`.
-#[derive(Debug, Clone)]
-pub struct Commit {
-    /// The entries, at least one and at most 65,535.
-    pub entries: Vec<Vec<u8>>,
-    /// Durability and notification options.
-    pub options: AppendOptions,
-}
-
-impl Commit {
-    /// A durable (by default) transaction of `entries` (anything that turns into bytes:
-    /// `Vec<u8>`, `&[u8]`, `&str`, `String`, ...). A `Vec<Vec<u8>>` is taken without
-    /// copying.
-    pub fn new(entries: impl IntoIterator<Item = impl Into<Vec<u8>>>) -> Commit {
-        Commit {
-            entries: entries.into_iter().map(Into::into).collect(),
-            options: AppendOptions::default(),
-        }
-    }
-
-    /// A transaction of `items`, each encoded with the [codec](crate::format::codec) as
-    /// one entry. If any item's bytes would not decode as `T` again, the whole commit is
-    /// refused here ([`WalError::Codec`]), before anything is queued.
-    pub fn encode<'a, T>(items: impl IntoIterator<Item = &'a T>) -> Result<Commit, WalError>
-    where
-        T: Serialize + DeserializeOwned + 'a,
-    {
-        let entries = items
-            .into_iter()
-            .map(crate::format::codec::encode)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Commit::new(entries))
-    }
-}
-
-/// Make everything queued so far durable. Replies with the highest durable LSN
-/// (`Lsn(0)` for an empty log).
-#[derive(Debug, Clone, Copy)]
-pub struct Flush;
-
-impl Message for Flush {
-    type Result = Result<Lsn, WalError>;
-}
-
-/// Ask for the log's figures.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "WalStats")]
-pub struct GetStats;
-
-/// Switch between async group commit and synchronous mode (write + fsync per message) at
-/// run time. `WalMode::Degraded` is set by the log itself and refused here
-/// ([`WalError::ModeNotSettable`]).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<(), WalError>")]
-pub struct SetMode(pub WalMode);
-
-/// Stop taking appends, write and fsync everything queued, answer every waiter, release
-/// the log directory. Later appends get [`WalError::ShutDown`].
-#[derive(Debug, Clone, Copy)]
-pub struct Shutdown;
-
-impl Message for Shutdown {
-    type Result = Result<(), WalError>;
-}
-
-/// Checkpoint: remove whole segments whose records all lie below the LSN. Replies with
-/// the number of segments removed.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<usize, WalError>")]
-pub struct TruncateBefore(pub Lsn);
 
 /// From the supervisor: a healthy flusher to hand batches to (the log leaves degraded mode).
 #[derive(Debug, Message)]

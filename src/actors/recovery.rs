@@ -3,66 +3,12 @@
 //! application's `Recipient<Replayed>` before the log takes new appends.
 
 use crate::error::WalError;
-use crate::log::{open_log, LogDir, LogOptions, LogReader, Planner, Record, RecoveryOutcome};
-use crate::lsn::Lsn;
+use crate::log::{open_log, LogDir, LogOptions, LogReader, Planner, Record};
+use crate::messages::{RecoveryReport, Replayed};
 use actix::prelude::*;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::Instrument;
-
-/// A chunk of records replayed at open, in LSN order. The log waits for each chunk to be
-/// handled before sending the next, and takes no appends until replay is over. A chunk
-/// holds at most `replay_chunk_records` records and `max_queue_bytes` bytes of payload,
-/// except that a transaction is never split across chunks (and a record larger than
-/// `max_queue_bytes` travels alone).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Replayed {
-    /// The records, in LSN order.
-    pub records: Vec<Record>,
-}
-
-/// What recovery found and did when the log was opened.
-#[derive(Debug, Clone, Default)]
-pub struct RecoveryReport {
-    /// Intact records found.
-    pub records: u64,
-    /// Records sent to the replay recipient.
-    pub replayed: u64,
-    /// Bytes of torn tail cut off.
-    pub bytes_cut: u64,
-    /// LSN of the first record in the log, if any.
-    pub first_lsn: Option<Lsn>,
-    /// LSN of the last intact record, if any.
-    pub last_lsn: Option<Lsn>,
-    /// LSN the next append gets.
-    pub next_lsn: Lsn,
-    /// Segment files in the log.
-    pub segments: usize,
-    /// Files removed (interrupted segment creations; salvaged segments).
-    pub removed: Vec<PathBuf>,
-    /// Under `SkipToLastGood`, the damage that was skipped.
-    pub salvaged_from: Option<WalError>,
-    /// Time taken, replay included.
-    pub duration: Duration,
-}
-
-impl RecoveryReport {
-    fn from_outcome(o: &RecoveryOutcome) -> RecoveryReport {
-        RecoveryReport {
-            records: o.records,
-            replayed: 0,
-            bytes_cut: o.bytes_cut,
-            first_lsn: o.first_lsn,
-            last_lsn: o.last_lsn,
-            next_lsn: o.next_lsn,
-            segments: o.segments,
-            removed: o.removed.clone(),
-            salvaged_from: o.salvaged_from.clone(),
-            duration: Duration::ZERO,
-        }
-    }
-}
 
 /// Run recovery (and replay). Replies with the locked directory, where appends continue,
 /// and the report.

@@ -41,29 +41,7 @@ use crate::error::WalError;
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 
-/// Which step of the codec failed, in a [`WalError::Codec`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodecStep {
-    /// The value could not be encoded (serde or bincode refused it, e.g. a map or
-    /// sequence of unknown length, which `#[serde(flatten)]` produces).
-    Encode,
-    /// The value encoded, but its bytes do not decode as the same type (a serde shape
-    /// bincode cannot read back, e.g. an internally tagged or untagged enum). Nothing was
-    /// appended.
-    WouldNotDecode,
-    /// Bytes read from the log did not decode as the type asked for.
-    Decode,
-}
-
-impl std::fmt::Display for CodecStep {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            CodecStep::Encode => "encode",
-            CodecStep::WouldNotDecode => "encoded value would not decode",
-            CodecStep::Decode => "decode",
-        })
-    }
-}
+pub use crate::error::CodecStep;
 
 /// The bytes held more than the value: the payload is not one value of the type asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,252 @@
+//! The messages an application exchanges with the log, and their replies: what a
+//! transaction actor sends to the [`Queue`](crate::Queue) (`Append`, `Commit`, `Flush`,
+//! `SetMode`, `GetStats`, `TruncateBefore`, `Shutdown`), what the log sends back to its
+//! recipients (`DurabilityReply`, `Replayed`), and what `Wal::open` reports
+//! (`RecoveryReport`).
+//!
+//! This module sits below the configuration and the actors: both import it, it imports
+//! neither. The messages the actors exchange among themselves stay beside their actors,
+//! private to the crate.
+
+use crate::error::WalError;
+use crate::log::{Record, RecoveryOutcome};
+use crate::lsn::Lsn;
+use crate::stats::{WalMode, WalStats};
+use actix::prelude::*;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Durability {
+    /// Reply only once the record's bytes are fsynced. The default.
+    #[default]
+    Durable,
+    /// Reply as soon as the record is queued; it is written and fsynced within
+    /// `flush_interval_ms`. A crash may lose the last `flush_interval_ms` of buffered
+    /// appends (the bounded loss window of PostgreSQL's `synchronous_commit = off`).
+    Buffered,
+}
+
+/// Where a durability notification goes, besides the reply of `send`.
+#[derive(Debug, Clone)]
+pub struct Notify {
+    /// The recipient.
+    pub to: Recipient<DurabilityReply>,
+    /// A value of the caller's, returned in the notification.
+    pub token: u64,
+}
+
+/// Sent to a [`Notify`] recipient once an append or commit is durable (or has failed).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct DurabilityReply {
+    /// The caller's token.
+    pub token: u64,
+    /// The LSN (a commit's first LSN), or why the append failed.
+    pub result: Result<Lsn, WalError>,
+}
+
+/// Options shared by [`Append`] and [`Commit`].
+#[derive(Debug, Clone, Default)]
+pub struct AppendOptions {
+    /// Durability of this message; `None` uses the config's default.
+    pub durability: Option<Durability>,
+    /// Dispatch the batch holding this message now (a `Buffered` append otherwise waits
+    /// up to `flush_interval_ms`).
+    pub flush_now: bool,
+    /// Also notify this recipient when the message is durable.
+    pub notify: Option<Notify>,
+}
+
+/// Append one record. Replies with its LSN: after it is fsynced for
+/// [`Durability::Durable`], at once for [`Durability::Buffered`].
+///
+/// Do not wrap the `send()` of this message in a timeout: actix may drop a message whose
+/// sender went away before its handler ran, so a timed-out append may or may not be in
+/// the log. Wait for the reply; back-pressure keeps it bounded.
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// The record's bytes.
+    pub payload: Vec<u8>,
+    /// Durability and notification options.
+    pub options: AppendOptions,
+}
+
+impl Append {
+    /// A durable (by default) append of `payload`.
+    pub fn new(payload: impl Into<Vec<u8>>) -> Append {
+        Append {
+            payload: payload.into(),
+            options: AppendOptions::default(),
+        }
+    }
+
+    /// An append of `value` encoded with the [codec](crate::format::codec) (bincode 2,
+    /// standard configuration); read it back with [`Record::decode`](crate::Record::decode).
+    /// A value whose bytes would not decode as `T` again is refused here
+    /// ([`WalError::Codec`]), before anything is queued.
+    pub fn encode<T: Serialize + DeserializeOwned>(value: &T) -> Result<Append, WalError> {
+        Ok(Append::new(crate::format::codec::encode(value)?))
+    }
+}
+
+/// The option setters `Append` and `Commit` share.
+macro_rules! append_options {
+    ($t:ty) => {
+        impl $t {
+            /// Sets the durability policy by name.
+            pub fn durability(mut self, durability: Durability) -> Self {
+                self.options.durability = Some(durability);
+                self
+            }
+
+            /// Asks for an immediate flush of the batch holding this message.
+            pub fn flush_now(mut self) -> Self {
+                self.options.flush_now = true;
+                self
+            }
+
+            /// Also sends a [`DurabilityReply`] with `token` to `to`.
+            pub fn notify(mut self, to: Recipient<DurabilityReply>, token: u64) -> Self {
+                self.options.notify = Some(Notify { to, token });
+                self
+            }
+        }
+
+        impl Message for $t {
+            type Result = Result<Lsn, WalError>;
+        }
+    };
+}
+
+append_options!(Append);
+append_options!(Commit);
+
+/// Commit a transaction: its entries are written in one frame, so after any crash
+/// recovery yields all of them or none. Entry `i` gets LSN `first + i`; the reply is
+/// `first`.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The entries, at least one and at most 65,535.
+    pub entries: Vec<Vec<u8>>,
+    /// Durability and notification options.
+    pub options: AppendOptions,
+}
+
+impl Commit {
+    /// A durable (by default) transaction of `entries` (anything that turns into bytes:
+    /// `Vec<u8>`, `&[u8]`, `&str`, `String`, ...). A `Vec<Vec<u8>>` is taken without
+    /// copying.
+    pub fn new(entries: impl IntoIterator<Item = impl Into<Vec<u8>>>) -> Commit {
+        Commit {
+            entries: entries.into_iter().map(Into::into).collect(),
+            options: AppendOptions::default(),
+        }
+    }
+
+    /// A transaction of `items`, each encoded with the [codec](crate::format::codec) as
+    /// one entry. If any item's bytes would not decode as `T` again, the whole commit is
+    /// refused here ([`WalError::Codec`]), before anything is queued.
+    pub fn encode<'a, T>(items: impl IntoIterator<Item = &'a T>) -> Result<Commit, WalError>
+    where
+        T: Serialize + DeserializeOwned + 'a,
+    {
+        let entries = items
+            .into_iter()
+            .map(crate::format::codec::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Commit::new(entries))
+    }
+}
+
+/// Make everything queued so far durable. Replies with the highest durable LSN
+/// (`Lsn(0)` for an empty log).
+#[derive(Debug, Clone, Copy)]
+pub struct Flush;
+
+impl Message for Flush {
+    type Result = Result<Lsn, WalError>;
+}
+
+/// Ask for the log's figures.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "WalStats")]
+pub struct GetStats;
+
+/// Switch between async group commit and synchronous mode (write + fsync per message) at
+/// run time. `WalMode::Degraded` is set by the log itself and refused here
+/// ([`WalError::ModeNotSettable`]).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), WalError>")]
+pub struct SetMode(pub WalMode);
+
+/// Stop taking appends, write and fsync everything queued, answer every waiter, release
+/// the log directory. Later appends get [`WalError::ShutDown`].
+#[derive(Debug, Clone, Copy)]
+pub struct Shutdown;
+
+impl Message for Shutdown {
+    type Result = Result<(), WalError>;
+}
+
+/// Checkpoint: remove whole segments whose records all lie below the LSN. Replies with
+/// the number of segments removed.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<usize, WalError>")]
+pub struct TruncateBefore(pub Lsn);
+
+/// A chunk of records replayed at open, in LSN order. The log waits for each chunk to be
+/// handled before sending the next, and takes no appends until replay is over. A chunk
+/// holds at most `replay_chunk_records` records and `max_queue_bytes` bytes of payload,
+/// except that a transaction is never split across chunks (and a record larger than
+/// `max_queue_bytes` travels alone).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Replayed {
+    /// The records, in LSN order.
+    pub records: Vec<Record>,
+}
+
+/// What recovery found and did when the log was opened.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// Intact records found.
+    pub records: u64,
+    /// Records sent to the replay recipient.
+    pub replayed: u64,
+    /// Bytes of torn tail cut off.
+    pub bytes_cut: u64,
+    /// LSN of the first record in the log, if any.
+    pub first_lsn: Option<Lsn>,
+    /// LSN of the last intact record, if any.
+    pub last_lsn: Option<Lsn>,
+    /// LSN the next append gets.
+    pub next_lsn: Lsn,
+    /// Segment files in the log.
+    pub segments: usize,
+    /// Files removed (interrupted segment creations; salvaged segments).
+    pub removed: Vec<PathBuf>,
+    /// Under `SkipToLastGood`, the damage that was skipped.
+    pub salvaged_from: Option<WalError>,
+    /// Time taken, replay included.
+    pub duration: Duration,
+}
+
+impl RecoveryReport {
+    pub(crate) fn from_outcome(o: &RecoveryOutcome) -> RecoveryReport {
+        RecoveryReport {
+            records: o.records,
+            replayed: 0,
+            bytes_cut: o.bytes_cut,
+            first_lsn: o.first_lsn,
+            last_lsn: o.last_lsn,
+            next_lsn: o.next_lsn,
+            segments: o.segments,
+            removed: o.removed.clone(),
+            salvaged_from: o.salvaged_from.clone(),
+            duration: Duration::ZERO,
+        }
+    }
+}
