@@ -29,8 +29,8 @@
 //! bounded; see docs/operations.md.
 
 use actix::prelude::*;
-use actix_wal::actors::queue::Queue;
 use actix_wal::format::codec;
+use actix_wal::Queue;
 use actix_wal::{Append, Lsn, Replayed, Wal, WalConfig, WalError};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};

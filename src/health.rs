@@ -71,7 +71,7 @@ pub struct Alert {
 
 /// Tracks which alerts are active and sends transitions only.
 #[derive(Debug, Default)]
-pub struct Alerts {
+pub(crate) struct Alerts {
     to: Option<Recipient<Alert>>,
     active: Vec<AlertKind>,
 }

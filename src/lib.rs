@@ -10,10 +10,10 @@
 //! - Typed records: [`Append::encode`], [`Commit::encode`] and [`Record::decode`] go
 //!   through the [codec](format::codec) (bincode 2), which refuses at encode a value that
 //!   would not decode again.
-//! - The actors ([`actors`]): the `Queue` assigns LSNs and gathers batches, the `Flusher`
-//!   writes and fsyncs them on its own thread, the `Supervisor` watches the flusher and
-//!   switches the log to synchronous degraded mode when it dies, and `Recovery` scans and
-//!   replays the log at open.
+//! - The actors: the [`Queue`] assigns LSNs and gathers batches, the `Flusher` writes and
+//!   fsyncs them on its own thread, the `Supervisor` watches the flusher and switches the
+//!   log to synchronous degraded mode when it dies, and `Recovery` scans and replays the
+//!   log at open. Transaction actors send the [`messages`] to [`Wal::queue`].
 //! - The foundation, free of actix: the on-disk [`format`](mod@format), the [`storage`] seam, and the
 //!   [`log`] (segments, [`LogReader`], the recovery core, truncation).
 //!
@@ -25,24 +25,57 @@
 //! wal.shutdown().await?;
 //! # let _ = lsn; Ok(()) }
 //! ```
+//!
+//! ## What is not public
+//!
+//! Only the queue and the messages an application sends are public. The messages the
+//! actors exchange among themselves (the supervisor's `EnterDegraded` and
+//! `AttachFlusher`, the flusher's `WriteBatch`, `StartFlusher`, `FlusherDied`) are the
+//! log's own: an application cannot force the log into degraded mode or hand it a
+//! flusher. None of them can be named from outside the crate:
+//!
+//! ```compile_fail
+//! use actix_wal::actors::queue::EnterDegraded;
+//! ```
+//! ```compile_fail
+//! let _ = actix_wal::EnterDegraded { generation: 1, reason: String::new() };
+//! ```
+//! ```compile_fail
+//! use actix_wal::actors::queue::AttachFlusher;
+//! ```
+//! ```compile_fail
+//! use actix_wal::actors::flusher::WriteBatch;
+//! ```
+//! ```compile_fail
+//! use actix_wal::actors::supervisor::{FlusherDied, StartFlusher};
+//! ```
+//!
+//! while what an application uses can:
+//!
+//! ```
+//! use actix_wal::{Append, Commit, Flush, GetHealth, GetStats, Queue, SetMode, Shutdown};
+//! use actix_wal::{TruncateBefore, WalMode};
+//! fn _takes(_: actix::Addr<Queue>, _: Append, _: Commit, _: Flush, _: GetHealth) {}
+//! let _ = (GetStats, SetMode(WalMode::Sync), Shutdown, TruncateBefore(actix_wal::Lsn(1)));
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod actors;
+mod actors;
 pub mod config;
 mod config_builder;
 pub mod error;
-pub mod failpoint;
+mod failpoint;
 pub mod format;
-pub mod health;
+mod health;
 pub mod log;
-pub mod lsn;
+mod lsn;
 pub mod messages;
 pub mod metrics;
 mod standalone;
-pub mod stats;
+mod stats;
 pub mod storage;
-pub mod wal;
+mod wal;
 
 pub use actors::queue::Queue;
 pub use config::{WalConfig, WhenFull};

@@ -59,7 +59,7 @@ pub const ALL: [&str; 15] = [
 
 /// Registered metric handles.
 #[derive(Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// [`QUEUE_DEPTH`]
     pub queue_depth: Gauge,
     /// [`QUEUE_BYTES`]

@@ -147,10 +147,15 @@ impl Wal {
         self.send(Commit::new(entries)).await
     }
 
-    /// Sends any of the queue's messages and maps a stopped queue to [`WalError::ShutDown`].
-    pub async fn send<M>(&self, msg: M) -> Result<Lsn, WalError>
+    /// Sends a queue message whose reply is a `Result<R, WalError>` — [`Append`],
+    /// [`Commit`], [`Flush`] (`R` = [`Lsn`]), [`SetMode`], [`Shutdown`] (`R` = `()`),
+    /// [`TruncateBefore`] (`R` = `usize`) — and flattens the reply: a stopped queue is
+    /// [`WalError::ShutDown`]. [`GetStats`] and [`GetHealth`](crate::GetHealth), whose
+    /// replies are not results, go through [`Wal::stats`] and [`Wal::health`].
+    pub async fn send<M, R>(&self, msg: M) -> Result<R, WalError>
     where
-        M: Message<Result = Result<Lsn, WalError>> + Send + 'static,
+        M: Message<Result = Result<R, WalError>> + Send + 'static,
+        R: Send + 'static,
         Queue: Handler<M>,
     {
         self.queue.send(msg).await.map_err(closed)?

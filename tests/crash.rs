@@ -16,7 +16,7 @@ const CHILD_ROUND: &str = "ACTIX_WAL_CRASH_CHILD_ROUND";
 const CHILD_FAULT: &str = "ACTIX_WAL_CRASH_CHILD_FAULT";
 
 struct Appender {
-    queue: Addr<actix_wal::actors::queue::Queue>,
+    queue: Addr<actix_wal::Queue>,
     name: String,
 }
 

@@ -203,7 +203,7 @@ pub async fn one_committer(
 /// reply, appends the next, and counts what was acknowledged. It only runs while the
 /// System arbiter runs, so a raw slice (a blocking loop on that arbiter) pauses it.
 struct Looper {
-    queue: actix::Addr<actix_wal::actors::queue::Queue>,
+    queue: actix::Addr<actix_wal::Queue>,
     payload: Vec<u8>,
     acked: Rc<Cell<u64>>,
     latencies_ns: Rc<RefCell<Vec<u64>>>,

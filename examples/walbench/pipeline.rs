@@ -9,7 +9,7 @@
 use crate::report::{new_histogram, CallerTime, Figures, Latency};
 use crate::sys::{self, Tid};
 use actix::prelude::*;
-use actix_wal::actors::queue::Queue;
+use actix_wal::Queue;
 use actix_wal::{Append, Commit, Durability, Wal, WalConfig, WalStats};
 use futures::channel::mpsc;
 use futures::future::{join_all, Either};

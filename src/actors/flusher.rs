@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// Write and fsync one batch. Sent by the queue.
 #[derive(Debug)]
-pub struct WriteBatch {
+pub(crate) struct WriteBatch {
     /// The batch; the queue keeps its own reference to write it again if this fails.
     pub batch: Arc<Batch>,
 }
@@ -27,7 +27,7 @@ impl Message for WriteBatch {
 
 /// Why a flusher did not complete a batch.
 #[derive(Debug, Clone)]
-pub enum FlushFault {
+pub(crate) enum FlushFault {
     /// The write or fsync failed; see [`BatchFailure`].
     Failed(BatchFailure),
     /// The write path panicked; the flusher stops itself after reporting.
@@ -40,12 +40,12 @@ pub enum FlushFault {
 /// a restart, before the queue is switched back to async.
 #[derive(Debug, Message)]
 #[rtype(result = "u64")]
-pub struct Health;
+pub(crate) struct Health;
 
 /// Tells the supervisor the flusher is gone when dropped: on a normal stop, on a panic
 /// that unwinds the arbiter's thread, or when the arbiter is stopped.
 #[derive(Debug)]
-pub struct DeathGuard {
+pub(crate) struct DeathGuard {
     generation: u64,
     supervisor: Option<Recipient<FlusherDied>>,
 }
@@ -73,7 +73,7 @@ impl Drop for DeathGuard {
 
 /// The flusher actor.
 #[derive(Debug)]
-pub struct Flusher {
+pub(crate) struct Flusher {
     writer: SegmentWriter,
     generation: u64,
     /// The generation the supervisor considers current. A flusher presumed dead (stalled)

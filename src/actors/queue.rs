@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 /// From the supervisor: a healthy flusher to hand batches to (the log leaves degraded mode).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct AttachFlusher {
+pub(crate) struct AttachFlusher {
     /// The flusher.
     pub addr: Addr<Flusher>,
     /// Its generation.
@@ -49,7 +49,7 @@ pub struct AttachFlusher {
 /// From the supervisor: flusher `generation` is dead; write batches locally.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct EnterDegraded {
+pub(crate) struct EnterDegraded {
     /// The dead flusher's generation.
     pub generation: u64,
     /// Why it is considered dead.
@@ -231,7 +231,7 @@ impl std::fmt::Debug for Queue {
 }
 
 /// What the queue starts from.
-pub struct QueueSetup {
+pub(crate) struct QueueSetup {
     /// The configuration.
     pub cfg: Arc<WalConfig>,
     /// The locked log directory.
@@ -250,7 +250,7 @@ pub struct QueueSetup {
 
 impl Queue {
     /// A queue over a recovered log.
-    pub fn new(setup: QueueSetup) -> Queue {
+    pub(crate) fn new(setup: QueueSetup) -> Queue {
         let QueueSetup {
             cfg,
             dir,

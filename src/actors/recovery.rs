@@ -13,11 +13,11 @@ use tracing::Instrument;
 /// Run recovery (and replay). Replies with the locked directory, where appends continue,
 /// and the report.
 #[derive(Debug)]
-pub struct Recover;
+pub(crate) struct Recover;
 
 /// The result of [`Recover`].
 #[derive(Debug)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     /// The log directory, locked.
     pub dir: LogDir,
     /// Where appends continue.
@@ -32,7 +32,7 @@ impl Message for Recover {
 
 /// The recovery actor.
 #[derive(Debug)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     path: PathBuf,
     opts: LogOptions,
     replay_to: Option<Recipient<Replayed>>,

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// A flusher of this generation is dead (or presumed so).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct FlusherDied {
+pub(crate) struct FlusherDied {
     /// The flusher's generation.
     pub generation: u64,
     /// Why.
@@ -34,25 +34,25 @@ pub struct FlusherDied {
 /// Start the first flusher (at open). Replies with its address and generation.
 #[derive(Debug, Message)]
 #[rtype(result = "(Addr<Flusher>, u64)")]
-pub struct StartFlusher;
+pub(crate) struct StartFlusher;
 
 /// Tell the supervisor which queue to switch.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct SetQueue(pub Addr<Queue>);
+pub(crate) struct SetQueue(pub Addr<Queue>);
 
 /// Stop the flusher and join its thread (at shutdown), then stop the supervisor.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct StopFlusher;
+pub(crate) struct StopFlusher;
 
 /// Try restarting a flusher now, even after the supervisor gave up.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct RestartFlusher;
+pub(crate) struct RestartFlusher;
 
 /// The supervisor actor.
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     cfg: Arc<WalConfig>,
     dir: PathBuf,
     generation: u64,

@@ -17,7 +17,7 @@ pub enum Outcome {
 
 /// A transaction actor: appends `count` records durably, one after another.
 pub struct TxnActor {
-    pub queue: Addr<actix_wal::actors::queue::Queue>,
+    pub queue: Addr<actix_wal::Queue>,
     pub id: usize,
 }
 
