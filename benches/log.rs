@@ -1,16 +1,18 @@
 //! Reading the log back: the reader's scan (every record out, payloads copied), the bare
-//! frame walk over a segment held in memory (headers and CRCs only), and recovery of a
-//! large log (`LogDir::recover`, what `Wal::open` runs first).
+//! frame walk over a segment (headers and CRCs only), recovery of a large log
+//! (`LogDir::recover`, what `Wal::open` runs first), and the torn-tail verdict on hostile
+//! tails (`crafted_tail`).
 //!
 //! ```text
 //! cargo bench --bench log                          # recovery of a 1 GiB log
 //! WALBENCH_RECOVERY_MIB=128 cargo bench --bench log  # smaller, for a quick run
+//! cargo bench --bench log -- crafted_tail          # the torn-tail verdict only
 //! ```
 //!
 //! The log is written once per run into a temporary directory and read from the page
 //! cache: these are CPU figures. `walbench --suite` times opening a log from the device.
 
-use actix_wal::log::scan::{SegmentCursor, SegmentData};
+use actix_wal::log::scan::{SegmentCursor, SegmentData, SegmentEnd};
 use actix_wal::log::{list_segments, LogDir, LogOptions, LogReader, LogWriter};
 use actix_wal::storage::default_storage;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -65,8 +67,8 @@ fn reader_scan(c: &mut Criterion) {
     g.finish();
 }
 
-/// The frame walk alone: one 64 MiB segment already in memory, headers parsed and CRCs
-/// checked, nothing copied. Recovery's inner loop.
+/// The frame walk alone: one 64 MiB segment read through the reader's window (from the page
+/// cache), headers parsed and CRCs checked, payloads not copied. Recovery's inner loop.
 fn frame_walk(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut g = c.benchmark_group("frame_walk");
@@ -76,13 +78,13 @@ fn frame_walk(c: &mut Criterion) {
         let bytes = build(&dir, 60, record_bytes);
         let storage = default_storage();
         let (segments, _) = list_segments(storage.as_ref(), &dir).expect("list");
-        let seg = SegmentData::load(storage.as_ref(), &segments[0]).expect("load");
+        let mut seg = SegmentData::load(storage.as_ref(), &segments[0]).expect("load");
         g.throughput(Throughput::Bytes(bytes));
         g.bench_function(format!("segment_{record_bytes}B"), |b| {
             b.iter(|| {
                 let mut cursor = SegmentCursor::new(seg.file.first_lsn, None, 1 << 20);
                 let mut frames = 0u64;
-                while let Some(f) = cursor.next_frame(&seg).expect("intact") {
+                while let Some(f) = cursor.next_frame(&mut seg).expect("intact") {
                     frames += u64::from(f.header.count);
                 }
                 black_box(frames)
@@ -111,6 +113,67 @@ fn recovery(c: &mut Criterion) {
             black_box(out.records)
         })
     });
+    g.finish();
+}
+
+/// Writes the last segment of a log, at `first_lsn`, of `mib` MiB: a segment header, then
+/// `tail` (its first frame damaged), then zeros.
+fn hostile_segment(dir: &Path, mib: usize, first_lsn: u64, tail: impl Iterator<Item = u8>) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let size = mib << 20;
+    let mut data = actix_wal::format::SegmentHeader::encode(first_lsn).to_vec();
+    data.extend(tail.take(size - data.len()));
+    data.resize(size, 0);
+    std::fs::write(dir.join(actix_wal::log::segment_name(first_lsn)), data).expect("write");
+}
+
+/// The issue's crafted tail: 24-byte frame headers claiming 1,000,000-byte payloads, with
+/// bad CRCs and LSNs 1, 2, 3, ..., up to the last whole header.
+fn crafted_headers(bytes: usize) -> impl Iterator<Item = u8> {
+    (1..=(bytes / 24) as u64).flat_map(|lsn| {
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&0xDEAD_BEEFu32.to_le_bytes());
+        h[4..8].copy_from_slice(&1_000_000u32.to_le_bytes());
+        h[8..16].copy_from_slice(&lsn.to_le_bytes());
+        h[20..24].copy_from_slice(&[1, 0, 1, 0]); // count 1, kind 1 (record), reserved 0
+        h
+    })
+}
+
+/// The torn-tail verdict (issue 15): reading a log whose last segment is a hostile tail,
+/// through `LogReader` (what `walctl verify` runs; recovery runs the same cursor).
+///
+/// - `headers`: the issue's crafted tail, one candidate frame per 24 bytes; the search that
+///   hashed each candidate's payload took 11.5 s for 16 MiB.
+/// - `dense`: `01 00` repeated, at a first LSN that makes every even offset a candidate
+///   (65,537-byte payloads, plausible LSNs of a later batch): the most candidates the
+///   header's rules allow, one per 2 bytes.
+fn crafted_tail(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut g = c.benchmark_group("crafted_tail");
+    g.sample_size(10);
+    for mib in [16usize, 64] {
+        let headers = tmp.path().join(format!("headers{mib}"));
+        hostile_segment(&headers, mib, 1, crafted_headers(mib << 20));
+        let dense = tmp.path().join(format!("dense{mib}"));
+        hostile_segment(
+            &dense,
+            mib,
+            0x0001_0000_FFFF_FFFF,
+            [1u8, 0].into_iter().cycle(),
+        );
+        for (name, dir) in [("headers", headers), ("dense", dense)] {
+            g.throughput(Throughput::Bytes((mib as u64) << 20));
+            g.bench_function(format!("{name}_{mib}MiB"), |b| {
+                b.iter(|| {
+                    let mut r = LogReader::open(&dir).expect("open reader");
+                    assert_eq!(r.by_ref().count(), 0, "no records in a hostile tail");
+                    let end = r.tail_end();
+                    assert!(matches!(end, Some(SegmentEnd::TornTail { .. })), "{end:?}");
+                })
+            });
+        }
+    }
     g.finish();
 }
 
@@ -145,5 +208,12 @@ fn storage_seam(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, reader_scan, frame_walk, recovery, storage_seam);
+criterion_group!(
+    benches,
+    reader_scan,
+    frame_walk,
+    recovery,
+    crafted_tail,
+    storage_seam
+);
 criterion_main!(benches);

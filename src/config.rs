@@ -32,7 +32,8 @@ pub enum WhenFull {
 #[derive(Clone)]
 pub struct WalConfig {
     /// A segment rolls over once the next frame would pass this size. Default 64 MiB, at
-    /// most 1 GiB (a reader holds one segment in memory at a time).
+    /// most 1 GiB. Readers never hold a whole segment: a 4 MiB window of it, or one frame
+    /// if larger.
     pub segment_size_bytes: u64,
     /// Largest record (or whole transaction: entries plus 4 bytes each). Default 1 MiB.
     pub max_record_bytes: u64,

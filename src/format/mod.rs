@@ -3,6 +3,7 @@
 //! describes the same layout byte by byte.
 
 pub mod codec;
+pub(crate) mod crc_combine;
 pub mod frame;
 pub mod meta;
 pub mod segment_header;

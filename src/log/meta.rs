@@ -14,7 +14,7 @@ use crate::format::meta::{
     LogMeta, MetaFormatError, DEFAULT_MAX_META_BYTES, MAX_META_BYTES_LIMIT, META_OVERHEAD_BYTES,
     META_VERSION,
 };
-use crate::storage::{read_all, SharedStorage, Storage};
+use crate::storage::{SharedStorage, Storage};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -47,7 +47,10 @@ pub fn read_meta(storage: &dyn Storage, dir: &Path) -> Result<Option<LogMeta>, W
             reason: format!("metadata file of {size} bytes is larger than any ({max_size})"),
         });
     }
-    let bytes = read_all(file.as_ref()).map_err(|e| WalError::io("read", &path, e))?;
+    // `size` is bounded just above, so it fits in memory and in a usize.
+    let mut bytes = vec![0u8; size as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| WalError::io("read", &path, e))?;
     match LogMeta::decode(&bytes, MAX_META_BYTES_LIMIT) {
         Ok(meta) => Ok(Some(meta)),
         Err(MetaFormatError::Version(found)) => Err(WalError::UnsupportedVersion {

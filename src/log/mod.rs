@@ -10,6 +10,7 @@ pub mod recovery;
 pub mod scan;
 pub mod segment;
 pub mod sync_log;
+mod tail;
 pub mod writer;
 
 pub use batch::{Batch, Chunk, Planner};

@@ -9,7 +9,8 @@ use crate::storage::{default_storage, SharedStorage};
 #[derive(Debug, Clone)]
 pub struct LogOptions {
     /// A segment rolls over once the next frame would pass this size. Default 64 MiB, at
-    /// most 1 GiB (a reader holds one segment in memory at a time).
+    /// most 1 GiB. Readers never hold a whole segment: a 4 MiB window of it, or one frame
+    /// if larger.
     pub segment_size_bytes: u64,
     /// Largest payload of one frame (a record, or a whole transaction's entries with 4
     /// bytes of length each). Larger appends are refused; a frame header claiming more is

@@ -1,8 +1,9 @@
 //! `LogReader`: iterates the records of a log in LSN order across its segments.
 //!
-//! It reads one segment at a time (memory is bounded by the segment size), yields every
-//! intact record, ends cleanly at a torn tail of the last segment, and yields an `Err`
-//! naming segment and offset for any damage before it. After an `Err` it yields nothing.
+//! It reads one segment at a time through a window of `scan::READ_WINDOW_BYTES` (or one
+//! frame, if larger), never a whole segment; yields every intact record, ends cleanly at a
+//! torn tail of the last segment, and yields an `Err` naming segment and offset for any
+//! damage before it. After an `Err` it yields nothing.
 
 use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
 use super::segment::{list_segments, SegmentFile};
@@ -144,7 +145,6 @@ impl LogReader {
             match cursor.next_frame(seg)? {
                 Some(frame) => {
                     let h = frame.header;
-                    let payload = frame.payload(&seg.data);
                     let base = Record {
                         lsn: Lsn(h.lsn),
                         payload: Vec::new(),
@@ -153,19 +153,20 @@ impl LogReader {
                         frame_crc: h.crc,
                         txn: None,
                     };
+                    let payload = seg.payload(&frame)?;
                     match h.kind {
                         FrameKind::Record => self.pending.push_back(Record {
                             payload: payload.to_vec(),
                             ..base
                         }),
                         FrameKind::Transaction => {
-                            let parts = split_transaction(payload, h.count).ok_or_else(|| {
-                                WalError::Corruption {
+                            let Some(parts) = split_transaction(payload, h.count) else {
+                                return Err(WalError::Corruption {
                                     segment: seg.file.path.clone(),
                                     offset: frame.offset as u64,
                                     reason: "transaction entries do not fill the frame".into(),
-                                }
-                            })?;
+                                });
+                            };
                             for (i, part) in parts.into_iter().enumerate() {
                                 self.pending.push_back(Record {
                                     lsn: Lsn(h.lsn + i as u64),

@@ -97,7 +97,7 @@ impl LogDir {
             let limit = NextSegment::after(storage.as_ref(), &segments, i);
             let scanned = self.scan_one(file, limit, expected, opts, &mut out, poisoned_before);
             match scanned {
-                Ok((cursor, len, tail_batch)) => {
+                Ok((cursor, len, tail_crc)) => {
                     out.bytes_scanned += len;
                     expected = Some(cursor.next_lsn);
                     out.next_lsn = Lsn(cursor.next_lsn);
@@ -117,8 +117,10 @@ impl LogDir {
                         out.bytes_cut = garbage_bytes;
                         tracing::warn!(segment = %file.path.display(), offset = cursor.pos, garbage_bytes, "cut torn tail");
                     }
-                    if let Some(frames) = tail_batch {
-                        let (seg, offset) = self.rebuild_last_segment(file, &frames, opts)?;
+                    if let Some(frames_crc) = tail_crc {
+                        let frames_end = cursor.pos as u64;
+                        let (seg, offset) =
+                            self.rebuild_last_segment(file, frames_end, frames_crc, opts)?;
                         out.tail_segment = Some(seg);
                         out.tail_offset = offset;
                     }
@@ -174,7 +176,9 @@ impl LogDir {
     }
 
     /// Scans one segment. On damage returns the error and, if the header was good, the
-    /// offset and next LSN of the last good frame (for salvage).
+    /// offset and next LSN of the last good frame (for salvage). With `want_tail`, for the
+    /// last segment, also the CRC of its frames (header excluded) as they were read, for
+    /// [`Self::rebuild_last_segment`].
     #[allow(clippy::type_complexity)]
     fn scan_one(
         &self,
@@ -184,7 +188,7 @@ impl LogDir {
         opts: &RecoveryOptions,
         out: &mut RecoveryOutcome,
         want_tail: bool,
-    ) -> Result<(SegmentCursor, u64, Option<Vec<u8>>), (WalError, Option<(u64, u64)>)> {
+    ) -> Result<(SegmentCursor, u64, Option<u32>), (WalError, Option<(u64, u64)>)> {
         if let Some(expected) = expected {
             if file.first_lsn != expected {
                 let err = WalError::Corruption {
@@ -198,25 +202,35 @@ impl LogDir {
                 return Err((err, None));
             }
         }
-        let seg = SegmentData::load(self.storage().as_ref(), file).map_err(|e| (e, None))?;
-        let last = limit.is_none();
+        let mut seg = SegmentData::load(self.storage().as_ref(), file).map_err(|e| (e, None))?;
+        let mut frames_crc = (limit.is_none() && want_tail).then(crc32fast::Hasher::new);
         let mut cursor = SegmentCursor::new(file.first_lsn, limit, opts.max_record_bytes);
         loop {
-            match cursor.next_frame(&seg) {
+            // Where salvage can cut: after the last good frame, for damage. A read that
+            // fails is treated as a failed load was before reads moved into the walk.
+            let salvage = |c: &SegmentCursor, e: WalError| {
+                let at = e.is_corruption().then_some((c.pos as u64, c.next_lsn));
+                (e, at)
+            };
+            match cursor.next_frame(&mut seg) {
                 Ok(Some(frame)) => {
                     if out.first_lsn.is_none() {
                         out.first_lsn = Some(Lsn(frame.header.lsn));
                     }
                     out.records += u64::from(frame.header.count);
+                    if let Some(h) = frames_crc.as_mut() {
+                        // Still in the window: this reads nothing.
+                        let bytes = seg
+                            .bytes(frame.offset as u64, frame.header.frame_bytes())
+                            .map_err(|e| salvage(&cursor, e))?;
+                        h.update(bytes);
+                    }
                 }
                 Ok(None) => {
-                    // The last segment's valid frames, when they are to be rebuilt.
-                    let tail = (last && want_tail).then(|| {
-                        seg.data[crate::format::SEGMENT_HEADER_BYTES..cursor.pos].to_vec()
-                    });
-                    return Ok((cursor, seg.data.len() as u64, tail));
+                    let tail = frames_crc.map(crc32fast::Hasher::finalize);
+                    return Ok((cursor, seg.size_bytes(), tail));
                 }
-                Err(e) => return Err((e, Some((cursor.pos as u64, cursor.next_lsn)))),
+                Err(e) => return Err(salvage(&cursor, e)),
             }
         }
     }
@@ -233,14 +247,41 @@ impl LogDir {
     fn rebuild_last_segment(
         &self,
         file: &SegmentFile,
-        frames: &[u8],
+        frames_end: u64,
+        frames_crc: u32,
         opts: &RecoveryOptions,
     ) -> Result<(SegmentFile, u64), WalError> {
         let header = crate::format::SEGMENT_HEADER_BYTES as u64;
-        let size = opts.preallocate_bytes.max(header + frames.len() as u64);
+        let size = opts.preallocate_bytes.max(frames_end);
         // A rewrite segment stays one: the segment before it still holds the abandoned
         // frames it replaces, which only its REWRITE flag lets a reader skip.
         let flags = read_header(self.storage().as_ref(), file)?.flags;
+        // The frames are copied a window at a time; the CRC of what is copied must be the
+        // CRC of what was read, or the page cache changed in between (pages whose writeback
+        // failed were evicted): then nothing is renamed and the open fails, to be retried.
+        let mut src = SegmentData::load(self.storage().as_ref(), file)?;
+        let mut copy = |dst: &dyn crate::storage::StorageFile, tmp: &std::path::Path| {
+            let mut crc = crc32fast::Hasher::new();
+            let mut offset = header;
+            while offset < frames_end {
+                let n = (frames_end - offset).min(super::scan::READ_WINDOW_BYTES as u64);
+                let bytes = src.bytes(offset, n as usize)?;
+                crc.update(bytes);
+                dst.write_all_at(bytes, offset)
+                    .map_err(|e| WalError::io("write", tmp, e))?;
+                offset += n;
+            }
+            if crc.finalize() != frames_crc {
+                return Err(WalError::Corruption {
+                    segment: file.path.clone(),
+                    offset: header,
+                    reason:
+                        "frames changed between reading and copying them into the rebuilt segment"
+                            .into(),
+                });
+            }
+            Ok(())
+        };
         let (seg, _) = create_segment_with(
             self.storage().as_ref(),
             self.path(),
@@ -248,15 +289,15 @@ impl LogDir {
             size,
             opts.preallocate_bytes > 0,
             flags,
-            frames,
+            &mut copy,
         )?;
         self.clear_poison_marker()?;
         tracing::warn!(
             first_lsn = file.first_lsn,
-            bytes = frames.len(),
+            bytes = frames_end - header,
             "log was poisoned: rebuilt its last segment from what was read"
         );
-        Ok((seg, header + frames.len() as u64))
+        Ok((seg, frames_end))
     }
 
     /// Cuts a segment at `offset`: everything after it reads as zeros, durably.

@@ -11,36 +11,53 @@
 //! - In the last segment, zeros or end of file after a frame end the log cleanly. Non-zero
 //!   bytes that are not a valid frame are a torn tail when no valid frame of a *later* write
 //!   batch follows them (only the last batch can be torn by a crash: the next batch is
-//!   written only after it is fsynced); if one does, the damage is corruption.
+//!   written only after it is fsynced); if one does, the damage is corruption. That search
+//!   is in `tail.rs`.
+//!
+//! A segment is read through a window of [`READ_WINDOW_BYTES`] (or one frame, if larger)
+//! refilled with positional reads, never whole.
 
 use super::segment::{check_header, read_header, SegmentFile};
+use super::tail::later_batch_frame;
 use crate::error::WalError;
-use crate::format::frame::frame_crc;
 use crate::format::{FrameHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
-use crate::storage::{read_all, Storage};
+use crate::storage::{Storage, StorageFile};
+use std::io;
 
-/// The largest segment file there can be (`segment_size_bytes` is bounded by it): readers
-/// hold one segment in memory at a time, so this bounds their memory too.
+/// The largest segment file there can be (`segment_size_bytes` is bounded by it); a larger
+/// file named like a segment is refused as damage without being read.
 pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 
-/// A segment read into memory with its header checked.
+/// Bytes a reader holds of a segment at a time: the window is refilled with positional
+/// reads as the walk moves on, and grows only to hold a single larger frame.
+pub const READ_WINDOW_BYTES: usize = 4 << 20;
+
+/// A segment open for reading, its header checked, read through a window of its bytes.
 #[derive(Debug)]
 pub struct SegmentData {
     /// Which file this is.
     pub file: SegmentFile,
-    /// The whole file.
-    pub data: Vec<u8>,
+    /// The open file.
+    handle: Box<dyn StorageFile>,
+    /// The file's size when it was opened: everything past it reads as absent.
+    size_bytes: u64,
+    /// Offset in the file of `window[0]`.
+    window_offset: u64,
+    /// Bytes `window_offset..window_offset + held` of the file, at the start of a buffer of
+    /// `READ_WINDOW_BYTES`, or of one frame when a frame is larger.
+    window: Vec<u8>,
+    /// How many bytes of `window` hold the file's.
+    held: usize,
 }
 
 impl SegmentData {
-    /// Reads a segment and checks its header against its name.
+    /// Opens a segment and checks its header against its name.
     pub fn load(storage: &dyn Storage, file: &SegmentFile) -> Result<SegmentData, WalError> {
-        let f = storage
+        let handle = storage
             .open(&file.path, false)
             .map_err(|e| WalError::io("open", &file.path, e))?;
-        // A segment is never larger than MAX_SEGMENT_BYTES; a bigger file is not one of
-        // ours, and reading it whole could take all memory.
-        let size = f
+        // A segment is never larger than MAX_SEGMENT_BYTES; a bigger file is not one of ours.
+        let size = handle
             .size_bytes()
             .map_err(|e| WalError::io("stat", &file.path, e))?;
         if size > MAX_SEGMENT_BYTES {
@@ -52,12 +69,77 @@ impl SegmentData {
                 ),
             });
         }
-        let data = read_all(f.as_ref()).map_err(|e| WalError::io("read", &file.path, e))?;
-        check_header(file, &data)?;
-        Ok(SegmentData {
+        let mut seg = SegmentData {
             file: file.clone(),
-            data,
-        })
+            handle,
+            size_bytes: size,
+            window_offset: 0,
+            window: Vec::new(),
+            held: 0,
+        };
+        let head = seg.bytes(0, SEGMENT_HEADER_BYTES.min(size as usize))?;
+        check_header(file, head)?;
+        Ok(seg)
+    }
+
+    /// The file's size in bytes (when it was opened).
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// Bytes `offset..offset + len` of the file, which must lie within it. Served from the
+    /// window, which is refilled from `offset` (a positional read of `READ_WINDOW_BYTES`, or
+    /// `len` if larger) when it does not hold them.
+    pub fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], WalError> {
+        let end = offset + len as u64;
+        if end > self.size_bytes {
+            return Err(WalError::io(
+                "read",
+                &self.file.path,
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("bytes {offset}..{end} past the end ({})", self.size_bytes),
+                ),
+            ));
+        }
+        if offset < self.window_offset || end > self.window_offset + self.held as u64 {
+            let want = (self.size_bytes - offset).min(READ_WINDOW_BYTES.max(len) as u64) as usize;
+            let shrink = self.window.len() > 2 * READ_WINDOW_BYTES && want <= READ_WINDOW_BYTES;
+            if self.window.len() < want || shrink {
+                // Zeroed by the allocator; a large frame's buffer is given back once passed.
+                self.window = vec![0; want.max(READ_WINDOW_BYTES.min(self.size_bytes as usize))];
+            }
+            self.held = 0;
+            self.window_offset = offset;
+            self.handle
+                .read_exact_at(&mut self.window[..want], offset)
+                .map_err(|e| WalError::io("read", &self.file.path, e))?;
+            self.held = want;
+        }
+        let start = (offset - self.window_offset) as usize;
+        Ok(&self.window[start..start + len])
+    }
+
+    /// The payload of a frame [`SegmentCursor::next_frame`] just returned (still in the
+    /// window, so this reads nothing).
+    pub fn payload(&mut self, frame: &FrameAt) -> Result<&[u8], WalError> {
+        let start = frame.offset as u64 + FRAME_HEADER_BYTES as u64;
+        self.bytes(start, frame.header.payload_len as usize)
+    }
+
+    /// One past the last non-zero byte at or after `from`, or `from` if there is none:
+    /// reads backwards from the end in windows.
+    pub fn nonzero_end(&mut self, from: u64) -> Result<u64, WalError> {
+        let mut end = self.size_bytes;
+        while end > from {
+            let start = end.saturating_sub(READ_WINDOW_BYTES as u64).max(from);
+            let extent = nonzero_extent(self.bytes(start, (end - start) as usize)?);
+            if extent > 0 {
+                return Ok(start + extent as u64);
+            }
+            end = start;
+        }
+        Ok(from)
     }
 }
 
@@ -110,14 +192,6 @@ pub struct FrameAt {
     pub header: FrameHeader,
 }
 
-impl FrameAt {
-    /// The frame's payload within the segment's bytes.
-    pub fn payload<'a>(&self, data: &'a [u8]) -> &'a [u8] {
-        let start = self.offset + FRAME_HEADER_BYTES;
-        &data[start..start + self.header.payload_len as usize]
-    }
-}
-
 /// Walks the frames of one segment.
 #[derive(Debug)]
 pub struct SegmentCursor {
@@ -137,65 +211,48 @@ enum Decoded {
     Bad(&'static str),
 }
 
-fn decode_at(data: &[u8], pos: usize, max_record_bytes: u64) -> Decoded {
-    let Some(hdr) = data.get(pos..pos + FRAME_HEADER_BYTES) else {
-        return Decoded::Bad("partial frame header");
-    };
-    let hdr: &[u8; FRAME_HEADER_BYTES] = match hdr.try_into() {
+fn decode_at(seg: &mut SegmentData, pos: u64, max_record_bytes: u64) -> Result<Decoded, WalError> {
+    let header_end = pos + FRAME_HEADER_BYTES as u64;
+    if header_end > seg.size_bytes() {
+        return Ok(Decoded::Bad("partial frame header"));
+    }
+    let hdr: [u8; FRAME_HEADER_BYTES] = match seg.bytes(pos, FRAME_HEADER_BYTES)?.try_into() {
         Ok(h) => h,
-        Err(_) => return Decoded::Bad("partial frame header"),
+        Err(_) => return Ok(Decoded::Bad("partial frame header")),
     };
-    let Some(h) = FrameHeader::parse(hdr) else {
-        return Decoded::Bad("invalid frame header");
+    let Some(h) = FrameHeader::parse(&hdr) else {
+        return Ok(Decoded::Bad("invalid frame header"));
     };
     if u64::from(h.payload_len) > max_record_bytes {
-        return Decoded::Bad("frame length exceeds max_record_bytes");
+        return Ok(Decoded::Bad("frame length exceeds max_record_bytes"));
     }
-    let end = pos + h.frame_bytes();
-    if end > data.len() {
-        return Decoded::Bad("frame extends past the end of the file");
+    let end = header_end + u64::from(h.payload_len);
+    if end > seg.size_bytes() {
+        return Ok(Decoded::Bad("frame extends past the end of the file"));
     }
-    if frame_crc(&hdr[4..], &data[pos + FRAME_HEADER_BYTES..end]) != h.crc {
-        return Decoded::Bad("frame CRC mismatch");
+    // The CRC covers header bytes 4..24 and the payload.
+    let frame = seg.bytes(pos, h.frame_bytes())?;
+    if crc32fast::hash(&frame[4..]) != h.crc {
+        return Ok(Decoded::Bad("frame CRC mismatch"));
     }
-    Decoded::Good(h)
+    Ok(Decoded::Good(h))
 }
 
 /// Index one past the last non-zero byte of `data`, or 0 if it is all zeros.
 pub fn nonzero_extent(data: &[u8]) -> usize {
-    const CHUNK: usize = 256;
+    // Blocks compared with a zero block (a `memcmp`), from the end; then one block byte-wise.
+    const CHUNK: usize = 4096;
+    static ZEROS: [u8; CHUNK] = [0; CHUNK];
     let mut end = data.len();
     while end > 0 {
         let start = end.saturating_sub(CHUNK);
         let chunk = &data[start..end];
-        if chunk.iter().fold(0u8, |a, &b| a | b) != 0 {
+        if chunk != &ZEROS[..chunk.len()] {
             return start + chunk.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         }
         end = start;
     }
     0
-}
-
-/// Whether a valid frame of a write batch that began after `lsn` starts in `data[from..to]`.
-fn later_batch_frame(data: &[u8], from: usize, to: usize, lsn: u64, max_record_bytes: u64) -> bool {
-    let mut p = from;
-    // `to` is one past the last non-zero byte, and a frame may end in zeros: its header's
-    // reserved byte is 0, and an empty or all-zero payload adds none. Its kind byte (at +22,
-    // never 0) is its last non-zero byte at the latest, so frames can start up to `to - 23`.
-    // (The bytes up to `data.len()` past `to` are zeros; `decode_at` checks the bounds.)
-    while p + FRAME_HEADER_BYTES - 1 <= to {
-        // Cheap filters before the CRC: LSN in a plausible range after `lsn`.
-        let l = u64::from_le_bytes(data[p + 8..p + 16].try_into().unwrap_or([0; 8]));
-        if l > lsn && l - lsn < (1 << 40) {
-            if let Decoded::Good(h) = decode_at(data, p, max_record_bytes) {
-                if h.batch_first_lsn() > lsn {
-                    return true;
-                }
-            }
-        }
-        p += 1;
-    }
-    false
 }
 
 impl SegmentCursor {
@@ -213,12 +270,11 @@ impl SegmentCursor {
 
     /// The next good frame, `Ok(None)` once the segment has ended (see [`Self::end`]), or
     /// the corruption that stops it.
-    pub fn next_frame(&mut self, seg: &SegmentData) -> Result<Option<FrameAt>, WalError> {
+    pub fn next_frame(&mut self, seg: &mut SegmentData) -> Result<Option<FrameAt>, WalError> {
         if self.end.is_some() {
             return Ok(None);
         }
-        let data = &seg.data;
-        let corrupt = |offset: usize, reason: String| WalError::Corruption {
+        let corrupt = |seg: &SegmentData, offset: usize, reason: String| WalError::Corruption {
             segment: seg.file.path.clone(),
             offset: offset as u64,
             reason,
@@ -236,32 +292,43 @@ impl SegmentCursor {
         }
         // Data here, at the next segment's first LSN, when that segment is not a rewrite:
         // the next segment would shadow it. (If its header could not be read, that error.)
-        let overlap = |what: String| match self.limit.as_ref().map(|n| &n.rewrite) {
+        let overlap = |seg: &SegmentData, pos: usize, next_lsn: u64, what: String| match self
+            .limit
+            .as_ref()
+            .map(|n| &n.rewrite)
+        {
             Some(Err(e)) => e.clone(),
             _ => corrupt(
-                self.pos,
+                seg,
+                pos,
                 format!(
-                    "{what} where the next segment begins (LSN {}), and that segment is not a \
-                     rewrite: it would shadow the records from here on",
-                    self.next_lsn
+                    "{what} where the next segment begins (LSN {next_lsn}), and that segment is \
+                     not a rewrite: it would shadow the records from here on"
                 ),
             ),
         };
-        match decode_at(data, self.pos, self.max_record_bytes) {
+        match decode_at(seg, self.pos as u64, self.max_record_bytes)? {
             Decoded::Good(h) => {
                 if h.lsn != self.next_lsn {
                     return Err(corrupt(
+                        seg,
                         self.pos,
                         format!("expected LSN {}, found {}", self.next_lsn, h.lsn),
                     ));
                 }
                 let after = h.lsn + u64::from(h.count);
                 if at_limit {
-                    return Err(overlap(format!("frame of LSN {}", h.lsn)));
+                    return Err(overlap(
+                        seg,
+                        self.pos,
+                        self.next_lsn,
+                        format!("frame of LSN {}", h.lsn),
+                    ));
                 }
                 if let Some(limit) = limit {
                     if after > limit {
                         return Err(corrupt(
+                            seg,
                             self.pos,
                             format!(
                                 "frame of LSNs {}..{} crosses the next segment's first LSN {limit}",
@@ -279,22 +346,27 @@ impl SegmentCursor {
                 Ok(Some(frame))
             }
             Decoded::Bad(reason) => {
-                let rest = data.get(self.pos..).unwrap_or(&[]);
-                let extent = nonzero_extent(rest);
+                let extent = (seg.nonzero_end(self.pos as u64)? - self.pos as u64) as usize;
                 match limit {
                     Some(_) if extent == 0 && at_limit => {
                         self.end = Some(SegmentEnd::Clean);
                         Ok(None)
                     }
-                    Some(_) if at_limit => Err(overlap(format!("non-zero bytes ({reason})"))),
+                    Some(_) if at_limit => Err(overlap(
+                        seg,
+                        self.pos,
+                        self.next_lsn,
+                        format!("non-zero bytes ({reason})"),
+                    )),
                     Some(limit) if extent == 0 => Err(corrupt(
+                        seg,
                         self.pos,
                         format!(
                             "segment ends at LSN {} but the next segment starts at {limit}",
                             self.next_lsn
                         ),
                     )),
-                    Some(_) => Err(corrupt(self.pos, reason.to_string())),
+                    Some(_) => Err(corrupt(seg, self.pos, reason.to_string())),
                     None if extent == 0 => {
                         self.end = Some(SegmentEnd::Clean);
                         Ok(None)
@@ -302,13 +374,14 @@ impl SegmentCursor {
                     None => {
                         let to = self.pos + extent;
                         if later_batch_frame(
-                            data,
-                            self.pos + 1,
-                            to,
+                            seg,
+                            self.pos as u64 + 1,
+                            to as u64,
                             self.next_lsn,
                             self.max_record_bytes,
-                        ) {
+                        )? {
                             Err(corrupt(
+                                seg,
                                 self.pos,
                                 format!(
                                     "{reason}, followed by valid frames of a later write batch"

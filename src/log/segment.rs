@@ -139,15 +139,18 @@ pub fn create_segment(
         segment_size_bytes,
         preallocate,
         0,
-        &[],
+        &mut |_, _| Ok(()),
     )
 }
 
+/// Writes the frames of a segment being built, after its header: given the file (still under
+/// its `.tmp` name, which is the path given) to write them into from offset 32.
+pub type FillSegment<'a> = dyn FnMut(&dyn StorageFile, &Path) -> Result<(), WalError> + 'a;
+
 /// [`create_segment`], with header `flags` (e.g. [`crate::format::SEGMENT_FLAG_REWRITE`]
 /// for a segment that replaces the frames from `first_lsn` on in the segment before it)
-/// and `frames` written after the header before the segment gets its name: the segment
-/// appears complete or not at all, even if it replaces one by that name.
-#[allow(clippy::too_many_arguments)]
+/// and frames written by `fill` after the header before the segment gets its name: the
+/// segment appears complete or not at all, even if it replaces one by that name.
 pub fn create_segment_with(
     storage: &dyn Storage,
     dir: &Path,
@@ -155,12 +158,12 @@ pub fn create_segment_with(
     segment_size_bytes: u64,
     preallocate: bool,
     flags: u32,
-    frames: &[u8],
+    fill: &mut FillSegment<'_>,
 ) -> Result<(SegmentFile, Box<dyn StorageFile>), WalError> {
     let name = segment_name(first_lsn);
     let path = dir.join(&name);
     let tmp = dir.join(format!("{name}.tmp"));
-    let build = || -> Result<Box<dyn StorageFile>, WalError> {
+    let mut build = || -> Result<Box<dyn StorageFile>, WalError> {
         let file = storage
             .create(&tmp)
             .map_err(|e| WalError::io("create", &tmp, e))?;
@@ -171,10 +174,7 @@ pub fn create_segment_with(
             file.allocate(segment_size_bytes)
                 .map_err(|e| WalError::io("fallocate", &tmp, e))?;
         }
-        if !frames.is_empty() {
-            file.write_all_at(frames, header.len() as u64)
-                .map_err(|e| WalError::io("write", &tmp, e))?;
-        }
+        fill(file.as_ref(), &tmp)?;
         file.sync_all()
             .map_err(|e| WalError::io("fsync", &tmp, e))?;
         storage

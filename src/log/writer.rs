@@ -224,7 +224,7 @@ impl SegmentWriter {
                     self.segment_size_bytes,
                     self.preallocate,
                     flags,
-                    &[],
+                    &mut |_, _| Ok(()),
                 ) {
                     Ok(x) => x,
                     Err(e) => {

@@ -178,12 +178,3 @@ pub type SharedStorage = Arc<dyn Storage>;
 pub fn default_storage() -> SharedStorage {
     Arc::new(FsStorage)
 }
-
-/// Reads a whole file into a buffer.
-pub(crate) fn read_all(file: &dyn StorageFile) -> io::Result<Vec<u8>> {
-    let len = file.size_bytes()?;
-    let len = usize::try_from(len).map_err(|_| io::Error::other("file too large"))?;
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, 0)?;
-    Ok(buf)
-}
