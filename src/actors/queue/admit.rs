@@ -1,0 +1,250 @@
+//! Taking appends and commits in: refuse (poisoned, shut down, too large), hold one while
+//! the queue is full, or assign LSNs and encode the frame into the gathering batch; and
+//! `Flush`, which parks a waiter for everything queued so far.
+
+use super::waiters::{LsnResponse, Resp, Waiter};
+use super::Queue;
+use crate::config::WhenFull;
+use crate::error::WalError;
+use crate::health::AlertKind;
+use crate::log::batch::check_transaction;
+use crate::log::Batch;
+use crate::lsn::Lsn;
+use crate::messages::{Append, AppendOptions, Commit, Durability, Flush, Notify};
+use crate::stats::WalMode;
+use actix::prelude::*;
+use std::time::Instant;
+
+/// What a message asks to append.
+pub(super) enum Entry {
+    Record(Vec<u8>),
+    Txn(Vec<Vec<u8>>),
+}
+
+impl Entry {
+    fn payload_bytes(&self) -> usize {
+        match self {
+            Entry::Record(p) => p.len(),
+            Entry::Txn(e) => crate::format::frame::transaction_payload_len(e),
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Entry::Record(_) => 1,
+            Entry::Txn(e) => e.len(),
+        }
+    }
+}
+
+/// An append held while the queue is full (at most one: a full queue takes no messages).
+pub(super) struct Stashed {
+    pub(super) entry: Entry,
+    pub(super) options: AppendOptions,
+}
+
+impl Queue {
+    pub(super) fn has_room(&self, frame_bytes: usize, count: usize) -> bool {
+        let empty = self.queued_entries == 0;
+        empty
+            || (self.queued_bytes + frame_bytes <= self.cfg.max_queue_bytes
+                && self.queued_entries + count <= self.cfg.max_queue_entries)
+    }
+
+    /// Takes an append or commit: refuse, stash (queue full), or admit it.
+    pub(super) fn submit(
+        &mut self,
+        entry: Entry,
+        options: AppendOptions,
+        ctx: &mut Context<Self>,
+    ) -> LsnResponse {
+        if let Some(e) = self.refusal() {
+            return LsnResponse(Resp::Ready(Err(e)));
+        }
+        let payload = entry.payload_bytes() as u64;
+        if payload > self.cfg.max_record_bytes {
+            return LsnResponse(Resp::Ready(Err(WalError::RecordTooLarge {
+                size_bytes: payload,
+                max_bytes: self.cfg.max_record_bytes,
+            })));
+        }
+        if let Entry::Txn(e) = &entry {
+            if let Err(err) = check_transaction(e.len()) {
+                return LsnResponse(Resp::Ready(Err(err)));
+            }
+        }
+        let frame = crate::format::FRAME_HEADER_BYTES + payload as usize;
+        if !self.has_room(frame, entry.count()) {
+            if self.cfg.when_full == WhenFull::Fail {
+                // Start draining so that room comes back.
+                self.kick_now(ctx);
+                return LsnResponse(Resp::Ready(Err(WalError::QueueFull {
+                    entries: self.queued_entries,
+                    bytes: self.queued_bytes,
+                })));
+            }
+            if self.wait_in_flight(ctx) {
+                self.stash = Some(Stashed { entry, options });
+                self.stats.blocked_appends = 1;
+                return LsnResponse(Resp::Stash(self.replies.clone()));
+            }
+            // Nothing in flight to wait for (cannot happen while anything is queued):
+            // admit over the limit rather than wait forever.
+        }
+        match self.admit(entry, &options, ctx) {
+            Ok(Some(lsn)) => LsnResponse(Resp::Ready(Ok(lsn))),
+            Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
+            Err(e) => LsnResponse(Resp::Ready(Err(e))),
+        }
+    }
+
+    /// Encodes an entry into the gathering batch. Returns `Some(lsn)` for a buffered
+    /// append (answer now), `None` when a durable waiter was parked (its sender is filled
+    /// in by [`LsnResponse`]).
+    pub(super) fn admit(
+        &mut self,
+        entry: Entry,
+        options: &AppendOptions,
+        ctx: &mut Context<Self>,
+    ) -> Result<Option<Lsn>, WalError> {
+        let frame = crate::format::FRAME_HEADER_BYTES + entry.payload_bytes();
+        let needs_new = match self.pending.back() {
+            None => true,
+            Some(b) => {
+                b.bytes() + frame > self.cfg.max_batch_bytes || self.requested_mode == WalMode::Sync
+            }
+        };
+        if needs_new {
+            let buf = self.spare.pop().unwrap_or_default();
+            self.pending
+                .push_back(Batch::with_buffer(&self.planner, buf));
+        }
+        let Some(batch) = self.pending.back_mut() else {
+            unreachable!("a batch was pushed just above if none was gathering")
+        };
+        let lsn = match &entry {
+            Entry::Record(p) => batch.push_record(&mut self.planner, p)?,
+            Entry::Txn(e) => batch.push_transaction(&mut self.planner, e)?,
+        };
+        tracing::trace!(lsn = lsn.0, bytes = frame, "queued");
+        self.queued_bytes += frame;
+        self.queued_entries += entry.count();
+        self.stats.peak_queue_bytes = self.stats.peak_queue_bytes.max(self.queued_bytes);
+        if self.queued_entries > self.cfg.alert_queue_depth {
+            // Fires at the append that crosses; a no-op while the alert is active.
+            let limit = self.cfg.alert_queue_depth;
+            self.alerts.update(
+                AlertKind::QueueDepth,
+                true,
+                self.queued_entries as f64,
+                limit as f64,
+            );
+        }
+        let end = self.planner.next_lsn;
+        let durable = options.durability.unwrap_or(self.cfg.durability) == Durability::Durable;
+        if durable || options.flush_now {
+            self.urgent_end = end;
+        }
+        // A message that names no recipient of its own is notified at the config's
+        // `notify_to`, if set, with its (first) LSN as the token.
+        let notify = match &options.notify {
+            Some(n) => Some(n.clone()),
+            None => self.cfg.notify_to.as_ref().map(|to| Notify {
+                to: to.clone(),
+                token: lsn.0,
+            }),
+        };
+        // A durable caller waits here for its reply; a buffered one is answered now, but a
+        // notification still follows durability.
+        if durable || notify.is_some() {
+            self.replies.borrow_mut().waiters.push_back(Waiter {
+                end,
+                reply: lsn,
+                since: durable.then(Instant::now),
+                tx: None,
+                notify,
+            });
+        }
+        let result = (!durable).then_some(lsn);
+        self.kick(ctx);
+        Ok(result)
+    }
+
+    /// Admits the append held while the queue was full, once there is room.
+    pub(super) fn admit_stash(&mut self, ctx: &mut Context<Self>) {
+        let Some(stashed) = self.stash.take() else {
+            return;
+        };
+        let tx = self.replies.borrow_mut().stash_tx.take();
+        if let Some(e) = self.refusal() {
+            if let Some(tx) = tx {
+                let _ = tx.send(Err(e));
+            }
+            self.stats.blocked_appends = 0;
+            return;
+        }
+        let frame = crate::format::FRAME_HEADER_BYTES + stashed.entry.payload_bytes();
+        if !self.has_room(frame, stashed.entry.count()) && self.wait_in_flight(ctx) {
+            self.stash = Some(stashed);
+            self.replies.borrow_mut().stash_tx = tx;
+            return;
+        }
+        self.stats.blocked_appends = 0;
+        match self.admit(stashed.entry, &stashed.options, ctx) {
+            Ok(Some(lsn)) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(Ok(lsn));
+                }
+            }
+            Ok(None) => {
+                if let Some(w) = self.replies.borrow_mut().waiters.back_mut() {
+                    w.tx = tx;
+                }
+            }
+            Err(e) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Append> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> LsnResponse {
+        self.submit(Entry::Record(msg.payload), msg.options, ctx)
+    }
+}
+
+impl Handler<Commit> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: Commit, ctx: &mut Self::Context) -> LsnResponse {
+        self.submit(Entry::Txn(msg.entries), msg.options, ctx)
+    }
+}
+
+impl Handler<Flush> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> LsnResponse {
+        if let Some(p) = &self.poisoned {
+            return LsnResponse(Resp::Ready(Err(p.clone())));
+        }
+        let end = self.planner.next_lsn;
+        if self.durable_end >= end {
+            return LsnResponse(Resp::Ready(Ok(Lsn(end - 1))));
+        }
+        self.replies.borrow_mut().waiters.push_back(Waiter {
+            end,
+            reply: Lsn(end - 1),
+            since: None,
+            tx: None,
+            notify: None,
+        });
+        self.kick_now(ctx);
+        LsnResponse(Resp::Park(self.replies.clone()))
+    }
+}

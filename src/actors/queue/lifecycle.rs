@@ -1,0 +1,109 @@
+//! The log's life from the caller's side: `SetMode` (async or synchronous group commit),
+//! `TruncateBefore` (checkpoint), and `Shutdown` (drain, answer everyone, release the
+//! directory).
+
+use super::Queue;
+use crate::error::WalError;
+use crate::lsn::Lsn;
+use crate::messages::{SetMode, Shutdown, TruncateBefore};
+use crate::stats::WalMode;
+use actix::prelude::*;
+
+impl Queue {
+    pub(super) fn idle(&self) -> bool {
+        self.in_flight.is_none()
+            && (self.pending.is_empty() || self.poisoned.is_some())
+            && self.stash.is_none()
+    }
+
+    pub(super) fn finish_shutdown_if_idle(&mut self) {
+        if !self.shutting_down || !self.idle() || self.dir.is_none() {
+            return;
+        }
+        self.verify_files("shutdown");
+        let result = match &self.poisoned {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        };
+        // Release the lock file: the log can be opened again at once.
+        self.dir = None;
+        self.flusher = None;
+        tracing::debug!(durable_lsn = self.durable_end - 1, "queue shut down");
+        for w in self.shutdown_waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+impl Handler<SetMode> for Queue {
+    type Result = Result<(), WalError>;
+
+    fn handle(&mut self, msg: SetMode, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        if msg.0 == WalMode::Degraded {
+            return Err(WalError::ModeNotSettable { requested: msg.0 });
+        }
+        tracing::debug!(mode = ?msg.0, "mode switched");
+        self.requested_mode = msg.0;
+        self.publish_mode();
+        if msg.0 == WalMode::Sync {
+            // Everything gathered so far goes out before the next message is taken.
+            self.kick_now(ctx);
+            if let Some(f) = &self.in_flight {
+                let id = f.id;
+                ctx.wait(
+                    f.done
+                        .clone()
+                        .into_actor(self)
+                        .map(move |d, act, ctx| act.on_done(id, d, ctx)),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler<Shutdown> for Queue {
+    type Result = ResponseFuture<Result<(), WalError>>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        if self.dir.is_none() {
+            let _ = tx.send(Ok(()));
+        } else {
+            tracing::debug!(
+                next_lsn = self.planner.next_lsn,
+                "shutdown: flushing the queue"
+            );
+            self.shutting_down = true;
+            self.shutdown_waiters.push(tx);
+            self.kick_now(ctx);
+            self.finish_shutdown_if_idle();
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(WalError::ShutDown)) })
+    }
+}
+
+impl Handler<TruncateBefore> for Queue {
+    type Result = Result<usize, WalError>;
+
+    fn handle(&mut self, msg: TruncateBefore, _: &mut Self::Context) -> Self::Result {
+        let Some(dir) = &self.dir else {
+            return Err(WalError::ShutDown);
+        };
+        // Only records already durable may be checkpointed away.
+        let below = Lsn(msg.0 .0.min(self.durable_end));
+        let removed = dir.truncate_before(below)?;
+        if let Some(first_lsn) = self.written_segment {
+            let written = dir.path().join(crate::log::segment_name(first_lsn));
+            if removed.contains(&written) {
+                self.written_segment = None;
+            }
+        }
+        let removed = removed.len();
+        self.refresh_disk_bytes();
+        Ok(removed)
+    }
+}

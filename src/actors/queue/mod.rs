@@ -1,0 +1,222 @@
+//! The `Queue` actor: takes appends and commits, assigns LSNs in arrival order, encodes
+//! frames once into the gathering batch, hands one batch at a time to the flusher while
+//! the next gathers (double buffering), and answers each waiter when its LSN is durable.
+//!
+//! There is no timer on the durable path: a batch is dispatched as soon as the previous
+//! one completes, so one committer waits about one fsync and many share it. `Buffered`
+//! appends are answered at once and flushed within `flush_interval_ms`.
+//!
+//! The queue owns the file offsets (the [`Planner`]), so a batch can be written again at
+//! the same places by whoever stands in for a dead flusher. When the flusher is dead the
+//! queue is in degraded mode: it writes and fsyncs batches itself on a blocking thread.
+//!
+//! The queue's rooms: `waiters.rs` (callers waiting for durability and their parked
+//! replies), `admit.rs` (appends and commits in), `dispatch.rs` (batches out and back),
+//! `failure.rs` (failed writes and fsyncs, removed files, the flusher's death and return),
+//! `observe.rs` (metrics, stats, health) and `lifecycle.rs` (mode, checkpoint, shutdown).
+
+mod admit;
+mod dispatch;
+mod failure;
+mod lifecycle;
+mod observe;
+mod waiters;
+
+pub(crate) use failure::{AttachFlusher, EnterDegraded};
+
+use crate::actors::flusher::Flusher;
+use crate::actors::supervisor::{FlusherDied, StopFlusher};
+use crate::config::WalConfig;
+use crate::error::WalError;
+use crate::health::Alerts;
+use crate::log::{Batch, LogDir, Planner, SegmentWriter};
+use crate::metrics::Metrics;
+use crate::stats::{WalMode, WalStats};
+use actix::prelude::*;
+use admit::Stashed;
+use dispatch::InFlight;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use waiters::Replies;
+
+pub(super) struct FlusherRef {
+    pub(super) addr: Addr<Flusher>,
+    pub(super) generation: u64,
+}
+
+/// The queue actor.
+pub struct Queue {
+    cfg: Arc<WalConfig>,
+    dir: Option<LogDir>,
+    planner: Planner,
+    pending: VecDeque<Batch>,
+    in_flight: Option<InFlight>,
+    next_batch_id: u64,
+    replies: Rc<RefCell<Replies>>,
+    stash: Option<Stashed>,
+    /// All LSNs below this are durable.
+    durable_end: u64,
+    /// LSNs below this must be flushed promptly (durable waiters, `flush_now`, `Flush`).
+    urgent_end: u64,
+    queued_bytes: usize,
+    queued_entries: usize,
+    requested_mode: WalMode,
+    flusher: Option<FlusherRef>,
+    /// The generation the supervisor holds current; cleared here as soon as a death is
+    /// seen so a stalled flusher cannot write behind the degraded path.
+    current_generation: Arc<AtomicU64>,
+    /// The writer of degraded mode, used on a blocking thread.
+    local_writer: Arc<Mutex<SegmentWriter>>,
+    supervisor: Recipient<FlusherDied>,
+    /// Told to stop the flusher if the queue stops without a `Shutdown` (every handle
+    /// dropped), so the flusher thread and the supervisor go with it.
+    stop_supervisor: Recipient<StopFlusher>,
+    sync_failures_in_row: u32,
+    poisoned: Option<WalError>,
+    shutting_down: bool,
+    shutdown_waiters: Vec<futures::channel::oneshot::Sender<Result<(), WalError>>>,
+    timer: Option<SpawnHandle>,
+    spare: Vec<Vec<u8>>,
+    stats: WalStats,
+    metrics: Metrics,
+    alerts: Alerts,
+    disk_bytes: u64,
+    /// First LSN of the segment the last written batch ended in (the tail segment at
+    /// open): the health check and shutdown make sure it still exists. `None` after a
+    /// truncation removed it (a rollover raced the truncation), until the next batch.
+    written_segment: Option<u64>,
+    /// Set for one scheduler turn after a batch answered several waiters: the callers just
+    /// answered send their next appends in that turn, and they join the next batch instead
+    /// of trailing it (without this, closed-loop committers split into two cohorts that
+    /// each wait two fsyncs).
+    holding: bool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("planner", &self.planner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the queue starts from.
+pub(crate) struct QueueSetup {
+    /// The configuration.
+    pub cfg: Arc<WalConfig>,
+    /// The locked log directory.
+    pub dir: LogDir,
+    /// Where appends continue.
+    pub planner: Planner,
+    /// The first flusher and its generation.
+    pub flusher: (Addr<Flusher>, u64),
+    /// The generation fence shared with the supervisor.
+    pub current_generation: Arc<AtomicU64>,
+    /// The supervisor, told of flusher deaths the queue sees.
+    pub supervisor: Recipient<FlusherDied>,
+    /// The supervisor again, to stop the flusher when the queue stops.
+    pub stop_supervisor: Recipient<StopFlusher>,
+}
+
+impl Queue {
+    /// A queue over a recovered log.
+    pub(crate) fn new(setup: QueueSetup) -> Queue {
+        let QueueSetup {
+            cfg,
+            dir,
+            planner,
+            flusher,
+            current_generation,
+            supervisor,
+            stop_supervisor,
+        } = setup;
+        let local_writer = SegmentWriter::new(
+            cfg.storage.clone(),
+            dir.path(),
+            cfg.segment_size_bytes,
+            cfg.preallocate,
+        );
+        let durable_end = planner.next_lsn;
+        Queue {
+            dir: Some(dir),
+            planner,
+            pending: VecDeque::new(),
+            in_flight: None,
+            next_batch_id: 0,
+            replies: Rc::default(),
+            stash: None,
+            durable_end,
+            urgent_end: 0,
+            queued_bytes: 0,
+            queued_entries: 0,
+            requested_mode: WalMode::Async,
+            flusher: Some(FlusherRef {
+                addr: flusher.0,
+                generation: flusher.1,
+            }),
+            current_generation,
+            local_writer: Arc::new(Mutex::new(local_writer)),
+            supervisor,
+            stop_supervisor,
+            sync_failures_in_row: 0,
+            poisoned: None,
+            shutting_down: false,
+            shutdown_waiters: Vec::new(),
+            timer: None,
+            spare: Vec::new(),
+            stats: WalStats {
+                flusher_healthy: true,
+                ..WalStats::default()
+            },
+            metrics: Metrics::register(),
+            alerts: Alerts::new(cfg.alert_to.clone()),
+            disk_bytes: 0,
+            written_segment: Some(planner.segment_first_lsn),
+            holding: false,
+            cfg,
+        }
+    }
+
+    fn refusal(&self) -> Option<WalError> {
+        if let Some(p) = &self.poisoned {
+            return Some(p.clone());
+        }
+        if self.shutting_down {
+            return Some(WalError::ShutDown);
+        }
+        None
+    }
+
+    fn mode(&self) -> WalMode {
+        if self.flusher.is_none() && !self.shutting_down {
+            WalMode::Degraded
+        } else {
+            self.requested_mode
+        }
+    }
+}
+
+impl Actor for Queue {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.refresh_disk_bytes();
+        self.publish_queue();
+        self.publish_mode();
+        // The mailbox bounds how many `send()`s wait here; a full queue stops taking
+        // messages, so senders wait in their own futures, not in our memory.
+        ctx.set_mailbox_capacity(1024);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // Every handle is gone (or the log was shut down): the directory lock goes with
+        // `self.dir`; the flusher and the supervisor go too.
+        if self.dir.is_some() {
+            tracing::debug!("every handle dropped without shutdown: stopping the log");
+        }
+        self.stop_supervisor.do_send(StopFlusher);
+    }
+}

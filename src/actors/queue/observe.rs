@@ -1,0 +1,100 @@
+//! What the queue shows: its gauges and alerts (`metrics`), `GetStats` and `GetHealth`.
+
+use super::Queue;
+use crate::health::{AlertKind, GetHealth, Health};
+use crate::lsn::Lsn;
+use crate::messages::GetStats;
+use crate::metrics::mode_value;
+use actix::prelude::*;
+
+impl Queue {
+    /// Sums the sizes of the segment files (at open, after a rollover or a truncation).
+    pub(super) fn refresh_disk_bytes(&mut self) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let Ok((segments, _)) = dir.list() else {
+            return;
+        };
+        let storage = dir.storage();
+        self.disk_bytes = segments
+            .iter()
+            .filter_map(|s| {
+                storage
+                    .open(&s.path, false)
+                    .and_then(|f| f.size_bytes())
+                    .ok()
+            })
+            .sum();
+        self.metrics.disk_bytes.set(self.disk_bytes as f64);
+        let limit = self.cfg.alert_wal_bytes;
+        self.alerts.update(
+            AlertKind::WalSize,
+            self.disk_bytes > limit,
+            self.disk_bytes as f64,
+            limit as f64,
+        );
+    }
+
+    /// Publishes the queue gauges and evaluates the queue-depth alert (once per batch
+    /// event, not per append).
+    pub(super) fn publish_queue(&mut self) {
+        self.metrics.queue_depth.set(self.queued_entries as f64);
+        self.metrics.queue_bytes.set(self.queued_bytes as f64);
+        let limit = self.cfg.alert_queue_depth;
+        self.alerts.update(
+            AlertKind::QueueDepth,
+            self.queued_entries > limit,
+            self.queued_entries as f64,
+            limit as f64,
+        );
+    }
+
+    pub(super) fn publish_mode(&mut self) {
+        let mode = self.mode();
+        self.metrics.mode.set(mode_value(mode));
+        let healthy = self.flusher.is_some();
+        self.metrics
+            .flusher_healthy
+            .set(if healthy { 1.0 } else { 0.0 });
+        self.alerts.update(
+            AlertKind::FlusherUnhealthy,
+            !healthy && !self.shutting_down,
+            if healthy { 1.0 } else { 0.0 },
+            1.0,
+        );
+    }
+}
+
+impl Handler<GetStats> for Queue {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        let mut s = self.stats.clone();
+        s.mode = self.mode();
+        s.requested_mode = self.requested_mode;
+        s.next_lsn = Lsn(self.planner.next_lsn);
+        s.durable_lsn = Lsn(self.durable_end - 1);
+        s.queue_depth = self.queued_entries;
+        s.queue_bytes = self.queued_bytes;
+        MessageResult(s)
+    }
+}
+
+impl Handler<GetHealth> for Queue {
+    type Result = MessageResult<GetHealth>;
+
+    fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
+        self.verify_files("health check");
+        MessageResult(Health {
+            healthy: self.poisoned.is_none() && !self.shutting_down,
+            mode: self.mode(),
+            flusher_healthy: self.flusher.is_some(),
+            poisoned: self.poisoned.is_some(),
+            queue_depth: self.queued_entries,
+            last_flush_ms: self.stats.last_flush_us as f64 / 1000.0,
+            disk_bytes: self.disk_bytes,
+            active_alerts: self.alerts.active(),
+        })
+    }
+}
