@@ -172,6 +172,12 @@ impl Queue {
         if self.in_flight.is_none() {
             self.kick_now(ctx);
         }
+        self.take_no_message_until_in_flight_done(ctx)
+    }
+
+    /// Takes no other message until the batch in flight, if any, completes (`ctx.wait`).
+    /// Returns false when nothing is in flight.
+    pub(super) fn take_no_message_until_in_flight_done(&mut self, ctx: &mut Context<Self>) -> bool {
         match &self.in_flight {
             Some(f) => {
                 let id = f.id;

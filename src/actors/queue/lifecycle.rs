@@ -51,15 +51,7 @@ impl Handler<SetMode> for Queue {
         if msg.0 == WalMode::Sync {
             // Everything gathered so far goes out before the next message is taken.
             self.kick_now(ctx);
-            if let Some(f) = &self.in_flight {
-                let id = f.id;
-                ctx.wait(
-                    f.done
-                        .clone()
-                        .into_actor(self)
-                        .map(move |d, act, ctx| act.on_done(id, d, ctx)),
-                );
-            }
+            self.take_no_message_until_in_flight_done(ctx);
         }
         Ok(())
     }
