@@ -179,6 +179,16 @@ pub enum WalError {
         /// The mode asked for.
         requested: crate::stats::WalMode,
     },
+    /// `WaitDurable` named an LSN the log has not given out (at or past the next LSN): it
+    /// would never become durable by itself. An LSN is a record's only once its append
+    /// succeeded (a failed write gives its LSNs out again).
+    #[error("LSN {lsn} was never assigned (the next append gets {next_lsn})")]
+    LsnNotAssigned {
+        /// The LSN asked about.
+        lsn: crate::lsn::Lsn,
+        /// The LSN the next append gets.
+        next_lsn: crate::lsn::Lsn,
+    },
     /// Application metadata (`set_meta`) larger than `max_meta_bytes`: refused, and the
     /// metadata file is left as it was.
     #[error("metadata of {size_bytes} bytes exceeds max_meta_bytes ({max_bytes})")]

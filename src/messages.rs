@@ -1,6 +1,6 @@
 //! The messages an application exchanges with the log, and their replies: what a
 //! transaction actor sends to the [`Queue`](crate::Queue) (`Append`, `Commit`, `Flush`,
-//! `SetMode`, `GetStats`, `TruncateBefore`, `Shutdown`), what the log sends back to its
+//! `WaitDurable`, `SetMode`, `GetStats`, `TruncateBefore`, `Shutdown`), what the log sends back to its
 //! recipients (`DurabilityReply`, `Replayed`), and what `Wal::open` reports
 //! (`RecoveryReport`).
 //!
@@ -167,6 +167,24 @@ impl Commit {
 pub struct Flush;
 
 impl Message for Flush {
+    type Result = Result<Lsn, WalError>;
+}
+
+/// Wait until every record up to and including the LSN is durable. Replies with the LSN
+/// then: at once if it already is, after the fsync that makes it so otherwise (the batch
+/// holding it is dispatched now, not after `flush_interval_ms`).
+///
+/// With [`Durability::Buffered`] appends (answered with their LSN at enqueue) this is
+/// "enqueue now, callback when durable": append without waiting, then wait for the last
+/// LSN once it matters (docs/operations.md).
+///
+/// Errors: the error that kept the LSN from becoming durable (the write of its batch
+/// failed, the log was poisoned or shut down), or [`WalError::LsnNotAssigned`] for an LSN
+/// at or past the next one the log gives out.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitDurable(pub Lsn);
+
+impl Message for WaitDurable {
     type Result = Result<Lsn, WalError>;
 }
 

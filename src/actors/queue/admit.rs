@@ -1,6 +1,7 @@
 //! Taking appends and commits in: refuse (poisoned, shut down, too large), hold one while
 //! the queue is full, or assign LSNs and encode the frame into the gathering batch; and
-//! `Flush`, which parks a waiter for everything queued so far.
+//! `Flush` and `WaitDurable`, which park a waiter for everything queued so far or up to an
+//! LSN.
 
 use super::waiters::{LsnResponse, Resp, Waiter};
 use super::Queue;
@@ -10,7 +11,7 @@ use crate::health::AlertKind;
 use crate::log::batch::check_transaction;
 use crate::log::Batch;
 use crate::lsn::Lsn;
-use crate::messages::{Append, AppendOptions, Commit, Durability, Flush, Notify};
+use crate::messages::{Append, AppendOptions, Commit, Durability, Flush, Notify, WaitDurable};
 use crate::stats::WalMode;
 use actix::prelude::*;
 use std::time::Instant;
@@ -226,6 +227,23 @@ impl Handler<Commit> for Queue {
     }
 }
 
+impl Queue {
+    /// Parks a waiter answered `reply` once every LSN below `end` is durable, and makes
+    /// the batches up to `end` due now.
+    fn park_until(&mut self, end: u64, reply: Lsn, ctx: &mut Context<Self>) -> LsnResponse {
+        let at = self.replies.borrow_mut().park(Waiter {
+            end,
+            reply,
+            since: None,
+            tx: None,
+            notify: None,
+        });
+        self.urgent_end = self.urgent_end.max(end);
+        self.kick(ctx);
+        LsnResponse(Resp::ParkAt(self.replies.clone(), at))
+    }
+}
+
 impl Handler<Flush> for Queue {
     type Result = LsnResponse;
 
@@ -237,14 +255,32 @@ impl Handler<Flush> for Queue {
         if self.durable_end >= end {
             return LsnResponse(Resp::Ready(Ok(Lsn(end - 1))));
         }
-        self.replies.borrow_mut().waiters.push_back(Waiter {
-            end,
-            reply: Lsn(end - 1),
-            since: None,
-            tx: None,
-            notify: None,
-        });
-        self.kick_now(ctx);
-        LsnResponse(Resp::Park(self.replies.clone()))
+        self.park_until(end, Lsn(end - 1), ctx)
+    }
+}
+
+impl Handler<WaitDurable> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: WaitDurable, ctx: &mut Self::Context) -> LsnResponse {
+        let lsn = msg.0;
+        let end = lsn.0.saturating_add(1);
+        // Durable already (also on a poisoned or shut-down log: what is durable stays so).
+        if self.durable_end >= end {
+            return LsnResponse(Resp::Ready(Ok(lsn)));
+        }
+        if lsn.0 >= self.planner.next_lsn {
+            return LsnResponse(Resp::Ready(Err(WalError::LsnNotAssigned {
+                lsn,
+                next_lsn: Lsn(self.planner.next_lsn),
+            })));
+        }
+        if let Some(p) = &self.poisoned {
+            return LsnResponse(Resp::Ready(Err(p.clone())));
+        }
+        if self.dir.is_none() {
+            return LsnResponse(Resp::Ready(Err(WalError::ShutDown)));
+        }
+        self.park_until(end, lsn, ctx)
     }
 }
