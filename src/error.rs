@@ -179,6 +179,33 @@ pub enum WalError {
         /// The mode asked for.
         requested: crate::stats::WalMode,
     },
+    /// `AppendBatch` with no records.
+    #[error("an append batch needs at least one record")]
+    EmptyBatch,
+    /// `AppendBatch` larger than the queue can hold (`max_queue_bytes` of frames, each
+    /// record's payload plus its 24-byte frame header, or `max_queue_entries` records):
+    /// refused whole, nothing queued. Split it, or raise the bounds.
+    #[error("append batch of {records} records, {bytes} bytes of frames, exceeds the queue bound ({max_records} records, {max_bytes} bytes)")]
+    BatchTooLarge {
+        /// Records in the refused batch.
+        records: usize,
+        /// Its bytes of frames.
+        bytes: usize,
+        /// `max_queue_entries`.
+        max_records: usize,
+        /// `max_queue_bytes`.
+        max_bytes: usize,
+    },
+    /// `WaitDurable` named an LSN the log has not given out (at or past the next LSN): it
+    /// would never become durable by itself. An LSN is a record's only once its append
+    /// succeeded (a failed write gives its LSNs out again).
+    #[error("LSN {lsn} was never assigned (the next append gets {next_lsn})")]
+    LsnNotAssigned {
+        /// The LSN asked about.
+        lsn: crate::lsn::Lsn,
+        /// The LSN the next append gets.
+        next_lsn: crate::lsn::Lsn,
+    },
     /// Application metadata (`set_meta`) larger than `max_meta_bytes`: refused, and the
     /// metadata file is left as it was.
     #[error("metadata of {size_bytes} bytes exceeds max_meta_bytes ({max_bytes})")]

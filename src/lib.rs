@@ -88,8 +88,8 @@ pub use log::{
 };
 pub use lsn::Lsn;
 pub use messages::{
-    Append, AppendOptions, Commit, Durability, DurabilityReply, Flush, GetStats, Notify,
-    RecoveryReport, Replayed, SetMode, Shutdown, TruncateBefore,
+    Append, AppendBatch, AppendOptions, Commit, Durability, DurabilityReply, Flush, GetStats,
+    Notify, RecoveryReport, Replayed, SetMode, Shutdown, TruncateBefore, WaitDurable,
 };
 pub use stats::{WalMode, WalStats};
 pub use storage::{FsStorage, SharedStorage, Storage, StorageFile};

@@ -1,6 +1,7 @@
 //! The messages an application exchanges with the log, and their replies: what a
-//! transaction actor sends to the [`Queue`](crate::Queue) (`Append`, `Commit`, `Flush`,
-//! `SetMode`, `GetStats`, `TruncateBefore`, `Shutdown`), what the log sends back to its
+//! transaction actor sends to the [`Queue`](crate::Queue) (`Append`, `Commit`,
+//! `AppendBatch`, `Flush`,
+//! `WaitDurable`, `SetMode`, `GetStats`, `TruncateBefore`, `Shutdown`), what the log sends back to its
 //! recipients (`DurabilityReply`, `Replayed`), and what `Wal::open` reports
 //! (`RecoveryReport`).
 //!
@@ -48,7 +49,7 @@ pub struct DurabilityReply {
     pub result: Result<Lsn, WalError>,
 }
 
-/// Options shared by [`Append`] and [`Commit`].
+/// Options shared by [`Append`], [`Commit`] and [`AppendBatch`].
 #[derive(Debug, Clone, Default)]
 pub struct AppendOptions {
     /// Durability of this message; `None` uses the config's default.
@@ -92,7 +93,7 @@ impl Append {
     }
 }
 
-/// The option setters `Append` and `Commit` share.
+/// The option setters `Append`, `Commit` and `AppendBatch` share.
 macro_rules! append_options {
     ($t:ty) => {
         impl $t {
@@ -123,10 +124,16 @@ macro_rules! append_options {
 
 append_options!(Append);
 append_options!(Commit);
+append_options!(AppendBatch);
 
 /// Commit a transaction: its entries are written in one frame, so after any crash
 /// recovery yields all of them or none. Entry `i` gets LSN `first + i`; the reply is
 /// `first`.
+///
+/// Its limits come from that one frame: at most 65,535 entries, and at most
+/// `max_record_bytes` of payload in all (each entry costs its bytes plus a 4-byte length),
+/// else [`WalError::InvalidTransaction`] or [`WalError::RecordTooLarge`]. For bulk loads
+/// that need no atomicity, [`AppendBatch`] has neither limit.
 #[derive(Debug, Clone)]
 pub struct Commit {
     /// The entries, at least one and at most 65,535.
@@ -161,12 +168,61 @@ impl Commit {
     }
 }
 
+/// Append many records in one message: consecutive LSNs, one reply (the first LSN), after
+/// the last one is fsynced for [`Durability::Durable`] (the same options as [`Append`]).
+///
+/// Not atomic: each record is a frame of its own, and the records are split across write
+/// batches (at `max_batch_bytes`) and segments as needed, so after a crash a prefix of them
+/// may be in the log, and an error reply (a failed write) may leave a prefix durable. Use
+/// [`Commit`] for all-or-nothing. No cap on the count of records other than the queue's:
+/// the batch is admitted whole or waits whole for room (or fails whole with
+/// `WhenFull::Fail`), so its frames (each record plus 24 bytes) must fit in
+/// `max_queue_bytes` and its records in `max_queue_entries`, else
+/// [`WalError::BatchTooLarge`]. Each record is at most `max_record_bytes`
+/// ([`WalError::RecordTooLarge`]); an empty batch is [`WalError::EmptyBatch`].
+#[derive(Debug, Clone)]
+pub struct AppendBatch {
+    /// The records, in LSN order.
+    pub records: Vec<Vec<u8>>,
+    /// Durability and notification options.
+    pub options: AppendOptions,
+}
+
+impl AppendBatch {
+    /// A durable (by default) batch of `records` (anything that turns into bytes); a
+    /// `Vec<Vec<u8>>` is taken without copying.
+    pub fn new(records: impl IntoIterator<Item = impl Into<Vec<u8>>>) -> AppendBatch {
+        AppendBatch {
+            records: records.into_iter().map(Into::into).collect(),
+            options: AppendOptions::default(),
+        }
+    }
+}
+
 /// Make everything queued so far durable. Replies with the highest durable LSN
 /// (`Lsn(0)` for an empty log).
 #[derive(Debug, Clone, Copy)]
 pub struct Flush;
 
 impl Message for Flush {
+    type Result = Result<Lsn, WalError>;
+}
+
+/// Wait until every record up to and including the LSN is durable. Replies with the LSN
+/// then: at once if it already is, after the fsync that makes it so otherwise (the batch
+/// holding it is dispatched now, not after `flush_interval_ms`).
+///
+/// With [`Durability::Buffered`] appends (answered with their LSN at enqueue) this is
+/// "enqueue now, callback when durable": append without waiting, then wait for the last
+/// LSN once it matters (docs/operations.md).
+///
+/// Errors: the error that kept the LSN from becoming durable (the write of its batch
+/// failed, the log was poisoned or shut down), or [`WalError::LsnNotAssigned`] for an LSN
+/// at or past the next one the log gives out.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitDurable(pub Lsn);
+
+impl Message for WaitDurable {
     type Result = Result<Lsn, WalError>;
 }
 

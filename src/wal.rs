@@ -11,7 +11,8 @@ use crate::error::WalError;
 use crate::health::{GetHealth, Health};
 use crate::lsn::Lsn;
 use crate::messages::{
-    Append, Commit, Flush, GetStats, RecoveryReport, SetMode, Shutdown, TruncateBefore,
+    Append, AppendBatch, Commit, Flush, GetStats, RecoveryReport, SetMode, Shutdown,
+    TruncateBefore, WaitDurable,
 };
 use crate::standalone::Standalone;
 use crate::stats::{WalMode, WalStats};
@@ -147,8 +148,15 @@ impl Wal {
         self.send(Commit::new(entries)).await
     }
 
+    /// Appends many records durably (or as the config's default durability says), each in
+    /// a frame of its own, with consecutive LSNs. Resolves to the first LSN once the last
+    /// is fsynced. Not atomic (see [`AppendBatch`]).
+    pub async fn append_batch(&self, records: Vec<Vec<u8>>) -> Result<Lsn, WalError> {
+        self.send(AppendBatch::new(records)).await
+    }
+
     /// Sends a queue message whose reply is a `Result<R, WalError>` — [`Append`],
-    /// [`Commit`], [`Flush`] (`R` = [`Lsn`]), [`SetMode`], [`Shutdown`] (`R` = `()`),
+    /// [`Commit`], [`AppendBatch`], [`Flush`], [`WaitDurable`] (`R` = [`Lsn`]), [`SetMode`], [`Shutdown`] (`R` = `()`),
     /// [`TruncateBefore`] (`R` = `usize`) — and flattens the reply: a stopped queue is
     /// [`WalError::ShutDown`]. [`GetStats`] and [`GetHealth`](crate::GetHealth), whose
     /// replies are not results, go through [`Wal::stats`] and [`Wal::health`].
@@ -164,6 +172,13 @@ impl Wal {
     /// Makes everything appended so far durable; resolves to the highest durable LSN.
     pub async fn flush(&self) -> Result<Lsn, WalError> {
         self.send(Flush).await
+    }
+
+    /// Resolves with `lsn` once every record up to and including it is durable (at once if
+    /// it already is), or with the error that prevented it; [`WalError::LsnNotAssigned`]
+    /// for an LSN the log has not given out. See [`WaitDurable`].
+    pub async fn wait_durable(&self, lsn: Lsn) -> Result<Lsn, WalError> {
+        self.send(WaitDurable(lsn)).await
     }
 
     /// The log's figures.

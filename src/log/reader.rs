@@ -4,6 +4,35 @@
 //! frame, if larger), never a whole segment; yields every intact record, ends cleanly at a
 //! torn tail of the last segment, and yields an `Err` naming segment and offset for any
 //! damage before it. After an `Err` it yields nothing.
+//!
+//! [`LogReader::open_from`] starts at an LSN: it picks the segment by name (the last whose
+//! first LSN is at or below it) and skips the frames below it inside that segment.
+//!
+//! # Beside a live writer
+//!
+//! A `LogReader` takes no lock, so it can read a log a [`Wal`](crate::Wal) is writing (in
+//! this process or another). What it yields then is a **prefix** of the log, in LSN order
+//! with no gap, and every record it yields passed its frame's CRC: a frame the writer is
+//! still writing is never yielded as data, and it is never reported as damage either: the
+//! reader ends there cleanly, as at a torn tail ([`LogReader::tail_end`] may say
+//! `TornTail`). Damage followed by a whole frame of a later write batch is read again from
+//! the file once before it is called corruption, because the reader may have held the
+//! first bytes from before the writer finished that batch (the writer starts a batch only
+//! once the one before it is whole and fsynced).
+//!
+//! What the prefix holds, honestly:
+//! - The segments are listed at open: segments created later are not read, so the prefix
+//!   ends at most where the last listed segment ends.
+//! - It is a prefix of the log *as written to the file system*, which runs ahead of the
+//!   durable log by the batch being fsynced (and by `Buffered` appends not yet flushed).
+//!   Those records become durable when that fsync succeeds. If a write fails, the log
+//!   cuts the batch back and gives its LSNs out again, so a reader that read the batch
+//!   in that moment may have yielded records that are then not in the log. After a failed
+//!   fsync the batch is written again, byte for byte, into a fresh segment.
+//! - It can end with an error beside a live writer when a checkpoint
+//!   (`truncate_before`) removed a segment it listed but had not opened yet (an I/O error,
+//!   not found), when a failed write cut the segment it reads back below the size it saw
+//!   at open (an I/O error, unexpected end of file), and on real damage.
 
 use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
 use super::segment::{list_segments, SegmentFile};
@@ -61,6 +90,8 @@ pub struct LogReader {
     current: Option<(SegmentData, SegmentCursor)>,
     pending: VecDeque<Record>,
     expected_lsn: Option<u64>,
+    /// Records below this LSN are skipped (`open_from`); 0 reads everything.
+    from_lsn: u64,
     max_record_bytes: u64,
     done: bool,
     tail_end: Option<SegmentEnd>,
@@ -79,6 +110,31 @@ impl LogReader {
         storage: SharedStorage,
         max_record_bytes: u64,
     ) -> Result<LogReader, WalError> {
+        LogReader::open_from_with(dir, Lsn(0), storage, max_record_bytes)
+    }
+
+    /// Opens the log in `dir` on the real file system, to read the records from `lsn` on.
+    ///
+    /// The segment is found by name (the last whose first LSN is at or below `lsn`); inside
+    /// it the frames below `lsn` are read (their CRCs checked) but not yielded. A
+    /// transaction holding `lsn` yields its records from `lsn` on, each with its
+    /// [`TxnPosition`] in the whole transaction. An `lsn` below the log's first record
+    /// reads from the start; one past its end yields nothing (damage on the way is still
+    /// reported). Errors at open as [`LogReader::open`].
+    ///
+    /// This is replay without an actor: an iterator of the records from a given LSN, for a
+    /// closed log or beside a live writer (see [`crate::log::reader`] for what holds then).
+    pub fn open_from(dir: impl AsRef<Path>, lsn: Lsn) -> Result<LogReader, WalError> {
+        LogReader::open_from_with(dir, lsn, default_storage(), DEFAULT_MAX_RECORD_BYTES)
+    }
+
+    /// [`LogReader::open_from`] through the given storage with a bound on frame payloads.
+    pub fn open_from_with(
+        dir: impl AsRef<Path>,
+        lsn: Lsn,
+        storage: SharedStorage,
+        max_record_bytes: u64,
+    ) -> Result<LogReader, WalError> {
         let dir = dir.as_ref();
         let (segments, _) = list_segments(storage.as_ref(), dir)?;
         if segments.is_empty() {
@@ -86,13 +142,19 @@ impl LogReader {
                 path: dir.to_path_buf(),
             });
         }
+        // Segment `i` holds the LSNs from its name up to the next segment's: the one to
+        // start in is the last whose first LSN is at or below `lsn` (the first if none is).
+        let start = segments
+            .partition_point(|s| s.first_lsn <= lsn.0)
+            .saturating_sub(1);
         Ok(LogReader {
             storage,
             segments,
-            next_segment: 0,
+            next_segment: start,
             current: None,
             pending: VecDeque::new(),
             expected_lsn: None,
+            from_lsn: lsn.0,
             max_record_bytes,
             done: false,
             tail_end: None,
@@ -145,6 +207,9 @@ impl LogReader {
             match cursor.next_frame(seg)? {
                 Some(frame) => {
                     let h = frame.header;
+                    if h.lsn + u64::from(h.count) <= self.from_lsn {
+                        continue; // wholly below the start: checked, not yielded
+                    }
                     let base = Record {
                         lsn: Lsn(h.lsn),
                         payload: Vec::new(),
@@ -168,6 +233,9 @@ impl LogReader {
                                 });
                             };
                             for (i, part) in parts.into_iter().enumerate() {
+                                if h.lsn + (i as u64) < self.from_lsn {
+                                    continue;
+                                }
                                 self.pending.push_back(Record {
                                     lsn: Lsn(h.lsn + i as u64),
                                     payload: part.to_vec(),

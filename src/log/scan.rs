@@ -120,6 +120,12 @@ impl SegmentData {
         Ok(&self.window[start..start + len])
     }
 
+    /// Drops the bytes held, so the next read goes to the file again: a live writer may
+    /// have written more since they were read.
+    pub fn forget_window(&mut self) {
+        self.held = 0;
+    }
+
     /// The payload of a frame [`SegmentCursor::next_frame`] just returned (still in the
     /// window, so this reads nothing).
     pub fn payload(&mut self, frame: &FrameAt) -> Result<&[u8], WalError> {
@@ -204,6 +210,9 @@ pub struct SegmentCursor {
     max_record_bytes: u64,
     /// How the segment ended, once it has.
     pub end: Option<SegmentEnd>,
+    /// The offset at which damage followed by a later batch's frame was read again from
+    /// the file (at most once per offset; see [`SegmentCursor::next_frame`]).
+    reread_at: Option<usize>,
 }
 
 enum Decoded {
@@ -265,6 +274,7 @@ impl SegmentCursor {
             limit,
             max_record_bytes,
             end: None,
+            reread_at: None,
         }
     }
 
@@ -346,6 +356,15 @@ impl SegmentCursor {
                 Ok(Some(frame))
             }
             Decoded::Bad(reason) => {
+                if self.limit.is_none() && self.reread_at == Some(self.pos) {
+                    // Read again from the file (below) and still damaged, with a later
+                    // batch's frame known to follow: the search is not run twice.
+                    return Err(corrupt(
+                        seg,
+                        self.pos,
+                        format!("{reason}, followed by valid frames of a later write batch"),
+                    ));
+                }
                 let extent = (seg.nonzero_end(self.pos as u64)? - self.pos as u64) as usize;
                 match limit {
                     Some(_) if extent == 0 && at_limit => {
@@ -380,6 +399,17 @@ impl SegmentCursor {
                             self.next_lsn,
                             self.max_record_bytes,
                         )? {
+                            // A reader beside a live writer: the bytes here may have been
+                            // read (into the window) before the writer finished this batch,
+                            // and the later batch's frame after it finished. A later batch
+                            // is written only once this one is whole, so read here again,
+                            // from the file, once: still damaged, it is corruption (the
+                            // look-ahead is not repeated; its answer stands).
+                            if self.reread_at != Some(self.pos) {
+                                self.reread_at = Some(self.pos);
+                                seg.forget_window();
+                                return self.next_frame(seg);
+                            }
                             Err(corrupt(
                                 seg,
                                 self.pos,

@@ -1,38 +1,88 @@
-//! Taking appends and commits in: refuse (poisoned, shut down, too large), hold one while
-//! the queue is full, or assign LSNs and encode the frame into the gathering batch; and
-//! `Flush`, which parks a waiter for everything queued so far.
+//! Taking appends, commits and append batches in: refuse (poisoned, shut down, too large),
+//! hold one while the queue is full (a message is admitted whole or waits whole), or assign
+//! LSNs and encode its frames into the gathering batch (rolling to a new batch at
+//! `max_batch_bytes`); and
+//! `Flush` and `WaitDurable`, which park a waiter for everything queued so far or up to an
+//! LSN.
 
 use super::waiters::{LsnResponse, Resp, Waiter};
 use super::Queue;
 use crate::config::WhenFull;
 use crate::error::WalError;
+use crate::format::FRAME_HEADER_BYTES;
 use crate::health::AlertKind;
 use crate::log::batch::check_transaction;
-use crate::log::Batch;
+use crate::log::{Batch, Planner};
 use crate::lsn::Lsn;
-use crate::messages::{Append, AppendOptions, Commit, Durability, Flush, Notify};
+use crate::messages::{
+    Append, AppendBatch, AppendOptions, Commit, Durability, Flush, Notify, WaitDurable,
+};
 use crate::stats::WalMode;
 use actix::prelude::*;
 use std::time::Instant;
 
 /// What a message asks to append.
 pub(super) enum Entry {
+    /// `Append`: one record, one frame.
     Record(Vec<u8>),
+    /// `Commit`: one frame holding every entry (atomic).
     Txn(Vec<Vec<u8>>),
+    /// `AppendBatch`: one frame per record, across as many batches as it takes.
+    Records(Vec<Vec<u8>>),
 }
 
 impl Entry {
-    fn payload_bytes(&self) -> usize {
+    /// Bytes of frames it adds to the queue (what `max_queue_bytes` bounds).
+    fn frame_bytes(&self) -> usize {
+        match self {
+            Entry::Record(p) => FRAME_HEADER_BYTES + p.len(),
+            Entry::Txn(e) => FRAME_HEADER_BYTES + crate::format::frame::transaction_payload_len(e),
+            Entry::Records(r) => r.iter().map(|p| FRAME_HEADER_BYTES + p.len()).sum(),
+        }
+    }
+
+    /// Its largest frame payload (what `max_record_bytes` bounds).
+    fn largest_payload_bytes(&self) -> usize {
         match self {
             Entry::Record(p) => p.len(),
             Entry::Txn(e) => crate::format::frame::transaction_payload_len(e),
+            Entry::Records(r) => r.iter().map(Vec::len).max().unwrap_or(0),
         }
     }
 
     fn count(&self) -> usize {
         match self {
             Entry::Record(_) => 1,
-            Entry::Txn(e) => e.len(),
+            Entry::Txn(e) | Entry::Records(e) => e.len(),
+        }
+    }
+
+    /// Refuses what the log can never take, before anything is queued.
+    fn check(&self, max_record_bytes: u64, max_queue: (usize, usize)) -> Result<(), WalError> {
+        let payload = self.largest_payload_bytes() as u64;
+        if payload > max_record_bytes {
+            return Err(WalError::RecordTooLarge {
+                size_bytes: payload,
+                max_bytes: max_record_bytes,
+            });
+        }
+        match self {
+            Entry::Record(_) => Ok(()),
+            Entry::Txn(e) => check_transaction(e.len()),
+            Entry::Records(r) if r.is_empty() => Err(WalError::EmptyBatch),
+            Entry::Records(r) => {
+                let (max_bytes, max_records) = max_queue;
+                let bytes = self.frame_bytes();
+                if bytes > max_bytes || r.len() > max_records {
+                    return Err(WalError::BatchTooLarge {
+                        records: r.len(),
+                        bytes,
+                        max_records,
+                        max_bytes,
+                    });
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -61,19 +111,11 @@ impl Queue {
         if let Some(e) = self.refusal() {
             return LsnResponse(Resp::Ready(Err(e)));
         }
-        let payload = entry.payload_bytes() as u64;
-        if payload > self.cfg.max_record_bytes {
-            return LsnResponse(Resp::Ready(Err(WalError::RecordTooLarge {
-                size_bytes: payload,
-                max_bytes: self.cfg.max_record_bytes,
-            })));
+        let max_queue = (self.cfg.max_queue_bytes, self.cfg.max_queue_entries);
+        if let Err(err) = entry.check(self.cfg.max_record_bytes, max_queue) {
+            return LsnResponse(Resp::Ready(Err(err)));
         }
-        if let Entry::Txn(e) = &entry {
-            if let Err(err) = check_transaction(e.len()) {
-                return LsnResponse(Resp::Ready(Err(err)));
-            }
-        }
-        let frame = crate::format::FRAME_HEADER_BYTES + payload as usize;
+        let frame = entry.frame_bytes();
         if !self.has_room(frame, entry.count()) {
             if self.cfg.when_full == WhenFull::Fail {
                 // Start draining so that room comes back.
@@ -107,24 +149,21 @@ impl Queue {
         options: &AppendOptions,
         ctx: &mut Context<Self>,
     ) -> Result<Option<Lsn>, WalError> {
-        let frame = crate::format::FRAME_HEADER_BYTES + entry.payload_bytes();
-        let needs_new = match self.pending.back() {
-            None => true,
-            Some(b) => {
-                b.bytes() + frame > self.cfg.max_batch_bytes || self.requested_mode == WalMode::Sync
-            }
-        };
-        if needs_new {
-            let buf = self.spare.pop().unwrap_or_default();
-            self.pending
-                .push_back(Batch::with_buffer(&self.planner, buf));
-        }
-        let Some(batch) = self.pending.back_mut() else {
-            unreachable!("a batch was pushed just above if none was gathering")
-        };
+        let frame = entry.frame_bytes();
+        // The frames cannot fail to encode now: their sizes passed `Entry::check`.
         let lsn = match &entry {
-            Entry::Record(p) => batch.push_record(&mut self.planner, p)?,
-            Entry::Txn(e) => batch.push_transaction(&mut self.planner, e)?,
+            Entry::Record(p) => self.encode(frame, true, |b, planner| b.push_record(planner, p))?,
+            Entry::Txn(e) => {
+                self.encode(frame, true, |b, planner| b.push_transaction(planner, e))?
+            }
+            Entry::Records(records) => {
+                let first = Lsn(self.planner.next_lsn);
+                for (i, p) in records.iter().enumerate() {
+                    let frame = FRAME_HEADER_BYTES + p.len();
+                    self.encode(frame, i == 0, |b, planner| b.push_record(planner, p))?;
+                }
+                first
+            }
         };
         tracing::trace!(lsn = lsn.0, bytes = frame, "queued");
         self.queued_bytes += frame;
@@ -170,6 +209,32 @@ impl Queue {
         Ok(result)
     }
 
+    /// Encodes one frame of `frame` bytes with `push` into the gathering batch: a new batch
+    /// when the last would pass `max_batch_bytes`, or (synchronous mode) for each message.
+    fn encode(
+        &mut self,
+        frame: usize,
+        new_message: bool,
+        push: impl FnOnce(&mut Batch, &mut Planner) -> Result<Lsn, WalError>,
+    ) -> Result<Lsn, WalError> {
+        let needs_new = match self.pending.back() {
+            None => true,
+            Some(b) => {
+                b.bytes() + frame > self.cfg.max_batch_bytes
+                    || (new_message && self.requested_mode == WalMode::Sync)
+            }
+        };
+        if needs_new {
+            let buf = self.spare.pop().unwrap_or_default();
+            self.pending
+                .push_back(Batch::with_buffer(&self.planner, buf));
+        }
+        let Some(batch) = self.pending.back_mut() else {
+            unreachable!("a batch was pushed just above if none was gathering")
+        };
+        push(batch, &mut self.planner)
+    }
+
     /// Admits the append held while the queue was full, once there is room.
     pub(super) fn admit_stash(&mut self, ctx: &mut Context<Self>) {
         let Some(stashed) = self.stash.take() else {
@@ -183,7 +248,7 @@ impl Queue {
             self.stats.blocked_appends = 0;
             return;
         }
-        let frame = crate::format::FRAME_HEADER_BYTES + stashed.entry.payload_bytes();
+        let frame = stashed.entry.frame_bytes();
         if !self.has_room(frame, stashed.entry.count()) && self.wait_in_flight(ctx) {
             self.stash = Some(stashed);
             self.replies.borrow_mut().stash_tx = tx;
@@ -218,11 +283,36 @@ impl Handler<Append> for Queue {
     }
 }
 
+impl Handler<AppendBatch> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: AppendBatch, ctx: &mut Self::Context) -> LsnResponse {
+        self.submit(Entry::Records(msg.records), msg.options, ctx)
+    }
+}
+
 impl Handler<Commit> for Queue {
     type Result = LsnResponse;
 
     fn handle(&mut self, msg: Commit, ctx: &mut Self::Context) -> LsnResponse {
         self.submit(Entry::Txn(msg.entries), msg.options, ctx)
+    }
+}
+
+impl Queue {
+    /// Parks a waiter answered `reply` once every LSN below `end` is durable, and makes
+    /// the batches up to `end` due now.
+    fn park_until(&mut self, end: u64, reply: Lsn, ctx: &mut Context<Self>) -> LsnResponse {
+        let at = self.replies.borrow_mut().park(Waiter {
+            end,
+            reply,
+            since: None,
+            tx: None,
+            notify: None,
+        });
+        self.urgent_end = self.urgent_end.max(end);
+        self.kick(ctx);
+        LsnResponse(Resp::ParkAt(self.replies.clone(), at))
     }
 }
 
@@ -237,14 +327,32 @@ impl Handler<Flush> for Queue {
         if self.durable_end >= end {
             return LsnResponse(Resp::Ready(Ok(Lsn(end - 1))));
         }
-        self.replies.borrow_mut().waiters.push_back(Waiter {
-            end,
-            reply: Lsn(end - 1),
-            since: None,
-            tx: None,
-            notify: None,
-        });
-        self.kick_now(ctx);
-        LsnResponse(Resp::Park(self.replies.clone()))
+        self.park_until(end, Lsn(end - 1), ctx)
+    }
+}
+
+impl Handler<WaitDurable> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: WaitDurable, ctx: &mut Self::Context) -> LsnResponse {
+        let lsn = msg.0;
+        let end = lsn.0.saturating_add(1);
+        // Durable already (also on a poisoned or shut-down log: what is durable stays so).
+        if self.durable_end >= end {
+            return LsnResponse(Resp::Ready(Ok(lsn)));
+        }
+        if lsn.0 >= self.planner.next_lsn {
+            return LsnResponse(Resp::Ready(Err(WalError::LsnNotAssigned {
+                lsn,
+                next_lsn: Lsn(self.planner.next_lsn),
+            })));
+        }
+        if let Some(p) = &self.poisoned {
+            return LsnResponse(Resp::Ready(Err(p.clone())));
+        }
+        if self.dir.is_none() {
+            return LsnResponse(Resp::Ready(Err(WalError::ShutDown)));
+        }
+        self.park_until(end, lsn, ctx)
     }
 }

@@ -46,17 +46,33 @@ impl Waiter {
 /// reply sender right after the handler returns (so a parked caller costs no future).
 #[derive(Default)]
 pub(super) struct Replies {
+    /// In order of `end` (ties in arrival order): a written batch answers from the front,
+    /// a failed one from the back.
     pub(super) waiters: VecDeque<Waiter>,
     pub(super) stash_tx: Option<Tx>,
 }
 
-/// The response type of `Append`, `Commit` and `Flush`: either an answer now, or a slot
-/// to park actix's reply sender in until the LSN is durable.
+impl Replies {
+    /// Parks `w` in its place by `end` (after those with the same `end`); returns its
+    /// index, where [`Resp::ParkAt`] fills in the reply sender.
+    pub(super) fn park(&mut self, w: Waiter) -> usize {
+        let at = self.waiters.partition_point(|x| x.end <= w.end);
+        self.waiters.insert(at, w);
+        at
+    }
+}
+
+/// The response type of `Append`, `Commit`, `Flush` and `WaitDurable`: either an answer
+/// now, or a slot to park actix's reply sender in until the LSN is durable.
 pub struct LsnResponse(pub(super) Resp);
 
 pub(super) enum Resp {
     Ready(Result<Lsn, WalError>),
+    /// The waiter just pushed at the back (an append's `end` is the largest).
     Park(Rc<RefCell<Replies>>),
+    /// The waiter just parked at this index by [`Replies::park`] (the reply sender comes
+    /// right after the handler returns, before anything else can move it).
+    ParkAt(Rc<RefCell<Replies>>, usize),
     Stash(Rc<RefCell<Replies>>),
 }
 
@@ -73,6 +89,11 @@ where
             }
             Resp::Park(slots) => {
                 if let Some(w) = slots.borrow_mut().waiters.back_mut() {
+                    w.tx = tx;
+                }
+            }
+            Resp::ParkAt(slots, at) => {
+                if let Some(w) = slots.borrow_mut().waiters.get_mut(at) {
                     w.tx = tx;
                 }
             }
