@@ -269,3 +269,51 @@ async fn reads_under_load_return_exactly_the_acknowledged_payloads() {
     assert!(commits > 0);
     wal.shutdown().await.unwrap();
 }
+
+/// Reads racing checkpoints: every read returns the acknowledged payload or `NotFound`
+/// (its segment was removed before or during the read), never an I/O error.
+#[actix::test]
+async fn reads_racing_a_truncation_are_payloads_or_not_found() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = WalConfig::default().segment_size_bytes(32 * 1024);
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    let acked = Rc::new(fill(&wal, 3, 300).await);
+    let end = wal.flush().await.unwrap().0;
+    let readers: Vec<_> = (0..8u64)
+        .map(|r| {
+            let (wal, acked) = (wal.clone(), acked.clone());
+            actix::spawn(async move {
+                let (mut found, mut gone) = (0u64, 0u64);
+                for lsn in (1 + r..=end).step_by(8) {
+                    match wal.read(Lsn(lsn)).await {
+                        Ok(rec) => {
+                            assert_eq!(rec.payload, acked[&lsn].0, "LSN {lsn}");
+                            found += 1;
+                        }
+                        Err(WalError::NotFound { lsn: l }) => {
+                            assert_eq!(l, Lsn(lsn));
+                            gone += 1;
+                        }
+                        Err(e) => panic!("LSN {lsn}: {e}"),
+                    }
+                }
+                (found, gone)
+            })
+        })
+        .collect();
+    let mut removed = 0;
+    for cut in (1..end).step_by(40) {
+        removed += wal.truncate_before(Lsn(cut)).await.unwrap();
+        actix_rt::task::yield_now().await;
+    }
+    let (mut found, mut gone) = (0, 0);
+    for r in readers {
+        let (f, g) = r.await.unwrap();
+        found += f;
+        gone += g;
+    }
+    eprintln!("{found} found, {gone} truncated away, {removed} segments removed");
+    assert!(removed > 0);
+    assert_eq!(found + gone, end);
+    wal.shutdown().await.unwrap();
+}

@@ -15,8 +15,9 @@ use std::io;
 use std::ops::Range;
 use std::path::Path;
 
-/// The largest `max_bytes` a range read accepts: one call never holds more than about
-/// this (plus one record, and two index strides of frames being walked) in memory.
+/// The largest `max_bytes` a range read accepts. One call holds about twice its
+/// `max_bytes` at most: the span read (`max_bytes` plus two index strides, or the first
+/// record's frame if larger) and the records copied out of it.
 pub const MAX_READ_BYTES: usize = 64 << 20;
 
 /// Bytes a record counts against a range read's `max_bytes`: its payload and a frame
