@@ -317,3 +317,16 @@ async fn reads_racing_a_truncation_are_payloads_or_not_found() {
     assert_eq!(found + gone, end);
     wal.shutdown().await.unwrap();
 }
+
+/// A standalone log (its own actix `System` thread) reads from a tokio runtime too.
+#[tokio::test]
+async fn a_standalone_log_reads_from_tokio() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), WalConfig::default())
+        .await
+        .unwrap();
+    let lsn = wal.append(b"from tokio".to_vec()).await.unwrap();
+    assert_eq!(wal.read(lsn).await.unwrap().payload, b"from tokio");
+    not_found(wal.read(lsn + 1).await, lsn.0 + 1);
+    wal.shutdown().await.unwrap();
+}
