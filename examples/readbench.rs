@@ -65,10 +65,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::File::open(path)?.read_exact_at(&mut buf, *offset)?;
         h_open_pread.record(t.elapsed().as_nanos() as u64)?;
     }
+    // The hand-off alone: a read of an LSN the index does not hold goes to the pool and
+    // back without touching a file.
+    let mut h_hop = Histogram::<u64>::new(3)?;
+    for _ in 0..reads {
+        let t = Instant::now();
+        let r = wal.read(Lsn(last + 1_000_000)).await;
+        h_hop.record(t.elapsed().as_nanos() as u64)?;
+        std::hint::black_box(r.is_err());
+    }
     println!("{RECORDS} records of {PAYLOAD_BYTES} B; reads of the 100 most recent");
     line("Wal::read(lsn)", &h_read);
     line("bare pread, file open", &h_pread);
     line("bare open + pread", &h_open_pread);
+    line("Wal::read, absent LSN (pool hop)", &h_hop);
     println!(
         "read / bare pread (p50): {:.1}x",
         h_read.value_at_quantile(0.5) as f64 / h_pread.value_at_quantile(0.5).max(1) as f64
