@@ -215,6 +215,21 @@ pub enum WalError {
         /// The configured limit.
         max_bytes: u64,
     },
+    /// A read of an LSN the log does not hold: below its first LSN, removed by a
+    /// checkpoint (also when the removal raced the read), or not durable (never written,
+    /// or not yet fsynced).
+    #[error("LSN {lsn} is not in the log (below its first LSN, truncated away, or not durable)")]
+    NotFound {
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+    },
+    /// A range read refused before reading: a reversed range, or a `max_bytes` above
+    /// the most one read may hold. Nothing was read.
+    #[error("invalid read range: {reason}")]
+    InvalidReadRange {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl WalError {

@@ -10,6 +10,9 @@
 //! - Typed records: [`Append::encode`], [`Commit::encode`] and [`Record::decode`] go
 //!   through the [codec](format::codec) (bincode 2), which refuses at encode a value that
 //!   would not decode again.
+//! - Reads on the open log: [`Wal::read`] and [`Wal::read_range`] return durable records
+//!   by LSN through a sparse in-memory index ([`log::LogIndex`]), one `pread` each, on a
+//!   reader pool off the queue's thread.
 //! - The actors: the [`Queue`] assigns LSNs and gathers batches, the `Flusher` writes and
 //!   fsyncs them on its own thread, the `Supervisor` watches the flusher and switches the
 //!   log to synchronous degraded mode when it dies, and `Recovery` scans and replays the

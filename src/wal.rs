@@ -4,11 +4,14 @@
 //! Transaction actors can also send the messages to [`Wal::queue`] directly.
 
 use crate::actors::queue::{Queue, QueueSetup};
+use crate::actors::reader::{ReadLsns, Reader};
 use crate::actors::recovery::{Recover, Recovery};
 use crate::actors::supervisor::{RestartFlusher, SetQueue, StartFlusher, StopFlusher, Supervisor};
 use crate::config::WalConfig;
 use crate::error::WalError;
 use crate::health::{GetHealth, Health};
+use crate::log::read_at::MAX_READ_BYTES;
+use crate::log::Record;
 use crate::lsn::Lsn;
 use crate::messages::{
     Append, AppendBatch, Commit, Flush, GetStats, RecoveryReport, SetMode, Shutdown,
@@ -17,9 +20,10 @@ use crate::messages::{
 use crate::standalone::Standalone;
 use crate::stats::{WalMode, WalStats};
 use actix::prelude::*;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tracing::Instrument;
 
 /// A handle to an open log. Cheap to clone; every clone talks to the same actors.
@@ -33,6 +37,8 @@ pub struct Wal {
     queue: Addr<Queue>,
     supervisor: Addr<Supervisor>,
     report: Arc<RecoveryReport>,
+    /// The reader pool (`actors/reader.rs`): reads by LSN, off the queue's thread.
+    reader: Addr<Reader>,
     /// The log's own system thread, for a standalone log: stopped and joined by
     /// `shutdown` or when the last clone is dropped.
     standalone: Option<Arc<Standalone>>,
@@ -95,6 +101,8 @@ impl Wal {
         .start();
         let recovered = recovery.send(Recover).await.map_err(closed)??;
         drop(recovery);
+        let index = Arc::new(RwLock::new(recovered.index));
+        let reader = Reader::start_pool(cfg.storage.clone(), dir.clone(), index.clone());
         let current = Arc::new(AtomicU64::new(0));
         let supervisor = Supervisor::new(cfg.clone(), dir.clone(), current.clone()).start();
         let flusher = supervisor.send(StartFlusher).await.map_err(closed)?;
@@ -106,6 +114,7 @@ impl Wal {
             current_generation: current,
             supervisor: supervisor.clone().recipient(),
             stop_supervisor: supervisor.clone().recipient(),
+            index,
         })
         .start();
         supervisor
@@ -122,6 +131,7 @@ impl Wal {
             queue,
             supervisor,
             report: Arc::new(recovered.report),
+            reader,
             standalone: None,
         })
     }
@@ -232,5 +242,54 @@ impl Wal {
         }
         .instrument(span)
         .await
+    }
+
+    /// Reads the durable record `lsn` (a record, or one entry of a transaction, with its
+    /// [`TxnPosition`](crate::TxnPosition)). Served by the read index and one positional
+    /// read on the reader pool, never on the queue's thread.
+    ///
+    /// [`WalError::NotFound`] when `lsn` is below the log's first LSN, was removed by
+    /// [`Wal::truncate_before`] (also when the removal races this read), or is not durable
+    /// (at or past the durable end: never written, or not yet fsynced).
+    pub async fn read(&self, lsn: Lsn) -> Result<Record, WalError> {
+        let mut records = self.read_lsns(lsn.0..lsn.0.saturating_add(1), 0).await?;
+        records.pop().ok_or(WalError::NotFound { lsn })
+    }
+
+    /// Reads the durable records with LSNs in `lsns`, in order: a **prefix** of the range.
+    /// It stops at the durable end, and before a record that would take the payloads (each
+    /// counted with 24 bytes more, so many empty records are bounded too) past
+    /// `max_bytes`; it always returns at least one record for a non-empty range. Ask again
+    /// from the LSN after the last one returned for the rest.
+    ///
+    /// `lsns.start` must be readable ([`WalError::NotFound`] otherwise, as in
+    /// [`Wal::read`]); an empty range gives no records. A reversed range, or a `max_bytes`
+    /// above 64 MiB ([`MAX_READ_BYTES`]), is [`WalError::InvalidReadRange`].
+    pub async fn read_range(
+        &self,
+        lsns: Range<Lsn>,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, WalError> {
+        if lsns.start > lsns.end {
+            return Err(WalError::InvalidReadRange {
+                reason: format!("reversed range {}..{}", lsns.start, lsns.end),
+            });
+        }
+        if max_bytes > MAX_READ_BYTES {
+            return Err(WalError::InvalidReadRange {
+                reason: format!("max_bytes {max_bytes} above {MAX_READ_BYTES}"),
+            });
+        }
+        if lsns.start == lsns.end {
+            return Ok(Vec::new());
+        }
+        self.read_lsns(lsns.start.0..lsns.end.0, max_bytes).await
+    }
+
+    async fn read_lsns(&self, lsns: Range<u64>, max_bytes: usize) -> Result<Vec<Record>, WalError> {
+        self.reader
+            .send(ReadLsns { lsns, max_bytes })
+            .await
+            .map_err(closed)?
     }
 }

@@ -4,5 +4,6 @@
 
 pub mod flusher;
 pub mod queue;
+pub mod reader;
 pub mod recovery;
 pub mod supervisor;

@@ -3,7 +3,7 @@
 //! application's `Recipient<Replayed>` before the log takes new appends.
 
 use crate::error::WalError;
-use crate::log::{open_log, LogDir, LogOptions, LogReader, Planner, Record};
+use crate::log::{open_log, LogDir, LogIndex, LogOptions, LogReader, Planner, Record};
 use crate::messages::{RecoveryReport, Replayed};
 use actix::prelude::*;
 use std::path::PathBuf;
@@ -24,6 +24,8 @@ pub(crate) struct Recovered {
     pub planner: Planner,
     /// What recovery did.
     pub report: RecoveryReport,
+    /// The read index built during the scan.
+    pub index: LogIndex,
 }
 
 impl Message for Recover {
@@ -79,16 +81,17 @@ impl Handler<Recover> for Recovery {
             let started = Instant::now();
             let p = path.clone();
             let o = opts.clone();
-            let (dir, planner, outcome) = actix_rt::task::spawn_blocking(move || open_log(&p, &o))
+            let (dir, planner, mut outcome) = actix_rt::task::spawn_blocking(move || open_log(&p, &o))
                 .await
                 .map_err(|e| WalError::io("recovery", &path, std::io::Error::other(e.to_string())))??;
+            let index = std::mem::take(&mut outcome.index);
             let mut report = RecoveryReport::from_outcome(&outcome);
             if let Some(to) = replay_to {
                 report.replayed = replay(&path, &opts, to, chunk, report.records).await?;
             }
             report.duration = started.elapsed();
             tracing::debug!(records = report.records, bytes_cut = report.bytes_cut, next_lsn = %report.next_lsn, ms = report.duration.as_millis() as u64, "recovered");
-            Ok(Recovered { dir, planner, report })
+            Ok(Recovered { dir, planner, report, index })
         }
             .instrument(span),
         )

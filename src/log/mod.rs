@@ -3,8 +3,10 @@
 
 pub mod batch;
 pub mod dir;
+pub mod index;
 pub mod meta;
 pub mod options;
+pub mod read_at;
 pub mod reader;
 pub mod recovery;
 pub mod scan;
@@ -15,6 +17,7 @@ pub mod writer;
 
 pub use batch::{Batch, Chunk, Planner};
 pub use dir::LogDir;
+pub use index::{LogIndex, SharedIndex};
 pub use options::LogOptions;
 pub use reader::{LogReader, Record, TxnPosition};
 pub use recovery::{RecoveryOptions, RecoveryOutcome, RecoveryPolicy};

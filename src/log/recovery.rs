@@ -2,6 +2,7 @@
 //! corruption, and say where the log goes on. Each policy is one branch, here.
 
 use super::dir::LogDir;
+use super::index::LogIndex;
 use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
 use super::segment::{create_segment_with, read_header, SegmentFile};
 use crate::error::WalError;
@@ -64,6 +65,9 @@ pub struct RecoveryOutcome {
     pub removed: Vec<PathBuf>,
     /// Under `SkipToLastGood`, the damage that was skipped.
     pub salvaged_from: Option<WalError>,
+    /// The sparse read index of the recovered log, built during the scan (see
+    /// [`LogIndex`]): every intact record up to `next_lsn`, readable from `first_lsn`.
+    pub index: LogIndex,
 }
 
 impl LogDir {
@@ -167,6 +171,11 @@ impl LogDir {
         if poisoned_before && self.poison_marker() {
             self.clear_poison_marker()?;
         }
+        // Nothing at or past where the log goes on is readable (a salvage cut it away).
+        out.index.cut(out.next_lsn.0);
+        out.index
+            .set_first_lsn(out.first_lsn.map_or(out.next_lsn.0, |l| l.0));
+        out.index.set_durable_end(out.next_lsn.0);
         out.segments = self.list()?.0.len();
         if out.records > 0 {
             out.last_lsn = Some(Lsn(out.next_lsn.0 - 1));
@@ -218,6 +227,14 @@ impl LogDir {
                         out.first_lsn = Some(Lsn(frame.header.lsn));
                     }
                     out.records += u64::from(frame.header.count);
+                    let h = frame.header;
+                    out.index.note_frame(
+                        file.first_lsn,
+                        h.lsn,
+                        u64::from(h.count),
+                        frame.offset as u64,
+                        h.frame_bytes() as u64,
+                    );
                     if let Some(h) = frames_crc.as_mut() {
                         // Still in the window: this reads nothing.
                         let bytes = seg

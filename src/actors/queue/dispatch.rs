@@ -256,6 +256,7 @@ impl Queue {
     pub(super) fn on_written(&mut self, batch: Arc<Batch>, took: Duration) -> usize {
         self.sync_failures_in_row = 0;
         self.durable_end = batch.end_lsn;
+        self.index_written(&batch);
         self.written_segment = batch
             .chunks
             .last()

@@ -47,6 +47,7 @@ impl Queue {
         self.queued_entries = 0;
         self.planner = batch.start;
         self.urgent_end = 0;
+        self.index_cut(batch.first_lsn);
     }
 
     /// An fsync failed: never fsync that file again. Write the batch, from our own copy,

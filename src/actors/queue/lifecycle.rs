@@ -25,6 +25,7 @@ impl Queue {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         };
+        self.index_close();
         // Release the lock file: the log can be opened again at once.
         self.dir = None;
         self.flusher = None;
@@ -88,6 +89,7 @@ impl Handler<TruncateBefore> for Queue {
         // Only records already durable may be checkpointed away.
         let below = Lsn(msg.0 .0.min(self.durable_end));
         let removed = dir.truncate_before(below)?;
+        self.index_truncated(&removed);
         if let Some(first_lsn) = self.written_segment {
             let written = dir.path().join(crate::log::segment_name(first_lsn));
             if removed.contains(&written) {

@@ -20,6 +20,7 @@ mod dispatch;
 mod failure;
 mod lifecycle;
 mod observe;
+mod reads;
 mod waiters;
 
 pub(crate) use failure::{AttachFlusher, EnterDegraded};
@@ -29,7 +30,7 @@ use crate::actors::supervisor::{FlusherDied, StopFlusher};
 use crate::config::WalConfig;
 use crate::error::WalError;
 use crate::health::Alerts;
-use crate::log::{Batch, LogDir, Planner, SegmentWriter};
+use crate::log::{Batch, LogDir, Planner, SegmentWriter, SharedIndex};
 use crate::metrics::Metrics;
 use crate::stats::{WalMode, WalStats};
 use actix::prelude::*;
@@ -93,6 +94,9 @@ pub struct Queue {
     /// of trailing it (without this, closed-loop committers split into two cohorts that
     /// each wait two fsyncs).
     holding: bool,
+    /// The read index, shared with the reader pool: updated here when a batch is
+    /// durable, a write is cut back or a checkpoint removes segments (`reads.rs`).
+    index: SharedIndex,
 }
 
 impl std::fmt::Debug for Queue {
@@ -119,6 +123,8 @@ pub(crate) struct QueueSetup {
     pub supervisor: Recipient<FlusherDied>,
     /// The supervisor again, to stop the flusher when the queue stops.
     pub stop_supervisor: Recipient<StopFlusher>,
+    /// The read index recovery built, shared with the reader pool.
+    pub index: SharedIndex,
 }
 
 impl Queue {
@@ -132,6 +138,7 @@ impl Queue {
             current_generation,
             supervisor,
             stop_supervisor,
+            index,
         } = setup;
         let local_writer = SegmentWriter::new(
             cfg.storage.clone(),
@@ -176,6 +183,7 @@ impl Queue {
             disk_bytes: 0,
             written_segment: Some(planner.segment_first_lsn),
             holding: false,
+            index,
             cfg,
         }
     }

@@ -1,0 +1,79 @@
+//! Keeping the read index (`log/index.rs`) in step with the log: the frames of each
+//! durable batch are noted (sparsely), a rewrite or a failed write cuts it back, a
+//! checkpoint makes it forget removed segments, and shutdown closes it. The reads
+//! themselves run on the reader pool (`actors/reader.rs`), never here.
+
+use super::Queue;
+use crate::format::{FrameHeader, FRAME_HEADER_BYTES};
+use crate::log::{Batch, LogIndex};
+use std::path::PathBuf;
+use std::sync::RwLockWriteGuard;
+
+impl Queue {
+    fn index_mut(&self) -> RwLockWriteGuard<'_, LogIndex> {
+        // A poisoned lock means a reader panicked holding it; readers never write, so the
+        // index is whole.
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes the frames of a batch that is now durable: walks its frame headers chunk by
+    /// chunk (one entry per stride is kept), then moves the durable end. A rewrite first
+    /// cuts away what the index held from the batch's first LSN (nothing durable, but the
+    /// segment it replaces goes).
+    pub(super) fn index_written(&self, batch: &Batch) {
+        let mut idx = self.index_mut();
+        if batch.rewrite {
+            idx.cut(batch.first_lsn);
+        }
+        for c in &batch.chunks {
+            let mut pos = c.start;
+            while pos + FRAME_HEADER_BYTES <= c.end {
+                let hdr: Option<&[u8; FRAME_HEADER_BYTES]> =
+                    batch.buf[pos..pos + FRAME_HEADER_BYTES].try_into().ok();
+                // The queue encoded these frames itself: they parse.
+                let Some(h) = hdr.and_then(FrameHeader::parse) else {
+                    debug_assert!(false, "a batch frame that does not parse");
+                    break;
+                };
+                let offset = c.offset + (pos - c.start) as u64;
+                let bytes = h.frame_bytes();
+                idx.note_frame(
+                    c.segment_first_lsn,
+                    h.lsn,
+                    u64::from(h.count),
+                    offset,
+                    bytes as u64,
+                );
+                pos += bytes;
+            }
+        }
+        idx.set_durable_end(batch.end_lsn);
+    }
+
+    /// A write was cut back at `lsn`: nothing from there on is readable.
+    pub(super) fn index_cut(&self, lsn: u64) {
+        self.index_mut().cut(lsn);
+    }
+
+    /// A checkpoint removed `removed`: the index forgets those segments, and the log's
+    /// first readable LSN becomes the first segment kept.
+    pub(super) fn index_truncated(&self, removed: &[PathBuf]) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let mut idx = self.index_mut();
+        let gone = |first: u64| removed.contains(&dir.path().join(crate::log::segment_name(first)));
+        let first_kept = idx
+            .segment_first_lsns()
+            .find(|&f| !gone(f))
+            .unwrap_or(idx.durable_end());
+        if idx.segment_first_lsns().next().is_some_and(gone) {
+            idx.forget_before(first_kept);
+        }
+    }
+
+    /// The log shut down: reads get `ShutDown`.
+    pub(super) fn index_close(&self) {
+        self.index_mut().close();
+    }
+}
