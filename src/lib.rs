@@ -68,6 +68,7 @@ mod actors;
 pub mod config;
 mod config_builder;
 pub mod error;
+#[cfg(feature = "failpoints")]
 mod failpoint;
 pub mod format;
 mod health;
