@@ -91,6 +91,7 @@ impl Wal {
             cfg.replay_chunk_records,
             cfg.max_queue_bytes,
         )
+        .starting(cfg.first_lsn, cfg.replay_from)
         .start();
         let recovered = recovery.send(Recover).await.map_err(closed)??;
         drop(recovery);

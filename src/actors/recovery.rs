@@ -3,7 +3,7 @@
 //! application's `Recipient<Replayed>` before the log takes new appends.
 
 use crate::error::WalError;
-use crate::log::{open_log, LogDir, LogOptions, LogReader, Planner, Record};
+use crate::log::{open_log_from, LogDir, LogOptions, LogReader, Planner, Record};
 use crate::messages::{RecoveryReport, Replayed};
 use actix::prelude::*;
 use std::path::PathBuf;
@@ -37,9 +37,21 @@ pub(crate) struct Recovery {
     opts: LogOptions,
     replay_to: Option<Recipient<Replayed>>,
     chunk: ChunkBounds,
+    /// Where a new log starts (`WalConfig::first_lsn`).
+    first_lsn: u64,
+    /// Replay starts here, if later than the log's first LSN (`WalConfig::replay_from`).
+    replay_from: Option<crate::lsn::Lsn>,
 }
 
 impl Recovery {
+    /// Sets where a new log starts and where replay starts (see `WalConfig::first_lsn`
+    /// and `WalConfig::replay_from`).
+    pub fn starting(mut self, first_lsn: u64, replay_from: Option<crate::lsn::Lsn>) -> Recovery {
+        self.first_lsn = first_lsn;
+        self.replay_from = replay_from;
+        self
+    }
+
     /// A recovery of the log in `path`; replay chunks hold at most `chunk_records` records
     /// and `chunk_bytes` bytes of payload (see [`Replayed`]).
     pub fn new(
@@ -57,6 +69,8 @@ impl Recovery {
                 records: chunk_records.max(1),
                 bytes: chunk_bytes.max(1),
             },
+            first_lsn: 1,
+            replay_from: None,
         }
     }
 }
@@ -73,13 +87,14 @@ impl Handler<Recover> for Recovery {
         let opts = self.opts.clone();
         let replay_to = self.replay_to.clone();
         let chunk = self.chunk;
+        let first_lsn = self.first_lsn;
         let span = tracing::debug_span!("recovery", dir = %path.display());
         Box::pin(
             async move {
             let started = Instant::now();
             let p = path.clone();
             let o = opts.clone();
-            let (dir, planner, outcome) = actix_rt::task::spawn_blocking(move || open_log(&p, &o))
+            let (dir, planner, outcome) = actix_rt::task::spawn_blocking(move || open_log_from(&p, &o, first_lsn))
                 .await
                 .map_err(|e| WalError::io("recovery", &path, std::io::Error::other(e.to_string())))??;
             let mut report = RecoveryReport::from_outcome(&outcome);

@@ -64,6 +64,26 @@ pub struct RecoveryOutcome {
     pub removed: Vec<PathBuf>,
     /// Under `SkipToLastGood`, the damage that was skipped.
     pub salvaged_from: Option<WalError>,
+    /// The log's first LSN as persisted in `META` (the checkpoint; for a new log,
+    /// `first_lsn` of the options once `open_log` has created it). Records below it are
+    /// not counted, replayed or read, even where their segment is kept.
+    pub start_lsn: Lsn,
+    /// The application's metadata slot found in `META` (`Wal::meta`).
+    pub meta: Option<Vec<u8>>,
+}
+
+impl RecoveryOutcome {
+    /// Counts a frame's records at or above the log's first LSN.
+    fn saw_frame(&mut self, lsn: u64, count: u16) {
+        let end = lsn.saturating_add(u64::from(count));
+        let from = lsn.max(self.start_lsn.0);
+        if end > from {
+            if self.first_lsn.is_none() {
+                self.first_lsn = Some(Lsn(from));
+            }
+            self.records += end - from;
+        }
+    }
 }
 
 impl LogDir {
@@ -84,9 +104,11 @@ impl LogDir {
                 .map_err(|e| WalError::io("remove", &tmp, e))?;
             out.removed.push(tmp);
         }
+        self.remove_meta_leftover(&mut out)?;
         if !out.removed.is_empty() {
             self.sync()?;
         }
+        let found_meta = self.load_meta(&segments, &mut out)?;
         let poisoned_before = self.poison_marker();
         if poisoned_before {
             // What the directory shows now is what the log becomes.
@@ -167,6 +189,7 @@ impl LogDir {
         if poisoned_before && self.poison_marker() {
             self.clear_poison_marker()?;
         }
+        self.settle_meta(found_meta, opts, &mut out)?;
         out.segments = self.list()?.0.len();
         if out.records > 0 {
             out.last_lsn = Some(Lsn(out.next_lsn.0 - 1));
@@ -214,10 +237,7 @@ impl LogDir {
             };
             match cursor.next_frame(&mut seg) {
                 Ok(Some(frame)) => {
-                    if out.first_lsn.is_none() {
-                        out.first_lsn = Some(Lsn(frame.header.lsn));
-                    }
-                    out.records += u64::from(frame.header.count);
+                    out.saw_frame(frame.header.lsn, frame.header.count);
                     if let Some(h) = frames_crc.as_mut() {
                         // Still in the window: this reads nothing.
                         let bytes = seg
