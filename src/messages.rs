@@ -255,3 +255,10 @@ impl RecoveryReport {
         }
     }
 }
+
+/// Replace the application's metadata slot (see `Wal::set_meta`): at most
+/// `WalConfig::max_meta_bytes` bytes, else [`WalError::MetaTooLarge`] and nothing changes.
+/// Answers once the new value is durable.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), WalError>")]
+pub struct SetMeta(pub Vec<u8>);

@@ -74,3 +74,57 @@ fn an_old_log_without_meta_gets_one_at_open() {
     let last_segment = *segments(d.path()).last().unwrap();
     assert_eq!(meta.newest_lsn, last_segment);
 }
+
+#[actix::test]
+async fn set_meta_is_durable_read_back_and_found_at_open() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    assert_eq!(wal.meta(), None);
+    wal.set_meta(b"vote 1".to_vec()).await.unwrap();
+    assert_eq!(wal.meta().as_deref(), Some(&b"vote 1"[..]));
+    wal.append(b"a".to_vec()).await.unwrap();
+    wal.set_meta(Vec::new()).await.unwrap();
+    assert_eq!(wal.meta().as_deref(), Some(&b""[..]), "empty is not none");
+    wal.set_meta(b"vote 2".to_vec()).await.unwrap();
+    // Through the message as well.
+    wal.queue()
+        .send(SetMeta(b"vote 3".to_vec()))
+        .await
+        .unwrap()
+        .unwrap();
+    wal.truncate_before(Lsn(2)).await.unwrap();
+    wal.shutdown().await.unwrap();
+
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    assert_eq!(
+        wal.recovery_report().meta.as_deref(),
+        Some(&b"vote 3"[..]),
+        "kept across reopen and truncation"
+    );
+    assert_eq!(wal.meta().as_deref(), Some(&b"vote 3"[..]));
+    wal.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn meta_over_the_bound_is_refused_and_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = WalConfig::default().max_meta_bytes(8);
+    let wal = Wal::open(d.path(), cfg.clone()).await.unwrap();
+    wal.set_meta(vec![1; 8]).await.unwrap();
+    let before = std::fs::read(d.path().join("META")).unwrap();
+    match wal.set_meta(vec![2; 9]).await {
+        Err(WalError::MetaTooLarge {
+            size_bytes: 9,
+            max_bytes: 8,
+        }) => {}
+        other => panic!("expected MetaTooLarge, got {other:?}"),
+    }
+    assert_eq!(wal.meta(), Some(vec![1; 8]));
+    assert_eq!(std::fs::read(d.path().join("META")).unwrap(), before);
+    // The default bound is 64 KiB.
+    assert_eq!(WalConfig::default().max_meta_bytes, 64 << 10);
+    wal.shutdown().await.unwrap();
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    assert_eq!(wal.recovery_report().meta, Some(vec![1; 8]));
+    wal.shutdown().await.unwrap();
+}
