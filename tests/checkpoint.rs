@@ -3,9 +3,11 @@
 //! `truncate_before` (reported, honoured by replay and `LogReader`), `replay_from`, and a
 //! lost newest segment reported as corruption.
 
-use actix_wal::log::{read_meta, LogOptions, LogWriter};
+use actix::prelude::*;
+use actix_wal::log::{read_meta, LogOptions, LogReader, LogWriter};
 use actix_wal::*;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 fn segments(dir: &Path) -> Vec<u64> {
     let mut v: Vec<u64> = std::fs::read_dir(dir)
@@ -17,6 +19,94 @@ fn segments(dir: &Path) -> Vec<u64> {
         .collect();
     v.sort();
     v
+}
+
+fn reader_lsns(dir: &Path) -> Vec<u64> {
+    LogReader::open(dir)
+        .unwrap()
+        .map(|r| u64::from(r.unwrap().lsn))
+        .collect()
+}
+
+/// Collects the LSNs replayed at open.
+#[derive(Default)]
+struct Collector(Arc<Mutex<Vec<u64>>>);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Replayed> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: Replayed, _: &mut Self::Context) {
+        let mut seen = self.0.lock().unwrap();
+        seen.extend(msg.records.iter().map(|r| u64::from(r.lsn)));
+    }
+}
+
+/// Opens the log with a replay recipient; returns the handle and the LSNs replayed.
+async fn open_replaying(dir: &Path, cfg: WalConfig) -> (Wal, Vec<u64>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let to = Collector(seen.clone()).start().recipient();
+    let wal = Wal::open(
+        dir,
+        WalConfig {
+            replay_to: Some(to),
+            ..cfg
+        },
+    )
+    .await
+    .unwrap();
+    let lsns = seen.lock().unwrap().clone();
+    (wal, lsns)
+}
+
+fn small() -> WalConfig {
+    WalConfig::default()
+        .segment_size_bytes(4096)
+        .max_record_bytes(256)
+        .preallocate(false)
+}
+
+#[actix::test]
+async fn truncate_before_persists_the_start_inside_a_kept_segment() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    assert_eq!(wal.stats().await.unwrap().first_lsn, Lsn(1));
+    for i in 0..300u32 {
+        wal.append(vec![i as u8; 60]).await.unwrap();
+    }
+    let segs = segments(d.path());
+    assert!(segs.len() > 4, "{segs:?}");
+    // An LSN inside a segment, not at its start: that segment is kept.
+    let mid = segs[3] + 2;
+    assert!(mid < segs[4]);
+    assert_eq!(wal.truncate_before(Lsn(mid)).await.unwrap(), 3);
+    assert_eq!(segments(d.path())[0], segs[3]);
+    assert_eq!(wal.stats().await.unwrap().first_lsn, Lsn(mid));
+    // A lower checkpoint never moves the start back.
+    wal.truncate_before(Lsn(mid - 1)).await.unwrap();
+    assert_eq!(wal.stats().await.unwrap().first_lsn, Lsn(mid));
+    wal.shutdown().await.unwrap();
+
+    // Offline: the reader starts at the checkpoint.
+    assert_eq!(reader_lsns(d.path()), (mid..=300).collect::<Vec<_>>());
+    // At open: reported, and replay starts there.
+    let (wal, replayed) = open_replaying(d.path(), small()).await;
+    assert_eq!(wal.recovery_report().first_lsn, Lsn(mid));
+    assert_eq!(wal.recovery_report().records, 301 - mid);
+    assert_eq!(replayed, (mid..=300).collect::<Vec<_>>());
+    assert_eq!(wal.stats().await.unwrap().first_lsn, Lsn(mid));
+    wal.shutdown().await.unwrap();
+
+    // replay_from starts replay later still (and never earlier than the checkpoint).
+    let (wal, replayed) = open_replaying(d.path(), small().replay_from(Lsn(250))).await;
+    assert_eq!(replayed, (250..=300).collect::<Vec<_>>());
+    wal.shutdown().await.unwrap();
+    let (wal, replayed) = open_replaying(d.path(), small().replay_from(Lsn(2))).await;
+    assert_eq!(replayed, (mid..=300).collect::<Vec<_>>());
+    assert_eq!(wal.append(b"next".to_vec()).await.unwrap(), Lsn(301));
+    wal.shutdown().await.unwrap();
 }
 
 #[actix::test]
@@ -126,5 +216,33 @@ async fn meta_over_the_bound_is_refused_and_changes_nothing() {
     wal.shutdown().await.unwrap();
     let wal = Wal::open(d.path(), cfg).await.unwrap();
     assert_eq!(wal.recovery_report().meta, Some(vec![1; 8]));
+    wal.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn a_checkpoint_inside_a_transaction_keeps_it_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    wal.append(b"one".to_vec()).await.unwrap();
+    let first = wal
+        .commit(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
+        .await
+        .unwrap();
+    assert_eq!(first, Lsn(2));
+    wal.append(b"five".to_vec()).await.unwrap();
+    wal.truncate_before(Lsn(3)).await.unwrap();
+    wal.shutdown().await.unwrap();
+    // Record 1 is hidden; the transaction 2..=4 that reaches the checkpoint comes whole.
+    assert_eq!(reader_lsns(d.path()), [2, 3, 4, 5]);
+    let (wal, replayed) = open_replaying(d.path(), WalConfig::default()).await;
+    assert_eq!(replayed, [2, 3, 4, 5]);
+    assert_eq!(wal.recovery_report().first_lsn, Lsn(3));
+    wal.shutdown().await.unwrap();
+    let (wal, replayed) = open_replaying(d.path(), WalConfig::default().replay_from(Lsn(4))).await;
+    assert_eq!(
+        replayed,
+        [2, 3, 4, 5],
+        "replay_from inside it keeps it whole too"
+    );
     wal.shutdown().await.unwrap();
 }

@@ -88,6 +88,7 @@ impl Handler<Recover> for Recovery {
         let replay_to = self.replay_to.clone();
         let chunk = self.chunk;
         let first_lsn = self.first_lsn;
+        let replay_from = self.replay_from.map_or(0, |l| l.0);
         let span = tracing::debug_span!("recovery", dir = %path.display());
         Box::pin(
             async move {
@@ -99,7 +100,7 @@ impl Handler<Recover> for Recovery {
                 .map_err(|e| WalError::io("recovery", &path, std::io::Error::other(e.to_string())))??;
             let mut report = RecoveryReport::from_outcome(&outcome);
             if let Some(to) = replay_to {
-                report.replayed = replay(&path, &opts, to, chunk, report.records).await?;
+                report.replayed = replay(&path, &opts, to, chunk, report.records, replay_from).await?;
             }
             report.duration = started.elapsed();
             tracing::debug!(records = report.records, bytes_cut = report.bytes_cut, next_lsn = %report.next_lsn, ms = report.duration.as_millis() as u64, "recovered");
@@ -124,18 +125,23 @@ struct ChunkBounds {
 /// records always arrive in one chunk. Any failure of the reader, a panic included, is an
 /// error, and so is a count of records that differs from what recovery found: an
 /// application rebuilding its state from replay must never start from less without knowing.
+/// Records below the log's first LSN are never read (the reader honours `META`), and those
+/// below `from` (`WalConfig::replay_from`) are read, counted and not sent.
 async fn replay(
     path: &std::path::Path,
     opts: &LogOptions,
     to: Recipient<Replayed>,
     bounds: ChunkBounds,
     expected: u64,
+    from: u64,
 ) -> Result<u64, WalError> {
     let fail = |what: String| WalError::io("replay", path, std::io::Error::other(what));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>, WalError>>(2);
     let p = path.to_path_buf();
     let storage = opts.storage.clone();
     let max = opts.max_record_bytes;
+    let skipped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let skipped_in = skipped.clone();
     let reader = actix_rt::task::spawn_blocking(move || {
         let records = match LogReader::open_with(&p, storage, max) {
             Ok(r) => r,
@@ -152,6 +158,10 @@ async fn replay(
             #[cfg(feature = "failpoints")]
             fail::fail_point!("replay::read");
             match r {
+                // A transaction that reaches `from` is replayed whole.
+                Ok(rec) if rec.frame_last_lsn() < from => {
+                    skipped_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(rec) => {
                     let inside_txn = rec.txn.is_some_and(|t| t.index + 1 < t.count);
                     bytes = bytes.saturating_add(rec.payload.len());
@@ -185,9 +195,10 @@ async fn replay(
     reader
         .await
         .map_err(|e| fail(format!("replay reader failed: {e}")))?;
-    if sent != expected {
+    let skipped = skipped.load(std::sync::atomic::Ordering::Relaxed);
+    if sent + skipped != expected {
         return Err(fail(format!(
-            "replayed {sent} records but recovery found {expected}"
+            "replayed {sent} records (and skipped {skipped} below replay_from) but recovery found {expected}"
         )));
     }
     Ok(sent)

@@ -73,15 +73,15 @@ pub struct RecoveryOutcome {
 }
 
 impl RecoveryOutcome {
-    /// Counts a frame's records at or above the log's first LSN.
+    /// Counts a frame's records unless they all lie below the log's first LSN (a
+    /// transaction that reaches it counts whole: transactions are never split).
     fn saw_frame(&mut self, lsn: u64, count: u16) {
         let end = lsn.saturating_add(u64::from(count));
-        let from = lsn.max(self.start_lsn.0);
-        if end > from {
+        if end > self.start_lsn.0 {
             if self.first_lsn.is_none() {
-                self.first_lsn = Some(Lsn(from));
+                self.first_lsn = Some(Lsn(lsn));
             }
-            self.records += end - from;
+            self.records += u64::from(count);
         }
     }
 }
