@@ -98,7 +98,9 @@ impl Wal {
         let recovered = recovery.send(Recover).await.map_err(closed)??;
         drop(recovery);
         let current = Arc::new(AtomicU64::new(0));
-        let supervisor = Supervisor::new(cfg.clone(), dir.clone(), current.clone()).start();
+        let supervisor = Supervisor::new(cfg.clone(), dir.clone(), current.clone())
+            .with_meta(recovered.dir.meta().clone())
+            .start();
         let flusher = supervisor.send(StartFlusher).await.map_err(closed)?;
         let meta = recovered.dir.meta().clone();
         let queue = Queue::new(QueueSetup {

@@ -246,3 +246,87 @@ async fn a_checkpoint_inside_a_transaction_keeps_it_whole() {
     );
     wal.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn meta_is_replaced_once_per_segment_and_a_lost_newest_segment_is_corruption() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    // One durable append at a time: one batch (one fsync) each.
+    for i in 0..300u32 {
+        wal.append(vec![i as u8; 60]).await.unwrap();
+    }
+    let stats = wal.stats().await.unwrap();
+    wal.shutdown().await.unwrap();
+    let segs = segments(d.path());
+    let meta = read_meta(&actix_wal::storage::FsStorage, d.path())
+        .unwrap()
+        .unwrap();
+    println!(
+        "{} batches over {} segments: {} META replaces",
+        stats.flushes,
+        segs.len(),
+        meta.seq
+    );
+    assert!(stats.flushes >= 300, "{}", stats.flushes);
+    // The new log's replace, then one per segment (its first batch raises N).
+    assert_eq!(meta.seq, 1 + segs.len() as u64);
+    assert_eq!(meta.newest_lsn, *segs.last().unwrap());
+
+    // The log ends cleanly without its newest segment: corruption, not reused LSNs.
+    let newest = d
+        .path()
+        .join(actix_wal::log::segment_name(*segs.last().unwrap()));
+    std::fs::remove_file(&newest).unwrap();
+    match Wal::open(d.path(), small()).await {
+        Err(e) => {
+            assert!(e.is_corruption(), "{e}");
+            assert!(e.to_string().contains("lost newest segment"), "{e}");
+        }
+        Ok(_) => panic!("a log missing its newest segment opened"),
+    }
+    // Nothing was changed by the refusal: the reader still sees the rest, cleanly.
+    assert_eq!(
+        reader_lsns(d.path()).len() as u64,
+        *segs.last().unwrap() - 1
+    );
+    // The salvage policy opens it, lowering N, and says so.
+    let wal = Wal::open(
+        d.path(),
+        small().recovery_policy(RecoveryPolicy::SkipToLastGood),
+    )
+    .await
+    .unwrap();
+    assert!(wal.recovery_report().salvaged_from.is_some());
+    assert_eq!(wal.recovery_report().next_lsn, Lsn(*segs.last().unwrap()));
+    wal.shutdown().await.unwrap();
+    Wal::open(d.path(), small())
+        .await
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+}
+
+#[test]
+fn the_log_writer_raises_newest_too() {
+    let d = tempfile::tempdir().unwrap();
+    let opts = LogOptions {
+        segment_size_bytes: 4096,
+        max_record_bytes: 512,
+        ..LogOptions::default()
+    };
+    let (mut log, _) = LogWriter::open(d.path(), opts.clone()).unwrap();
+    for i in 0..200u32 {
+        log.append(&[i as u8; 100]).unwrap();
+        log.sync().unwrap();
+    }
+    drop(log);
+    let segs = segments(d.path());
+    std::fs::remove_file(
+        d.path()
+            .join(actix_wal::log::segment_name(*segs.last().unwrap())),
+    )
+    .unwrap();
+    let err = LogWriter::open(d.path(), opts).unwrap_err();
+    assert!(err.to_string().contains("lost newest segment"), "{err}");
+}

@@ -256,6 +256,11 @@ impl SharedMeta {
         self.lock().path()
     }
 
+    /// [`MetaStore::is_settled`]: false after a replace failed at or after its rename.
+    pub fn is_settled(&self) -> bool {
+        self.lock().is_settled()
+    }
+
     /// Reads the file again (recovery does, once, before anything writes it).
     pub fn reload(&self) -> Result<Option<LogMeta>, WalError> {
         let mut store = self.lock();

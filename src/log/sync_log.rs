@@ -109,12 +109,13 @@ impl LogWriter {
         opts: LogOptions,
     ) -> Result<(LogWriter, RecoveryOutcome), WalError> {
         let (dir, planner, outcome) = open_log(path.as_ref(), &opts)?;
-        let writer = SegmentWriter::new(
+        let mut writer = SegmentWriter::new(
             opts.storage.clone(),
             dir.path(),
             opts.segment_size_bytes,
             opts.preallocate,
         );
+        writer.meta = Some(dir.meta().clone());
         let w = LogWriter {
             dir,
             batch: Batch::new(&planner),
