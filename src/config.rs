@@ -3,6 +3,7 @@
 use crate::error::WalError;
 use crate::health::Alert;
 use crate::log::{LogOptions, RecoveryPolicy};
+use crate::lsn::Lsn;
 pub use crate::messages::Durability;
 use crate::messages::{DurabilityReply, Replayed};
 use crate::storage::{default_storage, SharedStorage};
@@ -95,6 +96,15 @@ pub struct WalConfig {
     pub alert_flush_ms: u64,
     /// Bytes of segment files on disk above which the `WalSize` alert fires. Default 1 GiB.
     pub alert_wal_bytes: u64,
+    /// The LSN a new log starts at; an existing log's first LSN comes from its `META`
+    /// file. Default 1.
+    pub first_lsn: u64,
+    /// Bound on the application metadata slot (`Wal::set_meta`), in bytes. Default
+    /// 64 KiB, at most 16 MiB.
+    pub max_meta_bytes: u64,
+    /// Replay at open starts at this LSN (or at the log's first LSN, whichever is later).
+    /// Default `None`: from the log's first LSN.
+    pub replay_from: Option<Lsn>,
 }
 
 impl std::fmt::Debug for WalConfig {
@@ -118,6 +128,9 @@ impl std::fmt::Debug for WalConfig {
             .field("alert_queue_depth", &self.alert_queue_depth)
             .field("alert_flush_ms", &self.alert_flush_ms)
             .field("alert_wal_bytes", &self.alert_wal_bytes)
+            .field("first_lsn", &self.first_lsn)
+            .field("max_meta_bytes", &self.max_meta_bytes)
+            .field("replay_from", &self.replay_from)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +163,9 @@ impl Default for WalConfig {
             alert_queue_depth: 10_000,
             alert_flush_ms: 100,
             alert_wal_bytes: 1024 * 1024 * 1024,
+            first_lsn: 1,
+            max_meta_bytes: crate::format::meta::DEFAULT_MAX_META_BYTES,
+            replay_from: None,
         }
     }
 }
@@ -189,6 +205,20 @@ impl WalConfig {
             || self.restart_backoff_max_ms < self.restart_backoff_initial_ms
         {
             return bad("restart backoff must satisfy 1 <= restart_backoff_initial_ms <= restart_backoff_max_ms".into());
+        }
+        if self.first_lsn == 0 || self.first_lsn > u64::MAX / 2 {
+            return bad(format!(
+                "first_lsn must be in 1..={}, got {}",
+                u64::MAX / 2,
+                self.first_lsn
+            ));
+        }
+        if self.max_meta_bytes > crate::format::meta::MAX_META_BYTES_LIMIT {
+            return bad(format!(
+                "max_meta_bytes ({}) must be at most {}",
+                self.max_meta_bytes,
+                crate::format::meta::MAX_META_BYTES_LIMIT
+            ));
         }
         Ok(())
     }

@@ -177,4 +177,14 @@ plain_setters!(
     alert_queue_depth: usize,
     alert_flush_ms: u64,
     alert_wal_bytes: u64,
+    first_lsn: u64,
+    max_meta_bytes: u64,
 );
+
+impl WalConfig {
+    /// Sets `replay_from` (see the field): replay at open starts at `lsn`.
+    pub fn replay_from(mut self, lsn: crate::lsn::Lsn) -> Self {
+        self.replay_from = Some(lsn);
+        self
+    }
+}

@@ -91,6 +91,7 @@ pub use log::{
     RecoveryPolicy, TxnPosition,
 };
 pub use lsn::Lsn;
+pub use messages::SetMeta;
 pub use messages::{
     Append, AppendBatch, AppendOptions, Commit, Durability, DurabilityReply, Flush, GetStats,
     Notify, RecoveryReport, Replayed, SetMode, Shutdown, TruncateBefore, WaitDurable,

@@ -274,8 +274,10 @@ pub struct RecoveryReport {
     pub replayed: u64,
     /// Bytes of torn tail cut off.
     pub bytes_cut: u64,
-    /// LSN of the first record in the log, if any.
-    pub first_lsn: Option<Lsn>,
+    /// The log's first LSN, persisted in its `META` file: the checkpoint set by
+    /// `truncate_before`, or where a new log started (`WalConfig::first_lsn`). No record
+    /// below it is replayed or read.
+    pub first_lsn: Lsn,
     /// LSN of the last intact record, if any.
     pub last_lsn: Option<Lsn>,
     /// LSN the next append gets.
@@ -288,6 +290,8 @@ pub struct RecoveryReport {
     pub salvaged_from: Option<WalError>,
     /// Time taken, replay included.
     pub duration: Duration,
+    /// The application's metadata slot found at open (`Wal::set_meta`), if ever set.
+    pub meta: Option<Vec<u8>>,
 }
 
 impl RecoveryReport {
@@ -296,13 +300,21 @@ impl RecoveryReport {
             records: o.records,
             replayed: 0,
             bytes_cut: o.bytes_cut,
-            first_lsn: o.first_lsn,
+            first_lsn: o.start_lsn,
             last_lsn: o.last_lsn,
             next_lsn: o.next_lsn,
             segments: o.segments,
             removed: o.removed.clone(),
             salvaged_from: o.salvaged_from.clone(),
             duration: Duration::ZERO,
+            meta: o.meta.clone(),
         }
     }
 }
+
+/// Replace the application's metadata slot (see `Wal::set_meta`): at most
+/// `WalConfig::max_meta_bytes` bytes, else [`WalError::MetaTooLarge`] and nothing changes.
+/// Answers once the new value is durable.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), WalError>")]
+pub struct SetMeta(pub Vec<u8>);

@@ -55,4 +55,7 @@ pub struct WalStats {
     pub poisoned: bool,
     /// Duration of the last flush (write + fsync), in microseconds.
     pub last_flush_us: u64,
+    /// The log's first LSN, persisted in its `META` file: the last checkpoint
+    /// (`truncate_before`), or where the log started. No record below it is replayed or read.
+    pub first_lsn: Lsn,
 }

@@ -42,6 +42,8 @@ pub struct Wal {
     /// The log's own system thread, for a standalone log: stopped and joined by
     /// `shutdown` or when the last clone is dropped.
     standalone: Option<Arc<Standalone>>,
+    /// The log's metadata file, for [`Wal::meta`] (written only through the queue).
+    meta: Arc<crate::log::SharedMeta>,
 }
 
 fn closed(_: MailboxError) -> WalError {
@@ -98,14 +100,18 @@ impl Wal {
             cfg.replay_chunk_records,
             cfg.max_queue_bytes,
         )
+        .starting(cfg.first_lsn, cfg.replay_from)
         .start();
         let recovered = recovery.send(Recover).await.map_err(closed)??;
         drop(recovery);
         let index = Arc::new(RwLock::new(recovered.index));
         let reader = Reader::start_pool(cfg.storage.clone(), dir.clone(), index.clone());
         let current = Arc::new(AtomicU64::new(0));
-        let supervisor = Supervisor::new(cfg.clone(), dir.clone(), current.clone()).start();
+        let supervisor = Supervisor::new(cfg.clone(), dir.clone(), current.clone())
+            .with_meta(recovered.dir.meta().clone())
+            .start();
         let flusher = supervisor.send(StartFlusher).await.map_err(closed)?;
+        let meta = recovered.dir.meta().clone();
         let queue = Queue::new(QueueSetup {
             cfg,
             dir: recovered.dir,
@@ -133,6 +139,7 @@ impl Wal {
             report: Arc::new(recovered.report),
             reader,
             standalone: None,
+            meta,
         })
     }
 
@@ -210,6 +217,24 @@ impl Wal {
     /// number of segments removed.
     pub async fn truncate_before(&self, lsn: Lsn) -> Result<usize, WalError> {
         self.queue.send(TruncateBefore(lsn)).await.map_err(closed)?
+    }
+
+    /// Replaces the application's metadata slot (a Raft vote, a checkpoint's position):
+    /// durable before it answers, replaced atomically (the whole `META` file is rewritten
+    /// under another name, fsynced and renamed over the old one), never removed by
+    /// truncation, found again at open in [`RecoveryReport::meta`]. More than
+    /// `WalConfig::max_meta_bytes` is [`WalError::MetaTooLarge`] and changes nothing.
+    pub async fn set_meta(&self, bytes: impl Into<Vec<u8>>) -> Result<(), WalError> {
+        self.queue
+            .send(crate::messages::SetMeta(bytes.into()))
+            .await
+            .map_err(closed)?
+    }
+
+    /// The metadata slot's current value: the last one made durable by
+    /// [`Wal::set_meta`] (or found at open); `None` if it was never set.
+    pub fn meta(&self) -> Option<Vec<u8>> {
+        self.meta.current().and_then(|m| m.slot.clone())
     }
 
     /// Asks the supervisor to try a flusher restart now (after it gave up).

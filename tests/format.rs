@@ -283,9 +283,14 @@ fn segment_path(dir: &Path, first_lsn: u64) -> PathBuf {
 }
 
 /// Every file of a directory, by name.
+/// The log's files, without its `META`: these properties damage acknowledged frames of
+/// the last segment on purpose, to check the frame format, and `META`'s floor under the
+/// durable end would (rightly) call a segment cut down to no record a lost newest segment
+/// (tests/checkpoint.rs checks that). Without `META` the log opens as an older log would.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fs::read_dir(dir)
         .expect("list")
+        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "META"))
         .map(|e| {
             let e = e.expect("entry");
             let bytes = fs::read(e.path()).expect("read");

@@ -287,14 +287,16 @@ fn skip_to_last_good_over_a_damaged_first_segment_header_keeps_lsns_growing() {
     let (mut log, outcome) = LogWriter::open(dir, options(RecoveryPolicy::SkipToLastGood)).unwrap();
     assert!(outcome.salvaged_from.is_some());
     assert_eq!(outcome.records, 0);
-    // Nothing survives, but the log goes on where it began: LSNs never go back.
-    assert_eq!(outcome.next_lsn, Lsn(first_lsn));
-    assert_eq!(log.append(b"after salvage").unwrap(), Lsn(first_lsn));
+    // Nothing survives, but the log goes on where it began (its first segment's name, or
+    // the checkpoint persisted in META if that is later): LSNs never go back.
+    let start = first_lsn.max(30);
+    assert_eq!(outcome.next_lsn, Lsn(start));
+    assert_eq!(log.append(b"after salvage").unwrap(), Lsn(start));
     log.sync().unwrap();
     drop(log);
     let (records, err) = read_log(dir);
     assert!(err.is_none(), "{err:?}");
-    assert_eq!(lsns(&records), [first_lsn]);
+    assert_eq!(lsns(&records), [start]);
 }
 
 #[test]
@@ -447,17 +449,20 @@ fn truncate_before_removes_only_whole_segments_below_the_lsn() {
     assert_eq!(segment_files(dir), [segment_name(*firsts.last().unwrap())]);
     let last_first = *firsts.last().unwrap();
 
-    // The log still reads (from the first kept segment) and continues.
+    // The log continues; the reader starts at the checkpoint (201, the durable end when
+    // it was asked past the end), not at the first kept segment.
     assert_eq!(log.append(b"after truncation").unwrap(), Lsn(201));
     log.sync().unwrap();
     drop(log);
     let (records, err) = read_log(dir);
     assert!(err.is_none(), "{err:?}");
-    assert_eq!(lsns(&records), (last_first..=201).collect::<Vec<_>>());
-    assert_payloads(&records[..records.len() - 1]);
+    assert_eq!(lsns(&records), [201]);
 
     let (mut log, outcome) = LogWriter::open(dir, options(RecoveryPolicy::default())).unwrap();
-    assert_eq!(outcome.first_lsn, Some(Lsn(last_first)));
+    // The checkpoint asked past the end was recorded at the durable end (201): the kept
+    // segment's older records are hidden.
+    assert_eq!(outcome.start_lsn, Lsn(201));
+    assert_eq!(outcome.first_lsn, Some(Lsn(201)));
     assert_eq!(outcome.next_lsn, Lsn(202));
     for lsn in 202..=260 {
         assert_eq!(log.append(&payload(lsn)).unwrap(), Lsn(lsn));
@@ -466,7 +471,10 @@ fn truncate_before_removes_only_whole_segments_below_the_lsn() {
     drop(log);
     let (records, err) = read_log(dir);
     assert!(err.is_none(), "{err:?}");
-    assert_eq!(lsns(&records), (last_first..=260).collect::<Vec<_>>());
+    // The reader honours the checkpoint in META: nothing below 201, though segment
+    // `last_first` is kept.
+    assert_eq!(lsns(&records), (201..=260).collect::<Vec<_>>());
+    assert_eq!(segment_files(dir)[0], segment_name(last_first));
 }
 
 #[test]

@@ -39,8 +39,20 @@ impl Handler<DurabilityReply> for Collector {
     }
 }
 
+/// Replay reads through the process-wide `replay::read` failpoint, which one test arms:
+/// every test that replays holds the `fail` crate's scenario lock while it does, so none
+/// replays into the armed failpoint (it counts hits across the whole process).
+#[cfg(feature = "failpoints")]
+fn serial() -> fail::FailScenario<'static> {
+    fail::FailScenario::setup()
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn serial() {}
+
 #[actix::test]
 async fn replay_streams_every_record_in_lsn_order_in_bounded_chunks() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
     for i in 0..250u32 {
@@ -113,6 +125,7 @@ async fn durability_notifications_reach_the_recipient_with_their_tokens() {
 
 #[actix::test]
 async fn replay_chunk_records_is_bounded_at_open() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let c = Collector::default().start();
     for (n, ok) in [
@@ -142,6 +155,7 @@ async fn replay_chunk_records_is_bounded_at_open() {
 
 #[actix::test]
 async fn replay_chunks_never_split_a_transaction() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
     wal.append(b"a".to_vec()).await.unwrap();

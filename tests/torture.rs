@@ -212,7 +212,9 @@ async fn actor_client(wal: Wal, p: Params, gen: u32, client: u16, seed: u64, ora
             if let Ok(s) = wal.stats().await {
                 let t = s.durable_lsn.0.saturating_sub(rng.below(30));
                 oracle.push(Event::Truncate(t));
-                let _ = wal.truncate_before(Lsn(t)).await;
+                if wal.truncate_before(Lsn(t)).await.is_ok() {
+                    oracle.push(Event::Checkpointed(t));
+                }
             }
             continue;
         }
@@ -359,7 +361,9 @@ fn run_writer(
         if p.truncate && rng.chance(1, 25) && durable > 0 {
             let t = durable.saturating_sub(rng.below(30));
             oracle.push(Event::Truncate(t));
-            let _ = w.truncate_before(Lsn(t));
+            if w.truncate_before(Lsn(t)).is_ok() {
+                oracle.push(Event::Checkpointed(t));
+            }
         }
         let (tags, payloads) = if !retry.is_empty() && rng.chance(1, 2) {
             let (t, pl, _) = retry.remove(0);
@@ -909,6 +913,20 @@ fn acknowledging_before_fsync_is_caught() {
         broken(Engine::Actors, Broken::AckBeforeFsync),
         "lost-ack",
         5,
+    );
+}
+
+#[test]
+fn a_checkpoint_that_never_reaches_meta_is_caught() {
+    assert_caught(
+        broken(Engine::Writer, Broken::MetaNotRenamed),
+        "below-checkpoint",
+        10,
+    );
+    assert_caught(
+        broken(Engine::Actors, Broken::MetaNotRenamed),
+        "below-checkpoint",
+        10,
     );
 }
 

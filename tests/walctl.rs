@@ -339,8 +339,7 @@ fn verify_says_where_the_log_starts_and_why() {
     );
     let out = stdout(&o);
     assert!(out.lines().any(|l| l == line), "{out}");
-    assert!(
-        out.lines().any(|l| l == format!("first lsn: {first}")),
-        "{out}"
-    );
+    // The first record shown is the checkpoint persisted in META (issue 11): records of
+    // the kept segment below it are hidden.
+    assert!(out.lines().any(|l| l == "first lsn: 40"), "{out}");
 }

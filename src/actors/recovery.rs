@@ -3,7 +3,7 @@
 //! application's `Recipient<Replayed>` before the log takes new appends.
 
 use crate::error::WalError;
-use crate::log::{open_log, LogDir, LogIndex, LogOptions, LogReader, Planner, Record};
+use crate::log::{open_log_from, LogDir, LogIndex, LogOptions, LogReader, Planner, Record};
 use crate::messages::{RecoveryReport, Replayed};
 use actix::prelude::*;
 use std::path::PathBuf;
@@ -39,9 +39,21 @@ pub(crate) struct Recovery {
     opts: LogOptions,
     replay_to: Option<Recipient<Replayed>>,
     chunk: ChunkBounds,
+    /// Where a new log starts (`WalConfig::first_lsn`).
+    first_lsn: u64,
+    /// Replay starts here, if later than the log's first LSN (`WalConfig::replay_from`).
+    replay_from: Option<crate::lsn::Lsn>,
 }
 
 impl Recovery {
+    /// Sets where a new log starts and where replay starts (see `WalConfig::first_lsn`
+    /// and `WalConfig::replay_from`).
+    pub fn starting(mut self, first_lsn: u64, replay_from: Option<crate::lsn::Lsn>) -> Recovery {
+        self.first_lsn = first_lsn;
+        self.replay_from = replay_from;
+        self
+    }
+
     /// A recovery of the log in `path`; replay chunks hold at most `chunk_records` records
     /// and `chunk_bytes` bytes of payload (see [`Replayed`]).
     pub fn new(
@@ -59,6 +71,8 @@ impl Recovery {
                 records: chunk_records.max(1),
                 bytes: chunk_bytes.max(1),
             },
+            first_lsn: 1,
+            replay_from: None,
         }
     }
 }
@@ -75,19 +89,21 @@ impl Handler<Recover> for Recovery {
         let opts = self.opts.clone();
         let replay_to = self.replay_to.clone();
         let chunk = self.chunk;
+        let first_lsn = self.first_lsn;
+        let replay_from = self.replay_from.map_or(0, |l| l.0);
         let span = tracing::debug_span!("recovery", dir = %path.display());
         Box::pin(
             async move {
             let started = Instant::now();
             let p = path.clone();
             let o = opts.clone();
-            let (dir, planner, mut outcome) = actix_rt::task::spawn_blocking(move || open_log(&p, &o))
+            let (dir, planner, mut outcome) = actix_rt::task::spawn_blocking(move || open_log_from(&p, &o, first_lsn))
                 .await
                 .map_err(|e| WalError::io("recovery", &path, std::io::Error::other(e.to_string())))??;
             let index = std::mem::take(&mut outcome.index);
             let mut report = RecoveryReport::from_outcome(&outcome);
             if let Some(to) = replay_to {
-                report.replayed = replay(&path, &opts, to, chunk, report.records).await?;
+                report.replayed = replay(&path, &opts, to, chunk, report.records, replay_from).await?;
             }
             report.duration = started.elapsed();
             tracing::debug!(records = report.records, bytes_cut = report.bytes_cut, next_lsn = %report.next_lsn, ms = report.duration.as_millis() as u64, "recovered");
@@ -112,18 +128,23 @@ struct ChunkBounds {
 /// records always arrive in one chunk. Any failure of the reader, a panic included, is an
 /// error, and so is a count of records that differs from what recovery found: an
 /// application rebuilding its state from replay must never start from less without knowing.
+/// Records below the log's first LSN are never read (the reader honours `META`), and those
+/// below `from` (`WalConfig::replay_from`) are read, counted and not sent.
 async fn replay(
     path: &std::path::Path,
     opts: &LogOptions,
     to: Recipient<Replayed>,
     bounds: ChunkBounds,
     expected: u64,
+    from: u64,
 ) -> Result<u64, WalError> {
     let fail = |what: String| WalError::io("replay", path, std::io::Error::other(what));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Record>, WalError>>(2);
     let p = path.to_path_buf();
     let storage = opts.storage.clone();
     let max = opts.max_record_bytes;
+    let skipped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let skipped_in = skipped.clone();
     let reader = actix_rt::task::spawn_blocking(move || {
         let records = match LogReader::open_with(&p, storage, max) {
             Ok(r) => r,
@@ -140,6 +161,10 @@ async fn replay(
             #[cfg(feature = "failpoints")]
             fail::fail_point!("replay::read");
             match r {
+                // A transaction that reaches `from` is replayed whole.
+                Ok(rec) if rec.frame_last_lsn() < from => {
+                    skipped_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(rec) => {
                     let inside_txn = rec.txn.is_some_and(|t| t.index + 1 < t.count);
                     bytes = bytes.saturating_add(rec.payload.len());
@@ -173,9 +198,10 @@ async fn replay(
     reader
         .await
         .map_err(|e| fail(format!("replay reader failed: {e}")))?;
-    if sent != expected {
+    let skipped = skipped.load(std::sync::atomic::Ordering::Relaxed);
+    if sent + skipped != expected {
         return Err(fail(format!(
-            "replayed {sent} records but recovery found {expected}"
+            "replayed {sent} records (and skipped {skipped} below replay_from) but recovery found {expected}"
         )));
     }
     Ok(sent)

@@ -68,6 +68,8 @@ pub(crate) struct Supervisor {
     restart_scheduled: bool,
     gave_up: bool,
     stopping: bool,
+    /// The log's metadata file: each flusher's writer raises its newest-segment LSN.
+    meta: Option<Arc<crate::log::SharedMeta>>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -95,7 +97,15 @@ impl Supervisor {
             restart_scheduled: false,
             gave_up: false,
             stopping: false,
+            meta: None,
         }
+    }
+
+    /// Gives every flusher's writer the log's metadata file (see
+    /// [`SegmentWriter::meta`]).
+    pub fn with_meta(mut self, meta: Arc<crate::log::SharedMeta>) -> Supervisor {
+        self.meta = Some(meta);
+        self
     }
 
     /// Starts a flusher of a new generation on a fresh arbiter (a thread of its own).
@@ -104,12 +114,13 @@ impl Supervisor {
         let generation = self.generation;
         self.current.store(generation, Ordering::Release);
         let arbiter = Arbiter::new();
-        let writer = SegmentWriter::new(
+        let mut writer = SegmentWriter::new(
             self.cfg.storage.clone(),
             &self.dir,
             self.cfg.segment_size_bytes,
             self.cfg.preallocate,
         );
+        writer.meta = self.meta.clone();
         let guard = DeathGuard::new(generation, ctx.address().recipient());
         let current = self.current.clone();
         let addr = Flusher::start_in_arbiter(&arbiter.handle(), move |_| {

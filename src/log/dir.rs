@@ -1,5 +1,6 @@
 //! `LogDir`: a log directory opened for writing, its lock held, and checkpoint truncation.
 
+use super::meta::SharedMeta;
 use super::segment::{list_segments, SegmentFile, LOCK_FILE};
 use crate::error::WalError;
 use crate::lsn::Lsn;
@@ -21,6 +22,8 @@ pub struct LogDir {
     storage: SharedStorage,
     path: PathBuf,
     lock: Box<dyn DirLock>,
+    /// The metadata file (`META`), read by recovery, written by the writer side.
+    meta: std::sync::Arc<SharedMeta>,
 }
 
 /// Directories locked by live `LogDir`s of this process, and how many (more than one only
@@ -63,10 +66,12 @@ impl LogDir {
             }
         })?;
         *held_here().entry(path.clone()).or_default() += 1;
+        let meta = std::sync::Arc::new(SharedMeta::unread(storage.clone(), &path));
         Ok(LogDir {
             storage,
             path,
             lock,
+            meta,
         })
     }
 
@@ -101,6 +106,11 @@ impl LogDir {
     /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The log's metadata file (read by [`LogDir::recover`]; before that, unread).
+    pub fn meta(&self) -> &std::sync::Arc<SharedMeta> {
+        &self.meta
     }
 
     /// The storage it is reached through.
@@ -149,10 +159,17 @@ impl LogDir {
             .map_err(|e| WalError::io("fsync dir", &self.path, e))
     }
 
-    /// Checkpoint truncation: removes every whole segment whose records all lie below
-    /// `lsn` (a segment qualifies when the next segment starts at or below `lsn`). The last
-    /// segment is never removed. Returns the removed files.
+    /// Checkpoint truncation: records `lsn` durably as the log's first LSN in `META` (if it
+    /// is above the one there: the checkpoint never moves back), then removes every whole
+    /// segment whose records all lie below `lsn` (a segment qualifies when the next segment
+    /// starts at or below `lsn`). The last segment is never removed. Returns the removed
+    /// files. The caller makes sure every record below `lsn` is durable.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<Vec<PathBuf>, WalError> {
+        // Step 1 of the protocol (docs/format.md): from here nothing below `lsn` is
+        // returned again, whether or not the removals below happen.
+        if self.meta.current().is_some_and(|m| m.first_lsn < lsn.0) {
+            self.meta.update(|m| m.first_lsn = lsn.0)?;
+        }
         let (segments, _) = self.list()?;
         let doomed: Vec<&SegmentFile> = segments
             .windows(2)

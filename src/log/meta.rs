@@ -213,6 +213,110 @@ impl MetaStore {
     }
 }
 
+/// The metadata file of an open log, shared by everyone who writes it (the queue's
+/// thread, the flusher's thread, the degraded path) and read by the handles: one
+/// [`MetaStore`] behind a mutex, one replace at a time, and a published copy of the value
+/// last made durable that readers take without waiting for a replace in progress.
+#[derive(Debug)]
+pub struct SharedMeta {
+    store: std::sync::Mutex<MetaStore>,
+    published: std::sync::RwLock<Option<std::sync::Arc<LogMeta>>>,
+}
+
+impl SharedMeta {
+    /// A handle over `dir`'s metadata file, not read yet ([`Self::reload`] reads it). The
+    /// store's bound is the largest there can be, so a value found on disk is always
+    /// carried forward; `Wal::set_meta` applies `max_meta_bytes` to new values itself.
+    pub fn unread(storage: SharedStorage, dir: &Path) -> SharedMeta {
+        SharedMeta {
+            store: std::sync::Mutex::new(MetaStore {
+                storage,
+                dir: dir.to_path_buf(),
+                max_meta_bytes: MAX_META_BYTES_LIMIT,
+                current: None,
+                settled: true,
+                next_seq: 1,
+            }),
+            published: std::sync::RwLock::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MetaStore> {
+        // A panic in a replace leaves the store as consistent as a failed replace does.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, meta: Option<&LogMeta>) {
+        let mut p = self.published.write().unwrap_or_else(|e| e.into_inner());
+        *p = meta.cloned().map(std::sync::Arc::new);
+    }
+
+    /// Path of the metadata file.
+    pub fn path(&self) -> PathBuf {
+        self.lock().path()
+    }
+
+    /// [`MetaStore::is_settled`]: false after a replace failed at or after its rename.
+    pub fn is_settled(&self) -> bool {
+        self.lock().is_settled()
+    }
+
+    /// Reads the file again (recovery does, once, before anything writes it).
+    pub fn reload(&self) -> Result<Option<LogMeta>, WalError> {
+        let mut store = self.lock();
+        let current = read_meta(store.storage.as_ref(), &store.dir)?;
+        store.next_seq = store
+            .next_seq
+            .max(current.as_ref().map_or(1, |m| m.seq.saturating_add(1)));
+        store.current = current.clone();
+        store.settled = true;
+        drop(store);
+        self.publish(current.as_ref());
+        Ok(current)
+    }
+
+    /// The value last made durable (`None`: the log has no metadata file yet).
+    pub fn current(&self) -> Option<std::sync::Arc<LogMeta>> {
+        self.published
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// [`MetaStore::update`]: one replace, durable before it returns.
+    pub fn update(&self, f: impl FnOnce(&mut LogMeta)) -> Result<(), WalError> {
+        let mut store = self.lock();
+        let result = store.update(f).cloned();
+        drop(store);
+        let meta = result?;
+        self.publish(Some(&meta));
+        Ok(())
+    }
+
+    /// Raises the newest-segment LSN (N) to `segment_first_lsn` if it is below: the writer
+    /// calls it after the first batch in a segment is durable and before that batch is
+    /// acknowledged. Costs nothing (no lock, no I/O) when N is already there, so one
+    /// replace per segment. A log without a metadata file is left alone.
+    pub fn raise_newest(&self, segment_first_lsn: u64) -> Result<(), WalError> {
+        match self.current() {
+            Some(m) if m.newest_lsn < segment_first_lsn => {}
+            _ => return Ok(()),
+        }
+        let mut store = self.lock();
+        let result = match store.current() {
+            Some(m) if m.newest_lsn < segment_first_lsn => store
+                .update(|m| m.newest_lsn = segment_first_lsn)
+                .map(|m| Some(m.clone())),
+            _ => Ok(None),
+        };
+        drop(store);
+        if let Some(meta) = result? {
+            self.publish(Some(&meta));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,6 +95,8 @@ pub struct LogReader {
     max_record_bytes: u64,
     done: bool,
     tail_end: Option<SegmentEnd>,
+    /// The log's first LSN from its `META` (0 without one): records below it are skipped.
+    start_lsn: u64,
 }
 
 impl LogReader {
@@ -147,7 +149,7 @@ impl LogReader {
         let start = segments
             .partition_point(|s| s.first_lsn <= lsn.0)
             .saturating_sub(1);
-        Ok(LogReader {
+        LogReader {
             storage,
             segments,
             next_segment: start,
@@ -158,7 +160,9 @@ impl LogReader {
             max_record_bytes,
             done: false,
             tail_end: None,
-        })
+            start_lsn: 0,
+        }
+        .honouring_meta(dir)
     }
 
     /// The segment files of the log, in LSN order.
@@ -260,10 +264,36 @@ impl LogReader {
     }
 }
 
-impl Iterator for LogReader {
-    type Item = Result<Record, WalError>;
+impl Record {
+    /// LSN of the last record of this record's frame: itself, or its transaction's last.
+    pub fn frame_last_lsn(&self) -> u64 {
+        match self.txn {
+            Some(t) => self.lsn.0 - u64::from(t.index) + u64::from(t.count) - 1,
+            None => self.lsn.0,
+        }
+    }
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
+impl LogReader {
+    /// Reads `META` once (one open file: a replace renames a new file over the name, and
+    /// the one read stays whole) and skips every record below its first LSN, even where
+    /// the segment holding them is kept (a checkpoint inside a segment). A transaction
+    /// that reaches the first LSN is returned whole: transactions are never split.
+    fn honouring_meta(mut self, dir: &Path) -> Result<LogReader, WalError> {
+        if let Some(meta) = super::meta::read_meta(self.storage.as_ref(), dir)? {
+            self.start_lsn = meta.first_lsn;
+        }
+        Ok(self)
+    }
+
+    /// The log's first LSN as its `META` file gives it (0 for a log without one): no
+    /// record below it is returned.
+    pub fn start_lsn(&self) -> Lsn {
+        Lsn(self.start_lsn)
+    }
+
+    /// The next record, below the log's first LSN or not.
+    fn next_any(&mut self) -> Option<Result<Record, WalError>> {
         if let Some(r) = self.pending.pop_front() {
             return Some(Ok(r));
         }
@@ -280,6 +310,19 @@ impl Iterator for LogReader {
                 self.done = true;
                 self.current = None;
                 Some(Err(e))
+            }
+        }
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<Record, WalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_any()? {
+                Ok(r) if r.frame_last_lsn() < self.start_lsn => continue,
+                other => return Some(other),
             }
         }
     }

@@ -68,6 +68,26 @@ pub struct RecoveryOutcome {
     /// The sparse read index of the recovered log, built during the scan (see
     /// [`LogIndex`]): every intact record up to `next_lsn`, readable from `first_lsn`.
     pub index: LogIndex,
+    /// The log's first LSN as persisted in `META` (the checkpoint; for a new log,
+    /// `first_lsn` of the options once `open_log` has created it). Records below it are
+    /// not counted, replayed or read, even where their segment is kept.
+    pub start_lsn: Lsn,
+    /// The application's metadata slot found in `META` (`Wal::meta`).
+    pub meta: Option<Vec<u8>>,
+}
+
+impl RecoveryOutcome {
+    /// Counts a frame's records unless they all lie below the log's first LSN (a
+    /// transaction that reaches it counts whole: transactions are never split).
+    fn saw_frame(&mut self, lsn: u64, count: u16) {
+        let end = lsn.saturating_add(u64::from(count));
+        if end > self.start_lsn.0 {
+            if self.first_lsn.is_none() {
+                self.first_lsn = Some(Lsn(lsn));
+            }
+            self.records += u64::from(count);
+        }
+    }
 }
 
 impl LogDir {
@@ -88,9 +108,11 @@ impl LogDir {
                 .map_err(|e| WalError::io("remove", &tmp, e))?;
             out.removed.push(tmp);
         }
+        self.remove_meta_leftover(&mut out)?;
         if !out.removed.is_empty() {
             self.sync()?;
         }
+        let found_meta = self.load_meta(&segments, &mut out)?;
         let poisoned_before = self.poison_marker();
         if poisoned_before {
             // What the directory shows now is what the log becomes.
@@ -171,10 +193,13 @@ impl LogDir {
         if poisoned_before && self.poison_marker() {
             self.clear_poison_marker()?;
         }
-        // Nothing at or past where the log goes on is readable (a salvage cut it away).
+        self.settle_meta(found_meta, opts, &mut out)?;
+        // Nothing at or past where the log goes on is readable (a salvage cut it away), and
+        // nothing below its persisted start (the checkpoint).
         out.index.cut(out.next_lsn.0);
+        let first = out.first_lsn.map_or(out.next_lsn.0, |l| l.0);
         out.index
-            .set_first_lsn(out.first_lsn.map_or(out.next_lsn.0, |l| l.0));
+            .set_first_lsn(first.max(out.start_lsn.0).min(out.next_lsn.0));
         out.index.set_durable_end(out.next_lsn.0);
         out.segments = self.list()?.0.len();
         if out.records > 0 {
@@ -223,10 +248,7 @@ impl LogDir {
             };
             match cursor.next_frame(&mut seg) {
                 Ok(Some(frame)) => {
-                    if out.first_lsn.is_none() {
-                        out.first_lsn = Some(Lsn(frame.header.lsn));
-                    }
-                    out.records += u64::from(frame.header.count);
+                    out.saw_frame(frame.header.lsn, frame.header.count);
                     let h = frame.header;
                     out.index.note_frame(
                         file.first_lsn,

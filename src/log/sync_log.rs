@@ -31,17 +31,45 @@ fn open_dir(path: &Path, opts: &LogOptions) -> Result<LogDir, WalError> {
 }
 
 /// Opens (recovering) a log directory and returns it locked, with the planner position
-/// where appends continue: the recovered tail, or a first segment created for a new log.
+/// where appends continue: the recovered tail, or a first segment created for a new log
+/// (which starts at LSN 1; see [`open_log_from`]).
 pub fn open_log(
     path: &Path,
     opts: &LogOptions,
 ) -> Result<(LogDir, Planner, RecoveryOutcome), WalError> {
+    open_log_from(path, opts, 1)
+}
+
+/// [`open_log`], a new log starting at `first_lsn` (`WalConfig::first_lsn`): its `META`
+/// is written first, then its first segment. An existing log's first LSN comes from its
+/// `META` and `first_lsn` is ignored.
+pub fn open_log_from(
+    path: &Path,
+    opts: &LogOptions,
+    first_lsn: u64,
+) -> Result<(LogDir, Planner, RecoveryOutcome), WalError> {
     opts.validate()?;
+    if first_lsn == 0 || first_lsn > u64::MAX / 2 {
+        return Err(WalError::InvalidConfig(format!(
+            "first_lsn must be in 1..={}, got {first_lsn}",
+            u64::MAX / 2
+        )));
+    }
     let dir = open_dir(path, opts)?;
-    let outcome = dir.recover(&opts.recovery_options())?;
+    let mut outcome = dir.recover(&opts.recovery_options())?;
     let (segment_first_lsn, offset) = match &outcome.tail_segment {
         Some(seg) => (seg.first_lsn, outcome.tail_offset),
         None => {
+            if dir.meta().current().is_none() {
+                // A new log: META (its first LSN) before its first segment.
+                let first = first_lsn;
+                dir.meta().update(|m| {
+                    m.first_lsn = first;
+                    m.newest_lsn = 0;
+                })?;
+                outcome.next_lsn = Lsn(first);
+                outcome.start_lsn = Lsn(first);
+            }
             let first = outcome.next_lsn.0;
             create_segment(
                 opts.storage.as_ref(),
@@ -81,12 +109,13 @@ impl LogWriter {
         opts: LogOptions,
     ) -> Result<(LogWriter, RecoveryOutcome), WalError> {
         let (dir, planner, outcome) = open_log(path.as_ref(), &opts)?;
-        let writer = SegmentWriter::new(
+        let mut writer = SegmentWriter::new(
             opts.storage.clone(),
             dir.path(),
             opts.segment_size_bytes,
             opts.preallocate,
         );
+        writer.meta = Some(dir.meta().clone());
         let w = LogWriter {
             dir,
             batch: Batch::new(&planner),
@@ -174,7 +203,10 @@ impl LogWriter {
     }
 
     /// Removes whole segments below `lsn` (see [`LogDir::truncate_before`]).
+    /// `lsn` is recorded as the log's first LSN (at most the next LSN after the last
+    /// durable record: nothing pending is hidden).
     pub fn truncate_before(&mut self, lsn: Lsn) -> Result<usize, WalError> {
+        let lsn = Lsn(lsn.0.min(self.durable.0 + 1));
         Ok(self.dir.truncate_before(lsn)?.len())
     }
 

@@ -35,8 +35,9 @@ pub enum BatchFailure {
     /// A step of the batch failed and cutting back failed too: the tail of the log may
     /// hold a partial batch. The log must not be written again before recovery.
     Unrepaired {
-        /// The step that failed: `"create segment"`, `"write"` or `"remove later
-        /// segments"` (a rewrite clearing the segments after it).
+        /// The step that failed: `"create segment"`, `"write"`, `"remove later
+        /// segments"` (a rewrite clearing the segments after it) or `"raise META"` (the
+        /// newest-segment LSN, after the fsync; nothing is cut back then).
         step: &'static str,
         /// How it failed.
         error: WalError,
@@ -86,6 +87,11 @@ pub struct SegmentWriter {
     /// `(current, mine)`: when `current` no longer holds `mine`, this writer has been
     /// replaced and must not write, sync or repair anything (a stalled flusher waking up).
     pub fence: Option<(Arc<AtomicU64>, u64)>,
+    /// The log's metadata file: after a batch is durable and before it is acknowledged,
+    /// its newest-segment LSN is raised to the segment the batch ends in (one replace per
+    /// segment; nothing when it is already there), so that recovery can tell a lost
+    /// newest segment from a log that ends there. `None`: not kept (a bare writer).
+    pub meta: Option<Arc<super::meta::SharedMeta>>,
 }
 
 impl SegmentWriter {
@@ -104,6 +110,7 @@ impl SegmentWriter {
             active: None,
             failpoints: false,
             fence: None,
+            meta: None,
         }
     }
 
@@ -268,11 +275,48 @@ impl SegmentWriter {
                 crate::failpoint::injected_error("flusher::after_sync", arg),
             )))
         });
+        self.raise_newest(batch)?;
         tracing::debug!(
             duration_us = started.elapsed().as_micros() as u64,
             "flushed"
         );
         Ok(())
+    }
+
+    /// After the batch's fsync, before any of it is acknowledged: `META`'s newest-segment
+    /// LSN reaches the segment the batch ends in. The batch is on disk but may not be
+    /// acknowledged if this fails. Failed before its rename (settled), the disk holds the
+    /// old value: reported as a failed fsync, the batch is rewritten to a fresh segment
+    /// (whose first batch raises it again). Failed after (unsettled), the disk may hold the
+    /// raised value, and a rewrite, which removes the batch's segments, would leave a log
+    /// short of it: the log is poisoned instead, nothing removed, and the reopen finds the
+    /// batch where it is.
+    fn raise_newest(&mut self, batch: &Batch) -> Result<(), BatchFailure> {
+        let (Some(meta), Some(last)) = (&self.meta, batch.chunks.last()) else {
+            return Ok(());
+        };
+        if self.fenced() {
+            return Err(BatchFailure::Fenced);
+        }
+        let Err(error) = meta.raise_newest(last.segment_first_lsn) else {
+            return Ok(());
+        };
+        self.active = None;
+        if meta.is_settled() {
+            return Err(BatchFailure::Sync(error));
+        }
+        let repair = WalError::io(
+            "raise META",
+            meta.path(),
+            std::io::Error::other(
+                "META may hold the raised value: the batch is kept, not rewritten",
+            ),
+        );
+        Err(BatchFailure::Unrepaired {
+            step: "raise META",
+            error,
+            repair: Box::new(repair),
+        })
     }
 
     /// After a failed segment creation: [`WalError::FileRemoved`] if the log directory's

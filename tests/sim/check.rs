@@ -124,6 +124,9 @@ pub enum Event {
     Failed(Vec<Tag>),
     /// A truncation below this LSN was asked for (records below it may go).
     Truncate(u64),
+    /// That truncation answered Ok: the checkpoint is durable in `META`, so no record
+    /// below it may be read again (a transaction reaching it excepted: it comes whole).
+    Checkpointed(u64),
 }
 
 /// The shared event log of a run.
@@ -201,6 +204,8 @@ pub enum Violation {
     NotIdempotent(String),
     /// A bit flipped before the last write batch was not reported.
     FlipMissed(String),
+    /// A record below a checkpoint that was acknowledged came back.
+    BelowCheckpoint { lsn: u64 },
 }
 
 impl Violation {
@@ -219,6 +224,7 @@ impl Violation {
             Violation::WrongPayload { .. } => "wrong-payload",
             Violation::NotIdempotent(_) => "not-idempotent",
             Violation::FlipMissed(_) => "flip-missed",
+            Violation::BelowCheckpoint { .. } => "below-checkpoint",
         }
     }
 }
@@ -293,6 +299,7 @@ pub fn verify(recs: &[Rec], expect: &Expect<'_>) -> Vec<Violation> {
     let mut known: HashSet<Tag> = HashSet::new();
     let mut must: BTreeMap<u64, &[u8]> = BTreeMap::new();
     let mut floor = 0u64;
+    let mut checkpoint = 0u64;
     let earlier: HashSet<u64> = expect.required.iter().map(|r| r.lsn).collect();
     for r in expect.required {
         must.insert(r.lsn, &r.payload);
@@ -316,6 +323,7 @@ pub fn verify(recs: &[Rec], expect: &Expect<'_>) -> Vec<Violation> {
                 }
             }
             Event::Truncate(lsn) => floor = floor.max(*lsn),
+            Event::Checkpointed(lsn) => checkpoint = checkpoint.max(*lsn),
         }
     }
     // Every record: intact, known, once; transactions whole.
@@ -328,6 +336,12 @@ pub fn verify(recs: &[Rec], expect: &Expect<'_>) -> Vec<Violation> {
         };
         if !seen.insert(tag) {
             out.push(Violation::Duplicate { tag });
+        }
+        let frame_last = r
+            .txn
+            .map_or(r.lsn, |(i, c)| r.lsn - u64::from(i) + u64::from(c) - 1);
+        if frame_last < checkpoint {
+            out.push(Violation::BelowCheckpoint { lsn: r.lsn });
         }
         if let Some((i, c)) = r.txn {
             if i != tag.idx || c != tag.count {

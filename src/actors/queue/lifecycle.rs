@@ -5,7 +5,7 @@
 use super::Queue;
 use crate::error::WalError;
 use crate::lsn::Lsn;
-use crate::messages::{SetMode, Shutdown, TruncateBefore};
+use crate::messages::{SetMeta, SetMode, Shutdown, TruncateBefore};
 use crate::stats::WalMode;
 use actix::prelude::*;
 
@@ -89,7 +89,7 @@ impl Handler<TruncateBefore> for Queue {
         // Only records already durable may be checkpointed away.
         let below = Lsn(msg.0 .0.min(self.durable_end));
         let removed = dir.truncate_before(below)?;
-        self.index_truncated(&removed);
+        self.index_truncated(&removed, below.0);
         if let Some(first_lsn) = self.written_segment {
             let written = dir.path().join(crate::log::segment_name(first_lsn));
             if removed.contains(&written) {
@@ -99,5 +99,31 @@ impl Handler<TruncateBefore> for Queue {
         let removed = removed.len();
         self.refresh_disk_bytes();
         Ok(removed)
+    }
+}
+
+/// On the queue's thread, as `TruncateBefore` is: a replace is two fsyncs, and it must not
+/// run after `Shutdown` released the directory (the lock goes with `self.dir`). It holds
+/// no append back beyond that: batches in flight go on on the flusher's thread.
+impl Handler<SetMeta> for Queue {
+    type Result = Result<(), WalError>;
+
+    fn handle(&mut self, msg: SetMeta, _: &mut Self::Context) -> Self::Result {
+        let Some(dir) = &self.dir else {
+            return Err(WalError::ShutDown);
+        };
+        if let Some(e) = &self.poisoned {
+            return Err(e.clone());
+        }
+        let size_bytes = msg.0.len() as u64;
+        if size_bytes > self.cfg.max_meta_bytes {
+            return Err(WalError::MetaTooLarge {
+                size_bytes,
+                max_bytes: self.cfg.max_meta_bytes,
+            });
+        }
+        let span = tracing::debug_span!("set_meta", size_bytes);
+        let _enter = span.enter();
+        dir.meta().update(|m| m.slot = Some(msg.0))
     }
 }

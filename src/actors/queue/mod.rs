@@ -140,12 +140,13 @@ impl Queue {
             stop_supervisor,
             index,
         } = setup;
-        let local_writer = SegmentWriter::new(
+        let mut local_writer = SegmentWriter::new(
             cfg.storage.clone(),
             dir.path(),
             cfg.segment_size_bytes,
             cfg.preallocate,
         );
+        local_writer.meta = Some(dir.meta().clone());
         let durable_end = planner.next_lsn;
         Queue {
             dir: Some(dir),

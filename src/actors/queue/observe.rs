@@ -77,6 +77,9 @@ impl Handler<GetStats> for Queue {
         s.durable_lsn = Lsn(self.durable_end - 1);
         s.queue_depth = self.queued_entries;
         s.queue_bytes = self.queued_bytes;
+        if let Some(m) = self.dir.as_ref().and_then(|d| d.meta().current()) {
+            s.first_lsn = Lsn(m.first_lsn);
+        }
         MessageResult(s)
     }
 }

@@ -55,13 +55,17 @@ impl Queue {
         self.index_mut().cut(lsn);
     }
 
-    /// A checkpoint removed `removed`: the index forgets those segments, and the log's
-    /// first readable LSN becomes the first segment kept.
-    pub(super) fn index_truncated(&self, removed: &[PathBuf]) {
+    /// A checkpoint at `checkpoint` removed `removed`: the index forgets those segments,
+    /// and the log's first readable LSN becomes the checkpoint (or the first segment kept,
+    /// if that is higher).
+    pub(super) fn index_truncated(&self, removed: &[PathBuf], checkpoint: u64) {
         let Some(dir) = &self.dir else {
             return;
         };
         let mut idx = self.index_mut();
+        // The persisted checkpoint is the log's start, even inside a kept segment.
+        let first = idx.first_lsn().max(checkpoint).min(idx.durable_end());
+        idx.set_first_lsn(first);
         let gone = |first: u64| removed.contains(&dir.path().join(crate::log::segment_name(first)));
         let first_kept = idx
             .segment_first_lsns()

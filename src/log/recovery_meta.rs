@@ -1,0 +1,159 @@
+//! Recovery's part of the metadata file (`META`): the leftover `META.tmp` removed, the
+//! file read before the scan (its first LSN hides older records), and after the scan the
+//! checks of "The metadata file / Protocols / Recovery" in `docs/format.md`: a log must
+//! start at or below its first LSN, reach it, and reach past the newest segment known to
+//! hold durable records (else a **lost newest segment**). A log without `META` gets one.
+
+use super::dir::LogDir;
+use super::meta::META_TMP_FILE;
+use super::recovery::{RecoveryOptions, RecoveryOutcome, RecoveryPolicy};
+use super::segment::SegmentFile;
+use crate::error::WalError;
+use crate::format::meta::{LogMeta, MetaIntent};
+use crate::lsn::Lsn;
+use std::io;
+
+impl LogDir {
+    /// Removes a `META.tmp` left by a crash during a replace (it never holds the truth).
+    pub(super) fn remove_meta_leftover(&self, out: &mut RecoveryOutcome) -> Result<(), WalError> {
+        let tmp = self.path().join(META_TMP_FILE);
+        match self.storage().remove(&tmp) {
+            Ok(()) => {
+                out.removed.push(tmp);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(WalError::io("remove", &tmp, e)),
+        }
+    }
+
+    /// Reads `META` (damage is an error under every policy) and sets the first LSN the
+    /// scan counts from: `META`'s, or for a log without one its first segment's.
+    pub(super) fn load_meta(
+        &self,
+        segments: &[SegmentFile],
+        out: &mut RecoveryOutcome,
+    ) -> Result<Option<LogMeta>, WalError> {
+        let found = self.meta().reload()?;
+        if let Some(m) = &found {
+            if m.intent != MetaIntent::None {
+                // Rewind and reset are not built yet: nothing writes an intent, so one
+                // found here was written by a newer version or is damage.
+                return Err(WalError::Corruption {
+                    segment: self.meta().path(),
+                    offset: 40,
+                    reason: format!(
+                        "unfinished {:?} that this version cannot complete",
+                        m.intent
+                    ),
+                });
+            }
+        }
+        out.start_lsn = Lsn(match &found {
+            Some(m) => m.first_lsn,
+            None => segments.first().map_or(0, |s| s.first_lsn),
+        });
+        Ok(found)
+    }
+
+    /// After the scan: checks the log against `META` (salvaging under `SkipToLastGood`),
+    /// or writes `META` for a log that has segments but none. A new log (no segment, no
+    /// `META`) is left to `open_log`, which knows `first_lsn`.
+    pub(super) fn settle_meta(
+        &self,
+        found: Option<LogMeta>,
+        opts: &RecoveryOptions,
+        out: &mut RecoveryOutcome,
+    ) -> Result<(), WalError> {
+        let segments = self.list()?.0;
+        let Some(m) = found else {
+            if segments.is_empty() {
+                return Ok(());
+            }
+            let newest = newest_with_record(&segments, out);
+            let first = out.start_lsn.0;
+            self.meta().update(|m| {
+                m.first_lsn = first;
+                m.newest_lsn = newest;
+            })?;
+            tracing::debug!(
+                first_lsn = first,
+                newest_lsn = newest,
+                "wrote META for a log without one"
+            );
+            return Ok(());
+        };
+        out.meta = m.slot.clone();
+        let path = self.meta().path();
+        let corrupt = |reason: String| WalError::Corruption {
+            segment: path.clone(),
+            offset: 0,
+            reason,
+        };
+        let next = out.next_lsn.0;
+        let (mut first, mut newest) = (m.first_lsn, m.newest_lsn);
+        let problem = if let Some(seg) = segments.first() {
+            if seg.first_lsn > m.first_lsn {
+                first = seg.first_lsn;
+                Some(corrupt(format!(
+                    "the first segment starts at LSN {} above the log's first LSN {}: records are missing",
+                    seg.first_lsn, m.first_lsn
+                )))
+            } else if next < m.first_lsn {
+                first = next;
+                newest = 0;
+                Some(corrupt(format!(
+                    "the log ends at LSN {} below its first LSN {}",
+                    next.saturating_sub(1),
+                    m.first_lsn
+                )))
+            } else if m.newest_lsn > 0 && next <= m.newest_lsn {
+                newest = newest_with_record(&segments, out);
+                Some(corrupt(format!(
+                    "lost newest segment: the log ends cleanly at LSN {} but the segment from LSN {} held acknowledged records",
+                    next.saturating_sub(1),
+                    m.newest_lsn
+                )))
+            } else {
+                None
+            }
+        } else {
+            out.next_lsn = Lsn(next.max(m.first_lsn));
+            if m.newest_lsn > 0 {
+                newest = 0;
+                Some(corrupt(format!(
+                    "no segment left, but the segment from LSN {} held acknowledged records: the log was lost",
+                    m.newest_lsn
+                )))
+            } else {
+                None
+            }
+        };
+        if let Some(err) = problem {
+            if opts.policy != RecoveryPolicy::SkipToLastGood {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, first_lsn = first, newest_lsn = newest, "salvaging: META lowered to the log found");
+            self.meta().update(|m| {
+                m.first_lsn = first;
+                m.newest_lsn = newest;
+            })?;
+            out.salvaged_from.get_or_insert(err);
+        }
+        out.start_lsn = Lsn(first);
+        Ok(())
+    }
+}
+
+/// First LSN of the segment holding the log's last record (0 if it has none).
+fn newest_with_record(segments: &[SegmentFile], out: &RecoveryOutcome) -> u64 {
+    if out.records == 0 {
+        return 0;
+    }
+    let last = out.next_lsn.0.saturating_sub(1);
+    segments
+        .iter()
+        .rev()
+        .find(|s| s.first_lsn <= last)
+        .map_or(0, |s| s.first_lsn)
+}
