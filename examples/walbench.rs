@@ -32,9 +32,9 @@ mod report;
 mod sys;
 
 use actix::SystemRunner;
-use actix_wal::{Durability, WalConfig};
+use actix_wal::{Durability, QueueThread, WalConfig};
 use baselines::{Prep, Timing};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use pipeline::{Spec, Window};
 use recovery::RecoveryFigures;
 use report::{print_section, thousands, Figures, Section};
@@ -129,6 +129,21 @@ struct Opts {
     /// Largest write batch, in KiB (default: WalConfig's).
     #[arg(long)]
     max_batch_kib: Option<usize>,
+    /// The thread the log's queue runs on (`WalConfig::queue_thread`): `own`, an arbiter
+    /// of its own (the default), or `caller`, the System arbiter, beside the transaction
+    /// actors unless `--arbiters` places them elsewhere.
+    #[arg(long, value_enum, default_value_t = QueueOn::Own)]
+    queue_thread: QueueOn,
+}
+
+/// `--queue-thread`: [`QueueThread`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum QueueOn {
+    /// `QueueThread::Own`.
+    Own,
+    /// `QueueThread::Caller`.
+    Caller,
 }
 
 /// One target figure of the issue and whether this run met it.
@@ -216,6 +231,10 @@ impl Bench {
                 .opts
                 .max_batch_kib
                 .map_or(d.max_batch_bytes, |k| k << 10),
+            queue_thread: match self.opts.queue_thread {
+                QueueOn::Own => QueueThread::Own,
+                QueueOn::Caller => QueueThread::Caller,
+            },
             ..d
         }
     }

@@ -35,6 +35,26 @@ pub enum WhenFull {
     Fail,
 }
 
+/// Which thread the log's `Queue` actor runs on.
+///
+/// The queue assigns every LSN and answers every durable reply, so anything that holds up
+/// its thread holds up every commit of every actor: on a shared arbiter, a handler that
+/// runs for 50 ms (a rehash of a big `HashMap`, a slow computation, a blocking call)
+/// delays every reply by up to 50 ms, however fast the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum QueueThread {
+    /// An arbiter (a thread) of the log's own, started at open and joined at shutdown, or
+    /// once the queue stops after every handle to it is gone. Application actors can block
+    /// their own threads without stalling the log; each message to the queue crosses a
+    /// thread. The default.
+    #[default]
+    Own,
+    /// The arbiter `Wal::open` is called on (usually the `System` arbiter), shared with
+    /// whatever application actors run there. No thread of its own; keep the actors on
+    /// that arbiter's handlers short.
+    Caller,
+}
+
 /// Configuration of a [`crate::Wal`]. Build it with `WalConfig::default()` and struct
 /// update syntax, or with the setters of the same names
 /// (`WalConfig::default().segment_size_bytes(1 << 20).durability(Durability::Buffered)`);
@@ -106,6 +126,8 @@ pub struct WalConfig {
     pub alert_flush_ms: u64,
     /// Bytes of segment files on disk above which the `WalSize` alert fires. Default 1 GiB.
     pub alert_wal_bytes: u64,
+    /// Which thread the queue runs on. Default [`QueueThread::Own`].
+    pub queue_thread: QueueThread,
 }
 
 impl std::fmt::Debug for WalConfig {
@@ -129,6 +151,7 @@ impl std::fmt::Debug for WalConfig {
             .field("alert_queue_depth", &self.alert_queue_depth)
             .field("alert_flush_ms", &self.alert_flush_ms)
             .field("alert_wal_bytes", &self.alert_wal_bytes)
+            .field("queue_thread", &self.queue_thread)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +184,7 @@ impl Default for WalConfig {
             alert_queue_depth: 10_000,
             alert_flush_ms: 100,
             alert_wal_bytes: 1024 * 1024 * 1024,
+            queue_thread: QueueThread::Own,
         }
     }
 }

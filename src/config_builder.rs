@@ -6,7 +6,7 @@
 
 use crate::actors::queue::DurabilityReply;
 use crate::actors::recovery::Replayed;
-use crate::config::{Durability, WalConfig, WhenFull};
+use crate::config::{Durability, QueueThread, WalConfig, WhenFull};
 use crate::error::WalError;
 use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::health::Alert;
@@ -178,4 +178,5 @@ plain_setters!(
     alert_queue_depth: usize,
     alert_flush_ms: u64,
     alert_wal_bytes: u64,
+    queue_thread: QueueThread,
 );

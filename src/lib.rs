@@ -38,6 +38,7 @@ pub mod health;
 pub mod log;
 pub mod lsn;
 pub mod metrics;
+mod queue_thread;
 mod standalone;
 pub mod stats;
 pub mod storage;
@@ -48,7 +49,7 @@ pub use actors::queue::{
     TruncateBefore,
 };
 pub use actors::recovery::{RecoveryReport, Replayed};
-pub use config::{Durability, WalConfig, WhenFull};
+pub use config::{Durability, QueueThread, WalConfig, WhenFull};
 pub use error::{Result, WalError};
 pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};

@@ -1,6 +1,6 @@
 //! `Wal`: the handle an application holds. `Wal::open` runs the `Recovery` actor, starts
-//! the `Supervisor` (which starts the `Flusher` on its own arbiter) and the `Queue`; the
-//! methods are thin wrappers over the queue's messages, for callers that are not actors.
+//! the `Supervisor` (which starts the `Flusher` on its own arbiter) and the `Queue` (on an
+//! arbiter of its own, or the caller's: `WalConfig::queue_thread`); the methods are thin wrappers over the queue's messages, for callers that are not actors.
 //! Transaction actors can also send the messages to [`Wal::queue`] directly.
 
 use crate::actors::queue::{
@@ -8,10 +8,11 @@ use crate::actors::queue::{
 };
 use crate::actors::recovery::{Recover, Recovery, RecoveryReport};
 use crate::actors::supervisor::{RestartFlusher, SetQueue, StartFlusher, StopFlusher, Supervisor};
-use crate::config::WalConfig;
+use crate::config::{QueueThread, WalConfig};
 use crate::error::WalError;
 use crate::health::{GetHealth, Health};
 use crate::lsn::Lsn;
+use crate::queue_thread::{self, JoinQueueThread, QueueKeeper};
 use crate::standalone::Standalone;
 use crate::stats::{WalMode, WalStats};
 use actix::prelude::*;
@@ -31,6 +32,9 @@ pub struct Wal {
     queue: Addr<Queue>,
     supervisor: Addr<Supervisor>,
     report: Arc<RecoveryReport>,
+    /// The keeper of the queue's own arbiter (`QueueThread::Own`): told to join it at
+    /// shutdown. `None` when the queue runs on the caller's arbiter.
+    queue_keeper: Option<Addr<QueueKeeper>>,
     /// The log's own system thread, for a standalone log: stopped and joined by
     /// `shutdown` or when the last clone is dropped.
     standalone: Option<Arc<Standalone>>,
@@ -96,7 +100,8 @@ impl Wal {
         let current = Arc::new(AtomicU64::new(0));
         let supervisor = Supervisor::new(cfg.clone(), dir.clone(), current.clone()).start();
         let flusher = supervisor.send(StartFlusher).await.map_err(closed)?;
-        let queue = Queue::new(QueueSetup {
+        let queue_thread = cfg.queue_thread;
+        let setup = QueueSetup {
             cfg,
             dir: recovered.dir,
             planner: recovered.planner,
@@ -104,8 +109,14 @@ impl Wal {
             current_generation: current,
             supervisor: supervisor.clone().recipient(),
             stop_supervisor: supervisor.clone().recipient(),
-        })
-        .start();
+        };
+        let (queue, queue_keeper) = match queue_thread {
+            QueueThread::Own => {
+                let (queue, keeper) = queue_thread::start(setup, supervisor.clone());
+                (queue, Some(keeper))
+            }
+            QueueThread::Caller => (Queue::new(setup).start(), None),
+        };
         supervisor
             .send(SetQueue(queue.clone()))
             .await
@@ -120,6 +131,7 @@ impl Wal {
             queue,
             supervisor,
             report: Arc::new(recovered.report),
+            queue_keeper,
             standalone: None,
         })
     }
@@ -187,9 +199,11 @@ impl Wal {
     }
 
     /// Stops taking appends, writes and fsyncs everything queued, answers every waiter,
-    /// releases the directory lock, stops the flusher and joins its thread. Later appends
-    /// get [`WalError::ShutDown`]. Returns the poisoning error if the log was poisoned.
-    /// For a standalone log, also stops its `System` and joins its thread.
+    /// releases the directory lock, stops the flusher and joins its thread, and the
+    /// queue's own thread if it has one. Later appends get [`WalError::ShutDown`] (a
+    /// `send` to an `Addr<Queue>` kept from [`Wal::queue`] gets `MailboxError::Closed`
+    /// once the queue's own thread is gone). Returns the poisoning error if the log was
+    /// poisoned. For a standalone log, also stops its `System` and joins its thread.
     pub async fn shutdown(&self) -> Result<(), WalError> {
         if let Some(standalone) = &self.standalone {
             return standalone.shutdown().await;
@@ -202,6 +216,9 @@ impl Wal {
                 Err(_) => Ok(()),
             };
             let _ = self.supervisor.send(StopFlusher).await;
+            if let Some(keeper) = &self.queue_keeper {
+                let _ = keeper.send(JoinQueueThread).await;
+            }
             tracing::debug!(
                 duration_ms = started.elapsed().as_millis() as u64,
                 ok = result.is_ok(),
