@@ -129,10 +129,11 @@ struct Opts {
     /// Largest write batch, in KiB (default: WalConfig's).
     #[arg(long)]
     max_batch_kib: Option<usize>,
-    /// The thread the log's queue runs on (`WalConfig::queue_thread`): `own`, an arbiter
-    /// of its own (the default), or `caller`, the System arbiter, beside the transaction
-    /// actors unless `--arbiters` places them elsewhere.
-    #[arg(long, value_enum, default_value_t = QueueOn::Own)]
+    /// The thread the log's queue runs on (`WalConfig::queue_thread`): `caller`, the
+    /// System arbiter, beside the transaction actors unless `--arbiters` places them
+    /// elsewhere (the default), or `own`, an arbiter of its own. The suite also runs the
+    /// other one, in the same rounds.
+    #[arg(long, value_enum, default_value_t = QueueOn::Caller)]
     queue_thread: QueueOn,
 }
 
@@ -140,10 +141,10 @@ struct Opts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum QueueOn {
-    /// `QueueThread::Own`.
-    Own,
     /// `QueueThread::Caller`.
     Caller,
+    /// `QueueThread::Own`.
+    Own,
 }
 
 /// One target figure of the issue and whether this run met it.
@@ -417,6 +418,12 @@ fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>, Vec<Check
                 one(|b| b.wal(&b.spec(1024, 256))),
                 one(|b| b.naive(1024, 256)),
                 Box::new(|b: &mut Bench| b.okaywal_sweep(256)),
+                // The queue on the other thread (`--queue-thread`), in the same rounds.
+                one(|b| {
+                    let mut spec = b.spec(1024, 256);
+                    spec.config.queue_thread = interleave::other(spec.config.queue_thread);
+                    b.wal(&spec)
+                }),
             ],
         )?;
         let rate = s.per_round(|r| r[0].commits_per_s);

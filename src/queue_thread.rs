@@ -1,5 +1,5 @@
-//! The queue's own thread ([`QueueThread::Own`]): the `Queue` actor on an arbiter of the
-//! log's own, so that an application actor that holds up the thread `Wal::open` ran on (a
+//! The queue's own thread ([`QueueThread::Own`], opt-in): the `Queue` actor on an arbiter
+//! of the log's own, so that an application actor that holds up the thread `Wal::open` ran on (a
 //! rehash of a big map, a slow handler) does not hold up every commit.
 //!
 //! The arbiter lives as long as the queue. The [`QueueKeeper`] actor, on the caller's

@@ -1,5 +1,6 @@
-//! The log's thread belongs to the log: with `QueueThread::Own` (the default) an
-//! application actor that holds up the `System` arbiter does not hold up commits;
+//! The log's thread belongs to the log: with `QueueThread::Own` an application actor that
+//! holds up the `System` arbiter does not hold up commits (with the default `Caller` it
+//! does, which is what `Own` is for);
 //! `shutdown` joins the queue's thread, and dropping every handle stops it and releases
 //! the directory, so the log reopens in the same process.
 
@@ -97,7 +98,7 @@ fn a_blocked_system_arbiter_does_not_hold_up_commits_on_the_queues_own_thread() 
     let d = tempfile::tempdir().unwrap();
     let released = actix::System::new().block_on(commit_while_the_system_arbiter_is_blocked(
         d.path(),
-        QueueThread::default(),
+        QueueThread::Own,
         BLOCK_AT_MOST,
     ));
     assert!(
@@ -109,7 +110,7 @@ fn a_blocked_system_arbiter_does_not_hold_up_commits_on_the_queues_own_thread() 
 #[test]
 fn on_the_callers_arbiter_a_blocked_handler_holds_up_commits() {
     let _serial = serial();
-    // What `QueueThread::Caller` trades away, and why `Own` is the default. However long
+    // What `QueueThread::Caller` (the default) trades for its shorter path. However long
     // the block, the queue cannot answer while its thread is held, so one second will do.
     let d = tempfile::tempdir().unwrap();
     let at_most = Duration::from_secs(1);

@@ -10,7 +10,7 @@ use crate::report::{new_histogram, CallerTime, Figures, Latency};
 use crate::sys::{self, Tid};
 use actix::prelude::*;
 use actix_wal::actors::queue::Queue;
-use actix_wal::{Append, Commit, Durability, Wal, WalConfig, WalStats};
+use actix_wal::{Append, Commit, Durability, QueueThread, Wal, WalConfig, WalStats};
 use futures::channel::mpsc;
 use futures::future::{join_all, Either};
 use futures::StreamExt;
@@ -383,7 +383,7 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
     Ok(Figures {
         system: "actix-wal".into(),
         note: format!(
-            "{}{}{}",
+            "{}{}{}{}",
             if spec.durability == Durability::Buffered {
                 "buffered"
             } else {
@@ -393,6 +393,11 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
             match spec.rate {
                 Some(r) => format!(", paced {}/s", crate::report::thousands(r)),
                 None => String::new(),
+            },
+            if spec.config.queue_thread == QueueThread::default() {
+                String::new()
+            } else {
+                format!(", queue: {:?}", spec.config.queue_thread)
             }
         ),
         committers: spec.actors,
