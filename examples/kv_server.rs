@@ -24,6 +24,14 @@
 //! the operation to its map and answer, and only then does the handler answer 200. Many
 //! concurrent requests share one fsync (group commit).
 //!
+//! Where the actors live: the HTTP server's workers have threads of their own; the
+//! `Store` runs on the `System` arbiter beside the log's queue (the default
+//! `QueueThread::Caller`), so a write reaches the queue without crossing threads. Nothing
+//! on that arbiter may block: the map is a `BTreeMap`, which grows a node at a time,
+//! where a `HashMap` doubles and moves every key at once (hundreds of ms at a million
+//! keys on the development VM), and every request and every commit would wait behind
+//! the move.
+//!
 //! What a real service would add: a checkpoint (snapshot the map, then
 //! `Wal::truncate_before` the snapshot's LSN) so the log and the replay at start stay
 //! bounded; see docs/operations.md.
@@ -31,13 +39,13 @@
 use actix::prelude::*;
 use actix_wal::format::codec;
 use actix_wal::Queue;
-use actix_wal::{Append, Lsn, Replayed, Wal, WalConfig, WalError};
+use actix_wal::{Append, Lsn, QueueThread, Replayed, Wal, WalConfig, WalError};
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -87,6 +95,20 @@ struct Args {
     /// a new key beyond it is answered 507.
     #[arg(long, default_value_t = 1_000_000)]
     max_keys: usize,
+    /// The thread the log's queue runs on: `caller` (the System arbiter, beside the
+    /// `Store`: a write reaches the queue without crossing threads) or `own` (an arbiter
+    /// of the log's own).
+    #[arg(long, value_enum, default_value_t = QueueOn::Caller)]
+    queue_thread: QueueOn,
+}
+
+/// `--queue-thread`: [`QueueThread`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QueueOn {
+    /// `QueueThread::Caller`.
+    Caller,
+    /// `QueueThread::Own`.
+    Own,
 }
 
 /// One logged operation: the payload of one WAL record, encoded with the crate's codec.
@@ -130,9 +152,12 @@ struct Slot {
 /// The transaction actor: owns the map, logs each write and applies it once durable.
 #[derive(Debug, Default)]
 struct Store {
-    /// The state: keys to values (and tombstones, see [`Slot::value`]).
-    entries: HashMap<String, Slot>,
-    /// Writes in flight per key (sent to the log, durable reply not yet handled).
+    /// The state: keys to values (and tombstones, see [`Slot::value`]). A `BTreeMap`, not
+    /// a `HashMap`: it never moves every key at once as a `HashMap` does each time it
+    /// doubles, which at a million keys holds the store (every request) for tens of ms.
+    entries: BTreeMap<String, Slot>,
+    /// Writes in flight per key (sent to the log, durable reply not yet handled). At most
+    /// one entry per request in progress, so its doublings stay small.
     in_flight: HashMap<String, usize>,
     /// The log's queue; `None` until the log is open (replay comes first).
     queue: Option<Addr<Queue>>,
@@ -461,6 +486,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::new(args.max_keys).start();
     let config = WalConfig {
         replay_to: Some(store.clone().recipient()),
+        queue_thread: match args.queue_thread {
+            QueueOn::Own => QueueThread::Own,
+            QueueOn::Caller => QueueThread::Caller,
+        },
         ..WalConfig::default()
     };
     let wal = Wal::open(&dir, config).await?;

@@ -32,9 +32,9 @@ mod report;
 mod sys;
 
 use actix::SystemRunner;
-use actix_wal::{Durability, WalConfig};
+use actix_wal::{Durability, QueueThread, WalConfig};
 use baselines::{Prep, Timing};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use pipeline::{Spec, Window};
 use recovery::RecoveryFigures;
 use report::{print_section, thousands, Figures, Section};
@@ -129,6 +129,22 @@ struct Opts {
     /// Largest write batch, in KiB (default: WalConfig's).
     #[arg(long)]
     max_batch_kib: Option<usize>,
+    /// The thread the log's queue runs on (`WalConfig::queue_thread`): `caller`, the
+    /// System arbiter, beside the transaction actors unless `--arbiters` places them
+    /// elsewhere (the default), or `own`, an arbiter of its own. The suite also runs the
+    /// other one, in the same rounds.
+    #[arg(long, value_enum, default_value_t = QueueOn::Caller)]
+    queue_thread: QueueOn,
+}
+
+/// `--queue-thread`: [`QueueThread`] on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum QueueOn {
+    /// `QueueThread::Caller`.
+    Caller,
+    /// `QueueThread::Own`.
+    Own,
 }
 
 /// One target figure of the issue and whether this run met it.
@@ -216,6 +232,10 @@ impl Bench {
                 .opts
                 .max_batch_kib
                 .map_or(d.max_batch_bytes, |k| k << 10),
+            queue_thread: match self.opts.queue_thread {
+                QueueOn::Own => QueueThread::Own,
+                QueueOn::Caller => QueueThread::Caller,
+            },
             ..d
         }
     }
@@ -398,6 +418,12 @@ fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>, Vec<Check
                 one(|b| b.wal(&b.spec(1024, 256))),
                 one(|b| b.naive(1024, 256)),
                 Box::new(|b: &mut Bench| b.okaywal_sweep(256)),
+                // The queue on the other thread (`--queue-thread`), in the same rounds.
+                one(|b| {
+                    let mut spec = b.spec(1024, 256);
+                    spec.config.queue_thread = interleave::other(spec.config.queue_thread);
+                    b.wal(&spec)
+                }),
             ],
         )?;
         let rate = s.per_round(|r| r[0].commits_per_s);

@@ -24,6 +24,32 @@ pub enum WhenFull {
     Fail,
 }
 
+/// Which thread the log's `Queue` actor runs on.
+///
+/// The queue assigns every LSN and answers every durable reply, so anything that holds up
+/// its thread holds up every commit of every actor: on a shared arbiter, a handler that
+/// runs for 50 ms (a rehash of a big `HashMap`, a slow computation, a blocking call)
+/// delays every reply by up to 50 ms, however fast the disk. Either keep such actors off
+/// the queue's arbiter (an `Arbiter` or `SyncArbiter` of their own), or give the queue a
+/// thread of its own. See docs/architecture.md, "Where actors live".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum QueueThread {
+    /// The arbiter `Wal::open` is called on (usually the `System` arbiter), shared with
+    /// the application actors that run there. A transaction actor on it reaches the queue
+    /// without crossing threads: one committer waits about one fsync plus two thread
+    /// wakes (queue to flusher and back), and closed-loop committers answered in one batch
+    /// join the next one together. Keep that arbiter's handlers short. The default.
+    #[default]
+    Caller,
+    /// An arbiter (a thread) of the log's own, started at open and joined at shutdown, or
+    /// once the queue stops after every handle to it is gone. Application actors can block
+    /// their own threads without stalling the log's other callers; every message to the
+    /// queue and every reply crosses a thread. On the 2-vCPU development VM that cost one
+    /// committer about 40 us per commit (p50 56 us against 16 us on tmpfs) and 1,024
+    /// actors 12% of their rate, same run (docs/performance.md).
+    Own,
+}
+
 /// Configuration of a [`crate::Wal`]. Build it with `WalConfig::default()` and struct
 /// update syntax, or with the setters of the same names
 /// (`WalConfig::default().segment_size_bytes(1 << 20).durability(Durability::Buffered)`);
@@ -105,6 +131,8 @@ pub struct WalConfig {
     /// Replay at open starts at this LSN (or at the log's first LSN, whichever is later).
     /// Default `None`: from the log's first LSN.
     pub replay_from: Option<Lsn>,
+    /// Which thread the queue runs on. Default [`QueueThread::Caller`].
+    pub queue_thread: QueueThread,
 }
 
 impl std::fmt::Debug for WalConfig {
@@ -131,6 +159,7 @@ impl std::fmt::Debug for WalConfig {
             .field("first_lsn", &self.first_lsn)
             .field("max_meta_bytes", &self.max_meta_bytes)
             .field("replay_from", &self.replay_from)
+            .field("queue_thread", &self.queue_thread)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +195,7 @@ impl Default for WalConfig {
             first_lsn: 1,
             max_meta_bytes: crate::format::meta::DEFAULT_MAX_META_BYTES,
             replay_from: None,
+            queue_thread: QueueThread::Caller,
         }
     }
 }

@@ -76,13 +76,14 @@ pub mod log;
 mod lsn;
 pub mod messages;
 pub mod metrics;
+mod queue_thread;
 mod standalone;
 mod stats;
 pub mod storage;
 mod wal;
 
 pub use actors::queue::Queue;
-pub use config::{WalConfig, WhenFull};
+pub use config::{QueueThread, WalConfig, WhenFull};
 pub use error::{Result, WalError};
 pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};

@@ -1,13 +1,13 @@
 //! `Wal`: the handle an application holds. `Wal::open` runs the `Recovery` actor, starts
-//! the `Supervisor` (which starts the `Flusher` on its own arbiter) and the `Queue`; the
-//! methods are thin wrappers over the queue's messages, for callers that are not actors.
+//! the `Supervisor` (which starts the `Flusher` on its own arbiter) and the `Queue` (on an
+//! arbiter of its own, or the caller's: `WalConfig::queue_thread`); the methods are thin wrappers over the queue's messages, for callers that are not actors.
 //! Transaction actors can also send the messages to [`Wal::queue`] directly.
 
 use crate::actors::queue::{Queue, QueueSetup};
 use crate::actors::reader::{ReadLsns, Reader};
 use crate::actors::recovery::{Recover, Recovery};
 use crate::actors::supervisor::{RestartFlusher, SetQueue, StartFlusher, StopFlusher, Supervisor};
-use crate::config::WalConfig;
+use crate::config::{QueueThread, WalConfig};
 use crate::error::WalError;
 use crate::health::{GetHealth, Health};
 use crate::log::read_at::MAX_READ_BYTES;
@@ -17,6 +17,7 @@ use crate::messages::{
     Append, AppendBatch, Commit, Flush, GetStats, RecoveryReport, SetMode, Shutdown,
     TruncateBefore, WaitDurable,
 };
+use crate::queue_thread::{self, JoinQueueThread, QueueKeeper};
 use crate::standalone::Standalone;
 use crate::stats::{WalMode, WalStats};
 use actix::prelude::*;
@@ -39,6 +40,9 @@ pub struct Wal {
     report: Arc<RecoveryReport>,
     /// The reader pool (`actors/reader.rs`): reads by LSN, off the queue's thread.
     reader: Addr<Reader>,
+    /// The keeper of the queue's own arbiter (`QueueThread::Own`): told to join it at
+    /// shutdown. `None` when the queue runs on the caller's arbiter.
+    queue_keeper: Option<Addr<QueueKeeper>>,
     /// The log's own system thread, for a standalone log: stopped and joined by
     /// `shutdown` or when the last clone is dropped.
     standalone: Option<Arc<Standalone>>,
@@ -112,7 +116,8 @@ impl Wal {
             .start();
         let flusher = supervisor.send(StartFlusher).await.map_err(closed)?;
         let meta = recovered.dir.meta().clone();
-        let queue = Queue::new(QueueSetup {
+        let queue_thread = cfg.queue_thread;
+        let setup = QueueSetup {
             cfg,
             dir: recovered.dir,
             planner: recovered.planner,
@@ -121,8 +126,14 @@ impl Wal {
             supervisor: supervisor.clone().recipient(),
             stop_supervisor: supervisor.clone().recipient(),
             index,
-        })
-        .start();
+        };
+        let (queue, queue_keeper) = match queue_thread {
+            QueueThread::Own => {
+                let (queue, keeper) = queue_thread::start(setup, supervisor.clone());
+                (queue, Some(keeper))
+            }
+            QueueThread::Caller => (Queue::new(setup).start(), None),
+        };
         supervisor
             .send(SetQueue(queue.clone()))
             .await
@@ -138,6 +149,7 @@ impl Wal {
             supervisor,
             report: Arc::new(recovered.report),
             reader,
+            queue_keeper,
             standalone: None,
             meta,
         })
@@ -243,9 +255,11 @@ impl Wal {
     }
 
     /// Stops taking appends, writes and fsyncs everything queued, answers every waiter,
-    /// releases the directory lock, stops the flusher and joins its thread. Later appends
-    /// get [`WalError::ShutDown`]. Returns the poisoning error if the log was poisoned.
-    /// For a standalone log, also stops its `System` and joins its thread.
+    /// releases the directory lock, stops the flusher and joins its thread, and the
+    /// queue's own thread if it has one. Later appends get [`WalError::ShutDown`] (a
+    /// `send` to an `Addr<Queue>` kept from [`Wal::queue`] gets `MailboxError::Closed`
+    /// once the queue's own thread is gone). Returns the poisoning error if the log was
+    /// poisoned. For a standalone log, also stops its `System` and joins its thread.
     pub async fn shutdown(&self) -> Result<(), WalError> {
         if let Some(standalone) = &self.standalone {
             return standalone.shutdown().await;
@@ -258,6 +272,9 @@ impl Wal {
                 Err(_) => Ok(()),
             };
             let _ = self.supervisor.send(StopFlusher).await;
+            if let Some(keeper) = &self.queue_keeper {
+                let _ = keeper.send(JoinQueueThread).await;
+            }
             tracing::debug!(
                 duration_ms = started.elapsed().as_millis() as u64,
                 ok = result.is_ok(),

@@ -4,13 +4,15 @@
 //! every system alike. Each slice is a round; the ratios are medians of same-slice ratios.
 //!
 //! The actix-wal committer here is a loop on the System arbiter that sends `Append` to
-//! the queue and awaits the durable reply: the same path a transaction actor takes.
+//! the queue and awaits the durable reply: the same path a transaction actor takes. A
+//! second actix-wal log, with the queue on the other thread (`WalConfig::queue_thread`),
+//! takes its turn last, so the two placements are compared in the same slices.
 
 use crate::baselines::{slice_figures, Prep, RawLog};
 use crate::pipeline::open;
 use crate::report::Figures;
 use actix::prelude::*;
-use actix_wal::{Append, LogOptions, LogWriter, WalConfig};
+use actix_wal::{Append, LogOptions, LogWriter, QueueThread, Wal, WalConfig};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::path::Path;
@@ -87,9 +89,39 @@ impl Drop for Handoff {
     }
 }
 
+/// One slice of durable appends from one committer on the System arbiter: commits,
+/// seconds, each commit's latency in nanoseconds.
+async fn wal_slice(
+    wal: &Wal,
+    record: &[u8],
+    slice: Duration,
+) -> Result<(u64, f64, Vec<u64>), String> {
+    let mut lat = Vec::new();
+    let begin = Instant::now();
+    while begin.elapsed() < slice {
+        let t = Instant::now();
+        wal.queue()
+            .send(Append::new(record.to_vec()))
+            .await
+            .map_err(|x| x.to_string())?
+            .map_err(|x| x.to_string())?;
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    Ok((lat.len() as u64, begin.elapsed().as_secs_f64(), lat))
+}
+
+/// The other placement of the queue than `q`.
+pub fn other(q: QueueThread) -> QueueThread {
+    match q {
+        QueueThread::Own => QueueThread::Caller,
+        QueueThread::Caller => QueueThread::Own,
+    }
+}
+
 /// Runs `slices` rounds of `slice` each for actix-wal, the raw file (fallocated and
-/// pre-written), the raw file behind an I/O thread, the naive WAL and okaywal, one
-/// committer each, `payload`-byte records. Returns the rounds, actix-wal first.
+/// pre-written), the raw file behind an I/O thread, the naive WAL, okaywal, and actix-wal
+/// with the queue on the other thread, one committer each, `payload`-byte records.
+/// Returns the rounds, actix-wal first.
 pub async fn one_committer(
     base: &Path,
     payload: usize,
@@ -101,7 +133,13 @@ pub async fn one_committer(
     let file_bytes = config.segment_size_bytes;
     let frame = payload + actix_wal::format::FRAME_HEADER_BYTES;
     let record = vec![0xA5u8; payload];
-    let (wal, _) = open(&base.join("actix-wal"), config).await?;
+    let other_queue = other(config.queue_thread);
+    let (wal, _) = open(&base.join("actix-wal"), config.clone()).await?;
+    let other_config = WalConfig {
+        queue_thread: other_queue,
+        ..config
+    };
+    let (wal_other, _) = open(&base.join("actix-wal-other"), other_config).await?;
     let mut fa = RawLog::new(&base.join("raw-fa"), file_bytes, Prep::Fallocate).map_err(e)?;
     let mut pw = RawLog::new(&base.join("raw-pw"), file_bytes, Prep::Prewritten).map_err(e)?;
     let handoff = Handoff::new(&base.join("raw-handoff"), frame, file_bytes).map_err(e)?;
@@ -118,23 +156,12 @@ pub async fn one_committer(
     for round in 0..=slices {
         let mut row = Vec::new();
         // actix-wal: send, await the durable reply, again.
-        let mut lat = Vec::new();
-        let begin = Instant::now();
-        while begin.elapsed() < slice {
-            let t = Instant::now();
-            wal.queue()
-                .send(Append::new(record.clone()))
-                .await
-                .map_err(|x| x.to_string())?
-                .map_err(|x| x.to_string())?;
-            lat.push(t.elapsed().as_nanos() as u64);
-        }
-        let secs = begin.elapsed().as_secs_f64();
+        let (n, secs, lat) = wal_slice(&wal, &record, slice).await?;
         row.push(slice_figures(
             "actix-wal",
             "durable, 1 committer".into(),
             payload,
-            lat.len() as u64,
+            n,
             secs,
             &lat,
         ));
@@ -190,11 +217,21 @@ pub async fn one_committer(
             s,
             &l,
         ));
+        let (n, s, l) = wal_slice(&wal_other, &record, slice).await?;
+        row.push(slice_figures(
+            "actix-wal",
+            format!("queue: {other_queue:?}"),
+            payload,
+            n,
+            s,
+            &l,
+        ));
         if round > 0 {
             rounds.push(row);
         }
     }
     wal.shutdown().await.map_err(|x| x.to_string())?;
+    wal_other.shutdown().await.map_err(|x| x.to_string())?;
     okay.shutdown().map_err(e)?;
     Ok(rounds)
 }

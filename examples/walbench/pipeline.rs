@@ -10,7 +10,7 @@ use crate::report::{new_histogram, CallerTime, Figures, Latency};
 use crate::sys::{self, Tid};
 use actix::prelude::*;
 use actix_wal::Queue;
-use actix_wal::{Append, Commit, Durability, Wal, WalConfig, WalStats};
+use actix_wal::{Append, Commit, Durability, QueueThread, Wal, WalConfig, WalStats};
 use futures::channel::mpsc;
 use futures::future::{join_all, Either};
 use futures::StreamExt;
@@ -221,11 +221,11 @@ struct Clock {
     process_ns: u64,
 }
 
-fn clock(flusher: &[Tid]) -> Clock {
+fn clock(threads: &LogThreads) -> Clock {
     Clock {
         at: Instant::now(),
-        flusher_ns: flusher.iter().filter_map(|t| sys::thread_cpu_ns(*t)).sum(),
-        queue_ns: sys::thread_cpu_ns(std::process::id()).unwrap_or(0),
+        flusher_ns: threads.flusher.and_then(sys::thread_cpu_ns).unwrap_or(0),
+        queue_ns: sys::thread_cpu_ns(threads.queue).unwrap_or(0),
         process_ns: sys::process_cpu_ns().unwrap_or(0),
     }
 }
@@ -235,18 +235,34 @@ async fn stats(wal: &Wal) -> Result<(Instant, WalStats), String> {
     Ok((Instant::now(), s))
 }
 
-/// Opens the log and returns it with the id of its flusher's thread (the arbiter thread
-/// that appeared while it opened).
-pub async fn open(dir: &Path, config: WalConfig) -> Result<(Wal, Vec<Tid>), String> {
+/// The log's threads, for their CPU time.
+#[derive(Debug, Clone, Copy)]
+pub struct LogThreads {
+    /// The flusher's arbiter, if it was found.
+    pub flusher: Option<Tid>,
+    /// The queue's: its own arbiter (`QueueThread::Own`), or the System arbiter (the main
+    /// thread) where it runs beside the transaction actors placed there.
+    pub queue: Tid,
+}
+
+/// Opens the log and returns it with its threads: the arbiter threads that appeared while
+/// it opened, the flusher's first (it is started first; thread ids grow).
+pub async fn open(dir: &Path, config: WalConfig) -> Result<(Wal, LogThreads), String> {
     let before = sys::threads_named("actix-rt");
     let wal = Wal::open(dir, config)
         .await
         .map_err(|e| format!("open {}: {e}", dir.display()))?;
-    let flusher: Vec<Tid> = sys::threads_named("actix-rt")
+    let new: Vec<Tid> = sys::threads_named("actix-rt")
         .into_iter()
         .filter(|t| !before.contains(t))
         .collect();
-    Ok((wal, flusher))
+    Ok((
+        wal,
+        LogThreads {
+            flusher: new.first().copied(),
+            queue: new.get(1).copied().unwrap_or_else(std::process::id),
+        },
+    ))
 }
 
 /// Runs one workload on a fresh log in `dir` and returns its figures.
@@ -367,7 +383,7 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
     Ok(Figures {
         system: "actix-wal".into(),
         note: format!(
-            "{}{}{}",
+            "{}{}{}{}",
             if spec.durability == Durability::Buffered {
                 "buffered"
             } else {
@@ -377,6 +393,11 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
             match spec.rate {
                 Some(r) => format!(", paced {}/s", crate::report::thousands(r)),
                 None => String::new(),
+            },
+            if spec.config.queue_thread == QueueThread::default() {
+                String::new()
+            } else {
+                format!(", queue: {:?}", spec.config.queue_thread)
             }
         ),
         committers: spec.actors,
@@ -390,11 +411,9 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         fsyncs_per_s: Some(flushes as f64 / stat_secs),
         mean_batch: (flushes > 0)
             .then(|| (s1.entries_written - s0.entries_written) as f64 / flushes as f64),
-        flusher_cpu: if flusher.is_empty() {
-            None
-        } else {
-            share(c0.flusher_ns, c1.flusher_ns)
-        },
+        flusher_cpu: flusher
+            .flusher
+            .and_then(|_| share(c0.flusher_ns, c1.flusher_ns)),
         queue_thread_cpu: share(c0.queue_ns, c1.queue_ns),
         process_cpu: share(c0.process_ns, c1.process_ns),
         peak_queue_bytes: Some(last.peak_queue_bytes as u64),

@@ -85,8 +85,8 @@ pub struct Figures {
     pub mean_batch: Option<f64>,
     /// The flusher thread's CPU time over the window, as a share of one core.
     pub flusher_cpu: Option<f64>,
-    /// The queue's thread (the System arbiter, where the queue actor runs) as a share of
-    /// one core; it also runs the transaction actors placed on it.
+    /// The queue's thread as a share of one core: its own arbiter, or the System arbiter
+    /// (`--queue-thread caller`), which also runs the transaction actors placed on it.
     pub queue_thread_cpu: Option<f64>,
     /// The whole process's CPU over the window, in cores.
     pub process_cpu: Option<f64>,
