@@ -7,7 +7,7 @@
 //! - [`Wal`] is the handle: [`Wal::open`] recovers the log and starts the actors on the
 //!   caller's actix `System`; [`Wal::open_standalone`] gives them a `System` thread of
 //!   their own, for tokio applications and plain threads.
-//! - Typed records: [`Append::encode`], [`Commit::encode`] and [`Record::decode`] go
+//! - Typed records: [`Append::encode`], [`Commit::encode`], [`AppendBatch::encode`] and [`Record::decode`] go
 //!   through the [codec](format::codec) (bincode 2), which refuses at encode a value that
 //!   would not decode again.
 //! - Reads on the open log: [`Wal::read`] and [`Wal::read_range`] return durable records

@@ -160,11 +160,7 @@ impl Commit {
     where
         T: Serialize + DeserializeOwned + 'a,
     {
-        let entries = items
-            .into_iter()
-            .map(crate::format::codec::encode)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Commit::new(entries))
+        Ok(Commit::new(encode_all(items)?))
     }
 }
 
@@ -197,6 +193,28 @@ impl AppendBatch {
             options: AppendOptions::default(),
         }
     }
+
+    /// A batch of `items`, each encoded with the [codec](crate::format::codec) as one
+    /// record. If any item's bytes would not decode as `T` again, the whole batch is
+    /// refused here ([`WalError::Codec`]), before anything is queued.
+    pub fn encode<'a, T>(items: impl IntoIterator<Item = &'a T>) -> Result<AppendBatch, WalError>
+    where
+        T: Serialize + DeserializeOwned + 'a,
+    {
+        Ok(AppendBatch::new(encode_all(items)?))
+    }
+}
+
+/// Encodes every item with the codec, or refuses them all at the first that would not
+/// decode again.
+fn encode_all<'a, T>(items: impl IntoIterator<Item = &'a T>) -> Result<Vec<Vec<u8>>, WalError>
+where
+    T: Serialize + DeserializeOwned + 'a,
+{
+    items
+        .into_iter()
+        .map(crate::format::codec::encode)
+        .collect()
 }
 
 /// Make everything queued so far durable. Replies with the highest durable LSN

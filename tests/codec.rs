@@ -356,6 +356,42 @@ async fn commit_encode_is_all_or_nothing() {
     assert_eq!(back, ops);
 }
 
+/// `AppendBatch::encode`: one refused item refuses the whole batch; a good batch appends
+/// every item as its own record, read back typed.
+#[actix::test]
+async fn append_batch_encode_refuses_the_whole_batch_or_appends_every_item() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    let bad = [Untagged::Number(1), Untagged::Text("x".into())];
+    assert!(matches!(
+        AppendBatch::encode(&bad),
+        Err(WalError::Codec {
+            step: CodecStep::WouldNotDecode,
+            ..
+        })
+    ));
+    let ops = vec![Op::Debit(3), Op::Noop, Op::Debit(4)];
+    let first = wal.send(AppendBatch::encode(&ops).unwrap()).await.unwrap();
+    assert_eq!(first, Lsn(1));
+    wal.shutdown().await.unwrap();
+    let back: Vec<(Lsn, Op)> = LogReader::open(d.path())
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            assert!(r.txn.is_none(), "a batch's records are not a transaction");
+            (r.lsn, r.decode().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        back,
+        vec![
+            (Lsn(1), Op::Debit(3)),
+            (Lsn(2), Op::Noop),
+            (Lsn(3), Op::Debit(4))
+        ]
+    );
+}
+
 /// Bytes that are not one value of the type asked for are a decode error, not a panic.
 #[test]
 fn decode_of_wrong_bytes_is_a_typed_error() {
