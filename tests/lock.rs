@@ -184,7 +184,9 @@ fn a_second_process_is_refused_after_lock_is_deleted_and_nothing_acknowledged_is
     std::fs::remove_file(dir.join("LOCK")).expect("the open log has a LOCK file");
     let (second, second_rx) = spawn_child(dir, "second");
     let out = second.wait_with_output().unwrap();
-    let said: Vec<String> = second_rx.try_iter().collect();
+    // Every line, to the end of its output: the reader thread ends at end of file, which
+    // comes once the process has exited (reading only what had arrived by then raced it).
+    let said: Vec<String> = second_rx.iter().collect();
     assert!(out.status.success(), "second opener failed: {said:?}");
     assert!(
         said.iter().any(|l| l.ends_with("LOCKED")) && !said.iter().any(|l| l.ends_with("OPENED")),
