@@ -61,14 +61,9 @@ impl QueueKeeper {
     fn join(&mut self) -> ResponseActFuture<Self, ()> {
         let arbiter = self.arbiter.take();
         Box::pin(
-            async move {
-                if let Some(a) = arbiter {
-                    a.stop();
-                    let _ = actix_rt::task::spawn_blocking(move || a.join()).await;
-                }
-            }
-            .into_actor(self)
-            .map(|_, _, ctx| ctx.stop()),
+            crate::actors::stop_and_join(arbiter)
+                .into_actor(self)
+                .map(|_, _, ctx| ctx.stop()),
         )
     }
 }
