@@ -1,7 +1,9 @@
 //! The log as a storage engine, through the actors: durable-later appends
 //! (`Durability::Buffered`, then `wait_durable`) and bulk appends (`append_batch`).
 
+mod common;
 use actix_wal::*;
+use common::segment_count;
 use std::time::Duration;
 
 /// Buffered appends would wait a minute for the timer: only `wait_durable` flushes them.
@@ -195,16 +197,7 @@ async fn an_append_batch_spans_write_batches_and_segments_and_has_no_transaction
         after.flushes - before.flushes
     );
     wal.shutdown().await.unwrap();
-    let segments = std::fs::read_dir(d.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".wal")
-        })
-        .count();
+    let segments = segment_count(d.path());
     assert!(
         segments > 4,
         "across segment rollovers: {segments} segments"

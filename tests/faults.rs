@@ -9,21 +9,7 @@ mod common;
 use actix_wal::*;
 use common::*;
 use fail::FailScenario;
-use std::path::Path;
 use std::process::Command;
-
-fn segment_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".wal")
-        })
-        .count()
-}
 
 #[actix::test]
 async fn one_fsync_failure_is_absorbed_by_a_rewrite_to_a_fresh_segment() {

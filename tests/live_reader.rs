@@ -1,7 +1,9 @@
 //! `LogReader::open_from` (seek by segment name, then inside the segment) and a reader
 //! beside a live writer: a prefix of the log, every record as acknowledged, no error.
 
+mod common;
 use actix_wal::*;
+use common::segment_count;
 use std::any::Any;
 use std::collections::HashMap;
 use std::io;
@@ -21,19 +23,6 @@ fn read_from(dir: &Path, lsn: u64) -> Vec<Record> {
         .unwrap()
 }
 
-fn segments(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".wal")
-        })
-        .count()
-}
-
 #[actix::test]
 async fn open_from_seeks_by_segment_then_frame_and_splits_a_transaction() {
     let d = tempfile::tempdir().unwrap();
@@ -48,7 +37,10 @@ async fn open_from_seeks_by_segment_then_frame_and_splits_a_transaction() {
     assert_eq!(wal.commit(txn).await.unwrap(), Lsn(201));
     wal.append("last").await.unwrap();
     wal.shutdown().await.unwrap();
-    assert!(segments(d.path()) > 3, "the log spans several segments");
+    assert!(
+        segment_count(d.path()) > 3,
+        "the log spans several segments"
+    );
     let all = read_from(d.path(), 0);
     assert_eq!(all.len(), 206);
     for from in [1u64, 2, 57, 123, 200, 201, 203, 205, 206] {
@@ -186,7 +178,7 @@ async fn a_batch_written_while_the_reader_looks_is_not_called_corruption() {
         wal.append(payload(i)).await.unwrap();
     }
     wal.shutdown().await.unwrap();
-    assert_eq!(segments(d.path()), 1);
+    assert_eq!(segment_count(d.path()), 1);
     let all = read_from(d.path(), 0);
     assert_eq!(all.len(), 48);
     // The reader's first window holds the log only up to record 5's frame.
@@ -263,7 +255,7 @@ fn a_reader_beside_a_live_writer_sees_a_prefix_of_what_is_acknowledged_and_never
     futures::executor::block_on(wal.shutdown()).unwrap();
     let acked = acked.lock().unwrap();
     assert_eq!(acked.len(), 1 + 8 * 150);
-    assert!(segments(&dir) > 2, "the reader crossed rollovers");
+    assert!(segment_count(&dir) > 2, "the reader crossed rollovers");
     assert!(passes >= 2 && !seen.is_empty());
     for (lsn, crc) in &seen {
         let payload = acked.get(lsn).expect("every record read was acknowledged");

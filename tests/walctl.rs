@@ -2,9 +2,11 @@
 //! errors naming segment and offset for damaged ones, JSON lines from `dump`, and counts
 //! from `stat`. It must never modify the log it reads.
 
+mod common;
 use actix_wal::format::FRAME_HEADER_BYTES;
 use actix_wal::log::segment_name;
 use actix_wal::{LogOptions, LogReader, LogWriter, Lsn};
+use common::segment_count;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -48,19 +50,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
-}
-
-fn segment_count(dir: &Path) -> usize {
-    fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".wal")
-        })
-        .count()
 }
 
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -181,3 +181,17 @@ pub fn fault_config() -> WalConfig {
         ..WalConfig::default()
     }
 }
+
+/// How many segment files (`*.wal`) the log directory holds.
+pub fn segment_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".wal")
+        })
+        .count()
+}
