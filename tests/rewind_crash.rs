@@ -45,12 +45,12 @@ impl Op {
     }
 
     /// The old records kept after it.
-    fn kept(self) -> std::ops::RangeInclusive<u64> {
+    fn kept(self) -> std::ops::Range<u64> {
         match self {
-            Op::After(x) => 1..=x,
-            Op::Reset(_) => 1..=0,
-            Op::Checkpoint(lsn) => lsn..=BEFORE,
-            Op::SetMeta => 1..=BEFORE,
+            Op::After(x) => 1..x + 1,
+            Op::Reset(_) => 1..1,
+            Op::Checkpoint(lsn) => lsn..BEFORE + 1,
+            Op::SetMeta => 1..BEFORE + 1,
         }
     }
 
