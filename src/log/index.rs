@@ -14,6 +14,7 @@
 //! No actix here: the queue shares it with the reader threads behind a
 //! [`SharedIndex`] (`std::sync::RwLock`), held only for a lookup or an update.
 
+use super::handles::{fresh_generation, SegmentHandles};
 use crate::error::WalError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -67,6 +68,12 @@ pub struct LogIndex {
     durable_end: u64,
     /// Set at shutdown: reads get [`WalError::ShutDown`].
     closed: bool,
+    /// Changes (to a value never used before) whenever a segment name may stop naming the
+    /// file a reader looked up: a cut, a removal, a new first LSN, shutdown. A read is
+    /// good only if the generation it looked up in is still current after it read.
+    generation: u64,
+    /// Open segment files kept for readers of this generation (`log/handles.rs`).
+    handles: SegmentHandles,
 }
 
 impl LogIndex {
@@ -75,8 +82,26 @@ impl LogIndex {
         LogIndex {
             first_lsn,
             durable_end: first_lsn,
+            generation: fresh_generation(),
             ..LogIndex::default()
         }
+    }
+
+    /// A new generation: readers holding the old one read again, and the cached segment
+    /// handles are closed (a removed segment's space is freed, a recreated one reopened).
+    fn new_generation(&mut self) {
+        self.generation = fresh_generation();
+        self.handles.clear();
+    }
+
+    /// The current generation (see the field's docs).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The open segment files readers share in this generation.
+    pub fn handles(&self) -> &SegmentHandles {
+        &self.handles
     }
 
     /// Notes a durable frame of `count` records at `lsn`, at `offset` in segment
@@ -123,12 +148,14 @@ impl LogIndex {
 
     /// Sets the lowest LSN a read may return (at open: the log's first record).
     pub fn set_first_lsn(&mut self, lsn: u64) {
+        self.new_generation();
         self.first_lsn = lsn;
     }
 
     /// Forgets every LSN at or after `lsn` (a batch rewritten, a log cut back): segments
     /// starting there go, entries at or after it go, and nothing from `lsn` on is readable.
     pub fn cut(&mut self, lsn: u64) {
+        self.new_generation();
         self.segments.retain(|&first, _| first < lsn);
         if let Some((_, seg)) = self.segments.iter_mut().next_back() {
             seg.entries.retain(|&(l, _)| l < lsn);
@@ -141,6 +168,7 @@ impl LogIndex {
     /// Forgets the segments below `first_kept` (removed by a checkpoint): the log's first
     /// readable LSN becomes `first_kept`, or stays if already higher.
     pub fn forget_before(&mut self, first_kept: u64) {
+        self.new_generation();
         self.segments.retain(|&first, _| first >= first_kept);
         self.first_lsn = self.first_lsn.max(first_kept);
     }
@@ -157,6 +185,7 @@ impl LogIndex {
 
     /// Marks the log shut down: every later lookup is [`WalError::ShutDown`].
     pub fn close(&mut self) {
+        self.new_generation();
         self.closed = true;
     }
 
