@@ -20,10 +20,16 @@
 
 #[path = "walbench/baselines.rs"]
 mod baselines;
+#[path = "walbench/bulk.rs"]
+mod bulk;
 #[path = "walbench/interleave.rs"]
 mod interleave;
+#[path = "walbench/issue11.rs"]
+mod issue11;
 #[path = "walbench/pipeline.rs"]
 mod pipeline;
+#[path = "walbench/reads.rs"]
+mod reads;
 #[path = "walbench/recovery.rs"]
 mod recovery;
 #[path = "walbench/report.rs"]
@@ -123,7 +129,7 @@ struct Opts {
     #[arg(long, default_value_t = 64)]
     segment_mib: u64,
     /// With --suite: run only these parts (one, rate, bandwidth, buffered, batch, cpu,
-    /// backpressure, recovery); default all.
+    /// backpressure, recovery, reads, readers, bulk); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Largest write batch, in KiB (default: WalConfig's).
@@ -255,6 +261,7 @@ impl Bench {
             arbiters: self.opts.arbiters,
             pipeline: self.opts.pipeline,
             config: self.config(),
+            readers: 0,
         }
     }
 
@@ -656,6 +663,7 @@ fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>, Vec<Check
         });
     }
 
+    issue11::parts(b, &mut sections, &mut checks)?;
     Ok((sections, recovered, checks))
 }
 
