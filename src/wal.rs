@@ -301,7 +301,8 @@ impl Wal {
     /// read, never on the queue's thread: in place on the caller's thread when the bytes
     /// are in memory (Linux `RWF_NOWAIT`), on the reader pool otherwise (and always for a
     /// caller on the queue's thread, which with `QueueThread::Caller` is the thread that
-    /// opened the log).
+    /// opened the log). Served in place, it completes without a scheduler turn: a task
+    /// that does nothing but read in a loop should yield now and then.
     ///
     /// [`WalError::NotFound`] when `lsn` is below the log's first LSN, was removed by
     /// [`Wal::truncate_before`] (also when the removal races this read), or is not durable

@@ -23,6 +23,8 @@ struct Counting {
     preads: AtomicUsize,
     /// Of `preads`, those that asked for bytes in memory only (reads in place).
     in_place: AtomicUsize,
+    /// Bytes asked for by `preads`.
+    bytes: AtomicUsize,
     live: Mutex<HashMap<PathBuf, usize>>,
 }
 
@@ -44,6 +46,7 @@ impl Counting {
         self.opens.store(0, Ordering::SeqCst);
         self.preads.store(0, Ordering::SeqCst);
         self.in_place.store(0, Ordering::SeqCst);
+        self.bytes.store(0, Ordering::SeqCst);
     }
 }
 
@@ -87,9 +90,10 @@ impl Storage for CountingStorage {
 }
 
 impl CountingFile {
-    fn count_read(&self) {
+    fn count_read(&self, bytes: usize) {
         if let Some((c, _)) = &self.counted {
             c.preads.fetch_add(1, Ordering::SeqCst);
+            c.bytes.fetch_add(bytes, Ordering::SeqCst);
         }
     }
 }
@@ -107,11 +111,11 @@ impl StorageFile for CountingFile {
         self.inner.write_all_at(buf, offset)
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.count_read();
+        self.count_read(buf.len());
         self.inner.read_exact_at(buf, offset)
     }
     fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
-        self.count_read();
+        self.count_read(buf.len());
         if let Some((c, _)) = &self.counted {
             c.in_place.fetch_add(1, Ordering::SeqCst);
         }
@@ -264,6 +268,30 @@ async fn a_checkpoint_closes_the_cached_handles_of_the_segments_it_removes() {
         for (i, &lsn) in lsns.iter().enumerate().filter(|&(_, &l)| l >= cut) {
             assert_eq!(wal.read(lsn).await.unwrap().payload, record(i));
         }
+        wal.shutdown().await.unwrap();
+    }
+}
+
+/// A read of one of the newest records reads its frame alone (the index keeps the exact
+/// place of the newest frames), not the stride of frames before it.
+#[actix::test]
+async fn a_read_of_a_recent_record_reads_its_frame_alone() {
+    for placement in PLACEMENTS {
+        let d = tempfile::tempdir().unwrap();
+        let (wal, counting, lsns) = log_of(d.path(), placement, 1_000).await;
+        counting.reset();
+        for (i, &lsn) in lsns.iter().enumerate().rev().take(500) {
+            assert_eq!(wal.read(lsn).await.unwrap().payload, record(i));
+        }
+        let preads = counting.preads.load(Ordering::SeqCst);
+        let bytes = counting.bytes.load(Ordering::SeqCst);
+        let frame = 256 + format::FRAME_HEADER_BYTES;
+        assert!(preads >= 500, "{placement:?}: {preads} preads");
+        assert_eq!(
+            bytes,
+            preads * frame,
+            "{placement:?}: {bytes} bytes in {preads} preads"
+        );
         wal.shutdown().await.unwrap();
     }
 }
