@@ -96,7 +96,7 @@ pub fn parts(b: &mut Bench, sections: &mut Vec<Section>, checks: &mut Vec<Check>
             })
         };
         let s = b.measure(
-            "1,024 actors, 256 B durable: no readers, then 64 readers (each placement)",
+            "1,024 actors, 256 B durable: no readers, then 64 readers on an arbiter of their own (each placement)",
             true,
             &[
                 with(0, false),

@@ -9,7 +9,8 @@
 //!
 //! Memory: 16 bytes per entry, one entry per 16 KiB of frames (or per frame, for frames
 //! larger than that), plus about 100 bytes per segment: about 1/1024 of the log's bytes
-//! (1 MiB of index for 1 GiB of log). `docs/architecture.md` states the same bound.
+//! (1 MiB of index for 1 GiB of log), and the exact place of the newest
+//! [`RECENT_FRAMES`] frames (96 KiB at most). `docs/architecture.md` states the same bound.
 //!
 //! No actix here: the queue shares it with the readers behind a [`SharedIndex`]
 //! (`std::sync::RwLock`), held only for a lookup or an update. It also holds the segment
