@@ -284,11 +284,12 @@ impl RangeRead {
                 format!("the read index led to no frame holding LSN {}", self.next),
             ));
         }
-        if self.next >= self.end || (lsn < span.end_lsn && self.next < self.end) {
-            // The range is read, or the span read ended inside the segment: a prefix.
-            return Ok(SpanEnd::Done);
+        if self.next < self.end && lsn >= span.end_lsn {
+            // The segment is read to its durable end: the range goes on in the next one.
+            return Ok(SpanEnd::More);
         }
-        Ok(SpanEnd::More)
+        // The range is read, or the span read ended inside the segment: a prefix.
+        Ok(SpanEnd::Done)
     }
 }
 
