@@ -20,10 +20,16 @@
 
 #[path = "walbench/baselines.rs"]
 mod baselines;
+#[path = "walbench/bulk.rs"]
+mod bulk;
 #[path = "walbench/interleave.rs"]
 mod interleave;
+#[path = "walbench/issue11.rs"]
+mod issue11;
 #[path = "walbench/pipeline.rs"]
 mod pipeline;
+#[path = "walbench/reads.rs"]
+mod reads;
 #[path = "walbench/recovery.rs"]
 mod recovery;
 #[path = "walbench/report.rs"]
@@ -125,7 +131,7 @@ struct Opts {
     #[arg(long, default_value_t = 64)]
     segment_mib: u64,
     /// With --suite: run only these parts (one, rate, bandwidth, buffered, batch, cpu,
-    /// backpressure, recovery, rewind); default all.
+    /// backpressure, recovery, reads, readers, bulk, rewind); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Largest write batch, in KiB (default: WalConfig's).
@@ -257,6 +263,7 @@ impl Bench {
             arbiters: self.opts.arbiters,
             pipeline: self.opts.pipeline,
             config: self.config(),
+            readers: 0,
         }
     }
 
@@ -657,6 +664,8 @@ fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>, Vec<Check
             met: rec.cold_mb_per_s() >= 500.0,
         });
     }
+
+    issue11::parts(b, &mut sections, &mut checks)?;
 
     if b.wants("rewind") {
         // 9. Rewind: its cost is its segment removals, not its bytes.

@@ -4,7 +4,7 @@
 //! Transaction actors can also send the messages to [`Wal::queue`] directly.
 
 use crate::actors::queue::{Queue, QueueSetup};
-use crate::actors::reader::{ReadLsns, Reader};
+use crate::actors::reader::Reads;
 use crate::actors::recovery::{Recover, Recovery};
 use crate::actors::supervisor::{RestartFlusher, SetQueue, StartFlusher, StopFlusher, Supervisor};
 use crate::config::{QueueThread, WalConfig};
@@ -38,8 +38,9 @@ pub struct Wal {
     queue: Addr<Queue>,
     supervisor: Addr<Supervisor>,
     report: Arc<RecoveryReport>,
-    /// The reader pool (`actors/reader.rs`): reads by LSN, off the queue's thread.
-    reader: Addr<Reader>,
+    /// Reads by LSN (`actors/reader.rs`): in place or on the reader pool, never on the
+    /// queue's thread.
+    reads: Reads,
     /// The keeper of the queue's own arbiter (`QueueThread::Own`): told to join it at
     /// shutdown. `None` when the queue runs on the caller's arbiter.
     queue_keeper: Option<Addr<QueueKeeper>>,
@@ -109,7 +110,16 @@ impl Wal {
         let recovered = recovery.send(Recover).await.map_err(closed)??;
         drop(recovery);
         let index = Arc::new(RwLock::new(recovered.index));
-        let reader = Reader::start_pool(cfg.storage.clone(), dir.clone(), index.clone());
+        // With `QueueThread::Caller` the queue starts on this thread's arbiter below: reads
+        // from this thread go to the pool, so they never run on the queue's thread.
+        let queue_thread =
+            (cfg.queue_thread == QueueThread::Caller).then(|| std::thread::current().id());
+        let reads = Reads::start(
+            cfg.storage.clone(),
+            dir.clone(),
+            index.clone(),
+            queue_thread,
+        );
         let current = Arc::new(AtomicU64::new(0));
         let supervisor = Supervisor::new(cfg.clone(), dir.clone(), current.clone())
             .with_meta(recovered.dir.meta().clone())
@@ -148,7 +158,7 @@ impl Wal {
             queue,
             supervisor,
             report: Arc::new(recovered.report),
-            reader,
+            reads,
             queue_keeper,
             standalone: None,
             meta,
@@ -310,7 +320,11 @@ impl Wal {
 
     /// Reads the durable record `lsn` (a record, or one entry of a transaction, with its
     /// [`TxnPosition`](crate::TxnPosition)). Served by the read index and one positional
-    /// read on the reader pool, never on the queue's thread.
+    /// read, never on the queue's thread: in place on the caller's thread when the bytes
+    /// are in memory (Linux `RWF_NOWAIT`), on the reader pool otherwise (and always for a
+    /// caller on the queue's thread, which with `QueueThread::Caller` is the thread that
+    /// opened the log). Served in place, it completes without a scheduler turn: a task
+    /// that does nothing but read in a loop should yield now and then.
     ///
     /// [`WalError::NotFound`] when `lsn` is below the log's first LSN, was removed by
     /// [`Wal::truncate_before`] (also when the removal races this read), or is not durable
@@ -351,9 +365,6 @@ impl Wal {
     }
 
     async fn read_lsns(&self, lsns: Range<u64>, max_bytes: usize) -> Result<Vec<Record>, WalError> {
-        self.reader
-            .send(ReadLsns { lsns, max_bytes })
-            .await
-            .map_err(closed)?
+        self.reads.read(lsns, max_bytes).await
     }
 }

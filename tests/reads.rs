@@ -271,11 +271,21 @@ async fn reads_under_load_return_exactly_the_acknowledged_payloads() {
 }
 
 /// Reads racing checkpoints: every read returns the acknowledged payload or `NotFound`
-/// (its segment was removed before or during the read), never an I/O error.
+/// (its segment was removed before or during the read), never an I/O error. Reads go
+/// to the reader pool (the queue on the test's thread) and are served in place (the
+/// queue on its own, so cached segment handles race the removals).
 #[actix::test]
 async fn reads_racing_a_truncation_are_payloads_or_not_found() {
+    for placement in [QueueThread::Caller, QueueThread::Own] {
+        reads_racing_a_truncation(placement).await;
+    }
+}
+
+async fn reads_racing_a_truncation(placement: QueueThread) {
     let d = tempfile::tempdir().unwrap();
-    let cfg = WalConfig::default().segment_size_bytes(32 * 1024);
+    let cfg = WalConfig::default()
+        .segment_size_bytes(32 * 1024)
+        .queue_thread(placement);
     let wal = Wal::open(d.path(), cfg).await.unwrap();
     let acked = Rc::new(fill(&wal, 3, 300).await);
     let end = wal.flush().await.unwrap().0;
@@ -312,7 +322,7 @@ async fn reads_racing_a_truncation_are_payloads_or_not_found() {
         found += f;
         gone += g;
     }
-    eprintln!("{found} found, {gone} truncated away, {removed} segments removed");
+    eprintln!("{placement:?}: {found} found, {gone} truncated away, {removed} segments removed");
     assert!(removed > 0);
     assert!(found > 0, "the segments a checkpoint keeps still read");
     assert_eq!(found + gone, end);

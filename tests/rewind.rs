@@ -269,3 +269,51 @@ async fn rewinding_again_and_again_never_writes_through_a_removed_file() {
 fn tagged(round: u64, i: u64) -> Vec<u8> {
     format!("round {round} {i:05}").into_bytes()
 }
+
+#[actix::test]
+async fn reads_racing_rewinds_get_a_record_of_that_lsn_or_not_found() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 300).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for r in 0..4u64 {
+        let (w, stop) = (wal.clone(), stop.clone());
+        readers.push(actix_rt::spawn(async move {
+            let (mut found, mut missing, mut i) = (0u64, 0u64, r);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                i = (i * 7919 + 13) % 300 + 1;
+                match w.read(Lsn(i)).await {
+                    Ok(rec) => {
+                        assert_eq!(rec.lsn, Lsn(i));
+                        let ok = rec.payload == payload(i)
+                            || (0..4).any(|round| rec.payload == tagged(round, i));
+                        assert!(
+                            ok,
+                            "LSN {i} read {:?}",
+                            String::from_utf8_lossy(&rec.payload)
+                        );
+                        found += 1;
+                    }
+                    Err(WalError::NotFound { .. }) => missing += 1,
+                    Err(e) => panic!("read of LSN {i}: {e}"),
+                }
+                actix_rt::task::yield_now().await;
+            }
+            (found, missing)
+        }));
+    }
+    for round in 0..4u64 {
+        wal.truncate_after(Lsn(100)).await.unwrap();
+        for i in 101..=300 {
+            assert_eq!(wal.append(tagged(round, i)).await.unwrap(), Lsn(i));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut found = 0;
+    for r in readers {
+        found += r.await.unwrap().0;
+    }
+    assert!(found > 0, "the readers read nothing");
+    wal.shutdown().await.unwrap();
+}

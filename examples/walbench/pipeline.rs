@@ -54,6 +54,10 @@ pub struct Spec {
     pub pipeline: usize,
     /// The log's configuration.
     pub config: WalConfig,
+    /// Tasks reading recent durable records (`Wal::read`) beside the committers, one read
+    /// after another, all on one arbiter of their own (as docs/operations.md advises for
+    /// an application's readers: reads served in place are CPU work on the reader's thread).
+    pub readers: usize,
 }
 
 /// Shared by every actor of a run: when to record, when to stop.
@@ -66,6 +70,9 @@ struct Control {
     /// Commits sent, when a commit limit applies (`u64::MAX` otherwise, never counted).
     issued: AtomicU64,
     limit: u64,
+    /// The highest LSN acknowledged so far (durable, for durable commits): readers pick
+    /// below it.
+    acked: AtomicU64,
 }
 
 impl Control {
@@ -191,6 +198,9 @@ impl Committer {
         ctx.spawn(request.into_actor(self).map(move |res, act, ctx| {
             let took = started.elapsed();
             let ok = matches!(res, Ok(Ok(_)));
+            if let Ok(Ok(lsn)) = &res {
+                control.acked.fetch_max(lsn.0, Ordering::Relaxed);
+            }
             if control.recording.load(Ordering::Relaxed) {
                 LOCAL.with(|l| {
                     let mut l = l.borrow_mut();
@@ -279,6 +289,7 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         stop: AtomicBool::new(false),
         issued: AtomicU64::new(0),
         limit,
+        acked: AtomicU64::new(0),
     });
     let interval = spec
         .rate
@@ -322,6 +333,17 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         }
     }
     drop(done_tx);
+    let readers_arbiter = (spec.readers > 0).then(Arbiter::new);
+    let (read_tx, read_rx) = mpsc::unbounded();
+    if let Some(arbiter) = &readers_arbiter {
+        for r in 0..spec.readers as u64 {
+            let (wal, control, tx) = (wal.clone(), control.clone(), read_tx.clone());
+            arbiter.spawn(async move {
+                let _ = tx.unbounded_send(read_loop(wal, control, r).await);
+            });
+        }
+    }
+    drop(read_tx);
     let (t0, c0, s0_at, s0) = if warmup.is_zero() {
         (begin, c0, s0_at, s0)
     } else {
@@ -355,6 +377,16 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
     while stopped < spec.actors && done_rx.next().await.is_some() {
         stopped += 1;
     }
+    control.stop.store(true, Ordering::Relaxed);
+    let (mut reads, mut read_errors) = (0u64, 0u64);
+    for (n, e) in read_rx.collect::<Vec<_>>().await {
+        reads += n;
+        read_errors += e;
+    }
+    if let Some(a) = readers_arbiter {
+        a.stop();
+        let _ = a.join();
+    }
     let mut local = take_local();
     let (tx, rx) = mpsc::unbounded();
     for a in &arbiters {
@@ -383,7 +415,7 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
     Ok(Figures {
         system: "actix-wal".into(),
         note: format!(
-            "{}{}{}{}",
+            "{}{}{}{}{}",
             if spec.durability == Durability::Buffered {
                 "buffered"
             } else {
@@ -398,6 +430,20 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
                 String::new()
             } else {
                 format!(", queue: {:?}", spec.config.queue_thread)
+            },
+            if spec.readers > 0 {
+                format!(
+                    ", {} readers: {}/s reads{}",
+                    spec.readers,
+                    crate::report::thousands(reads as f64 / seconds),
+                    if read_errors > 0 {
+                        format!(" ({read_errors} failed)")
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                String::new()
             }
         ),
         committers: spec.actors,
@@ -424,6 +470,34 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         }),
         errors: local.errors,
     })
+}
+
+/// A reader: reads a record among the 1,000 most recently acknowledged, again and again,
+/// until the run stops; returns (reads in the window, failed reads). It yields after each
+/// read: a read served in place completes without a scheduler turn, and the other readers
+/// share this thread.
+async fn read_loop(wal: Wal, control: Arc<Control>, seed: u64) -> (u64, u64) {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (seed + 1);
+    let (mut reads, mut errors) = (0u64, 0u64);
+    while !control.stop.load(Ordering::Relaxed) {
+        let hi = control.acked.load(Ordering::Relaxed);
+        if hi > 0 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let lsn = hi - x % hi.min(1000);
+            let ok = wal.read(actix_wal::Lsn(lsn)).await.is_ok();
+            if control.recording.load(Ordering::Relaxed) && !control.stop.load(Ordering::Relaxed) {
+                if ok {
+                    reads += 1;
+                } else {
+                    errors += 1;
+                }
+            }
+        }
+        actix_rt::task::yield_now().await;
+    }
+    (reads, errors)
 }
 
 /// The flush of one large batch, again and again for `seconds`: `records` buffered appends

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod dir;
+pub mod handles;
 pub mod index;
 pub mod meta;
 pub mod options;

@@ -1,16 +1,18 @@
 //! Reading records of the open log by LSN, through the [read index](super::index): look up
 //! the nearest entry at or below the LSN, read the span from there with one positional
-//! read, walk the frame headers forward to the LSN, check the CRC of every frame whose
-//! records are returned. No actix here; the reader threads (`actors/reader.rs`) call it.
+//! read (through a segment handle kept open between reads, `handles.rs`), walk the frame
+//! headers forward to the LSN, check the CRC of every frame whose records are returned.
+//! No actix here; `actors/reader.rs` calls it on the caller's thread (bytes in memory
+//! only) and on the reader threads.
 
-use super::index::{SharedIndex, INDEX_STRIDE_BYTES};
+use super::index::{SharedIndex, Span, INDEX_STRIDE_BYTES};
 use super::reader::{Record, TxnPosition};
 use super::segment::segment_name;
 use crate::error::WalError;
 use crate::format::frame::split_transaction;
 use crate::format::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
 use crate::lsn::Lsn;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageFile};
 use std::io;
 use std::ops::Range;
 use std::path::Path;
@@ -33,7 +35,8 @@ pub fn record_cost_bytes(r: &Record) -> usize {
 /// and it stops at the durable end. `lsns.start` must be readable: below the log's first
 /// LSN, removed, or not durable is [`WalError::NotFound`], as is a segment that vanished
 /// (a checkpoint removed it) between the lookup and the read. An empty range gives no
-/// records.
+/// records. Costs one positional read per segment touched (two strides more than
+/// `max_bytes` at most each).
 pub fn read_records(
     storage: &dyn Storage,
     dir: &Path,
@@ -41,37 +44,177 @@ pub fn read_records(
     lsns: Range<u64>,
     max_bytes: usize,
 ) -> Result<Vec<Record>, WalError> {
-    let mut out: Vec<Record> = Vec::new();
-    let mut used = 0usize;
-    let mut next = lsns.start;
-    while next < lsns.end {
-        let span = {
-            // A poisoned lock means a panic while the queue updated it; its data is still
-            // the last consistent update (updates are single assignments and pushes).
-            let idx = index.read().unwrap_or_else(|p| p.into_inner());
-            match idx.locate(next, lsns.end) {
-                Ok(s) => s,
-                Err(WalError::NotFound { .. }) if !out.is_empty() => break,
-                Err(e) => return Err(e),
+    let mut read = RangeRead::new(lsns, max_bytes);
+    read.run(storage, dir, index, Wait::Yes)?;
+    Ok(read.out)
+}
+
+/// Reads that changed generation under them are tried again this many times at most
+/// (each change is a checkpoint, a cut or a shutdown), then answer `NotFound`.
+const MAX_LOOKUPS: u32 = 64;
+
+/// Whether a read may wait for the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Read the ordinary way (a reader thread).
+    Yes,
+    /// Read only bytes already in memory, and stop where that is not enough (a caller's
+    /// own thread, which must not block on the disk).
+    No,
+}
+
+/// A range read in progress (see [`read_records`]): what is read so far and where it
+/// goes on. A caller's thread runs it with [`Wait::No`] and, if it stops short, hands the
+/// rest to a reader thread, which goes on from where it stopped (no span is read twice).
+#[derive(Debug)]
+pub struct RangeRead {
+    /// The next LSN wanted.
+    next: u64,
+    /// The end of the range asked for.
+    end: u64,
+    /// The budget of the whole read.
+    max_bytes: usize,
+    /// Cost of the records read so far.
+    used: usize,
+    /// The records read so far.
+    out: Vec<Record>,
+    /// Set once the read is complete (a prefix ended, or the range did).
+    done: bool,
+}
+
+/// Why a span read went no further.
+enum SpanEnd {
+    /// The range goes on in the next span.
+    More,
+    /// The read is complete.
+    Done,
+    /// The span is not in memory ([`Wait::No`] only).
+    WouldWait,
+}
+
+impl RangeRead {
+    /// A read of `lsns` holding at most `max_bytes` (see [`read_records`]).
+    pub fn new(lsns: Range<u64>, max_bytes: usize) -> RangeRead {
+        RangeRead {
+            next: lsns.start,
+            end: lsns.end,
+            max_bytes,
+            used: 0,
+            out: Vec::new(),
+            done: lsns.start >= lsns.end,
+        }
+    }
+
+    /// Whether the read is complete.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The records read, once [`RangeRead::is_done`].
+    pub fn into_records(self) -> Vec<Record> {
+        self.out
+    }
+
+    /// Reads on, span by span, until the read is complete or (with [`Wait::No`]) a span
+    /// is not in memory; [`RangeRead::is_done`] tells which.
+    pub fn run(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        index: &SharedIndex,
+        wait: Wait,
+    ) -> Result<(), WalError> {
+        while !self.done {
+            match self.read_span(storage, dir, index, wait)? {
+                SpanEnd::More => {}
+                SpanEnd::Done => self.done = true,
+                SpanEnd::WouldWait => return Ok(()),
             }
+        }
+        Ok(())
+    }
+
+    /// Looks `next` up, reads its span with one positional read, and takes the records
+    /// out of it.
+    fn read_span(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        index: &SharedIndex,
+        wait: Wait,
+    ) -> Result<SpanEnd, WalError> {
+        let mut lookups = 0u32;
+        let (span, buf, path) = loop {
+            lookups += 1;
+            if lookups > MAX_LOOKUPS {
+                // The log changed under every attempt: a storm of checkpoints or cuts.
+                return Err(WalError::NotFound {
+                    lsn: Lsn(self.next),
+                });
+            }
+            let (span, generation, cached) = {
+                // A poisoned lock means a panic while the queue updated it; its data is
+                // still the last consistent update (updates are single assignments and
+                // pushes).
+                let idx = index.read().unwrap_or_else(|p| p.into_inner());
+                match idx.locate(self.next, self.end) {
+                    Ok(s) => (s, idx.generation(), idx.handles().take(s.segment_first_lsn)),
+                    Err(WalError::NotFound { .. }) if !self.out.is_empty() => {
+                        return Ok(SpanEnd::Done)
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            // One read: from the entry through the frame wanted, and on through the range
+            // as far as the budget (and two strides of frames walked past) allows.
+            let cap = span.start_offset
+                + (self.max_bytes.min(MAX_READ_BYTES) as u64)
+                + 2 * INDEX_STRIDE_BYTES;
+            let end_offset = span.min_end_offset.max(span.want_end_offset.min(cap));
+            let path = dir.join(segment_name(span.segment_first_lsn));
+            let mut buf = vec![0u8; (end_offset - span.start_offset) as usize];
+            let file = match cached {
+                Some(f) => f,
+                None => open(storage, &path, self.next)?,
+            };
+            let in_memory = match wait {
+                Wait::Yes => {
+                    file.read_exact_at(&mut buf, span.start_offset)
+                        .map_err(|e| WalError::io("read", &path, e))?;
+                    true
+                }
+                Wait::No => file
+                    .read_cached_at(&mut buf, span.start_offset)
+                    .map_err(|e| WalError::io("read", &path, e))?,
+            };
+            // The bytes are good only if no cut or removal came between the lookup and
+            // now: the index changes generation before a segment's file changes.
+            let idx = index.read().unwrap_or_else(|p| p.into_inner());
+            if idx.generation() != generation {
+                continue; // the handle (of an older generation) is dropped here
+            }
+            idx.handles().put(span.segment_first_lsn, file);
+            drop(idx);
+            if !in_memory {
+                return Ok(SpanEnd::WouldWait);
+            }
+            break (span, buf, path);
         };
-        // One read: from the entry through the frame wanted, and on through the range as
-        // far as the budget (and two strides of frames walked past) allows.
-        let cap =
-            span.start_offset + (max_bytes.min(MAX_READ_BYTES) as u64) + 2 * INDEX_STRIDE_BYTES;
-        let end_offset = span.min_end_offset.max(span.want_end_offset.min(cap));
-        let path = dir.join(segment_name(span.segment_first_lsn));
-        let mut buf = vec![0u8; (end_offset - span.start_offset) as usize];
-        pread(storage, &path, &mut buf, span.start_offset, next)?;
-        let stop_lsn = lsns.end.min(span.end_lsn);
+        self.take_records(&span, &buf, &path)
+    }
+
+    /// Walks the frames of a span read from `span.start_offset`, checks the CRC of every
+    /// frame whose records are returned, and takes the records in the range out.
+    fn take_records(&mut self, span: &Span, buf: &[u8], path: &Path) -> Result<SpanEnd, WalError> {
+        let stop_lsn = self.end.min(span.end_lsn);
         let corrupt = |at: usize, reason: String| WalError::Corruption {
-            segment: path.clone(),
+            segment: path.to_path_buf(),
             offset: span.start_offset + at as u64,
             reason,
         };
         let mut pos = 0usize;
         let mut lsn = span.start_lsn;
-        let before = next;
+        let before = self.next;
         while lsn < stop_lsn && pos + FRAME_HEADER_BYTES <= buf.len() {
             let hdr: [u8; FRAME_HEADER_BYTES] = buf[pos..pos + FRAME_HEADER_BYTES]
                 .try_into()
@@ -84,10 +227,10 @@ pub fn read_records(
             }
             let frame_end = pos + h.frame_bytes();
             if frame_end > buf.len() {
-                break; // past the span read: the range continues in a later call
+                break; // past the span read: the range continues in a later span
             }
             let after = lsn + u64::from(h.count);
-            if after > next {
+            if after > self.next {
                 let frame = &buf[pos..frame_end];
                 if crc32fast::hash(&frame[4..]) != h.crc {
                     return Err(corrupt(pos, "frame CRC mismatch".into()));
@@ -111,7 +254,7 @@ pub fn read_records(
                 };
                 for (i, part) in parts.into_iter().enumerate() {
                     let rec_lsn = lsn + i as u64;
-                    if rec_lsn < next || rec_lsn >= stop_lsn {
+                    if rec_lsn < self.next || rec_lsn >= stop_lsn {
                         continue;
                     }
                     let rec = Record {
@@ -124,45 +267,38 @@ pub fn read_records(
                         ..base.clone()
                     };
                     let cost = record_cost_bytes(&rec);
-                    if !out.is_empty() && used + cost > max_bytes {
-                        return Ok(out);
+                    if !self.out.is_empty() && self.used + cost > self.max_bytes {
+                        return Ok(SpanEnd::Done);
                     }
-                    used += cost;
-                    out.push(rec);
-                    next = rec_lsn + 1;
+                    self.used += cost;
+                    self.out.push(rec);
+                    self.next = rec_lsn + 1;
                 }
             }
             pos = frame_end;
             lsn = after;
         }
-        if next == before {
+        if self.next == before {
             return Err(corrupt(
                 pos,
-                format!("the read index led to no frame holding LSN {next}"),
+                format!("the read index led to no frame holding LSN {}", self.next),
             ));
         }
-        if lsn < span.end_lsn && next < lsns.end {
-            break; // the span read ended inside the segment: a prefix
+        if self.next < self.end && lsn >= span.end_lsn {
+            // The segment is read to its durable end: the range goes on in the next one.
+            return Ok(SpanEnd::More);
         }
+        // The range is read, or the span read ended inside the segment: a prefix.
+        Ok(SpanEnd::Done)
     }
-    Ok(out)
 }
 
-/// One positional read; a segment that is gone (removed by a checkpoint after the lookup)
-/// is `NotFound { lsn }`, not an I/O error.
-fn pread(
-    storage: &dyn Storage,
-    path: &Path,
-    buf: &mut [u8],
-    offset: u64,
-    lsn: u64,
-) -> Result<(), WalError> {
-    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
-    let file = match storage.open(path, false) {
-        Ok(f) => f,
-        Err(e) if gone(&e) => return Err(WalError::NotFound { lsn: Lsn(lsn) }),
-        Err(e) => return Err(WalError::io("open", path, e)),
-    };
-    file.read_exact_at(buf, offset)
-        .map_err(|e| WalError::io("read", path, e))
+/// Opens a segment for reading; one that is gone (removed by a checkpoint after the
+/// lookup) is `NotFound { lsn }`, not an I/O error.
+fn open(storage: &dyn Storage, path: &Path, lsn: u64) -> Result<Box<dyn StorageFile>, WalError> {
+    match storage.open(path, false) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(WalError::NotFound { lsn: Lsn(lsn) }),
+        Err(e) => Err(WalError::io("open", path, e)),
+    }
 }

@@ -101,12 +101,15 @@ impl LogDir {
     /// `truncate_after(x)`, steps 1 to 4: the intent, the later segments removed, S cut
     /// at the frame of `x + 1`, the intent cleared. The caller checked `x` against the
     /// log (at or above its first LSN minus one, below its next LSN) and holds appends;
-    /// every record up to `x` is durable. Returns where appends continue.
+    /// every record up to `x` is durable. `decided` runs once step 1 is durable, before
+    /// any file changes (the queue cuts its read index there). Returns where appends
+    /// continue.
     pub fn truncate_after(
         &self,
         x: u64,
         hint: Option<WalkHint>,
         opts: &RecoveryOptions,
+        decided: &mut dyn FnMut(),
     ) -> Result<CutPoint, RewindFailure> {
         let before = self.meta().current();
         let (first, newest) = before
@@ -138,6 +141,7 @@ impl LogDir {
                 m.newest_lsn = newest;
             },
         )?;
+        decided();
         self.finish_truncate_after(x, cut, None)
             .map_err(RewindFailure::InDoubt)?;
         tracing::debug!(
@@ -151,8 +155,13 @@ impl LogDir {
 
     /// `reset(n)`, steps 1 to 4: the intent (with the first LSN `n`), every segment
     /// removed, the segment `n` created, the intent cleared. The caller checked `n` and
-    /// holds appends.
-    pub fn reset(&self, n: u64, opts: &RecoveryOptions) -> Result<(), RewindFailure> {
+    /// holds appends. `decided` as for [`Self::truncate_after`].
+    pub fn reset(
+        &self,
+        n: u64,
+        opts: &RecoveryOptions,
+        decided: &mut dyn FnMut(),
+    ) -> Result<(), RewindFailure> {
         let before = self.meta().current();
         let (first, newest) = before
             .as_ref()
@@ -169,6 +178,7 @@ impl LogDir {
                 m.newest_lsn = newest;
             },
         )?;
+        decided();
         self.finish_reset(n, opts).map_err(RewindFailure::InDoubt)?;
         tracing::debug!(next_lsn = n, "reset log");
         Ok(())

@@ -14,6 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The real file system.
@@ -281,4 +282,33 @@ impl StorageFile for FsFile {
     fn is_linked(&self) -> io::Result<bool> {
         Ok(self.0.metadata()?.nlink() > 0)
     }
+
+    fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+        use rustix::io::{Errno, ReadWriteFlags};
+        if NOWAIT_UNSUPPORTED.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let want = buf.len();
+        match rustix::io::preadv2(
+            &self.0,
+            &mut [io::IoSliceMut::new(buf)],
+            offset,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            // A short read: part of the span is not in memory (or past the end); the
+            // caller reads it all the ordinary way instead.
+            Ok(n) => Ok(n == want),
+            Err(Errno::AGAIN) => Ok(false),
+            // An old kernel, or a file system without RWF_NOWAIT: never ask again.
+            Err(Errno::NOSYS | Errno::OPNOTSUPP | Errno::INVAL) => {
+                NOWAIT_UNSUPPORTED.store(true, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(e) => Err(errno(e)),
+        }
+    }
 }
+
+/// Set once `preadv2(RWF_NOWAIT)` was refused as unsupported: later cached reads answer
+/// "would wait" without the system call.
+static NOWAIT_UNSUPPORTED: AtomicBool = AtomicBool::new(false);

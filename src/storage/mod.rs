@@ -110,6 +110,16 @@ pub trait StorageFile: Send + fmt::Debug {
     fn is_linked(&self) -> io::Result<bool> {
         Ok(true)
     }
+
+    /// Reads exactly `buf.len()` bytes at `offset` only if that needs no wait for the
+    /// device (the bytes are in memory: Linux `preadv2` with `RWF_NOWAIT`): `Ok(true)`
+    /// when `buf` was filled, `Ok(false)` when it would have waited (what `buf` holds
+    /// then is unspecified). Reads of the open log use it to serve a read on the caller's
+    /// thread, and hand it to the reader pool otherwise. The default answers `Ok(false)`.
+    fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {
+        let _ = (buf, offset);
+        Ok(false)
+    }
 }
 
 /// What a path is when it is not a regular file (see [`not_a_file`]).

@@ -125,16 +125,21 @@ impl Queue {
         let opts = self.cfg.log_options().recovery_options();
         let span = tracing::debug_span!("rewind", ?job);
         let _enter = span.enter();
+        // The read index forgets what goes as soon as it is decided, before any file
+        // changes: a read racing the rewind gets `NotFound`, never a cut short read.
         let outcome = match job {
             Job::After(x) if x + 1 == self.planner.next_lsn => return Ok(()),
             Job::After(x) => {
                 let hint = self.index_hint(x + 1);
-                dir.truncate_after(x, hint, &opts)
+                let mut decided = || self.index_cut(x + 1);
+                dir.truncate_after(x, hint, &opts, &mut decided)
                     .map(|cut| (cut.segment_first_lsn, cut.offset, x + 1))
             }
-            Job::Reset(n) => dir
-                .reset(n, &opts)
-                .map(|()| (n, crate::format::SEGMENT_HEADER_BYTES as u64, n)),
+            Job::Reset(n) => {
+                let mut decided = || self.index_reset(n);
+                dir.reset(n, &opts, &mut decided)
+                    .map(|()| (n, crate::format::SEGMENT_HEADER_BYTES as u64, n))
+            }
         };
         match outcome {
             Ok((segment_first_lsn, offset, next_lsn)) => {
