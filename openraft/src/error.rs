@@ -2,7 +2,11 @@
 //! stops the Raft node: a log that fails is not written to again).
 
 use actix_wal::{Lsn, WalError};
-use openraft::{AnyError, ErrorSubject, ErrorVerb, NodeId, StorageError, StorageIOError};
+use openraft::{AnyError, ErrorSubject, ErrorVerb, NodeId, RaftTypeConfig};
+use openraft::{StorageError, StorageIOError};
+
+/// The result of a storage call, as openraft's traits spell it.
+pub(crate) type RaftResult<T, C> = Result<T, StorageError<<C as RaftTypeConfig>::NodeId>>;
 
 /// What went wrong under a Raft log operation.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +20,7 @@ pub enum AdapterError {
     NotNext {
         /// The Raft index of the entry.
         index: u64,
-        /// The LSN the log gives out next.
+        /// The LSN the log would give it.
         lsn: Lsn,
     },
     /// The record at `lsn` holds the entry of another index: the log was not written by
@@ -31,9 +35,9 @@ pub enum AdapterError {
 }
 
 /// Maps an adapter error to openraft's `StorageError`, naming what was being done.
-pub(crate) fn storage<NID: NodeId>(
+pub(crate) fn storage<NID: NodeId, E: Into<AdapterError>>(
     subject: ErrorSubject<NID>,
     verb: ErrorVerb,
-) -> impl FnOnce(AdapterError) -> StorageError<NID> {
-    move |e| StorageIOError::new(subject, verb, AnyError::new(&e)).into()
+) -> impl FnOnce(E) -> StorageError<NID> {
+    move |e| StorageIOError::new(subject, verb, AnyError::new(&e.into())).into()
 }

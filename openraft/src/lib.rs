@@ -20,6 +20,7 @@
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), actix_wal_openraft::AdapterError> {
+//! use std::io::Cursor; // the default snapshot type of `declare_raft_types!`
 //! openraft::declare_raft_types!(pub Config: D = String, R = String);
 //! let store = actix_wal_openraft::WalLogStore::<Config>::open("/tmp/raft-log", Default::default()).await?;
 //! # let _ = store; Ok(()) }
