@@ -49,6 +49,7 @@ async fn vote_committed_purge_and_entries_survive_reopen() {
     let mut store = open(dir.path()).await;
     append(&mut store, 1, 0..11).await;
     store.save_vote(&Vote::new(3, 1)).await.unwrap();
+    // The committed log id is written with the next slot write: here, the purge's.
     store.save_committed(Some(log_id(1, 1, 7))).await.unwrap();
     store.purge(log_id(1, 1, 4)).await.unwrap();
 
