@@ -5,13 +5,10 @@ use actix_wal_openraft::WalLogStore;
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::testing::{blank_ent, log_id};
 use openraft::{LogId, RaftLogId, RaftLogReader, Vote};
-use std::io::Cursor;
 use std::path::Path;
 
-openraft::declare_raft_types!(
-    /// String commands and replies, u64 node ids.
-    pub Config: D = String, R = String
-);
+mod common;
+use common::Config;
 
 type Store = WalLogStore<Config>;
 
