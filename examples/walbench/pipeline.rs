@@ -62,17 +62,17 @@ pub struct Spec {
 
 /// Shared by every actor of a run: when to record, when to stop.
 #[derive(Debug)]
-struct Control {
+pub struct Control {
     /// Set after the warm-up: latencies and commits count from here.
-    recording: AtomicBool,
+    pub recording: AtomicBool,
     /// Set at the end of the window: no new commits are sent.
-    stop: AtomicBool,
+    pub stop: AtomicBool,
     /// Commits sent, when a commit limit applies (`u64::MAX` otherwise, never counted).
     issued: AtomicU64,
     limit: u64,
     /// The highest LSN acknowledged so far (durable, for durable commits): readers pick
     /// below it.
-    acked: AtomicU64,
+    pub acked: AtomicU64,
 }
 
 impl Control {
@@ -339,7 +339,7 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         for r in 0..spec.readers as u64 {
             let (wal, control, tx) = (wal.clone(), control.clone(), read_tx.clone());
             arbiter.spawn(async move {
-                let _ = tx.unbounded_send(read_loop(wal, control, r).await);
+                let _ = tx.unbounded_send(crate::reads::read_loop(wal, control, r).await);
             });
         }
     }
@@ -470,34 +470,6 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         }),
         errors: local.errors,
     })
-}
-
-/// A reader: reads a record among the 1,000 most recently acknowledged, again and again,
-/// until the run stops; returns (reads in the window, failed reads). It yields after each
-/// read: a read served in place completes without a scheduler turn, and the other readers
-/// share this thread.
-async fn read_loop(wal: Wal, control: Arc<Control>, seed: u64) -> (u64, u64) {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (seed + 1);
-    let (mut reads, mut errors) = (0u64, 0u64);
-    while !control.stop.load(Ordering::Relaxed) {
-        let hi = control.acked.load(Ordering::Relaxed);
-        if hi > 0 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let lsn = hi - x % hi.min(1000);
-            let ok = wal.read(actix_wal::Lsn(lsn)).await.is_ok();
-            if control.recording.load(Ordering::Relaxed) && !control.stop.load(Ordering::Relaxed) {
-                if ok {
-                    reads += 1;
-                } else {
-                    errors += 1;
-                }
-            }
-        }
-        actix_rt::task::yield_now().await;
-    }
-    (reads, errors)
 }
 
 /// The flush of one large batch, again and again for `seconds`: `records` buffered appends

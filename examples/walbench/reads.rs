@@ -1,9 +1,11 @@
 //! Reads of the open log (issue 11): `Wal::read(lsn)` of a recent record beside a bare
 //! `pread` of the same bytes, in the same loop, with the queue on an arbiter of its own
 //! (reads from this thread are served in place) and on this thread (they go to the reader
-//! pool); and a range read of 1,000 records of 256 B, counting its positional reads per
-//! segment touched through a counting storage.
+//! pool); a range read of 1,000 records of 256 B, counting its positional reads per
+//! segment touched through a counting storage; and the reader tasks the `readers` part
+//! runs beside the committers.
 
+use crate::pipeline::Control;
 use crate::report::{new_histogram, Figures, Latency};
 use crate::sys;
 use actix_wal::storage::{DirLock, FsStorage, Storage, StorageFile};
@@ -216,4 +218,32 @@ pub async fn read_figures(
         ),
         range,
     ])
+}
+
+/// A reader: reads a record among the 1,000 most recently acknowledged, again and again,
+/// until the run stops; returns (reads in the window, failed reads). It yields after each
+/// read: a read served in place completes without a scheduler turn, and the other readers
+/// share this thread.
+pub async fn read_loop(wal: Wal, control: Arc<Control>, seed: u64) -> (u64, u64) {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (seed + 1);
+    let (mut reads, mut errors) = (0u64, 0u64);
+    while !control.stop.load(Ordering::Relaxed) {
+        let hi = control.acked.load(Ordering::Relaxed);
+        if hi > 0 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let lsn = hi - x % hi.min(1000);
+            let ok = wal.read(actix_wal::Lsn(lsn)).await.is_ok();
+            if control.recording.load(Ordering::Relaxed) && !control.stop.load(Ordering::Relaxed) {
+                if ok {
+                    reads += 1;
+                } else {
+                    errors += 1;
+                }
+            }
+        }
+        actix_rt::task::yield_now().await;
+    }
+    (reads, errors)
 }

@@ -217,7 +217,13 @@ impl Queue {
         match done {
             Done::Written(took) => {
                 let answered = self.on_written(batch, took);
-                if answered > 1 && self.requested_mode == WalMode::Async && !self.shutting_down {
+                // The hold lets the callers just answered join the next batch; when that
+                // batch is already closed (a later one gathers), holding only idles the disk.
+                if answered > 1
+                    && self.pending.len() <= 1
+                    && self.requested_mode == WalMode::Async
+                    && !self.shutting_down
+                {
                     self.holding = true;
                     ctx.spawn(
                         actix_rt::task::yield_now()
