@@ -60,6 +60,22 @@ pub struct AppendOptions {
     pub flush_now: bool,
     /// Also notify this recipient when the message is durable.
     pub notify: Option<Notify>,
+    /// When the message was built: set by the constructors (`Append::new`, `Commit::new`,
+    /// `AppendBatch::new` and the `encode`s built on them). The queue records the time from
+    /// here to its handler (the wait in its mailbox, and in the caller before `send`) in
+    /// [`crate::metrics::ENQUEUE_WAIT`]. `None` (a message built field by field): nothing
+    /// is recorded.
+    pub built_at: Option<std::time::Instant>,
+}
+
+impl AppendOptions {
+    /// Default options, stamped now (see [`Self::built_at`]).
+    fn stamped() -> AppendOptions {
+        AppendOptions {
+            built_at: Some(std::time::Instant::now()),
+            ..AppendOptions::default()
+        }
+    }
 }
 
 /// Append one record. Replies with its LSN: after it is fsynced for
@@ -81,7 +97,7 @@ impl Append {
     pub fn new(payload: impl Into<Vec<u8>>) -> Append {
         Append {
             payload: payload.into(),
-            options: AppendOptions::default(),
+            options: AppendOptions::stamped(),
         }
     }
 
@@ -150,7 +166,7 @@ impl Commit {
     pub fn new(entries: impl IntoIterator<Item = impl Into<Vec<u8>>>) -> Commit {
         Commit {
             entries: entries.into_iter().map(Into::into).collect(),
-            options: AppendOptions::default(),
+            options: AppendOptions::stamped(),
         }
     }
 
@@ -191,7 +207,7 @@ impl AppendBatch {
     pub fn new(records: impl IntoIterator<Item = impl Into<Vec<u8>>>) -> AppendBatch {
         AppendBatch {
             records: records.into_iter().map(Into::into).collect(),
-            options: AppendOptions::default(),
+            options: AppendOptions::stamped(),
         }
     }
 

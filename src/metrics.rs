@@ -1,7 +1,8 @@
 //! Metrics through the `metrics` crate facade (the application picks the exporter), named
 //! by Prometheus conventions with units. Handles are registered once when the queue
 //! starts, so install the recorder before `Wal::open`; updates are then atomic operations,
-//! made per batch, except the commit-latency histogram (one sample per durable append).
+//! made per batch, except the commit-latency histogram (one sample per durable append) and
+//! the enqueue-wait histogram (one sample per message).
 
 use crate::stats::WalMode;
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
@@ -23,6 +24,10 @@ pub const BATCH_ENTRIES: &str = "actix_wal_batch_entries";
 /// Time from a durable append's arrival at the queue to its durability reply
 /// (histogram, seconds).
 pub const COMMIT_DURATION: &str = "actix_wal_commit_duration_seconds";
+/// Time from when an `Append`, `Commit` or `AppendBatch` was built (its constructor) to
+/// when the queue handles it: the wait before the queue's thread gets to it (histogram,
+/// seconds). One sample per message.
+pub const ENQUEUE_WAIT: &str = "actix_wal_enqueue_wait_seconds";
 /// 1 while a healthy flusher is attached, 0 while degraded (gauge).
 pub const FLUSHER_HEALTHY: &str = "actix_wal_flusher_healthy";
 /// Write mode: 0 async, 1 sync, 2 degraded (gauge).
@@ -39,7 +44,7 @@ pub const WRITE_FAILURES: &str = "actix_wal_write_failures_total";
 pub const POISONED: &str = "actix_wal_poisoned";
 
 /// Every metric name, for documentation and tests.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 16] = [
     QUEUE_DEPTH,
     QUEUE_BYTES,
     FLUSHES,
@@ -48,6 +53,7 @@ pub const ALL: [&str; 15] = [
     FLUSH_DURATION,
     BATCH_ENTRIES,
     COMMIT_DURATION,
+    ENQUEUE_WAIT,
     FLUSHER_HEALTHY,
     MODE,
     FLUSHER_RESTARTS,
@@ -76,6 +82,8 @@ pub(crate) struct Metrics {
     pub batch_entries: Histogram,
     /// [`COMMIT_DURATION`]
     pub commit_duration: Histogram,
+    /// [`ENQUEUE_WAIT`]
+    pub enqueue_wait: Histogram,
     /// [`FLUSHER_HEALTHY`]
     pub flusher_healthy: Gauge,
     /// [`MODE`]
@@ -110,6 +118,7 @@ impl Metrics {
             flush_duration: histogram!(FLUSH_DURATION),
             batch_entries: histogram!(BATCH_ENTRIES),
             commit_duration: histogram!(COMMIT_DURATION),
+            enqueue_wait: histogram!(ENQUEUE_WAIT),
             flusher_healthy: gauge!(FLUSHER_HEALTHY),
             mode: gauge!(MODE),
             flusher_restarts: counter!(FLUSHER_RESTARTS),

@@ -436,6 +436,7 @@ fn check_metrics(m: &HashMap<String, f64>, n: usize, key_bytes: usize, value_byt
         metrics::FLUSH_DURATION,
         metrics::BATCH_ENTRIES,
         metrics::COMMIT_DURATION,
+        metrics::ENQUEUE_WAIT,
     ];
     for name in metrics::ALL {
         if histograms.contains(&name) {
@@ -479,6 +480,8 @@ fn check_metrics(m: &HashMap<String, f64>, n: usize, key_bytes: usize, value_byt
     assert_eq!(value(m, &format!("{}_sum", metrics::BATCH_ENTRIES)), n);
     assert_eq!(value(m, &format!("{}_count", metrics::COMMIT_DURATION)), n);
     assert!(value(m, &format!("{}_sum", metrics::COMMIT_DURATION)) > 0.0);
+    // One `Append` per PUT: one enqueue-wait sample each.
+    assert_eq!(value(m, &format!("{}_count", metrics::ENQUEUE_WAIT)), n);
     // Everything acknowledged: nothing queued.
     assert_eq!(value(m, metrics::QUEUE_DEPTH), 0.0);
     assert_eq!(value(m, metrics::QUEUE_BYTES), 0.0);

@@ -279,6 +279,7 @@ impl Handler<Append> for Queue {
     type Result = LsnResponse;
 
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> LsnResponse {
+        self.record_enqueue_wait(&msg.options);
         self.submit(Entry::Record(msg.payload), msg.options, ctx)
     }
 }
@@ -287,6 +288,7 @@ impl Handler<AppendBatch> for Queue {
     type Result = LsnResponse;
 
     fn handle(&mut self, msg: AppendBatch, ctx: &mut Self::Context) -> LsnResponse {
+        self.record_enqueue_wait(&msg.options);
         self.submit(Entry::Records(msg.records), msg.options, ctx)
     }
 }
@@ -295,6 +297,7 @@ impl Handler<Commit> for Queue {
     type Result = LsnResponse;
 
     fn handle(&mut self, msg: Commit, ctx: &mut Self::Context) -> LsnResponse {
+        self.record_enqueue_wait(&msg.options);
         self.submit(Entry::Txn(msg.entries), msg.options, ctx)
     }
 }

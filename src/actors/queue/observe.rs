@@ -101,3 +101,15 @@ impl Handler<GetHealth> for Queue {
         })
     }
 }
+
+impl Queue {
+    /// [`crate::metrics::ENQUEUE_WAIT`]: the time since the message was built, as the
+    /// handler starts (one sample per stamped message).
+    pub(super) fn record_enqueue_wait(&self, options: &crate::messages::AppendOptions) {
+        if let Some(built) = options.built_at {
+            self.metrics
+                .enqueue_wait
+                .record(built.elapsed().as_secs_f64());
+        }
+    }
+}
