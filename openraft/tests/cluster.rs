@@ -191,11 +191,19 @@ async fn a_stopped_node_catches_up_by_snapshot_and_the_cluster_survives_losing_i
         .expect("a log");
     let (dir, sm) = stop(stopped, &router).await;
     write(&leader_raft, 30, 130).await;
-    let purged = leader_raft.metrics().borrow().purged.map(|p| p.index);
-    assert!(
-        purged > Some(stopped_last),
-        "the leader purged past the stopped node's last index {stopped_last}: {purged:?}"
-    );
+    // The snapshot and the purge after it run in the background: wait for them (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let purged = leader_raft.metrics().borrow().purged.map(|p| p.index);
+        if purged > Some(stopped_last) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader did not purge past the stopped node's last index {stopped_last} within 30 s: {purged:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     // Back from its directory: it installs the leader's snapshot, then takes the rest.
     let back = start(follower, &dir, sm, &router).await;
