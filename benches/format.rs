@@ -20,6 +20,7 @@ fn planner() -> Planner {
         next_lsn: 1,
         segment_size_bytes: 64 << 20,
         max_record_bytes: 1 << 20,
+        files_epoch: 0,
     }
 }
 

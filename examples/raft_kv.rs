@@ -42,6 +42,8 @@ mod network;
 #[path = "raft_kv/state.rs"]
 mod state;
 
+use actix_wal::WalConfig;
+use actix_wal_openraft::WalLogStore;
 use actix_web::{web, App, HttpServer};
 use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -219,7 +221,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             )
         }
         StoreKind::Wal => {
-            return Err("--store wal: the actix-wal-openraft adapter is not merged yet".into())
+            let log =
+                WalLogStore::<TypeConfig>::open(args.dir.join("log"), WalConfig::default()).await?;
+            let wal = log.wal().clone();
+            (
+                Raft::new(args.id, config, network, log, sm.clone()).await?,
+                Some(wal),
+            )
         }
     };
 

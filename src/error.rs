@@ -230,6 +230,45 @@ pub enum WalError {
         /// What is wrong with it.
         reason: String,
     },
+    /// `truncate_after(lsn)` below the log's first LSN (the checkpoint): the records it
+    /// would keep are gone already. Refused; nothing changed.
+    #[error("truncate_after({lsn}) refused: LSN {lsn} is below the log's first LSN {first_lsn} minus one")]
+    BelowFirstLsn {
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+        /// The log's first LSN.
+        first_lsn: crate::lsn::Lsn,
+    },
+    /// `truncate_after(lsn)` would cut a transaction in two (`lsn + 1` is not the first
+    /// record of its frame): transactions are all or nothing. Refused; nothing changed.
+    #[error("truncate_after({lsn}) refused: LSN {} is inside a transaction", lsn.0.saturating_add(1))]
+    SplitsTransaction {
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+    },
+    /// `reset(lsn)` would give out again LSNs of records the log still holds (`lsn` is
+    /// below the next LSN while records remain). Refused; nothing changed.
+    #[error("reset({lsn}) refused: the log holds records up to LSN {}; the next LSN may not go below {next_lsn}", next_lsn.0.saturating_sub(1))]
+    WouldReuseLsns {
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+        /// The log's next LSN.
+        next_lsn: crate::lsn::Lsn,
+    },
+    /// An LSN outside `1..=u64::MAX / 2` where the log would continue at it (`reset`).
+    #[error("LSN {lsn} is out of range (1..=2^63-1)")]
+    LsnOutOfRange {
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+    },
+    /// An append (or a wait for one) whose record was removed by `truncate_after` or
+    /// `reset` before it was durable and answered: it is not in the log, and its LSN
+    /// may be given to a later append.
+    #[error("LSN {lsn} was removed by truncate_after or reset before it was acknowledged")]
+    TruncatedAway {
+        /// The LSN the caller would have been answered.
+        lsn: crate::lsn::Lsn,
+    },
 }
 
 impl WalError {

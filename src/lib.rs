@@ -95,7 +95,8 @@ pub use lsn::Lsn;
 pub use messages::SetMeta;
 pub use messages::{
     Append, AppendBatch, AppendOptions, Commit, Durability, DurabilityReply, Flush, GetStats,
-    Notify, RecoveryReport, Replayed, SetMode, Shutdown, TruncateBefore, WaitDurable,
+    Notify, RecoveryReport, Replayed, Reset, SetMode, Shutdown, TruncateAfter, TruncateBefore,
+    WaitDurable,
 };
 pub use stats::{WalMode, WalStats};
 pub use storage::{FsStorage, SharedStorage, Storage, StorageFile};

@@ -1,7 +1,8 @@
 //! The messages an application exchanges with the log, and their replies: what a
 //! transaction actor sends to the [`Queue`](crate::Queue) (`Append`, `Commit`,
 //! `AppendBatch`, `Flush`,
-//! `WaitDurable`, `SetMode`, `GetStats`, `TruncateBefore`, `Shutdown`), what the log sends back to its
+//! `WaitDurable`, `SetMode`, `GetStats`, `TruncateBefore`, `TruncateAfter`, `Reset`, `Shutdown`),
+//! what the log sends back to its
 //! recipients (`DurabilityReply`, `Replayed`), and what `Wal::open` reports
 //! (`RecoveryReport`).
 //!
@@ -270,6 +271,26 @@ impl Message for Shutdown {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<usize, WalError>")]
 pub struct TruncateBefore(pub Lsn);
+
+/// Rewind: durably remove every record with an LSN above this one; the next append gets
+/// `lsn + 1`. Waits until every record up to `lsn` is durable; appends not yet answered
+/// whose records lie above `lsn` fail with [`WalError::TruncatedAway`]. Refused, changing
+/// nothing: below the first LSN minus one ([`WalError::BelowFirstLsn`]), at or past the
+/// next LSN ([`WalError::LsnNotAssigned`]), or inside a transaction
+/// ([`WalError::SplitsTransaction`]). `lsn` = next LSN − 1 changes nothing. Crash-safe:
+/// recovery yields the log before or after it, never a removed record once it answered.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), WalError>")]
+pub struct TruncateAfter(pub Lsn);
+
+/// Reset: remove every record; the log's first LSN and the next append's LSN become this
+/// one (a Raft follower installing a snapshot). Appends not yet answered fail with
+/// [`WalError::TruncatedAway`]. Refused, changing nothing, when the LSN is below the next
+/// LSN while records remain ([`WalError::WouldReuseLsns`]) or outside `1..=2^63-1`
+/// ([`WalError::LsnOutOfRange`]). Crash-safe like [`TruncateAfter`]; the metadata slot stays.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), WalError>")]
+pub struct Reset(pub Lsn);
 
 /// A chunk of records replayed at open, in LSN order. The log waits for each chunk to be
 /// handled before sending the next, and takes no appends until replay is over. A chunk

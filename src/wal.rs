@@ -14,8 +14,8 @@ use crate::log::read_at::MAX_READ_BYTES;
 use crate::log::Record;
 use crate::lsn::Lsn;
 use crate::messages::{
-    Append, AppendBatch, Commit, Flush, GetStats, RecoveryReport, SetMode, Shutdown,
-    TruncateBefore, WaitDurable,
+    Append, AppendBatch, Commit, Flush, GetStats, RecoveryReport, Reset, SetMode, Shutdown,
+    TruncateAfter, TruncateBefore, WaitDurable,
 };
 use crate::queue_thread::{self, JoinQueueThread, QueueKeeper};
 use crate::standalone::Standalone;
@@ -229,6 +229,28 @@ impl Wal {
     /// number of segments removed.
     pub async fn truncate_before(&self, lsn: Lsn) -> Result<usize, WalError> {
         self.queue.send(TruncateBefore(lsn)).await.map_err(closed)?
+    }
+
+    /// Rewind: durably removes every record with an LSN above `lsn`; the next append gets
+    /// `lsn + 1`. Waits until every record up to `lsn` is durable; appends not answered yet
+    /// whose records lie above it fail with [`WalError::TruncatedAway`]. `lsn` + 1 equal
+    /// to the first LSN empties the log. Refused, changing nothing: `lsn` + 1 below the
+    /// first LSN ([`WalError::BelowFirstLsn`]), `lsn` at or past the next LSN
+    /// ([`WalError::LsnNotAssigned`]), `lsn` + 1 inside a transaction
+    /// ([`WalError::SplitsTransaction`]). Crash-safe: after a crash, recovery yields the log
+    /// before or after the rewind, and after once it answered. See [`TruncateAfter`].
+    pub async fn truncate_after(&self, lsn: Lsn) -> Result<(), WalError> {
+        self.send(TruncateAfter(lsn)).await
+    }
+
+    /// Removes every record; the log's first LSN and the next append's LSN become
+    /// `next_lsn` (a Raft follower installing a snapshot). The metadata slot stays.
+    /// Appends not answered yet fail with [`WalError::TruncatedAway`]. Refused, changing
+    /// nothing, when `next_lsn` is below the next LSN while records remain
+    /// ([`WalError::WouldReuseLsns`]) or outside `1..=2^63-1` ([`WalError::LsnOutOfRange`]).
+    /// Crash-safe like [`Wal::truncate_after`]. See [`Reset`].
+    pub async fn reset(&self, next_lsn: Lsn) -> Result<(), WalError> {
+        self.send(Reset(next_lsn)).await
     }
 
     /// Replaces the application's metadata slot (a Raft vote, a checkpoint's position):

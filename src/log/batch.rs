@@ -22,6 +22,10 @@ pub struct Planner {
     pub segment_size_bytes: u64,
     /// Largest frame payload.
     pub max_record_bytes: u64,
+    /// Raised by every rewind and reset: segment files named like before may be other
+    /// files now (removed and created again, or rebuilt), so a writer that sees a batch of
+    /// a new epoch drops the file handles it holds before writing it.
+    pub files_epoch: u64,
 }
 
 /// A run of batch bytes that goes to one segment at one offset.

@@ -138,6 +138,15 @@ impl LogIndex {
         self.first_lsn = self.first_lsn.min(lsn);
     }
 
+    /// [`Self::cut`] for a rewind that cut segment `segment_first_lsn` at `offset` (the
+    /// frame of `lsn`): that segment's frames now end there.
+    pub fn cut_at(&mut self, lsn: u64, segment_first_lsn: u64, offset: u64) {
+        self.cut(lsn);
+        if let Some(seg) = self.segments.get_mut(&segment_first_lsn) {
+            seg.end_offset = seg.end_offset.min(offset);
+        }
+    }
+
     /// Forgets the segments below `first_kept` (removed by a checkpoint): the log's first
     /// readable LSN becomes `first_kept`, or stays if already higher.
     pub fn forget_before(&mut self, first_kept: u64) {

@@ -10,6 +10,7 @@ pub mod read_at;
 pub mod reader;
 pub mod recovery;
 mod recovery_meta;
+pub mod rewind;
 pub mod scan;
 pub mod segment;
 pub mod sync_log;

@@ -38,6 +38,7 @@ use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
 use super::segment::{list_segments, SegmentFile};
 use crate::error::WalError;
 use crate::format::frame::split_transaction;
+use crate::format::meta::MetaIntent;
 use crate::format::FrameKind;
 use crate::lsn::Lsn;
 use crate::storage::{default_storage, SharedStorage};
@@ -97,6 +98,9 @@ pub struct LogReader {
     tail_end: Option<SegmentEnd>,
     /// The log's first LSN from its `META` (0 without one): records below it are skipped.
     start_lsn: u64,
+    /// Records at or past this LSN are not yielded: a rewind or reset a crash left
+    /// unfinished in `META` removes them (`u64::MAX` when there is none).
+    end_lsn: u64,
 }
 
 impl LogReader {
@@ -161,6 +165,7 @@ impl LogReader {
             done: false,
             tail_end: None,
             start_lsn: 0,
+            end_lsn: u64::MAX,
         }
         .honouring_meta(dir)
     }
@@ -282,6 +287,13 @@ impl LogReader {
     fn honouring_meta(mut self, dir: &Path) -> Result<LogReader, WalError> {
         if let Some(meta) = super::meta::read_meta(self.storage.as_ref(), dir)? {
             self.start_lsn = meta.first_lsn;
+            // An unfinished rewind or reset is as good as done: the writer's recovery
+            // completes it before anything else reads the log.
+            self.end_lsn = match meta.intent {
+                MetaIntent::None => u64::MAX,
+                MetaIntent::TruncateAfter(x) => x.saturating_add(1),
+                MetaIntent::Reset(_) => 0,
+            };
         }
         Ok(self)
     }
@@ -321,6 +333,11 @@ impl Iterator for LogReader {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             match self.next_any()? {
+                Ok(r) if r.lsn.0 >= self.end_lsn => {
+                    self.done = true;
+                    self.pending.clear();
+                    return None;
+                }
                 Ok(r) if r.frame_last_lsn() < self.start_lsn => continue,
                 other => return Some(other),
             }

@@ -112,6 +112,11 @@ impl LogDir {
         if !out.removed.is_empty() {
             self.sync()?;
         }
+        // A rewind or reset a crash interrupted is completed before anything is scanned.
+        let segments = match self.finish_intent(opts)? {
+            true => self.list()?.0,
+            false => segments,
+        };
         let found_meta = self.load_meta(&segments, &mut out)?;
         let poisoned_before = self.poison_marker();
         if poisoned_before {
@@ -283,7 +288,7 @@ impl LogDir {
     /// acknowledged after either would sit behind a hole, or beside a record that comes
     /// back, after a power cut. The rebuilt file makes the disk hold exactly what was read,
     /// and the atomic rename means a crash meanwhile leaves the old file whole.
-    fn rebuild_last_segment(
+    pub(super) fn rebuild_last_segment(
         &self,
         file: &SegmentFile,
         frames_end: u64,

@@ -37,15 +37,11 @@ impl LogDir {
         let found = self.meta().reload()?;
         if let Some(m) = &found {
             if m.intent != MetaIntent::None {
-                // Rewind and reset are not built yet: nothing writes an intent, so one
-                // found here was written by a newer version or is damage.
+                // `finish_intent` ran before and clears any intent it completes.
                 return Err(WalError::Corruption {
                     segment: self.meta().path(),
                     offset: 40,
-                    reason: format!(
-                        "unfinished {:?} that this version cannot complete",
-                        m.intent
-                    ),
+                    reason: format!("{:?} still pending after recovery completed it", m.intent),
                 });
             }
         }

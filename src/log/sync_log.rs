@@ -87,6 +87,7 @@ pub fn open_log_from(
         next_lsn: outcome.next_lsn.0,
         segment_size_bytes: opts.segment_size_bytes,
         max_record_bytes: opts.max_record_bytes,
+        files_epoch: 0,
     };
     Ok((dir, planner, outcome))
 }

@@ -92,6 +92,10 @@ pub struct SegmentWriter {
     /// segment; nothing when it is already there), so that recovery can tell a lost
     /// newest segment from a log that ends there. `None`: not kept (a bare writer).
     pub meta: Option<Arc<super::meta::SharedMeta>>,
+    /// The [`Planner::files_epoch`](super::batch::Planner::files_epoch) of the last batch
+    /// written: a batch of another epoch follows a rewind or reset, and the file handles
+    /// held are dropped before it is written.
+    files_epoch: u64,
 }
 
 impl SegmentWriter {
@@ -111,6 +115,7 @@ impl SegmentWriter {
             failpoints: false,
             fence: None,
             meta: None,
+            files_epoch: 0,
         }
     }
 
@@ -196,6 +201,12 @@ impl SegmentWriter {
         );
         let _enter = span.enter();
         let started = std::time::Instant::now();
+        if batch.start.files_epoch != self.files_epoch {
+            // A rewind or reset removed, cut or recreated segments since the last batch:
+            // a handle held may name a file that is gone (or another file by that name).
+            self.active = None;
+            self.files_epoch = batch.start.files_epoch;
+        }
         for (done, chunk) in batch.chunks.iter().enumerate() {
             if chunk.creates_segment {
                 // The previous segment must be durable before a later one can exist, so a

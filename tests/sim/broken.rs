@@ -5,6 +5,7 @@ use actix_wal::{SharedStorage, Storage, StorageFile};
 use std::any::Any;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What the wrapper gets wrong.
@@ -35,18 +36,39 @@ pub enum Broken {
 pub struct BrokenStorage {
     inner: SharedStorage,
     broken: Broken,
+    /// Broken only while this is true (always, for [`BrokenStorage::wrap`]).
+    armed: Arc<AtomicBool>,
 }
 
 impl BrokenStorage {
     /// `inner`, broken as `broken` says, as a shared storage.
     pub fn wrap(inner: SharedStorage, broken: Broken) -> SharedStorage {
-        Arc::new(BrokenStorage { inner, broken })
+        BrokenStorage::wrap_armed(inner, broken, Arc::new(AtomicBool::new(true)))
+    }
+
+    /// `inner`, broken as `broken` says only while `armed` is true (e.g. during one
+    /// operation of the workload, so the checks show that operation's own teeth).
+    pub fn wrap_armed(
+        inner: SharedStorage,
+        broken: Broken,
+        armed: Arc<AtomicBool>,
+    ) -> SharedStorage {
+        Arc::new(BrokenStorage {
+            inner,
+            broken,
+            armed,
+        })
+    }
+
+    fn broken(&self) -> Option<Broken> {
+        self.armed.load(Ordering::SeqCst).then_some(self.broken)
     }
 
     fn file(&self, f: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
         Box::new(BrokenFile {
             inner: f,
             broken: self.broken,
+            armed: self.armed.clone(),
         })
     }
 }
@@ -68,7 +90,9 @@ impl Storage for BrokenStorage {
         Ok(self.file(self.inner.open(path, writable)?))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        if self.broken == Broken::MetaNotRenamed && to.file_name().is_some_and(|n| n == "META") {
+        if self.broken() == Some(Broken::MetaNotRenamed)
+            && to.file_name().is_some_and(|n| n == "META")
+        {
             return Ok(());
         }
         self.inner.rename(from, to)
@@ -77,8 +101,8 @@ impl Storage for BrokenStorage {
         self.inner.remove(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        match self.broken {
-            Broken::SkipDirSync => Ok(()),
+        match self.broken() {
+            Some(Broken::SkipDirSync) => Ok(()),
             _ => self.inner.sync_dir(dir),
         }
     }
@@ -98,12 +122,19 @@ impl Storage for BrokenStorage {
 struct BrokenFile {
     inner: Box<dyn StorageFile>,
     broken: Broken,
+    armed: Arc<AtomicBool>,
 }
 
 impl BrokenFile {
+    fn broken(&self) -> Option<Broken> {
+        self.armed.load(Ordering::SeqCst).then_some(self.broken)
+    }
+
     fn sync(&self, sync: impl Fn(&dyn StorageFile) -> io::Result<()>) -> io::Result<()> {
-        match self.broken {
-            Broken::RetryFsync => sync(self.inner.as_ref()).or_else(|_| sync(self.inner.as_ref())),
+        match self.broken() {
+            Some(Broken::RetryFsync) => {
+                sync(self.inner.as_ref()).or_else(|_| sync(self.inner.as_ref()))
+            }
             _ => sync(self.inner.as_ref()),
         }
     }
@@ -120,9 +151,9 @@ impl StorageFile for BrokenFile {
         self.inner.size_bytes()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        match self.broken {
-            Broken::SkipCutBack => Ok(()),
-            Broken::CutOneByteShort => self.inner.set_len(len.saturating_sub(1)),
+        match self.broken() {
+            Some(Broken::SkipCutBack) => Ok(()),
+            Some(Broken::CutOneByteShort) => self.inner.set_len(len.saturating_sub(1)),
             _ => self.inner.set_len(len),
         }
     }
@@ -130,8 +161,8 @@ impl StorageFile for BrokenFile {
         self.inner.allocate(len)
     }
     fn sync_data(&self) -> io::Result<()> {
-        match self.broken {
-            Broken::AckBeforeFsync => Ok(()),
+        match self.broken() {
+            Some(Broken::AckBeforeFsync) => Ok(()),
             _ => self.sync(|f| f.sync_data()),
         }
     }

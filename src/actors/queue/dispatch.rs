@@ -274,25 +274,7 @@ impl Queue {
         m.bytes_written.increment(batch.bytes() as u64);
         m.flush_duration.record(took.as_secs_f64());
         m.batch_entries.record(batch.records as f64);
-        let now = Instant::now();
-        let mut answered = 0;
-        let mut replies = self.replies.borrow_mut();
-        while replies
-            .waiters
-            .front()
-            .is_some_and(|w| w.end <= batch.end_lsn)
-        {
-            if let Some(w) = replies.waiters.pop_front() {
-                if let Some(since) = w.since {
-                    m.commit_duration
-                        .record(now.duration_since(since).as_secs_f64());
-                    answered += 1;
-                }
-                let r = Ok(w.reply);
-                w.answer(r);
-            }
-        }
-        drop(replies);
+        let answered = self.answer_durable(batch.end_lsn);
         let flush_ms = took.as_secs_f64() * 1000.0;
         let limit = self.cfg.alert_flush_ms as f64;
         self.alerts
@@ -303,6 +285,28 @@ impl Queue {
         if let Ok(b) = Arc::try_unwrap(batch) {
             if self.spare.len() < 2 {
                 self.spare.push(b.buf);
+            }
+        }
+        answered
+    }
+
+    /// Answers the waiters whose LSNs are all below `end` (durable), but none past the
+    /// limit a rewind in progress set; returns how many durable appends it answered.
+    pub(super) fn answer_durable(&mut self, end: u64) -> usize {
+        let end = end.min(self.answer_limit);
+        let now = Instant::now();
+        let mut answered = 0;
+        let mut replies = self.replies.borrow_mut();
+        while replies.waiters.front().is_some_and(|w| w.end <= end) {
+            if let Some(w) = replies.waiters.pop_front() {
+                if let Some(since) = w.since {
+                    self.metrics
+                        .commit_duration
+                        .record(now.duration_since(since).as_secs_f64());
+                    answered += 1;
+                }
+                let r = Ok(w.reply);
+                w.answer(r);
             }
         }
         answered

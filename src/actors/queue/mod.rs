@@ -13,7 +13,8 @@
 //! The queue's rooms: `waiters.rs` (callers waiting for durability and their parked
 //! replies), `admit.rs` (appends and commits in), `dispatch.rs` (batches out and back),
 //! `failure.rs` (failed writes and fsyncs, removed files, the flusher's death and return),
-//! `observe.rs` (metrics, stats, health) and `lifecycle.rs` (mode, checkpoint, shutdown).
+//! `observe.rs` (metrics, stats, health), `lifecycle.rs` (mode, checkpoint, shutdown) and
+//! `rewind.rs` (rewind and reset).
 
 mod admit;
 mod dispatch;
@@ -21,6 +22,7 @@ mod failure;
 mod lifecycle;
 mod observe;
 mod reads;
+mod rewind;
 mod waiters;
 
 pub(crate) use failure::{AttachFlusher, EnterDegraded};
@@ -97,6 +99,10 @@ pub struct Queue {
     /// The read index, shared with the reader pool: updated here when a batch is
     /// durable, a write is cut back or a checkpoint removes segments (`reads.rs`).
     index: SharedIndex,
+    /// While a rewind or reset drains the queue: waiters covering LSNs at or past this
+    /// are not answered, even when durable (they are answered or failed once it is
+    /// done). `u64::MAX` otherwise.
+    answer_limit: u64,
 }
 
 impl std::fmt::Debug for Queue {
@@ -185,6 +191,7 @@ impl Queue {
             written_segment: Some(planner.segment_first_lsn),
             holding: false,
             index,
+            answer_limit: u64::MAX,
             cfg,
         }
     }

@@ -55,6 +55,25 @@ impl Queue {
         self.index_mut().cut(lsn);
     }
 
+    /// A rewind cut segment `segment_first_lsn` at `offset`, the frame of `lsn`: nothing
+    /// from there on is readable.
+    pub(super) fn index_cut_at(&self, lsn: u64, segment_first_lsn: u64, offset: u64) {
+        self.index_mut().cut_at(lsn, segment_first_lsn, offset);
+    }
+
+    /// A reset: the log holds nothing, and goes on at `next_lsn`.
+    pub(super) fn index_reset(&self, next_lsn: u64) {
+        *self.index_mut() = LogIndex::new(next_lsn);
+    }
+
+    /// Where to start walking to the frame of `lsn` (a frame at or below it), if the
+    /// index knows.
+    pub(super) fn index_hint(&self, lsn: u64) -> Option<(u64, u64, u64)> {
+        let idx = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let span = idx.locate(lsn, lsn.saturating_add(1)).ok()?;
+        Some((span.segment_first_lsn, span.start_lsn, span.start_offset))
+    }
+
     /// A checkpoint at `checkpoint` removed `removed`: the index forgets those segments,
     /// and the log's first readable LSN becomes the checkpoint (or the first segment kept,
     /// if that is higher).

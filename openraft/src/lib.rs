@@ -1,0 +1,37 @@
+//! # actix-wal-openraft
+//!
+//! [actix-wal](actix_wal) as [openraft]'s log storage: [`WalLogStore`] implements
+//! `RaftLogStorage` and [`WalLogReader`] `RaftLogReader` (openraft 0.9, `storage-v2`) on
+//! actix-wal's public API, so the Raft log gets actix-wal's group commit, recovery and
+//! checkpoints. The state machine and its snapshots stay the application's.
+//!
+//! How Raft maps onto the log (details in `docs/replication.md`):
+//!
+//! - Raft index `i` is LSN `i + 1` (an LSN is never 0): no index map, no entry bodies in
+//!   memory. Entries are encoded with actix-wal's [codec](actix_wal::format::codec).
+//! - `append` enqueues the entries ([`Durability::Buffered`](actix_wal::Durability)) and
+//!   calls openraft's callback from [`Wal::wait_durable`](actix_wal::Wal::wait_durable)
+//!   on the last one, so appends that meet in the queue share one fsync.
+//! - `truncate` is [`Wal::truncate_after`](actix_wal::Wal::truncate_after); `purge` records
+//!   the purged log id in the metadata slot, then [`Wal::truncate_before`](actix_wal::Wal::truncate_before)
+//!   (or [`Wal::reset`](actix_wal::Wal::reset) when it reaches past the end of the log).
+//! - The vote, the committed log id and the last purged log id live in the log's metadata
+//!   slot ([`Wal::set_meta`](actix_wal::Wal::set_meta)): durable before the call returns.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), actix_wal_openraft::AdapterError> {
+//! use std::io::Cursor; // the default snapshot type of `declare_raft_types!`
+//! openraft::declare_raft_types!(pub Config: D = String, R = String);
+//! let store = actix_wal_openraft::WalLogStore::<Config>::open("/tmp/raft-log", Default::default()).await?;
+//! # let _ = store; Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod reader;
+mod store;
+
+pub use error::AdapterError;
+pub use reader::WalLogReader;
+pub use store::WalLogStore;

@@ -1,0 +1,109 @@
+//! `WalLogReader`: Raft entries read back from the open log by LSN (`Wal::read_range`).
+
+use crate::error::{storage, AdapterError, RaftResult};
+use actix_wal::{Lsn, Wal};
+use openraft::{ErrorSubject::Logs, ErrorVerb::Read, RaftLogId, RaftLogReader, RaftTypeConfig};
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::ops::{Bound, Range, RangeBounds};
+
+/// Bytes of entries one `read_range` returns at most (it returns a prefix; the reader asks
+/// again for the rest). Also the most that `limited_get_log_entries` hands replication.
+pub const READ_BATCH_BYTES: usize = 4 << 20;
+
+/// Reads Raft entries from the log: the `LogReader` replication tasks use. Cheap to clone.
+#[derive(Clone)]
+pub struct WalLogReader<C> {
+    pub(crate) wal: Wal,
+    _config: PhantomData<C>,
+}
+
+impl<C> WalLogReader<C> {
+    /// A reader on `wal`, a log written by [`WalLogStore`](crate::WalLogStore).
+    pub fn new(wal: Wal) -> Self {
+        let _config = PhantomData;
+        WalLogReader { wal, _config }
+    }
+}
+
+/// The LSNs of the Raft indexes in `range` (index `i` is LSN `i + 1`), as `start..end`.
+fn lsns(range: &impl RangeBounds<u64>) -> Range<u64> {
+    let start = match range.start_bound() {
+        Bound::Included(&i) => i.saturating_add(1),
+        Bound::Excluded(&i) => i.saturating_add(2),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&i) => i.saturating_add(2),
+        Bound::Excluded(&i) => i.saturating_add(1),
+        Bound::Unbounded => u64::MAX,
+    };
+    start..end
+}
+
+impl<C: RaftTypeConfig> WalLogReader<C> {
+    /// The entries at the LSNs in `lsns` that the log holds (all of them, or only the first
+    /// `read_range` prefix unless `all`), once the last is durable: `append` returns before
+    /// its fsync, and the log reads durable records only.
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn read(&self, lsns: Range<u64>, all: bool) -> Result<Vec<C::Entry>, AdapterError> {
+        let stats = self.wal.stats().await?;
+        let (mut next, end) = (
+            lsns.start.max(stats.first_lsn.0),
+            lsns.end.min(stats.next_lsn.0),
+        );
+        let mut entries = Vec::new();
+        if next < end {
+            self.wal.wait_durable(Lsn(end - 1)).await?;
+        }
+        while next < end {
+            let records = self
+                .wal
+                .read_range(Lsn(next)..Lsn(end), READ_BATCH_BYTES)
+                .await?;
+            for record in &records {
+                let entry: C::Entry = record.decode()?;
+                let index = entry.get_log_id().index;
+                if index.checked_add(1) != Some(record.lsn.0) {
+                    return Err(AdapterError::Misplaced {
+                        lsn: record.lsn,
+                        index,
+                    });
+                }
+                entries.push(entry);
+            }
+            match records.last() {
+                Some(last) if all => next = last.lsn.0 + 1,
+                _ => break,
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The last entry in the log, if it holds any.
+    pub(crate) async fn last(&self) -> Result<Option<C::Entry>, AdapterError> {
+        let next = self.wal.stats().await?.next_lsn.0;
+        Ok(self.read(next.saturating_sub(1)..next, true).await?.pop())
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogReader<C> for WalLogReader<C> {
+    async fn try_get_log_entries<RB>(&mut self, range: RB) -> RaftResult<Vec<C::Entry>, C>
+    where
+        RB: RangeBounds<u64> + Clone + Debug + Send,
+    {
+        self.read(lsns(&range), true)
+            .await
+            .map_err(storage(Logs, Read))
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> RaftResult<Vec<C::Entry>, C> {
+        self.read(lsns(&(start..end)), false)
+            .await
+            .map_err(storage(Logs, Read))
+    }
+}

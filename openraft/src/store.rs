@@ -1,0 +1,199 @@
+//! `WalLogStore`: openraft's `RaftLogStorage` on an actix-wal log. Entries are records
+//! (index `i` at LSN `i + 1`); the vote, the committed and the last purged log id are one
+//! small record in the log's metadata slot.
+
+use crate::error::{storage, AdapterError, RaftResult};
+use crate::reader::WalLogReader;
+use actix_wal::format::codec;
+use actix_wal::{AppendBatch, Durability, Lsn, Wal, WalConfig};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::ErrorSubject::{Logs, Store, Vote as VoteSubject};
+use openraft::ErrorVerb::{Delete, Read, Write};
+use openraft::{AsyncRuntime, LogId, NodeId, RaftLogId, RaftLogReader, RaftTypeConfig, Vote};
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+use std::path::Path;
+
+/// What the metadata slot holds: everything openraft keeps besides the entries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(bound = "")]
+struct RaftMeta<NID: NodeId> {
+    vote: Option<Vote<NID>>,
+    committed: Option<LogId<NID>>,
+    last_purged: Option<LogId<NID>>,
+}
+
+/// openraft's log storage on an actix-wal log. See the [crate] docs for the mapping.
+pub struct WalLogStore<C: RaftTypeConfig> {
+    reader: WalLogReader<C>,
+    /// The slot's value: this store is its only writer, so the copy is never stale.
+    meta: RaftMeta<C::NodeId>,
+}
+
+impl<C: RaftTypeConfig> WalLogStore<C> {
+    /// Opens (or creates) the log in `dir` with [`Wal::open_standalone`], so it serves
+    /// openraft's tokio tasks from the log's own actix thread.
+    pub async fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<Self, AdapterError> {
+        WalLogStore::new(Wal::open_standalone(dir, config).await?).await
+    }
+
+    /// The store on an open log, which only this store writes. Finishes a purge that a crash
+    /// cut short (the slot says purged, the records are still there).
+    pub async fn new(wal: Wal) -> Result<Self, AdapterError> {
+        let meta = wal.meta().map(|b| codec::decode(&b)).transpose()?;
+        let reader = WalLogReader::new(wal);
+        let store = WalLogStore {
+            reader,
+            meta: meta.unwrap_or_default(),
+        };
+        store.settle_purge().await?;
+        Ok(store)
+    }
+
+    /// The log (for its stats, health and shutdown).
+    pub fn wal(&self) -> &Wal {
+        &self.reader.wal
+    }
+
+    /// Replaces the slot with `change` applied to it: durable before it returns.
+    async fn update(
+        &mut self,
+        change: impl FnOnce(&mut RaftMeta<C::NodeId>),
+    ) -> Result<(), AdapterError> {
+        let mut meta = self.meta.clone();
+        change(&mut meta);
+        self.wal().set_meta(codec::encode(&meta)?).await?;
+        self.meta = meta;
+        Ok(())
+    }
+
+    /// Drops the records at or below the purged log id; past the end of the log, moves
+    /// the log on (`reset`) so that the next append lands right after it.
+    async fn settle_purge(&self) -> Result<(), AdapterError> {
+        let Some(purged) = &self.meta.last_purged else {
+            return Ok(());
+        };
+        let (keep, stats) = (Lsn(purged.index + 2), self.wal().stats().await?);
+        if keep >= stats.next_lsn && stats.first_lsn != keep {
+            self.wal().reset(keep).await?;
+        } else if keep < stats.next_lsn && keep > stats.first_lsn {
+            self.wal().truncate_before(keep).await?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues `entries` and returns the LSN of the last (None for none). A fresh or
+    /// emptied log (nothing purged) first moves to where the first entry belongs.
+    #[tracing::instrument(level = "debug", skip_all, fields(entries = entries.len()))]
+    async fn enqueue(&mut self, entries: &[C::Entry]) -> Result<Option<Lsn>, AdapterError> {
+        // Entries at or below the purge point are purged already (openraft sends none; its
+        // suite does, as a map-backed store keeps them): they are left out.
+        let purged = self.meta.last_purged.as_ref().map(|p| p.index);
+        let entries: Vec<&C::Entry> = entries
+            .iter()
+            .filter(|e| Some(e.get_log_id().index) > purged)
+            .collect();
+        let Some(first) = entries.first().map(|e| e.get_log_id().index) else {
+            return Ok(None);
+        };
+        let stats = self.wal().stats().await?;
+        let mut next = stats.next_lsn;
+        if stats.first_lsn == next && purged.is_none() && first + 1 != next.0 {
+            next = Lsn(first + 1);
+            self.wal().reset(next).await?;
+        }
+        // Consecutive from the log's next LSN: no hole, no overwrite.
+        for (i, index) in entries.iter().map(|e| e.get_log_id().index).enumerate() {
+            let lsn = Lsn(next.0 + i as u64);
+            if index + 1 != lsn.0 {
+                return Err(AdapterError::NotNext { index, lsn });
+            }
+        }
+        let batch = AppendBatch::encode(entries.iter().copied())?.durability(Durability::Buffered);
+        let lsn = self.wal().send(batch).await?;
+        if lsn != next {
+            return Err(AdapterError::NotNext { index: first, lsn });
+        }
+        Ok(Some(Lsn(next.0 + entries.len() as u64 - 1)))
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogReader<C> for WalLogStore<C> {
+    async fn try_get_log_entries<RB>(&mut self, range: RB) -> RaftResult<Vec<C::Entry>, C>
+    where
+        RB: RangeBounds<u64> + Clone + Debug + Send,
+    {
+        self.reader.try_get_log_entries(range).await
+    }
+}
+
+impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
+    type LogReader = WalLogReader<C>;
+
+    async fn get_log_state(&mut self) -> RaftResult<LogState<C>, C> {
+        let last = self.reader.last().await.map_err(storage(Logs, Read))?;
+        let last_purged_log_id = self.meta.last_purged.clone();
+        let last_log_id = last
+            .map(|e| e.get_log_id().clone())
+            .max(last_purged_log_id.clone());
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.reader.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> RaftResult<(), C> {
+        let saved = self.update(|m| m.vote = Some(vote.clone())).await;
+        saved.map_err(storage(VoteSubject, Write))
+    }
+
+    async fn read_vote(&mut self) -> RaftResult<Option<Vote<C::NodeId>>, C> {
+        Ok(self.meta.vote.clone())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> RaftResult<(), C> {
+        let saved = self.update(|m| m.committed = committed).await;
+        saved.map_err(storage(Store, Write))
+    }
+
+    async fn read_committed(&mut self) -> RaftResult<Option<LogId<C::NodeId>>, C> {
+        Ok(self.meta.committed.clone())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> RaftResult<(), C>
+    where
+        I: IntoIterator<Item = C::Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<C::Entry> = entries.into_iter().collect();
+        let Some(last) = self.enqueue(&entries).await.map_err(storage(Logs, Write))? else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        let wal = self.wal().clone();
+        // Detached: the callback reports the fsync (or its failure); openraft waits on it.
+        drop(C::AsyncRuntime::spawn(async move {
+            let durable = wal.wait_durable(last).await;
+            callback.log_io_completed(durable.map(drop).map_err(std::io::Error::other));
+        }));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
+        // Keeps the entries below `log_id.index`: LSNs up to and including `index`.
+        let truncated = self.wal().truncate_after(Lsn(log_id.index)).await;
+        truncated.map_err(storage(Logs, Delete))
+    }
+
+    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
+        self.update(|m| m.last_purged = Some(log_id))
+            .await
+            .map_err(storage(Logs, Delete))?;
+        self.settle_purge().await.map_err(storage(Logs, Delete))
+    }
+}

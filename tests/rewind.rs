@@ -1,0 +1,271 @@
+//! Rewind (`Wal::truncate_after`) and reset (`Wal::reset`) on the open log (issue 11,
+//! items 3 and 4): the next LSN, reads, replay, `LogReader` and a reopen all see the
+//! rewound log (no markers); appends in flight above the cut fail typed; bad input is
+//! refused with a typed error and changes nothing.
+
+use actix_wal::log::LogReader;
+use actix_wal::*;
+use std::path::Path;
+
+fn small() -> WalConfig {
+    WalConfig::default()
+        .segment_size_bytes(4096)
+        .max_record_bytes(256)
+        .preallocate(false)
+}
+
+fn reader(dir: &Path) -> Vec<(u64, Vec<u8>)> {
+    LogReader::open(dir)
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.lsn.0, r.payload)
+        })
+        .collect()
+}
+
+fn segments(dir: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".wal")?.parse().ok()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    format!("record {i:05}").into_bytes()
+}
+
+async fn fill(wal: &Wal, n: u64) {
+    for i in 1..=n {
+        assert_eq!(wal.append(payload(i)).await.unwrap(), Lsn(i));
+    }
+}
+
+#[actix::test]
+async fn rewind_removes_the_suffix_and_appends_continue_after_it() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 400).await;
+    let before = segments(d.path());
+    assert!(before.len() > 3, "{before:?}");
+    wal.truncate_after(Lsn(150)).await.unwrap();
+    assert!(matches!(
+        wal.read(Lsn(151)).await,
+        Err(WalError::NotFound { .. })
+    ));
+    assert_eq!(wal.read(Lsn(150)).await.unwrap().payload, payload(150));
+    let stats = wal.stats().await.unwrap();
+    assert_eq!(stats.next_lsn, Lsn(151));
+    // Later segments are gone (not markers): only segments starting at or below 151 stay.
+    assert!(segments(d.path()).iter().all(|&s| s <= 151));
+    assert!(segments(d.path()).len() < before.len());
+    assert_eq!(wal.append(b"after".to_vec()).await.unwrap(), Lsn(151));
+    assert_eq!(wal.read(Lsn(151)).await.unwrap().payload, b"after");
+    wal.shutdown().await.unwrap();
+
+    let got = reader(d.path());
+    assert_eq!(got.len(), 151);
+    for (i, (lsn, p)) in got.iter().enumerate().take(150) {
+        assert_eq!((*lsn, p), (i as u64 + 1, &payload(i as u64 + 1)));
+    }
+    assert_eq!(got[150], (151, b"after".to_vec()));
+
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    assert_eq!(wal.recovery_report().next_lsn, Lsn(152));
+    assert_eq!(wal.recovery_report().records, 151);
+    wal.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn rewind_to_a_segment_boundary_and_to_the_start() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 300).await;
+    let segs = segments(d.path());
+    let boundary = segs[2];
+    wal.truncate_after(Lsn(boundary - 1)).await.unwrap();
+    // The segment starting at the cut is kept, cut to its header.
+    assert_eq!(*segments(d.path()).last().unwrap(), boundary);
+    assert_eq!(wal.append(b"x".to_vec()).await.unwrap(), Lsn(boundary));
+    // Everything: lsn + 1 == first LSN empties the log.
+    wal.truncate_after(Lsn(0)).await.unwrap();
+    assert!(matches!(
+        wal.read(Lsn(1)).await,
+        Err(WalError::NotFound { .. })
+    ));
+    assert_eq!(wal.append(b"first".to_vec()).await.unwrap(), Lsn(1));
+    wal.shutdown().await.unwrap();
+    assert_eq!(reader(d.path()), vec![(1, b"first".to_vec())]);
+}
+
+#[actix::test]
+async fn bad_rewinds_and_resets_are_refused_and_change_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 100).await;
+    let txn = wal
+        .commit(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
+        .await
+        .unwrap();
+    assert_eq!(txn, Lsn(101));
+    wal.truncate_before(Lsn(40)).await.unwrap();
+    let files = segments(d.path());
+
+    let below = wal.truncate_after(Lsn(38)).await;
+    assert!(
+        matches!(
+            below,
+            Err(WalError::BelowFirstLsn {
+                lsn: Lsn(38),
+                first_lsn: Lsn(40)
+            })
+        ),
+        "{below:?}"
+    );
+    let above = wal.truncate_after(Lsn(104)).await;
+    assert!(
+        matches!(above, Err(WalError::LsnNotAssigned { .. })),
+        "{above:?}"
+    );
+    let split = wal.truncate_after(Lsn(101)).await;
+    assert!(
+        matches!(split, Err(WalError::SplitsTransaction { lsn: Lsn(101) })),
+        "{split:?}"
+    );
+    let reuse = wal.reset(Lsn(50)).await;
+    assert!(
+        matches!(reuse, Err(WalError::WouldReuseLsns { .. })),
+        "{reuse:?}"
+    );
+    let zero = wal.reset(Lsn(0)).await;
+    assert!(
+        matches!(zero, Err(WalError::LsnOutOfRange { .. })),
+        "{zero:?}"
+    );
+
+    // Nothing changed: same files, same next LSN, every record still there.
+    assert_eq!(segments(d.path()), files);
+    assert_eq!(wal.stats().await.unwrap().next_lsn, Lsn(104));
+    for lsn in [40, 99, 100, 101, 102, 103] {
+        wal.read(Lsn(lsn)).await.unwrap();
+    }
+    // The end itself is allowed and changes nothing; so is the whole transaction.
+    wal.truncate_after(Lsn(103)).await.unwrap();
+    wal.truncate_after(Lsn(100)).await.unwrap();
+    assert_eq!(wal.append(b"n".to_vec()).await.unwrap(), Lsn(101));
+    // Down to the checkpoint: first LSN minus one empties what is readable.
+    wal.truncate_after(Lsn(39)).await.unwrap();
+    assert_eq!(wal.append(b"m".to_vec()).await.unwrap(), Lsn(40));
+    wal.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn reset_removes_every_record_keeps_meta_and_continues_at_the_new_lsn() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 200).await;
+    wal.set_meta(b"vote".to_vec()).await.unwrap();
+    wal.reset(Lsn(1000)).await.unwrap();
+    assert_eq!(segments(d.path()), vec![1000]);
+    let stats = wal.stats().await.unwrap();
+    assert_eq!((stats.first_lsn, stats.next_lsn), (Lsn(1000), Lsn(1000)));
+    assert!(matches!(
+        wal.read(Lsn(5)).await,
+        Err(WalError::NotFound { .. })
+    ));
+    assert_eq!(wal.append(b"snap+1".to_vec()).await.unwrap(), Lsn(1000));
+    assert_eq!(wal.meta(), Some(b"vote".to_vec()));
+    wal.shutdown().await.unwrap();
+
+    assert_eq!(reader(d.path()), vec![(1000, b"snap+1".to_vec())]);
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let report = wal.recovery_report();
+    assert_eq!(report.first_lsn, Lsn(1000));
+    assert_eq!(report.next_lsn, Lsn(1001));
+    assert_eq!(report.meta, Some(b"vote".to_vec()));
+    // An empty log may go anywhere, lower too: no record would share an LSN.
+    wal.truncate_after(Lsn(999)).await.unwrap();
+    wal.reset(Lsn(7)).await.unwrap();
+    assert_eq!(wal.append(b"seven".to_vec()).await.unwrap(), Lsn(7));
+    wal.shutdown().await.unwrap();
+    assert_eq!(reader(d.path()), vec![(7, b"seven".to_vec())]);
+}
+
+#[actix::test]
+async fn appends_in_flight_above_the_cut_fail_typed_and_acknowledged_ones_stay() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 50).await;
+    let mut inflight = Vec::new();
+    for i in 0..200u64 {
+        let w = wal.clone();
+        inflight.push(actix_rt::spawn(async move {
+            (i, w.append(format!("late {i}").into_bytes()).await)
+        }));
+    }
+    // Give some of them time to reach the queue first.
+    actix_rt::task::yield_now().await;
+    wal.truncate_after(Lsn(50)).await.unwrap();
+    let mut acked = Vec::new();
+    let mut removed = 0;
+    for h in inflight {
+        match h.await.unwrap() {
+            (i, Ok(lsn)) => acked.push((lsn, format!("late {i}").into_bytes())),
+            (_, Err(WalError::TruncatedAway { lsn })) => {
+                assert!(lsn.0 > 50);
+                removed += 1;
+            }
+            (_, Err(e)) => panic!("unexpected error {e}"),
+        }
+    }
+    // Every acknowledged append reads back with its own payload after the rewind.
+    for (lsn, p) in &acked {
+        assert!(lsn.0 > 50);
+        assert_eq!(&wal.read(*lsn).await.unwrap().payload, p);
+    }
+    assert_eq!(acked.len() + removed, 200);
+    wal.shutdown().await.unwrap();
+    let got = reader(d.path());
+    assert_eq!(got.len(), 50 + acked.len());
+    for (lsn, p) in acked {
+        assert_eq!(got[(lsn.0 - 1) as usize], (lsn.0, p));
+    }
+}
+
+#[actix::test]
+async fn rewinding_again_and_again_never_writes_through_a_removed_file() {
+    // Segments removed by a rewind are created again by later appends under the same
+    // names: the flusher must write to the new files, never through a handle it held on
+    // a removed one.
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 20).await;
+    for round in 0..4u64 {
+        for i in 21..=300 {
+            assert_eq!(wal.append(tagged(round, i)).await.unwrap(), Lsn(i));
+        }
+        if round < 3 {
+            wal.truncate_after(Lsn(20)).await.unwrap();
+        }
+    }
+    wal.shutdown().await.unwrap();
+    let got = reader(d.path());
+    assert_eq!(got.len(), 300);
+    for (lsn, p) in got {
+        let want = if lsn <= 20 {
+            payload(lsn)
+        } else {
+            tagged(3, lsn)
+        };
+        assert_eq!(p, want, "lsn {lsn}");
+    }
+}
+
+fn tagged(round: u64, i: u64) -> Vec<u8> {
+    format!("round {round} {i:05}").into_bytes()
+}

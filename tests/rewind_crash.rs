@@ -1,0 +1,201 @@
+//! Rewind and reset under power loss, on the simulated disk ([`sim::SimStorage`]): a
+//! crash before every mutating operation of `truncate_after` / `reset` (and of the appends
+//! that follow), several crash images each, recovery, then the check: before the
+//! operation answered, the log is the log before it or the log after it, whole; once it
+//! answered, never a removed record again, every acknowledged append after it present,
+//! and the metadata slot kept. Teeth: the same workload with the directory fsync skipped
+//! only while the rewind or reset runs must be caught.
+
+mod sim;
+
+use actix_wal::log::{open_log, LogOptions, LogReader};
+use actix_wal::{Lsn, RecoveryPolicy, SharedStorage, Storage, Wal, WalConfig};
+use sim::broken::{Broken, BrokenStorage};
+use sim::{mix, SimStorage, Snapshot};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+const DIR: &str = "/wal";
+const BEFORE: u64 = 120;
+const AFTER: u64 = 8;
+const SEEDS_PER_POINT: u64 = 8;
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// `truncate_after` to this LSN.
+    After(u64),
+    /// `reset` to this LSN.
+    Reset(u64),
+}
+
+impl Op {
+    /// First LSN of the appends after it.
+    fn next(self) -> u64 {
+        match self {
+            Op::After(x) => x + 1,
+            Op::Reset(n) => n,
+        }
+    }
+}
+
+fn old(i: u64) -> Vec<u8> {
+    format!("old {i:04} ........................................").into_bytes()
+}
+
+fn new(i: u64) -> Vec<u8> {
+    format!("new {i:04}").into_bytes()
+}
+
+fn options(storage: SharedStorage) -> LogOptions {
+    LogOptions {
+        segment_size_bytes: 1024,
+        max_record_bytes: 256,
+        preallocate: false,
+        recovery_policy: RecoveryPolicy::TolerateTornTail,
+        storage,
+    }
+}
+
+fn config(storage: SharedStorage) -> WalConfig {
+    let mut cfg = WalConfig::default()
+        .segment_size_bytes(1024)
+        .max_record_bytes(256)
+        .preallocate(false);
+    cfg.storage = storage;
+    cfg
+}
+
+/// Runs the workload; returns the crash points, each marked 0 before the operation
+/// answered and `1 + k` once it had and `k` appends after it were acknowledged.
+fn run(op: Op, broken: Option<Broken>) -> Vec<Snapshot> {
+    let sim = SimStorage::new();
+    sim.create_dir_all(Path::new(DIR)).unwrap();
+    sim.sync_dir(Path::new("/")).unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let storage = match broken {
+        Some(b) => BrokenStorage::wrap_armed(sim.shared(), b, armed.clone()),
+        None => sim.shared(),
+    };
+    let mark = Arc::new(AtomicU64::new(0));
+    let probe = mark.clone();
+    let sim2 = sim.clone();
+    actix::System::new().block_on(async move {
+        let wal = Wal::open(DIR, config(storage)).await.unwrap();
+        for i in 1..=BEFORE {
+            assert_eq!(wal.append(old(i)).await.unwrap(), Lsn(i));
+        }
+        wal.set_meta(b"vote".to_vec()).await.unwrap();
+        sim2.record(move || probe.load(Ordering::SeqCst));
+        armed.store(true, Ordering::SeqCst);
+        match op {
+            Op::After(x) => wal.truncate_after(Lsn(x)).await.unwrap(),
+            Op::Reset(n) => wal.reset(Lsn(n)).await.unwrap(),
+        }
+        armed.store(false, Ordering::SeqCst);
+        mark.store(1, Ordering::SeqCst);
+        for k in 0..AFTER {
+            let lsn = op.next() + k;
+            assert_eq!(wal.append(new(lsn)).await.unwrap(), Lsn(lsn));
+            mark.store(2 + k, Ordering::SeqCst);
+        }
+        wal.shutdown().await.unwrap();
+    });
+    let mut snaps = sim.take_snapshots();
+    snaps.push(sim.snapshot(1 + AFTER));
+    snaps
+}
+
+/// The log before the operation, or after it with the first `k` new appends.
+fn expected(op: Op, after: Option<u64>) -> Vec<(u64, Vec<u8>)> {
+    match after {
+        None => (1..=BEFORE).map(|i| (i, old(i))).collect(),
+        Some(k) => {
+            let kept = match op {
+                Op::After(x) => x,
+                Op::Reset(_) => 0,
+            };
+            let first = op.next();
+            (1..=kept)
+                .map(|i| (i, old(i)))
+                .chain((first..first + k).map(|i| (i, new(i))))
+                .collect()
+        }
+    }
+}
+
+/// Recovers a crash image and reads it; `Err` says what is wrong.
+fn check(op: Op, snap: &Snapshot, seed: u64) -> Result<(), String> {
+    let disk = snap.crash(seed);
+    let storage = disk.shared();
+    let (_dir, _planner, outcome) = open_log(Path::new(DIR), &options(storage.clone()))
+        .map_err(|e| format!("recovery: {e}"))?;
+    let got: Vec<(u64, Vec<u8>)> = LogReader::open_with(DIR, storage, 256)
+        .map_err(|e| format!("reader: {e}"))?
+        .map(|r| r.map(|r| (r.lsn.0, r.payload)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("read: {e}"))?;
+    if outcome.meta.as_deref() != Some(b"vote".as_slice()) {
+        return Err(format!("metadata slot lost: {:?}", outcome.meta));
+    }
+    let fits = |after| got == expected(op, after);
+    let ok = match snap.mark {
+        0 => fits(None) || fits(Some(0)),
+        m => (m - 1..=AFTER).any(|k| fits(Some(k))),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let lsns: Vec<u64> = got.iter().map(|r| r.0).collect();
+        Err(format!("mark {}: log holds LSNs {lsns:?}", snap.mark))
+    }
+}
+
+/// Every crash point, `SEEDS_PER_POINT` images each; returns the failures.
+fn failures(op: Op, broken: Option<Broken>) -> (usize, Vec<String>) {
+    let snaps = run(op, broken);
+    let mut bad = Vec::new();
+    let mut images = 0;
+    for (i, snap) in snaps.iter().enumerate() {
+        for s in 0..SEEDS_PER_POINT {
+            images += 1;
+            if let Err(e) = check(op, snap, mix(i as u64, s)) {
+                bad.push(format!("crash before op #{} ({}): {e}", snap.op, snap.desc));
+            }
+        }
+    }
+    (images, bad)
+}
+
+const OPS: [Op; 4] = [Op::After(57), Op::After(0), Op::Reset(500), Op::Reset(121)];
+
+#[test]
+fn a_crash_anywhere_in_a_rewind_or_reset_leaves_the_log_before_or_after_it() {
+    for op in OPS {
+        let (images, bad) = failures(op, None);
+        assert!(images > 40, "{op:?}: only {images} crash images");
+        assert!(
+            bad.is_empty(),
+            "{op:?}: {} of {images} images wrong:\n{}",
+            bad.len(),
+            bad.join("\n")
+        );
+        eprintln!("{op:?}: {images} crash images, all before or after");
+    }
+}
+
+#[test]
+fn a_rewind_without_its_directory_fsyncs_is_caught() {
+    for op in [Op::After(57), Op::Reset(500)] {
+        let (images, bad) = failures(op, Some(Broken::SkipDirSync));
+        assert!(
+            !bad.is_empty(),
+            "{op:?}: skipping the directory fsync went unnoticed in {images} images"
+        );
+        eprintln!(
+            "{op:?} without directory fsyncs: caught in {} of {images} images, e.g. {}",
+            bad.len(),
+            bad[0]
+        );
+    }
+}
