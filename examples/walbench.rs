@@ -28,6 +28,8 @@ mod pipeline;
 mod recovery;
 #[path = "walbench/report.rs"]
 mod report;
+#[path = "walbench/rewind.rs"]
+mod rewind;
 #[path = "walbench/sys.rs"]
 mod sys;
 
@@ -123,7 +125,7 @@ struct Opts {
     #[arg(long, default_value_t = 64)]
     segment_mib: u64,
     /// With --suite: run only these parts (one, rate, bandwidth, buffered, batch, cpu,
-    /// backpressure, recovery); default all.
+    /// backpressure, recovery, rewind); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Largest write batch, in KiB (default: WalConfig's).
@@ -653,6 +655,34 @@ fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>, Vec<Check
                 rec.open_warm_s / rec.read_warm_s
             ),
             met: rec.cold_mb_per_s() >= 500.0,
+        });
+    }
+
+    if b.wants("rewind") {
+        // 9. Rewind: its cost is its segment removals, not its bytes.
+        let dir = b.fresh("rewind");
+        b.say(&format!(
+            "rewind: building a {} MiB log",
+            b.opts.recovery_mib
+        ));
+        let r = b
+            .sys
+            .block_on(rewind::measure(&dir, b.opts.recovery_mib, 1024));
+        remove(&dir);
+        let r = r?;
+        let removed = r.big_segments_removed + r.small_segments_removed;
+        let ratio = (r.big_ms + r.small_ms) / r.plain_removals_ms;
+        checks.push(Check {
+            figure: format!(
+                "rewind of {:.0} MiB of tail bounded by segment removals, not bytes",
+                r.big_bytes as f64 / (1 << 20) as f64
+            ),
+            target: "both rewinds within 1.5x of removing as many plain files".into(),
+            measured: format!(
+                "{:.1} ms ({} segments) + {:.1} ms ({} segments) = {:.2}x of {} plain removals ({:.1} ms); reading the log once from the cache {:.0} ms",
+                r.big_ms, r.big_segments_removed, r.small_ms, r.small_segments_removed, ratio, removed, r.plain_removals_ms, r.read_warm_ms
+            ),
+            met: ratio <= 1.5,
         });
     }
 

@@ -187,9 +187,10 @@ async fn a_flusher_death_fires_one_unhealthy_alert_cleared_by_the_restart() {
     let lsn = wal.append(b"survives the panic".to_vec()).await.unwrap();
     assert_eq!(lsn, Lsn(1));
     let fired = received(&collector).await;
-    assert_eq!(
-        transitions(&fired),
-        [(AlertKind::FlusherUnhealthy, AlertState::Fired)]
+    // The restart (50 ms backoff) may already have cleared it on a loaded machine.
+    assert!(
+        transitions(&fired).starts_with(&[(AlertKind::FlusherUnhealthy, AlertState::Fired)]),
+        "{fired:?}"
     );
 
     // The supervisor restarts the flusher after its backoff.

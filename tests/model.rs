@@ -54,6 +54,13 @@ enum Op {
     FlusherPanics,
     /// The flusher's next fsync fails (the batch is rewritten to a fresh segment).
     FlusherSyncFails,
+    /// `truncate_after` to the transaction boundary nearest below this fraction (of 255)
+    /// of the log.
+    TruncateAfter(u8),
+    /// `reset` to the next LSN plus this much.
+    Reset(u8),
+    /// `set_meta` with a value of this many bytes (each byte the op's number).
+    SetMeta(u8),
 }
 
 fn op_strategy(failpoints: bool) -> BoxedStrategy<Op> {
@@ -73,6 +80,9 @@ fn op_strategy(failpoints: bool) -> BoxedStrategy<Op> {
         1 => fault.prop_map(Op::Fault),
         2 => any::<u64>().prop_map(Op::Crash),
         1 => Just(Op::Reopen),
+        2 => any::<u8>().prop_map(Op::TruncateAfter),
+        1 => (0u8..4).prop_map(Op::Reset),
+        1 => any::<u8>().prop_map(Op::SetMeta),
     ];
     if failpoints {
         prop_oneof![
@@ -112,9 +122,11 @@ struct Entry {
 }
 
 /// What the log must hold.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Model {
-    /// Every accepted record, entry `i` at LSN `i + 1`.
+    /// LSN of `log[0]`: 1, until a reset moves it.
+    base: u64,
+    /// Every accepted record, entry `i` at LSN `base + i`.
     log: Vec<Entry>,
     /// The first `durable` records survive any power cut.
     durable: usize,
@@ -127,17 +139,51 @@ struct Model {
     maybe: Vec<Entry>,
     /// `write_failures` last seen: a failed batch gives its LSNs out again.
     write_failures: u64,
+    /// The metadata slot's last acknowledged value.
+    meta: Option<Vec<u8>>,
+    /// Values of `set_meta` calls that failed: a crash may keep any of them.
+    meta_maybe: Vec<Vec<u8>>,
+    /// A reset to this LSN failed midway (the log was poisoned): the reopen may find the
+    /// log before it or after it.
+    reset_maybe: Option<u64>,
+}
+
+impl Default for Model {
+    fn default() -> Model {
+        Model {
+            base: 1,
+            log: Vec::new(),
+            durable: 0,
+            sync_mode: false,
+            poisoned: false,
+            maybe: Vec::new(),
+            write_failures: 0,
+            meta: None,
+            meta_maybe: Vec::new(),
+            reset_maybe: None,
+        }
+    }
 }
 
 impl Model {
     fn next_lsn(&self) -> u64 {
-        self.log.len() as u64 + 1
+        self.base + self.log.len() as u64
+    }
+
+    /// The number of records to keep for a rewind at `frac` / 255 of the log: a
+    /// transaction boundary at or below it.
+    fn boundary(&self, frac: u8) -> usize {
+        let mut k = self.log.len() * usize::from(frac) / 255;
+        while k > 0 && k < self.log.len() && self.log[k].txn.is_some_and(|(i, _)| i > 0) {
+            k -= 1;
+        }
+        k
     }
 
     /// Takes the queue's word for where the log continues after a failed write: the
     /// records from there on are gone (their LSNs are given out again).
     fn resync(&mut self, stats: &WalStats) -> Result<(), TestCaseError> {
-        let kept = (stats.next_lsn.0 - 1) as usize;
+        let kept = (stats.next_lsn.0 - self.base) as usize;
         prop_assert!(
             kept <= self.log.len(),
             "the queue holds records the model never saw"
@@ -150,10 +196,37 @@ impl Model {
 
     /// Checks a reopened log against the model and adopts it. `exact`: a clean shutdown
     /// (everything accepted is there); else a power cut (a durable prefix at least).
-    fn reopened(&mut self, recs: &[Record], next: Lsn, exact: bool) -> Result<(), TestCaseError> {
+    fn reopened(
+        &mut self,
+        recs: &[Record],
+        next: Lsn,
+        meta: Option<Vec<u8>>,
+        exact: bool,
+    ) -> Result<(), TestCaseError> {
+        if let Some(n) = self.reset_maybe.take() {
+            if recs.first().map_or(next.0, |r| r.lsn.0) == n {
+                // The reset was completed (by the reopen, or before the crash).
+                self.base = n;
+                self.log.clear();
+                self.maybe.clear();
+                self.durable = 0;
+            }
+        }
+        prop_assert!(
+            meta == self.meta || meta.as_ref().is_some_and(|v| self.meta_maybe.contains(v)),
+            "metadata slot {:?} was never set (last acknowledged {:?})",
+            meta,
+            self.meta
+        );
+        self.meta = meta;
+        self.meta_maybe.clear();
         let known: Vec<&Entry> = self.log.iter().chain(&self.maybe).collect();
         for (i, r) in recs.iter().enumerate() {
-            prop_assert_eq!(r.lsn.0, i as u64 + 1, "LSNs run from 1 without a gap");
+            prop_assert_eq!(
+                r.lsn.0,
+                self.base + i as u64,
+                "LSNs run from the base without a gap"
+            );
             let Some(e) = known.get(i) else {
                 return Err(TestCaseError::fail(format!(
                     "record at LSN {} was never accepted",
@@ -183,7 +256,7 @@ impl Model {
                 "a clean shutdown keeps everything"
             );
         }
-        prop_assert_eq!(next.0, recs.len() as u64 + 1);
+        prop_assert_eq!(next.0, self.base + recs.len() as u64);
         let maybe = std::mem::take(&mut self.maybe);
         self.log.extend(maybe);
         self.log.truncate(recs.len());
@@ -267,7 +340,7 @@ async fn run_case(ops: Vec<Op>, setup: Setup, tally: &Tally) -> Result<(), TestC
     let mut sim = SimStorage::new();
     let (mut wal, recs, next) = open(&sim, setup, tally).await?;
     let mut m = Model::default();
-    m.reopened(&recs, next, true)?;
+    m.reopened(&recs, next, wal.meta(), true)?;
     for (seq, op) in ops.into_iter().enumerate() {
         let seq = seq as u32;
         // A batch that failed with no waiter to tell (buffered records) shows here.
@@ -345,7 +418,7 @@ async fn run_case(ops: Vec<Op>, setup: Setup, tally: &Tally) -> Result<(), TestC
             }
             Op::Flush => match wal.flush().await {
                 Ok(d) => {
-                    prop_assert_eq!(d.0, m.log.len() as u64, "Flush answers the last LSN");
+                    prop_assert_eq!(d.0, m.next_lsn() - 1, "Flush answers the last LSN");
                     m.durable = m.log.len();
                     answered = true;
                 }
@@ -371,7 +444,7 @@ async fn run_case(ops: Vec<Op>, setup: Setup, tally: &Tally) -> Result<(), TestC
                 tally
                     .durable_checked
                     .fetch_add(m.durable as u64, Ordering::Relaxed);
-                m.reopened(&recs, next, false)?;
+                m.reopened(&recs, next, wal.meta(), false)?;
             }
             Op::Reopen => {
                 let clean = !m.poisoned && wal.flush().await.is_ok();
@@ -395,7 +468,7 @@ async fn run_case(ops: Vec<Op>, setup: Setup, tally: &Tally) -> Result<(), TestC
                 sim.disarm(); // a fault meant for this run must not strike the next open
                 let (w, recs, next) = open(&sim, setup, tally).await?;
                 wal = w;
-                m.reopened(&recs, next, clean)?;
+                m.reopened(&recs, next, wal.meta(), clean)?;
             }
             Op::FlusherPanics => {
                 #[cfg(feature = "failpoints")]
@@ -405,11 +478,78 @@ async fn run_case(ops: Vec<Op>, setup: Setup, tally: &Tally) -> Result<(), TestC
                 #[cfg(feature = "failpoints")]
                 fail::cfg("flusher::before_sync", "1*return").map_err(TestCaseError::fail)?;
             }
+            Op::TruncateAfter(frac) => {
+                let k = m.boundary(frac);
+                match wal.truncate_after(Lsn(m.base + k as u64 - 1)).await {
+                    Ok(()) => {
+                        prop_assert!(!m.poisoned, "a poisoned log accepted a rewind");
+                        // Everything up to the cut was made durable, nothing after stays.
+                        m.log.truncate(k);
+                        m.maybe.clear();
+                        m.durable = k;
+                        answered = true;
+                    }
+                    // In doubt: the reopen finds the log before or after, both prefixes
+                    // at least this long.
+                    Err(e @ WalError::Poisoned { .. }) => {
+                        m.durable = m.durable.min(k);
+                        on_error(&mut m, &e, Vec::new())?;
+                    }
+                    // A buffered batch failed while it drained: its LSNs were given out
+                    // again, and the cut is past the end now (the next step resyncs).
+                    Err(WalError::LsnNotAssigned { .. }) => {
+                        let stats = wal
+                            .stats()
+                            .await
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        prop_assert!(
+                            stats.write_failures > m.write_failures,
+                            "rewind refused as past the end"
+                        );
+                    }
+                    Err(e) => on_error(&mut m, &e, Vec::new())?,
+                }
+            }
+            Op::Reset(ahead) => {
+                let n = m.next_lsn() + u64::from(ahead);
+                match wal.reset(Lsn(n)).await {
+                    Ok(()) => {
+                        prop_assert!(!m.poisoned, "a poisoned log accepted a reset");
+                        m.base = n;
+                        m.log.clear();
+                        m.maybe.clear();
+                        m.durable = 0;
+                        answered = true;
+                    }
+                    Err(e @ WalError::Poisoned { .. }) => {
+                        if !m.poisoned {
+                            m.reset_maybe = Some(n);
+                        }
+                        on_error(&mut m, &e, Vec::new())?;
+                    }
+                    Err(e) => on_error(&mut m, &e, Vec::new())?,
+                }
+            }
+            Op::SetMeta(len) => {
+                let value = vec![seq as u8; usize::from(len)];
+                match wal.set_meta(value.clone()).await {
+                    Ok(()) => {
+                        prop_assert_eq!(wal.meta(), Some(value.clone()));
+                        m.meta = Some(value);
+                        answered = true;
+                    }
+                    Err(e) => {
+                        m.meta_maybe.push(value);
+                        on_error(&mut m, &e, Vec::new())?;
+                    }
+                }
+            }
         }
         // In Sync mode each message is written and fsynced before the next is taken: once
         // one is answered, everything accepted before it is durable.
         if in_sync_mode && answered {
-            m.durable = m.durable.max(accepted_before);
+            // (A rewind or reset may have removed some of them since.)
+            m.durable = m.durable.max(accepted_before.min(m.log.len()));
         }
     }
     let _ = wal.shutdown().await;

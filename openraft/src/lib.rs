@@ -16,7 +16,8 @@
 //!   the purged log id in the metadata slot, then [`Wal::truncate_before`](actix_wal::Wal::truncate_before)
 //!   (or [`Wal::reset`](actix_wal::Wal::reset) when it reaches past the end of the log).
 //! - The vote, the committed log id and the last purged log id live in the log's metadata
-//!   slot ([`Wal::set_meta`](actix_wal::Wal::set_meta)): durable before the call returns.
+//!   slot ([`Wal::set_meta`](actix_wal::Wal::set_meta)): the vote and the purge point are
+//!   durable before their call returns; the committed log id goes with the next of them.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), actix_wal_openraft::AdapterError> {

@@ -42,16 +42,15 @@ fn lsns(range: &impl RangeBounds<u64>) -> Range<u64> {
 }
 
 impl<C: RaftTypeConfig> WalLogReader<C> {
-    /// The entries at the LSNs in `lsns` that the log holds (all of them, or only the first
-    /// `read_range` prefix unless `all`), once the last is durable: `append` returns before
-    /// its fsync, and the log reads durable records only.
+    /// The entries at the LSNs in `lsns` that the log holds, once the last is durable
+    /// (`append` returns before its fsync, and the log reads durable records only). With
+    /// `all`, all of them; without, the first `read_range` prefix, from `lsns.start` exactly
+    /// (a purged start is `WalError::NotFound`, never a later entry in its place).
     #[tracing::instrument(level = "debug", skip(self))]
     async fn read(&self, lsns: Range<u64>, all: bool) -> Result<Vec<C::Entry>, AdapterError> {
         let stats = self.wal.stats().await?;
-        let (mut next, end) = (
-            lsns.start.max(stats.first_lsn.0),
-            lsns.end.min(stats.next_lsn.0),
-        );
+        let first = if all { stats.first_lsn.0 } else { 0 };
+        let (mut next, end) = (lsns.start.max(first), lsns.end.min(stats.next_lsn.0));
         let mut entries = Vec::new();
         if next < end {
             self.wal.wait_durable(Lsn(end - 1)).await?;

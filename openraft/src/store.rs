@@ -7,7 +7,7 @@ use crate::reader::WalLogReader;
 use actix_wal::format::codec;
 use actix_wal::{AppendBatch, Durability, Lsn, Wal, WalConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::ErrorSubject::{Logs, Store, Vote as VoteSubject};
+use openraft::ErrorSubject::{Logs, Vote as VoteSubject};
 use openraft::ErrorVerb::{Delete, Read, Write};
 use openraft::{AsyncRuntime, LogId, NodeId, RaftLogId, RaftLogReader, RaftTypeConfig, Vote};
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,8 @@ struct RaftMeta<NID: NodeId> {
 /// openraft's log storage on an actix-wal log. See the [crate] docs for the mapping.
 pub struct WalLogStore<C: RaftTypeConfig> {
     reader: WalLogReader<C>,
-    /// The slot's value: this store is its only writer, so the copy is never stale.
+    /// The slot's value (this store is its only writer), except that `committed` may be
+    /// ahead of the slot on disk (see `save_committed`).
     meta: RaftMeta<C::NodeId>,
 }
 
@@ -156,9 +157,13 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
         Ok(self.meta.vote.clone())
     }
 
+    /// Kept in memory and written with the next slot write (a vote or a purge), not on its
+    /// own: openraft calls this at every commit, and a slot rewrite costs several fsyncs
+    /// (docs/replication.md). A committed log id found older after a restart is still
+    /// committed; openraft re-applies from it and learns the rest from the leader.
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> RaftResult<(), C> {
-        let saved = self.update(|m| m.committed = committed).await;
-        saved.map_err(storage(Store, Write))
+        self.meta.committed = committed;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> RaftResult<Option<LogId<C::NodeId>>, C> {

@@ -135,6 +135,11 @@ impl LogDir {
                 m.newest_lsn = newest;
             })?;
             out.salvaged_from.get_or_insert(err);
+        } else {
+            // What was read may be a value whose replace failed at its directory fsync
+            // (the rename still only in the page cache, in the same boot): written again,
+            // whole, so that the value this open reports is the one a power cut keeps.
+            self.meta().update(|_| {})?;
         }
         out.start_lsn = Lsn(first);
         Ok(())

@@ -63,7 +63,11 @@ impl Queue {
 
     /// A reset: the log holds nothing, and goes on at `next_lsn`.
     pub(super) fn index_reset(&self, next_lsn: u64) {
-        *self.index_mut() = LogIndex::new(next_lsn);
+        let mut idx = self.index_mut();
+        // Through `cut`, as every removal goes: nothing indexed before stays readable.
+        idx.cut(0);
+        idx.set_first_lsn(next_lsn);
+        idx.set_durable_end(next_lsn);
     }
 
     /// Where to start walking to the frame of `lsn` (a frame at or below it), if the

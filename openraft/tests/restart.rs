@@ -1,0 +1,152 @@
+//! What the adapter keeps across a reopen (a restart or a crash: every call below returned
+//! after its fsync), and the appends it refuses. openraft's suite never reopens a store.
+
+use actix_wal_openraft::WalLogStore;
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+use openraft::testing::{blank_ent, log_id};
+use openraft::{LogId, RaftLogId, RaftLogReader, Vote};
+use std::path::Path;
+
+mod common;
+use common::Config;
+
+type Store = WalLogStore<Config>;
+
+async fn open(dir: &Path) -> Store {
+    Store::open(dir, Default::default())
+        .await
+        .expect("log opens")
+}
+
+/// Shuts the log down (as a clean stop does; a crash loses nothing more, since every call
+/// returned after its fsync) and opens it again.
+async fn reopen(store: Store, dir: &Path) -> Store {
+    store.wal().shutdown().await.expect("log shuts down");
+    drop(store);
+    open(dir).await
+}
+
+/// Appends blank entries of `term` at `indexes`, waiting for openraft's callback.
+async fn append(store: &mut Store, term: u64, indexes: std::ops::Range<u64>) {
+    let entries = indexes.map(|i| blank_ent::<Config>(term, 1, i));
+    store
+        .blocking_append(entries)
+        .await
+        .expect("append is durable");
+}
+
+async fn log_ids(store: &mut Store) -> Vec<LogId<u64>> {
+    let entries = store.try_get_log_entries(..).await.expect("entries read");
+    entries.iter().map(|e| *e.get_log_id()).collect()
+}
+
+#[tokio::test]
+async fn vote_committed_purge_and_entries_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, 1, 0..11).await;
+    store.save_vote(&Vote::new(3, 1)).await.unwrap();
+    // The committed log id is written with the next slot write: here, the purge's.
+    store.save_committed(Some(log_id(1, 1, 7))).await.unwrap();
+    store.purge(log_id(1, 1, 4)).await.unwrap();
+
+    let mut store = reopen(store, dir.path()).await;
+    assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 1, 7)));
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 4)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 1, 10)));
+    let want: Vec<_> = (5..11).map(|i| log_id(1, 1, i)).collect();
+    assert_eq!(log_ids(&mut store).await, want);
+    // The log continues where it was: the next append is index 11.
+    append(&mut store, 2, 11..12).await;
+    assert_eq!(log_ids(&mut store).await.last(), Some(&log_id(2, 1, 11)));
+}
+
+#[tokio::test]
+async fn a_purge_past_the_end_moves_the_log_on_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, 1, 0..4).await;
+    // A follower installing a snapshot that reaches past its log.
+    store.purge(log_id(2, 1, 20)).await.unwrap();
+    assert!(log_ids(&mut store).await.is_empty());
+    append(&mut store, 2, 21..23).await;
+
+    let mut store = reopen(store, dir.path()).await;
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(2, 1, 20)));
+    assert_eq!(state.last_log_id, Some(log_id(2, 1, 22)));
+    assert_eq!(
+        log_ids(&mut store).await,
+        vec![log_id(2, 1, 21), log_id(2, 1, 22)]
+    );
+    assert_eq!(
+        store.wal().stats().await.unwrap().next_lsn.0,
+        24,
+        "index i at LSN i + 1"
+    );
+}
+
+#[tokio::test]
+async fn truncated_entries_stay_gone_and_their_indexes_take_new_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, 1, 0..10).await;
+    store.truncate(log_id(1, 1, 6)).await.unwrap();
+    append(&mut store, 2, 6..8).await;
+
+    let mut store = reopen(store, dir.path()).await;
+    let mut want: Vec<_> = (0..6).map(|i| log_id(1, 1, i)).collect();
+    want.extend([log_id(2, 1, 6), log_id(2, 1, 7)]);
+    assert_eq!(log_ids(&mut store).await, want);
+}
+
+#[tokio::test]
+async fn an_append_that_would_leave_a_hole_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, 1, 0..3).await;
+    let hole = store.blocking_append([blank_ent::<Config>(1, 1, 5)]).await;
+    let message = hole.expect_err("a hole is refused").to_string();
+    assert!(
+        message.contains("entry index 5 belongs at LSN 6, the log's next LSN is 4"),
+        "{message}"
+    );
+    let inside = store
+        .blocking_append([blank_ent::<Config>(1, 1, 3), blank_ent::<Config>(1, 1, 5)])
+        .await;
+    assert!(inside.is_err(), "a batch with a hole inside is refused");
+    assert_eq!(log_ids(&mut store).await.len(), 3);
+    append(&mut store, 1, 3..4).await;
+    assert_eq!(log_ids(&mut store).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_purge_cut_short_after_the_slot_was_written_is_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, 1, 0..4).await;
+    // A crash inside `purge(20)`: the slot says purged to 20, the records 0..=3 remain.
+    // The slot is the adapter's (vote, committed, last_purged) struct, which bincode
+    // writes as its fields in order, as it writes this tuple (u64 node ids: an i32 would
+    // be written zigzag).
+    let slot = (
+        None::<Vote<u64>>,
+        None::<LogId<u64>>,
+        Some(log_id::<u64>(2, 1, 20)),
+    );
+    let bytes = actix_wal::format::codec::encode(&slot).unwrap();
+    store.wal().set_meta(bytes).await.unwrap();
+
+    let mut store = reopen(store, dir.path()).await;
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(2, 1, 20)));
+    assert_eq!(state.last_log_id, Some(log_id(2, 1, 20)));
+    assert!(
+        log_ids(&mut store).await.is_empty(),
+        "the purged records are gone"
+    );
+    append(&mut store, 2, 21..22).await;
+    assert_eq!(log_ids(&mut store).await, vec![log_id(2, 1, 21)]);
+}
