@@ -35,6 +35,8 @@
 
 #[path = "raft_kv/api.rs"]
 mod api;
+#[path = "raft_kv/batcher.rs"]
+mod batcher;
 #[path = "raft_kv/memlog.rs"]
 mod memlog;
 #[path = "raft_kv/network.rs"]
@@ -70,15 +72,15 @@ openraft::declare_raft_types!(
 /// The Raft handle of this example.
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// A write, as it travels in the Raft log.
+/// Writes, as they travel in the Raft log: one entry carries every PUT gathered while
+/// the previous entry was being committed (see `batcher`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    /// Set `key` to `value`.
+    /// Set each key to its value, in order.
     Set {
-        /// The key (1 to [`api::MAX_KEY_BYTES`] bytes).
-        key: String,
-        /// The value's bytes (at most [`api::MAX_VALUE_BYTES`]).
-        value: Vec<u8>,
+        /// `(key, value)` pairs: keys of 1 to [`api::MAX_KEY_BYTES`] bytes, values of at
+        /// most [`api::MAX_VALUE_BYTES`].
+        writes: Vec<(String, Vec<u8>)>,
     },
 }
 
@@ -132,6 +134,9 @@ struct Args {
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Most PUTs gathered into one Raft entry (1: an entry per PUT).
+    #[arg(long, default_value_t = 1_024)]
+    batch_writes: usize,
     /// Most keys the map holds; a PUT of a new key beyond it is answered 507.
     #[arg(long, default_value_t = 1_000_000)]
     max_keys: usize,
@@ -145,6 +150,12 @@ struct Peers(BTreeMap<NodeId, SocketAddr>);
 const MAX_PEERS: usize = 9;
 /// Entries kept below a snapshot for followers a little behind (at most `--snapshot-logs`).
 const LOGS_KEPT_BELOW_SNAPSHOT: u64 = 1_000;
+/// Bytes of keys and values gathered into one entry at most (one more write may pass
+/// it): with the encoding it stays under actix-wal's 1 MiB record limit.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Entries in one AppendEntries RPC at most: with `MAX_BATCH_BYTES` entries (plus one
+/// value), within `network::MAX_RPC_BYTES`.
+const MAX_PAYLOAD_ENTRIES: u64 = 64;
 /// How long requests in progress may take to finish once a stop signal arrives, s.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
@@ -204,6 +215,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         election_timeout_max: args.election_ms * 2,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(args.snapshot_logs),
         max_in_snapshot_log_to_keep: LOGS_KEPT_BELOW_SNAPSHOT.min(args.snapshot_logs),
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         ..Config::default()
     };
     let config = Arc::new(config.validate()?);
@@ -233,6 +245,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let state = api::AppState {
         id: args.id,
+        batcher: batcher::Batcher::start(raft.clone(), args.batch_writes, MAX_BATCH_BYTES),
         raft: raft.clone(),
         sm,
         wal: wal.clone(),

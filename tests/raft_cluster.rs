@@ -35,8 +35,9 @@ const CLIENTS: usize = 8;
 const KEYS_PER_CLIENT: u64 = 25;
 /// Acknowledged writes that must follow each kill before the round goes on.
 const WRITES_AFTER_KILL: u64 = 30;
-/// Snapshot every this many entries: small, so purges and snapshot installs happen.
-const SNAPSHOT_LOGS: &str = "150";
+/// Snapshot every this many entries: small, so purges and snapshot installs happen (PUTs
+/// that meet are one entry: a few hundred PUTs make about a hundred entries).
+const SNAPSHOT_LOGS: &str = "30";
 
 /// The example binary, built (or found up to date) once per test process.
 fn example_binary() -> &'static Path {

@@ -1,12 +1,13 @@
 //! The client API: `PUT`/`GET /kv/{key}` (writes through Raft, linearizable reads on the
 //! leader, 307 to it from a follower), `GET /raft/state`, `GET /metrics`, `GET /health`.
 
+use crate::batcher::{Batcher, WriteError};
 use crate::state::StateMachine;
-use crate::{NodeId, Raft, Request, StoreKind};
+use crate::{NodeId, Raft, StoreKind};
 use actix_wal::Wal;
 use actix_web::{web, HttpRequest, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ServerState};
 use std::time::Instant;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub id: NodeId,
     /// The Raft node.
     pub raft: Raft,
+    /// Where PUTs go to be proposed, many to an entry.
+    pub batcher: Batcher,
     /// The state machine, for reads.
     pub sm: StateMachine,
     /// The log, with `--store wal` (for `/health`).
@@ -92,20 +95,15 @@ async fn put(
     if !known && keys >= state.max_keys {
         return HttpResponse::InsufficientStorage().body("too many keys\n");
     }
-    let write = Request::Set {
-        key,
-        value: body.to_vec(),
-    };
-    match state.raft.client_write(write).await {
-        Ok(reply) => {
+    match state.batcher.write(key, body.to_vec()).await {
+        Ok(index) => {
             metrics::histogram!(PUT_SECONDS).record(started.elapsed().as_secs_f64());
-            let index = reply.log_id.index;
             HttpResponse::Ok()
                 .insert_header(("x-raft-index", index.to_string()))
                 .body(format!("{index}\n"))
         }
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => forward(&req, &to),
-        Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+        Err(WriteError::Forward(to)) => forward(&req, &to),
+        Err(WriteError::Failed(e)) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
     }
 }
 

@@ -21,8 +21,8 @@ use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
 
-/// Largest RPC body accepted, bytes: `max_payload_entries` (300) entries of the largest
-/// value, or one snapshot chunk (3 MiB by default), with room to spare.
+/// Largest RPC body accepted, bytes: `max_payload_entries` (64) entries of at most about
+/// 256 KiB of writes each (see `batcher`), or one snapshot chunk (3 MiB by default).
 pub const MAX_RPC_BYTES: usize = 32 << 20;
 /// Connect timeout of an RPC; openraft's TTL bounds the whole call.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);

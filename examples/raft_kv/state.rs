@@ -219,8 +219,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data.last_applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(Request::Set { key, value }) => {
-                    data.map.insert(key, value);
+                EntryPayload::Normal(Request::Set { writes }) => {
+                    data.map.extend(writes);
                 }
                 EntryPayload::Membership(m) => {
                     data.membership = StoredMembership::new(Some(entry.log_id), m);
