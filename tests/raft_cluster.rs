@@ -287,6 +287,71 @@ async fn writer(
     log
 }
 
+/// The HTTP contract besides PUT and GET on the leader: a follower redirects to the
+/// leader; `/raft/state`, `/metrics` and `/health` say what they must.
+async fn check_interface(http: &reqwest::Client, addrs: &[SocketAddr], lead: u64) {
+    let leader_addr = addrs[(lead - 1) as usize];
+    let follower = addrs[(lead % 3) as usize];
+    for (method, body) in [(reqwest::Method::PUT, "v"), (reqwest::Method::GET, "")] {
+        let r = http
+            .request(method.clone(), format!("http://{follower}/kv/probe"))
+            .body(body)
+            .send()
+            .await
+            .expect("a follower answers");
+        assert_eq!(
+            r.status(),
+            StatusCode::TEMPORARY_REDIRECT,
+            "{method} on a follower"
+        );
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert_eq!(
+            location,
+            format!("http://{leader_addr}/kv/probe"),
+            "{method} on a follower"
+        );
+    }
+    let r = http
+        .get(format!("http://{leader_addr}/kv/probe"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "a key never written");
+    let state = raft_state(http, follower).await.expect("/raft/state");
+    for field in ["id", "leader", "term", "last_log_index", "last_applied"] {
+        assert!(state[field].is_u64(), "/raft/state lacks {field}: {state}");
+    }
+    assert_eq!(state["leader"].as_u64(), Some(lead), "{state}");
+    let metrics = http
+        .get(format!("http://{leader_addr}/metrics"))
+        .send()
+        .await
+        .expect("/metrics");
+    let metrics = metrics.text().await.expect("a body");
+    for name in [
+        "raft_term",
+        "raft_last_applied_index",
+        "raft_is_leader 1",
+        "actix_wal_flushes_total",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name)),
+            "/metrics lacks {name}"
+        );
+    }
+    let health = http
+        .get(format!("http://{leader_addr}/health"))
+        .send()
+        .await
+        .expect("/health");
+    assert_eq!(health.status(), StatusCode::OK, "/health");
+}
+
 /// Waits until `acks` passes `target`.
 async fn wait_acks(acks: &AtomicU64, target: u64, what: &str) {
     let deadline = Instant::now() + WAIT_TIMEOUT;
@@ -330,6 +395,7 @@ async fn acknowledged_writes_survive_leader_kills_and_restarts() {
     let http = client();
     let (first, _, _) = leader(&http, &addrs, None).await;
     println!("leader {first}");
+    check_interface(&http, &addrs, first).await;
 
     let addrs = Arc::new(addrs);
     let stop = Arc::new(AtomicBool::new(false));
