@@ -509,6 +509,35 @@ async fn acknowledged_writes_survive_leader_kills_and_restarts() {
         checked > 0 && strict * 2 >= checked,
         "{strict} of {checked} keys checked strictly"
     );
+    // Every node, restarted ones included, holds the same map once it applied as far.
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    let states = loop {
+        let mut states = Vec::new();
+        for addr in addrs.iter() {
+            states.push(raft_state(&http, *addr).await.expect("every node answers"));
+        }
+        let applied: Vec<_> = states.iter().map(|s| s["last_applied"].as_u64()).collect();
+        if applied.iter().all(|a| *a == applied[0]) {
+            break states;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes did not converge: {applied:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for s in &states {
+        let keys = s["keys"].as_u64().expect("/raft/state has keys") as usize;
+        assert!(
+            keys >= checked,
+            "node {} holds {keys} keys, {checked} were acknowledged: {s}",
+            s["id"]
+        );
+        assert_eq!(
+            s["keys"], states[0]["keys"],
+            "nodes disagree on the map: {states:?}"
+        );
+    }
     // The log was purged below a snapshot somewhere (SNAPSHOT_LOGS is small).
     let state = raft_state(&http, at).await.expect("the leader's state");
     assert!(

@@ -126,7 +126,8 @@ async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String
     }
 }
 
-/// `GET /raft/state`: this node's view of the cluster, as JSON.
+/// `GET /raft/state`: this node's view of the cluster, as JSON, with the number of keys
+/// its state machine holds.
 async fn raft_state(state: web::Data<AppState>) -> HttpResponse {
     let m = state.raft.metrics().borrow().clone();
     HttpResponse::Ok().json(serde_json::json!({
@@ -139,6 +140,7 @@ async fn raft_state(state: web::Data<AppState>) -> HttpResponse {
         "snapshot": m.snapshot.map(|l| l.index),
         "purged": m.purged.map(|l| l.index),
         "store": format!("{:?}", state.store).to_lowercase(),
+        "keys": state.sm.key_count(),
         "running": m.running_state.is_ok(),
     }))
 }

@@ -96,6 +96,16 @@ impl StateMachine {
         data.map.get(key).cloned()
     }
 
+    /// How many keys the map holds.
+    pub fn key_count(&self) -> usize {
+        self.inner
+            .data
+            .read()
+            .expect("state machine lock poisoned")
+            .map
+            .len()
+    }
+
     /// Whether `key` is in the map, and how many keys are.
     pub fn contains(&self, key: &str) -> (bool, usize) {
         let data = self.inner.data.read().expect("state machine lock poisoned");
