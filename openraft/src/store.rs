@@ -75,7 +75,10 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
         let Some(purged) = &self.meta.last_purged else {
             return Ok(());
         };
-        let (keep, stats) = (Lsn(purged.index + 2), self.wal().stats().await?);
+        let (keep, stats) = (
+            Lsn(purged.index.saturating_add(2)),
+            self.wal().stats().await?,
+        );
         if keep >= stats.next_lsn && stats.first_lsn != keep {
             self.wal().reset(keep).await?;
         } else if keep < stats.next_lsn && keep > stats.first_lsn {
@@ -99,17 +102,21 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             return Ok(None);
         };
         let stats = self.wal().stats().await?;
-        let mut next = stats.next_lsn;
-        if stats.first_lsn == next && purged.is_none() && first + 1 != next.0 {
-            next = Lsn(first + 1);
-            self.wal().reset(next).await?;
-        }
+        let fresh = stats.first_lsn == stats.next_lsn && purged.is_none();
+        let next = if fresh {
+            Lsn(first.saturating_add(1))
+        } else {
+            stats.next_lsn
+        };
         // Consecutive from the log's next LSN: no hole, no overwrite.
         for (i, index) in entries.iter().map(|e| e.get_log_id().index).enumerate() {
             let lsn = Lsn(next.0 + i as u64);
-            if index + 1 != lsn.0 {
+            if index.checked_add(1) != Some(lsn.0) {
                 return Err(AdapterError::NotNext { index, lsn });
             }
+        }
+        if next != stats.next_lsn {
+            self.wal().reset(next).await?;
         }
         let batch = AppendBatch::encode(entries.iter().copied())?.durability(Durability::Buffered);
         let lsn = self.wal().send(batch).await?;

@@ -150,3 +150,18 @@ async fn a_purge_cut_short_after_the_slot_was_written_is_finished_at_open() {
     append(&mut store, 2, 21..22).await;
     assert_eq!(log_ids(&mut store).await, vec![log_id(2, 1, 21)]);
 }
+
+#[tokio::test]
+async fn a_fresh_log_refusing_a_batch_with_a_hole_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    let holed = [blank_ent::<Config>(1, 1, 5), blank_ent::<Config>(1, 1, 7)];
+    assert!(store.blocking_append(holed).await.is_err());
+    let stats = store.wal().stats().await.unwrap();
+    assert_eq!((stats.first_lsn.0, stats.next_lsn.0), (1, 1), "not moved");
+    append(&mut store, 1, 0..2).await;
+    assert_eq!(
+        log_ids(&mut store).await,
+        vec![log_id(1, 1, 0), log_id(1, 1, 1)]
+    );
+}
