@@ -16,6 +16,8 @@
 //!    that first acknowledged write (p50, p90, max). The killed node restarts from its
 //!    directory and catches up before the next round.
 //!
+//! `--batch-writes 1` gives each PUT a Raft entry of its own (see raft_kv's `batcher`).
+//!
 //! The clients and the three nodes share the machine: on a small one they compete for
 //! the same cores, the same for both stores.
 
@@ -78,6 +80,9 @@ struct Args {
     /// Passed to raft_kv.
     #[arg(long, default_value_t = 10_000)]
     snapshot_logs: u64,
+    /// Passed to raft_kv: most PUTs in one Raft entry (1: an entry per PUT).
+    #[arg(long, default_value_t = 1_024)]
+    batch_writes: usize,
 }
 
 /// Longest wait for a node to start, a leader to appear, a node to catch up.
@@ -117,6 +122,7 @@ impl Cluster {
             format!("--heartbeat-ms={}", args.heartbeat_ms),
             format!("--election-ms={}", args.election_ms),
             format!("--snapshot-logs={}", args.snapshot_logs),
+            format!("--batch-writes={}", args.batch_writes),
         ];
         let mut cluster = Cluster {
             bin: bin.to_owned(),
@@ -431,8 +437,8 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let root = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
     println!(
-        "raft_bench: 3 nodes on loopback, {} clients, {} B values, {} keys, {} s measured after {} s warm-up",
-        args.clients, args.value_bytes, args.keys, args.secs, args.warmup_secs
+        "raft_bench: 3 nodes on loopback, {} clients, {} B values, {} keys, {} s measured after {} s warm-up, up to {} PUTs an entry",
+        args.clients, args.value_bytes, args.keys, args.secs, args.warmup_secs, args.batch_writes
     );
     let mut rows = Vec::new();
     for _ in 0..args.repeat {

@@ -8,8 +8,9 @@
 //! writer when that entry is committed and applied. One proposal is in flight at a time;
 //! the writes that queue behind it make the next one.
 
-use crate::{NodeId, Raft, Request};
+use crate::{NodeId, Raft, Request, TypeConfig};
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
+use openraft::raft::ClientWriteResponse;
 use openraft::BasicNode;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
@@ -37,20 +38,28 @@ struct Pending {
 #[derive(Clone)]
 pub struct Batcher {
     tx: mpsc::Sender<Pending>,
+    /// With `max_writes` 1: no gathering; each write is its own concurrent `client_write`.
+    direct: Option<Raft>,
 }
 
 impl Batcher {
     /// Starts the proposing task on the current runtime: at most `max_writes` writes and
-    /// about `max_bytes` of keys and values in one entry.
+    /// about `max_bytes` of keys and values in one entry. With `max_writes` 1 each write
+    /// goes to Raft at once instead, concurrently with the others.
     pub fn start(raft: Raft, max_writes: usize, max_bytes: usize) -> Batcher {
         let (tx, rx) = mpsc::channel(MAX_QUEUED_WRITES);
+        let direct = (max_writes <= 1).then(|| raft.clone());
         tokio::spawn(propose(raft, rx, max_writes.max(1), max_bytes));
-        Batcher { tx }
+        Batcher { tx, direct }
     }
 
     /// Writes `key`: resolves with the Raft index of the entry that carried it, once that
     /// entry is committed and applied here.
     pub async fn write(&self, key: String, value: Vec<u8>) -> Result<u64, WriteError> {
+        if let Some(raft) = &self.direct {
+            let writes = vec![(key, value)];
+            return outcome(raft.client_write(Request::Set { writes }).await);
+        }
         let (reply, answer) = oneshot::channel();
         let stopped = || WriteError::Failed("the node is stopping".into());
         self.tx
@@ -87,16 +96,26 @@ async fn propose(raft: Raft, mut rx: mpsc::Receiver<Pending>, max_writes: usize,
             .client_write(Request::Set { writes })
             .instrument(span)
             .await;
-        let answer = match proposed {
-            Ok(r) => Ok(r.log_id.index),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
-                Err(WriteError::Forward(to))
-            }
-            Err(e) => Err(WriteError::Failed(e.to_string())),
-        };
+        let answer = outcome(proposed);
         for reply in replies {
             // A writer that stopped waiting (its client went away) needs no answer.
             let _ = reply.send(answer.clone());
         }
+    }
+}
+
+/// A `client_write`'s outcome as the writers' answer: the entry's index, or why not.
+fn outcome(
+    proposed: Result<
+        ClientWriteResponse<TypeConfig>,
+        RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+    >,
+) -> Result<u64, WriteError> {
+    match proposed {
+        Ok(r) => Ok(r.log_id.index),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+            Err(WriteError::Forward(to))
+        }
+        Err(e) => Err(WriteError::Failed(e.to_string())),
     }
 }
