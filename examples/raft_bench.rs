@@ -1,0 +1,507 @@
+//! `raft_bench`: figures for the replicated KV example. Starts three `raft_kv` processes
+//! on loopback, drives them with concurrent HTTP clients, and prints a table.
+//!
+//! ```text
+//! cargo build --release --example raft_kv --example raft_bench
+//! target/release/examples/raft_bench                      # both parts, defaults below
+//! target/release/examples/raft_bench --failover-rounds 0  # throughput only
+//! ```
+//!
+//! 1. Throughput: for each `--stores` entry (default `wal,mem`, alternated `--repeat`
+//!    times in one run), a fresh cluster; `--clients` writers PUT `--value-bytes` values
+//!    to the leader (each its next key of `--keys`), one request in flight each; after
+//!    `--warmup-secs`, `--secs` of committed writes/s and latency (p50, p99, max).
+//! 2. Failover (`--store wal`): `--failover-rounds` times, `kill -9` the leader, then PUT
+//!    to the survivors every 10 ms until one is acknowledged: the time from the kill to
+//!    that first acknowledged write (p50, p90, max). The killed node restarts from its
+//!    directory and catches up before the next round.
+//!
+//! `--batch-writes 1` gives each PUT a Raft entry of its own (see raft_kv's `batcher`).
+//!
+//! The clients and the three nodes share the machine: on a small one they compete for
+//! the same cores, the same for both stores.
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "raft_bench",
+    about = "Throughput and failover of a three-node raft_kv cluster"
+)]
+struct Args {
+    /// The raft_kv binary. Default: `raft_kv` beside this one.
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Where the nodes keep their data (a fresh directory per cluster is made in it).
+    /// Default: a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Log stores to measure, in order.
+    #[arg(long, value_delimiter = ',', default_value = "wal,mem")]
+    stores: Vec<String>,
+    /// How many times the `--stores` sequence runs (alternating them).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 256)]
+    clients: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 256)]
+    value_bytes: usize,
+    /// Distinct keys written (the map's size).
+    #[arg(long, default_value_t = 10_000)]
+    keys: usize,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Failover rounds (0: none).
+    #[arg(long, default_value_t = 10)]
+    failover_rounds: usize,
+    /// Passed to raft_kv.
+    #[arg(long, default_value_t = 100)]
+    heartbeat_ms: u64,
+    /// Passed to raft_kv (the shortest election timeout; the longest is twice it).
+    #[arg(long, default_value_t = 500)]
+    election_ms: u64,
+    /// Passed to raft_kv.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_logs: u64,
+    /// Passed to raft_kv: most PUTs in one Raft entry (1: an entry per PUT).
+    #[arg(long, default_value_t = 1_024)]
+    batch_writes: usize,
+}
+
+/// Longest wait for a node to start, a leader to appear, a node to catch up.
+const WAIT: Duration = Duration::from_secs(60);
+/// Timeout of one request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A three-node cluster of raft_kv processes; killed when dropped.
+struct Cluster {
+    bin: PathBuf,
+    store: String,
+    addrs: Vec<SocketAddr>,
+    dirs: Vec<PathBuf>,
+    children: Vec<Option<Child>>,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    fn start(args: &Args, bin: &Path, root: &Path, store: &str) -> Result<Cluster, String> {
+        let listeners: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        drop(listeners);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let dirs = (1..=3)
+            .map(|i| root.join(format!("{store}-{stamp}-n{i}")))
+            .collect();
+        let extra = vec![
+            format!("--heartbeat-ms={}", args.heartbeat_ms),
+            format!("--election-ms={}", args.election_ms),
+            format!("--snapshot-logs={}", args.snapshot_logs),
+            format!("--batch-writes={}", args.batch_writes),
+        ];
+        let mut cluster = Cluster {
+            bin: bin.to_owned(),
+            store: store.to_owned(),
+            addrs,
+            dirs,
+            children: vec![None, None, None],
+            extra,
+        };
+        for i in 0..3 {
+            cluster.start_node(i)?;
+        }
+        Ok(cluster)
+    }
+
+    fn peers(&self) -> String {
+        let peers: Vec<String> = self
+            .addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect();
+        peers.join(",")
+    }
+
+    /// Starts node `i` (id `i + 1`; node 1 with `--init`); returns once it listens.
+    fn start_node(&mut self, i: usize) -> Result<(), String> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args([
+            "--id",
+            &(i + 1).to_string(),
+            "--addr",
+            &self.addrs[i].to_string(),
+        ])
+        .arg("--dir")
+        .arg(&self.dirs[i])
+        .args(["--peers", &self.peers(), "--store", &self.store])
+        .args(&self.extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        if i == 0 {
+            cmd.arg("--init");
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        self.children[i] = Some(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with("listening on ") => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("node {} did not start: {e}", i + 1)),
+            }
+        }
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill(i);
+        }
+    }
+}
+
+/// `/raft/state` of `addr`, if it answers.
+async fn state(http: &reqwest::Client, addr: SocketAddr) -> Option<serde_json::Value> {
+    http.get(format!("http://{addr}/raft/state"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// The index (0..3) of a node that says it leads, among `live`, and its applied index.
+async fn leader(
+    http: &reqwest::Client,
+    addrs: &[SocketAddr],
+    live: &[usize],
+) -> Result<(usize, u64), String> {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        for &i in live {
+            if let Some(s) = state(http, addrs[i]).await {
+                if s["state"] == "Leader" {
+                    return Ok((i, s["last_applied"].as_u64().unwrap_or(0)));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(format!("no leader within {WAIT:?}"))
+}
+
+/// PUTs `value` to `key` starting at the node `hint` points to, following 307s (and
+/// moving `hint`). True on 200.
+async fn put(
+    http: &reqwest::Client,
+    addrs: &[SocketAddr],
+    hint: &AtomicUsize,
+    key: &str,
+    value: &[u8],
+) -> bool {
+    for _hop in 0..3 {
+        let at = hint.load(Ordering::Relaxed);
+        let sent = http
+            .put(format!("http://{}/kv/{key}", addrs[at]))
+            .body(value.to_vec())
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status() == StatusCode::OK => return true,
+            Ok(r) if r.status() == StatusCode::TEMPORARY_REDIRECT => {
+                let to = r
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .unwrap_or("");
+                match addrs
+                    .iter()
+                    .position(|a| to.starts_with(&format!("http://{a}/")))
+                {
+                    Some(i) => hint.store(i, Ordering::Relaxed),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// One throughput run's figures.
+struct Figures {
+    store: String,
+    writes_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+    failed: u64,
+}
+
+async fn throughput(args: &Args, bin: &Path, root: &Path, store: &str) -> Result<Figures, String> {
+    let cluster = Cluster::start(args, bin, root, store)?;
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (lead, _) = leader(&http, &cluster.addrs, &[0, 1, 2]).await?;
+    let addrs = Arc::new(cluster.addrs.clone());
+    let hint = Arc::new(AtomicUsize::new(lead));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup_secs);
+    let measure_to = measure_from + Duration::from_secs(args.secs);
+    let tasks: Vec<_> = (0..args.clients)
+        .map(|c| {
+            let (http, addrs, hint, stop) =
+                (http.clone(), addrs.clone(), hint.clone(), stop.clone());
+            let (keys, clients) = (args.keys.max(1), args.clients);
+            let value = vec![b'v'; args.value_bytes];
+            tokio::spawn(async move {
+                // Microseconds, 1 µs to 60 s, 3 significant figures.
+                let mut hist =
+                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+                let mut failed = 0u64;
+                let mut n = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("k{}", n % keys);
+                    n += clients;
+                    let t = Instant::now();
+                    let ok = put(&http, &addrs, &hint, &key, &value).await;
+                    let done = Instant::now();
+                    if done >= measure_from && done < measure_to {
+                        if ok {
+                            let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    if !ok {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                (hist, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(measure_to.saturating_duration_since(Instant::now())).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let mut failed = 0;
+    for t in tasks {
+        let (h, f) = t.await.map_err(|e| e.to_string())?;
+        all.add(&h).map_err(|e| e.to_string())?;
+        failed += f;
+    }
+    Ok(Figures {
+        store: store.to_owned(),
+        writes_per_sec: all.len() as f64 / args.secs.max(1) as f64,
+        p50_us: all.value_at_quantile(0.50),
+        p99_us: all.value_at_quantile(0.99),
+        max_us: all.max(),
+        failed,
+    })
+}
+
+/// Milliseconds from `kill -9` of the leader to the first acknowledged write, per round.
+async fn failover(args: &Args, bin: &Path, root: &Path) -> Result<Vec<f64>, String> {
+    let mut cluster = Cluster::start(args, bin, root, "wal")?;
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(1))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let addrs = cluster.addrs.clone();
+    let value = vec![b'v'; args.value_bytes];
+    let mut times = Vec::new();
+    for round in 0..args.failover_rounds {
+        let (lead, _) = leader(&http, &addrs, &[0, 1, 2]).await?;
+        // One acknowledged write first, so the round starts from a working cluster.
+        let hint = AtomicUsize::new(lead);
+        while !put(&http, &addrs, &hint, "failover", &value).await {}
+        cluster.kill(lead);
+        let killed = Instant::now();
+        let live: Vec<usize> = (0..3).filter(|&i| i != lead).collect();
+        let mut turn = 0;
+        let deadline = killed + WAIT;
+        loop {
+            let hint = AtomicUsize::new(live[turn % 2]);
+            turn += 1;
+            if put(&http, &addrs, &hint, "failover", &value).await
+                && hint.load(Ordering::Relaxed) != lead
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "round {round}: no write acknowledged within {WAIT:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ms = killed.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "failover round {round}: killed node {}, first write acknowledged after {ms:.0} ms",
+            lead + 1
+        );
+        times.push(ms);
+        cluster.start_node(lead)?;
+        let (_, target) = leader(&http, &addrs, &live).await?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let applied = state(&http, addrs[lead])
+                .await
+                .and_then(|s| s["last_applied"].as_u64());
+            if applied.is_some_and(|a| a >= target) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("round {round}: node {} did not catch up", lead + 1));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(times)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let bin = match &args.bin {
+        Some(b) => b.clone(),
+        None => {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            exe.with_file_name(format!("raft_kv{}", std::env::consts::EXE_SUFFIX))
+        }
+    };
+    if !bin.exists() {
+        return Err(format!(
+            "no raft_kv at {} (cargo build --release --example raft_kv)",
+            bin.display()
+        ));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("raft_bench-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let root = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
+    println!(
+        "raft_bench: 3 nodes on loopback, {} clients, {} B values, {} keys, {} s measured after {} s warm-up, up to {} PUTs an entry",
+        args.clients, args.value_bytes, args.keys, args.secs, args.warmup_secs, args.batch_writes
+    );
+    let mut rows = Vec::new();
+    for _ in 0..args.repeat {
+        for store in &args.stores {
+            let f = throughput(&args, &bin, &root, store).await?;
+            println!(
+                "  {:>4}: {:>8.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  failed {}",
+                f.store, f.writes_per_sec, f.p50_us as f64 / 1e3, f.p99_us as f64 / 1e3, f.max_us as f64 / 1e3, f.failed
+            );
+            rows.push(f);
+        }
+    }
+    let mut times = if args.failover_rounds > 0 {
+        failover(&args, &bin, &root).await?
+    } else {
+        Vec::new()
+    };
+
+    println!("\n| store | committed writes/s | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    for f in &rows {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            f.store,
+            f.writes_per_sec,
+            f.p50_us as f64 / 1e3,
+            f.p99_us as f64 / 1e3,
+            f.max_us as f64 / 1e3
+        );
+    }
+    let mean = |s: &str| {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|f| f.store == s)
+            .map(|f| f.writes_per_sec)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    if let (Some(w), Some(m)) = (mean("wal"), mean("mem")) {
+        println!("\nwal / mem throughput: {:.2} (goal >= 0.50)", w / m);
+    }
+    if !times.is_empty() {
+        times.sort_by(f64::total_cmp);
+        println!(
+            "failover (kill -9 of the leader to the first acknowledged write), {} rounds: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms (election timeout {}-{} ms)",
+            times.len(),
+            percentile(&times, 0.5),
+            percentile(&times, 0.9),
+            times[times.len() - 1],
+            args.election_ms,
+            args.election_ms * 2
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raft_bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! `raft_kv`: a replicated key-value service, one process per node, on openraft with
+//! actix-wal as its log (through the `actix-wal-openraft` adapter) and actix-web for both
+//! the client API and openraft's network.
+//!
+//! ```text
+//! raft_kv --id 1 --dir /var/tmp/n1 --addr 127.0.0.1:21001 \
+//!         --peers 1=127.0.0.1:21001,2=127.0.0.1:21002,3=127.0.0.1:21003 --init
+//! raft_kv --id 2 --dir /var/tmp/n2 --addr 127.0.0.1:21002 --peers ...   # same --peers
+//! raft_kv --id 3 --dir /var/tmp/n3 --addr 127.0.0.1:21003 --peers ...
+//! curl -L -X PUT --data-binary world http://127.0.0.1:21001/kv/hello   # 200 once committed
+//! curl -L http://127.0.0.1:21002/kv/hello                              # world (linearizable)
+//! curl http://127.0.0.1:21003/raft/state                               # id, leader, term, ...
+//! ```
+//!
+//! `--init` on one node makes all `--peers` voters (a no-op once the node has a log, so
+//! it may stay on the command line across restarts). The node prints `listening on ADDR`
+//! once it serves. `docs/replication.md` has the full walk-through and what survives what.
+//!
+//! - `PUT /kv/{key}` (body = value): 200 once the write is committed by a majority and
+//!   applied here; a follower answers 307 to the leader's `/kv/{key}`, or 503 with
+//!   `{"leader": id|null}` while it knows no leader's address.
+//! - `GET /kv/{key}`: a linearizable read (`ensure_linearizable` on the leader): 200 with
+//!   the value or 404; a follower answers 307 as above.
+//! - `GET /raft/state`: this node's view (id, leader, term, last_log_index, last_applied,
+//!   snapshot, purged, state, store) as JSON.
+//! - `GET /metrics` (Prometheus text: actix-wal's metrics and openraft's basic ones) and
+//!   `GET /health` (JSON; 503 unless healthy), as in `kv_server`.
+//! - `POST /raft/{append,vote,snapshot}`: openraft's RPCs, bodies in actix-wal's codec.
+//!
+//! `--store wal` (the default) keeps the Raft log in actix-wal under `DIR/log`;
+//! `--store mem` keeps it in memory, written the way openraft's `memstore` is: the
+//! baseline `raft_bench` measures against, and it loses everything on a restart. The state
+//! machine (a `BTreeMap`) is in memory; its snapshot (the map, serialized) is written to
+//! `DIR/snapshot` before openraft may purge the log below it.
+
+#[path = "raft_kv/api.rs"]
+mod api;
+#[path = "raft_kv/batcher.rs"]
+mod batcher;
+#[path = "raft_kv/memlog.rs"]
+mod memlog;
+#[path = "raft_kv/network.rs"]
+mod network;
+#[path = "raft_kv/state.rs"]
+mod state;
+
+use actix_wal::WalConfig;
+use actix_wal_openraft::WalLogStore;
+use actix_web::{web, App, HttpServer};
+use clap::{Parser, ValueEnum};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, Config, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{Cursor, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A node's id in the cluster (`--id`, the keys of `--peers`).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The example's Raft types: entries carry a [`Request`]; applying one yields a
+    /// [`Response`]; nodes are [`BasicNode`]s (an address); openraft runs on tokio.
+    pub TypeConfig: D = Request, R = Response
+);
+
+/// The Raft handle of this example.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// Writes, as they travel in the Raft log: one entry carries every PUT gathered while
+/// the previous entry was being committed (see `batcher`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Set each key to its value, in order.
+    Set {
+        /// `(key, value)` pairs: keys of 1 to [`api::MAX_KEY_BYTES`] bytes, values of at
+        /// most [`api::MAX_VALUE_BYTES`].
+        writes: Vec<(String, Vec<u8>)>,
+    },
+}
+
+/// What applying an entry yields: nothing beyond "applied".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response;
+
+/// Where the Raft log lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// actix-wal under `DIR/log`, through the `actix-wal-openraft` adapter.
+    Wal,
+    /// In memory, as openraft's memstore: lost on restart. A baseline, not a store.
+    Mem,
+}
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "raft_kv",
+    about = "A replicated key-value service on openraft and actix-wal"
+)]
+struct Args {
+    /// This node's id: one of the ids in `--peers`.
+    #[arg(long)]
+    id: NodeId,
+    /// This node's directory: the log (`DIR/log`) and the last snapshot (`DIR/snapshot`).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Address to listen on (loopback or a private network: no TLS, no authentication).
+    #[arg(long)]
+    addr: SocketAddr,
+    /// Every voter, this node included: `1=127.0.0.1:21001,2=...`. The same on every node.
+    #[arg(long, value_parser = parse_peers)]
+    peers: Peers,
+    /// Initialize the cluster with every peer as a voter (ignored once initialized).
+    #[arg(long)]
+    init: bool,
+    /// Where the Raft log lives.
+    #[arg(long, value_enum, default_value_t = StoreKind::Wal)]
+    store: StoreKind,
+    /// Build a snapshot (and let openraft purge the log below it) every this many entries.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_logs: u64,
+    /// Leader heartbeat interval, ms.
+    #[arg(long, default_value_t = 100)]
+    heartbeat_ms: u64,
+    /// Shortest election timeout, ms (the longest is twice this).
+    #[arg(long, default_value_t = 500)]
+    election_ms: u64,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Most PUTs gathered into one Raft entry (1: an entry per PUT).
+    #[arg(long, default_value_t = 1_024)]
+    batch_writes: usize,
+    /// Most keys the map holds; a PUT of a new key beyond it is answered 507.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_keys: usize,
+}
+
+/// `--peers`: node ids to addresses.
+#[derive(Debug, Clone)]
+struct Peers(BTreeMap<NodeId, SocketAddr>);
+
+/// Most voters `--peers` may name.
+const MAX_PEERS: usize = 9;
+/// Entries kept below a snapshot for followers a little behind (at most `--snapshot-logs`).
+const LOGS_KEPT_BELOW_SNAPSHOT: u64 = 1_000;
+/// Bytes of keys and values gathered into one entry at most (one more write may pass
+/// it): with the encoding it stays under actix-wal's 1 MiB record limit.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Entries in one AppendEntries RPC at most: with `MAX_BATCH_BYTES` entries (plus one
+/// value), within `network::MAX_RPC_BYTES`.
+const MAX_PAYLOAD_ENTRIES: u64 = 64;
+/// How long requests in progress may take to finish once a stop signal arrives, s.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+fn parse_peers(s: &str) -> Result<Peers, String> {
+    let mut peers = BTreeMap::new();
+    for item in s.split(',').filter(|i| !i.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("`{item}` is not ID=ADDR"))?;
+        let id: NodeId = id.parse().map_err(|e| format!("node id `{id}`: {e}"))?;
+        let addr: SocketAddr = addr.parse().map_err(|e| format!("address `{addr}`: {e}"))?;
+        if peers.insert(id, addr).is_some() {
+            return Err(format!("node {id} named twice"));
+        }
+    }
+    if peers.is_empty() || peers.len() > MAX_PEERS {
+        return Err(format!("1 to {MAX_PEERS} peers, not {}", peers.len()));
+    }
+    Ok(Peers(peers))
+}
+
+/// No TLS and no authentication: refuse an address the whole world may reach.
+fn check_reachable_privately(addr: SocketAddr) -> Result<(), String> {
+    let private = match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback(),
+    };
+    if private {
+        Ok(())
+    } else {
+        Err(format!(
+            "{addr} is neither loopback nor private: this example has no TLS"
+        ))
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if !args.peers.0.contains_key(&args.id) {
+        return Err(format!("--id {} is not in --peers", args.id).into());
+    }
+    check_reachable_privately(args.addr)?;
+    for addr in args.peers.0.values() {
+        check_reachable_privately(*addr)?;
+    }
+    // The recorder first: the log registers its metric handles when it opens.
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &api::SECONDS_BUCKETS)?
+        .install_recorder()?;
+    let listener = TcpListener::bind(args.addr).map_err(|e| format!("bind {}: {e}", args.addr))?;
+    let bound = listener.local_addr()?;
+    std::fs::create_dir_all(&args.dir)?;
+
+    let config = Config {
+        cluster_name: "raft_kv".into(),
+        heartbeat_interval: args.heartbeat_ms,
+        election_timeout_min: args.election_ms,
+        election_timeout_max: args.election_ms * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(args.snapshot_logs),
+        max_in_snapshot_log_to_keep: LOGS_KEPT_BELOW_SNAPSHOT.min(args.snapshot_logs),
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
+        ..Config::default()
+    };
+    let config = Arc::new(config.validate()?);
+    // The snapshot file only with a durable log: a memory log restarts empty, and a
+    // snapshot ahead of an empty log would not be a state openraft can start from.
+    let snapshot_file = (args.store == StoreKind::Wal).then(|| args.dir.join("snapshot"));
+    let sm = state::StateMachine::open(snapshot_file).await?;
+    let network = network::Network::new();
+    let (raft, wal) = match args.store {
+        StoreKind::Mem => {
+            let log = memlog::MemLog::default();
+            (
+                Raft::new(args.id, config, network, log, sm.clone()).await?,
+                None,
+            )
+        }
+        StoreKind::Wal => {
+            let log =
+                WalLogStore::<TypeConfig>::open(args.dir.join("log"), WalConfig::default()).await?;
+            let wal = log.wal().clone();
+            (
+                Raft::new(args.id, config, network, log, sm.clone()).await?,
+                Some(wal),
+            )
+        }
+    };
+
+    let state = api::AppState {
+        id: args.id,
+        batcher: batcher::Batcher::start(raft.clone(), args.batch_writes, MAX_BATCH_BYTES),
+        raft: raft.clone(),
+        sm,
+        wal: wal.clone(),
+        store: args.store,
+        prometheus,
+        max_keys: args.max_keys,
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(api::routes)
+            .configure(network::routes)
+    })
+    .workers(args.workers.max(1))
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .listen(listener)?
+    .run();
+
+    if args.init {
+        let nodes: BTreeMap<NodeId, BasicNode> = args
+            .peers
+            .0
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr)))
+            .collect();
+        match raft.initialize(nodes).await {
+            Ok(()) => println!("initialized: {} voters", args.peers.0.len()),
+            // The node already has a log (a restart): nothing to do.
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(e) => return Err(format!("initialize: {e}").into()),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "node {} ({:?} log) in {}",
+        args.id,
+        args.store,
+        args.dir.display()
+    )?;
+    writeln!(out, "listening on {bound}")?;
+    out.flush()?;
+    drop(out);
+
+    // Returns after SIGINT or SIGTERM, once requests in progress are answered.
+    server.await?;
+    raft.shutdown()
+        .await
+        .map_err(|e| format!("raft shutdown: {e}"))?;
+    if let Some(wal) = wal {
+        wal.shutdown().await?;
+    }
+    // Let the runtime drop the Raft tasks before the process exits.
+    actix_rt::time::sleep(Duration::from_millis(10)).await;
+    println!("stopped");
+    Ok(())
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raft_kv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

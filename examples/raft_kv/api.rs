@@ -1,0 +1,189 @@
+//! The client API: `PUT`/`GET /kv/{key}` (writes through Raft, linearizable reads on the
+//! leader, 307 to it from a follower), `GET /raft/state`, `GET /metrics`, `GET /health`.
+
+use crate::batcher::{Batcher, WriteError};
+use crate::state::StateMachine;
+use crate::{NodeId, Raft, StoreKind};
+use actix_wal::Wal;
+use actix_web::{web, HttpRequest, HttpResponse};
+use metrics_exporter_prometheus::PrometheusHandle;
+use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, ServerState};
+use std::time::Instant;
+
+/// Largest value accepted, bytes (`max_payload_entries` of them fit one RPC body).
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Longest key accepted, bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+/// Buckets of the `*_seconds` histograms: 100 µs to 2.5 s.
+pub const SECONDS_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Seconds from a PUT's arrival to its answer, committed and applied (histogram).
+const PUT_SECONDS: &str = "raft_kv_put_seconds";
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// This node's id.
+    pub id: NodeId,
+    /// The Raft node.
+    pub raft: Raft,
+    /// Where PUTs go to be proposed, many to an entry.
+    pub batcher: Batcher,
+    /// The state machine, for reads.
+    pub sm: StateMachine,
+    /// The log, with `--store wal` (for `/health`).
+    pub wal: Option<Wal>,
+    /// Which log.
+    pub store: StoreKind,
+    /// Renders `/metrics`.
+    pub prometheus: PrometheusHandle,
+    /// See `--max-keys`.
+    pub max_keys: usize,
+}
+
+/// The client routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/kv/{key}")
+            .app_data(web::PayloadConfig::new(MAX_VALUE_BYTES))
+            .route(web::put().to(put))
+            .route(web::get().to(get)),
+    )
+    .route("/raft/state", web::get().to(raft_state))
+    .route("/metrics", web::get().to(metrics))
+    .route("/health", web::get().to(health));
+}
+
+/// The 400 answer for a key out of bounds, if it is.
+fn bad_key(key: &str) -> Option<HttpResponse> {
+    (key.is_empty() || key.len() > MAX_KEY_BYTES)
+        .then(|| HttpResponse::BadRequest().body(format!("a key is 1 to {MAX_KEY_BYTES} bytes\n")))
+}
+
+/// Not the leader: 307 to the leader's same path, or 503 with `{"leader": id|null}`.
+fn forward(req: &HttpRequest, to: &ForwardToLeader<NodeId, BasicNode>) -> HttpResponse {
+    match &to.leader_node {
+        Some(node) => HttpResponse::TemporaryRedirect()
+            .insert_header((
+                "location",
+                format!("http://{}{}", node.addr, req.uri().path()),
+            ))
+            .insert_header(("x-raft-leader", to.leader_id.map_or(0, |id| id).to_string()))
+            .finish(),
+        None => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "leader": to.leader_id }))
+        }
+    }
+}
+
+/// `PUT /kv/{key}`: 200 once committed by a majority and applied here.
+async fn put(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let started = Instant::now();
+    let key = key.into_inner();
+    if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    // A soft bound (writes in flight are not counted): the map cannot grow without limit.
+    let (known, keys) = state.sm.contains(&key);
+    if !known && keys >= state.max_keys {
+        return HttpResponse::InsufficientStorage().body("too many keys\n");
+    }
+    match state.batcher.write(key, body.to_vec()).await {
+        Ok(index) => {
+            metrics::histogram!(PUT_SECONDS).record(started.elapsed().as_secs_f64());
+            HttpResponse::Ok()
+                .insert_header(("x-raft-index", index.to_string()))
+                .body(format!("{index}\n"))
+        }
+        Err(WriteError::Forward(to)) => forward(&req, &to),
+        Err(WriteError::Failed(e)) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+    }
+}
+
+/// `GET /kv/{key}`: linearizable on the leader (its leadership confirmed by a quorum, its
+/// state machine caught up to the commit index), 404 if absent.
+async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
+    let key = key.into_inner();
+    if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    match state.raft.ensure_linearizable().await {
+        Ok(_) => match state.sm.get(&key) {
+            Some(value) => HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .body(value),
+            None => HttpResponse::NotFound().body("no such key\n"),
+        },
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => forward(&req, &to),
+        Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+    }
+}
+
+/// `GET /raft/state`: this node's view of the cluster, as JSON, with the number of keys
+/// its state machine holds.
+async fn raft_state(state: web::Data<AppState>) -> HttpResponse {
+    let m = state.raft.metrics().borrow().clone();
+    HttpResponse::Ok().json(serde_json::json!({
+        "id": state.id,
+        "leader": m.current_leader,
+        "term": m.current_term,
+        "state": format!("{:?}", m.state),
+        "last_log_index": m.last_log_index,
+        "last_applied": m.last_applied.map(|l| l.index),
+        "snapshot": m.snapshot.map(|l| l.index),
+        "purged": m.purged.map(|l| l.index),
+        "store": format!("{:?}", state.store).to_lowercase(),
+        "keys": state.sm.key_count(),
+        "running": m.running_state.is_ok(),
+    }))
+}
+
+/// `GET /metrics`: openraft's basic figures (gauges set now) and every metric of the
+/// process (actix-wal's among them) in Prometheus text.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = state.raft.metrics().borrow().clone();
+    let index = |l: Option<u64>| l.map_or(-1.0, |i| i as f64);
+    metrics::gauge!("raft_term").set(m.current_term as f64);
+    metrics::gauge!("raft_last_log_index").set(index(m.last_log_index));
+    metrics::gauge!("raft_last_applied_index").set(index(m.last_applied.map(|l| l.index)));
+    metrics::gauge!("raft_snapshot_index").set(index(m.snapshot.map(|l| l.index)));
+    metrics::gauge!("raft_purged_index").set(index(m.purged.map(|l| l.index)));
+    metrics::gauge!("raft_current_leader").set(m.current_leader.map_or(-1.0, |id| id as f64));
+    metrics::gauge!("raft_is_leader").set(if m.state == ServerState::Leader {
+        1.0
+    } else {
+        0.0
+    });
+    let since_quorum = m.millis_since_quorum_ack.map_or(-1.0, |ms| ms as f64);
+    metrics::gauge!("raft_millis_since_quorum_ack").set(since_quorum);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.prometheus.render())
+}
+
+/// `GET /health`: healthy while the Raft node runs and (with `--store wal`) the log is
+/// healthy; 503 otherwise.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let raft_running = state.raft.metrics().borrow().running_state.is_ok();
+    let (wal_healthy, wal) = match &state.wal {
+        None => (true, serde_json::Value::Null),
+        Some(wal) => match wal.health().await {
+            Ok(h) => (h.healthy, serde_json::to_value(&h).unwrap_or_default()),
+            Err(e) => (false, serde_json::Value::String(e.to_string())),
+        },
+    };
+    let healthy = raft_running && wal_healthy;
+    let body = serde_json::json!({ "healthy": healthy, "raft_running": raft_running, "wal": wal });
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

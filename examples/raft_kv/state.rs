@@ -1,0 +1,294 @@
+//! The state machine: a `BTreeMap` of keys to values, and its snapshot (the map,
+//! serialized with actix-wal's codec), written to `DIR/snapshot` before openraft may purge
+//! the log below it.
+
+use crate::{NodeId, Request, Response, TypeConfig};
+use actix_wal::format::codec;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{Cursor, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The first bytes of a snapshot file; a CRC-32 of the rest follows, then the body.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"RKV1";
+
+/// The map and how far into the log it is.
+#[derive(Debug, Default)]
+struct Data {
+    /// The last entry applied.
+    last_applied: Option<LogId<NodeId>>,
+    /// The last membership applied.
+    membership: StoredMembership<NodeId, BasicNode>,
+    /// Keys to values.
+    map: BTreeMap<String, Vec<u8>>,
+}
+
+/// A snapshot as kept in memory and in `DIR/snapshot`: openraft's metadata and the map's
+/// bytes (`codec::encode` of the `BTreeMap<String, Vec<u8>>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    map_bytes: Vec<u8>,
+}
+
+/// The state machine. Cheap to clone (one `Arc`): openraft holds one clone, the HTTP
+/// handlers another.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The map. A std lock: it is never held across an `.await`, and a read is a lookup.
+    data: RwLock<Data>,
+    /// The last snapshot built or installed.
+    snapshot: Mutex<Option<Stored>>,
+    /// Where snapshots are written (`None` for the memory log, which restarts empty).
+    file: Option<PathBuf>,
+    /// Makes snapshot ids unique on this node.
+    snapshot_seq: AtomicU64,
+    /// Held while a snapshot is written and made current, so a snapshot built from an
+    /// older state never replaces a newer one installed meanwhile (in memory or on disk).
+    publishing: tokio::sync::Mutex<()>,
+}
+
+/// A storage error about the state machine or a snapshot.
+fn sm_error(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+impl StateMachine {
+    /// The state machine, starting from the snapshot in `file` if there is one.
+    pub async fn open(file: Option<PathBuf>) -> Result<StateMachine, Box<dyn std::error::Error>> {
+        let mut data = Data::default();
+        let mut snapshot = None;
+        if let Some(path) = &file {
+            if let Some(stored) = read_snapshot(path)? {
+                data.map = codec::decode(&stored.map_bytes)?;
+                data.last_applied = stored.meta.last_log_id;
+                data.membership = stored.meta.last_membership.clone();
+                snapshot = Some(stored);
+            }
+        }
+        Ok(StateMachine {
+            inner: Arc::new(Inner {
+                data: RwLock::new(data),
+                snapshot: Mutex::new(snapshot),
+                file,
+                snapshot_seq: AtomicU64::new(0),
+                publishing: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The value of `key`, as applied here.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        // A poisoned lock means a panic mid-apply: nothing here is worth serving then.
+        let data = self.inner.data.read().expect("state machine lock poisoned");
+        data.map.get(key).cloned()
+    }
+
+    /// How many keys the map holds.
+    pub fn key_count(&self) -> usize {
+        self.inner
+            .data
+            .read()
+            .expect("state machine lock poisoned")
+            .map
+            .len()
+    }
+
+    /// Whether `key` is in the map, and how many keys are.
+    pub fn contains(&self, key: &str) -> (bool, usize) {
+        let data = self.inner.data.read().expect("state machine lock poisoned");
+        (data.map.contains_key(key), data.map.len())
+    }
+
+    /// Makes `stored` the current snapshot unless a newer one already is: written to the
+    /// snapshot file (if any) durably first (a temporary file, fsync, rename, fsync of the
+    /// directory) on the blocking pool, as the Raft tasks share a thread. Returns whether
+    /// it became current.
+    async fn publish(&self, stored: Stored) -> Result<bool, StorageError<NodeId>> {
+        let _turn = self.inner.publishing.lock().await;
+        let current = self.current_last_log_id();
+        if current.is_some() && current > stored.meta.last_log_id {
+            return Ok(false);
+        }
+        if let Some(path) = self.inner.file.clone() {
+            let body = codec::encode(&stored).map_err(sm_error)?;
+            let written = tokio::task::spawn_blocking(move || write_snapshot(&path, &body)).await;
+            match written {
+                Ok(r) => r.map_err(sm_error)?,
+                Err(e) => return Err(sm_error(e)),
+            }
+        }
+        *self.inner.snapshot.lock().expect("snapshot lock poisoned") = Some(stored);
+        Ok(true)
+    }
+
+    fn current_last_log_id(&self) -> Option<LogId<NodeId>> {
+        let snapshot = self.inner.snapshot.lock().expect("snapshot lock poisoned");
+        snapshot.as_ref().and_then(|s| s.meta.last_log_id)
+    }
+}
+
+/// `path`'s snapshot, if the file exists; an error if it is damaged.
+fn read_snapshot(path: &Path) -> Result<Option<Stored>, Box<dyn std::error::Error>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("read {}: {e}", path.display()).into()),
+    };
+    if bytes.len() < 8 || &bytes[..4] != SNAPSHOT_MAGIC {
+        return Err(format!("{} is not a raft_kv snapshot", path.display()).into());
+    }
+    let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    if crc32fast::hash(&bytes[8..]) != crc {
+        return Err(format!("{}: CRC mismatch (damaged snapshot)", path.display()).into());
+    }
+    Ok(Some(codec::decode(&bytes[8..])?))
+}
+
+fn write_snapshot(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(SNAPSHOT_MAGIC)?;
+    file.write_all(&crc32fast::hash(body).to_le_bytes())?;
+    file.write_all(body)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let (map_bytes, last_log_id, last_membership) = {
+            let data = self.inner.data.read().expect("state machine lock poisoned");
+            let bytes = codec::encode(&data.map).map_err(sm_error)?;
+            (bytes, data.last_applied, data.membership.clone())
+        };
+        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let snapshot_id = match last_log_id {
+            Some(id) => format!("{}-{}-{seq}", id.leader_id, id.index),
+            None => format!("--{seq}"),
+        };
+        let stored = Stored {
+            meta: SnapshotMeta {
+                last_log_id,
+                last_membership,
+                snapshot_id,
+            },
+            map_bytes,
+        };
+        let snapshot = Snapshot {
+            meta: stored.meta.clone(),
+            snapshot: Box::new(Cursor::new(stored.map_bytes.clone())),
+        };
+        // Durable before openraft learns of it: it purges the log up to it next.
+        self.publish(stored).await?;
+        Ok(snapshot)
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    {
+        let data = self.inner.data.read().expect("state machine lock poisoned");
+        Ok((data.last_applied, data.membership.clone()))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+    {
+        let mut data = self
+            .inner
+            .data
+            .write()
+            .expect("state machine lock poisoned");
+        let mut replies = Vec::new();
+        for entry in entries {
+            data.last_applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(Request::Set { writes }) => {
+                    data.map.extend(writes);
+                }
+                EntryPayload::Membership(m) => {
+                    data.membership = StoredMembership::new(Some(entry.log_id), m);
+                }
+            }
+            replies.push(Response);
+        }
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, snapshot))]
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let map_bytes = snapshot.into_inner();
+        let map: BTreeMap<String, Vec<u8>> = codec::decode(&map_bytes)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let stored = Stored {
+            meta: meta.clone(),
+            map_bytes,
+        };
+        // Durable before openraft installs it: it purges the log up to it next.
+        self.publish(stored).await?;
+        let mut data = self
+            .inner
+            .data
+            .write()
+            .expect("state machine lock poisoned");
+        data.map = map;
+        data.last_applied = meta.last_log_id;
+        data.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let stored = self
+            .inner
+            .snapshot
+            .lock()
+            .expect("snapshot lock poisoned")
+            .clone();
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.map_bytes)),
+        }))
+    }
+}
