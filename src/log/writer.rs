@@ -406,6 +406,22 @@ impl SegmentWriter {
                 batch.start.offset,
             );
         }
+        if repair.is_ok() && batch.rewrite && batch.start.segment_first_lsn == batch.first_lsn {
+            // The rewrite replaced the very segment the log goes on in (it held no frame
+            // before the batch): with its replacement gone too, the log would go on in a
+            // segment that no longer exists. It comes back empty, as a rewrite (an
+            // abandoned tail before it stays abandoned).
+            repair = create_segment_with(
+                self.storage.as_ref(),
+                &self.dir,
+                batch.first_lsn,
+                self.segment_size_bytes,
+                self.preallocate,
+                SEGMENT_FLAG_REWRITE,
+                &mut |_, _| Ok(()),
+            )
+            .map(|_| ());
+        }
         match repair {
             Ok(()) => BatchFailure::Write(error),
             Err(repair) => {
