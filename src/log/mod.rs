@@ -14,6 +14,7 @@ mod recovery_meta;
 pub mod rewind;
 pub mod scan;
 pub mod segment;
+pub mod spare;
 pub mod sync_log;
 mod tail;
 pub mod writer;
