@@ -335,9 +335,7 @@ impl SharedMeta {
         if !unchanged {
             return Ok(false);
         }
-        let result = store
-            .update(|m| m.newest_lsn = segment_first_lsn)
-            .cloned();
+        let result = store.update(|m| m.newest_lsn = segment_first_lsn).cloned();
         drop(store);
         let meta = result?;
         self.publish(Some(&meta));
