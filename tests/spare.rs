@@ -86,8 +86,9 @@ fn rollovers_use_prepared_spares_and_readers_and_recovery_never_read_one() {
     assert_eq!(read_all(d.path()), written);
 }
 
-/// The actor pipeline prepares spares too, on the flusher's helper thread; the log reads
-/// back whole after many rollovers and a reopen.
+/// The actor pipeline prepares spares too, on the flusher's helper thread, which also
+/// raises `META`'s newest-segment LSN after the acknowledgement; the log reads back whole
+/// after many rollovers and a reopen, with N at its newest segment.
 #[actix::test]
 async fn the_flusher_rolls_over_into_spares() {
     let d = tempfile::tempdir().unwrap();
@@ -106,8 +107,22 @@ async fn the_flusher_rolls_over_into_spares() {
         "{open:?}"
     );
     wal.shutdown().await.unwrap();
+    // The flusher is joined by `shutdown`, its writer dropped: the unused spare is
+    // removed, and the helper's raise of N (off the commit path) has landed.
+    let after = names(d.path());
+    assert!(after.iter().all(|n| !is_spare_name(n)), "{after:?}");
+    let newest = after
+        .iter()
+        .filter_map(|n| actix_wal::log::segment::parse_segment_name(n))
+        .max()
+        .unwrap();
+    let meta = actix_wal::log::read_meta(&actix_wal::storage::FsStorage, d.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.newest_lsn, newest);
     assert_eq!(read_all(d.path()), written);
     let wal = Wal::open(d.path(), cfg).await.unwrap();
+    assert!(wal.recovery_report().removed.is_empty());
     assert_eq!(wal.recovery_report().next_lsn, Lsn(201));
     wal.shutdown().await.unwrap();
 }
