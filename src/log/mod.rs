@@ -1,6 +1,7 @@
 //! The log on disk: segment files, batches and their writer, the reader, the recovery
 //! core and truncation. No actix here.
 
+mod adopt;
 pub mod batch;
 pub mod dir;
 pub mod handles;

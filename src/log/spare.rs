@@ -8,12 +8,22 @@
 //! segment name (`spare-N.wal.tmp`, see docs/format.md), created, preallocated, `fsync`ed
 //! and its directory entry made durable. At rollover the batch writes the header (with
 //! the real first LSN) and its frames into the spare, `fdatasync`s it, and only then
-//! renames it to the segment name and `fsync`s the directory: a file under a segment name
-//! still always has a complete, durable header, as "Creating a segment" promises.
+//! renames it to the segment name: a file under a segment name still always has a
+//! complete, durable header, as "Creating a segment" promises.
 //!
-//! A spare is never read as data: its name ends in `.wal.tmp`, which readers and `walctl`
-//! skip and recovery removes, like a segment whose creation was interrupted. A spare
+//! A spare is never read as data unless its header is valid and it continues the log
+//! exactly (recovery's adoption, below): its name ends in `.wal.tmp`, which readers and
+//! `walctl` skip and recovery removes, like a segment whose creation was interrupted. A spare
 //! whose preparation failed is dropped and the rollover creates the segment the old way.
+//!
+//! The rollover's rename is not followed by a directory `fsync` on the commit path: the
+//! batch is acknowledged once its frames are durable (`fdatasync`) and the spare has its
+//! segment name, and the directory `fsync` that makes the name durable is left to the
+//! helper that prepares the next spare (the raise of `META`'s N, a replace, fsyncs the
+//! directory too, and covers it). Until then a crash may bring the segment back under its
+//! spare name: recovery adopts such a spare (docs/format.md, "Recovery adopts a written
+//! spare"). Every new segment name waits for that `fsync` ([`Spares::settle_dir`]), so at
+//! most one spare, the newest segment, is ever waiting for it.
 //!
 //! Who prepares: [`SpareMode::Thread`] (the flusher) on a short-lived helper thread, so
 //! the flusher's thread never waits for it unless a rollover comes before the spare is
@@ -80,6 +90,12 @@ struct Recipe {
 }
 
 impl Recipe {
+    fn sync_dir(&self) -> Result<(), WalError> {
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| WalError::io("fsync dir", &self.dir, e))
+    }
+
     /// Creates, preallocates and `fsync`s a spare, then `fsync`s the directory. On an
     /// error the file is removed (best effort; recovery removes it too).
     fn make(&self) -> Result<SpareFile, WalError> {
@@ -115,10 +131,19 @@ impl Recipe {
     }
 }
 
+/// What a helper thread did: the directory `fsync` a rollover left to it, and the spare.
+#[derive(Debug)]
+struct Helped {
+    /// The directory was `fsync`ed (by the raise's replace, by itself, or by the spare's
+    /// preparation) after the helper started, so every rename before that is durable.
+    dir_synced: bool,
+    spare: Result<SpareFile, WalError>,
+}
+
 #[derive(Debug)]
 enum Pending {
     Ready(SpareFile),
-    Making(JoinHandle<Result<SpareFile, WalError>>),
+    Making(JoinHandle<Helped>),
 }
 
 /// At most one spare, prepared or being prepared, for one writer. Dropping it waits for
@@ -137,6 +162,10 @@ pub struct Spares {
     /// Preparations that failed in a row; at [`MAX_FAILED_SPARES`] the writer stops
     /// trying (every rollover then creates its segment the old way) until one succeeds.
     failed_in_row: u32,
+    /// A spare was renamed to its segment name and no directory `fsync` has followed yet:
+    /// the name may not survive a crash (recovery then adopts the spare). Cleared by the
+    /// helper's `fsync`s or by [`Spares::settle_dir`].
+    dir_sync_pending: bool,
 }
 
 /// Failed preparations in a row after which a writer stops preparing spares until a
@@ -164,6 +193,10 @@ impl Spares {
             raise: None,
             raise_handed: 0,
             failed_in_row: 0,
+            // Another writer of this directory (a flusher this one replaces) may have
+            // left a rename not yet durable: this one's first new name waits for an
+            // fsync of the directory too (its first helper makes one).
+            dir_sync_pending: true,
         }
     }
 
@@ -174,19 +207,31 @@ impl Spares {
         }
         match self.mode {
             SpareMode::Inline => match self.recipe.make() {
-                Ok(s) => self.pending = Some(Pending::Ready(s)),
+                Ok(s) => {
+                    // Its preparation ended with a directory fsync.
+                    self.dir_sync_pending = false;
+                    self.pending = Some(Pending::Ready(s))
+                }
                 Err(e) => self.failed(e),
             },
             SpareMode::Thread => {
                 let recipe = self.recipe.clone();
                 let raise = self.raise.take();
+                let sync_dir = self.dir_sync_pending;
                 let spawned = std::thread::Builder::new()
                     .name("actix-wal-spare".into())
                     .spawn(move || {
-                        if let Some(r) = raise {
-                            r.run();
+                        // The raise's replace fsyncs the directory: the rollover's rename
+                        // becomes durable with it.
+                        let mut dir_synced = raise.is_some_and(Raise::run);
+                        if sync_dir && !dir_synced {
+                            dir_synced = recipe.sync_dir().is_ok();
                         }
-                        recipe.make()
+                        let spare = recipe.make();
+                        Helped {
+                            dir_synced: dir_synced || spare.is_ok(),
+                            spare,
+                        }
                     });
                 match spawned {
                     Ok(h) => self.pending = Some(Pending::Making(h)),
@@ -226,16 +271,44 @@ impl Spares {
         self.failed_in_row = 0;
     }
 
+    /// A rollover renamed a spare to its segment name without a directory `fsync`; the
+    /// next helper (or [`Self::settle_dir`]) makes it.
+    pub fn renamed(&mut self) {
+        self.dir_sync_pending = true;
+    }
+
+    /// Waits for a helper under way, then `fsync`s the directory if a rollover's rename
+    /// is still not durable. Before any new segment name (the next rollover, a segment
+    /// created the usual way), so that a crash never keeps a later segment's name
+    /// without this one's (a gap recovery must refuse).
+    pub fn settle_dir(&mut self) -> Result<(), WalError> {
+        if let Some(Pending::Making(_)) = self.pending {
+            self.pending = self.take().map(Pending::Ready);
+        }
+        if self.dir_sync_pending {
+            self.recipe.sync_dir()?;
+            self.dir_sync_pending = false;
+        }
+        Ok(())
+    }
+
     /// The prepared spare, waiting for a preparation under way; `None` if there is none
     /// or it failed.
     pub fn take(&mut self) -> Option<SpareFile> {
         match self.pending.take()? {
             Pending::Ready(s) => Some(s),
             Pending::Making(h) => match h.join() {
-                Ok(Ok(s)) => Some(s),
-                Ok(Err(e)) => {
-                    self.failed(e);
-                    None
+                Ok(helped) => {
+                    if helped.dir_synced {
+                        self.dir_sync_pending = false;
+                    }
+                    match helped.spare {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            self.failed(e);
+                            None
+                        }
+                    }
                 }
                 Err(_) => {
                     self.failed(WalError::io(
@@ -274,10 +347,11 @@ pub struct Raise {
 }
 
 impl Raise {
-    fn run(self) {
+    /// Makes the raise; true if it replaced `META` (which `fsync`s the directory).
+    fn run(self) -> bool {
         if let Some((current, mine)) = &self.fence {
             if current.load(Ordering::Acquire) != *mine {
-                return;
+                return false;
             }
         }
         match self
@@ -289,10 +363,12 @@ impl Raise {
                     raised,
                     newest_lsn = self.segment_first_lsn,
                     "newest-segment LSN raised off the commit path"
-                )
+                );
+                raised
             }
             Err(e) => {
-                tracing::warn!(error = %e, "raising the newest-segment LSN failed; it stays lower")
+                tracing::warn!(error = %e, "raising the newest-segment LSN failed; it stays lower");
+                false
             }
         }
     }
@@ -302,6 +378,11 @@ impl Drop for Spares {
     fn drop(&mut self) {
         if let Some(s) = self.take() {
             self.discard(s);
+        }
+        // A clean shutdown leaves the newest segment's name durable (best effort: recovery
+        // adopts the spare if this fails and the machine then crashes).
+        if self.dir_sync_pending {
+            let _ = self.recipe.sync_dir();
         }
     }
 }
@@ -340,8 +421,9 @@ impl super::writer::SegmentWriter {
         Ok(true)
     }
 
-    /// After the active segment's `fdatasync`: a segment still under its spare's name gets
-    /// its segment name (rename, then directory `fsync`). Nothing when it has its name.
+    /// After the active segment's `fdatasync`: a segment still under its spare name gets
+    /// its segment name (a rename; the directory `fsync` is left to the spare helper, see
+    /// the module's docs). Nothing when it has its name.
     pub(super) fn name_spare(&mut self) -> Result<(), WalError> {
         let (Some(from), Some((first_lsn, _))) = (&self.unnamed, &self.active) else {
             return Ok(());
@@ -351,18 +433,37 @@ impl super::writer::SegmentWriter {
             .rename(from, &to)
             .map_err(|e| WalError::io("rename", from, e))?;
         self.unnamed = None;
-        self.storage
-            .sync_dir(&self.dir)
-            .map_err(|e| WalError::io("fsync dir", &self.dir, e))
+        if let Some(spares) = &mut self.spares {
+            spares.renamed();
+        }
+        Ok(())
+    }
+
+    /// Before a new segment name: the last rollover's rename is durable (see
+    /// [`Spares::settle_dir`]). A writer without spares (the queue's degraded path)
+    /// `fsync`s the directory: the flusher it stands in for may have left a rename whose
+    /// `fsync` its helper had not made yet (one more `fsync` beside a creation's own).
+    pub(super) fn settle_spare_dir(&mut self) -> Result<(), WalError> {
+        match &mut self.spares {
+            Some(spares) => spares.settle_dir(),
+            None => self
+                .storage
+                .sync_dir(&self.dir)
+                .map_err(|e| WalError::io("fsync dir", &self.dir, e)),
+        }
     }
 
     /// Removes a spare the active segment was being built in when its batch failed
-    /// before the rename (best effort: it is not a segment, and recovery removes it).
+    /// before the rename, and `fsync`s the directory: it holds a valid header, and a
+    /// crash must not leave it for recovery to adopt once the batch's LSNs are given out
+    /// again (best effort: recovery adopts it only right after the segment it follows,
+    /// where its frames are the ones that batch wrote).
     pub(super) fn drop_unnamed(&mut self) {
         if let Some(path) = self.unnamed.take() {
             // The active file is the spare (they are set together).
             self.active = None;
             let _ = self.storage.remove(&path);
+            let _ = self.storage.sync_dir(&self.dir);
         }
     }
 }

@@ -221,14 +221,24 @@ impl SegmentWriter {
         for (done, chunk) in batch.chunks.iter().enumerate() {
             if chunk.creates_segment {
                 // The previous segment must be durable before a later one can exist, so a
-                // crash never leaves a gap before a segment that survived.
+                // crash never leaves a gap before a segment that survived. Only this
+                // batch's own earlier chunk can be unsynced there (the batch before it was
+                // fsynced before this one was written); the planner moves a batch that
+                // fits into the new segment whole, so a rollover batch usually has none.
                 if !batch.rewrite {
-                    self.sync_and_name(batch, done)?;
+                    if done > 0 {
+                        self.sync_and_name(batch, done)?;
+                    }
                 } else {
                     self.active = None;
                     if let Err(e) = self.remove_from(chunk.segment_first_lsn) {
                         return Err(self.undo(batch, done, "remove later segments", e));
                     }
+                }
+                // And the last rollover's name (renamed without a directory fsync) must be
+                // durable before a later name can be.
+                if let Err(e) = self.settle_spare_dir() {
+                    return Err(self.undo(batch, done, "create segment", e));
                 }
                 #[cfg(feature = "failpoints")]
                 fail::fail_point!("segment::before_create", self.failpoints, |arg| {
