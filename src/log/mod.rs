@@ -13,6 +13,7 @@ pub mod reader;
 pub mod recovery;
 mod recovery_meta;
 pub mod rewind;
+mod rollover;
 pub mod scan;
 pub mod segment;
 pub mod spare;

@@ -271,6 +271,11 @@ impl Spares {
         self.failed_in_row = 0;
     }
 
+    /// Whether spares are prepared on a helper thread (the flusher's writer).
+    pub fn threaded(&self) -> bool {
+        self.mode == SpareMode::Thread
+    }
+
     /// A rollover renamed a spare to its segment name without a directory `fsync`; the
     /// next helper (or [`Self::settle_dir`]) makes it.
     pub fn renamed(&mut self) {

@@ -77,6 +77,9 @@ impl std::fmt::Display for BatchFailure {
 pub struct SegmentWriter {
     pub(super) storage: SharedStorage,
     pub(super) dir: PathBuf,
+    /// The segment a rollover batch left, written by this batch and not yet synced: synced
+    /// beside the new segment, at the batch's end ([`Self::sync_batch_end`]).
+    pub(super) leaving: Option<(u64, Box<dyn StorageFile>)>,
     pub(super) segment_size_bytes: u64,
     pub(super) preallocate: bool,
     pub(super) active: Option<(u64, Box<dyn StorageFile>)>,
@@ -118,6 +121,7 @@ impl SegmentWriter {
             segment_size_bytes,
             preallocate,
             active: None,
+            leaving: None,
             spares: None,
             unnamed: None,
             failpoints: false,
@@ -127,7 +131,7 @@ impl SegmentWriter {
         }
     }
 
-    fn path_of(&self, first_lsn: u64) -> PathBuf {
+    pub(super) fn path_of(&self, first_lsn: u64) -> PathBuf {
         self.dir.join(segment_name(first_lsn))
     }
 
@@ -151,15 +155,16 @@ impl SegmentWriter {
     pub fn forget_files(&mut self) {
         self.drop_unnamed();
         self.active = None;
+        self.leaving = None;
     }
 
-    fn fenced(&self) -> bool {
+    pub(super) fn fenced(&self) -> bool {
         self.fence
             .as_ref()
             .is_some_and(|(cur, mine)| cur.load(Ordering::Acquire) != *mine)
     }
 
-    fn sync_active(&mut self) -> Result<(), BatchFailure> {
+    pub(super) fn sync_active(&mut self) -> Result<(), BatchFailure> {
         if self.fenced() {
             return Err(BatchFailure::Fenced);
         }
@@ -173,24 +178,8 @@ impl SegmentWriter {
             )))
         });
         if let Some((lsn, f)) = &self.active {
-            let path = || self.path_of(*lsn);
-            let failure = match f.sync_data() {
-                Err(e) => BatchFailure::Sync(WalError::io("fdatasync", path(), e)),
-                // Checked after the fsync, before any acknowledgement: a removal that
-                // happened before this point fails the batch, a later one is the remover's.
-                Ok(()) => match f.is_linked() {
-                    Ok(true) => return Ok(()),
-                    Ok(false) => {
-                        tracing::error!(path = %path().display(), "active segment was removed while open");
-                        BatchFailure::Removed(WalError::FileRemoved {
-                            op: "fdatasync",
-                            path: path(),
-                        })
-                    }
-                    // Not knowing whether the file still has a name: the bytes may be
-                    // lost, so the batch is rewritten to a fresh segment.
-                    Err(e) => BatchFailure::Sync(WalError::io("fstat", path(), e)),
-                },
+            let Err(failure) = super::rollover::sync_file(f.as_ref(), || self.path_of(*lsn)) else {
+                return Ok(());
             };
             self.active = None;
             return Err(failure);
@@ -212,6 +201,7 @@ impl SegmentWriter {
         let started = std::time::Instant::now();
         // A spare left unnamed by a batch that failed before its rename.
         self.drop_unnamed();
+        self.leaving = None;
         if batch.start.files_epoch != self.files_epoch {
             // A rewind or reset removed, cut or recreated segments since the last batch:
             // a handle held may name a file that is gone (or another file by that name).
@@ -226,7 +216,7 @@ impl SegmentWriter {
                 // fsynced before this one was written); the planner moves a batch that
                 // fits into the new segment whole, so a rollover batch usually has none.
                 if !batch.rewrite {
-                    if done > 0 {
+                    if done > 0 && !self.leave_unsynced() {
                         self.sync_and_name(batch, done)?;
                     }
                 } else {
@@ -285,7 +275,7 @@ impl SegmentWriter {
                 return Err(self.undo(batch, done, "write", e));
             }
         }
-        self.sync_and_name(batch, batch.chunks.len().saturating_sub(1))?;
+        self.sync_batch_end(batch)?;
         #[cfg(feature = "failpoints")]
         fail::fail_point!("flusher::after_sync", self.failpoints, |arg| {
             // Reported as an fsync failure: the bytes may be on disk, so the batch is
@@ -312,8 +302,13 @@ impl SegmentWriter {
 
     /// Makes the active segment durable (`fdatasync`), then gives a segment built in a
     /// spare its name. `done`: the chunk being written, for cutting back on a failure.
-    fn sync_and_name(&mut self, batch: &Batch, done: usize) -> Result<(), BatchFailure> {
+    pub(super) fn sync_and_name(&mut self, batch: &Batch, done: usize) -> Result<(), BatchFailure> {
         self.sync_active()?;
+        self.name_synced(batch, done)
+    }
+
+    /// After the active segment's `fdatasync`: names it if it is still a spare.
+    pub(super) fn name_synced(&mut self, batch: &Batch, done: usize) -> Result<(), BatchFailure> {
         if self.unnamed.is_none() {
             return Ok(());
         }
@@ -453,6 +448,7 @@ impl SegmentWriter {
         tracing::warn!(%error, step, first_lsn = batch.first_lsn, "batch failed; cutting back");
         self.drop_unnamed();
         self.active = None;
+        self.leaving = None;
         let touched = (written + 1).min(batch.chunks.len());
         let mut repair = batch.chunks[..touched].iter().rev().try_for_each(|chunk| {
             let path = self.path_of(chunk.segment_first_lsn);
