@@ -96,9 +96,10 @@ impl Recipe {
             .map_err(|e| WalError::io("fsync dir", &self.dir, e))
     }
 
-    /// Creates, preallocates and `fsync`s a spare, then `fsync`s the directory. On an
-    /// error the file is removed (best effort; recovery removes it too).
-    fn make(&self) -> Result<SpareFile, WalError> {
+    /// Creates, preallocates and `fsync`s a spare, then `fsync`s the directory if
+    /// `sync_dir` (else the caller does). On an error the file is removed (best effort;
+    /// recovery removes it too).
+    fn make(&self, sync_dir: bool) -> Result<SpareFile, WalError> {
         let path = self
             .dir
             .join(spare_name(NEXT_SPARE.fetch_add(1, Ordering::Relaxed)));
@@ -113,9 +114,9 @@ impl Recipe {
             }
             file.sync_all()
                 .map_err(|e| WalError::io("fsync", &path, e))?;
-            self.storage
-                .sync_dir(&self.dir)
-                .map_err(|e| WalError::io("fsync dir", &self.dir, e))?;
+            if sync_dir {
+                self.sync_dir()?;
+            }
             Ok(file)
         };
         match build() {
@@ -206,7 +207,7 @@ impl Spares {
             return;
         }
         match self.mode {
-            SpareMode::Inline => match self.recipe.make() {
+            SpareMode::Inline => match self.recipe.make(true) {
                 Ok(s) => {
                     // Its preparation ended with a directory fsync.
                     self.dir_sync_pending = false;
@@ -217,21 +218,17 @@ impl Spares {
             SpareMode::Thread => {
                 let recipe = self.recipe.clone();
                 let raise = self.raise.take();
-                let sync_dir = self.dir_sync_pending;
                 let spawned = std::thread::Builder::new()
                     .name("actix-wal-spare".into())
                     .spawn(move || {
-                        // The raise's replace fsyncs the directory: the rollover's rename
-                        // becomes durable with it.
-                        let mut dir_synced = raise.is_some_and(Raise::run);
-                        if sync_dir && !dir_synced {
-                            dir_synced = recipe.sync_dir().is_ok();
-                        }
-                        let spare = recipe.make();
-                        Helped {
-                            dir_synced: dir_synced || spare.is_ok(),
-                            spare,
-                        }
+                        // One directory fsync for the new spare's entry and the last
+                        // rollover's rename: the raise's replace makes it, else one of
+                        // its own (the helper's I/O shares the disk with the flusher's
+                        // next batches).
+                        let spare = recipe.make(false);
+                        let raised = raise.is_some_and(Raise::run);
+                        let dir_synced = raised || recipe.sync_dir().is_ok();
+                        Helped { dir_synced, spare }
                     });
                 match spawned {
                     Ok(h) => self.pending = Some(Pending::Making(h)),
