@@ -121,19 +121,20 @@ impl Batch {
         let frame = FRAME_HEADER_BYTES as u64 + payload_len;
         let header = SEGMENT_HEADER_BYTES as u64;
         let roll = planner.offset + frame > planner.segment_size_bytes && planner.offset > header;
-        let moved = roll && self.move_whole(planner, frame, at);
-        if roll && !moved {
+        // A new chunk starts a new segment unless the batch moved whole into it.
+        let new_segment = roll && !self.move_whole(planner, frame, at);
+        if new_segment {
             planner.segment_first_lsn = planner.next_lsn;
             planner.offset = header;
         }
         match self.chunks.last_mut() {
-            Some(c) if !(roll && !moved) && c.segment_first_lsn == planner.segment_first_lsn => {}
+            Some(c) if !new_segment && c.segment_first_lsn == planner.segment_first_lsn => {}
             _ => self.chunks.push(Chunk {
                 segment_first_lsn: planner.segment_first_lsn,
                 offset: planner.offset,
                 start: at,
                 end: at,
-                creates_segment: roll,
+                creates_segment: new_segment,
             }),
         }
         planner.offset += frame;
