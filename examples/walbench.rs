@@ -130,6 +130,11 @@ struct Opts {
     /// Segment (and raw file) size, in MiB.
     #[arg(long, default_value_t = 64)]
     segment_mib: u64,
+    /// Also run the same workload with segments of this many MiB, in the same rounds, and
+    /// print the p99 of `--segment-mib` segments over theirs (the rollover's cost on the
+    /// commit path: e.g. `--segment-mib 4 --compare-segments 1024`).
+    #[arg(long)]
+    compare_segments: Option<u64>,
     /// With --suite: run only these parts (one, rate, bandwidth, buffered, batch, cpu,
     /// backpressure, recovery, reads, readers, bulk, rewind); default all.
     #[arg(long, value_delimiter = ',')]
@@ -699,7 +704,7 @@ fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>, Vec<Check
 }
 
 /// The default mode and `--compare`: one workload, and its baselines if asked.
-fn single(b: &mut Bench) -> Res<Vec<Section>> {
+fn single(b: &mut Bench) -> Res<(Vec<Section>, Vec<Check>)> {
     let o = b.opts.clone();
     let mut spec = b.spec(o.actors as usize, o.payload);
     spec.rate = o.rate;
@@ -728,7 +733,51 @@ fn single(b: &mut Bench) -> Res<Vec<Section>> {
         runners.push(one(move |b| b.naive(n, p)));
         runners.push(Box::new(move |b: &mut Bench| b.okaywal_sweep(p)));
     }
-    Ok(vec![b.measure(&title, true, &runners)?])
+    if let Some(mib) = o.compare_segments {
+        let mut other = b.spec(o.actors as usize, o.payload);
+        other.rate = o.rate;
+        other.durability = if o.buffered {
+            Durability::Buffered
+        } else {
+            Durability::Durable
+        };
+        other.config.segment_size_bytes = mib << 20;
+        runners.push(one(move |b| {
+            let mut f = b.wal(&other)?;
+            f.note = format!("{}, {mib} MiB segments", f.note);
+            Ok(f)
+        }));
+    }
+    let section = b.measure(&title, true, &runners)?;
+    let mut checks = Vec::new();
+    if let Some(mib) = o.compare_segments {
+        // actix-wal with `--segment-mib` is first in each round, the same workload with
+        // `--compare-segments` last.
+        let ratio = |r: &[Figures]| r[0].latency.p99_us / r[r.len() - 1].latency.p99_us;
+        let per_round: Vec<String> = section
+            .all_rounds
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.2} ms / {:.2} ms = {:.2}x",
+                    r[0].latency.p99_us / 1000.0,
+                    r[r.len() - 1].latency.p99_us / 1000.0,
+                    ratio(r)
+                )
+            })
+            .collect();
+        let median = section.per_round(ratio);
+        checks.push(Check {
+            figure: format!(
+                "p99 with {} MiB segments vs {mib} MiB segments, same rounds",
+                o.segment_mib
+            ),
+            target: "<= 1.2x".into(),
+            measured: format!("median {median:.2}x; rounds: {}", per_round.join(", ")),
+            met: median <= 1.2,
+        });
+    }
+    Ok((vec![section], checks))
 }
 
 fn main() -> ExitCode {
@@ -757,7 +806,7 @@ fn main() -> ExitCode {
     let result = if opts.suite {
         suite(&mut b)
     } else {
-        single(&mut b).map(|s| (s, None, Vec::new()))
+        single(&mut b).map(|(s, c)| (s, None, c))
     };
     let (sections, recovery, checks) = match result {
         Ok(r) => r,

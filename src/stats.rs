@@ -55,6 +55,13 @@ pub struct WalStats {
     pub poisoned: bool,
     /// Duration of the last flush (write + fsync), in microseconds.
     pub last_flush_us: u64,
+    /// Sum of every flush's duration (write + fsync), in microseconds.
+    pub flush_us_total: u64,
+    /// Batches written and fsynced that started a new segment (rollovers).
+    pub rollover_flushes: u64,
+    /// Sum of the durations of those batches' flushes, in microseconds: beside
+    /// `flush_us_total` it tells what a rollover adds to a batch.
+    pub rollover_flush_us_total: u64,
     /// The log's first LSN, persisted in its `META` file: the last checkpoint
     /// (`truncate_before`), or where the log started. No record below it is replayed or read.
     pub first_lsn: Lsn,

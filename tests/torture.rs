@@ -930,6 +930,35 @@ fn a_checkpoint_that_never_reaches_meta_is_caught() {
     );
 }
 
+/// A spare segment renamed to its segment name before its header and frames are fsynced
+/// (the rollover's order reversed): a crash leaves a segment without a durable header.
+/// Both engines prepare spares (the writer on its own thread, the flusher on a helper).
+#[test]
+fn renaming_a_spare_before_its_fsync_is_caught() {
+    assert_caught(
+        broken(Engine::Writer, Broken::SpareRenamedUnsynced),
+        "recovery-failed",
+        10,
+    );
+    assert_caught(
+        broken(Engine::Actors, Broken::SpareRenamedUnsynced),
+        "recovery-failed",
+        10,
+    );
+}
+
+/// The flusher acknowledges a rollover before its rename is durable (the directory
+/// `fsync` is left to the spare helper); a recovery that never adopts a written spare
+/// (here: spares left out of the directory listing) loses acknowledged records.
+#[test]
+fn a_recovery_that_never_adopts_a_written_spare_is_caught() {
+    assert_caught(
+        broken(Engine::Actors, Broken::SparesUnlisted),
+        "lost-ack",
+        40,
+    );
+}
+
 #[test]
 fn skipping_the_directory_fsync_is_caught() {
     assert_caught(broken(Engine::Writer, Broken::SkipDirSync), "lost-ack", 10);

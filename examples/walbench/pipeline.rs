@@ -411,11 +411,22 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
     let cpu_secs = (c1.at - c0.at).as_secs_f64().max(1e-9);
     let share = |a: u64, b: u64| Some(b.saturating_sub(a) as f64 / 1e9 / cpu_secs);
     let flushes = s1.flushes - s0.flushes;
+    // A rollover batch's mean flush time over an ordinary batch's, in the window.
+    let rollovers = s1.rollover_flushes - s0.rollover_flushes;
+    let rollover_us = s1.rollover_flush_us_total - s0.rollover_flush_us_total;
+    let ordinary_us = (s1.flush_us_total - s0.flush_us_total).saturating_sub(rollover_us);
+    let rollover_note = match (rollovers, flushes.saturating_sub(rollovers)) {
+        (0, _) | (_, 0) => String::new(),
+        (r, o) => format!(
+            ", {r} rollover batches: {:.2}x an ordinary batch's flush",
+            (rollover_us as f64 / r as f64) / (ordinary_us as f64 / o as f64).max(1e-9)
+        ),
+    };
     let commits = local.in_window;
     Ok(Figures {
         system: "actix-wal".into(),
         note: format!(
-            "{}{}{}{}{}",
+            "{}{}{}{}{}{}",
             if spec.durability == Durability::Buffered {
                 "buffered"
             } else {
@@ -444,7 +455,8 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
                 )
             } else {
                 String::new()
-            }
+            },
+            rollover_note
         ),
         committers: spec.actors,
         payload_bytes: spec.payload_bytes,

@@ -91,6 +91,8 @@ impl Flusher {
         guard: DeathGuard,
     ) -> Flusher {
         writer.failpoints = true;
+        // The next segment is prepared on a helper thread, off the commit path.
+        writer.enable_spares(crate::log::spare::SpareMode::Thread);
         writer.fence = Some((current.clone(), generation));
         Flusher {
             writer,

@@ -9,6 +9,12 @@ use crate::format::frame::{
 use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::lsn::Lsn;
 
+/// A batch moves whole into the next segment at a rollover (see `Batch::move_whole`)
+/// while its frames take at most 1 / this of a segment: the slack it leaves at the end of
+/// the segment it leaves stays under 12.5% of a segment. Larger batches span both
+/// segments (two `fdatasync`s, one after the other).
+pub const MOVE_WHOLE_FRACTION: u64 = 8;
+
 /// Where the next frame goes: the current segment, the offset in it, and the next LSN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Planner {
@@ -115,22 +121,55 @@ impl Batch {
         let frame = FRAME_HEADER_BYTES as u64 + payload_len;
         let header = SEGMENT_HEADER_BYTES as u64;
         let roll = planner.offset + frame > planner.segment_size_bytes && planner.offset > header;
-        if roll {
+        // A new chunk starts a new segment unless the batch moved whole into it.
+        let new_segment = roll && !self.move_whole(planner, frame, at);
+        if new_segment {
             planner.segment_first_lsn = planner.next_lsn;
             planner.offset = header;
         }
         match self.chunks.last_mut() {
-            Some(c) if !roll && c.segment_first_lsn == planner.segment_first_lsn => {}
+            Some(c) if !new_segment && c.segment_first_lsn == planner.segment_first_lsn => {}
             _ => self.chunks.push(Chunk {
                 segment_first_lsn: planner.segment_first_lsn,
                 offset: planner.offset,
                 start: at,
                 end: at,
-                creates_segment: roll,
+                creates_segment: new_segment,
             }),
         }
         planner.offset += frame;
         Ok(())
+    }
+
+    /// At a rollover, moves the frames placed so far (`at` bytes, all in the segment being
+    /// left, after frames of earlier batches) into the new segment, named by the batch's
+    /// first LSN, if they and the next `frame` bytes take at most 1 / [`MOVE_WHOLE_FRACTION`]
+    /// of a segment: the batch then touches one
+    /// segment, so its rollover costs one `fdatasync`, not two (the segment it leaves was
+    /// made durable by the batch before, and keeps zeros after its last frame, which a
+    /// reader reads as that segment's end). `false`: the batch spans both segments.
+    fn move_whole(&mut self, planner: &mut Planner, frame: u64, at: usize) -> bool {
+        let header = SEGMENT_HEADER_BYTES as u64;
+        let [only] = self.chunks.as_mut_slice() else {
+            return false;
+        };
+        // Not when the batch began its segment (the new one would take that name).
+        if only.creates_segment
+            || only.segment_first_lsn >= self.first_lsn
+            || (at as u64 + frame).saturating_mul(MOVE_WHOLE_FRACTION) > planner.segment_size_bytes
+        {
+            return false;
+        }
+        *only = Chunk {
+            segment_first_lsn: self.first_lsn,
+            offset: header,
+            start: 0,
+            end: at,
+            creates_segment: true,
+        };
+        planner.segment_first_lsn = self.first_lsn;
+        planner.offset = header + at as u64;
+        true
     }
 
     fn finish_frame(&mut self, planner: &mut Planner, count: u64) -> Lsn {

@@ -315,6 +315,32 @@ impl SharedMeta {
         }
         Ok(())
     }
+
+    /// [`Self::raise_newest`] done later (off the commit path, by the flusher's spare
+    /// helper), and only if no replace was attempted since the value whose `seq` is
+    /// `seen_seq` was current and the store is settled: a rewind or reset that lowered N
+    /// meanwhile is never undone by a stale raise. `Ok(false)`: nothing to do, or skipped
+    /// (N stays lower, which is always safe: the log reaches past it).
+    pub fn raise_newest_unless_replaced(
+        &self,
+        segment_first_lsn: u64,
+        seen_seq: u64,
+    ) -> Result<bool, WalError> {
+        let mut store = self.lock();
+        let unchanged = store.settled
+            && store.next_seq == seen_seq.saturating_add(1)
+            && store
+                .current()
+                .is_some_and(|m| m.seq == seen_seq && m.newest_lsn < segment_first_lsn);
+        if !unchanged {
+            return Ok(false);
+        }
+        let result = store.update(|m| m.newest_lsn = segment_first_lsn).cloned();
+        drop(store);
+        let meta = result?;
+        self.publish(Some(&meta));
+        Ok(true)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The log on disk: segment files, batches and their writer, the reader, the recovery
 //! core and truncation. No actix here.
 
+mod adopt;
 pub mod batch;
 pub mod dir;
 pub mod handles;
@@ -12,8 +13,10 @@ pub mod reader;
 pub mod recovery;
 mod recovery_meta;
 pub mod rewind;
+mod rollover;
 pub mod scan;
 pub mod segment;
+pub mod spare;
 pub mod sync_log;
 mod tail;
 pub mod writer;

@@ -63,6 +63,9 @@ pub struct RecoveryOutcome {
     /// Files removed: leftovers of an interrupted segment creation, and under
     /// `SkipToLastGood` the segments after the damage.
     pub removed: Vec<PathBuf>,
+    /// A written spare adopted as the last segment (its rename lost in a crash; see
+    /// docs/format.md, "Recovery adopts a written spare"): its segment path.
+    pub adopted_spare: Option<PathBuf>,
     /// Under `SkipToLastGood`, the damage that was skipped.
     pub salvaged_from: Option<WalError>,
     /// The sparse read index of the recovered log, built during the scan (see
@@ -97,11 +100,14 @@ impl LogDir {
             tracing::debug_span!("recovery", dir = %self.path().display(), policy = ?opts.policy);
         let _enter = span.enter();
         let storage = self.storage();
-        let (segments, temps) = self.list()?;
+        let (mut segments, mut temps) = self.list()?;
         let mut out = RecoveryOutcome {
             next_lsn: Lsn::FIRST,
             ..Default::default()
         };
+        // A spare that holds the newest segment, its rename lost in a crash, comes back
+        // first; every other leftover is removed.
+        self.adopt_spare(&mut segments, &mut temps, opts, &mut out)?;
         for tmp in temps {
             storage
                 .remove(&tmp)

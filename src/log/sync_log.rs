@@ -117,6 +117,8 @@ impl LogWriter {
             opts.preallocate,
         );
         writer.meta = Some(dir.meta().clone());
+        // Deterministic (prepared on this thread after a batch): the simulated disk replays it.
+        writer.enable_spares(super::spare::SpareMode::Inline);
         let w = LogWriter {
             dir,
             batch: Batch::new(&planner),

@@ -75,11 +75,20 @@ impl std::fmt::Display for BatchFailure {
 /// Writes batches into the segments of one log directory.
 #[derive(Debug)]
 pub struct SegmentWriter {
-    storage: SharedStorage,
-    dir: PathBuf,
-    segment_size_bytes: u64,
-    preallocate: bool,
-    active: Option<(u64, Box<dyn StorageFile>)>,
+    pub(super) storage: SharedStorage,
+    pub(super) dir: PathBuf,
+    /// The segment a rollover batch left, written by this batch and not yet synced: synced
+    /// beside the new segment, at the batch's end ([`Self::sync_batch_end`]).
+    pub(super) leaving: Option<(u64, Box<dyn StorageFile>)>,
+    pub(super) segment_size_bytes: u64,
+    pub(super) preallocate: bool,
+    pub(super) active: Option<(u64, Box<dyn StorageFile>)>,
+    /// Spares prepared ahead of rollovers ([`super::spare`]); `None`: every rollover
+    /// creates its segment on the commit path (the queue's degraded path).
+    pub spares: Option<super::spare::Spares>,
+    /// The active segment is still under this spare name: it gets its segment name after
+    /// its `fdatasync` ([`Self::name_spare`]).
+    pub(super) unnamed: Option<PathBuf>,
     /// Whether the named `flusher::*` failpoints fire in this writer: true for the flusher
     /// thread's writer, false for the queue's degraded path (so a fault injected into "the
     /// flusher" does not also strike the path that stands in for it).
@@ -112,6 +121,9 @@ impl SegmentWriter {
             segment_size_bytes,
             preallocate,
             active: None,
+            leaving: None,
+            spares: None,
+            unnamed: None,
             failpoints: false,
             fence: None,
             meta: None,
@@ -119,7 +131,7 @@ impl SegmentWriter {
         }
     }
 
-    fn path_of(&self, first_lsn: u64) -> PathBuf {
+    pub(super) fn path_of(&self, first_lsn: u64) -> PathBuf {
         self.dir.join(segment_name(first_lsn))
     }
 
@@ -141,16 +153,18 @@ impl SegmentWriter {
     /// Forgets open file handles (after a failed fsync, the file must not be synced again
     /// through this writer; a later write reopens what it needs).
     pub fn forget_files(&mut self) {
+        self.drop_unnamed();
         self.active = None;
+        self.leaving = None;
     }
 
-    fn fenced(&self) -> bool {
+    pub(super) fn fenced(&self) -> bool {
         self.fence
             .as_ref()
             .is_some_and(|(cur, mine)| cur.load(Ordering::Acquire) != *mine)
     }
 
-    fn sync_active(&mut self) -> Result<(), BatchFailure> {
+    pub(super) fn sync_active(&mut self) -> Result<(), BatchFailure> {
         if self.fenced() {
             return Err(BatchFailure::Fenced);
         }
@@ -164,24 +178,8 @@ impl SegmentWriter {
             )))
         });
         if let Some((lsn, f)) = &self.active {
-            let path = || self.path_of(*lsn);
-            let failure = match f.sync_data() {
-                Err(e) => BatchFailure::Sync(WalError::io("fdatasync", path(), e)),
-                // Checked after the fsync, before any acknowledgement: a removal that
-                // happened before this point fails the batch, a later one is the remover's.
-                Ok(()) => match f.is_linked() {
-                    Ok(true) => return Ok(()),
-                    Ok(false) => {
-                        tracing::error!(path = %path().display(), "active segment was removed while open");
-                        BatchFailure::Removed(WalError::FileRemoved {
-                            op: "fdatasync",
-                            path: path(),
-                        })
-                    }
-                    // Not knowing whether the file still has a name: the bytes may be
-                    // lost, so the batch is rewritten to a fresh segment.
-                    Err(e) => BatchFailure::Sync(WalError::io("fstat", path(), e)),
-                },
+            let Err(failure) = super::rollover::sync_file(f.as_ref(), || self.path_of(*lsn)) else {
+                return Ok(());
             };
             self.active = None;
             return Err(failure);
@@ -201,6 +199,9 @@ impl SegmentWriter {
         );
         let _enter = span.enter();
         let started = std::time::Instant::now();
+        // A spare left unnamed by a batch that failed before its rename.
+        self.drop_unnamed();
+        self.leaving = None;
         if batch.start.files_epoch != self.files_epoch {
             // A rewind or reset removed, cut or recreated segments since the last batch:
             // a handle held may name a file that is gone (or another file by that name).
@@ -210,14 +211,24 @@ impl SegmentWriter {
         for (done, chunk) in batch.chunks.iter().enumerate() {
             if chunk.creates_segment {
                 // The previous segment must be durable before a later one can exist, so a
-                // crash never leaves a gap before a segment that survived.
+                // crash never leaves a gap before a segment that survived. Only this
+                // batch's own earlier chunk can be unsynced there (the batch before it was
+                // fsynced before this one was written); the planner moves a batch that
+                // fits into the new segment whole, so a rollover batch usually has none.
                 if !batch.rewrite {
-                    self.sync_active()?;
+                    if done > 0 && !self.leave_unsynced() {
+                        self.sync_and_name(batch, done)?;
+                    }
                 } else {
                     self.active = None;
                     if let Err(e) = self.remove_from(chunk.segment_first_lsn) {
                         return Err(self.undo(batch, done, "remove later segments", e));
                     }
+                }
+                // And the last rollover's name (renamed without a directory fsync) must be
+                // durable before a later name can be.
+                if let Err(e) = self.settle_spare_dir() {
+                    return Err(self.undo(batch, done, "create segment", e));
                 }
                 #[cfg(feature = "failpoints")]
                 fail::fail_point!("segment::before_create", self.failpoints, |arg| {
@@ -235,26 +246,16 @@ impl SegmentWriter {
                 } else {
                     0
                 };
-                let (_, f) = match create_segment_with(
-                    self.storage.as_ref(),
-                    &self.dir,
-                    chunk.segment_first_lsn,
-                    self.segment_size_bytes,
-                    self.preallocate,
-                    flags,
-                    &mut |_, _| Ok(()),
-                ) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        if let Some(gone) = self.dir_gone("create segment") {
-                            // Nothing to cut back in a directory that is no longer there.
-                            self.active = None;
-                            return Err(BatchFailure::Removed(gone));
-                        }
-                        return Err(self.undo(batch, done, "create segment", e));
-                    }
-                };
-                self.active = Some((chunk.segment_first_lsn, f));
+                // A prepared spare, when there is one, saves the creation (not for a
+                // rewrite: it replaces a segment, and is rare).
+                let from_spare = flags == 0
+                    && match self.segment_from_spare(chunk.segment_first_lsn) {
+                        Ok(used) => used,
+                        Err(e) => return Err(self.undo(batch, done, "create segment", e)),
+                    };
+                if !from_spare {
+                    self.create_segment(batch, done, flags)?;
+                }
             }
             #[cfg(feature = "failpoints")]
             fail::fail_point!("flusher::before_write", self.failpoints, |arg| {
@@ -274,7 +275,7 @@ impl SegmentWriter {
                 return Err(self.undo(batch, done, "write", e));
             }
         }
-        self.sync_active()?;
+        self.sync_batch_end(batch)?;
         #[cfg(feature = "failpoints")]
         fail::fail_point!("flusher::after_sync", self.failpoints, |arg| {
             // Reported as an fsync failure: the bytes may be on disk, so the batch is
@@ -287,10 +288,69 @@ impl SegmentWriter {
             )))
         });
         self.raise_newest(batch)?;
+        // The next rollover's spare, if there is none: a helper thread for the flusher,
+        // here for a `LogWriter` (after this batch is durable, before its acknowledgement).
+        if let Some(spares) = &mut self.spares {
+            spares.prepare();
+        }
         tracing::debug!(
             duration_us = started.elapsed().as_micros() as u64,
             "flushed"
         );
+        Ok(())
+    }
+
+    /// Makes the active segment durable (`fdatasync`), then gives a segment built in a
+    /// spare its name. `done`: the chunk being written, for cutting back on a failure.
+    pub(super) fn sync_and_name(&mut self, batch: &Batch, done: usize) -> Result<(), BatchFailure> {
+        self.sync_active()?;
+        self.name_synced(batch, done)
+    }
+
+    /// After the active segment's `fdatasync`: names it if it is still a spare.
+    pub(super) fn name_synced(&mut self, batch: &Batch, done: usize) -> Result<(), BatchFailure> {
+        if self.unnamed.is_none() {
+            return Ok(());
+        }
+        if self.fenced() {
+            return Err(BatchFailure::Fenced);
+        }
+        self.name_spare()
+            .map_err(|e| self.undo(batch, done, "create segment", e))
+    }
+
+    /// Creates the segment of chunk `done` the usual way (under `.tmp`, preallocated,
+    /// fsynced, renamed, directory fsynced) and makes it the active one.
+    fn create_segment(
+        &mut self,
+        batch: &Batch,
+        done: usize,
+        flags: u32,
+    ) -> Result<(), BatchFailure> {
+        let chunk = &batch.chunks[done];
+        let (_, f) = match create_segment_with(
+            self.storage.as_ref(),
+            &self.dir,
+            chunk.segment_first_lsn,
+            self.segment_size_bytes,
+            self.preallocate,
+            flags,
+            &mut |_, _| Ok(()),
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                if let Some(gone) = self.dir_gone("create segment") {
+                    // Nothing to cut back in a directory that is no longer there.
+                    self.active = None;
+                    return Err(BatchFailure::Removed(gone));
+                }
+                return Err(self.undo(batch, done, "create segment", e));
+            }
+        };
+        self.active = Some((chunk.segment_first_lsn, f));
+        if let Some(spares) = &mut self.spares {
+            spares.creation_succeeded();
+        }
         Ok(())
     }
 
@@ -308,6 +368,10 @@ impl SegmentWriter {
         };
         if self.fenced() {
             return Err(BatchFailure::Fenced);
+        }
+        let meta = meta.clone();
+        if let Some(raised) = self.raise_later(meta.clone(), last.segment_first_lsn) {
+            return raised;
         }
         let Err(error) = meta.raise_newest(last.segment_first_lsn) else {
             return Ok(());
@@ -382,7 +446,9 @@ impl SegmentWriter {
             return BatchFailure::Fenced;
         }
         tracing::warn!(%error, step, first_lsn = batch.first_lsn, "batch failed; cutting back");
+        self.drop_unnamed();
         self.active = None;
+        self.leaving = None;
         let touched = (written + 1).min(batch.chunks.len());
         let mut repair = batch.chunks[..touched].iter().rev().try_for_each(|chunk| {
             let path = self.path_of(chunk.segment_first_lsn);

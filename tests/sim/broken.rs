@@ -6,7 +6,7 @@ use std::any::Any;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What the wrapper gets wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,20 @@ pub enum Broken {
     /// Renaming a file over `META` succeeds without doing it: a metadata replace that never
     /// lands (a checkpoint, a metadata slot, the newest-segment floor all stay behind).
     MetaNotRenamed,
+    /// A spare segment's `fsync`s do nothing while it is under its spare name: a
+    /// rollover renames it to its segment name before its header and frames are
+    /// durable (the order "Creating a segment" forbids).
+    SpareRenamedUnsynced,
+    /// Listing a directory leaves out spare segments: a recovery that never adopts a
+    /// spare whose rename a crash lost (and never removes one either).
+    SparesUnlisted,
+}
+
+/// Whether `path` names a spare segment (see `actix_wal::log::spare`).
+fn is_spare(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(actix_wal::log::spare::is_spare_name)
 }
 
 /// A storage that forwards to `inner`, wrong in the way `broken` says.
@@ -38,6 +52,8 @@ pub struct BrokenStorage {
     broken: Broken,
     /// Broken only while this is true (always, for [`BrokenStorage::wrap`]).
     armed: Arc<AtomicBool>,
+    /// Spares opened, and whether each is still under its spare name.
+    spares: Mutex<Vec<(std::path::PathBuf, Arc<AtomicBool>)>>,
 }
 
 impl BrokenStorage {
@@ -57,6 +73,7 @@ impl BrokenStorage {
             inner,
             broken,
             armed,
+            spares: Mutex::default(),
         })
     }
 
@@ -64,11 +81,20 @@ impl BrokenStorage {
         self.armed.load(Ordering::SeqCst).then_some(self.broken)
     }
 
-    fn file(&self, f: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
+    fn file(&self, f: Box<dyn StorageFile>, path: &Path) -> Box<dyn StorageFile> {
+        let unnamed = (self.broken == Broken::SpareRenamedUnsynced && is_spare(path))
+            .then(|| Arc::new(AtomicBool::new(true)));
+        if let Some(u) = &unnamed {
+            self.spares
+                .lock()
+                .unwrap()
+                .push((path.to_path_buf(), u.clone()));
+        }
         Box::new(BrokenFile {
             inner: f,
             broken: self.broken,
             armed: self.armed.clone(),
+            unnamed,
         })
     }
 }
@@ -81,19 +107,33 @@ impl Storage for BrokenStorage {
         self.inner.is_dir(path)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
+        let mut names = self.inner.list(dir)?;
+        if self.broken() == Some(Broken::SparesUnlisted) {
+            names.retain(|n| !actix_wal::log::spare::is_spare_name(n));
+        }
+        Ok(names)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        Ok(self.file(self.inner.create(path)?))
+        Ok(self.file(self.inner.create(path)?, path))
     }
     fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn StorageFile>> {
-        Ok(self.file(self.inner.open(path, writable)?))
+        Ok(self.file(self.inner.open(path, writable)?, path))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         if self.broken() == Some(Broken::MetaNotRenamed)
             && to.file_name().is_some_and(|n| n == "META")
         {
             return Ok(());
+        }
+        if self.broken == Broken::SpareRenamedUnsynced {
+            // The handles of a renamed spare sync again from now on.
+            self.spares.lock().unwrap().retain(|(p, unnamed)| {
+                let keep = p != from;
+                if !keep {
+                    unnamed.store(false, Ordering::SeqCst);
+                }
+                keep
+            });
         }
         self.inner.rename(from, to)
     }
@@ -123,6 +163,8 @@ struct BrokenFile {
     inner: Box<dyn StorageFile>,
     broken: Broken,
     armed: Arc<AtomicBool>,
+    /// `SpareRenamedUnsynced`: true while this spare is under its spare name.
+    unnamed: Option<Arc<AtomicBool>>,
 }
 
 impl BrokenFile {
@@ -131,6 +173,14 @@ impl BrokenFile {
     }
 
     fn sync(&self, sync: impl Fn(&dyn StorageFile) -> io::Result<()>) -> io::Result<()> {
+        if self.broken().is_some()
+            && self
+                .unnamed
+                .as_ref()
+                .is_some_and(|u| u.load(Ordering::SeqCst))
+        {
+            return Ok(());
+        }
         match self.broken() {
             Some(Broken::RetryFsync) => {
                 sync(self.inner.as_ref()).or_else(|_| sync(self.inner.as_ref()))

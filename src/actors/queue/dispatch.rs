@@ -274,6 +274,11 @@ impl Queue {
         self.stats.entries_written += batch.records as u64;
         self.stats.bytes_written += batch.bytes() as u64;
         self.stats.last_flush_us = took.as_micros() as u64;
+        self.stats.flush_us_total += self.stats.last_flush_us;
+        if batch.chunks.iter().any(|c| c.creates_segment) {
+            self.stats.rollover_flushes += 1;
+            self.stats.rollover_flush_us_total += self.stats.last_flush_us;
+        }
         let m = &self.metrics;
         m.flushes.increment(1);
         m.entries_written.increment(batch.records as u64);

@@ -1,0 +1,513 @@
+//! Spare segments: the next segment's file, prepared ahead of the rollover that needs it.
+//!
+//! Creating a segment costs a create, a `fallocate`, an `fsync` of the new file and its
+//! allocation, a rename and a directory `fsync`. Paid by the batch that crosses into the
+//! segment, that put every rollover on the commit path of every record in that batch
+//! (issue 14: p99 of 256 actors x 1 KiB was about 2x worse with 4 MiB segments than with
+//! 1 GiB ones). A [`Spares`] prepares the file ahead, under a name that is not a
+//! segment name (`spare-N.wal.tmp`, see docs/format.md), created, preallocated, `fsync`ed
+//! and its directory entry made durable. At rollover the batch writes the header (with
+//! the real first LSN) and its frames into the spare, `fdatasync`s it, and only then
+//! renames it to the segment name: a file under a segment name still always has a
+//! complete, durable header, as "Creating a segment" promises.
+//!
+//! A spare is never read as data unless its header is valid and it continues the log
+//! exactly (recovery's adoption, below): its name ends in `.wal.tmp`, which readers and
+//! `walctl` skip and recovery removes, like a segment whose creation was interrupted. A spare
+//! whose preparation failed is dropped and the rollover creates the segment the old way.
+//!
+//! The rollover's rename is not followed by a directory `fsync` on the commit path: the
+//! batch is acknowledged once its frames are durable (`fdatasync`) and the spare has its
+//! segment name, and the directory `fsync` that makes the name durable is left to the
+//! helper that prepares the next spare (the raise of `META`'s N, a replace, fsyncs the
+//! directory too, and covers it). Until then a crash may bring the segment back under its
+//! spare name: recovery adopts such a spare (docs/format.md, "Recovery adopts a written
+//! spare"). Every new segment name waits for that `fsync` ([`Spares::settle_dir`]), so at
+//! most one spare, the newest segment, is ever waiting for it.
+//!
+//! Who prepares: [`SpareMode::Thread`] (the flusher) on a short-lived helper thread, so
+//! the flusher's thread never waits for it unless a rollover comes before the spare is
+//! ready (then it waits for the preparation under way, which costs no more than creating
+//! the segment itself); [`SpareMode::Inline`] ([`crate::LogWriter`]) on the caller's
+//! thread after a batch, so the simulated-disk tests stay deterministic. The queue's
+//! degraded path uses none.
+
+use crate::error::WalError;
+use crate::storage::{SharedStorage, StorageFile};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+/// Suffix of a spare's file name (a `.wal.tmp` file: skipped by readers, removed by
+/// recovery).
+pub const SPARE_SUFFIX: &str = ".wal.tmp";
+/// Prefix of a spare's file name.
+pub const SPARE_PREFIX: &str = "spare-";
+
+/// Numbers spares within the process, so two writers of one directory (a flusher being
+/// replaced and its successor) never share a spare's name.
+static NEXT_SPARE: AtomicU64 = AtomicU64::new(1);
+
+/// The file name of spare number `n`: `spare-` and `n` zero-padded to 20 digits, then
+/// `.wal.tmp`.
+pub fn spare_name(n: u64) -> String {
+    format!("{SPARE_PREFIX}{n:020}{SPARE_SUFFIX}")
+}
+
+/// Whether `name` is a spare's file name.
+pub fn is_spare_name(name: &str) -> bool {
+    name.strip_prefix(SPARE_PREFIX)
+        .and_then(|s| s.strip_suffix(SPARE_SUFFIX))
+        .is_some_and(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Who prepares spares for a [`crate::log::SegmentWriter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpareMode {
+    /// A helper thread, started after each rollover (the flusher).
+    Thread,
+    /// The writer's own thread, after the batch that used the last spare
+    /// ([`crate::LogWriter`]: deterministic, for the simulated disk).
+    Inline,
+}
+
+/// A prepared spare: durable, preallocated, empty, under its spare name.
+#[derive(Debug)]
+pub struct SpareFile {
+    /// Where it is (its spare name).
+    pub path: PathBuf,
+    /// Open for writing.
+    pub file: Box<dyn StorageFile>,
+}
+
+/// What the writer needs to build spares.
+#[derive(Debug, Clone)]
+struct Recipe {
+    storage: SharedStorage,
+    dir: PathBuf,
+    segment_size_bytes: u64,
+    preallocate: bool,
+}
+
+impl Recipe {
+    fn sync_dir(&self) -> Result<(), WalError> {
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| WalError::io("fsync dir", &self.dir, e))
+    }
+
+    /// Creates, preallocates and `fsync`s a spare, then `fsync`s the directory if
+    /// `sync_dir` (else the caller does). On an error the file is removed (best effort;
+    /// recovery removes it too).
+    fn make(&self, sync_dir: bool) -> Result<SpareFile, WalError> {
+        let path = self
+            .dir
+            .join(spare_name(NEXT_SPARE.fetch_add(1, Ordering::Relaxed)));
+        let build = || -> Result<Box<dyn StorageFile>, WalError> {
+            let file = self
+                .storage
+                .create(&path)
+                .map_err(|e| WalError::io("create spare", &path, e))?;
+            if self.preallocate {
+                file.allocate(self.segment_size_bytes)
+                    .map_err(|e| WalError::io("fallocate", &path, e))?;
+            }
+            file.sync_all()
+                .map_err(|e| WalError::io("fsync", &path, e))?;
+            if sync_dir {
+                self.sync_dir()?;
+            }
+            Ok(file)
+        };
+        match build() {
+            Ok(file) => {
+                tracing::debug!(path = %path.display(), "spare segment ready");
+                Ok(SpareFile { path, file })
+            }
+            Err(e) => {
+                let _ = self.storage.remove(&path);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What a helper thread did: the directory `fsync` a rollover left to it, and the spare.
+#[derive(Debug)]
+struct Helped {
+    /// The directory was `fsync`ed (by the raise's replace, by itself, or by the spare's
+    /// preparation) after the helper started, so every rename before that is durable.
+    dir_synced: bool,
+    spare: Result<SpareFile, WalError>,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Ready(SpareFile),
+    Making(JoinHandle<Helped>),
+}
+
+/// At most one spare, prepared or being prepared, for one writer. Dropping it waits for
+/// a preparation under way and removes the unused spare.
+#[derive(Debug)]
+pub struct Spares {
+    recipe: Recipe,
+    mode: SpareMode,
+    pending: Option<Pending>,
+    /// A raise of `META`'s newest-segment LSN for the helper to make before it prepares
+    /// the next spare (see [`Spares::raise_later`]).
+    raise: Option<Raise>,
+    /// The highest segment whose raise was handed to a helper: while that helper runs,
+    /// later batches of the segment need not raise again.
+    raise_handed: u64,
+    /// Preparations that failed in a row; at [`MAX_FAILED_SPARES`] the writer stops
+    /// trying (every rollover then creates its segment the old way) until one succeeds.
+    failed_in_row: u32,
+    /// A spare was renamed to its segment name and no directory `fsync` has followed yet:
+    /// the name may not survive a crash (recovery then adopts the spare). Cleared by the
+    /// helper's `fsync`s or by [`Spares::settle_dir`].
+    dir_sync_pending: bool,
+}
+
+/// Failed preparations in a row after which a writer stops preparing spares until a
+/// segment creation of its own succeeds (a full or read-only disk: no file per rollover).
+pub const MAX_FAILED_SPARES: u32 = 3;
+
+impl Spares {
+    /// Spares for the log in `dir`, prepared as `mode` says.
+    pub fn new(
+        storage: SharedStorage,
+        dir: &Path,
+        segment_size_bytes: u64,
+        preallocate: bool,
+        mode: SpareMode,
+    ) -> Spares {
+        Spares {
+            recipe: Recipe {
+                storage,
+                dir: dir.to_path_buf(),
+                segment_size_bytes,
+                preallocate,
+            },
+            mode,
+            pending: None,
+            raise: None,
+            raise_handed: 0,
+            failed_in_row: 0,
+            // Another writer of this directory (a flusher this one replaces) may have
+            // left a rename not yet durable: this one's first new name waits for an
+            // fsync of the directory too (its first helper makes one).
+            dir_sync_pending: true,
+        }
+    }
+
+    /// Starts preparing a spare if there is none (on a helper thread, or here).
+    pub fn prepare(&mut self) {
+        if self.pending.is_some() || self.failed_in_row >= MAX_FAILED_SPARES {
+            return;
+        }
+        match self.mode {
+            SpareMode::Inline => match self.recipe.make(true) {
+                Ok(s) => {
+                    // Its preparation ended with a directory fsync.
+                    self.dir_sync_pending = false;
+                    self.pending = Some(Pending::Ready(s))
+                }
+                Err(e) => self.failed(e),
+            },
+            SpareMode::Thread => {
+                let recipe = self.recipe.clone();
+                let raise = self.raise.take();
+                let spawned = std::thread::Builder::new()
+                    .name("actix-wal-spare".into())
+                    .spawn(move || {
+                        // One directory fsync for the new spare's entry and the last
+                        // rollover's rename: the raise's replace makes it, else one of
+                        // its own (the helper's I/O shares the disk with the flusher's
+                        // next batches).
+                        let spare = recipe.make(false);
+                        let raised = raise.is_some_and(Raise::run);
+                        let dir_synced = raised || recipe.sync_dir().is_ok();
+                        Helped { dir_synced, spare }
+                    });
+                match spawned {
+                    Ok(h) => self.pending = Some(Pending::Making(h)),
+                    Err(e) => self.failed(WalError::io("spawn", &self.recipe.dir, e)),
+                }
+            }
+        }
+    }
+
+    fn failed(&mut self, e: WalError) {
+        self.failed_in_row += 1;
+        tracing::warn!(error = %e, failed_in_row = self.failed_in_row, "preparing a spare segment failed");
+    }
+
+    /// Hands the raise of `META`'s newest-segment LSN to the helper that prepares the
+    /// next spare, if this writer has one that is idle; `false`: the caller raises it now.
+    pub fn raise_later(&mut self, raise: Raise) -> bool {
+        if matches!(self.pending, Some(Pending::Making(_)))
+            && raise.segment_first_lsn <= self.raise_handed
+        {
+            // The helper under way raises it (or, if it cannot, a batch after it does).
+            return true;
+        }
+        if self.mode != SpareMode::Thread
+            || self.pending.is_some()
+            || self.failed_in_row >= MAX_FAILED_SPARES
+        {
+            return false;
+        }
+        self.raise_handed = self.raise_handed.max(raise.segment_first_lsn);
+        self.raise = Some(raise);
+        true
+    }
+
+    /// A segment was created without a spare and succeeded: try spares again.
+    pub fn creation_succeeded(&mut self) {
+        self.failed_in_row = 0;
+    }
+
+    /// Whether spares are prepared on a helper thread (the flusher's writer).
+    pub fn threaded(&self) -> bool {
+        self.mode == SpareMode::Thread
+    }
+
+    /// A rollover renamed a spare to its segment name without a directory `fsync`; the
+    /// next helper (or [`Self::settle_dir`]) makes it.
+    pub fn renamed(&mut self) {
+        self.dir_sync_pending = true;
+    }
+
+    /// Waits for a helper under way, then `fsync`s the directory if a rollover's rename
+    /// is still not durable. Before any new segment name (the next rollover, a segment
+    /// created the usual way), so that a crash never keeps a later segment's name
+    /// without this one's (a gap recovery must refuse).
+    pub fn settle_dir(&mut self) -> Result<(), WalError> {
+        if let Some(Pending::Making(_)) = self.pending {
+            self.pending = self.take().map(Pending::Ready);
+        }
+        if self.dir_sync_pending {
+            self.recipe.sync_dir()?;
+            self.dir_sync_pending = false;
+        }
+        Ok(())
+    }
+
+    /// The prepared spare, waiting for a preparation under way; `None` if there is none
+    /// or it failed.
+    pub fn take(&mut self) -> Option<SpareFile> {
+        match self.pending.take()? {
+            Pending::Ready(s) => Some(s),
+            Pending::Making(h) => match h.join() {
+                Ok(helped) => {
+                    if helped.dir_synced {
+                        self.dir_sync_pending = false;
+                    }
+                    match helped.spare {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            self.failed(e);
+                            None
+                        }
+                    }
+                }
+                Err(_) => {
+                    self.failed(WalError::io(
+                        "prepare spare",
+                        &self.recipe.dir,
+                        std::io::Error::other("the spare's helper thread panicked"),
+                    ));
+                    None
+                }
+            },
+        }
+    }
+
+    /// Removes a spare that will not be used (best effort: recovery removes it too).
+    pub fn discard(&self, spare: SpareFile) {
+        drop(spare.file);
+        let _ = self.recipe.storage.remove(&spare.path);
+    }
+}
+
+/// A raise of `META`'s newest-segment LSN (N) made off the commit path: after the first
+/// batch in a segment is durable, and possibly after it is acknowledged. Skipped when a
+/// replace was attempted since the batch (a rewind lowering N) or the writer was fenced
+/// off; a failure is logged and leaves N lower. N lower than it could be is always safe
+/// (the log reaches past it); docs/format.md says what the later raise gives up.
+#[derive(Debug)]
+pub struct Raise {
+    /// The log's metadata file.
+    pub meta: std::sync::Arc<super::meta::SharedMeta>,
+    /// The segment N is raised to.
+    pub segment_first_lsn: u64,
+    /// `seq` of the metadata value current when the batch was durable.
+    pub seen_seq: u64,
+    /// The writer's fence (see [`super::writer::SegmentWriter::fence`]).
+    pub fence: Option<(std::sync::Arc<AtomicU64>, u64)>,
+}
+
+impl Raise {
+    /// Makes the raise; true if it replaced `META` (which `fsync`s the directory).
+    fn run(self) -> bool {
+        if let Some((current, mine)) = &self.fence {
+            if current.load(Ordering::Acquire) != *mine {
+                return false;
+            }
+        }
+        match self
+            .meta
+            .raise_newest_unless_replaced(self.segment_first_lsn, self.seen_seq)
+        {
+            Ok(raised) => {
+                tracing::debug!(
+                    raised,
+                    newest_lsn = self.segment_first_lsn,
+                    "newest-segment LSN raised off the commit path"
+                );
+                raised
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "raising the newest-segment LSN failed; it stays lower");
+                false
+            }
+        }
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        if let Some(s) = self.take() {
+            self.discard(s);
+        }
+        // A clean shutdown leaves the newest segment's name durable (best effort: recovery
+        // adopts the spare if this fails and the machine then crashes).
+        if self.dir_sync_pending {
+            let _ = self.recipe.sync_dir();
+        }
+    }
+}
+
+impl super::writer::SegmentWriter {
+    /// Prepares spares for this writer from now on (see [`Spares`]).
+    pub fn enable_spares(&mut self, mode: SpareMode) {
+        self.spares = Some(Spares::new(
+            self.storage.clone(),
+            &self.dir,
+            self.segment_size_bytes,
+            self.preallocate,
+            mode,
+        ));
+    }
+
+    /// The segment `first_lsn` from the prepared spare, if there is one: its header is
+    /// written (the batch's frames follow), and it stays under the spare's name until
+    /// [`Self::name_spare`], after its `fdatasync`. `Ok(false)`: no spare, create the
+    /// segment the usual way.
+    pub(super) fn segment_from_spare(&mut self, first_lsn: u64) -> Result<bool, WalError> {
+        let Some(spare) = self.spares.as_mut().and_then(Spares::take) else {
+            return Ok(false);
+        };
+        let header = crate::format::SegmentHeader::encode_with_flags(first_lsn, 0);
+        if let Err(e) = spare.file.write_all_at(&header, 0) {
+            let e = WalError::io("write header", &spare.path, e);
+            if let Some(s) = &self.spares {
+                s.discard(spare);
+            }
+            return Err(e);
+        }
+        tracing::debug!(first_lsn, spare = %spare.path.display(), "rollover into a spare");
+        self.unnamed = Some(spare.path);
+        self.active = Some((first_lsn, spare.file));
+        Ok(true)
+    }
+
+    /// After the active segment's `fdatasync`: a segment still under its spare name gets
+    /// its segment name (a rename; the directory `fsync` is left to the spare helper, see
+    /// the module's docs). Nothing when it has its name.
+    pub(super) fn name_spare(&mut self) -> Result<(), WalError> {
+        let (Some(from), Some((first_lsn, _))) = (&self.unnamed, &self.active) else {
+            return Ok(());
+        };
+        let to = self.dir.join(super::segment::segment_name(*first_lsn));
+        self.storage
+            .rename(from, &to)
+            .map_err(|e| WalError::io("rename", from, e))?;
+        self.unnamed = None;
+        if let Some(spares) = &mut self.spares {
+            spares.renamed();
+        }
+        Ok(())
+    }
+
+    /// Before a new segment name: the last rollover's rename is durable (see
+    /// [`Spares::settle_dir`]). A writer without spares (the queue's degraded path)
+    /// `fsync`s the directory: the flusher it stands in for may have left a rename whose
+    /// `fsync` its helper had not made yet (one more `fsync` beside a creation's own).
+    pub(super) fn settle_spare_dir(&mut self) -> Result<(), WalError> {
+        match &mut self.spares {
+            Some(spares) => spares.settle_dir(),
+            None => self
+                .storage
+                .sync_dir(&self.dir)
+                .map_err(|e| WalError::io("fsync dir", &self.dir, e)),
+        }
+    }
+
+    /// Removes a spare the active segment was being built in when its batch failed
+    /// before the rename, and `fsync`s the directory: it holds a valid header, and a
+    /// crash must not leave it for recovery to adopt once the batch's LSNs are given out
+    /// again (best effort: recovery adopts it only right after the segment it follows,
+    /// where its frames are the ones that batch wrote).
+    pub(super) fn drop_unnamed(&mut self) {
+        if let Some(path) = self.unnamed.take() {
+            // The active file is the spare (they are set together).
+            self.active = None;
+            let _ = self.storage.remove(&path);
+            let _ = self.storage.sync_dir(&self.dir);
+        }
+    }
+}
+
+impl super::writer::SegmentWriter {
+    /// Hands the raise of N to `segment_first_lsn` to the spare helper (the flusher:
+    /// [`SpareMode::Thread`]); `None`: the caller raises it now, before acknowledging.
+    pub(super) fn raise_later(
+        &mut self,
+        meta: std::sync::Arc<super::meta::SharedMeta>,
+        segment_first_lsn: u64,
+    ) -> Option<Result<(), super::writer::BatchFailure>> {
+        let current = meta.current()?;
+        if current.newest_lsn >= segment_first_lsn {
+            return Some(Ok(()));
+        }
+        let raise = Raise {
+            meta,
+            segment_first_lsn,
+            seen_seq: current.seq,
+            fence: self.fence.clone(),
+        };
+        self.spares
+            .as_mut()
+            .is_some_and(|s| s.raise_later(raise))
+            .then_some(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spare_names_are_never_segment_names_and_end_in_wal_tmp() {
+        let name = spare_name(7);
+        assert_eq!(name, "spare-00000000000000000007.wal.tmp");
+        assert!(is_spare_name(&name));
+        assert!(is_spare_name(&spare_name(u64::MAX)));
+        assert_eq!(crate::log::segment::parse_segment_name(&name), None);
+        assert!(!is_spare_name("00000000000000000007.wal.tmp"));
+        assert!(!is_spare_name("spare-7.wal.tmp"));
+        assert!(!is_spare_name("spare-0000000000000000000x.wal.tmp"));
+    }
+}
