@@ -40,17 +40,7 @@ fn read_all(dir: &Path) -> Vec<Vec<u8>> {
 #[test]
 fn rollovers_use_prepared_spares_and_readers_and_recovery_never_read_one() {
     let d = tempfile::tempdir().unwrap();
-    let (mut w, _) = LogWriter::open(d.path(), small()).unwrap();
-    let mut written = Vec::new();
-    for i in 0..300u32 {
-        let p = format!("record {i:04} {}", "x".repeat(40)).into_bytes();
-        w.append(&p).unwrap();
-        written.push(p);
-        if i % 3 == 2 {
-            w.sync().unwrap();
-        }
-    }
-    w.sync().unwrap();
+    let (w, written) = write_300_open(d.path());
     let open = names(d.path());
     let spares: Vec<&String> = open.iter().filter(|n| is_spare_name(n)).collect();
     let segments = open.iter().filter(|n| n.ends_with(".wal")).count();
@@ -140,7 +130,9 @@ fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-fn write_300(dir: &Path) -> Vec<Vec<u8>> {
+/// 300 records through a `LogWriter` with small segments (many rollovers), synced every
+/// third; the writer is returned still open.
+fn write_300_open(dir: &Path) -> (LogWriter, Vec<Vec<u8>>) {
     let (mut w, _) = LogWriter::open(dir, small()).unwrap();
     let mut written = Vec::new();
     for i in 0..300u32 {
@@ -152,7 +144,12 @@ fn write_300(dir: &Path) -> Vec<Vec<u8>> {
         }
     }
     w.sync().unwrap();
-    written
+    (w, written)
+}
+
+/// [`write_300_open`], the writer dropped.
+fn write_300(dir: &Path) -> Vec<Vec<u8>> {
+    write_300_open(dir).1
 }
 
 /// A crash after a rollover's rename but before the directory `fsync` that the spare
