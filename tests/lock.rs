@@ -276,3 +276,39 @@ fn the_holder_learns_its_directory_was_renamed_and_the_new_one_is_not_locked() {
     ));
     drop(other);
 }
+
+#[test]
+fn a_lock_released_while_this_process_starts_children_is_free_again() {
+    // A child process another thread starts holds a copy of every descriptor between its
+    // fork and its exec, and an `flock` belongs to the open file description: a lock just
+    // released can look held for that moment. A reopen must not report it as held.
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = storage::default_storage();
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut started = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(mut c) = Command::new("true").spawn() {
+                    let _ = c.wait();
+                    started += 1;
+                }
+            }
+            started
+        })
+    };
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut reopened = 0u64;
+    while Instant::now() < deadline {
+        let held = LogDir::open(tmp.path(), storage.clone()).expect("free after the drop");
+        drop(held);
+        reopened += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let started = spawner.join().unwrap();
+    assert!(
+        started > 10 && reopened > 10,
+        "{started} children, {reopened} reopens"
+    );
+}

@@ -50,6 +50,11 @@ impl Drop for LogDir {
 
 impl LogDir {
     /// Opens (creating it if missing) and locks a log directory.
+    ///
+    /// Errors: [`WalError::Locked`] when a `LogDir` of this process holds it (at once) or
+    /// another process does (after 250 ms of trying again: a child process
+    /// being started can hold a just-released lock for a moment); [`WalError::NotADirectory`]
+    /// when the path names something else; [`WalError::Io`] for the rest.
     pub fn open(path: impl AsRef<Path>, storage: SharedStorage) -> Result<LogDir, WalError> {
         let path = path.as_ref().to_path_buf();
         match storage.is_dir(&path) {
@@ -58,13 +63,7 @@ impl LogDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir_durably(&storage, &path)?,
             Err(e) => return Err(WalError::io("stat", &path, e)),
         }
-        let lock = storage.lock_dir(&path, LOCK_FILE).map_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                WalError::Locked { path: path.clone() }
-            } else {
-                WalError::io("lock", &path, e)
-            }
-        })?;
+        let lock = lock_dir(&storage, &path)?;
         *held_here().entry(path.clone()).or_default() += 1;
         let meta = std::sync::Arc::new(SharedMeta::unread(storage.clone(), &path));
         Ok(LogDir {
@@ -196,6 +195,35 @@ impl LogDir {
             tracing::debug!(below = %lsn, removed = removed.len(), "truncated log");
         }
         Ok(removed)
+    }
+}
+
+/// How long a directory lock found held, while no `LogDir` of this process holds it, is
+/// tried again before [`WalError::Locked`] is reported. A child process that another
+/// thread of this process is starting holds a copy of every descriptor from its fork to
+/// its exec (close-on-exec closes them only at the exec), and an `flock` belongs to the
+/// open file description, not to the process: for that moment a lock this process just
+/// released still looks held. A lock held by another process is reported after this wait.
+const FORK_WINDOW_MS: u64 = 250;
+
+/// Locks `path` through `storage`, waiting out the fork window ([`FORK_WINDOW_MS`]).
+fn lock_dir(storage: &SharedStorage, path: &Path) -> Result<Box<dyn DirLock>, WalError> {
+    let started = std::time::Instant::now();
+    loop {
+        match storage.lock_dir(path, LOCK_FILE) {
+            Ok(lock) => return Ok(lock),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let waited_ms = started.elapsed().as_millis();
+                if LogDir::held_in_process(path) || waited_ms >= u128::from(FORK_WINDOW_MS) {
+                    tracing::debug!(path = %path.display(), waited_ms, "log directory locked");
+                    return Err(WalError::Locked {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => return Err(WalError::io("lock", path, e)),
+        }
     }
 }
 
