@@ -290,8 +290,8 @@ impl Queue {
         let limit = self.cfg.alert_flush_ms as f64;
         self.alerts
             .update(AlertKind::FlushLatency, flush_ms > limit, flush_ms, limit);
-        if batch.chunks.iter().any(|c| c.creates_segment) {
-            self.refresh_disk_bytes();
+        for chunk in batch.chunks.iter().filter(|c| c.creates_segment) {
+            self.count_new_segment(chunk.segment_first_lsn);
         }
         if let Ok(b) = Arc::try_unwrap(batch) {
             if self.spare.len() < 2 {

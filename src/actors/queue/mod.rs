@@ -86,7 +86,12 @@ pub struct Queue {
     stats: WalStats,
     metrics: Metrics,
     alerts: Alerts,
+    /// Bytes of the segment files on disk (the `actix_wal_disk_bytes` gauge and the
+    /// `alert_wal_bytes` alert).
     disk_bytes: u64,
+    /// The newest segment counted in `disk_bytes`, by first LSN, and the size it was
+    /// counted at: a rollover re-sizes only it and counts the new one (`observe.rs`).
+    counted_tail: Option<(u64, u64)>,
     /// First LSN of the segment the last written batch ended in (the tail segment at
     /// open): the health check and shutdown make sure it still exists. `None` after a
     /// truncation removed it (a rollover raced the truncation), until the next batch.
@@ -188,6 +193,7 @@ impl Queue {
             metrics: Metrics::register(),
             alerts: Alerts::new(cfg.alert_to.clone()),
             disk_bytes: 0,
+            counted_tail: None,
             written_segment: Some(planner.segment_first_lsn),
             holding: false,
             index,
