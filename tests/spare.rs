@@ -331,6 +331,38 @@ impl Storage for HeldDirSync {
     }
 }
 
+/// Options for a log of 4 KiB segments on `storage` (a simulated disk), not preallocated.
+fn sim_options(storage: SharedStorage) -> LogOptions {
+    LogOptions {
+        segment_size_bytes: 4096,
+        max_record_bytes: 1024,
+        preallocate: false,
+        storage,
+        ..LogOptions::default()
+    }
+}
+
+/// A new log at `dir` on `storage` ([`sim_options`]), and the flusher's writer on it with
+/// spares prepared as `mode` says, with the planner where its first batch goes.
+fn sim_writer(
+    dir: &Path,
+    storage: SharedStorage,
+    mode: actix_wal::log::spare::SpareMode,
+) -> (actix_wal::log::SegmentWriter, actix_wal::log::Planner) {
+    drop(LogWriter::open(dir, sim_options(storage.clone())).unwrap());
+    let mut w = actix_wal::log::SegmentWriter::new(storage, dir, 4096, false);
+    w.enable_spares(mode);
+    let p = actix_wal::log::Planner {
+        segment_first_lsn: 1,
+        offset: 32,
+        next_lsn: 1,
+        segment_size_bytes: 4096,
+        max_record_bytes: 1024,
+        files_epoch: 0,
+    };
+    (w, p)
+}
+
 /// The flusher's writer (spares on a helper thread) acknowledges a rollover batch before
 /// the directory `fsync` that makes its segment's name durable. Power cuts in that window
 /// (the helper held at its `fsync`) keep every acknowledged record: recovery adopts the
@@ -340,7 +372,7 @@ impl Storage for HeldDirSync {
 #[test]
 fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync() {
     use actix_wal::log::spare::SpareMode;
-    use actix_wal::log::{Batch, Planner, SegmentWriter};
+    use actix_wal::log::Batch;
     use sim::broken::{Broken, BrokenStorage};
     let dir = Path::new("/wal");
     let sim = sim::SimStorage::new();
@@ -349,24 +381,8 @@ fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync
         inner: sim.shared(),
         hold: hold.clone(),
     });
-    let opts = |storage: SharedStorage| LogOptions {
-        segment_size_bytes: 4096,
-        max_record_bytes: 1024,
-        preallocate: false,
-        storage,
-        ..LogOptions::default()
-    };
-    drop(LogWriter::open(dir, opts(storage.clone())).unwrap());
-    let mut w = SegmentWriter::new(storage.clone(), dir, 4096, false);
-    w.enable_spares(SpareMode::Thread);
-    let mut p = Planner {
-        segment_first_lsn: 1,
-        offset: 32,
-        next_lsn: 1,
-        segment_size_bytes: 4096,
-        max_record_bytes: 1024,
-        files_epoch: 0,
-    };
+    let opts = sim_options;
+    let (mut w, mut p) = sim_writer(dir, storage, SpareMode::Thread);
     let mut rollovers = 0;
     let (mut adopted, mut lost_without) = (0, 0);
     // Failures are collected, not asserted while the helper is held: a panic then would
@@ -489,28 +505,12 @@ async fn health_counts_the_segment_bytes_across_rollovers_a_checkpoint_and_a_rew
 #[test]
 fn a_batch_spanning_two_segments_recovers_from_a_crash_at_every_step() {
     use actix_wal::log::spare::SpareMode;
-    use actix_wal::log::{Batch, Planner, SegmentWriter};
+    use actix_wal::log::Batch;
     for mode in [SpareMode::Thread, SpareMode::Inline] {
         let dir = Path::new("/wal");
         let sim = sim::SimStorage::new();
-        let opts = |storage: SharedStorage| LogOptions {
-            segment_size_bytes: 4096,
-            max_record_bytes: 1024,
-            preallocate: false,
-            storage,
-            ..LogOptions::default()
-        };
-        drop(LogWriter::open(dir, opts(sim.shared())).unwrap());
-        let mut w = SegmentWriter::new(sim.shared(), dir, 4096, false);
-        w.enable_spares(mode);
-        let mut p = Planner {
-            segment_first_lsn: 1,
-            offset: 32,
-            next_lsn: 1,
-            segment_size_bytes: 4096,
-            max_record_bytes: 1024,
-            files_epoch: 0,
-        };
+        let opts = sim_options;
+        let (mut w, mut p) = sim_writer(dir, sim.shared(), mode);
         let (mut spanning, mut images) = (0, 0);
         let mut acked = 1;
         while spanning < 3 {
