@@ -280,7 +280,23 @@ impl StorageFile for FsFile {
     }
 
     fn is_linked(&self) -> io::Result<bool> {
-        Ok(self.0.metadata()?.nlink() > 0)
+        // `statx` asking for the link count alone, not `fstat`: since Linux 6.13 a query
+        // of a file's mtime or ctime makes the next write stamp a fine-grained time
+        // (multigrain timestamps), so an `fstat` after each batch had every write dirty
+        // the inode, and the next `fdatasync` waited for it. Measured on the development
+        // VM: one committer's p50 1.29x that of no check at all (docs/performance.md).
+        match rustix::fs::statx(
+            &self.0,
+            "",
+            AtFlags::EMPTY_PATH,
+            rustix::fs::StatxFlags::NLINK,
+        ) {
+            Ok(st) if st.stx_mask & rustix::fs::StatxFlags::NLINK.bits() != 0 => {
+                Ok(st.stx_nlink > 0)
+            }
+            // No `statx` (old kernels, some sandboxes), or no link count in its answer.
+            _ => Ok(self.0.metadata()?.nlink() > 0),
+        }
     }
 
     fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> io::Result<bool> {

@@ -103,10 +103,12 @@ pub trait StorageFile: Send + fmt::Debug {
     /// `fsync`: makes data and metadata durable.
     fn sync_all(&self) -> io::Result<()>;
 
-    /// Whether the file still has a name (its link count, from `fstat`, is above zero).
-    /// A file removed while open still takes writes and fsyncs, and they are lost when
-    /// the last handle closes: the writer asks this after each fsync, before it
-    /// acknowledges. The default answers `true` (cannot tell).
+    /// Whether the file still has a name (its link count is above zero). A file removed
+    /// while open still takes writes and fsyncs, and they are lost when the last handle
+    /// closes: the writer asks this after each fsync, before it acknowledges. It is on the
+    /// commit path, so an implementation should not read the file's timestamps (on Linux
+    /// 6.13 and later that makes the next write dirty the inode; the real file system asks
+    /// `statx` for the link count alone). The default answers `true` (cannot tell).
     fn is_linked(&self) -> io::Result<bool> {
         Ok(true)
     }
