@@ -292,6 +292,20 @@ async fn writer(
 async fn check_interface(http: &reqwest::Client, addrs: &[SocketAddr], lead: u64) {
     let leader_addr = addrs[(lead - 1) as usize];
     let follower = addrs[(lead % 3) as usize];
+    // A follower learns of a new leader from its first heartbeat; until then it answers
+    // 503 `{"leader": null}`, which is right too. Wait for it to name the leader.
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let known = raft_state(http, follower).await;
+        if known.as_ref().and_then(|s| s["leader"].as_u64()) == Some(lead) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "follower {follower} names no leader within {WAIT_TIMEOUT:?}: {known:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for (method, body) in [(reqwest::Method::PUT, "v"), (reqwest::Method::GET, "")] {
         let r = http
             .request(method.clone(), format!("http://{follower}/kv/probe"))
