@@ -6,7 +6,9 @@
 //! `flusher::handle` (in the flusher's message handler, outside the region where panics
 //! are caught: a panic there kills the actor, which the supervisor learns through the
 //! flusher's drop guard), and `replay::read` (in the replay reader at open, before each
-//! record: a panic there must fail `Wal::open`). `panic` panics at the point, `sleep(N)` stalls it, and
+//! record: a panic there must fail `Wal::open`), and `spare::before_raise` (on the flusher's
+//! spare helper thread, after it prepared a spare and before it raises `META`'s
+//! newest-segment LSN: `sleep(N)` only). `panic` panics at the point, `sleep(N)` stalls it, and
 //! `return` makes the operation fail with an injected `io::Error`; `return(EACCES)`,
 //! `return(EROFS)`, `return(ENOSPC)` or `return(EIO)` choose the error.
 

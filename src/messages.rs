@@ -273,8 +273,10 @@ pub struct GetStats;
 #[rtype(result = "Result<(), WalError>")]
 pub struct SetMode(pub WalMode);
 
-/// Stop taking appends, write and fsync everything queued, answer every waiter, release
-/// the log directory. Later appends get [`WalError::ShutDown`].
+/// Stop taking appends, write and fsync everything queued, answer every waiter, let the
+/// flusher finish its last I/O in the directory (its spare helper's raise of the
+/// newest-segment LSN), release the log directory. Nothing in the directory changes
+/// after the reply. Later appends get [`WalError::ShutDown`].
 #[derive(Debug, Clone, Copy)]
 pub struct Shutdown;
 

@@ -287,7 +287,8 @@ impl Wal {
     }
 
     /// Stops taking appends, writes and fsyncs everything queued, answers every waiter,
-    /// releases the directory lock, stops the flusher and joins its thread, and the
+    /// lets the flusher finish its last I/O in the directory, releases the directory
+    /// lock, stops the flusher and joins its thread, and the
     /// queue's own thread if it has one. Later appends get [`WalError::ShutDown`] (a
     /// `send` to an `Addr<Queue>` kept from [`Wal::queue`] gets `MailboxError::Closed`
     /// once the queue's own thread is gone). Returns the poisoning error if the log was

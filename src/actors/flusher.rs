@@ -36,6 +36,14 @@ pub(crate) enum FlushFault {
     Stale,
 }
 
+/// Sent by the queue at shutdown, once everything is written, before it releases the
+/// directory: the flusher joins its spare helper (whose raise of `META`'s newest-segment
+/// LSN and directory `fsync` are then done), removes the prepared spare and prepares no
+/// other, so that it does no I/O in the directory after the lock is released.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Settle;
+
 /// A health check: answered with the flusher's generation. Sent by the supervisor after
 /// a restart, before the queue is switched back to async.
 #[derive(Debug, Message)]
@@ -143,6 +151,15 @@ impl Handler<WriteBatch> for Flusher {
                 Err(FlushFault::Panicked(text))
             }
         }
+    }
+}
+
+impl Handler<Settle> for Flusher {
+    type Result = ();
+
+    fn handle(&mut self, _: Settle, _: &mut Self::Context) {
+        tracing::debug!(generation = self.generation, "flusher settling its spares");
+        self.writer.close_spares();
     }
 }
 

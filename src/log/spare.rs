@@ -226,6 +226,7 @@ impl Spares {
                         // its own (the helper's I/O shares the disk with the flusher's
                         // next batches).
                         let spare = recipe.make(false);
+                        fail::fail_point!("spare::before_raise");
                         let raised = raise.is_some_and(Raise::run);
                         let dir_synced = raised || recipe.sync_dir().is_ok();
                         Helped { dir_synced, spare }
@@ -390,6 +391,14 @@ impl Drop for Spares {
 }
 
 impl super::writer::SegmentWriter {
+    /// Stops preparing spares: joins the helper under way (its raise of N and directory
+    /// `fsync` done, unless the writer was fenced off), removes the prepared spare, and
+    /// makes a rollover's rename durable if it is not yet. Rollovers from now on create
+    /// their segment the usual way. The flusher's last I/O before a shutdown.
+    pub fn close_spares(&mut self) {
+        self.spares = None;
+    }
+
     /// Prepares spares for this writer from now on (see [`Spares`]).
     pub fn enable_spares(&mut self, mode: SpareMode) {
         self.spares = Some(Spares::new(

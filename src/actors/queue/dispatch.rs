@@ -327,6 +327,6 @@ impl Queue {
         self.publish_queue();
         self.kick(ctx);
         self.admit_stash(ctx);
-        self.finish_shutdown_if_idle();
+        self.finish_shutdown_if_idle(ctx);
     }
 }

@@ -3,11 +3,14 @@
 //! directory).
 
 use super::Queue;
+use crate::actors::flusher::Settle;
 use crate::error::WalError;
 use crate::lsn::Lsn;
 use crate::messages::{SetMeta, SetMode, Shutdown, TruncateBefore};
 use crate::stats::WalMode;
 use actix::prelude::*;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 impl Queue {
     pub(super) fn idle(&self) -> bool {
@@ -16,8 +19,11 @@ impl Queue {
             && self.stash.is_none()
     }
 
-    pub(super) fn finish_shutdown_if_idle(&mut self) {
+    pub(super) fn finish_shutdown_if_idle(&mut self, ctx: &mut Context<Self>) {
         if !self.shutting_down || !self.idle() || self.dir.is_none() {
+            return;
+        }
+        if !self.settle_flusher(ctx) {
             return;
         }
         self.verify_files("shutdown");
@@ -34,6 +40,49 @@ impl Queue {
             let _ = w.send(result.clone());
         }
     }
+}
+
+impl Queue {
+    /// Asks a live flusher to settle (see [`Settle`]) before the directory is released;
+    /// true once it has (or there is no live flusher, or it did not answer within
+    /// `flusher_stall_timeout_ms`: a stalled flusher is fenced off by the supervisor).
+    fn settle_flusher(&mut self, ctx: &mut Context<Self>) -> bool {
+        match self.settle {
+            ShutdownSettle::Done => return true,
+            ShutdownSettle::Waiting => return false,
+            ShutdownSettle::NotAsked => {}
+        }
+        let live = self
+            .flusher
+            .as_ref()
+            .filter(|f| f.generation == self.current_generation.load(Ordering::Acquire));
+        let Some(f) = live else {
+            self.settle = ShutdownSettle::Done;
+            return true;
+        };
+        self.settle = ShutdownSettle::Waiting;
+        let timeout = Duration::from_millis(self.cfg.flusher_stall_timeout_ms);
+        let settled = actix_rt::time::timeout(timeout, f.addr.send(Settle));
+        ctx.spawn(settled.into_actor(self).map(|res, act, ctx| {
+            if !matches!(res, Ok(Ok(()))) {
+                tracing::warn!("the flusher did not settle its spares before shutdown");
+            }
+            act.settle = ShutdownSettle::Done;
+            act.finish_shutdown_if_idle(ctx);
+        }));
+        false
+    }
+}
+
+/// Where a shutdown is in settling the flusher (see [`Queue::settle_flusher`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ShutdownSettle {
+    /// Not asked yet.
+    NotAsked,
+    /// Asked; the queue waits for its answer.
+    Waiting,
+    /// Settled, or nothing to settle.
+    Done,
 }
 
 impl Handler<SetMode> for Queue {
@@ -73,7 +122,7 @@ impl Handler<Shutdown> for Queue {
             self.shutting_down = true;
             self.shutdown_waiters.push(tx);
             self.kick_now(ctx);
-            self.finish_shutdown_if_idle();
+            self.finish_shutdown_if_idle(ctx);
         }
         Box::pin(async move { rx.await.unwrap_or(Err(WalError::ShutDown)) })
     }

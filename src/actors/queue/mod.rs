@@ -81,6 +81,8 @@ pub struct Queue {
     poisoned: Option<WalError>,
     shutting_down: bool,
     shutdown_waiters: Vec<futures::channel::oneshot::Sender<Result<(), WalError>>>,
+    /// Whether a shutdown has settled the flusher's spares yet (`lifecycle.rs`).
+    settle: lifecycle::ShutdownSettle,
     timer: Option<SpawnHandle>,
     spare: Vec<Vec<u8>>,
     stats: WalStats,
@@ -184,6 +186,7 @@ impl Queue {
             poisoned: None,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
+            settle: lifecycle::ShutdownSettle::NotAsked,
             timer: None,
             spare: Vec::new(),
             stats: WalStats {

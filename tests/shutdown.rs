@@ -1,0 +1,94 @@
+//! A clean shutdown leaves the log settled before it answers: the flusher's spare helper
+//! has raised `META`'s newest-segment LSN, and nothing in the directory changes once the
+//! lock is released (another process may own the log by then).
+#![cfg(feature = "failpoints")]
+
+use actix_wal::log::read_meta;
+use actix_wal::storage::FsStorage;
+use actix_wal::*;
+use fail::FailScenario;
+use std::path::Path;
+use std::time::Duration;
+
+fn small() -> WalConfig {
+    WalConfig::default()
+        .segment_size_bytes(4096)
+        .max_record_bytes(256)
+        .preallocate(false)
+}
+
+fn segments(dir: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".wal")?.parse().ok()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every file of the directory with its length, and `META`'s bytes.
+fn image(dir: &Path) -> (Vec<(String, u64)>, Vec<u8>) {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+            (e.file_name().into_string().unwrap(), len)
+        })
+        .collect();
+    files.sort();
+    let meta = std::fs::read(dir.join("META")).unwrap_or_default();
+    (files, meta)
+}
+
+/// Appends 60-byte records until the log has more than `n` segments (bounded).
+async fn append_until_segments(wal: &Wal, dir: &Path, n: usize) {
+    for _ in 0..1_000 {
+        if segments(dir).len() > n {
+            return;
+        }
+        wal.append(vec![7; 60]).await.unwrap();
+    }
+    panic!("no rollover past {n} segments in 1,000 appends");
+}
+
+#[actix::test]
+async fn shutdown_answers_after_the_newest_segment_is_raised_and_the_flusher_is_settled() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    append_until_segments(&wal, d.path(), 2).await;
+    // From here each spare helper waits before it raises N: the rollover below hands the
+    // new segment's raise to a helper that is still asleep when the shutdown comes.
+    fail::cfg("spare::before_raise", "sleep(400)").unwrap();
+    let n = segments(d.path()).len();
+    append_until_segments(&wal, d.path(), n).await;
+    let newest = *segments(d.path()).last().unwrap();
+
+    wal.queue().send(Shutdown).await.unwrap().unwrap();
+    let settled = image(d.path());
+    let meta = read_meta(&FsStorage, d.path()).unwrap().unwrap();
+    assert_eq!(
+        meta.newest_lsn, newest,
+        "the newest segment's raise is done before the shutdown is answered"
+    );
+    // The lock is released: nothing may change in the directory from now on.
+    actix_rt::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        image(d.path()),
+        settled,
+        "the directory changed after the shutdown was answered"
+    );
+    fail::remove("spare::before_raise");
+    wal.shutdown().await.unwrap();
+    assert_eq!(image(d.path()), settled, "nor after the flusher stopped");
+
+    // The log opens, its newest segment with records in it.
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    assert!(wal.recovery_report().next_lsn > Lsn(newest));
+    wal.shutdown().await.unwrap();
+    scenario.teardown();
+}
