@@ -8,7 +8,8 @@
 //! flusher's drop guard), and `replay::read` (in the replay reader at open, before each
 //! record: a panic there must fail `Wal::open`), and `spare::before_raise` (on the flusher's
 //! spare helper thread, after it prepared a spare and before it raises `META`'s
-//! newest-segment LSN: `sleep(N)` only). `panic` panics at the point, `sleep(N)` stalls it, and
+//! newest-segment LSN: `sleep(N)` stalls the helper, `return` makes it skip the raise, as
+//! a failed raise would). `panic` panics at the point, `sleep(N)` stalls it, and
 //! `return` makes the operation fail with an injected `io::Error`; `return(EACCES)`,
 //! `return(EROFS)`, `return(ENOSPC)` or `return(EIO)` choose the error.
 

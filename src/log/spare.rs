@@ -226,8 +226,11 @@ impl Spares {
                         // its own (the helper's I/O shares the disk with the flusher's
                         // next batches).
                         let spare = recipe.make(false);
-                        fail::fail_point!("spare::before_raise");
-                        let raised = raise.is_some_and(Raise::run);
+                        let skip_raise = (|| {
+                            fail::fail_point!("spare::before_raise", |_| true);
+                            false
+                        })();
+                        let raised = !skip_raise && raise.is_some_and(Raise::run);
                         let dir_synced = raised || recipe.sync_dir().is_ok();
                         Helped { dir_synced, spare }
                     });
@@ -247,11 +250,12 @@ impl Spares {
     /// Hands the raise of `META`'s newest-segment LSN to the helper that prepares the
     /// next spare, if this writer has one that is idle; `false`: the caller raises it now.
     pub fn raise_later(&mut self, raise: Raise) -> bool {
-        if matches!(self.pending, Some(Pending::Making(_)))
-            && raise.segment_first_lsn <= self.raise_handed
-        {
-            // The helper under way raises it (or, if it cannot, a batch after it does).
-            return true;
+        if let Some(Pending::Making(h)) = &self.pending {
+            if raise.segment_first_lsn <= self.raise_handed && !h.is_finished() {
+                // The helper under way raises it. One that has finished did not (else N
+                // would be there already): the caller raises it now.
+                return true;
+            }
         }
         if self.mode != SpareMode::Thread
             || self.pending.is_some()

@@ -1,6 +1,7 @@
-//! A clean shutdown leaves the log settled before it answers: the flusher's spare helper
-//! has raised `META`'s newest-segment LSN, and nothing in the directory changes once the
-//! lock is released (another process may own the log by then).
+//! `META`'s newest-segment LSN (N), raised off the commit path by the flusher's spare
+//! helper: a clean shutdown answers only once that raise is made and nothing more will
+//! change in the directory (another process may own the log once the lock is released);
+//! and when the helper does not raise it, the next batch in the segment does.
 #![cfg(feature = "failpoints")]
 
 use actix_wal::log::read_meta;
@@ -89,6 +90,40 @@ async fn shutdown_answers_after_the_newest_segment_is_raised_and_the_flusher_is_
     // The log opens, its newest segment with records in it.
     let wal = Wal::open(d.path(), small()).await.unwrap();
     assert!(wal.recovery_report().next_lsn > Lsn(newest));
+    wal.shutdown().await.unwrap();
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn a_raise_the_helper_did_not_make_is_made_by_the_next_batch_in_the_segment() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    append_until_segments(&wal, d.path(), 2).await;
+    // Every spare helper from here skips its raise, as a failed replace would.
+    fail::cfg("spare::before_raise", "return").unwrap();
+    let n = segments(d.path()).len();
+    append_until_segments(&wal, d.path(), n).await;
+    let newest = *segments(d.path()).last().unwrap();
+    let newest_now = || read_meta(&FsStorage, d.path()).unwrap().unwrap().newest_lsn;
+    // The helper runs on its own: more batches in the segment until one finds it done.
+    let mut batches = 0;
+    while newest_now() < newest && batches < 20 {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        wal.append(vec![7; 60]).await.unwrap();
+        batches += 1;
+    }
+    assert_eq!(
+        segments(d.path()).last(),
+        Some(&newest),
+        "still in the same segment"
+    );
+    assert_eq!(
+        newest_now(),
+        newest,
+        "N raised by a batch after the helper ({batches} batches)"
+    );
+    fail::remove("spare::before_raise");
     wal.shutdown().await.unwrap();
     scenario.teardown();
 }
