@@ -1,0 +1,280 @@
+//! One workload seed through its generations: crash images taken before every
+//! mutating operation, the points chosen among them, and each image recovered and checked.
+
+use crate::setup::{Engine, Found, Params, Setup, DIR, MAX_RECORD_BYTES};
+use crate::sim::check::{
+    before_last_batch, read_log, recover, verify, Event, Expect, Oracle, Rec, Tag, Violation,
+};
+use crate::sim::{mix, Rng, SimStorage, Snapshot};
+use crate::workload::{run_actors, run_writer};
+use std::path::Path;
+
+/// Recovers a crash image and checks it: the records, idempotence, a crash during
+/// recovery, and (sometimes) a bit flip before the last batch. Returns the records.
+pub(crate) fn check_image(
+    setup: &Setup,
+    p: &Params,
+    image: &SimStorage,
+    expect: &Expect<'_>,
+    rng: &mut Rng,
+    found: &mut Found,
+) -> Result<Vec<Rec>, Vec<Violation>> {
+    let dir = Path::new(DIR);
+    let pristine = image.fork();
+    let storage = setup.storage(image);
+    let opts = setup.log_options(p, storage.clone());
+    image.record(|| 0);
+    let first = recover(&storage, dir, &opts);
+    let during = image.take_snapshots();
+    match first {
+        Err(e) => return Err(vec![Violation::RecoveryFailed(e.to_string())]),
+        Ok(o) if o.bytes_cut > 0 => found.torn_tails += 1,
+        Ok(_) => {}
+    }
+    let recs = read_log(&storage, dir, MAX_RECORD_BYTES)
+        .map_err(|e| vec![Violation::ReadFailed(e.to_string())])?;
+    let mut v = verify(&recs, expect);
+    // Idempotent: recovering the recovered log changes nothing.
+    match recover(&storage, dir, &opts).and_then(|_| read_log(&storage, dir, MAX_RECORD_BYTES)) {
+        Ok(again) if again == recs => {}
+        Ok(again) => v.push(Violation::NotIdempotent(format!(
+            "second recovery: {} records, first: {}",
+            again.len(),
+            recs.len()
+        ))),
+        Err(e) => v.push(Violation::NotIdempotent(format!(
+            "second recovery failed: {e}"
+        ))),
+    }
+    // A crash during recovery, then recovery again: the same records.
+    if !during.is_empty() {
+        let snap = &during[rng.below(during.len() as u64) as usize];
+        let img = snap.crash(rng.next_u64());
+        let st = setup.storage(&img);
+        let o = setup.log_options(p, st.clone());
+        found.recovery_crashes += 1;
+        match recover(&st, dir, &o).and_then(|_| read_log(&st, dir, MAX_RECORD_BYTES)) {
+            Ok(again) if again == recs => {}
+            Ok(again) => v.push(Violation::NotIdempotent(format!(
+                "crash at recovery op {} ({}): {} records, clean recovery: {}",
+                snap.op,
+                snap.desc,
+                again.len(),
+                recs.len()
+            ))),
+            Err(e) => v.push(Violation::NotIdempotent(format!(
+                "recovery after a crash at recovery op {} ({}) failed: {e}",
+                snap.op, snap.desc
+            ))),
+        }
+    }
+    // A bit flipped at rest before the last batch is reported.
+    if rng.chance(1, 3) {
+        let ranges = before_last_batch(image, dir, &recs);
+        let total: u64 = ranges.iter().map(|(_, a, b)| b - a).sum();
+        if total > 0 {
+            let mut at = rng.below(total);
+            for (name, a, b) in &ranges {
+                if at < b - a {
+                    let f = image.fork();
+                    let path = dir.join(name);
+                    let bit = rng.below(8) as u8;
+                    f.flip_bit(&path, a + at, bit);
+                    let st = setup.storage(&f);
+                    let o = setup.log_options(p, st.clone());
+                    found.flips += 1;
+                    match recover(&st, dir, &o) {
+                        Err(e) if e.is_corruption() => {}
+                        other => v.push(Violation::FlipMissed(format!(
+                            "bit {bit} of byte {} of {name}: recovery gave {:?}",
+                            a + at,
+                            other.map(|o| o.records)
+                        ))),
+                    }
+                    break;
+                }
+                at -= b - a;
+            }
+        }
+    }
+    drop(pristine);
+    if v.is_empty() {
+        Ok(recs)
+    } else {
+        Err(v)
+    }
+}
+
+/// Chooses the crash points to check: the end of the run, then a third at random, a third
+/// among the operations where ordering matters most (namespace and size changes) and a
+/// third just before an fsync (where un-synced data can tear).
+pub(crate) fn choose_points(snaps: &[Snapshot], n: usize, rng: &mut Rng) -> Vec<usize> {
+    if snaps.len() <= n {
+        return (0..snaps.len()).collect();
+    }
+    let of = |pred: &dyn Fn(crate::sim::OpKind) -> bool| -> Vec<usize> {
+        (0..snaps.len())
+            .filter(|&i| pred(snaps[i].desc.kind))
+            .collect()
+    };
+    let namespace = of(&|k| {
+        k.is_namespace() || matches!(k, crate::sim::OpKind::SetLen | crate::sim::OpKind::Allocate)
+    });
+    let fsync = of(&|k| {
+        matches!(
+            k,
+            crate::sim::OpKind::SyncData | crate::sim::OpKind::SyncAll
+        )
+    });
+    let mut out = vec![snaps.len() - 1];
+    while out.len() < n {
+        let pool = match rng.below(3) {
+            0 if !namespace.is_empty() => &namespace,
+            1 if !fsync.is_empty() => &fsync,
+            _ => {
+                let i = rng.below(snaps.len() as u64) as usize;
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+                continue;
+            }
+        };
+        let i = pool[rng.below(pool.len() as u64) as usize];
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Runs one workload seed through all its generations.
+pub(crate) fn run_seed(setup: &Setup, seed: u64, stop_at_first: bool) -> Found {
+    let mut rng = Rng::new(seed);
+    let p = Params::new(&mut rng, setup.engine);
+    let mut found = Found::default();
+    let mut base = SimStorage::new();
+    let mut required: Vec<Rec> = Vec::new();
+    for gen in 0..setup.gens {
+        let gen_seed = mix(seed, u64::from(gen) + 1000);
+        let oracle = Oracle::default();
+        let sim = base;
+        sim.record(oracle.probe());
+        let ran = match setup.engine {
+            Engine::Actors => run_actors(setup, &p, gen, gen_seed, &sim, &oracle),
+            Engine::Writer => run_writer(setup, &p, gen, gen_seed, &sim, &oracle),
+        };
+        let mut snaps = sim.take_snapshots();
+        if let Err(e) = ran {
+            found.kinds.push("recovery-failed");
+            found.violations.push(format!(
+                "TORTURE_SEED={}:{seed} gen {gen}: {e}",
+                setup.engine.name()
+            ));
+            return found;
+        }
+        snaps.push(sim.snapshot(oracle.mark()));
+        let points = choose_points(&snaps, setup.points_per_gen, &mut rng);
+        let mut next: Option<(SimStorage, Vec<Rec>)> = None;
+        for &i in &points {
+            let snap = &snaps[i];
+            let events = oracle.upto(snap.mark);
+            let expect = Expect {
+                required: &required,
+                events: &events,
+            };
+            for s in 0..setup.seeds_per_point {
+                let image_seed = mix(gen_seed, (snap.op << 8) | s);
+                let image = snap.crash(image_seed);
+                let keep = image.fork();
+                found.crash_points += 1;
+                match check_image(setup, &p, &image, &expect, &mut rng, &mut found) {
+                    Ok(recs) => {
+                        let last = i == snaps.len() - 1;
+                        if next.is_none() || last || rng.chance(1, 4) {
+                            next = Some((keep, recs));
+                        }
+                    }
+                    Err(vs) => {
+                        let window = snaps[i.saturating_sub(8)..=i]
+                            .iter()
+                            .map(|s| format!("#{} {}", s.op, s.desc))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        found.kinds.extend(vs.iter().map(Violation::kind));
+                        if std::env::var_os("TORTURE_VERBOSE").is_some() {
+                            eprintln!(
+                                "--- gen {gen}: every operation, with the events seen before it"
+                            );
+                            let all = oracle.upto(oracle.mark());
+                            let mut shown = 0;
+                            for s in &snaps {
+                                while shown < s.mark as usize {
+                                    eprintln!("      event {shown}: {:?}", all[shown]);
+                                    shown += 1;
+                                }
+                                eprintln!("  #{} {}", s.op, s.desc);
+                            }
+                        }
+                        let history = attempt_history(&events, &vs);
+                        found.violations.push(format!(
+                            "TORTURE_SEED={}:{seed} gen {gen}, crash before op #{} ({}), image seed {image_seed}: {}\n    ops before it: {window}{history}",
+                            setup.engine.name(),
+                            snap.op,
+                            snap.desc,
+                            summarize(&vs),
+                        ));
+                        if stop_at_first {
+                            return found;
+                        }
+                    }
+                }
+            }
+        }
+        match next {
+            Some((image, recs)) => {
+                base = image;
+                required = recs;
+            }
+            None => return found,
+        }
+    }
+    found
+}
+
+/// For a ghost or a duplicate: what the workload saw of that attempt.
+pub(crate) fn attempt_history(events: &[Event], vs: &[Violation]) -> String {
+    let Some(attempt) = vs.iter().find_map(|v| match v {
+        Violation::Ghost { tag } | Violation::Duplicate { tag } => Some(tag.attempt()),
+        _ => None,
+    }) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (i, e) in events.iter().enumerate() {
+        let line = match e {
+            Event::Submitted(t) if t[0].attempt() == attempt => "submitted".to_string(),
+            Event::Failed(t) if t[0].attempt() == attempt => "failed".to_string(),
+            Event::Acked { lsn, payloads } => match Tag::decode(&payloads[0]) {
+                Some(t) if t.attempt() == attempt => format!("acked at LSN {lsn}"),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        out.push_str(&format!("\n    event {i}: {line}"));
+    }
+    out
+}
+
+/// One line for the violations of one image: how many of each kind, and the first few.
+pub(crate) fn summarize(vs: &[Violation]) -> String {
+    let mut kinds: Vec<&str> = vs.iter().map(Violation::kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let counts: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("{k} x{}", vs.iter().filter(|v| v.kind() == *k).count()))
+        .collect();
+    let first: Vec<String> = vs.iter().take(3).map(|v| format!("{v:?}")).collect();
+    format!("{} [{}]", counts.join(", "), first.join("; "))
+}
