@@ -8,6 +8,7 @@ pub mod handles;
 pub mod index;
 pub mod meta;
 pub mod options;
+mod raise;
 pub mod read_at;
 pub mod reader;
 pub mod recovery;

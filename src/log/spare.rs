@@ -32,6 +32,7 @@
 //! thread after a batch, so the simulated-disk tests stay deterministic. The queue's
 //! degraded path uses none.
 
+pub use super::raise::Raise;
 use crate::error::WalError;
 use crate::storage::{SharedStorage, StorageFile};
 use std::path::{Path, PathBuf};
@@ -336,51 +337,6 @@ impl Spares {
     }
 }
 
-/// A raise of `META`'s newest-segment LSN (N) made off the commit path: after the first
-/// batch in a segment is durable, and possibly after it is acknowledged. Skipped when a
-/// replace was attempted since the batch (a rewind lowering N) or the writer was fenced
-/// off; a failure is logged and leaves N lower. N lower than it could be is always safe
-/// (the log reaches past it); docs/format.md says what the later raise gives up.
-#[derive(Debug)]
-pub struct Raise {
-    /// The log's metadata file.
-    pub meta: std::sync::Arc<super::meta::SharedMeta>,
-    /// The segment N is raised to.
-    pub segment_first_lsn: u64,
-    /// `seq` of the metadata value current when the batch was durable.
-    pub seen_seq: u64,
-    /// The writer's fence (see [`super::writer::SegmentWriter::fence`]).
-    pub fence: Option<(std::sync::Arc<AtomicU64>, u64)>,
-}
-
-impl Raise {
-    /// Makes the raise; true if it replaced `META` (which `fsync`s the directory).
-    fn run(self) -> bool {
-        if let Some((current, mine)) = &self.fence {
-            if current.load(Ordering::Acquire) != *mine {
-                return false;
-            }
-        }
-        match self
-            .meta
-            .raise_newest_unless_replaced(self.segment_first_lsn, self.seen_seq)
-        {
-            Ok(raised) => {
-                tracing::debug!(
-                    raised,
-                    newest_lsn = self.segment_first_lsn,
-                    "newest-segment LSN raised off the commit path"
-                );
-                raised
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "raising the newest-segment LSN failed; it stays lower");
-                false
-            }
-        }
-    }
-}
-
 impl Drop for Spares {
     fn drop(&mut self) {
         if let Some(s) = self.take() {
@@ -480,31 +436,6 @@ impl super::writer::SegmentWriter {
             let _ = self.storage.remove(&path);
             let _ = self.storage.sync_dir(&self.dir);
         }
-    }
-}
-
-impl super::writer::SegmentWriter {
-    /// Hands the raise of N to `segment_first_lsn` to the spare helper (the flusher:
-    /// [`SpareMode::Thread`]); `None`: the caller raises it now, before acknowledging.
-    pub(super) fn raise_later(
-        &mut self,
-        meta: std::sync::Arc<super::meta::SharedMeta>,
-        segment_first_lsn: u64,
-    ) -> Option<Result<(), super::writer::BatchFailure>> {
-        let current = meta.current()?;
-        if current.newest_lsn >= segment_first_lsn {
-            return Some(Ok(()));
-        }
-        let raise = Raise {
-            meta,
-            segment_first_lsn,
-            seen_seq: current.seq,
-            fence: self.fence.clone(),
-        };
-        self.spares
-            .as_mut()
-            .is_some_and(|s| s.raise_later(raise))
-            .then_some(Ok(()))
     }
 }
 

@@ -354,46 +354,6 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// After the batch's fsync, before any of it is acknowledged: `META`'s newest-segment
-    /// LSN reaches the segment the batch ends in. The batch is on disk but may not be
-    /// acknowledged if this fails. Failed before its rename (settled), the disk holds the
-    /// old value: reported as a failed fsync, the batch is rewritten to a fresh segment
-    /// (whose first batch raises it again). Failed after (unsettled), the disk may hold the
-    /// raised value, and a rewrite, which removes the batch's segments, would leave a log
-    /// short of it: the log is poisoned instead, nothing removed, and the reopen finds the
-    /// batch where it is.
-    fn raise_newest(&mut self, batch: &Batch) -> Result<(), BatchFailure> {
-        let (Some(meta), Some(last)) = (&self.meta, batch.chunks.last()) else {
-            return Ok(());
-        };
-        if self.fenced() {
-            return Err(BatchFailure::Fenced);
-        }
-        let meta = meta.clone();
-        if let Some(raised) = self.raise_later(meta.clone(), last.segment_first_lsn) {
-            return raised;
-        }
-        let Err(error) = meta.raise_newest(last.segment_first_lsn) else {
-            return Ok(());
-        };
-        self.active = None;
-        if meta.is_settled() {
-            return Err(BatchFailure::Sync(error));
-        }
-        let repair = WalError::io(
-            "raise META",
-            meta.path(),
-            std::io::Error::other(
-                "META may hold the raised value: the batch is kept, not rewritten",
-            ),
-        );
-        Err(BatchFailure::Unrepaired {
-            step: "raise META",
-            error,
-            repair: Box::new(repair),
-        })
-    }
-
     /// After a failed segment creation: [`WalError::FileRemoved`] if the log directory's
     /// path names no directory any more (removed or renamed while the log was open).
     fn dir_gone(&self, op: &'static str) -> Option<WalError> {
