@@ -9,11 +9,14 @@ use actix_wal::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CHILD_DIR: &str = "ACTIX_WAL_CRASH_CHILD_DIR";
 const CHILD_ROUND: &str = "ACTIX_WAL_CRASH_CHILD_ROUND";
 const CHILD_FAULT: &str = "ACTIX_WAL_CRASH_CHILD_FAULT";
+/// How long the parent waits for a child's first acknowledgement before it draws the
+/// moment of the kill (bounded: a fault may keep a child from acknowledging at all).
+const FIRST_ACK_WAIT: Duration = Duration::from_secs(10);
 
 struct Appender {
     queue: Addr<actix_wal::Queue>,
@@ -140,21 +143,41 @@ fn sigkill_crash_loop_loses_no_acknowledged_record() {
         }
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(l) => lines.push(l),
-                    Err(_) => break,
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
                 }
             }
-            lines
         });
+        // Most rounds kill the child while it appends: the moment is drawn from its first
+        // acknowledgement on (a loaded machine may take long to start it). One round in
+        // four draws it from the spawn, so that some kills land in the open and recovery.
+        let mut lines = Vec::new();
+        let from_spawn = round > 0 && xorshift(&mut rng) % 4 == 0;
+        if !from_spawn {
+            let until = Instant::now() + FIRST_ACK_WAIT;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(l) => {
+                        let ack = l.starts_with("ACK ");
+                        lines.push(l);
+                        if ack {
+                            break;
+                        }
+                    }
+                    Err(_) => break, // no acknowledgement in time, or the child is gone
+                }
+            }
+        }
         let run_ms = 150 + xorshift(&mut rng) % 350;
         std::thread::sleep(Duration::from_millis(run_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let lines = reader.join().unwrap();
+        reader.join().unwrap();
+        lines.extend(rx.try_iter());
         let mut this_round = 0;
         for l in lines {
             // Only whole lines count: a line cut by the kill has no payload yet.
