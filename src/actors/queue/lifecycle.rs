@@ -1,6 +1,6 @@
 //! The log's life from the caller's side: `SetMode` (async or synchronous group commit),
-//! `TruncateBefore` (checkpoint), and `Shutdown` (drain, answer everyone, release the
-//! directory).
+//! `TruncateBefore` (checkpoint), `SetMeta`, and `Shutdown` (drain, answer everyone,
+//! settle the flusher, release the directory).
 
 use super::Queue;
 use crate::actors::flusher::Settle;
@@ -40,9 +40,7 @@ impl Queue {
             let _ = w.send(result.clone());
         }
     }
-}
 
-impl Queue {
     /// Asks a live flusher to settle (see [`Settle`]) before the directory is released;
     /// true once it has (or there is no live flusher, or it did not answer within
     /// `flusher_stall_timeout_ms`: a stalled flusher is fenced off by the supervisor).
