@@ -156,7 +156,7 @@ fn sigkill_crash_loop_loses_no_acknowledged_record() {
         // acknowledgement on (a loaded machine may take long to start it). One round in
         // four draws it from the spawn, so that some kills land in the open and recovery.
         let mut lines = Vec::new();
-        let from_spawn = round > 0 && xorshift(&mut rng) % 4 == 0;
+        let from_spawn = round > 0 && xorshift(&mut rng).is_multiple_of(4);
         if !from_spawn {
             let until = Instant::now() + FIRST_ACK_WAIT;
             while let Some(left) = until.checked_duration_since(Instant::now()) {

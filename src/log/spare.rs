@@ -227,11 +227,7 @@ impl Spares {
                         // its own (the helper's I/O shares the disk with the flusher's
                         // next batches).
                         let spare = recipe.make(false);
-                        let skip_raise = (|| {
-                            fail::fail_point!("spare::before_raise", |_| true);
-                            false
-                        })();
-                        let raised = !skip_raise && raise.is_some_and(Raise::run);
+                        let raised = !skip_raise() && raise.is_some_and(Raise::run);
                         let dir_synced = raised || recipe.sync_dir().is_ok();
                         Helped { dir_synced, spare }
                     });
@@ -335,6 +331,13 @@ impl Spares {
         drop(spare.file);
         let _ = self.recipe.storage.remove(&spare.path);
     }
+}
+
+/// The failpoint `spare::before_raise` (the helper, between its spare and its raise):
+/// `sleep(N)` stalls it, `return` skips the raise as a failed one would.
+fn skip_raise() -> bool {
+    fail::fail_point!("spare::before_raise", |_| true);
+    false
 }
 
 impl Drop for Spares {
