@@ -3,23 +3,14 @@
 //! `truncate_before` (reported, honoured by replay and `LogReader`), `replay_from`, and a
 //! lost newest segment reported as corruption.
 
+mod common;
+
 use actix::prelude::*;
 use actix_wal::log::{read_meta, LogOptions, LogReader, LogWriter};
 use actix_wal::*;
+use common::segment_lsns;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-fn segments(dir: &Path) -> Vec<u64> {
-    let mut v: Vec<u64> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".wal")?.parse().ok()
-        })
-        .collect();
-    v.sort();
-    v
-}
 
 fn reader_lsns(dir: &Path) -> Vec<u64> {
     LogReader::open(dir)
@@ -76,13 +67,13 @@ async fn truncate_before_persists_the_start_inside_a_kept_segment() {
     for i in 0..300u32 {
         wal.append(vec![i as u8; 60]).await.unwrap();
     }
-    let segs = segments(d.path());
+    let segs = segment_lsns(d.path());
     assert!(segs.len() > 4, "{segs:?}");
     // An LSN inside a segment, not at its start: that segment is kept.
     let mid = segs[3] + 2;
     assert!(mid < segs[4]);
     assert_eq!(wal.truncate_before(Lsn(mid)).await.unwrap(), 3);
-    assert_eq!(segments(d.path())[0], segs[3]);
+    assert_eq!(segment_lsns(d.path())[0], segs[3]);
     assert_eq!(wal.stats().await.unwrap().first_lsn, Lsn(mid));
     // A lower checkpoint never moves the start back.
     wal.truncate_before(Lsn(mid - 1)).await.unwrap();
@@ -121,7 +112,7 @@ async fn a_new_log_writes_meta_and_starts_at_first_lsn() {
         .unwrap()
         .expect("META written for a new log");
     assert_eq!(meta.first_lsn, 1_000);
-    assert_eq!(segments(d.path()), [1_000]);
+    assert_eq!(segment_lsns(d.path()), [1_000]);
     assert_eq!(wal.append(b"x".to_vec()).await.unwrap(), Lsn(1_000));
     wal.shutdown().await.unwrap();
 
@@ -161,7 +152,7 @@ fn an_old_log_without_meta_gets_one_at_open() {
         .unwrap()
         .unwrap();
     assert_eq!(meta.first_lsn, 1);
-    let last_segment = *segments(d.path()).last().unwrap();
+    let last_segment = *segment_lsns(d.path()).last().unwrap();
     assert_eq!(meta.newest_lsn, last_segment);
 }
 
@@ -257,7 +248,7 @@ async fn meta_is_replaced_once_per_segment_and_a_lost_newest_segment_is_corrupti
     }
     let stats = wal.stats().await.unwrap();
     wal.shutdown().await.unwrap();
-    let segs = segments(d.path());
+    let segs = segment_lsns(d.path());
     let meta = read_meta(&actix_wal::storage::FsStorage, d.path())
         .unwrap()
         .unwrap();
@@ -321,7 +312,7 @@ fn the_log_writer_raises_newest_too() {
         log.sync().unwrap();
     }
     drop(log);
-    let segs = segments(d.path());
+    let segs = segment_lsns(d.path());
     std::fs::remove_file(
         d.path()
             .join(actix_wal::log::segment_name(*segs.last().unwrap())),
@@ -340,9 +331,13 @@ async fn reads_never_return_a_record_below_the_checkpoint() {
     for i in 1..=20u32 {
         wal.append(i.to_le_bytes().to_vec()).await.unwrap();
     }
-    let segs = segments(d.path());
+    let segs = segment_lsns(d.path());
     wal.send(TruncateBefore(Lsn(10))).await.unwrap();
-    assert_eq!(segments(d.path()), segs, "the segment holding 10 is kept");
+    assert_eq!(
+        segment_lsns(d.path()),
+        segs,
+        "the segment holding 10 is kept"
+    );
     assert!(
         matches!(wal.read(Lsn(9)).await, Err(WalError::NotFound { .. })),
         "open log: 9 is below the checkpoint"

@@ -4,9 +4,12 @@
 //! and when the helper does not raise it, the next batch in the segment does.
 #![cfg(feature = "failpoints")]
 
+mod common;
+
 use actix_wal::log::read_meta;
 use actix_wal::storage::FsStorage;
 use actix_wal::*;
+use common::segment_lsns;
 use fail::FailScenario;
 use std::path::Path;
 use std::time::Duration;
@@ -16,18 +19,6 @@ fn small() -> WalConfig {
         .segment_size_bytes(4096)
         .max_record_bytes(256)
         .preallocate(false)
-}
-
-fn segments(dir: &Path) -> Vec<u64> {
-    let mut v: Vec<u64> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".wal")?.parse().ok()
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// Every file of the directory with its length, and `META`'s bytes.
@@ -48,7 +39,7 @@ fn image(dir: &Path) -> (Vec<(String, u64)>, Vec<u8>) {
 /// Appends 60-byte records until the log has more than `n` segments (bounded).
 async fn append_until_segments(wal: &Wal, dir: &Path, n: usize) {
     for _ in 0..1_000 {
-        if segments(dir).len() > n {
+        if segment_lsns(dir).len() > n {
             return;
         }
         wal.append(vec![7; 60]).await.unwrap();
@@ -56,18 +47,25 @@ async fn append_until_segments(wal: &Wal, dir: &Path, n: usize) {
     panic!("no rollover past {n} segments in 1,000 appends");
 }
 
+/// A log of small segments past its second, rolled over into a new one with the spare
+/// helper's failpoint set to `action` just before: that segment's raise of N goes to a
+/// helper under `action`. Returns the new segment's first LSN.
+async fn roll_over_with_helper(dir: &Path, action: &str) -> (Wal, u64) {
+    let wal = Wal::open(dir, small()).await.unwrap();
+    append_until_segments(&wal, dir, 2).await;
+    fail::cfg("spare::before_raise", action).unwrap();
+    let n = segment_lsns(dir).len();
+    append_until_segments(&wal, dir, n).await;
+    let newest = *segment_lsns(dir).last().unwrap();
+    (wal, newest)
+}
+
 #[actix::test]
 async fn shutdown_answers_after_the_newest_segment_is_raised_and_the_flusher_is_settled() {
     let scenario = FailScenario::setup();
     let d = tempfile::tempdir().unwrap();
-    let wal = Wal::open(d.path(), small()).await.unwrap();
-    append_until_segments(&wal, d.path(), 2).await;
-    // From here each spare helper waits before it raises N: the rollover below hands the
-    // new segment's raise to a helper that is still asleep when the shutdown comes.
-    fail::cfg("spare::before_raise", "sleep(400)").unwrap();
-    let n = segments(d.path()).len();
-    append_until_segments(&wal, d.path(), n).await;
-    let newest = *segments(d.path()).last().unwrap();
+    // The new segment's raise goes to a helper still asleep when the shutdown comes.
+    let (wal, newest) = roll_over_with_helper(d.path(), "sleep(400)").await;
 
     wal.queue().send(Shutdown).await.unwrap().unwrap();
     let settled = image(d.path());
@@ -98,13 +96,8 @@ async fn shutdown_answers_after_the_newest_segment_is_raised_and_the_flusher_is_
 async fn a_raise_the_helper_did_not_make_is_made_by_the_next_batch_in_the_segment() {
     let scenario = FailScenario::setup();
     let d = tempfile::tempdir().unwrap();
-    let wal = Wal::open(d.path(), small()).await.unwrap();
-    append_until_segments(&wal, d.path(), 2).await;
-    // Every spare helper from here skips its raise, as a failed replace would.
-    fail::cfg("spare::before_raise", "return").unwrap();
-    let n = segments(d.path()).len();
-    append_until_segments(&wal, d.path(), n).await;
-    let newest = *segments(d.path()).last().unwrap();
+    // The new segment's helper skips its raise, as a failed replace would.
+    let (wal, newest) = roll_over_with_helper(d.path(), "return").await;
     let newest_now = || read_meta(&FsStorage, d.path()).unwrap().unwrap().newest_lsn;
     // The helper runs on its own: more batches in the segment until one finds it done.
     let mut batches = 0;
@@ -114,7 +107,7 @@ async fn a_raise_the_helper_did_not_make_is_made_by_the_next_batch_in_the_segmen
         batches += 1;
     }
     assert_eq!(
-        segments(d.path()).last(),
+        segment_lsns(d.path()).last(),
         Some(&newest),
         "still in the same segment"
     );

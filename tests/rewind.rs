@@ -3,8 +3,11 @@
 //! rewound log (no markers); appends in flight above the cut fail typed; bad input is
 //! refused with a typed error and changes nothing.
 
+mod common;
+
 use actix_wal::log::LogReader;
 use actix_wal::*;
+use common::segment_lsns;
 use std::path::Path;
 
 fn small() -> WalConfig {
@@ -24,18 +27,6 @@ fn reader(dir: &Path) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
-fn segments(dir: &Path) -> Vec<u64> {
-    let mut v: Vec<u64> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".wal")?.parse().ok()
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn payload(i: u64) -> Vec<u8> {
     format!("record {i:05}").into_bytes()
 }
@@ -51,7 +42,7 @@ async fn rewind_removes_the_suffix_and_appends_continue_after_it() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
     fill(&wal, 400).await;
-    let before = segments(d.path());
+    let before = segment_lsns(d.path());
     assert!(before.len() > 3, "{before:?}");
     wal.truncate_after(Lsn(150)).await.unwrap();
     assert!(matches!(
@@ -62,8 +53,8 @@ async fn rewind_removes_the_suffix_and_appends_continue_after_it() {
     let stats = wal.stats().await.unwrap();
     assert_eq!(stats.next_lsn, Lsn(151));
     // Later segments are gone (not markers): only segments starting at or below 151 stay.
-    assert!(segments(d.path()).iter().all(|&s| s <= 151));
-    assert!(segments(d.path()).len() < before.len());
+    assert!(segment_lsns(d.path()).iter().all(|&s| s <= 151));
+    assert!(segment_lsns(d.path()).len() < before.len());
     assert_eq!(wal.append(b"after".to_vec()).await.unwrap(), Lsn(151));
     assert_eq!(wal.read(Lsn(151)).await.unwrap().payload, b"after");
     wal.shutdown().await.unwrap();
@@ -86,11 +77,11 @@ async fn rewind_to_a_segment_boundary_and_to_the_start() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
     fill(&wal, 300).await;
-    let segs = segments(d.path());
+    let segs = segment_lsns(d.path());
     let boundary = segs[2];
     wal.truncate_after(Lsn(boundary - 1)).await.unwrap();
     // The segment starting at the cut is kept, cut to its header.
-    assert_eq!(*segments(d.path()).last().unwrap(), boundary);
+    assert_eq!(*segment_lsns(d.path()).last().unwrap(), boundary);
     assert_eq!(wal.append(b"x".to_vec()).await.unwrap(), Lsn(boundary));
     // Everything: lsn + 1 == first LSN empties the log.
     wal.truncate_after(Lsn(0)).await.unwrap();
@@ -114,7 +105,7 @@ async fn bad_rewinds_and_resets_are_refused_and_change_nothing() {
         .unwrap();
     assert_eq!(txn, Lsn(101));
     wal.truncate_before(Lsn(40)).await.unwrap();
-    let files = segments(d.path());
+    let files = segment_lsns(d.path());
 
     let below = wal.truncate_after(Lsn(38)).await;
     assert!(
@@ -149,7 +140,7 @@ async fn bad_rewinds_and_resets_are_refused_and_change_nothing() {
     );
 
     // Nothing changed: same files, same next LSN, every record still there.
-    assert_eq!(segments(d.path()), files);
+    assert_eq!(segment_lsns(d.path()), files);
     assert_eq!(wal.stats().await.unwrap().next_lsn, Lsn(104));
     for lsn in [40, 99, 100, 101, 102, 103] {
         wal.read(Lsn(lsn)).await.unwrap();
@@ -171,7 +162,7 @@ async fn reset_removes_every_record_keeps_meta_and_continues_at_the_new_lsn() {
     fill(&wal, 200).await;
     wal.set_meta(b"vote".to_vec()).await.unwrap();
     wal.reset(Lsn(1000)).await.unwrap();
-    assert_eq!(segments(d.path()), vec![1000]);
+    assert_eq!(segment_lsns(d.path()), vec![1000]);
     let stats = wal.stats().await.unwrap();
     assert_eq!((stats.first_lsn, stats.next_lsn), (Lsn(1000), Lsn(1000)));
     assert!(matches!(

@@ -195,3 +195,16 @@ pub fn segment_count(dir: &Path) -> usize {
         })
         .count()
 }
+
+/// The first LSNs of the log's segment files, in order.
+pub fn segment_lsns(dir: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".wal")?.parse().ok()
+        })
+        .collect();
+    v.sort();
+    v
+}
