@@ -86,12 +86,12 @@ impl Handler<JoinQueueThread> for QueueKeeper {
 impl Handler<StopFlusher> for QueueKeeper {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: StopFlusher, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: StopFlusher, _: &mut Self::Context) -> Self::Result {
         let supervisor = self.supervisor.clone();
         let join = self.join();
         Box::pin(
             async move {
-                let _ = supervisor.send(StopFlusher).await;
+                let _ = supervisor.send(msg).await;
             }
             .into_actor(self)
             .then(move |_, _, _| join),

@@ -304,7 +304,7 @@ impl Wal {
                 Ok(r) => r,
                 Err(_) => Ok(()),
             };
-            let _ = self.supervisor.send(StopFlusher).await;
+            let _ = self.supervisor.send(StopFlusher { release: None }).await;
             if let Some(keeper) = &self.queue_keeper {
                 let _ = keeper.send(JoinQueueThread).await;
             }

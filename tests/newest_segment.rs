@@ -1,18 +1,19 @@
 //! `META`'s newest-segment LSN (N), raised off the commit path by the flusher's spare
 //! helper: a clean shutdown answers only once that raise is made and nothing more will
 //! change in the directory (another process may own the log once the lock is released);
-//! and when the helper does not raise it, the next batch in the segment does.
+//! dropping every handle releases the lock only after that I/O too; and when the helper
+//! does not raise it, the next batch in the segment does.
 #![cfg(feature = "failpoints")]
 
 mod common;
 
-use actix_wal::log::read_meta;
-use actix_wal::storage::FsStorage;
+use actix_wal::log::{read_meta, LogDir};
+use actix_wal::storage::{default_storage, FsStorage};
 use actix_wal::*;
 use common::segment_lsns;
 use fail::FailScenario;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn small() -> WalConfig {
     WalConfig::default()
@@ -118,5 +119,36 @@ async fn a_raise_the_helper_did_not_make_is_made_by_the_next_batch_in_the_segmen
     );
     fail::remove("spare::before_raise");
     wal.shutdown().await.unwrap();
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn dropping_every_handle_releases_the_directory_only_after_the_flusher_is_gone() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    // The new segment's helper is still asleep when the last handle goes.
+    let (wal, _) = roll_over_with_helper(d.path(), "sleep(400)").await;
+    drop(wal);
+    // The moment the lock can be taken, the directory must be as it will stay.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let released = loop {
+        if let Ok(dir) = LogDir::open(d.path(), default_storage()) {
+            let released = image(d.path());
+            drop(dir);
+            break released;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the directory was not released within 10 s"
+        );
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    };
+    actix_rt::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        image(d.path()),
+        released,
+        "the directory changed after its lock was released"
+    );
+    fail::remove("spare::before_raise");
     scenario.teardown();
 }

@@ -12,7 +12,7 @@
 use crate::actors::flusher::{DeathGuard, Flusher, Health};
 use crate::actors::queue::{AttachFlusher, EnterDegraded, Queue};
 use crate::config::WalConfig;
-use crate::log::SegmentWriter;
+use crate::log::{LogDir, SegmentWriter};
 use actix::prelude::*;
 use actix::WeakAddr;
 use std::collections::VecDeque;
@@ -44,7 +44,13 @@ pub(crate) struct SetQueue(pub Addr<Queue>);
 /// Stop the flusher and join its thread (at shutdown), then stop the supervisor.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub(crate) struct StopFlusher;
+pub(crate) struct StopFlusher {
+    /// The log directory, released (its lock dropped) only once the flusher's thread is
+    /// joined: sent by a queue that stops without a `Shutdown` (every handle dropped), so
+    /// that the flusher's last I/O (its spare helper) is over before another opener may
+    /// own the directory. `None` from `Wal::shutdown`: the queue released it already.
+    pub release: Option<LogDir>,
+}
 
 /// Try restarting a flusher now, even after the supervisor gave up.
 #[derive(Debug, Message)]
@@ -268,7 +274,7 @@ impl Handler<RestartFlusher> for Supervisor {
 impl Handler<StopFlusher> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: StopFlusher, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: StopFlusher, _: &mut Self::Context) -> Self::Result {
         self.stopping = true;
         self.current.store(0, Ordering::Release);
         self.flusher = None;
@@ -277,7 +283,10 @@ impl Handler<StopFlusher> for Supervisor {
         Box::pin(
             crate::actors::stop_and_join(arbiter)
                 .into_actor(self)
-                .map(|_, _, ctx| ctx.stop()),
+                .map(move |_, _, ctx| {
+                    drop(msg.release);
+                    ctx.stop()
+                }),
         )
     }
 }

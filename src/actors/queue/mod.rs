@@ -237,11 +237,14 @@ impl Actor for Queue {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        // Every handle is gone (or the log was shut down): the directory lock goes with
-        // `self.dir`; the flusher and the supervisor go too.
+        // Every handle is gone (or the log was shut down): the flusher and the supervisor
+        // go too. The directory (and its lock), if still held, goes to the supervisor,
+        // which drops it once the flusher's thread is joined.
         if self.dir.is_some() {
             tracing::debug!("every handle dropped without shutdown: stopping the log");
         }
-        self.stop_supervisor.do_send(StopFlusher);
+        self.stop_supervisor.do_send(StopFlusher {
+            release: self.dir.take(),
+        });
     }
 }
