@@ -50,6 +50,7 @@ use actix_web::{web, App, HttpServer};
 use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use openraft::error::{InitializeError, RaftError};
+use openraft::storage::RaftLogStorage as _;
 use openraft::{BasicNode, Config, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -224,21 +225,27 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let snapshot_file = (args.store == StoreKind::Wal).then(|| args.dir.join("snapshot"));
     let sm = state::StateMachine::open(snapshot_file).await?;
     let network = network::Network::new();
-    let (raft, wal) = match args.store {
+    // `read_floor`: the last entry the log holds at start; linearizable reads wait until
+    // it is applied (`api::read_floor`). Read here, before openraft has the log: the
+    // metrics of a new `Raft` say nothing until its core has run.
+    let (raft, wal, read_floor) = match args.store {
         StoreKind::Mem => {
             let log = memlog::MemLog::default();
             (
                 Raft::new(args.id, config, network, log, sm.clone()).await?,
                 None,
+                None,
             )
         }
         StoreKind::Wal => {
-            let log =
+            let mut log =
                 WalLogStore::<TypeConfig>::open(args.dir.join("log"), WalConfig::default()).await?;
+            let read_floor = log.get_log_state().await?.last_log_id.map(|l| l.index);
             let wal = log.wal().clone();
             (
                 Raft::new(args.id, config, network, log, sm.clone()).await?,
                 Some(wal),
+                read_floor,
             )
         }
     };
@@ -252,6 +259,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         store: args.store,
         prometheus,
         max_keys: args.max_keys,
+        read_floor,
     };
     let server = HttpServer::new(move || {
         App::new()

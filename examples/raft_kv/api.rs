@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ServerState};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest value accepted, bytes (`max_payload_entries` of them fit one RPC body).
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -21,6 +21,10 @@ pub const SECONDS_BUCKETS: [f64; 14] = [
 ];
 /// Seconds from a PUT's arrival to its answer, committed and applied (histogram).
 const PUT_SECONDS: &str = "raft_kv_put_seconds";
+/// Longest a read waits for the state machine to reach the read floor before it is
+/// answered 503 (the leader recommits its log within a heartbeat or two; it waits longer
+/// only when it cannot reach a majority, and then it should not serve).
+const READ_FLOOR_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -41,6 +45,9 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// See `--max-keys`.
     pub max_keys: usize,
+    /// The index of the last entry in the log when this node started: no linearizable
+    /// read is served before the state machine has applied it (see [`read_floor`]).
+    pub read_floor: Option<u64>,
 }
 
 /// The client routes.
@@ -115,15 +122,43 @@ async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String
         return r;
     }
     match state.raft.ensure_linearizable().await {
-        Ok(_) => match state.sm.get(&key) {
-            Some(value) => HttpResponse::Ok()
-                .content_type("application/octet-stream")
-                .body(value),
-            None => HttpResponse::NotFound().body("no such key\n"),
+        Ok(_) => match read_floor(&state).await {
+            Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+            Ok(()) => match state.sm.get(&key) {
+                Some(value) => HttpResponse::Ok()
+                    .content_type("application/octet-stream")
+                    .body(value),
+                None => HttpResponse::NotFound().body("no such key\n"),
+            },
         },
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => forward(&req, &to),
         Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
     }
+}
+
+/// Waits until the state machine has applied the read floor, the last entry the log held
+/// when this node started (at once once it has: one look at the metrics).
+///
+/// openraft 0.9.25 restores a node that led before its restart as the leader of the same
+/// term, with its read barrier at `max(first entry of its term, committed)`, and the
+/// committed id it restarts with is the one last written to the log's slot, which the
+/// adapter writes lazily: older than writes this node acknowledged before it died. Every
+/// write acknowledged before a read began is in this log at start (docs/replication.md,
+/// "Reads after a restart", gives the argument), so a state machine that has applied
+/// the floor holds them all. The floor is reached only by commitment: it never applies
+/// what is not committed, it waits.
+async fn read_floor(state: &AppState) -> Result<(), openraft::metrics::WaitError> {
+    let Some(floor) = state.read_floor else {
+        return Ok(());
+    };
+    let applied = state.raft.metrics().borrow().last_applied.map(|l| l.index);
+    if applied >= Some(floor) {
+        return Ok(());
+    }
+    let wait = state.raft.wait(Some(READ_FLOOR_TIMEOUT));
+    wait.applied_index_at_least(Some(floor), "the read floor")
+        .await
+        .map(drop)
 }
 
 /// `GET /raft/state`: this node's view of the cluster, as JSON, with the number of keys
