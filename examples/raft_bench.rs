@@ -90,6 +90,20 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Timeout of one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Writes a fresh cluster secret to `path` (32 bytes from /dev/urandom, hex), created
+/// with mode 0600 as raft_kv requires.
+fn write_secret(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    writeln!(opts.open(path)?, "{hex}")
+}
+
 /// A three-node cluster of raft_kv processes; killed when dropped.
 struct Cluster {
     bin: PathBuf,
@@ -118,7 +132,11 @@ impl Cluster {
         let dirs = (1..=3)
             .map(|i| root.join(format!("{store}-{stamp}-n{i}")))
             .collect();
+        std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        let secret = root.join(format!("{store}-{stamp}-secret"));
+        write_secret(&secret).map_err(|e| format!("{}: {e}", secret.display()))?;
         let extra = vec![
+            format!("--cluster-secret-file={}", secret.display()),
             format!("--heartbeat-ms={}", args.heartbeat_ms),
             format!("--election-ms={}", args.election_ms),
             format!("--snapshot-logs={}", args.snapshot_logs),

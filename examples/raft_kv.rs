@@ -3,10 +3,11 @@
 //! the client API and openraft's network.
 //!
 //! ```text
-//! raft_kv --id 1 --dir /var/tmp/n1 --addr 127.0.0.1:21001 \
+//! (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > /var/tmp/secret)
+//! raft_kv --id 1 --dir /var/tmp/n1 --addr 127.0.0.1:21001 --cluster-secret-file /var/tmp/secret \
 //!         --peers 1=127.0.0.1:21001,2=127.0.0.1:21002,3=127.0.0.1:21003 --init
-//! raft_kv --id 2 --dir /var/tmp/n2 --addr 127.0.0.1:21002 --peers ...   # same --peers
-//! raft_kv --id 3 --dir /var/tmp/n3 --addr 127.0.0.1:21003 --peers ...
+//! raft_kv --id 2 --dir /var/tmp/n2 --addr 127.0.0.1:21002 --cluster-secret-file ... --peers ...
+//! raft_kv --id 3 --dir /var/tmp/n3 --addr 127.0.0.1:21003 --cluster-secret-file ... --peers ...
 //! curl -L -X PUT --data-binary world http://127.0.0.1:21001/kv/hello   # 200 once committed
 //! curl -L http://127.0.0.1:21002/kv/hello                              # world (linearizable)
 //! curl http://127.0.0.1:21003/raft/state                               # id, leader, term, ...
@@ -25,7 +26,10 @@
 //!   snapshot, purged, state, store) as JSON.
 //! - `GET /metrics` (Prometheus text: actix-wal's metrics and openraft's basic ones) and
 //!   `GET /health` (JSON; 503 unless healthy), as in `kv_server`.
-//! - `POST /raft/{append,vote,snapshot}`: openraft's RPCs, bodies in actix-wal's codec.
+//! - `POST /raft/{append,vote,snapshot}`: openraft's RPCs, bodies in actix-wal's codec,
+//!   each request and reply signed with the cluster's secret (`--cluster-secret-file`,
+//!   HMAC-SHA256, see `auth`); 401 without a valid signature, 400 for a term or index
+//!   no real cluster reaches (`bounds`).
 //!
 //! `--store wal` (the default) keeps the Raft log in actix-wal under `DIR/log`;
 //! `--store mem` keeps it in memory, written the way openraft's `memstore` is: the
@@ -35,8 +39,12 @@
 
 #[path = "raft_kv/api.rs"]
 mod api;
+#[path = "raft_kv/auth.rs"]
+mod auth;
 #[path = "raft_kv/batcher.rs"]
 mod batcher;
+#[path = "raft_kv/bounds.rs"]
+mod bounds;
 #[path = "raft_kv/memlog.rs"]
 mod memlog;
 #[path = "raft_kv/network.rs"]
@@ -111,9 +119,15 @@ struct Args {
     /// This node's directory: the log (`DIR/log`) and the last snapshot (`DIR/snapshot`).
     #[arg(long)]
     dir: PathBuf,
-    /// Address to listen on (loopback or a private network: no TLS, no authentication).
+    /// Address to listen on (loopback or a private network: no TLS; cluster RPCs are
+    /// authenticated, client requests are not).
     #[arg(long)]
     addr: SocketAddr,
+    /// The cluster's shared secret (the same file on every node): at least 32 bytes,
+    /// mode 0600. Every `/raft/*` request and reply is signed with it (HMAC-SHA256).
+    /// Make one: `(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > FILE)`.
+    #[arg(long)]
+    cluster_secret_file: PathBuf,
     /// Every voter, this node included: `1=127.0.0.1:21001,2=...`. The same on every node.
     #[arg(long, value_parser = parse_peers)]
     peers: Peers,
@@ -178,7 +192,7 @@ fn parse_peers(s: &str) -> Result<Peers, String> {
     Ok(Peers(peers))
 }
 
-/// No TLS and no authentication: refuse an address the whole world may reach.
+/// No TLS, and no authentication of clients: refuse an address the whole world may reach.
 fn check_reachable_privately(addr: SocketAddr) -> Result<(), String> {
     let private = match addr.ip() {
         std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
@@ -201,6 +215,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for addr in args.peers.0.values() {
         check_reachable_privately(*addr)?;
     }
+    let secret = auth::Secret::load(&args.cluster_secret_file)?;
     // The recorder first: the log registers its metric handles when it opens.
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &api::SECONDS_BUCKETS)?
@@ -224,7 +239,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // snapshot ahead of an empty log would not be a state openraft can start from.
     let snapshot_file = (args.store == StoreKind::Wal).then(|| args.dir.join("snapshot"));
     let sm = state::StateMachine::open(snapshot_file).await?;
-    let network = network::Network::new();
+    let network = network::Network::new(secret.clone());
     // `read_floor`: the last entry the log holds at start; linearizable reads wait until
     // it is applied (`api::read_floor`). Read here, before openraft has the log: the
     // metrics of a new `Raft` say nothing until its core has run.
@@ -260,6 +275,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         prometheus,
         max_keys: args.max_keys,
         read_floor,
+        secret,
     };
     let server = HttpServer::new(move || {
         App::new()

@@ -4,29 +4,22 @@
 //! restarts from its directory and catches up; at the end every acknowledged PUT reads
 //! back from the leader with its last acknowledged value.
 //!
-//! The nodes are the example binary (`target/<profile>/examples/raft_kv`, built here by
-//! `cargo build --example raft_kv`, a no-op when fresh), as tests/kv_server.rs does.
-//! Every request has a timeout, every wait a deadline, and a guard kills the processes
-//! whatever happens. `RAFT_CLUSTER_SEED=N` replays a run (the seed is printed).
+//! The nodes are the example binary (`target/<profile>/examples/raft_kv`, built by
+//! `cargo build --example raft_kv`, a no-op when fresh; tests/common/raft.rs), sharing a
+//! secret file made for the run. Every request has a timeout, every wait a deadline, and a
+//! guard kills the processes whatever happens. `RAFT_CLUSTER_SEED=N` replays a run (the seed is printed).
 
-use reqwest::redirect::Policy;
+#[path = "common/raft.rs"]
+mod raft;
+
+use raft::{client, cluster, leader, put, raft_state, Node, WAIT_TIMEOUT};
 use reqwest::StatusCode;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
-use std::thread;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Longest wait for a node to print its address.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for a leader, for writes to resume, for a restarted node to catch up.
-const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Timeout of one HTTP request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Kill rounds.
 const ROUNDS: usize = 3;
 /// Concurrent writers.
@@ -38,37 +31,6 @@ const WRITES_AFTER_KILL: u64 = 30;
 /// Snapshot every this many entries: small, so purges and snapshot installs happen (PUTs
 /// that meet are one entry: a few hundred PUTs make about a hundred entries).
 const SNAPSHOT_LOGS: &str = "30";
-
-/// The example binary, built (or found up to date) once per test process.
-fn example_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // current_exe: <target>/<profile>/deps/raft_cluster-HASH
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "raft_kv", "--target-dir"])
-            .arg(profile_dir.parent().expect("<target>/<profile>"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        if cfg!(feature = "failpoints") {
-            cmd.args(["--features", "failpoints"]);
-        }
-        let status = cmd.status().expect("run cargo build --example raft_kv");
-        assert!(status.success(), "cargo build --example raft_kv failed");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("raft_kv{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "no example binary at {}", bin.display());
-        bin
-    })
-}
 
 /// splitmix64: a small seeded generator, enough to choose victims reproducibly.
 struct Rng(u64);
@@ -86,170 +48,12 @@ impl Rng {
     }
 }
 
-/// One node: its id, address, directory, and its process while it runs.
-struct Node {
-    id: u64,
-    addr: SocketAddr,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Node {
-    /// Starts the node; returns once it prints `listening on`.
-    fn start(&mut self, peers: &str, init: bool) {
-        let mut cmd = Command::new(example_binary());
-        cmd.args([
-            "--id",
-            &self.id.to_string(),
-            "--addr",
-            &self.addr.to_string(),
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .args(["--peers", peers, "--snapshot-logs", SNAPSHOT_LOGS])
-        .args([
-            "--heartbeat-ms",
-            "100",
-            "--election-ms",
-            "500",
-            "--workers",
-            "1",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        if init {
-            cmd.arg("--init");
-        }
-        let mut child = cmd.spawn().expect("spawn raft_kv");
-        let stdout = child.stdout.take().expect("piped stdout");
-        // The guard owns the process before anything can panic.
-        self.child = Some(child);
-        let (tx, rx) = mpsc::channel();
-        // Reads stdout to its end, so the node never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.starts_with("listening on ") => return,
-                Ok(_) => {}
-                Err(e) => panic!("node {} did not print its address: {e}", self.id),
-            }
-        }
-    }
-
-    /// SIGKILL: no shutdown, no flush.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill raft_kv");
-            child.wait().expect("reap raft_kv");
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Three free loopback addresses (bound, read, released).
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local_addr"))
-        .collect()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("an HTTP client")
-}
-
-/// A node's `/raft/state`, if it answers.
-async fn raft_state(http: &reqwest::Client, addr: SocketAddr) -> Option<serde_json::Value> {
-    let r = http
-        .get(format!("http://{addr}/raft/state"))
-        .send()
-        .await
-        .ok()?;
-    r.json().await.ok()
-}
-
-/// The leader as seen by the live nodes (one that says it leads), its term and applied index.
-async fn leader(http: &reqwest::Client, live: &[SocketAddr], not: Option<u64>) -> (u64, u64, u64) {
-    let deadline = Instant::now() + WAIT_TIMEOUT;
-    loop {
-        for addr in live {
-            if let Some(s) = raft_state(http, *addr).await {
-                if s["state"] == "Leader" && Some(s["id"].as_u64().unwrap_or(0)) != not {
-                    let n = |k: &str| s[k].as_u64().unwrap_or(0);
-                    return (n("id"), n("term"), n("last_applied"));
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no leader among {live:?} within {WAIT_TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// What one writer saw for one key: the last value acknowledged, and values whose PUT
 /// failed after it (each may or may not have been committed).
 #[derive(Debug, Default, Clone)]
 struct KeyLog {
     acked: Option<String>,
     unsure_after: Vec<String>,
-}
-
-/// PUTs `value` following 307s from `hint`; true on 200. Moves `hint` to the leader.
-async fn put(
-    http: &reqwest::Client,
-    addrs: &[SocketAddr],
-    hint: &mut usize,
-    key: &str,
-    value: &str,
-) -> bool {
-    for _hop in 0..3 {
-        let url = format!("http://{}/kv/{key}", addrs[*hint]);
-        match http.put(url).body(value.to_owned()).send().await {
-            Ok(r) if r.status() == StatusCode::OK => return true,
-            Ok(r) if r.status() == StatusCode::TEMPORARY_REDIRECT => {
-                let to = r
-                    .headers()
-                    .get("location")
-                    .and_then(|l| l.to_str().ok())
-                    .unwrap_or("");
-                match addrs
-                    .iter()
-                    .position(|a| to.starts_with(&format!("http://{a}/")))
-                {
-                    Some(i) => *hint = i,
-                    None => break,
-                }
-            }
-            _ => break,
-        }
-    }
-    *hint = (*hint + 1) % addrs.len();
-    false
 }
 
 /// One writer: its own keys in turn, each write retried with a fresh value until
@@ -390,21 +194,10 @@ async fn acknowledged_writes_survive_leader_kills_and_restarts() {
     println!("raft_cluster seed {seed} (RAFT_CLUSTER_SEED={seed} replays the choices)");
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let addrs = free_addrs(3);
-    let peers = (0..3)
-        .map(|i| format!("{}={}", i + 1, addrs[i]))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut nodes: Vec<Node> = (0..3)
-        .map(|i| Node {
-            id: i as u64 + 1,
-            addr: addrs[i],
-            dir: tmp.path().join(format!("n{}", i + 1)),
-            child: None,
-        })
-        .collect();
+    let mut nodes: Vec<Node> = cluster(tmp.path(), &["--snapshot-logs", SNAPSHOT_LOGS]);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     for (i, node) in nodes.iter_mut().enumerate() {
-        node.start(&peers, i == 0);
+        node.start(i == 0);
     }
     let http = client();
     let (first, _, _) = leader(&http, &addrs, None).await;
@@ -459,7 +252,7 @@ async fn acknowledged_writes_survive_leader_kills_and_restarts() {
             killed_at.elapsed()
         );
         // Restart from its directory; it catches up to what the leader applied by then.
-        nodes[v].start(&peers, v == 0);
+        nodes[v].start(v == 0);
         let (_, _, target) = leader(&http, &addrs, None).await;
         let deadline = Instant::now() + WAIT_TIMEOUT;
         loop {

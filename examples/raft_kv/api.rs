@@ -45,6 +45,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// See `--max-keys`.
     pub max_keys: usize,
+    /// The cluster's secret: every `/raft/*` request must be signed with it.
+    pub secret: crate::auth::Secret,
     /// The index of the last entry in the log when this node started: no linearizable
     /// read is served before the state machine has applied it (see [`read_floor`]).
     pub read_floor: Option<u64>,

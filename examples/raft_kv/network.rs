@@ -2,11 +2,18 @@
 //! futures are `Send` as openraft's are) and the server side (`POST /raft/append`,
 //! `/raft/vote`, `/raft/snapshot` on actix-web). Bodies are actix-wal's codec (bincode),
 //! a request's and a `Result<response, RaftError>`'s alike.
+//!
+//! Every request is signed with the cluster's secret and so is every reply (`auth`): a
+//! node answers 401 to a request whose MAC does not verify before it decodes the body, and
+//! 400 to one carrying a term or index no real cluster reaches (`bounds`); a client drops
+//! a reply that is not signed for its request, or that carries such a term.
 
 use crate::api::AppState;
+use crate::auth::{self, Secret, MAC_HEADER, TIME_HEADER};
+use crate::bounds::Plausible;
 use crate::{NodeId, TypeConfig};
 use actix_wal::format::codec;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -26,6 +33,10 @@ use std::time::Duration;
 pub const MAX_RPC_BYTES: usize = 32 << 20;
 /// Connect timeout of an RPC; openraft's TTL bounds the whole call.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Longest any RPC may take, whatever openraft's TTL for it: the client's own deadline.
+/// Each call also gets openraft's `hard_ttl` (the heartbeat interval for an append, the
+/// shortest election timeout for a vote, `install_snapshot_timeout` for a snapshot chunk).
+const MAX_RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A peer answered with something other than an encoded reply.
 #[derive(Debug, thiserror::Error)]
@@ -39,18 +50,21 @@ struct BadReply {
 #[derive(Clone)]
 pub struct Network {
     client: reqwest::Client,
+    /// Signs requests and checks replies.
+    secret: Secret,
 }
 
 impl Network {
-    /// A network with a fresh connection pool.
-    pub fn new() -> Network {
+    /// A network with a fresh connection pool, signing with `secret`.
+    pub fn new(secret: Secret) -> Network {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(MAX_RPC_TIMEOUT)
             .tcp_nodelay(true)
             .build()
             // Fails only if the TLS backend or resolver cannot start; we build neither.
             .expect("an HTTP client without TLS always builds");
-        Network { client }
+        Network { client, secret }
     }
 }
 
@@ -61,7 +75,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             client: self.client.clone(),
             target,
-            base: format!("http://{}/raft/", node.addr),
+            base: format!("http://{}", node.addr),
+            secret: self.secret.clone(),
         }
     }
 }
@@ -70,33 +85,40 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Connection {
     client: reqwest::Client,
     target: NodeId,
-    /// `http://ADDR/raft/`.
+    /// `http://ADDR`.
     base: String,
+    /// Signs requests and checks replies.
+    secret: Secret,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
 impl Connection {
-    /// POSTs `req` to `/raft/{path}` and decodes the peer's `Result`.
+    /// POSTs `req` to `path`, signed, and decodes the peer's `Result` once its MAC
+    /// verifies and its terms are plausible.
     async fn call<Req, Resp, E>(
         &self,
-        path: &str,
+        path: &'static str,
         req: &Req,
         option: &RPCOption,
     ) -> RpcResult<Resp, E>
     where
         Req: Serialize + DeserializeOwned,
-        Resp: Serialize + DeserializeOwned,
+        Resp: Serialize + DeserializeOwned + Plausible,
         E: std::error::Error + Serialize + DeserializeOwned,
     {
         let network = |e: &(dyn std::error::Error + 'static)| {
             RPCError::Network(NetworkError::new(&AnyText(e.to_string())))
         };
         let body = codec::encode(req).map_err(|e| network(&e))?;
+        let time_ms = auth::now_ms();
+        let mac = self.secret.sign_request(self.target, path, time_ms, &body);
         let sent = self
             .client
             .post(format!("{}{path}", self.base))
-            .timeout(option.hard_ttl())
+            .timeout(option.hard_ttl().min(MAX_RPC_TIMEOUT))
+            .header(TIME_HEADER, time_ms.to_string())
+            .header(MAC_HEADER, &mac)
             .body(body)
             .send()
             .await;
@@ -107,6 +129,11 @@ impl Connection {
             Err(e) => return Err(network(&e)),
         };
         let status = reply.status();
+        let reply_mac = reply
+            .headers()
+            .get(MAC_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = reply.bytes().await.map_err(|e| network(&e))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -115,8 +142,16 @@ impl Connection {
                 text,
             }));
         }
+        // Whoever answers on the peer's port must know the secret (a process that took the
+        // port of a node that is down does not).
+        self.secret
+            .verify_reply(&mac, reply_mac.as_deref(), &bytes)
+            .map_err(|e| network(&e))?;
         let decoded: Result<Resp, RaftError<NodeId, E>> =
             codec::decode(&bytes).map_err(|e| network(&e))?;
+        if let Ok(resp) = &decoded {
+            resp.check().map_err(|e| network(&e))?;
+        }
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -132,7 +167,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        self.call("append", &req, &option).await
+        self.call("/raft/append", &req, &option).await
     }
 
     async fn install_snapshot(
@@ -140,7 +175,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         req: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        self.call("snapshot", &req, &option).await
+        self.call("/raft/snapshot", &req, &option).await
     }
 
     async fn vote(
@@ -148,7 +183,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         req: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
-        self.call("vote", &req, &option).await
+        self.call("/raft/vote", &req, &option).await
     }
 }
 
@@ -163,41 +198,81 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Decodes the request, runs `handle` on it, encodes what it returns.
-async fn serve<Req, Resp, F, Fut>(body: web::Bytes, handle: F) -> HttpResponse
+/// Checks the request's MAC (401 if it does not verify: nothing is decoded), decodes it,
+/// checks its terms and indexes (400 if implausible), runs `handle` on it, and answers
+/// what it returns, encoded and signed for this request.
+async fn serve<Req, Resp, F, Fut>(
+    state: &AppState,
+    http: &HttpRequest,
+    path: &'static str,
+    body: web::Bytes,
+    handle: F,
+) -> HttpResponse
 where
-    Req: DeserializeOwned,
+    Req: DeserializeOwned + Plausible,
     Resp: Serialize + DeserializeOwned,
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Resp>,
 {
+    let header = |name| http.headers().get(name).and_then(|v| v.to_str().ok());
+    let verified = state.secret.verify_request(
+        state.id,
+        path,
+        header(TIME_HEADER),
+        header(MAC_HEADER),
+        &body,
+        auth::now_ms(),
+    );
+    let request_mac = match verified {
+        Ok(mac) => mac,
+        Err(e) => return HttpResponse::Unauthorized().body(format!("{e}\n")),
+    };
     let req = match codec::decode::<Req>(&body) {
         Ok(r) => r,
         Err(e) => return HttpResponse::BadRequest().body(format!("not a raft request: {e}\n")),
     };
+    if let Err(e) = req.check() {
+        return HttpResponse::BadRequest().body(format!("refused: {e}\n"));
+    }
     let reply = handle(req).await;
     match codec::encode(&reply) {
         Ok(bytes) => HttpResponse::Ok()
             .content_type("application/octet-stream")
+            .insert_header((MAC_HEADER, state.secret.sign_reply(&request_mac, &bytes)))
             .body(bytes),
         Err(e) => HttpResponse::InternalServerError().body(format!("encode the reply: {e}\n")),
     }
 }
 
-async fn append(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    serve(body, |req: AppendEntriesRequest<TypeConfig>| {
-        state.raft.append_entries(req)
-    })
+async fn append(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+    serve(
+        &state,
+        &http,
+        "/raft/append",
+        body,
+        |req: AppendEntriesRequest<TypeConfig>| state.raft.append_entries(req),
+    )
     .await
 }
 
-async fn vote(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    serve(body, |req: VoteRequest<NodeId>| state.raft.vote(req)).await
+async fn vote(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+    serve(
+        &state,
+        &http,
+        "/raft/vote",
+        body,
+        |req: VoteRequest<NodeId>| state.raft.vote(req),
+    )
+    .await
 }
 
-async fn snapshot(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    serve(body, |req: InstallSnapshotRequest<TypeConfig>| {
-        state.raft.install_snapshot(req)
-    })
+async fn snapshot(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+    serve(
+        &state,
+        &http,
+        "/raft/snapshot",
+        body,
+        |req: InstallSnapshotRequest<TypeConfig>| state.raft.install_snapshot(req),
+    )
     .await
 }

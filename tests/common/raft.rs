@@ -94,6 +94,8 @@ impl Node {
         .arg("--dir")
         .arg(&self.dir)
         .args(["--peers", &self.peers])
+        .arg("--cluster-secret-file")
+        .arg(&self.secret)
         .args(["--heartbeat-ms", "100", "--workers", "1"]);
         // clap refuses a flag given twice: the default only when `extra` has none.
         if !self.extra.iter().any(|a| a == "--election-ms") {

@@ -1,0 +1,361 @@
+//! Authenticated cluster RPCs: the cluster's shared secret (`--cluster-secret-file`) and
+//! the HMAC-SHA256 that every `/raft/*` request and every reply to one carries, checked
+//! before a byte of the body is decoded. No types of the example here: tests/raft_auth.rs
+//! includes this file to sign its forged requests exactly as a node would.
+//!
+//! A request's MAC covers a domain string, the node it is addressed to, its path, its
+//! send time (Unix ms, `x-raft-time`) and its body, each length-prefixed; it travels in
+//! `x-raft-mac` as hex. A reply's MAC covers another domain string, the request's MAC and
+//! the reply's body, so a reply answers that request only. A request whose time is more
+//! than [`MAX_CLOCK_SKEW_MS`] from the receiver's clock is refused. docs/replication.md
+//! ("Security") says what this stops and what it does not.
+#![allow(dead_code)]
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::path::Path;
+use std::sync::Arc;
+
+/// HMAC-SHA256, as RustCrypto spells it.
+type HmacSha256 = Hmac<Sha256>;
+
+/// Fewest bytes a secret may have: 256 bits, the hash's own width.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Most bytes a secret file may hold (a key, not a document).
+pub const MAX_SECRET_BYTES: usize = 4_096;
+/// The header with the request's send time, Unix ms.
+pub const TIME_HEADER: &str = "x-raft-time";
+/// The header with the MAC of a request or a reply, hex.
+pub const MAC_HEADER: &str = "x-raft-mac";
+/// Furthest a request's send time may be from the receiver's clock, ms: the window in
+/// which a captured request can be replayed (docs/replication.md).
+pub const MAX_CLOCK_SKEW_MS: u64 = 30_000;
+/// What a request's MAC covers first: names the protocol and its version.
+const REQUEST_DOMAIN: &[u8] = b"raft_kv rpc request v1";
+/// What a reply's MAC covers first.
+const REPLY_DOMAIN: &[u8] = b"raft_kv rpc reply v1";
+
+/// Why a request or reply was refused. The text is what the 401 body says.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// A header is missing.
+    #[error("no {0} header")]
+    Missing(&'static str),
+    /// A header is not what it must be (a decimal time, 64 hex digits).
+    #[error("malformed {0} header")]
+    Malformed(&'static str),
+    /// The MAC is not that of this message under the cluster's secret.
+    #[error("bad MAC: not signed with this cluster's secret, or not this message")]
+    BadMac,
+    /// The send time is outside the window around the receiver's clock.
+    #[error("sent at {sent_ms} ms, now is {now_ms} ms: more than {MAX_CLOCK_SKEW_MS} ms apart")]
+    OutOfWindow {
+        /// The request's `x-raft-time`.
+        sent_ms: u64,
+        /// The receiver's clock.
+        now_ms: u64,
+    },
+}
+
+/// The cluster's shared secret. Cheap to clone; never printed.
+#[derive(Clone)]
+pub struct Secret(Arc<[u8]>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// How to make a secret file, for the errors that refuse one.
+const HOW_TO_MAKE_ONE: &str = "make one with: (umask 077; head -c 32 /dev/urandom | \
+od -An -tx1 | tr -d ' \\n' > FILE) and give every node the same file";
+
+impl Secret {
+    /// The secret in `path`: its bytes less trailing whitespace (a final newline). Refused
+    /// if the file is missing, not a regular file, readable or writable by group or others
+    /// (as ssh refuses a private key), shorter than [`MIN_SECRET_BYTES`] or longer than
+    /// [`MAX_SECRET_BYTES`].
+    pub fn load(path: &Path) -> Result<Secret, String> {
+        let shown = path.display();
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("cluster secret {shown}: {e}; {HOW_TO_MAKE_ONE}"))?;
+        if !meta.is_file() {
+            return Err(format!("cluster secret {shown} is not a regular file"));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "cluster secret {shown} has mode {mode:03o}: group or others may read \
+                     or change it (chmod 600 {shown})"
+                ));
+            }
+        }
+        if meta.len() > MAX_SECRET_BYTES as u64 {
+            return Err(format!(
+                "cluster secret {shown} holds {} bytes, at most {MAX_SECRET_BYTES}",
+                meta.len()
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("read cluster secret {shown}: {e}"))?;
+        Secret::from_bytes(&bytes).map_err(|e| format!("cluster secret {shown}: {e}"))
+    }
+
+    /// The secret `bytes` less trailing whitespace, if it is long enough and not too long.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Secret, String> {
+        let end = bytes
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        let key = &bytes[..end];
+        if key.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "{} bytes, at least {MIN_SECRET_BYTES} needed; {HOW_TO_MAKE_ONE}",
+                key.len()
+            ));
+        }
+        if key.len() > MAX_SECRET_BYTES {
+            return Err(format!("{} bytes, at most {MAX_SECRET_BYTES}", key.len()));
+        }
+        Ok(Secret(key.into()))
+    }
+
+    fn hmac(&self) -> HmacSha256 {
+        // HMAC takes a key of any length: this cannot fail.
+        HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
+    }
+
+    /// The MAC of a request to node `to` at `path`, sent at `time_ms`, with `body`.
+    fn request_mac(&self, to: u64, path: &str, time_ms: u64, body: &[u8]) -> HmacSha256 {
+        let mut mac = self.hmac();
+        for part in [REQUEST_DOMAIN, path.as_bytes(), body] {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        mac.update(&to.to_le_bytes());
+        mac.update(&time_ms.to_le_bytes());
+        mac
+    }
+
+    /// The `x-raft-mac` of a request to node `to` at `path`, sent at `time_ms`.
+    pub fn sign_request(&self, to: u64, path: &str, time_ms: u64, body: &[u8]) -> String {
+        hex(&self
+            .request_mac(to, path, time_ms, body)
+            .finalize()
+            .into_bytes())
+    }
+
+    /// Checks a request that node `to` received at `path` with headers `time` and `mac`
+    /// (either may be missing) when its clock read `now_ms`: the MAC first, in constant
+    /// time, then the window. Returns the request's MAC, which its reply's MAC covers.
+    pub fn verify_request(
+        &self,
+        to: u64,
+        path: &str,
+        time: Option<&str>,
+        mac: Option<&str>,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<String, AuthError> {
+        let mac = mac.ok_or(AuthError::Missing(MAC_HEADER))?;
+        let time = time.ok_or(AuthError::Missing(TIME_HEADER))?;
+        let sent_ms: u64 = time
+            .parse()
+            .map_err(|_| AuthError::Malformed(TIME_HEADER))?;
+        let tag = unhex(mac).ok_or(AuthError::Malformed(MAC_HEADER))?;
+        self.request_mac(to, path, sent_ms, body)
+            .verify_slice(&tag)
+            .map_err(|_| AuthError::BadMac)?;
+        if sent_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS {
+            return Err(AuthError::OutOfWindow { sent_ms, now_ms });
+        }
+        Ok(mac.to_owned())
+    }
+
+    /// The MAC of the reply `body` to the request whose MAC was `request_mac`.
+    fn reply_mac(&self, request_mac: &str, body: &[u8]) -> HmacSha256 {
+        let mut mac = self.hmac();
+        for part in [REPLY_DOMAIN, request_mac.as_bytes(), body] {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
+    /// The `x-raft-mac` of the reply `body` to the request whose MAC was `request_mac`.
+    pub fn sign_reply(&self, request_mac: &str, body: &[u8]) -> String {
+        hex(&self.reply_mac(request_mac, body).finalize().into_bytes())
+    }
+
+    /// Checks the reply `body` with MAC header `mac` to the request whose MAC was
+    /// `request_mac`, in constant time.
+    pub fn verify_reply(
+        &self,
+        request_mac: &str,
+        mac: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
+        let mac = mac.ok_or(AuthError::Missing(MAC_HEADER))?;
+        let tag = unhex(mac).ok_or(AuthError::Malformed(MAC_HEADER))?;
+        self.reply_mac(request_mac, body)
+            .verify_slice(&tag)
+            .map_err(|_| AuthError::BadMac)
+    }
+}
+
+/// Unix time, ms (0 if the clock is before 1970: every request is then out of window).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a hex string of 64 digits (a SHA-256 MAC), or None.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(fill: u8) -> Secret {
+        Secret::from_bytes(&[fill; 32]).expect("32 bytes")
+    }
+
+    #[test]
+    fn a_request_verifies_only_as_signed() {
+        let (s, now) = (secret(7), 1_000_000);
+        let mac = s.sign_request(2, "/raft/append", now, b"body");
+        let ok = s.verify_request(2, "/raft/append", Some("1000000"), Some(&mac), b"body", now);
+        assert_eq!(ok, Ok(mac.clone()));
+        let check = |to, path, time: &str, body: &[u8]| {
+            s.verify_request(to, path, Some(time), Some(&mac), body, now)
+        };
+        assert_eq!(
+            check(3, "/raft/append", "1000000", b"body"),
+            Err(AuthError::BadMac)
+        );
+        assert_eq!(
+            check(2, "/raft/vote", "1000000", b"body"),
+            Err(AuthError::BadMac)
+        );
+        assert_eq!(
+            check(2, "/raft/append", "1000001", b"body"),
+            Err(AuthError::BadMac)
+        );
+        assert_eq!(
+            check(2, "/raft/append", "1000000", b"bodY"),
+            Err(AuthError::BadMac)
+        );
+        let other = secret(8).sign_request(2, "/raft/append", now, b"body");
+        let forged = s.verify_request(
+            2,
+            "/raft/append",
+            Some("1000000"),
+            Some(&other),
+            b"body",
+            now,
+        );
+        assert_eq!(forged, Err(AuthError::BadMac));
+        let bare = s.verify_request(2, "/raft/append", Some("1000000"), None, b"body", now);
+        assert_eq!(bare, Err(AuthError::Missing(MAC_HEADER)));
+        let short = s.verify_request(2, "/raft/append", Some("1000000"), Some("abc"), b"", now);
+        assert_eq!(short, Err(AuthError::Malformed(MAC_HEADER)));
+    }
+
+    #[test]
+    fn a_request_out_of_the_window_is_refused() {
+        let s = secret(7);
+        let sent = 1_000_000;
+        let mac = s.sign_request(1, "/raft/vote", sent, b"");
+        let at = |now| s.verify_request(1, "/raft/vote", Some("1000000"), Some(&mac), b"", now);
+        assert!(at(sent + MAX_CLOCK_SKEW_MS).is_ok());
+        assert!(at(sent - MAX_CLOCK_SKEW_MS).is_ok());
+        let late = at(sent + MAX_CLOCK_SKEW_MS + 1);
+        assert!(
+            matches!(late, Err(AuthError::OutOfWindow { .. })),
+            "{late:?}"
+        );
+        let early = at(sent - MAX_CLOCK_SKEW_MS - 1);
+        assert!(
+            matches!(early, Err(AuthError::OutOfWindow { .. })),
+            "{early:?}"
+        );
+    }
+
+    #[test]
+    fn a_reply_verifies_only_for_its_request() {
+        let s = secret(7);
+        let mac = s.sign_reply("req-a", b"reply");
+        assert_eq!(s.verify_reply("req-a", Some(&mac), b"reply"), Ok(()));
+        assert_eq!(
+            s.verify_reply("req-b", Some(&mac), b"reply"),
+            Err(AuthError::BadMac)
+        );
+        assert_eq!(
+            s.verify_reply("req-a", Some(&mac), b"other"),
+            Err(AuthError::BadMac)
+        );
+        let none = s.verify_reply("req-a", None, b"reply");
+        assert_eq!(none, Err(AuthError::Missing(MAC_HEADER)));
+    }
+
+    #[test]
+    fn secret_files_that_are_weak_or_open_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, body: &[u8], mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, body).expect("write");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let perms = std::fs::Permissions::from_mode(mode);
+                std::fs::set_permissions(&path, perms).expect("chmod");
+            }
+            path
+        };
+        let good = write("good", &[b'a'; 65], 0o600);
+        assert!(Secret::load(&good).is_ok());
+        assert!(Secret::load(&dir.path().join("missing")).is_err());
+        assert!(Secret::load(dir.path()).is_err(), "a directory");
+        let empty = write("empty", b"", 0o600);
+        assert!(Secret::load(&empty).is_err());
+        let short = write("short", b"0123456789abcdef0123456789abcde\n\n", 0o600);
+        assert!(Secret::load(&short).is_err(), "31 bytes and newlines");
+        let long = write("long", &[b'a'; MAX_SECRET_BYTES + 1], 0o600);
+        assert!(Secret::load(&long).is_err());
+        #[cfg(unix)]
+        for mode in [0o640, 0o604, 0o620, 0o644] {
+            let open = write(&format!("open{mode:o}"), &[b'a'; 64], mode);
+            let err = Secret::load(&open).expect_err("readable by others");
+            assert!(err.contains("chmod 600"), "{err}");
+        }
+        // The trailing newline is not part of the key: a file with and one without
+        // sign alike.
+        let bare = write("bare", &[b'k'; 40], 0o600);
+        let newline = write("newline", &[&[b'k'; 40][..], b"\n"].concat(), 0o600);
+        let (a, b) = (
+            Secret::load(&bare).unwrap(),
+            Secret::load(&newline).unwrap(),
+        );
+        assert_eq!(
+            a.sign_request(1, "/p", 5, b"x"),
+            b.sign_request(1, "/p", 5, b"x")
+        );
+    }
+}
