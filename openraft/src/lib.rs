@@ -18,6 +18,8 @@
 //! - The vote, the committed log id and the last purged log id live in the log's metadata
 //!   slot ([`Wal::set_meta`](actix_wal::Wal::set_meta)): the vote and the purge point are
 //!   durable before their call returns; the committed log id goes with the next of them.
+//!   So a leader restarted in the same term starts with an older committed id: hold
+//!   linearizable reads until the last log id at open is applied (`docs/replication.md`).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), actix_wal_openraft::AdapterError> {

@@ -168,6 +168,11 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
     /// own: openraft calls this at every commit, and a slot rewrite costs several fsyncs
     /// (docs/replication.md). A committed log id found older after a restart is still
     /// committed; openraft re-applies from it and learns the rest from the leader.
+    ///
+    /// A node that led comes back as the leader of the same term with this older id under
+    /// openraft's read barrier: an application serving `ensure_linearizable` reads must
+    /// also wait until it has applied the last log id `get_log_state` gives at open
+    /// (docs/replication.md, "Reads after a restart"; `raft_kv` does).
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> RaftResult<(), C> {
         self.meta.committed = committed;
         Ok(())
