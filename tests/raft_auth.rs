@@ -292,3 +292,55 @@ async fn forged_raft_rpcs_are_refused_and_change_nothing() {
         .expect("PUT");
     assert_eq!(r.status(), StatusCode::OK, "the cluster takes a write");
 }
+
+#[test]
+fn a_node_refuses_to_start_with_a_secret_others_can_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nodes = cluster(tmp.path(), &[]);
+    let node = &mut nodes[0];
+    let run = |secret: &std::path::Path| {
+        std::process::Command::new(raft::example_binary())
+            .args([
+                "--id",
+                "1",
+                "--addr",
+                &node.addr.to_string(),
+                "--peers",
+                &node.peers,
+            ])
+            .arg("--dir")
+            .arg(&node.dir)
+            .arg("--cluster-secret-file")
+            .arg(secret)
+            .output()
+            .expect("run raft_kv")
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(&node.secret, perms).expect("chmod 644");
+        let out = run(&node.secret);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with a 0644 secret");
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+    let short = tmp.path().join("short");
+    std::fs::write(&short, "too short\n").expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(&short, perms).expect("chmod 600");
+    }
+    let out = run(&short);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a 9-byte secret");
+    assert!(err.contains("at least 32"), "{err}");
+    let out = run(&tmp.path().join("missing"));
+    assert!(!out.status.success(), "started without a secret file");
+    assert!(
+        !node.dir.join("log").exists(),
+        "a refused node created its log"
+    );
+}
