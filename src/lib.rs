@@ -99,5 +99,5 @@ pub use messages::{
     WaitDurable,
 };
 pub use stats::{WalMode, WalStats};
-pub use storage::{FsStorage, SharedStorage, Storage, StorageFile};
+pub use storage::{FsStorage, GroupReadFsStorage, SharedStorage, Storage, StorageFile};
 pub use wal::Wal;

@@ -94,8 +94,11 @@ impl Wal {
         self
     }
 
-    async fn open_inner(dir: std::path::PathBuf, config: WalConfig) -> Result<Wal, WalError> {
+    async fn open_inner(dir: std::path::PathBuf, mut config: WalConfig) -> Result<Wal, WalError> {
         config.validate()?;
+        // Every part of the log (recovery, the flusher, the queue, the readers) creates
+        // files with the modes `group_read` asks for.
+        config.storage = config.log_storage();
         let started = std::time::Instant::now();
         let cfg = Arc::new(config);
         let recovery = Recovery::new(

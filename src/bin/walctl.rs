@@ -12,6 +12,11 @@
 //! Every command takes `--max-record-bytes N`: a frame header claiming a longer payload is
 //! damage (this must be at least the `max_record_bytes` the log was written with).
 //!
+//! It reads as the user running it: a log's files are private to the user that wrote it
+//! (0600 in a 0700 directory; 0640 and 0750 with `WalConfig::group_read`), so run it as
+//! that user, a member of its group with `group_read`, or root; anyone else gets a
+//! permission error (exit code 2).
+//!
 //! Exit codes: 0 success; 1 the log is damaged (corruption naming segment and offset, a
 //! file that is not a segment, a format version this build does not read, and under
 //! `verify --strict` a torn tail); 2 bad usage, no log in the directory, or an I/O error.

@@ -83,6 +83,11 @@ impl Record {
 }
 
 /// Iterates `Result<Record, WalError>` over a log directory in LSN order.
+///
+/// It reads as the calling process's user: a log is private to the user that wrote it
+/// (files 0600 in a 0700 directory; 0640 and 0750 with
+/// [`WalConfig::group_read`](crate::WalConfig::group_read)), so another user gets
+/// [`WalError::PermissionDenied`].
 #[derive(Debug)]
 pub struct LogReader {
     storage: SharedStorage,
