@@ -101,3 +101,25 @@ pub use messages::{
 pub use stats::{WalMode, WalStats};
 pub use storage::{FsStorage, GroupReadFsStorage, SharedStorage, Storage, StorageFile};
 pub use wal::Wal;
+
+/// The Markdown documents, each compiled as the documentation of an item that exists only
+/// for `cargo test --doc`: their Rust blocks compile (and run, unless marked `no_run`) in
+/// the test command, so a document cannot drift from the API. Blocks that are not Rust are
+/// marked `text` or `sh`.
+#[cfg(doctest)]
+mod markdown_doctests {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/architecture.md")]
+    struct Architecture;
+    #[doc = include_str!("../docs/format.md")]
+    struct Format;
+    #[doc = include_str!("../docs/operations.md")]
+    struct Operations;
+    #[doc = include_str!("../docs/performance.md")]
+    struct Performance;
+    #[doc = include_str!("../docs/replication.md")]
+    struct Replication;
+    #[doc = include_str!("../docs/testing.md")]
+    struct Testing;
+}
