@@ -172,13 +172,6 @@ pub enum WalError {
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
-    /// `SetMode` asked for a mode a caller cannot set: the log enters and leaves
-    /// `WalMode::Degraded` by itself, when its flusher dies and when it is back.
-    #[error("SetMode({requested:?}) refused: the log enters and leaves this mode by itself")]
-    ModeNotSettable {
-        /// The mode asked for.
-        requested: crate::stats::WalMode,
-    },
     /// `AppendBatch` with no records.
     #[error("an append batch needs at least one record")]
     EmptyBatch,

@@ -98,7 +98,7 @@ pub use messages::{
     Notify, RecoveryReport, Replayed, Reset, SetMode, Shutdown, TruncateAfter, TruncateBefore,
     WaitDurable,
 };
-pub use stats::{WalMode, WalStats};
+pub use stats::{CommitMode, WalMode, WalStats};
 pub use storage::{FsStorage, GroupReadFsStorage, SharedStorage, Storage, StorageFile};
 pub use wal::Wal;
 

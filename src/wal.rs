@@ -19,7 +19,7 @@ use crate::messages::{
 };
 use crate::queue_thread::{self, JoinQueueThread, QueueKeeper};
 use crate::standalone::Standalone;
-use crate::stats::{WalMode, WalStats};
+use crate::stats::{CommitMode, WalStats};
 use actix::prelude::*;
 use std::ops::Range;
 use std::path::Path;
@@ -233,8 +233,9 @@ impl Wal {
         self.queue.send(GetHealth).await.map_err(closed)
     }
 
-    /// Switches between `WalMode::Async` and `WalMode::Sync` at run time.
-    pub async fn set_mode(&self, mode: WalMode) -> Result<(), WalError> {
+    /// Switches between `CommitMode::Async` and `CommitMode::Sync` at run time (the log
+    /// enters and leaves `WalMode::Degraded` by itself).
+    pub async fn set_mode(&self, mode: CommitMode) -> Result<(), WalError> {
         self.queue.send(SetMode(mode)).await.map_err(closed)?
     }
 

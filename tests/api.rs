@@ -1,5 +1,5 @@
 //! The small API: what call sites write (`Commit::new` from any byte-like entries, `Lsn`
-//! arithmetic), typed refusals (`SetMode(Degraded)`), and config knobs that do what their
+//! arithmetic), `SetMode` takes only the modes a caller may ask for, and config knobs that do what their
 //! docs say (`notify_to`, shrinking `segment_size_bytes`).
 
 use actix::prelude::*;
@@ -60,25 +60,22 @@ fn lsn_arithmetic() {
     assert_eq!(Lsn(1).checked_add(1), Some(Lsn(2)));
 }
 
-/// Asking for degraded mode is refused with its own error, not "invalid configuration",
-/// and changes nothing.
+/// `SetMode` takes a `CommitMode`, and `WalStats` reports the mode asked for and the mode
+/// in force as `WalMode`s equal to it. (Asking for `WalMode::Degraded` does not compile:
+/// the `compile_fail` doctests of `SetMode`.)
 #[actix::test]
-async fn set_mode_degraded_is_refused_with_its_own_error() {
+async fn set_mode_takes_a_commit_mode_and_stats_report_it() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
-    let e = wal.set_mode(WalMode::Degraded).await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            WalError::ModeNotSettable {
-                requested: WalMode::Degraded
-            }
-        ),
-        "{e:?}"
-    );
+    wal.send(SetMode(CommitMode::Sync)).await.unwrap();
     let stats = wal.stats().await.unwrap();
-    assert_eq!(stats.mode, WalMode::Async);
-    assert_eq!(wal.append(b"still fine".to_vec()).await.unwrap(), Lsn(1));
+    assert_eq!(
+        (stats.mode, stats.requested_mode),
+        (WalMode::Sync, WalMode::Sync)
+    );
+    assert_eq!(stats.mode, CommitMode::Sync);
+    wal.set_mode(CommitMode::Async).await.unwrap();
+    assert_eq!(wal.stats().await.unwrap().mode, WalMode::Async);
     wal.shutdown().await.unwrap();
 }
 
