@@ -58,7 +58,17 @@ fn closed(_: MailboxError) -> WalError {
 impl Wal {
     /// Opens the log in `dir` (created if missing): recovery runs first (and replay, if
     /// `config.replay_to` is set), then the actors start. Returns once the log takes appends.
+    ///
+    /// It must be called on a thread that runs an actix `System` (`actix::System`,
+    /// `#[actix::main]`, `#[actix::test]`, an actix-web server); anywhere else (plain
+    /// tokio, no runtime) it fails with [`WalError::NoActixSystem`], which names
+    /// [`Wal::open_standalone`], the open for those callers.
     pub async fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<Wal, WalError> {
+        // Without a System the first actor start below would panic inside tokio
+        // (`spawn_local` outside a `LocalSet`), and the flusher's arbiter needs one too.
+        if actix::System::try_current().is_none() {
+            return Err(WalError::NoActixSystem);
+        }
         let dir = dir.as_ref().to_path_buf();
         let span = tracing::debug_span!("open", dir = %dir.display());
         Wal::open_inner(dir, config).instrument(span).await

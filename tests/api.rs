@@ -224,3 +224,96 @@ async fn segment_size_setter_fits_the_dependent_sizes() {
         .collect();
     assert_eq!(lens, vec![65_480, 65_480]);
 }
+
+/// A queue message's reply flattens with `??`: a stopped mailbox is `WalError::ShutDown`,
+/// with no `map_err` at the call site.
+async fn append_through_the_queue(queue: &Addr<Queue>, payload: &str) -> Result<Lsn, WalError> {
+    let lsn = queue.send(Append::new(payload)).await??;
+    Ok(lsn)
+}
+
+#[actix::test]
+async fn mailbox_errors_convert_into_wal_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    assert_eq!(
+        append_through_the_queue(wal.queue(), "one").await.unwrap(),
+        Lsn(1)
+    );
+    assert!(matches!(
+        WalError::from(MailboxError::Closed),
+        WalError::ShutDown
+    ));
+    assert!(matches!(
+        WalError::from(MailboxError::Timeout),
+        WalError::Timeout
+    ));
+    wal.shutdown().await.unwrap();
+    assert!(matches!(
+        append_through_the_queue(wal.queue(), "two").await,
+        Err(WalError::ShutDown)
+    ));
+}
+
+/// A first start: `LogReader::open` on a directory that does not exist yet, or exists and
+/// holds nothing, is an empty log. A directory whose `META` names a log but holds no
+/// segment is not empty: that stays an error.
+#[test]
+fn log_reader_on_a_missing_or_empty_directory_reads_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("not-yet");
+    assert_eq!(LogReader::open(&missing).unwrap().count(), 0);
+    assert!(
+        !missing.exists(),
+        "the reader created {}",
+        missing.display()
+    );
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_eq!(LogReader::open(&empty).unwrap().count(), 0);
+    assert_eq!(LogReader::open_from(&empty, Lsn(5)).unwrap().count(), 0);
+
+    // A log whose segments were deleted: its META remains.
+    let gone = d.path().join("gone");
+    let (mut log, _) = LogWriter::open(&gone, LogOptions::default()).unwrap();
+    log.append(b"x").unwrap();
+    log.sync().unwrap();
+    drop(log);
+    for e in std::fs::read_dir(&gone).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "wal") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    assert!(gone.join("META").exists());
+    assert!(matches!(
+        LogReader::open(&gone),
+        Err(WalError::NoLog { .. })
+    ));
+    // A path that is a file is still refused.
+    let file = d.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(matches!(
+        LogReader::open(&file),
+        Err(WalError::NotADirectory { .. })
+    ));
+}
+
+/// The README's and operations.md's `cargo install` lines install with `--locked`: the
+/// versions the crate was tested with, not whatever is newest.
+#[test]
+fn install_lines_in_the_docs_are_locked() {
+    for (name, text) in [
+        ("README.md", include_str!("../README.md")),
+        ("docs/operations.md", include_str!("../docs/operations.md")),
+    ] {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("cargo install"))
+            .collect();
+        assert!(!lines.is_empty(), "{name} has no install line");
+        for l in lines {
+            assert!(l.contains("--locked"), "{name}: {l}");
+        }
+    }
+}

@@ -433,14 +433,61 @@ fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync
     assert!(lost_without > 0, "never adopting a spare lost nothing");
 }
 
-/// The sum of the segment files' sizes (spares and other `.tmp` files are not counted).
+/// The sum of the log's files on disk: segments and spares (`.wal.tmp`).
 fn segment_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".wal") || name.ends_with(".wal.tmp")
+        })
         .map(|e| e.metadata().unwrap().len())
         .sum()
+}
+
+/// Waits (at most 10 s) until `Health::disk_bytes` equals the bytes on disk: the spare is
+/// prepared beside the log on a helper thread, so the two may differ for a moment.
+async fn health_matches_disk(wal: &Wal, dir: &Path, when: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reported = wal.health().await.unwrap().disk_bytes;
+        let on_disk = segment_bytes(dir);
+        if reported == on_disk {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{when}: health says {reported} bytes, the directory holds {on_disk}: {:?}",
+            names(dir)
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A 3-record log with the default 64 MiB segments holds its segment and a prepared
+/// spare, both preallocated: 128 MiB on disk, and `Health::disk_bytes` says so.
+#[actix::test]
+async fn health_counts_the_prepared_spare() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    for i in 0..3u8 {
+        wal.append(vec![i; 100]).await.unwrap();
+    }
+    // The spare is prepared after the first batch, on the flusher's helper thread.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !names(d.path()).iter().any(|n| n.ends_with(".wal.tmp")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spare: {:?}",
+            names(d.path())
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    health_matches_disk(&wal, d.path(), "after 3 records").await;
+    let h = wal.health().await.unwrap();
+    assert!(h.disk_bytes >= 2 * (64 << 20), "{h:?}");
+    wal.shutdown().await.unwrap();
 }
 
 #[actix::test]
@@ -462,14 +509,7 @@ async fn health_counts_the_segment_bytes_across_rollovers_a_checkpoint_and_a_rew
         )
         .await;
         last = lsns.into_iter().map(Result::unwrap).max().unwrap();
-        let on_disk = segment_bytes(d.path());
-        let h = wal.health().await.unwrap();
-        assert_eq!(
-            h.disk_bytes,
-            on_disk,
-            "after round {round}: {:?}",
-            names(d.path())
-        );
+        health_matches_disk(&wal, d.path(), &format!("after round {round}")).await;
     }
     let segments = names(d.path())
         .iter()
@@ -478,22 +518,13 @@ async fn health_counts_the_segment_bytes_across_rollovers_a_checkpoint_and_a_rew
     assert!(segments > 6, "{:?}", names(d.path()));
     let removed = wal.truncate_before(Lsn(last.0 / 2)).await.unwrap();
     assert!(removed > 0);
-    assert_eq!(
-        wal.health().await.unwrap().disk_bytes,
-        segment_bytes(d.path())
-    );
+    health_matches_disk(&wal, d.path(), "after truncate_before").await;
     wal.truncate_after(Lsn(last.0 * 3 / 4)).await.unwrap();
-    assert_eq!(
-        wal.health().await.unwrap().disk_bytes,
-        segment_bytes(d.path())
-    );
+    health_matches_disk(&wal, d.path(), "after truncate_after").await;
     for _ in 0..100 {
         wal.append(vec![7u8; 2000]).await.unwrap();
     }
-    assert_eq!(
-        wal.health().await.unwrap().disk_bytes,
-        segment_bytes(d.path())
-    );
+    health_matches_disk(&wal, d.path(), "after 100 more appends").await;
     wal.shutdown().await.unwrap();
 }
 

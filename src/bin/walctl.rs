@@ -249,6 +249,14 @@ fn walk(
         args.max_record_bytes,
     )
     .map_err(|e| Failure::from_wal(e, &summary))?;
+    // `LogReader` reads a missing or empty directory as an empty log (a first start);
+    // asked to inspect one, walctl says there is no log there.
+    if reader.segments().next().is_none() {
+        let no_log = WalError::NoLog {
+            path: args.dir.clone(),
+        };
+        return Err(Failure::from_wal(no_log, &summary));
+    }
     for path in reader.segments() {
         let bytes_on_disk = std::fs::metadata(path)
             .map_err(|e| Failure::Failed(format!("stat {}: {e}", path.display())))?
