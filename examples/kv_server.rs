@@ -32,6 +32,15 @@
 //! keys on the development VM), and every request and every commit would wait behind
 //! the move.
 //!
+//! Its bounds: keys (`--max-keys`) and the bytes of keys and values held in memory
+//! (`--max-bytes`, 256 MiB): a PUT past either is answered 507; a value is at most
+//! 256 KiB (413); a request body must arrive within `--body-timeout-ms` (10 s) of its
+//! head, or the answer is 408 and the connection closed (actix-web bounds only the wait
+//! for the head).
+//!
+//! The code: this file (command line, start and stop), `kv_server/store.rs` (the `Store`
+//! actor: the map and the write path), `kv_server/http.rs` (the handlers).
+//!
 //! What a real service would add: a checkpoint (snapshot the map, then
 //! `Wal::truncate_before` the snapshot's LSN) so the log and the replay at start stay
 //! bounded; see docs/operations.md.
@@ -56,7 +65,7 @@ use store::{Attach, Store};
 
 /// Largest value accepted, in bytes. With the key and the encoding it must fit the log's
 /// `max_record_bytes` (1 MiB by default).
-const MAX_VALUE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_VALUE_BYTES: usize = 256 * 1024;
 /// Longest key accepted, in bytes.
 pub(crate) const MAX_KEY_BYTES: usize = 512;
 /// The address used when none is given; an ephemeral port stands in if it is taken.
@@ -97,6 +106,17 @@ struct Args {
     /// a new key beyond it is answered 507.
     #[arg(long, default_value_t = 1_000_000)]
     max_keys: usize,
+    /// Most bytes of keys and values the map holds (writes in flight count too); a PUT
+    /// that would pass it is answered 507. Default 256 MiB. The map's own overhead comes
+    /// on top (about 100 bytes a key). A log replayed at start that holds more is loaded
+    /// whole (the log is the truth); PUTs are then refused until deletes make room.
+    #[arg(long, default_value_t = 256 << 20)]
+    max_bytes: usize,
+    /// How long a request body may take to arrive, in milliseconds, from the end of its
+    /// head; a slower one is answered 408 and its connection closed. Default 10,000 (a
+    /// 256 KiB value at 26 KB/s).
+    #[arg(long, default_value_t = 10_000)]
+    body_timeout_ms: u64,
     /// The thread the log's queue runs on: `caller` (the System arbiter, beside the
     /// `Store`: a write reaches the queue without crossing threads) or `own` (an arbiter
     /// of the log's own).
@@ -171,7 +191,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Replay rebuilds the map: the store receives every record before the log takes appends.
-    let store = Store::new(args.max_keys).start();
+    let store = Store::new(args.max_keys, args.max_bytes).start();
     let config = WalConfig {
         replay_to: Some(store.clone().recipient()),
         queue_thread: match args.queue_thread {
@@ -191,11 +211,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         store,
         wal: wal.clone(),
         prometheus,
+        body_timeout: Duration::from_millis(args.body_timeout_ms.max(1)),
     };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
-            .app_data(web::PayloadConfig::new(MAX_VALUE_BYTES))
             .route("/kv/{key}", web::put().to(put))
             .route("/kv/{key}", web::delete().to(delete))
             .route("/kv/{key}", web::get().to(get))

@@ -2,12 +2,14 @@
 //! write's outcome becomes a status code.
 
 use crate::store::{Get, Op, Store, Write, WriteError};
-use crate::MAX_KEY_BYTES;
+use crate::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use actix::prelude::*;
 use actix_wal::{Wal, WalError};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use futures::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::time::Duration;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -15,6 +17,8 @@ pub(crate) struct AppState {
     pub(crate) store: Addr<Store>,
     pub(crate) wal: Wal,
     pub(crate) prometheus: PrometheusHandle,
+    /// How long a request body may take to arrive (`Args::body_timeout_ms`).
+    pub(crate) body_timeout: Duration,
 }
 
 /// The 400 answer for a key out of bounds, if it is.
@@ -39,6 +43,10 @@ async fn write(state: &AppState, op: Op) -> HttpResponse {
         Err(WriteError::TooManyKeys) => {
             (StatusCode::INSUFFICIENT_STORAGE, "too many keys".to_owned())
         }
+        Err(WriteError::TooManyBytes) => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "too many bytes held".to_owned(),
+        ),
         Err(WriteError::Unavailable) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the log is not open".to_owned(),
@@ -62,16 +70,33 @@ async fn write(state: &AppState, op: Op) -> HttpResponse {
 pub(crate) async fn put(
     state: web::Data<AppState>,
     key: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> HttpResponse {
     let key = key.into_inner();
     if let Some(r) = bad_key(&key) {
         return r;
     }
-    let op = Op::Put {
-        key,
-        value: body.to_vec(),
+    let value = match read_body(body, state.body_timeout).await {
+        Ok(v) => v,
+        Err(BodyError::TooLarge) => {
+            return HttpResponse::PayloadTooLarge()
+                .force_close()
+                .body(format!("a value is at most {MAX_VALUE_BYTES} bytes\n"))
+        }
+        // The connection is closed after the answer: the rest of the body never comes.
+        Err(BodyError::TimedOut) => {
+            return HttpResponse::RequestTimeout().force_close().body(format!(
+                "the body did not arrive within {} ms\n",
+                state.body_timeout.as_millis()
+            ))
+        }
+        Err(BodyError::Broken(e)) => {
+            return HttpResponse::BadRequest()
+                .force_close()
+                .body(format!("{e}\n"))
+        }
     };
+    let op = Op::Put { key, value };
     write(&state, op).await
 }
 
@@ -109,4 +134,38 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
         Ok(h) => HttpResponse::ServiceUnavailable().json(h),
         Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
     }
+}
+
+/// Why a body was not read.
+#[derive(Debug)]
+enum BodyError {
+    /// Longer than `MAX_VALUE_BYTES`.
+    TooLarge,
+    /// Not all there within the body timeout.
+    TimedOut,
+    /// The connection failed or the body was malformed.
+    Broken(actix_web::error::PayloadError),
+}
+
+/// Reads a request body of at most `MAX_VALUE_BYTES`, all of it within `timeout`.
+///
+/// actix-web bounds the wait for a request's head (`client_request_timeout`, 5 s), not
+/// for its body: a client sending a byte now and then would hold a connection, and the
+/// bytes so far, for as long as it liked. The deadline is for the whole body, not per
+/// chunk, so a trickle is cut off as surely as a stall.
+async fn read_body(mut body: web::Payload, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+    let read = async {
+        let mut value = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(BodyError::Broken)?;
+            if value.len() + chunk.len() > MAX_VALUE_BYTES {
+                return Err(BodyError::TooLarge);
+            }
+            value.extend_from_slice(&chunk);
+        }
+        Ok(value)
+    };
+    actix_rt::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
 }

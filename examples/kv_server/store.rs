@@ -58,8 +58,16 @@ pub(crate) struct Store {
     in_flight: HashMap<String, usize>,
     /// The log's queue; `None` until the log is open (replay comes first).
     queue: Option<Addr<Queue>>,
-    /// See [`Args::max_keys`].
+    /// See `Args::max_keys`.
     max_keys: usize,
+    /// See `Args::max_bytes`.
+    max_bytes: usize,
+    /// Bytes of keys and values in `entries` (tombstones count their key).
+    held_bytes: usize,
+    /// Bytes of keys and values of the PUTs in flight: counted against `max_bytes` from
+    /// the moment they are sent to the log, so that concurrent PUTs cannot pass it
+    /// together.
+    in_flight_bytes: usize,
     /// Records replayed at start.
     replayed: u64,
     /// The first record replay could not decode: the service refuses to start on it
@@ -68,9 +76,10 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(max_keys: usize) -> Store {
+    pub(crate) fn new(max_keys: usize, max_bytes: usize) -> Store {
         Store {
             max_keys,
+            max_bytes,
             ..Store::default()
         }
     }
@@ -84,10 +93,15 @@ impl Store {
         if self.entries.get(&key).is_some_and(|s| s.lsn >= lsn) {
             return;
         }
-        if value.is_none() && !self.in_flight.contains_key(&key) {
-            self.entries.remove(&key);
+        let key_bytes = key.len();
+        let old = if value.is_none() && !self.in_flight.contains_key(&key) {
+            self.entries.remove(&key)
         } else {
-            self.entries.insert(key, Slot { lsn, value });
+            self.held_bytes += slot_bytes(key_bytes, &value);
+            self.entries.insert(key, Slot { lsn, value })
+        };
+        if let Some(old) = old {
+            self.held_bytes -= slot_bytes(key_bytes, &old.value);
         }
     }
 
@@ -99,6 +113,7 @@ impl Store {
                 self.in_flight.remove(key);
                 if self.entries.get(key).is_some_and(|s| s.value.is_none()) {
                     self.entries.remove(key);
+                    self.held_bytes -= key.len();
                 }
             }
         }
@@ -156,6 +171,8 @@ pub(crate) enum WriteError {
     Wal(WalError),
     /// `max_keys` reached.
     TooManyKeys,
+    /// `max_bytes` would be passed.
+    TooManyBytes,
     /// DELETE of a key that is not there.
     NotFound,
     /// The log is not open yet, or already stopped.
@@ -188,11 +205,21 @@ impl Handler<Write> for Store {
             }
             _ => {}
         }
+        // What the map may come to hold: a PUT replacing a larger value would shrink it,
+        // but the bound is checked as if every write in flight adds what it carries.
+        let adds = match &op {
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Delete { .. } => 0,
+        };
+        if self.held_bytes + self.in_flight_bytes + adds > self.max_bytes {
+            return refuse(WriteError::TooManyBytes);
+        }
         let payload = match codec::encode(&op) {
             Ok(p) => p,
             Err(e) => return refuse(WriteError::Wal(e)),
         };
         *self.in_flight.entry(key.clone()).or_default() += 1;
+        self.in_flight_bytes += adds;
         // `send`, not `do_send`: the queue's back-pressure reaches us. No timeout around
         // it: a write whose reply we stopped waiting for may still become durable.
         let durable = async move { queue.send(Append::new(payload)).await };
@@ -205,6 +232,7 @@ impl Handler<Write> for Store {
                 Ok(Err(e)) => Err(WriteError::Wal(e)),
                 Err(_) => Err(WriteError::Unavailable),
             };
+            act.in_flight_bytes -= adds;
             act.settle(&key);
             result
         }))
@@ -222,4 +250,10 @@ impl Handler<Get> for Store {
     fn handle(&mut self, Get(key): Get, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.entries.get(&key).and_then(|s| s.value.clone()))
     }
+}
+
+/// The bytes a key's slot holds in memory, as counted against `max_bytes`: the key and
+/// the value (a tombstone: the key alone).
+fn slot_bytes(key_bytes: usize, value: &Option<Vec<u8>>) -> usize {
+    key_bytes + value.as_ref().map_or(0, Vec::len)
 }

@@ -66,10 +66,16 @@ pub struct Server {
 impl Server {
     /// Starts the server on `dir` and an ephemeral loopback port; returns once it listens.
     pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// [`Server::start`] with more command-line flags.
+    pub fn start_with(dir: &Path, flags: &[&str]) -> Server {
         let child = Command::new(example_binary())
             .arg("--dir")
             .arg(dir)
             .args(["--addr", "127.0.0.1:0", "--workers", "2"])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
