@@ -122,8 +122,8 @@ impl Fs {
         let mut p = Some(dir);
         while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
             match fs::metadata(d) {
-                Ok(m) if m.is_dir() => break,
-                // Something else by that name: the creation below says what.
+                // A directory, or something else by that name (the creation below then
+                // says what).
                 Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(d),
                 Err(e) => return Err(e),
