@@ -57,9 +57,9 @@
 //!
 //! ```
 //! use actix_wal::{Append, Commit, Flush, GetHealth, GetStats, Queue, SetMode, Shutdown};
-//! use actix_wal::{TruncateBefore, WalMode};
+//! use actix_wal::{CommitMode, TruncateBefore};
 //! fn _takes(_: actix::Addr<Queue>, _: Append, _: Commit, _: Flush, _: GetHealth) {}
-//! let _ = (GetStats, SetMode(WalMode::Sync), Shutdown, TruncateBefore(actix_wal::Lsn(1)));
+//! let _ = (GetStats, SetMode(CommitMode::Sync), Shutdown, TruncateBefore(actix_wal::Lsn(1)));
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
