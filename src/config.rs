@@ -106,6 +106,13 @@ pub struct WalConfig {
     pub max_sync_retries: u32,
     /// The file system the log lives on. Default: the real one.
     pub storage: SharedStorage,
+    /// Whether the owner's group may read the log: files the log creates are 0640 and its
+    /// directories 0750 (PostgreSQL's group access, for a backup or monitoring user in
+    /// the group) instead of 0600 and 0700. Either mode is set whatever the umask.
+    /// Default false: only the owner (and root) can read records and the Raft vote in
+    /// `META`. It applies to what the log creates; an existing log directory that is
+    /// open to more users is logged as a warning at open (docs/operations.md).
+    pub group_read: bool,
     /// Where durability notifications go for appends and commits that ask for none of
     /// their own (no [`Append::notify`](crate::Append::notify)): once each is durable, or
     /// has failed, this recipient gets a `DurabilityReply` whose `token` is its LSN (a
@@ -160,6 +167,7 @@ impl std::fmt::Debug for WalConfig {
             .field("max_meta_bytes", &self.max_meta_bytes)
             .field("replay_from", &self.replay_from)
             .field("queue_thread", &self.queue_thread)
+            .field("group_read", &self.group_read)
             .finish_non_exhaustive()
     }
 }
@@ -187,6 +195,7 @@ impl Default for WalConfig {
             restart_window_ms: 60_000,
             max_sync_retries: 1,
             storage: default_storage(),
+            group_read: false,
             notify_to: None,
             alert_to: None,
             alert_queue_depth: 10_000,
@@ -208,8 +217,16 @@ impl WalConfig {
             max_record_bytes: self.max_record_bytes,
             preallocate: self.preallocate,
             recovery_policy: self.recovery_policy,
-            storage: self.storage.clone(),
+            storage: self.log_storage(),
         }
+    }
+
+    /// The storage the log is written through: `storage` creating files with the modes
+    /// `group_read` asks for (see [`crate::Storage::with_group_read`]).
+    pub fn log_storage(&self) -> SharedStorage {
+        self.storage
+            .with_group_read(self.group_read)
+            .unwrap_or_else(|| self.storage.clone())
     }
 
     /// Checks every field and their relations.

@@ -174,6 +174,7 @@ plain_setters!(
     restart_window_ms: u64,
     max_sync_retries: u32,
     storage: SharedStorage,
+    group_read: bool,
     alert_queue_depth: usize,
     alert_flush_ms: u64,
     alert_wal_bytes: u64,

@@ -150,8 +150,22 @@ pub enum WalError {
         bytes: usize,
     },
     /// The log has been shut down (or its actors have stopped); nothing more is accepted.
+    /// Also what a stopped queue's mailbox becomes (`From<MailboxError>`), so a message
+    /// sent to [`crate::Wal::queue`] flattens with `queue.send(msg).await??`.
     #[error("the log is shut down")]
     ShutDown,
+    /// A message sent with a deadline (`queue.send(msg).timeout(d)`) got no reply in
+    /// time (`MailboxError::Timeout`). The message may still be handled.
+    #[error("no reply from the log in time")]
+    Timeout,
+    /// [`Wal::open`](crate::Wal::open) was called on a thread with no actix `System` (plain
+    /// tokio, another runtime, or none): its actors need one. Open the log with
+    /// [`Wal::open_standalone`](crate::Wal::open_standalone) (any async runtime) or
+    /// [`Wal::open_blocking`](crate::Wal::open_blocking) (a plain thread), which give it a
+    /// `System` thread of its own, or run the caller inside `actix::System` /
+    /// `#[actix::main]`.
+    #[error("Wal::open needs an actix System on this thread (actix::System, #[actix::main]); from plain tokio or another runtime use Wal::open_standalone, from a plain thread Wal::open_blocking")]
+    NoActixSystem,
     /// An fsync failed and rewriting the batch to a fresh segment failed too
     /// `max_sync_retries` times: nothing more is acknowledged until the log is reopened.
     #[error("log poisoned: {reason}; reopen the log to run recovery")]
@@ -171,13 +185,6 @@ pub enum WalError {
         /// The codec's own error (bincode's, or [`crate::format::codec::TrailingBytes`]).
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync>,
-    },
-    /// `SetMode` asked for a mode a caller cannot set: the log enters and leaves
-    /// `WalMode::Degraded` by itself, when its flusher dies and when it is back.
-    #[error("SetMode({requested:?}) refused: the log enters and leaves this mode by itself")]
-    ModeNotSettable {
-        /// The mode asked for.
-        requested: crate::stats::WalMode,
     },
     /// `AppendBatch` with no records.
     #[error("an append batch needs at least one record")]
@@ -339,5 +346,16 @@ impl std::fmt::Display for CodecStep {
             CodecStep::WouldNotDecode => "encoded value would not decode",
             CodecStep::Decode => "decode",
         })
+    }
+}
+
+impl From<actix::MailboxError> for WalError {
+    /// A closed mailbox is a stopped log ([`WalError::ShutDown`]); a timed-out send is
+    /// [`WalError::Timeout`].
+    fn from(e: actix::MailboxError) -> WalError {
+        match e {
+            actix::MailboxError::Closed => WalError::ShutDown,
+            actix::MailboxError::Timeout => WalError::Timeout,
+        }
     }
 }

@@ -27,7 +27,9 @@ pub struct Health {
     pub queue_depth: usize,
     /// Duration of the last flush, in milliseconds.
     pub last_flush_ms: f64,
-    /// Bytes of segment files on disk.
+    /// Bytes of the log's files on disk: the segments (preallocated ones in full) and the
+    /// spare prepared for the next rollover (a whole preallocated segment), so a new log
+    /// holds two segments' worth. Not `META` or `LOCK`.
     pub disk_bytes: u64,
     /// Alerts that have fired and not cleared.
     pub active_alerts: Vec<AlertKind>,

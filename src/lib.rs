@@ -57,9 +57,9 @@
 //!
 //! ```
 //! use actix_wal::{Append, Commit, Flush, GetHealth, GetStats, Queue, SetMode, Shutdown};
-//! use actix_wal::{TruncateBefore, WalMode};
+//! use actix_wal::{CommitMode, TruncateBefore};
 //! fn _takes(_: actix::Addr<Queue>, _: Append, _: Commit, _: Flush, _: GetHealth) {}
-//! let _ = (GetStats, SetMode(WalMode::Sync), Shutdown, TruncateBefore(actix_wal::Lsn(1)));
+//! let _ = (GetStats, SetMode(CommitMode::Sync), Shutdown, TruncateBefore(actix_wal::Lsn(1)));
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -98,6 +98,28 @@ pub use messages::{
     Notify, RecoveryReport, Replayed, Reset, SetMode, Shutdown, TruncateAfter, TruncateBefore,
     WaitDurable,
 };
-pub use stats::{WalMode, WalStats};
-pub use storage::{FsStorage, SharedStorage, Storage, StorageFile};
+pub use stats::{CommitMode, WalMode, WalStats};
+pub use storage::{FsStorage, GroupReadFsStorage, SharedStorage, Storage, StorageFile};
 pub use wal::Wal;
+
+/// The Markdown documents, each compiled as the documentation of an item that exists only
+/// for `cargo test --doc`: their Rust blocks compile (and run, unless marked `no_run`) in
+/// the test command, so a document cannot drift from the API. Blocks that are not Rust are
+/// marked `text` or `sh`.
+#[cfg(doctest)]
+mod markdown_doctests {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/architecture.md")]
+    struct Architecture;
+    #[doc = include_str!("../docs/format.md")]
+    struct Format;
+    #[doc = include_str!("../docs/operations.md")]
+    struct Operations;
+    #[doc = include_str!("../docs/performance.md")]
+    struct Performance;
+    #[doc = include_str!("../docs/replication.md")]
+    struct Replication;
+    #[doc = include_str!("../docs/testing.md")]
+    struct Testing;
+}

@@ -13,7 +13,7 @@
 use crate::error::WalError;
 use crate::log::{Record, RecoveryOutcome};
 use crate::lsn::Lsn;
-use crate::stats::{WalMode, WalStats};
+use crate::stats::{CommitMode, WalStats};
 use actix::prelude::*;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::PathBuf;
@@ -267,11 +267,29 @@ impl Message for WaitDurable {
 pub struct GetStats;
 
 /// Switch between async group commit and synchronous mode (write + fsync per message) at
-/// run time. `WalMode::Degraded` is set by the log itself and refused here
-/// ([`WalError::ModeNotSettable`]).
+/// run time. The log enters and leaves `WalMode::Degraded` by itself; [`CommitMode`] has
+/// no such value, so a request for it does not compile.
+///
+/// ```
+/// use actix_wal::{CommitMode, SetMode};
+/// let _ = (SetMode(CommitMode::Sync), SetMode(CommitMode::Async));
+/// ```
+///
+/// The degraded mode cannot be asked for: it has no name here.
+///
+/// ```compile_fail,E0308
+/// use actix_wal::{SetMode, WalMode};
+/// let _ = SetMode(WalMode::Degraded);
+/// ```
+///
+/// ```compile_fail,E0308
+/// # async fn f(wal: actix_wal::Wal) {
+/// let _ = wal.set_mode(actix_wal::WalMode::Degraded).await;
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), WalError>")]
-pub struct SetMode(pub WalMode);
+pub struct SetMode(pub CommitMode);
 
 /// Stop taking appends, write and fsync everything queued, answer every waiter, let the
 /// flusher finish its last I/O in the directory (its spare helper's raise of the

@@ -1,4 +1,5 @@
-//! `WalStats` and `WalMode`: what the log reports about itself.
+//! `WalStats` and `WalMode`: what the log reports about itself; `CommitMode`, the modes a
+//! caller may ask for.
 
 use crate::lsn::Lsn;
 use serde::{Deserialize, Serialize};
@@ -12,8 +13,42 @@ pub enum WalMode {
     /// Synchronous: each message is written and fsynced before the next is taken.
     Sync,
     /// The flusher is dead: the queue writes and fsyncs batches itself on a blocking
-    /// thread until the supervisor brings a flusher back. Set by the log, never by a caller.
+    /// thread until the supervisor brings a flusher back. Set by the log, never by a caller
+    /// ([`CommitMode`] has no such value).
     Degraded,
+}
+
+/// The write modes a caller can ask for with [`SetMode`](crate::SetMode): [`WalMode`]
+/// without `Degraded`, which the log enters and leaves by itself, so a request for it
+/// cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CommitMode {
+    /// Group commit: the flusher thread writes and fsyncs batches while the next gathers.
+    #[default]
+    Async,
+    /// Synchronous: each message is written and fsynced before the next is taken.
+    Sync,
+}
+
+impl From<CommitMode> for WalMode {
+    fn from(mode: CommitMode) -> WalMode {
+        match mode {
+            CommitMode::Async => WalMode::Async,
+            CommitMode::Sync => WalMode::Sync,
+        }
+    }
+}
+
+impl PartialEq<WalMode> for CommitMode {
+    fn eq(&self, other: &WalMode) -> bool {
+        WalMode::from(*self) == *other
+    }
+}
+
+impl PartialEq<CommitMode> for WalMode {
+    fn eq(&self, other: &CommitMode) -> bool {
+        *self == WalMode::from(*other)
+    }
 }
 
 /// Figures of a running log, as returned by `GetStats`.

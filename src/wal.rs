@@ -19,7 +19,7 @@ use crate::messages::{
 };
 use crate::queue_thread::{self, JoinQueueThread, QueueKeeper};
 use crate::standalone::Standalone;
-use crate::stats::{WalMode, WalStats};
+use crate::stats::{CommitMode, WalStats};
 use actix::prelude::*;
 use std::ops::Range;
 use std::path::Path;
@@ -58,7 +58,17 @@ fn closed(_: MailboxError) -> WalError {
 impl Wal {
     /// Opens the log in `dir` (created if missing): recovery runs first (and replay, if
     /// `config.replay_to` is set), then the actors start. Returns once the log takes appends.
+    ///
+    /// It must be called on a thread that runs an actix `System` (`actix::System`,
+    /// `#[actix::main]`, `#[actix::test]`, an actix-web server); anywhere else (plain
+    /// tokio, no runtime) it fails with [`WalError::NoActixSystem`], which names
+    /// [`Wal::open_standalone`], the open for those callers.
     pub async fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<Wal, WalError> {
+        // Without a System the first actor start below would panic inside tokio
+        // (`spawn_local` outside a `LocalSet`), and the flusher's arbiter needs one too.
+        if actix::System::try_current().is_none() {
+            return Err(WalError::NoActixSystem);
+        }
         let dir = dir.as_ref().to_path_buf();
         let span = tracing::debug_span!("open", dir = %dir.display());
         Wal::open_inner(dir, config).instrument(span).await
@@ -94,8 +104,11 @@ impl Wal {
         self
     }
 
-    async fn open_inner(dir: std::path::PathBuf, config: WalConfig) -> Result<Wal, WalError> {
+    async fn open_inner(dir: std::path::PathBuf, mut config: WalConfig) -> Result<Wal, WalError> {
         config.validate()?;
+        // Every part of the log (recovery, the flusher, the queue, the readers) creates
+        // files with the modes `group_read` asks for.
+        config.storage = config.log_storage();
         let started = std::time::Instant::now();
         let cfg = Arc::new(config);
         let recovery = Recovery::new(
@@ -230,8 +243,9 @@ impl Wal {
         self.queue.send(GetHealth).await.map_err(closed)
     }
 
-    /// Switches between `WalMode::Async` and `WalMode::Sync` at run time.
-    pub async fn set_mode(&self, mode: WalMode) -> Result<(), WalError> {
+    /// Switches between `CommitMode::Async` and `CommitMode::Sync` at run time (the log
+    /// enters and leaves `WalMode::Degraded` by itself).
+    pub async fn set_mode(&self, mode: CommitMode) -> Result<(), WalError> {
         self.queue.send(SetMode(mode)).await.map_err(closed)?
     }
 

@@ -1,5 +1,5 @@
 //! The small API: what call sites write (`Commit::new` from any byte-like entries, `Lsn`
-//! arithmetic), typed refusals (`SetMode(Degraded)`), and config knobs that do what their
+//! arithmetic), `SetMode` takes only the modes a caller may ask for, and config knobs that do what their
 //! docs say (`notify_to`, shrinking `segment_size_bytes`).
 
 use actix::prelude::*;
@@ -60,25 +60,22 @@ fn lsn_arithmetic() {
     assert_eq!(Lsn(1).checked_add(1), Some(Lsn(2)));
 }
 
-/// Asking for degraded mode is refused with its own error, not "invalid configuration",
-/// and changes nothing.
+/// `SetMode` takes a `CommitMode`, and `WalStats` reports the mode asked for and the mode
+/// in force as `WalMode`s equal to it. (Asking for `WalMode::Degraded` does not compile:
+/// the `compile_fail` doctests of `SetMode`.)
 #[actix::test]
-async fn set_mode_degraded_is_refused_with_its_own_error() {
+async fn set_mode_takes_a_commit_mode_and_stats_report_it() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
-    let e = wal.set_mode(WalMode::Degraded).await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            WalError::ModeNotSettable {
-                requested: WalMode::Degraded
-            }
-        ),
-        "{e:?}"
-    );
+    wal.send(SetMode(CommitMode::Sync)).await.unwrap();
     let stats = wal.stats().await.unwrap();
-    assert_eq!(stats.mode, WalMode::Async);
-    assert_eq!(wal.append(b"still fine".to_vec()).await.unwrap(), Lsn(1));
+    assert_eq!(
+        (stats.mode, stats.requested_mode),
+        (WalMode::Sync, WalMode::Sync)
+    );
+    assert_eq!(stats.mode, CommitMode::Sync);
+    wal.set_mode(CommitMode::Async).await.unwrap();
+    assert_eq!(wal.stats().await.unwrap().mode, WalMode::Async);
     wal.shutdown().await.unwrap();
 }
 
@@ -226,4 +223,97 @@ async fn segment_size_setter_fits_the_dependent_sizes() {
         .map(|r| r.unwrap().payload.len())
         .collect();
     assert_eq!(lens, vec![65_480, 65_480]);
+}
+
+/// A queue message's reply flattens with `??`: a stopped mailbox is `WalError::ShutDown`,
+/// with no `map_err` at the call site.
+async fn append_through_the_queue(queue: &Addr<Queue>, payload: &str) -> Result<Lsn, WalError> {
+    let lsn = queue.send(Append::new(payload)).await??;
+    Ok(lsn)
+}
+
+#[actix::test]
+async fn mailbox_errors_convert_into_wal_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    assert_eq!(
+        append_through_the_queue(wal.queue(), "one").await.unwrap(),
+        Lsn(1)
+    );
+    assert!(matches!(
+        WalError::from(MailboxError::Closed),
+        WalError::ShutDown
+    ));
+    assert!(matches!(
+        WalError::from(MailboxError::Timeout),
+        WalError::Timeout
+    ));
+    wal.shutdown().await.unwrap();
+    assert!(matches!(
+        append_through_the_queue(wal.queue(), "two").await,
+        Err(WalError::ShutDown)
+    ));
+}
+
+/// A first start: `LogReader::open` on a directory that does not exist yet, or exists and
+/// holds nothing, is an empty log. A directory whose `META` names a log but holds no
+/// segment is not empty: that stays an error.
+#[test]
+fn log_reader_on_a_missing_or_empty_directory_reads_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("not-yet");
+    assert_eq!(LogReader::open(&missing).unwrap().count(), 0);
+    assert!(
+        !missing.exists(),
+        "the reader created {}",
+        missing.display()
+    );
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_eq!(LogReader::open(&empty).unwrap().count(), 0);
+    assert_eq!(LogReader::open_from(&empty, Lsn(5)).unwrap().count(), 0);
+
+    // A log whose segments were deleted: its META remains.
+    let gone = d.path().join("gone");
+    let (mut log, _) = LogWriter::open(&gone, LogOptions::default()).unwrap();
+    log.append(b"x").unwrap();
+    log.sync().unwrap();
+    drop(log);
+    for e in std::fs::read_dir(&gone).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "wal") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    assert!(gone.join("META").exists());
+    assert!(matches!(
+        LogReader::open(&gone),
+        Err(WalError::NoLog { .. })
+    ));
+    // A path that is a file is still refused.
+    let file = d.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(matches!(
+        LogReader::open(&file),
+        Err(WalError::NotADirectory { .. })
+    ));
+}
+
+/// The README's and operations.md's `cargo install` lines install with `--locked`: the
+/// versions the crate was tested with, not whatever is newest.
+#[test]
+fn install_lines_in_the_docs_are_locked() {
+    for (name, text) in [
+        ("README.md", include_str!("../README.md")),
+        ("docs/operations.md", include_str!("../docs/operations.md")),
+    ] {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("cargo install"))
+            .collect();
+        assert!(!lines.is_empty(), "{name} has no install line");
+        for l in lines {
+            assert!(l.contains("--locked"), "{name}: {l}");
+        }
+    }
 }

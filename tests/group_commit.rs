@@ -216,15 +216,14 @@ async fn set_mode_switches_between_async_and_sync_under_load_and_loses_nothing()
     };
     for i in 0..6 {
         let mode = if i % 2 == 0 {
-            WalMode::Sync
+            CommitMode::Sync
         } else {
-            WalMode::Async
+            CommitMode::Async
         };
         wal.set_mode(mode).await.unwrap();
         assert_eq!(wal.stats().await.unwrap().mode, mode);
         actix_rt::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    assert!(wal.set_mode(WalMode::Degraded).await.is_err());
     let lsns = writer.await.unwrap();
     let mut sorted = lsns.clone();
     sorted.sort();
@@ -238,7 +237,7 @@ async fn set_mode_switches_between_async_and_sync_under_load_and_loses_nothing()
 async fn sync_mode_writes_each_message_in_its_own_fsync() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small_config()).await.unwrap();
-    wal.set_mode(WalMode::Sync).await.unwrap();
+    wal.set_mode(CommitMode::Sync).await.unwrap();
     let futs = (0..50u32).map(|_| {
         let wal = wal.clone();
         async move { wal.append(vec![3; 16]).await.unwrap() }

@@ -4,216 +4,22 @@
 //!
 //! The server is the example binary (`target/<profile>/examples/kv_server`, built here by
 //! `cargo build --example kv_server`, a no-op when it is fresh), spoken to over loopback
-//! with a small HTTP/1.1 client. Every request has a timeout, every loop a bound, and a
-//! guard kills the process whatever happens.
+//! with a small HTTP/1.1 client (`tests/kv_server/client.rs`). Every request has a
+//! timeout, every loop a bound, and a guard kills the process whatever happens.
+
+#[path = "kv_server/client.rs"]
+mod client;
 
 use actix_wal::format::FRAME_HEADER_BYTES;
 use actix_wal::metrics;
 use actix_wal::{Health, WalMode};
+use client::{request, Server};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Longest wait for the server to print its address.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Connect, read and write timeout of one request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest response read.
-const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// The example binary, built (or found up to date) once per test process.
-fn example_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // current_exe: <target>/<profile>/deps/kv_server-HASH
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("kv_server{}", std::env::consts::EXE_SUFFIX));
-        // Always: a no-op when the binary is fresh, and never a stale binary tested.
-        build_example(profile_dir);
-        assert!(bin.exists(), "no example binary at {}", bin.display());
-        bin
-    })
-}
-
-/// `cargo build --example kv_server` into the target directory this test was built in.
-fn build_example(profile_dir: &Path) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = profile_dir.parent().expect("<target>/<profile>");
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--example", "kv_server", "--target-dir"])
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    if cfg!(feature = "failpoints") {
-        cmd.args(["--features", "failpoints"]);
-    }
-    let status = cmd.status().expect("run cargo build --example kv_server");
-    assert!(status.success(), "cargo build --example kv_server failed");
-}
-
-/// A running kv_server; killed (SIGKILL) and reaped when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// Starts the server on `dir` and an ephemeral loopback port; returns once it listens.
-    fn start(dir: &Path) -> Server {
-        let child = Command::new(example_binary())
-            .arg("--dir")
-            .arg(dir)
-            .args(["--addr", "127.0.0.1:0", "--workers", "2"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn kv_server");
-        // The guard exists before anything can panic.
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let stdout = server.child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Reads stdout to its end, so the server never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    // Nobody listens any more; keep draining.
-                    continue;
-                }
-            }
-        });
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(l) => l,
-                Err(e) => panic!("kv_server did not print its address: {e}"),
-            };
-            if let Some(a) = line.strip_prefix("listening on ") {
-                server.addr = a.trim().parse().expect("a socket address");
-                return server;
-            }
-        }
-    }
-
-    fn request(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
-        request(self.addr, method, path, body)
-    }
-
-    /// SIGKILL: no shutdown, no flush, no unlock.
-    fn kill(mut self) {
-        self.child.kill().expect("kill kv_server");
-        self.child.wait().expect("reap kv_server");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An HTTP response.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
-fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut raw = Vec::new();
-    stream.take(MAX_RESPONSE_BYTES).read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-fn bad(what: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
-}
-
-fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status"))?;
-    let mut length = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-        if name == "content-length" {
-            length = Some(value.parse::<usize>().map_err(|_| bad("content-length"))?);
-        } else if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
-            chunked = true;
-        }
-    }
-    let rest = &raw[end + 4..];
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(n) = length {
-        rest.get(..n).ok_or_else(|| bad("short body"))?.to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(Response { status, body })
-}
-
-fn dechunk(mut rest: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let eol = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| bad("chunk size line"))?;
-        let size_text = std::str::from_utf8(&rest[..eol]).map_err(|_| bad("chunk size"))?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("chunk size"))?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        body.extend_from_slice(rest.get(..size).ok_or_else(|| bad("short chunk"))?);
-        rest = rest.get(size + 2..).ok_or_else(|| bad("chunk end"))?;
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Crash: acknowledged writes survive SIGKILL.

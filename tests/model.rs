@@ -15,7 +15,7 @@ mod sim;
 
 use actix::prelude::*;
 use actix_wal::{
-    Append, Durability, Lsn, Record, Replayed, Wal, WalConfig, WalError, WalMode, WalStats,
+    Append, CommitMode, Durability, Lsn, Record, Replayed, Wal, WalConfig, WalError, WalStats,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -425,7 +425,11 @@ async fn run_case(ops: Vec<Op>, setup: Setup, tally: &Tally) -> Result<(), TestC
                 Err(e) => on_error(&mut m, &e, Vec::new())?,
             },
             Op::SetMode(sync) => {
-                let mode = if sync { WalMode::Sync } else { WalMode::Async };
+                let mode = if sync {
+                    CommitMode::Sync
+                } else {
+                    CommitMode::Async
+                };
                 match wal.set_mode(mode).await {
                     Ok(()) => {
                         m.sync_mode = sync;

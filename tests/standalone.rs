@@ -166,3 +166,25 @@ async fn a_failed_standalone_open_returns_its_error() {
     let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
     wal.shutdown().await.unwrap();
 }
+
+/// `Wal::open` needs an actix `System` on the calling thread: from plain tokio it is a
+/// typed error that names `open_standalone`, not a panic inside tokio.
+#[tokio::test]
+async fn wal_open_from_plain_tokio_is_an_error_naming_open_standalone() {
+    let d = tempfile::tempdir().unwrap();
+    let e = Wal::open(d.path(), cfg()).await.unwrap_err();
+    assert!(matches!(e, WalError::NoActixSystem), "{e:?}");
+    assert!(e.to_string().contains("open_standalone"), "{e}");
+    // Nothing was left locked or half-open: the standalone open works at once.
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    wal.append(b"ok".to_vec()).await.unwrap();
+    wal.shutdown().await.unwrap();
+}
+
+/// Outside any runtime (a plain thread driving the future), likewise.
+#[test]
+fn wal_open_outside_any_runtime_is_an_error_naming_open_standalone() {
+    let d = tempfile::tempdir().unwrap();
+    let e = futures::executor::block_on(Wal::open(d.path(), cfg())).unwrap_err();
+    assert!(matches!(e, WalError::NoActixSystem), "{e:?}");
+}

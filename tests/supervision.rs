@@ -188,14 +188,14 @@ async fn switching_modes_under_load_while_the_flusher_dies_loses_nothing() {
     };
     for i in 0..10 {
         let mode = if i % 2 == 0 {
-            WalMode::Sync
+            CommitMode::Sync
         } else {
-            WalMode::Async
+            CommitMode::Async
         };
         wal.set_mode(mode).await.unwrap();
         actix_rt::time::sleep(std::time::Duration::from_millis(3)).await;
     }
-    wal.set_mode(WalMode::Async).await.unwrap();
+    wal.set_mode(CommitMode::Async).await.unwrap();
     let outcomes = load.await.unwrap();
     fail::remove("flusher::before_sync");
     assert_eq!(failures(&outcomes).len(), 0);

@@ -332,3 +332,41 @@ fn verify_says_where_the_log_starts_and_why() {
     // the kept segment below it are hidden.
     assert!(out.lines().any(|l| l == "first lsn: 40"), "{out}");
 }
+
+/// A log is private to its owner: `walctl dump --payload` run as `nobody` is refused with
+/// a permission error (exit 2), and prints no record. We run as root, which ignores modes,
+/// so it runs through `setpriv`; the tempdir is opened to all so that only the log's own
+/// modes stand in the way.
+#[test]
+fn dump_as_another_user_is_refused() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a command as nobody");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = d.path().join("log");
+    write_log(&dir);
+    let as_nobody = |dir: &Path| {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_walctl"))
+            .args(["dump", "--payload", "--utf8"])
+            .arg(dir)
+            .output()
+            .expect("run setpriv")
+    };
+    let o = as_nobody(&dir);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_one_line_error(&o, &["permission denied"]);
+    assert!(!stdout(&o).contains("record 1"), "{}", stdout(&o));
+    // Teeth: the same log opened to all is read by nobody.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    for e in fs::read_dir(&dir).unwrap() {
+        fs::set_permissions(e.unwrap().path(), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let o = as_nobody(&dir);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("record 1"), "{}", stdout(&o));
+}

@@ -24,7 +24,8 @@
 #
 # Environment (defaults in brackets): SECONDS_PER_RUN [4], CONNS ["1 16 64 256"],
 # GROW_CONNS ["64 256"], GROW_TO_KEYS [1050000], MAX_ROUNDS [12], WRK_THREADS [2],
-# MAX_KEYS [4000000] (kv_server's --max-keys), KV_SERVER_BIN (a prebuilt binary: no
+# MAX_KEYS [4000000] (kv_server's --max-keys), MAX_BYTES [1073741824] (its --max-bytes:
+# 4,000,000 keys of 100-byte values pass its 256 MiB default), KV_SERVER_BIN (a prebuilt binary: no
 # build), KV_SERVER_ARGS (more flags for the server), KV_SERVER_BIN_B and
 # KV_SERVER_ARGS_B (server B; each defaults to A's), KEEP_DIR=1 (keep the data, the wrk
 # outputs and the servers' output; the path is printed).
@@ -39,6 +40,7 @@ GROW_TO_KEYS=${GROW_TO_KEYS:-1050000}
 MAX_ROUNDS=${MAX_ROUNDS:-12}
 WRK_THREADS=${WRK_THREADS:-2}
 MAX_KEYS=${MAX_KEYS:-4000000}
+MAX_BYTES=${MAX_BYTES:-1073741824}
 
 # wrk and curl, from the distribution if missing.
 missing=()
@@ -93,7 +95,7 @@ trap 'exit 130' INT TERM
 value=$(printf 'v%.0s' $(seq 100))
 for s in "${servers[@]}"; do
     # shellcheck disable=SC2086 # the args are a list of flags
-    "${bin[$s]}" --dir "$work/wal-$s" --addr 127.0.0.1:0 --max-keys "$MAX_KEYS" ${args[$s]} \
+    "${bin[$s]}" --dir "$work/wal-$s" --addr 127.0.0.1:0 --max-keys "$MAX_KEYS" --max-bytes "$MAX_BYTES" ${args[$s]} \
         >"$work/server-$s.out" 2>&1 &
     pid[$s]=$!
     addr=

@@ -12,6 +12,11 @@
 //! Every command takes `--max-record-bytes N`: a frame header claiming a longer payload is
 //! damage (this must be at least the `max_record_bytes` the log was written with).
 //!
+//! It reads as the user running it: a log's files are private to the user that wrote it
+//! (0600 in a 0700 directory; 0640 and 0750 with `WalConfig::group_read`), so run it as
+//! that user, a member of its group with `group_read`, or root; anyone else gets a
+//! permission error (exit code 2).
+//!
 //! Exit codes: 0 success; 1 the log is damaged (corruption naming segment and offset, a
 //! file that is not a segment, a format version this build does not read, and under
 //! `verify --strict` a torn tail); 2 bad usage, no log in the directory, or an I/O error.
@@ -244,6 +249,14 @@ fn walk(
         args.max_record_bytes,
     )
     .map_err(|e| Failure::from_wal(e, &summary))?;
+    // `LogReader` reads a missing or empty directory as an empty log (a first start);
+    // asked to inspect one, walctl says there is no log there.
+    if reader.segments().next().is_none() {
+        let no_log = WalError::NoLog {
+            path: args.dir.clone(),
+        };
+        return Err(Failure::from_wal(no_log, &summary));
+    }
     for path in reader.segments() {
         let bytes_on_disk = std::fs::metadata(path)
             .map_err(|e| Failure::Failed(format!("stat {}: {e}", path.display())))?

@@ -83,6 +83,11 @@ impl Record {
 }
 
 /// Iterates `Result<Record, WalError>` over a log directory in LSN order.
+///
+/// It reads as the calling process's user: a log is private to the user that wrote it
+/// (files 0600 in a 0700 directory; 0640 and 0750 with
+/// [`WalConfig::group_read`](crate::WalConfig::group_read)), so another user gets
+/// [`WalError::PermissionDenied`].
 #[derive(Debug)]
 pub struct LogReader {
     storage: SharedStorage,
@@ -104,8 +109,11 @@ pub struct LogReader {
 }
 
 impl LogReader {
-    /// Opens the log in `dir` on the real file system. An empty directory, a path that is
-    /// not a directory, or a missing one is an error.
+    /// Opens the log in `dir` on the real file system. A missing directory, or one with
+    /// neither segments nor `META` (a log not yet written: a first start), reads as an
+    /// empty log. A path that is not a directory is [`WalError::NotADirectory`]; a
+    /// directory with a `META` but no segment is [`WalError::NoLog`] (its segments are
+    /// gone).
     pub fn open(dir: impl AsRef<Path>) -> Result<LogReader, WalError> {
         LogReader::open_with(dir, default_storage(), DEFAULT_MAX_RECORD_BYTES)
     }
@@ -142,8 +150,16 @@ impl LogReader {
         max_record_bytes: u64,
     ) -> Result<LogReader, WalError> {
         let dir = dir.as_ref();
-        let (segments, _) = list_segments(storage.as_ref(), dir)?;
-        if segments.is_empty() {
+        let segments = match list_segments(storage.as_ref(), dir) {
+            Err(WalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Vec::new()
+            }
+            listed => listed?.0,
+        };
+        // A first start: no directory yet, or one with neither a segment nor `META`, is
+        // an empty log. A `META` without segments is a log whose segments are gone.
+        let first_start = segments.is_empty() && !has_meta(storage.as_ref(), dir);
+        if segments.is_empty() && !first_start {
             return Err(WalError::NoLog {
                 path: dir.to_path_buf(),
             });
@@ -153,7 +169,7 @@ impl LogReader {
         let start = segments
             .partition_point(|s| s.first_lsn <= lsn.0)
             .saturating_sub(1);
-        LogReader {
+        let reader = LogReader {
             storage,
             segments,
             next_segment: start,
@@ -162,12 +178,15 @@ impl LogReader {
             expected_lsn: None,
             from_lsn: lsn.0,
             max_record_bytes,
-            done: false,
+            done: first_start,
             tail_end: None,
             start_lsn: 0,
             end_lsn: u64::MAX,
+        };
+        if first_start {
+            return Ok(reader);
         }
-        .honouring_meta(dir)
+        reader.honouring_meta(dir)
     }
 
     /// The segment files of the log, in LSN order.
@@ -342,5 +361,14 @@ impl Iterator for LogReader {
                 other => return Some(other),
             }
         }
+    }
+}
+
+/// Whether `dir` holds a `META` file (a listing error counts as yes: the open goes on to
+/// report it).
+fn has_meta(storage: &dyn crate::storage::Storage, dir: &Path) -> bool {
+    match storage.list(dir) {
+        Ok(names) => names.iter().any(|n| n == super::meta::META_FILE),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }

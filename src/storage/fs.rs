@@ -1,32 +1,148 @@
 //! `FsStorage`: the real file system through `std::fs`, with `fallocate` and `flock` from
 //! rustix (safe wrappers, so the crate stays free of `unsafe`).
 //!
+//! What it creates is private: files 0600 and directories 0700 whatever the process's
+//! umask ([`GroupReadFsStorage`]: 0640 and 0750), as etcd and PostgreSQL do, since a log
+//! holds every record and, for Raft, the vote. The mode is given at creation and set again
+//! with `fchmod` (`chmod` for a directory) right after, because the umask masks the
+//! first. A file renamed into place (`META` from `META.tmp`, a spare segment) keeps the
+//! mode it was created with. An existing log directory that others may enter is logged
+//! (a `tracing` warning at lock time), not changed and not refused.
+//!
 //! Files are opened only if they are regular files: `O_NONBLOCK | O_NOFOLLOW` on the
 //! `open(2)` (a FIFO then opens at once instead of blocking until a writer comes, and a
 //! symbolic link fails with `ELOOP` instead of being followed), then an `fstat` of the open
 //! file refuses anything else. Checking the open file, not the path before opening, leaves
 //! no window for the path to be swapped in between.
 
-use super::{not_a_file, DirLock, FileKind, Storage, StorageFile};
+use super::{not_a_file, DirLock, FileKind, SharedStorage, Storage, StorageFile};
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 use std::any::Any;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{
+    DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// The real file system.
+/// The real file system. What it creates only the owner can read: files 0600,
+/// directories 0700, whatever the umask. [`WalConfig::group_read`](crate::WalConfig::group_read)
+/// switches a log to [`GroupReadFsStorage`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FsStorage;
+
+/// The real file system, creating what the owner's group may read too: files 0640,
+/// directories 0750 (PostgreSQL's group access), whatever the umask. Otherwise the same
+/// as [`FsStorage`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GroupReadFsStorage;
+
+/// The permission bits given to what is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Modes {
+    /// Of a file.
+    file: u32,
+    /// Of a directory.
+    dir: u32,
+}
+
+/// The owner alone: [`FsStorage`].
+const PRIVATE: Modes = Modes {
+    file: 0o600,
+    dir: 0o700,
+};
+
+/// The owner, and the group reading: [`GroupReadFsStorage`].
+const GROUP_READ: Modes = Modes {
+    file: 0o640,
+    dir: 0o750,
+};
+
+/// The implementation behind both public types, with the modes it creates with.
+#[derive(Debug, Clone, Copy)]
+struct Fs(Modes);
+
+/// `impl Storage` for a public type by handing every call to [`Fs`] with its modes.
+macro_rules! storage_with_modes {
+    ($ty:ty, $modes:expr) => {
+        impl Storage for $ty {
+            fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+                Fs($modes).create_dir_all(dir)
+            }
+            fn is_dir(&self, path: &Path) -> io::Result<bool> {
+                Fs($modes).is_dir(path)
+            }
+            fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+                Fs($modes).list(dir)
+            }
+            fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+                Fs($modes).create(path)
+            }
+            fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn StorageFile>> {
+                Fs($modes).open(path, writable)
+            }
+            fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+                Fs($modes).rename(from, to)
+            }
+            fn remove(&self, path: &Path) -> io::Result<()> {
+                Fs($modes).remove(path)
+            }
+            fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+                Fs($modes).sync_dir(dir)
+            }
+            fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send>> {
+                Fs($modes).lock(path)
+            }
+            fn lock_dir(&self, dir: &Path, lock_name: &str) -> io::Result<Box<dyn DirLock>> {
+                Fs($modes).lock_dir(dir, lock_name)
+            }
+            fn with_group_read(&self, group_read: bool) -> Option<SharedStorage> {
+                Some(if group_read {
+                    Arc::new(GroupReadFsStorage)
+                } else {
+                    Arc::new(FsStorage)
+                })
+            }
+        }
+    };
+}
+
+storage_with_modes!(FsStorage, PRIVATE);
+storage_with_modes!(GroupReadFsStorage, GROUP_READ);
 
 #[derive(Debug)]
 struct FsFile(File);
 
-impl Storage for FsStorage {
+impl Fs {
+    /// Creates `dir` and its missing parents, each with the directory mode.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        let mut missing = Vec::new();
+        let mut p = Some(dir);
+        while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+            match fs::metadata(d) {
+                // A directory, or something else by that name (the creation below then
+                // says what).
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(d),
+                Err(e) => return Err(e),
+            }
+            p = d.parent();
+        }
+        for d in missing.iter().rev() {
+            match DirBuilder::new().mode(self.0.dir).create(d) {
+                Ok(()) => fs::set_permissions(d, Permissions::from_mode(self.0.dir))?,
+                // Created meanwhile by someone else: theirs, with their mode.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if missing.is_empty() {
+            // Nothing was missing: `dir` exists (as a directory, or the error says what).
+            DirBuilder::new().recursive(true).create(dir)?;
+        }
+        Ok(())
     }
 
     fn is_dir(&self, path: &Path) -> io::Result<bool> {
@@ -48,8 +164,11 @@ impl Storage for FsStorage {
                 .read(true)
                 .write(true)
                 .create(true)
-                .truncate(true),
+                .truncate(true)
+                .mode(self.0.file),
         )?;
+        // The umask masked the mode above, and a file that existed kept its own.
+        f.set_permissions(Permissions::from_mode(self.0.file))?;
         Ok(Box::new(FsFile(f)))
     }
 
@@ -76,7 +195,9 @@ impl Storage for FsStorage {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(self.0.file)
             .open(path)?;
+        set_mode_if_other(&f, self.0.file)?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
             .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
         // The lock lives as long as this open file description.
@@ -98,13 +219,16 @@ impl Storage for FsStorage {
             let dir_file = File::from(fd);
             rustix::fs::flock(&dir_file, FlockOperation::NonBlockingLockExclusive)
                 .map_err(errno)?;
-            if identity(&dir_file.metadata()?) != identity(&fs::metadata(dir)?) {
+            let locked = dir_file.metadata()?;
+            if identity(&locked) != identity(&fs::metadata(dir)?) {
                 continue;
             }
-            let lock_file = lock_file_in(&dir_file, lock_name)?;
+            warn_if_open(dir, locked.mode(), self.0.dir);
+            let lock_file = lock_file_in(&dir_file, lock_name, self.0.file)?;
             return Ok(Box::new(FsDirLock {
                 path: dir.to_path_buf(),
                 lock_name: lock_name.to_string(),
+                file_mode: self.0.file,
                 dir: dir_file,
                 lock_file: Mutex::new(lock_file),
             }));
@@ -128,17 +252,50 @@ fn identity(m: &fs::Metadata) -> (u64, u64) {
     (m.dev(), m.ino())
 }
 
-/// Opens (creating it) and locks the lock file inside the locked directory, through the
-/// directory's descriptor so that it lands in that directory whatever its path names now.
-fn lock_file_in(dir: &File, lock_name: &str) -> io::Result<File> {
+/// Permission bits beyond `wanted` that a log directory of mode `mode` gives: what lets
+/// others (or the group, beyond reading) in. Zero for a directory as private as wanted.
+fn looser_bits(mode: u32, wanted: u32) -> u32 {
+    mode & 0o777 & !wanted
+}
+
+/// Logs a warning when the existing log directory `dir` lets more users in than `wanted`
+/// (made by an older version, by hand, or under a loose umask). The directory is left as
+/// it is: an operator may have opened it on purpose, and refusing it would stop a log
+/// that worked before. docs/operations.md says how to close it.
+fn warn_if_open(dir: &Path, mode: u32, wanted: u32) {
+    let extra = looser_bits(mode, wanted);
+    if extra != 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format_args!("{:o}", mode & 0o7777),
+            wanted = format_args!("{wanted:o}"),
+            "the log directory is open to other users (its records and Raft vote are readable); chmod it to the wanted mode"
+        );
+    }
+}
+
+/// Sets `f`'s permission bits to `mode` if they differ (a file just created under a
+/// umask, or an older version's).
+fn set_mode_if_other(f: &File, mode: u32) -> io::Result<()> {
+    if f.metadata()?.mode() & 0o7777 != mode {
+        f.set_permissions(Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Opens (creating it with `mode`) and locks the lock file inside the locked directory,
+/// through the directory's descriptor so that it lands in that directory whatever its
+/// path names now.
+fn lock_file_in(dir: &File, lock_name: &str, mode: u32) -> io::Result<File> {
     let fd = rustix::fs::openat(
         dir,
         lock_name,
         OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::from_raw_mode(0o644),
+        Mode::from_raw_mode(mode),
     )
     .map_err(errno)?;
     let f = File::from(fd);
+    set_mode_if_other(&f, mode)?;
     rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive).map_err(errno)?;
     Ok(f)
 }
@@ -153,6 +310,8 @@ struct FsDirLock {
     path: PathBuf,
     /// Name of the lock file in it.
     lock_name: String,
+    /// The mode a recreated lock file gets.
+    file_mode: u32,
     /// The locked directory; the lock lives as long as this open file description.
     dir: File,
     /// The locked lock file; replaced when it was removed (see [`DirLock::verify`]).
@@ -194,7 +353,7 @@ impl DirLock for FsDirLock {
                 lock_file = %self.lock_name,
                 "the lock file was removed or replaced; locking it again (the directory itself stays locked)"
             );
-            *held = lock_file_in(&self.dir, &self.lock_name)?;
+            *held = lock_file_in(&self.dir, &self.lock_name, self.file_mode)?;
         }
         Ok(())
     }
@@ -328,3 +487,17 @@ impl StorageFile for FsFile {
 /// Set once `preadv2(RWF_NOWAIT)` was refused as unsupported: later cached reads answer
 /// "would wait" without the system call.
 static NOWAIT_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_open_to_others_is_looser_than_wanted() {
+        assert_eq!(looser_bits(0o40700, PRIVATE.dir), 0);
+        assert_eq!(looser_bits(0o40755, PRIVATE.dir), 0o055);
+        assert_eq!(looser_bits(0o750, GROUP_READ.dir), 0);
+        assert_eq!(looser_bits(0o770, GROUP_READ.dir), 0o020);
+        assert_eq!(looser_bits(0o500, PRIVATE.dir), 0);
+    }
+}

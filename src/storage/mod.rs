@@ -3,13 +3,16 @@
 //! `fallocate` and `flock`; a simulated disk can stand in for it in tests. The cost on the
 //! real path is one virtual call per system call, which is noise beside the system call.
 //!
+//! What [`FsStorage`] creates only the owner can read (files 0600, directories 0700,
+//! whatever the umask); [`GroupReadFsStorage`] lets the owner's group read too.
+//!
 //! The single-writer lock of a log directory is a [`DirLock`] from [`Storage::lock_dir`]:
 //! on the real file system an `flock` on the directory itself, which no file deletion
 //! can undo, and which the holder can check still guards the path it writes to.
 
 mod fs;
 
-pub use fs::FsStorage;
+pub use fs::{FsStorage, GroupReadFsStorage};
 
 use std::any::Any;
 use std::fmt;
@@ -55,6 +58,16 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     fn lock_dir(&self, dir: &Path, lock_name: &str) -> io::Result<Box<dyn DirLock>> {
         let guard = self.lock(&dir.join(lock_name))?;
         Ok(Box::new(FileLockOnly(std::sync::Mutex::new(guard))))
+    }
+
+    /// This storage creating files and directories the owner's group may read
+    /// (`group_read`), or that only the owner may (see
+    /// [`WalConfig::group_read`](crate::WalConfig::group_read)): [`FsStorage`] and
+    /// [`GroupReadFsStorage`] answer one another. `None`, the default, where permissions
+    /// mean nothing (a simulated disk): the storage is used as it is.
+    fn with_group_read(&self, group_read: bool) -> Option<SharedStorage> {
+        let _ = group_read;
+        None
     }
 }
 

@@ -5,7 +5,7 @@ use crate::setup::{arm_faults, definite, make_entries, Params, Setup, DIR, MAX_R
 use crate::sim::check::{Event, Kind, Oracle, Tag};
 use crate::sim::{mix, Rng, SimStorage};
 use actix_wal::log::LogWriter;
-use actix_wal::{Append, Durability, Lsn, Wal, WalConfig, WalMode};
+use actix_wal::{Append, CommitMode, Durability, Lsn, Wal, WalConfig};
 use futures::future::join_all;
 use std::time::Duration;
 
@@ -37,9 +37,9 @@ pub(crate) async fn actor_client(
         }
         if r < 8 {
             let mode = if rng.chance(1, 2) {
-                WalMode::Sync
+                CommitMode::Sync
             } else {
-                WalMode::Async
+                CommitMode::Async
             };
             let _ = wal.set_mode(mode).await;
             continue;

@@ -7,7 +7,7 @@ use crate::actors::flusher::Settle;
 use crate::error::WalError;
 use crate::lsn::Lsn;
 use crate::messages::{SetMeta, SetMode, Shutdown, TruncateBefore};
-use crate::stats::WalMode;
+use crate::stats::CommitMode;
 use actix::prelude::*;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -90,13 +90,10 @@ impl Handler<SetMode> for Queue {
         if let Some(e) = self.refusal() {
             return Err(e);
         }
-        if msg.0 == WalMode::Degraded {
-            return Err(WalError::ModeNotSettable { requested: msg.0 });
-        }
         tracing::debug!(mode = ?msg.0, "mode switched");
-        self.requested_mode = msg.0;
+        self.requested_mode = msg.0.into();
         self.publish_mode();
-        if msg.0 == WalMode::Sync {
+        if msg.0 == CommitMode::Sync {
             // Everything gathered so far goes out before the next message is taken.
             self.kick_now(ctx);
             self.take_no_message_until_in_flight_done(ctx);

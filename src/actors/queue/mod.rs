@@ -94,6 +94,12 @@ pub struct Queue {
     /// The newest segment counted in `disk_bytes`, by first LSN, and the size it was
     /// counted at: a rollover re-sizes only it and counts the new one (`observe.rs`).
     counted_tail: Option<(u64, u64)>,
+    /// Bytes of the `.wal.tmp` files beside the segments: the prepared spare (a whole
+    /// preallocated segment) and any file a rewrite is building. Counted at open, after a
+    /// truncation or a rewind and at each health check (the spare is prepared on the
+    /// flusher's helper thread, so the queue cannot tell when it appears); zero after a
+    /// rollover, whose spare became the new segment.
+    spare_bytes: u64,
     /// First LSN of the segment the last written batch ended in (the tail segment at
     /// open): the health check and shutdown make sure it still exists. `None` after a
     /// truncation removed it (a rollover raced the truncation), until the next batch.
@@ -197,6 +203,7 @@ impl Queue {
             alerts: Alerts::new(cfg.alert_to.clone()),
             disk_bytes: 0,
             counted_tail: None,
+            spare_bytes: 0,
             written_segment: Some(planner.segment_first_lsn),
             holding: false,
             index,

@@ -8,16 +8,17 @@ use crate::metrics::mode_value;
 use actix::prelude::*;
 
 impl Queue {
-    /// Sums the sizes of every segment file (at open, after a truncation or a rewind):
-    /// a listing, then an `open` and `fstat` per segment.
+    /// Sums the sizes of every segment file and spare (at open, after a truncation or a
+    /// rewind): a listing, then an `open` and `fstat` per file.
     pub(super) fn refresh_disk_bytes(&mut self) {
         let Some(dir) = &self.dir else {
             return;
         };
-        let Ok((segments, _)) = dir.list() else {
+        let Ok((segments, temps)) = dir.list() else {
             return;
         };
         let storage = dir.storage();
+        self.spare_bytes = sum_sizes(storage.as_ref(), &temps);
         let sizes: Vec<(u64, u64)> = segments
             .iter()
             .filter_map(|s| {
@@ -38,6 +39,8 @@ impl Queue {
         let Some(dir) = &self.dir else {
             return;
         };
+        // The spare, if one was prepared, is now the new segment, counted below.
+        self.spare_bytes = 0;
         let size = |lsn: u64| {
             let path = dir.path().join(crate::log::segment_name(lsn));
             dir.storage()
@@ -60,14 +63,31 @@ impl Queue {
         self.publish_disk_bytes();
     }
 
-    /// Publishes `disk_bytes` and evaluates the log-size alert.
+    /// Sizes the spares (`.wal.tmp` files) again: at a health check.
+    fn recount_spares(&mut self) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        if let Ok((_, temps)) = dir.list() {
+            self.spare_bytes = sum_sizes(dir.storage().as_ref(), &temps);
+            self.publish_disk_bytes();
+        }
+    }
+
+    /// Bytes of the log's files on disk: segments and spares.
+    fn total_disk_bytes(&self) -> u64 {
+        self.disk_bytes + self.spare_bytes
+    }
+
+    /// Publishes the bytes on disk and evaluates the log-size alert.
     fn publish_disk_bytes(&mut self) {
-        self.metrics.disk_bytes.set(self.disk_bytes as f64);
+        let total = self.total_disk_bytes();
+        self.metrics.disk_bytes.set(total as f64);
         let limit = self.cfg.alert_wal_bytes;
         self.alerts.update(
             AlertKind::WalSize,
-            self.disk_bytes > limit,
-            self.disk_bytes as f64,
+            total > limit,
+            total as f64,
             limit as f64,
         );
     }
@@ -125,6 +145,7 @@ impl Handler<GetHealth> for Queue {
 
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
         self.verify_files("health check");
+        self.recount_spares();
         MessageResult(Health {
             healthy: self.poisoned.is_none() && !self.shutting_down,
             mode: self.mode(),
@@ -132,7 +153,7 @@ impl Handler<GetHealth> for Queue {
             poisoned: self.poisoned.is_some(),
             queue_depth: self.queued_entries,
             last_flush_ms: self.stats.last_flush_us as f64 / 1000.0,
-            disk_bytes: self.disk_bytes,
+            disk_bytes: self.total_disk_bytes(),
             active_alerts: self.alerts.active(),
         })
     }
@@ -148,4 +169,12 @@ impl Queue {
                 .record(built.elapsed().as_secs_f64());
         }
     }
+}
+
+/// The summed sizes of `files` (one gone meanwhile counts as no bytes).
+fn sum_sizes(storage: &dyn crate::storage::Storage, files: &[std::path::PathBuf]) -> u64 {
+    files
+        .iter()
+        .filter_map(|p| storage.open(p, false).and_then(|f| f.size_bytes()).ok())
+        .sum()
 }
