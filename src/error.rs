@@ -152,8 +152,12 @@ pub enum WalError {
     /// The log has been shut down (or its actors have stopped); nothing more is accepted.
     #[error("the log is shut down")]
     ShutDown,
-    /// An fsync failed and rewriting the batch to a fresh segment failed too
-    /// `max_sync_retries` times: nothing more is acknowledged until the log is reopened.
+    /// The log stopped on a failure it cannot undo in place: an fsync failed and
+    /// rewriting the batch to a fresh segment failed too `max_sync_retries` times, a
+    /// failed step could not be cut back, or a rewind or reset failed midway. Nothing more
+    /// is acknowledged, and every call that would change the log is refused with this
+    /// error and changes nothing, until the log is reopened (recovery completes what was
+    /// left midway).
     #[error("log poisoned: {reason}; reopen the log to run recovery")]
     Poisoned {
         /// The failure that poisoned the log.

@@ -285,7 +285,8 @@ impl Message for Shutdown {
 }
 
 /// Checkpoint: remove whole segments whose records all lie below the LSN. Replies with
-/// the number of segments removed.
+/// the number of segments removed. Refused on a poisoned log ([`WalError::Poisoned`]) and
+/// once a shutdown began ([`WalError::ShutDown`]), changing nothing.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<usize, WalError>")]
 pub struct TruncateBefore(pub Lsn);
@@ -371,7 +372,8 @@ impl RecoveryReport {
 
 /// Replace the application's metadata slot (see `Wal::set_meta`): at most
 /// `WalConfig::max_meta_bytes` bytes, else [`WalError::MetaTooLarge`] and nothing changes.
-/// Answers once the new value is durable.
+/// Answers once the new value is durable. Refused on a poisoned log
+/// ([`WalError::Poisoned`]) and once a shutdown began ([`WalError::ShutDown`]).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), WalError>")]
 pub struct SetMeta(pub Vec<u8>);
