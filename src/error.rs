@@ -250,6 +250,21 @@ pub enum WalError {
         /// The LSN asked for.
         lsn: crate::lsn::Lsn,
     },
+    /// `truncate_after(lsn)` would cut inside an append batch (`AppendBatch`, LSNs
+    /// `first_lsn..=last_lsn`) not yet answered: the batch could then be answered neither
+    /// success (its records above `lsn` are gone) nor `TruncatedAway` (those up to `lsn`
+    /// stay). Refused; nothing changed. Cut at `first_lsn - 1` or at `last_lsn` or
+    /// beyond, or again once the batch is answered (a cut inside an answered batch removes
+    /// records like any acknowledged ones).
+    #[error("truncate_after({lsn}) refused: it would cut inside the append batch {first_lsn}..={last_lsn}, not yet answered")]
+    SplitsBatch {
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+        /// The batch's first LSN.
+        first_lsn: crate::lsn::Lsn,
+        /// The batch's last LSN.
+        last_lsn: crate::lsn::Lsn,
+    },
     /// `reset(lsn)` would give out again LSNs of records the log still holds (`lsn` is
     /// below the next LSN while records remain). Refused; nothing changed.
     #[error("reset({lsn}) refused: the log holds records up to LSN {}; the next LSN may not go below {next_lsn}", next_lsn.0.saturating_sub(1))]

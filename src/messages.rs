@@ -193,6 +193,10 @@ impl Commit {
 /// `max_queue_bytes` and its records in `max_queue_entries`, else
 /// [`WalError::BatchTooLarge`]. Each record is at most `max_record_bytes`
 /// ([`WalError::RecordTooLarge`]); an empty batch is [`WalError::EmptyBatch`].
+///
+/// A rewind ([`TruncateAfter`]) never cuts inside a batch whose reply (or notification)
+/// is still pending: it is refused with [`WalError::SplitsBatch`], so a batch answered
+/// [`WalError::TruncatedAway`] has none of its records left in the log.
 #[derive(Debug, Clone)]
 pub struct AppendBatch {
     /// The records, in LSN order.
@@ -295,8 +299,11 @@ pub struct TruncateBefore(pub Lsn);
 /// `lsn + 1`. Waits until every record up to `lsn` is durable; appends not yet answered
 /// whose records lie above `lsn` fail with [`WalError::TruncatedAway`]. Refused, changing
 /// nothing: below the first LSN minus one ([`WalError::BelowFirstLsn`]), at or past the
-/// next LSN ([`WalError::LsnNotAssigned`]), or inside a transaction
-/// ([`WalError::SplitsTransaction`]). `lsn` = next LSN − 1 changes nothing. Crash-safe:
+/// next LSN ([`WalError::LsnNotAssigned`]), inside a transaction
+/// ([`WalError::SplitsTransaction`]), or inside an [`AppendBatch`] not yet answered
+/// ([`WalError::SplitsBatch`]: the batch could then be told neither that it landed nor
+/// that it did not; cut at its edges, or once it is answered). `lsn` = next LSN − 1
+/// changes nothing. Crash-safe:
 /// recovery yields the log before or after it, never a removed record once it answered.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), WalError>")]

@@ -247,7 +247,8 @@ impl Wal {
     /// to the first LSN empties the log. Refused, changing nothing: `lsn` + 1 below the
     /// first LSN ([`WalError::BelowFirstLsn`]), `lsn` at or past the next LSN
     /// ([`WalError::LsnNotAssigned`]), `lsn` + 1 inside a transaction
-    /// ([`WalError::SplitsTransaction`]). Crash-safe: after a crash, recovery yields the log
+    /// ([`WalError::SplitsTransaction`]) or inside an append batch not yet answered
+    /// ([`WalError::SplitsBatch`]). Crash-safe: after a crash, recovery yields the log
     /// before or after the rewind, and after once it answered. See [`TruncateAfter`].
     pub async fn truncate_after(&self, lsn: Lsn) -> Result<(), WalError> {
         self.send(TruncateAfter(lsn)).await

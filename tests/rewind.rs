@@ -308,3 +308,83 @@ async fn reads_racing_rewinds_get_a_record_of_that_lsn_or_not_found() {
     assert!(found > 0, "the readers read nothing");
     wal.shutdown().await.unwrap();
 }
+
+/// Issue 20, item 2: an `append_batch` waiting for its fsync when `truncate_after(x)`
+/// arrives with `x` inside it was answered `TruncatedAway` while its records up to `x`
+/// stayed in the log (a caller that retried wrote them twice). A cut inside a batch not
+/// yet answered is refused (`SplitsBatch`), changing nothing; the batch is then answered
+/// as it would have been. The outcome the other way round (the batch answered before the
+/// rewind was handled, then cut as any acknowledged records) is honest too.
+#[actix::test]
+async fn a_rewind_never_cuts_inside_an_append_batch_not_yet_answered() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 1).await;
+    let records: Vec<Vec<u8>> = (2..=201).map(payload).collect();
+    // Both messages are in the queue's mailbox, in this order, before either is handled.
+    let batch = wal.queue().send(AppendBatch::new(records));
+    let rewind = wal.queue().send(TruncateAfter(Lsn(100)));
+    let (batch, rewind) = futures::join!(batch, rewind);
+    let (batch, rewind) = (batch.unwrap(), rewind.unwrap());
+    let readable = |lsn: u64| {
+        let wal = wal.clone();
+        async move { wal.read(Lsn(lsn)).await.is_ok() }
+    };
+    let last = match (&batch, &rewind) {
+        (
+            Ok(Lsn(2)),
+            Err(WalError::SplitsBatch {
+                lsn,
+                first_lsn,
+                last_lsn,
+            }),
+        ) => {
+            assert_eq!((*lsn, *first_lsn, *last_lsn), (Lsn(100), Lsn(2), Lsn(201)));
+            assert!(readable(201).await, "the refused rewind removed records");
+            assert_eq!(wal.stats().await.unwrap().next_lsn, Lsn(202));
+            201
+        }
+        (Ok(Lsn(2)), Ok(())) => {
+            // Answered first, then cut like any acknowledged records.
+            assert!(readable(100).await && !readable(101).await);
+            100
+        }
+        (Err(WalError::TruncatedAway { lsn }), Ok(())) => {
+            // Only honest if none of its records stayed.
+            assert_eq!(*lsn, Lsn(2));
+            assert!(
+                !readable(2).await,
+                "append_batch answered TruncatedAway {{ lsn: 2 }}, yet LSNs 2..=100 stay in the log"
+            );
+            1
+        }
+        other => panic!("unexpected outcome {other:?}"),
+    };
+    wal.shutdown().await.unwrap();
+    // What replay rebuilds is what the caller was told.
+    let got = reader(d.path());
+    assert_eq!(got.last().map(|r| r.0), Some(last));
+    assert_eq!(got.len() as u64, last);
+}
+
+/// A cut just before an unanswered batch is no cut inside it: the whole batch goes, and
+/// `TruncatedAway` is then exactly what happened to it.
+#[actix::test]
+async fn a_rewind_just_before_an_unanswered_append_batch_removes_all_of_it() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 1).await;
+    let records: Vec<Vec<u8>> = (2..=201).map(payload).collect();
+    let batch = wal.queue().send(AppendBatch::new(records));
+    let rewind = wal.queue().send(TruncateAfter(Lsn(1)));
+    let (batch, rewind) = futures::join!(batch, rewind);
+    rewind.unwrap().unwrap();
+    match batch.unwrap() {
+        Err(WalError::TruncatedAway { lsn: Lsn(2) }) | Ok(Lsn(2)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(wal.read(Lsn(2)).await.is_err());
+    assert_eq!(wal.stats().await.unwrap().next_lsn, Lsn(2));
+    wal.shutdown().await.unwrap();
+    assert_eq!(reader(d.path()), vec![(1, payload(1))]);
+}

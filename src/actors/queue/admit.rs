@@ -200,6 +200,7 @@ impl Queue {
                 end,
                 reply: lsn,
                 since: durable.then(Instant::now),
+                batch: matches!(&entry, Entry::Records(r) if r.len() > 1),
                 tx: None,
                 notify,
             });
@@ -310,6 +311,7 @@ impl Queue {
             end,
             reply,
             since: None,
+            batch: false,
             tx: None,
             notify: None,
         });

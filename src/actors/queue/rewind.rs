@@ -46,6 +46,7 @@ impl Queue {
                 lsn: Lsn(x),
                 first_lsn: Lsn(first_lsn),
             }),
+            Job::After(x) => self.batch_split_at(x).map_or(Ok(()), Err),
             Job::Reset(n) if n == 0 || n > u64::MAX / 2 => {
                 Err(WalError::LsnOutOfRange { lsn: Lsn(n) })
             }
@@ -57,6 +58,21 @@ impl Queue {
             }
             _ => Ok(()),
         }
+    }
+
+    /// [`WalError::SplitsBatch`] if a cut after `x` falls inside an append batch whose
+    /// waiter is still parked (its first record at or below `x`, its last above).
+    fn batch_split_at(&self, x: u64) -> Option<WalError> {
+        let replies = self.replies.borrow();
+        let w = replies
+            .waiters
+            .iter()
+            .find(|w| w.batch && w.reply.0 <= x && w.end > x + 1)?;
+        Some(WalError::SplitsBatch {
+            lsn: Lsn(x),
+            first_lsn: w.reply,
+            last_lsn: Lsn(w.end - 1),
+        })
     }
 
     fn start(&mut self, job: Job, ctx: &mut Context<Self>) -> ResponseFuture<Result<(), WalError>> {
