@@ -200,9 +200,12 @@ pub enum WalError {
         /// `max_queue_bytes`.
         max_bytes: usize,
     },
-    /// `WaitDurable` named an LSN the log has not given out (at or past the next LSN): it
-    /// would never become durable by itself. An LSN is a record's only once its append
-    /// succeeded (a failed write gives its LSNs out again).
+    /// `WaitDurable` named an LSN the log has not given out: at or past the next LSN (it
+    /// would never become durable by itself), LSN 0, or below where the log started as
+    /// far as this process knows (its first LSN at open, or the LSN of the last `reset`:
+    /// a reset skips LSNs, and the log keeps no record of which LSNs below that it gave
+    /// out). An LSN is a record's only once its append succeeded (a failed write gives its
+    /// LSNs out again).
     #[error("LSN {lsn} was never assigned (the next append gets {next_lsn})")]
     LsnNotAssigned {
         /// The LSN asked about.
@@ -265,9 +268,10 @@ pub enum WalError {
         /// The batch's last LSN.
         last_lsn: crate::lsn::Lsn,
     },
-    /// `reset(lsn)` would give out again LSNs of records the log still holds (`lsn` is
-    /// below the next LSN while records remain). Refused; nothing changed.
-    #[error("reset({lsn}) refused: the log holds records up to LSN {}; the next LSN may not go below {next_lsn}", next_lsn.0.saturating_sub(1))]
+    /// `reset(lsn)` would give out again LSNs the log gave out already (`lsn` is below
+    /// the next LSN, also when no record remains: a checkpoint or a rewind removed them,
+    /// and an application may still hold them). Refused; nothing changed.
+    #[error("reset({lsn}) refused: the log gave out LSNs up to {}; the next LSN may not go below {next_lsn}", next_lsn.0.saturating_sub(1))]
     WouldReuseLsns {
         /// The LSN asked for.
         lsn: crate::lsn::Lsn,

@@ -179,12 +179,18 @@ async fn reset_removes_every_record_keeps_meta_and_continues_at_the_new_lsn() {
     assert_eq!(report.first_lsn, Lsn(1000));
     assert_eq!(report.next_lsn, Lsn(1001));
     assert_eq!(report.meta, Some(b"vote".to_vec()));
-    // An empty log may go anywhere, lower too: no record would share an LSN.
+    // An emptied log goes on forward, never back: the LSNs below its next one were given
+    // out (issue 20, item 6).
     wal.truncate_after(Lsn(999)).await.unwrap();
-    wal.reset(Lsn(7)).await.unwrap();
-    assert_eq!(wal.append(b"seven".to_vec()).await.unwrap(), Lsn(7));
+    let back = wal.reset(Lsn(7)).await;
+    assert!(
+        matches!(back, Err(WalError::WouldReuseLsns { .. })),
+        "{back:?}"
+    );
+    wal.reset(Lsn(5000)).await.unwrap();
+    assert_eq!(wal.append(b"5000".to_vec()).await.unwrap(), Lsn(5000));
     wal.shutdown().await.unwrap();
-    assert_eq!(reader(d.path()), vec![(7, b"seven".to_vec())]);
+    assert_eq!(reader(d.path()), vec![(5000, b"5000".to_vec())]);
 }
 
 #[actix::test]
@@ -387,4 +393,63 @@ async fn a_rewind_just_before_an_unanswered_append_batch_removes_all_of_it() {
     assert_eq!(wal.stats().await.unwrap().next_lsn, Lsn(2));
     wal.shutdown().await.unwrap();
     assert_eq!(reader(d.path()), vec![(1, payload(1))]);
+}
+
+/// Issue 20, item 6: LSNs are never given out twice, and `wait_durable` answers
+/// `LsnNotAssigned` for an LSN the log never gave out. `reset(1)` after a checkpoint that
+/// emptied the log used to be accepted (LSN 1 given out again); `wait_durable(0)`, and
+/// `wait_durable(1000)` after `reset(2^63-1)` on a new log, answered `Ok`.
+#[actix::test]
+async fn lsns_are_never_given_out_twice_and_wait_durable_knows_which_were() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 10).await;
+    wal.truncate_before(Lsn(u64::MAX)).await.unwrap();
+    let stats = wal.stats().await.unwrap();
+    assert_eq!((stats.first_lsn, stats.next_lsn), (Lsn(11), Lsn(11)));
+    let again = wal.reset(Lsn(1)).await;
+    assert!(
+        matches!(
+            again,
+            Err(WalError::WouldReuseLsns {
+                lsn: Lsn(1),
+                next_lsn: Lsn(11)
+            })
+        ),
+        "reset(1) on a log that gave out 1..=10: {again:?}"
+    );
+    assert_eq!(wal.append(b"eleven".to_vec()).await.unwrap(), Lsn(11));
+    // Given out and durable, then checkpointed away: durable it was.
+    assert_eq!(wal.wait_durable(Lsn(5)).await.unwrap(), Lsn(5));
+    let zero = wal.wait_durable(Lsn(0)).await;
+    assert!(
+        matches!(zero, Err(WalError::LsnNotAssigned { lsn: Lsn(0), .. })),
+        "wait_durable(0): {zero:?}"
+    );
+    wal.shutdown().await.unwrap();
+
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let top = u64::MAX / 2;
+    wal.reset(Lsn(top)).await.unwrap();
+    for lsn in [1, 1000, top - 1, top] {
+        let r = wal.wait_durable(Lsn(lsn)).await;
+        assert!(
+            matches!(r, Err(WalError::LsnNotAssigned { .. })),
+            "wait_durable({lsn}) after reset({top}) on a new log: {r:?}"
+        );
+    }
+    assert_eq!(wal.append(b"top".to_vec()).await.unwrap(), Lsn(top));
+    assert_eq!(wal.wait_durable(Lsn(top)).await.unwrap(), Lsn(top));
+    wal.shutdown().await.unwrap();
+    // The same after a reopen: the log never gave out what lies below where it started.
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let r = wal.wait_durable(Lsn(1000)).await;
+    assert!(matches!(r, Err(WalError::LsnNotAssigned { .. })), "{r:?}");
+    let lower = wal.reset(Lsn(7)).await;
+    assert!(
+        matches!(lower, Err(WalError::WouldReuseLsns { .. })),
+        "{lower:?}"
+    );
+    wal.shutdown().await.unwrap();
 }

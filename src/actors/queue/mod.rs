@@ -62,6 +62,12 @@ pub struct Queue {
     stash: Option<Stashed>,
     /// All LSNs below this are durable.
     durable_end: u64,
+    /// The LSN this log started from as far as this process knows: its first LSN at open,
+    /// or the LSN of the last reset. Every LSN from here to the next LSN was given out; of
+    /// those below it the log keeps no record (a reset skips LSNs, `WalConfig::first_lsn`
+    /// starts a new log past 1), so `WaitDurable` answers them `LsnNotAssigned`. A
+    /// checkpoint does not move it: what it removed was durable.
+    assigned_from: u64,
     /// LSNs below this must be flushed promptly (durable waiters, `flush_now`, `Flush`).
     urgent_end: u64,
     queued_bytes: usize,
@@ -161,6 +167,13 @@ impl Queue {
         );
         local_writer.meta = Some(dir.meta().clone());
         let durable_end = planner.next_lsn;
+        // Recovery has read `META`; a log without one starts at its next LSN. LSN 0 is
+        // never given out.
+        let assigned_from = dir
+            .meta()
+            .current()
+            .map_or(planner.next_lsn, |m| m.first_lsn.min(planner.next_lsn))
+            .max(1);
         Queue {
             dir: Some(dir),
             planner,
@@ -170,6 +183,7 @@ impl Queue {
             replies: Rc::default(),
             stash: None,
             durable_end,
+            assigned_from,
             urgent_end: 0,
             queued_bytes: 0,
             queued_entries: 0,

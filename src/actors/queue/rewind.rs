@@ -50,12 +50,12 @@ impl Queue {
             Job::Reset(n) if n == 0 || n > u64::MAX / 2 => {
                 Err(WalError::LsnOutOfRange { lsn: Lsn(n) })
             }
-            Job::Reset(n) if n < next_lsn && first_lsn < next_lsn => {
-                Err(WalError::WouldReuseLsns {
-                    lsn: Lsn(n),
-                    next_lsn: Lsn(next_lsn),
-                })
-            }
+            // Below the next LSN even on an empty log: those LSNs were given out (their
+            // records checkpointed or rewound away), and an LSN is never given out twice.
+            Job::Reset(n) if n < next_lsn => Err(WalError::WouldReuseLsns {
+                lsn: Lsn(n),
+                next_lsn: Lsn(next_lsn),
+            }),
             _ => Ok(()),
         }
     }
@@ -168,7 +168,10 @@ impl Queue {
                 self.written_segment = Some(segment_first_lsn);
                 match job {
                     Job::After(_) => self.index_cut_at(next_lsn, segment_first_lsn, offset),
-                    Job::Reset(_) => self.index_reset(next_lsn),
+                    Job::Reset(_) => {
+                        self.index_reset(next_lsn);
+                        self.assigned_from = next_lsn;
+                    }
                 }
                 self.refresh_disk_bytes();
                 Ok(())
