@@ -84,6 +84,9 @@ pub struct Queue {
     /// dropped), so the flusher thread and the supervisor go with it.
     stop_supervisor: Recipient<StopFlusher>,
     sync_failures_in_row: u32,
+    /// Batch writes (and fsyncs) that failed for a full disk since the last batch written:
+    /// while above 0 the `DiskFull` alert is active and the log unhealthy (`failure.rs`).
+    disk_full_failures: u64,
     poisoned: Option<WalError>,
     shutting_down: bool,
     shutdown_waiters: Vec<futures::channel::oneshot::Sender<Result<(), WalError>>>,
@@ -197,6 +200,7 @@ impl Queue {
             supervisor,
             stop_supervisor,
             sync_failures_in_row: 0,
+            disk_full_failures: 0,
             poisoned: None,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
