@@ -258,7 +258,7 @@ impl Message for Flush {
 /// Errors: the error that kept the LSN from becoming durable (the write of its batch
 /// failed, the log was poisoned or shut down), or [`WalError::LsnNotAssigned`] for an LSN
 /// the log never gave out: at or past the next one, LSN 0, or below where the log started
-/// (its first LSN at open, or the last reset's LSN). Below a checkpoint (and at or above
+/// (its first LSN at open, or the LSN of the last reset past the next LSN). Below a checkpoint (and at or above
 /// that start) an LSN was durable before it was removed: answered at once.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitDurable(pub Lsn);

@@ -453,3 +453,25 @@ async fn lsns_are_never_given_out_twice_and_wait_durable_knows_which_were() {
     );
     wal.shutdown().await.unwrap();
 }
+
+/// A reset to the next LSN skips nothing: the LSNs below it were given out, and a wait
+/// for one is answered (it was durable before the reset removed it). A reset past it
+/// skips LSNs, and the log keeps no record of which LSNs below it were given out: all of
+/// them are then `LsnNotAssigned` (documented).
+#[actix::test]
+async fn wait_durable_below_a_reset_answers_what_was_given_out() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 10).await;
+    wal.reset(Lsn(11)).await.unwrap();
+    assert_eq!(wal.wait_durable(Lsn(5)).await.unwrap(), Lsn(5));
+    wal.reset(Lsn(100)).await.unwrap();
+    for lsn in [5, 11, 99] {
+        let r = wal.wait_durable(Lsn(lsn)).await;
+        assert!(
+            matches!(r, Err(WalError::LsnNotAssigned { .. })),
+            "{lsn}: {r:?}"
+        );
+    }
+    wal.shutdown().await.unwrap();
+}

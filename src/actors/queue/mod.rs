@@ -63,10 +63,11 @@ pub struct Queue {
     /// All LSNs below this are durable.
     durable_end: u64,
     /// The LSN this log started from as far as this process knows: its first LSN at open,
-    /// or the LSN of the last reset. Every LSN from here to the next LSN was given out; of
-    /// those below it the log keeps no record (a reset skips LSNs, `WalConfig::first_lsn`
-    /// starts a new log past 1), so `WaitDurable` answers them `LsnNotAssigned`. A
-    /// checkpoint does not move it: what it removed was durable.
+    /// or the LSN of the last reset that skipped LSNs (one past the next LSN). Every LSN
+    /// from here to the next LSN was given out; of those below it the log keeps no record
+    /// (a reset skips LSNs, `WalConfig::first_lsn` starts a new log past 1), so
+    /// `WaitDurable` answers them `LsnNotAssigned`. A checkpoint does not move it: what it
+    /// removed was durable.
     assigned_from: u64,
     /// LSNs below this must be flushed promptly (durable waiters, `flush_now`, `Flush`).
     urgent_end: u64,

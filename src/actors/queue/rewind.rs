@@ -159,6 +159,10 @@ impl Queue {
         };
         match outcome {
             Ok((segment_first_lsn, offset, next_lsn)) => {
+                if next_lsn > self.planner.next_lsn {
+                    // A reset past the next LSN skipped LSNs it never gave out.
+                    self.assigned_from = next_lsn;
+                }
                 self.planner.segment_first_lsn = segment_first_lsn;
                 self.planner.offset = offset;
                 self.planner.next_lsn = next_lsn;
@@ -168,10 +172,7 @@ impl Queue {
                 self.written_segment = Some(segment_first_lsn);
                 match job {
                     Job::After(_) => self.index_cut_at(next_lsn, segment_first_lsn, offset),
-                    Job::Reset(_) => {
-                        self.index_reset(next_lsn);
-                        self.assigned_from = next_lsn;
-                    }
+                    Job::Reset(_) => self.index_reset(next_lsn),
                 }
                 self.refresh_disk_bytes();
                 Ok(())
