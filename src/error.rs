@@ -203,9 +203,9 @@ pub enum WalError {
     /// `WaitDurable` named an LSN the log has not given out: at or past the next LSN (it
     /// would never become durable by itself), LSN 0, or below where the log started as
     /// far as this process knows (its first LSN at open, or the LSN of the last `reset`
-    /// past the next LSN: it skipped LSNs, and the log keeps no record of which LSNs below that it gave
-    /// out). An LSN is a record's only once its append succeeded (a failed write gives its
-    /// LSNs out again).
+    /// past the next LSN: it skipped LSNs, and the log keeps no record of which LSNs
+    /// below that it gave out). An LSN is a record's only once its append succeeded (a
+    /// failed write gives its LSNs out again).
     #[error("LSN {lsn} was never assigned (the next append gets {next_lsn})")]
     LsnNotAssigned {
         /// The LSN asked about.

@@ -258,8 +258,9 @@ impl Message for Flush {
 /// Errors: the error that kept the LSN from becoming durable (the write of its batch
 /// failed, the log was poisoned or shut down), or [`WalError::LsnNotAssigned`] for an LSN
 /// the log never gave out: at or past the next one, LSN 0, or below where the log started
-/// (its first LSN at open, or the LSN of the last reset past the next LSN). Below a checkpoint (and at or above
-/// that start) an LSN was durable before it was removed: answered at once.
+/// (its first LSN at open, or the LSN of the last reset past the next LSN). Below a
+/// checkpoint (and at or above that start) an LSN was durable before it was removed:
+/// answered at once.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitDurable(pub Lsn);
 
@@ -314,8 +315,9 @@ pub struct TruncateAfter(pub Lsn);
 /// Reset: remove every record; the log's first LSN and the next append's LSN become this
 /// one (a Raft follower installing a snapshot). Appends not yet answered fail with
 /// [`WalError::TruncatedAway`]. Refused, changing nothing, when the LSN is below the next
-/// LSN, also on an empty log: an LSN is never given out twice ([`WalError::WouldReuseLsns`]), or outside `1..=2^63-1`
-/// ([`WalError::LsnOutOfRange`]). Crash-safe like [`TruncateAfter`]; the metadata slot stays.
+/// LSN, also on an empty log: an LSN is never given out twice
+/// ([`WalError::WouldReuseLsns`]), or outside `1..=2^63-1` ([`WalError::LsnOutOfRange`]).
+/// Crash-safe like [`TruncateAfter`]; the metadata slot stays.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), WalError>")]
 pub struct Reset(pub Lsn);
