@@ -141,3 +141,35 @@ async fn every_state_changing_call_on_a_poisoned_log_is_refused_and_changes_noth
     assert_eq!(wal.recovery_report().next_lsn, Lsn(151));
     wal.shutdown().await.unwrap();
 }
+
+/// The synchronous `LogWriter` too: poisoned by an fsync that failed twice (the batch and
+/// its rewrite), it refuses a checkpoint as it refuses appends and syncs.
+#[test]
+fn a_poisoned_log_writer_refuses_every_call_that_changes_the_log() {
+    const EIO: i32 = 5;
+    let d = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let opts = actix_wal::log::LogOptions {
+        segment_size_bytes: 4096,
+        max_record_bytes: 256,
+        preallocate: false,
+        storage: fs.clone(),
+        ..Default::default()
+    };
+    let (mut w, _) = actix_wal::log::LogWriter::open(d.path(), opts).unwrap();
+    for i in 1..=300 {
+        w.append(&payload(i)).unwrap();
+        w.sync().unwrap();
+    }
+    fs.fail_sync("", EIO);
+    w.append(b"doomed").unwrap();
+    let r = w.sync();
+    assert!(is_poisoned(&r), "{r:?}");
+    fs.heal();
+    let before = snapshot(d.path());
+    let checkpoint = w.truncate_before(Lsn(250));
+    assert!(is_poisoned(&checkpoint), "checkpoint: {checkpoint:?}");
+    assert!(is_poisoned(&w.append(b"x")));
+    assert!(is_poisoned(&w.sync()));
+    assert_eq!(snapshot(d.path()), before, "a refused call changed the log");
+}

@@ -190,7 +190,6 @@ impl LogWriter {
                         reason: format!("{e}; rewrite failed: {f}"),
                     };
                     self.dir.mark_poisoned(&err.to_string());
-                    self.dir.mark_poisoned(&err.to_string());
                     self.poisoned = Some(err.clone());
                     return Err(err);
                 }
@@ -222,8 +221,10 @@ impl LogWriter {
 
     /// Removes whole segments below `lsn` (see [`LogDir::truncate_before`]).
     /// `lsn` is recorded as the log's first LSN (at most the next LSN after the last
-    /// durable record: nothing pending is hidden).
+    /// durable record: nothing pending is hidden). Refused on a poisoned writer, as every
+    /// call that changes the log is, until the log is reopened.
     pub fn truncate_before(&mut self, lsn: Lsn) -> Result<usize, WalError> {
+        self.check()?;
         let lsn = Lsn(lsn.0.min(self.durable.0 + 1));
         Ok(self.dir.truncate_before(lsn)?.len())
     }

@@ -1,6 +1,6 @@
 //! `FaultyFs`: the real file system, with faults the test switches on and off while the
-//! log runs: removals, opens for writing and writes of chosen files fail with a chosen
-//! errno (an immutable segment's `EPERM`, `EIO`, `ENOSPC`). Tests run as root, where file
+//! log runs: removals, opens for writing, writes and fsyncs of chosen files fail with a
+//! chosen errno (an immutable segment's `EPERM`, `EIO`, `ENOSPC`). Tests run as root, where file
 //! modes stop nothing, so a fault at the storage seam stands in for them.
 #![allow(dead_code)]
 
@@ -17,6 +17,7 @@ struct Faults {
     remove: Option<(String, i32)>,
     open_for_write: Option<(String, i32)>,
     write: Option<(String, i32)>,
+    sync: Option<(String, i32)>,
 }
 
 fn hit(fault: &Option<(String, i32)>, path: &Path) -> io::Result<()> {
@@ -55,6 +56,11 @@ impl FaultyFs {
     /// (also through handles opened before).
     pub fn fail_write(&self, suffix: &str, errno: i32) {
         self.faults.lock().unwrap().write = Some((suffix.to_string(), errno));
+    }
+
+    /// `fdatasync` and `fsync` of a file whose path ends with `suffix` fail with `errno`.
+    pub fn fail_sync(&self, suffix: &str, errno: i32) {
+        self.faults.lock().unwrap().sync = Some((suffix.to_string(), errno));
     }
 
     /// Every fault off.
@@ -144,9 +150,13 @@ impl StorageFile for FaultyFile {
         self.inner.allocate(len)
     }
     fn sync_data(&self) -> io::Result<()> {
+        let fault = self.faults.lock().unwrap().sync.clone();
+        hit(&fault, &self.path)?;
         self.inner.sync_data()
     }
     fn sync_all(&self) -> io::Result<()> {
+        let fault = self.faults.lock().unwrap().sync.clone();
+        hit(&fault, &self.path)?;
         self.inner.sync_all()
     }
     fn is_linked(&self) -> io::Result<bool> {
