@@ -166,8 +166,12 @@ pub enum WalError {
     /// `#[actix::main]`.
     #[error("Wal::open needs an actix System on this thread (actix::System, #[actix::main]); from plain tokio or another runtime use Wal::open_standalone, from a plain thread Wal::open_blocking")]
     NoActixSystem,
-    /// An fsync failed and rewriting the batch to a fresh segment failed too
-    /// `max_sync_retries` times: nothing more is acknowledged until the log is reopened.
+    /// The log stopped on a failure it cannot undo in place: an fsync failed and
+    /// rewriting the batch to a fresh segment failed too `max_sync_retries` times, a
+    /// failed step could not be cut back, or a rewind or reset failed midway. Nothing more
+    /// is acknowledged, and every call that would change the log is refused with this
+    /// error and changes nothing, until the log is reopened (recovery completes what was
+    /// left midway).
     #[error("log poisoned: {reason}; reopen the log to run recovery")]
     Poisoned {
         /// The failure that poisoned the log.
@@ -203,9 +207,12 @@ pub enum WalError {
         /// `max_queue_bytes`.
         max_bytes: usize,
     },
-    /// `WaitDurable` named an LSN the log has not given out (at or past the next LSN): it
-    /// would never become durable by itself. An LSN is a record's only once its append
-    /// succeeded (a failed write gives its LSNs out again).
+    /// `WaitDurable` named an LSN the log has not given out: at or past the next LSN (it
+    /// would never become durable by itself), LSN 0, or below where the log started as
+    /// far as this process knows (its first LSN at open, or the LSN of the last `reset`
+    /// past the next LSN: it skipped LSNs, and the log keeps no record of which LSNs
+    /// below that it gave out). An LSN is a record's only once its append succeeded (a
+    /// failed write gives its LSNs out again).
     #[error("LSN {lsn} was never assigned (the next append gets {next_lsn})")]
     LsnNotAssigned {
         /// The LSN asked about.
@@ -253,9 +260,25 @@ pub enum WalError {
         /// The LSN asked for.
         lsn: crate::lsn::Lsn,
     },
-    /// `reset(lsn)` would give out again LSNs of records the log still holds (`lsn` is
-    /// below the next LSN while records remain). Refused; nothing changed.
-    #[error("reset({lsn}) refused: the log holds records up to LSN {}; the next LSN may not go below {next_lsn}", next_lsn.0.saturating_sub(1))]
+    /// `truncate_after(lsn)` would cut inside an append batch (`AppendBatch`, LSNs
+    /// `first_lsn..=last_lsn`) not yet answered: the batch could then be answered neither
+    /// success (its records above `lsn` are gone) nor `TruncatedAway` (those up to `lsn`
+    /// stay). Refused; nothing changed. Cut at `first_lsn - 1` or at `last_lsn` or
+    /// beyond, or again once the batch is answered (a cut inside an answered batch removes
+    /// records like any acknowledged ones).
+    #[error("truncate_after({lsn}) refused: it would cut inside the append batch {first_lsn}..={last_lsn}, not yet answered")]
+    SplitsBatch {
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+        /// The batch's first LSN.
+        first_lsn: crate::lsn::Lsn,
+        /// The batch's last LSN.
+        last_lsn: crate::lsn::Lsn,
+    },
+    /// `reset(lsn)` would give out again LSNs the log gave out already (`lsn` is below
+    /// the next LSN, also when no record remains: a checkpoint or a rewind removed them,
+    /// and an application may still hold them). Refused; nothing changed.
+    #[error("reset({lsn}) refused: the log gave out LSNs up to {}; the next LSN may not go below {next_lsn}", next_lsn.0.saturating_sub(1))]
     WouldReuseLsns {
         /// The LSN asked for.
         lsn: crate::lsn::Lsn,

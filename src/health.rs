@@ -14,8 +14,9 @@ pub struct GetHealth;
 /// The log's health.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
-    /// Taking appends and able to make them durable: not poisoned, not shut down.
-    /// (A degraded log is still healthy: correct, slower.)
+    /// Taking appends and able to make them durable: not poisoned, not shut down, its
+    /// batch writes not failing for a full disk (the `DiskFull` alert). (A degraded log
+    /// is still healthy: correct, slower.)
     pub healthy: bool,
     /// The write mode now.
     pub mode: WalMode,
@@ -46,6 +47,11 @@ pub enum AlertKind {
     FlusherUnhealthy,
     /// Segment files on disk over `alert_wal_bytes`: checkpoint and truncate.
     WalSize,
+    /// A batch write failed for a full disk (`ENOSPC`, `EDQUOT`): appends fail
+    /// [`WalError::DiskFull`](crate::WalError::DiskFull), and the log is unhealthy, until
+    /// a batch is written again. The value is the number of batch writes that failed
+    /// since the last one that succeeded; the threshold is 1.
+    DiskFull,
 }
 
 /// Whether an alert starts or ends.

@@ -193,6 +193,10 @@ impl Commit {
 /// `max_queue_bytes` and its records in `max_queue_entries`, else
 /// [`WalError::BatchTooLarge`]. Each record is at most `max_record_bytes`
 /// ([`WalError::RecordTooLarge`]); an empty batch is [`WalError::EmptyBatch`].
+///
+/// A rewind ([`TruncateAfter`]) never cuts inside a batch whose reply (or notification)
+/// is still pending: it is refused with [`WalError::SplitsBatch`], so a batch answered
+/// [`WalError::TruncatedAway`] has none of its records left in the log.
 #[derive(Debug, Clone)]
 pub struct AppendBatch {
     /// The records, in LSN order.
@@ -253,7 +257,10 @@ impl Message for Flush {
 ///
 /// Errors: the error that kept the LSN from becoming durable (the write of its batch
 /// failed, the log was poisoned or shut down), or [`WalError::LsnNotAssigned`] for an LSN
-/// at or past the next one the log gives out.
+/// the log never gave out: at or past the next one, LSN 0, or below where the log started
+/// (its first LSN at open, or the LSN of the last reset past the next LSN). Below a
+/// checkpoint (and at or above that start) an LSN was durable before it was removed:
+/// answered at once.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitDurable(pub Lsn);
 
@@ -303,7 +310,8 @@ impl Message for Shutdown {
 }
 
 /// Checkpoint: remove whole segments whose records all lie below the LSN. Replies with
-/// the number of segments removed.
+/// the number of segments removed. Refused on a poisoned log ([`WalError::Poisoned`]) and
+/// once a shutdown began ([`WalError::ShutDown`]), changing nothing.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<usize, WalError>")]
 pub struct TruncateBefore(pub Lsn);
@@ -312,8 +320,11 @@ pub struct TruncateBefore(pub Lsn);
 /// `lsn + 1`. Waits until every record up to `lsn` is durable; appends not yet answered
 /// whose records lie above `lsn` fail with [`WalError::TruncatedAway`]. Refused, changing
 /// nothing: below the first LSN minus one ([`WalError::BelowFirstLsn`]), at or past the
-/// next LSN ([`WalError::LsnNotAssigned`]), or inside a transaction
-/// ([`WalError::SplitsTransaction`]). `lsn` = next LSN − 1 changes nothing. Crash-safe:
+/// next LSN ([`WalError::LsnNotAssigned`]), inside a transaction
+/// ([`WalError::SplitsTransaction`]), or inside an [`AppendBatch`] not yet answered
+/// ([`WalError::SplitsBatch`]: the batch could then be told neither that it landed nor
+/// that it did not; cut at its edges, or once it is answered). `lsn` = next LSN − 1
+/// changes nothing. Crash-safe:
 /// recovery yields the log before or after it, never a removed record once it answered.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), WalError>")]
@@ -322,8 +333,9 @@ pub struct TruncateAfter(pub Lsn);
 /// Reset: remove every record; the log's first LSN and the next append's LSN become this
 /// one (a Raft follower installing a snapshot). Appends not yet answered fail with
 /// [`WalError::TruncatedAway`]. Refused, changing nothing, when the LSN is below the next
-/// LSN while records remain ([`WalError::WouldReuseLsns`]) or outside `1..=2^63-1`
-/// ([`WalError::LsnOutOfRange`]). Crash-safe like [`TruncateAfter`]; the metadata slot stays.
+/// LSN, also on an empty log: an LSN is never given out twice
+/// ([`WalError::WouldReuseLsns`]), or outside `1..=2^63-1` ([`WalError::LsnOutOfRange`]).
+/// Crash-safe like [`TruncateAfter`]; the metadata slot stays.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<(), WalError>")]
 pub struct Reset(pub Lsn);
@@ -389,7 +401,8 @@ impl RecoveryReport {
 
 /// Replace the application's metadata slot (see `Wal::set_meta`): at most
 /// `WalConfig::max_meta_bytes` bytes, else [`WalError::MetaTooLarge`] and nothing changes.
-/// Answers once the new value is durable.
+/// Answers once the new value is durable. Refused on a poisoned log
+/// ([`WalError::Poisoned`]) and once a shutdown began ([`WalError::ShutDown`]).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), WalError>")]
 pub struct SetMeta(pub Vec<u8>);

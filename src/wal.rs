@@ -228,7 +228,8 @@ impl Wal {
 
     /// Resolves with `lsn` once every record up to and including it is durable (at once if
     /// it already is), or with the error that prevented it; [`WalError::LsnNotAssigned`]
-    /// for an LSN the log has not given out. See [`WaitDurable`].
+    /// for an LSN the log has not given out (at or past the next LSN, 0, or below where
+    /// the log started). See [`WaitDurable`].
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<Lsn, WalError> {
         self.send(WaitDurable(lsn)).await
     }
@@ -261,7 +262,8 @@ impl Wal {
     /// to the first LSN empties the log. Refused, changing nothing: `lsn` + 1 below the
     /// first LSN ([`WalError::BelowFirstLsn`]), `lsn` at or past the next LSN
     /// ([`WalError::LsnNotAssigned`]), `lsn` + 1 inside a transaction
-    /// ([`WalError::SplitsTransaction`]). Crash-safe: after a crash, recovery yields the log
+    /// ([`WalError::SplitsTransaction`]) or inside an append batch not yet answered
+    /// ([`WalError::SplitsBatch`]). Crash-safe: after a crash, recovery yields the log
     /// before or after the rewind, and after once it answered. See [`TruncateAfter`].
     pub async fn truncate_after(&self, lsn: Lsn) -> Result<(), WalError> {
         self.send(TruncateAfter(lsn)).await
@@ -270,8 +272,8 @@ impl Wal {
     /// Removes every record; the log's first LSN and the next append's LSN become
     /// `next_lsn` (a Raft follower installing a snapshot). The metadata slot stays.
     /// Appends not answered yet fail with [`WalError::TruncatedAway`]. Refused, changing
-    /// nothing, when `next_lsn` is below the next LSN while records remain
-    /// ([`WalError::WouldReuseLsns`]) or outside `1..=2^63-1` ([`WalError::LsnOutOfRange`]).
+    /// nothing, when `next_lsn` is below the next LSN, also on an empty log (an LSN is
+    /// never given out twice: [`WalError::WouldReuseLsns`]) or outside `1..=2^63-1` ([`WalError::LsnOutOfRange`]).
     /// Crash-safe like [`Wal::truncate_after`]. See [`Reset`].
     pub async fn reset(&self, next_lsn: Lsn) -> Result<(), WalError> {
         self.send(Reset(next_lsn)).await

@@ -1,9 +1,12 @@
 //! Alerts fire once when a threshold is crossed and clear once when it is back within,
 //! never in a flood: flush latency (a flusher slowed by the `sleep` failpoint), queue
 //! depth (buffered appends piled up behind a long flush interval), and flusher health (a
-//! panic in the flusher, cleared by the supervisor's restart). Each alert goes to a
+//! panic in the flusher, cleared by the supervisor's restart), and a full disk (writes
+//! failing `ENOSPC`, cleared by the next batch written). Each alert goes to a
 //! `Recipient<Alert>`, and `Health::active_alerts` agrees with what was sent.
 #![cfg(feature = "failpoints")]
+
+mod common;
 
 use actix::prelude::*;
 use actix_wal::*;
@@ -217,4 +220,51 @@ async fn a_flusher_death_fires_one_unhealthy_alert_cleared_by_the_restart() {
     fail::remove("flusher::before_write");
     wal.shutdown().await.unwrap();
     scenario.teardown();
+}
+
+/// Issue 20, item 8: while appends failed `DiskFull`, `health()` said healthy and no alert
+/// fired. A write failing for a full disk fires `DiskFull` (once) and makes the log
+/// unhealthy, not poisoned; the next batch written clears both.
+#[actix::test]
+async fn a_full_disk_fires_one_alert_and_the_log_is_unhealthy_until_a_write_succeeds() {
+    const ENOSPC: i32 = 28;
+    let d = tempfile::tempdir().unwrap();
+    let collector = Collector::default().start();
+    let fs = common::faulty::FaultyFs::new();
+    let wal = Wal::open(
+        d.path(),
+        WalConfig {
+            storage: fs.clone(),
+            ..config(&collector)
+        },
+    )
+    .await
+    .unwrap();
+    wal.append(b"before".to_vec()).await.unwrap();
+    assert!(wal.health().await.unwrap().healthy);
+    fs.fail_write(".wal", ENOSPC);
+    for i in 0..3 {
+        let r = wal.append(format!("full {i}").into_bytes()).await;
+        assert!(matches!(r, Err(WalError::DiskFull { .. })), "{r:?}");
+    }
+    let health = wal.health().await.unwrap();
+    assert!(
+        !health.healthy,
+        "appends fail DiskFull, yet healthy: {health:?}"
+    );
+    assert!(!health.poisoned);
+    assert_eq!(health.active_alerts, vec![AlertKind::DiskFull]);
+    fs.heal();
+    assert_eq!(wal.append(b"after".to_vec()).await.unwrap(), Lsn(2));
+    let health = wal.health().await.unwrap();
+    assert!(health.healthy, "{health:?}");
+    assert!(health.active_alerts.is_empty(), "{health:?}");
+    assert_eq!(
+        transitions(&received(&collector).await),
+        vec![
+            (AlertKind::DiskFull, AlertState::Fired),
+            (AlertKind::DiskFull, AlertState::Cleared)
+        ]
+    );
+    wal.shutdown().await.unwrap();
 }

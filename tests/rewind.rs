@@ -179,12 +179,18 @@ async fn reset_removes_every_record_keeps_meta_and_continues_at_the_new_lsn() {
     assert_eq!(report.first_lsn, Lsn(1000));
     assert_eq!(report.next_lsn, Lsn(1001));
     assert_eq!(report.meta, Some(b"vote".to_vec()));
-    // An empty log may go anywhere, lower too: no record would share an LSN.
+    // An emptied log goes on forward, never back: the LSNs below its next one were given
+    // out (issue 20, item 6).
     wal.truncate_after(Lsn(999)).await.unwrap();
-    wal.reset(Lsn(7)).await.unwrap();
-    assert_eq!(wal.append(b"seven".to_vec()).await.unwrap(), Lsn(7));
+    let back = wal.reset(Lsn(7)).await;
+    assert!(
+        matches!(back, Err(WalError::WouldReuseLsns { .. })),
+        "{back:?}"
+    );
+    wal.reset(Lsn(5000)).await.unwrap();
+    assert_eq!(wal.append(b"5000".to_vec()).await.unwrap(), Lsn(5000));
     wal.shutdown().await.unwrap();
-    assert_eq!(reader(d.path()), vec![(7, b"seven".to_vec())]);
+    assert_eq!(reader(d.path()), vec![(5000, b"5000".to_vec())]);
 }
 
 #[actix::test]
@@ -306,5 +312,166 @@ async fn reads_racing_rewinds_get_a_record_of_that_lsn_or_not_found() {
         found += r.await.unwrap().0;
     }
     assert!(found > 0, "the readers read nothing");
+    wal.shutdown().await.unwrap();
+}
+
+/// Issue 20, item 2: an `append_batch` waiting for its fsync when `truncate_after(x)`
+/// arrives with `x` inside it was answered `TruncatedAway` while its records up to `x`
+/// stayed in the log (a caller that retried wrote them twice). A cut inside a batch not
+/// yet answered is refused (`SplitsBatch`), changing nothing; the batch is then answered
+/// as it would have been. The outcome the other way round (the batch answered before the
+/// rewind was handled, then cut as any acknowledged records) is honest too.
+#[actix::test]
+async fn a_rewind_never_cuts_inside_an_append_batch_not_yet_answered() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 1).await;
+    let records: Vec<Vec<u8>> = (2..=201).map(payload).collect();
+    // Both messages are in the queue's mailbox, in this order, before either is handled.
+    let batch = wal.queue().send(AppendBatch::new(records));
+    let rewind = wal.queue().send(TruncateAfter(Lsn(100)));
+    let (batch, rewind) = futures::join!(batch, rewind);
+    let (batch, rewind) = (batch.unwrap(), rewind.unwrap());
+    let readable = |lsn: u64| {
+        let wal = wal.clone();
+        async move { wal.read(Lsn(lsn)).await.is_ok() }
+    };
+    let last = match (&batch, &rewind) {
+        (
+            Ok(Lsn(2)),
+            Err(WalError::SplitsBatch {
+                lsn,
+                first_lsn,
+                last_lsn,
+            }),
+        ) => {
+            assert_eq!((*lsn, *first_lsn, *last_lsn), (Lsn(100), Lsn(2), Lsn(201)));
+            assert!(readable(201).await, "the refused rewind removed records");
+            assert_eq!(wal.stats().await.unwrap().next_lsn, Lsn(202));
+            201
+        }
+        (Ok(Lsn(2)), Ok(())) => {
+            // Answered first, then cut like any acknowledged records.
+            assert!(readable(100).await && !readable(101).await);
+            100
+        }
+        (Err(WalError::TruncatedAway { lsn }), Ok(())) => {
+            // Only honest if none of its records stayed.
+            assert_eq!(*lsn, Lsn(2));
+            assert!(
+                !readable(2).await,
+                "append_batch answered TruncatedAway {{ lsn: 2 }}, yet LSNs 2..=100 stay in the log"
+            );
+            1
+        }
+        other => panic!("unexpected outcome {other:?}"),
+    };
+    wal.shutdown().await.unwrap();
+    // What replay rebuilds is what the caller was told.
+    let got = reader(d.path());
+    assert_eq!(got.last().map(|r| r.0), Some(last));
+    assert_eq!(got.len() as u64, last);
+}
+
+/// A cut just before an unanswered batch is no cut inside it: the whole batch goes, and
+/// `TruncatedAway` is then exactly what happened to it.
+#[actix::test]
+async fn a_rewind_just_before_an_unanswered_append_batch_removes_all_of_it() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 1).await;
+    let records: Vec<Vec<u8>> = (2..=201).map(payload).collect();
+    let batch = wal.queue().send(AppendBatch::new(records));
+    let rewind = wal.queue().send(TruncateAfter(Lsn(1)));
+    let (batch, rewind) = futures::join!(batch, rewind);
+    rewind.unwrap().unwrap();
+    match batch.unwrap() {
+        Err(WalError::TruncatedAway { lsn: Lsn(2) }) | Ok(Lsn(2)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(wal.read(Lsn(2)).await.is_err());
+    assert_eq!(wal.stats().await.unwrap().next_lsn, Lsn(2));
+    wal.shutdown().await.unwrap();
+    assert_eq!(reader(d.path()), vec![(1, payload(1))]);
+}
+
+/// Issue 20, item 6: LSNs are never given out twice, and `wait_durable` answers
+/// `LsnNotAssigned` for an LSN the log never gave out. `reset(1)` after a checkpoint that
+/// emptied the log used to be accepted (LSN 1 given out again); `wait_durable(0)`, and
+/// `wait_durable(1000)` after `reset(2^63-1)` on a new log, answered `Ok`.
+#[actix::test]
+async fn lsns_are_never_given_out_twice_and_wait_durable_knows_which_were() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 10).await;
+    wal.truncate_before(Lsn(u64::MAX)).await.unwrap();
+    let stats = wal.stats().await.unwrap();
+    assert_eq!((stats.first_lsn, stats.next_lsn), (Lsn(11), Lsn(11)));
+    let again = wal.reset(Lsn(1)).await;
+    assert!(
+        matches!(
+            again,
+            Err(WalError::WouldReuseLsns {
+                lsn: Lsn(1),
+                next_lsn: Lsn(11)
+            })
+        ),
+        "reset(1) on a log that gave out 1..=10: {again:?}"
+    );
+    assert_eq!(wal.append(b"eleven".to_vec()).await.unwrap(), Lsn(11));
+    // Given out and durable, then checkpointed away: durable it was.
+    assert_eq!(wal.wait_durable(Lsn(5)).await.unwrap(), Lsn(5));
+    let zero = wal.wait_durable(Lsn(0)).await;
+    assert!(
+        matches!(zero, Err(WalError::LsnNotAssigned { lsn: Lsn(0), .. })),
+        "wait_durable(0): {zero:?}"
+    );
+    wal.shutdown().await.unwrap();
+
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let top = u64::MAX / 2;
+    wal.reset(Lsn(top)).await.unwrap();
+    for lsn in [1, 1000, top - 1, top] {
+        let r = wal.wait_durable(Lsn(lsn)).await;
+        assert!(
+            matches!(r, Err(WalError::LsnNotAssigned { .. })),
+            "wait_durable({lsn}) after reset({top}) on a new log: {r:?}"
+        );
+    }
+    assert_eq!(wal.append(b"top".to_vec()).await.unwrap(), Lsn(top));
+    assert_eq!(wal.wait_durable(Lsn(top)).await.unwrap(), Lsn(top));
+    wal.shutdown().await.unwrap();
+    // The same after a reopen: the log never gave out what lies below where it started.
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let r = wal.wait_durable(Lsn(1000)).await;
+    assert!(matches!(r, Err(WalError::LsnNotAssigned { .. })), "{r:?}");
+    let lower = wal.reset(Lsn(7)).await;
+    assert!(
+        matches!(lower, Err(WalError::WouldReuseLsns { .. })),
+        "{lower:?}"
+    );
+    wal.shutdown().await.unwrap();
+}
+
+/// A reset to the next LSN skips nothing: the LSNs below it were given out, and a wait
+/// for one is answered (it was durable before the reset removed it). A reset past it
+/// skips LSNs, and the log keeps no record of which LSNs below it were given out: all of
+/// them are then `LsnNotAssigned` (documented).
+#[actix::test]
+async fn wait_durable_below_a_reset_answers_what_was_given_out() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    fill(&wal, 10).await;
+    wal.reset(Lsn(11)).await.unwrap();
+    assert_eq!(wal.wait_durable(Lsn(5)).await.unwrap(), Lsn(5));
+    wal.reset(Lsn(100)).await.unwrap();
+    for lsn in [5, 11, 99] {
+        let r = wal.wait_durable(Lsn(lsn)).await;
+        assert!(
+            matches!(r, Err(WalError::LsnNotAssigned { .. })),
+            "{lsn}: {r:?}"
+        );
+    }
     wal.shutdown().await.unwrap();
 }

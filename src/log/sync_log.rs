@@ -58,7 +58,10 @@ pub fn open_log_from(
     let dir = open_dir(path, opts)?;
     let mut outcome = dir.recover(&opts.recovery_options())?;
     let (segment_first_lsn, offset) = match &outcome.tail_segment {
-        Some(seg) => (seg.first_lsn, outcome.tail_offset),
+        Some(seg) => {
+            check_writable(opts, &seg.path)?;
+            (seg.first_lsn, outcome.tail_offset)
+        }
         None => {
             if dir.meta().current().is_none() {
                 // A new log: META (its first LSN) before its first segment.
@@ -90,6 +93,18 @@ pub fn open_log_from(
         files_epoch: 0,
     };
     Ok((dir, planner, outcome))
+}
+
+/// Opens the tail segment for writing, and closes it again: a tail the log may not write
+/// (mode bits without write permission, the immutable or append-only attribute, a
+/// read-only mount) fails the open here, typed ([`WalError::PermissionDenied`] naming it),
+/// rather than the first append, which could not be cut back either and would poison the
+/// log. (Recovery only read the tail unless it had a torn tail to cut.)
+fn check_writable(opts: &LogOptions, tail: &Path) -> Result<(), WalError> {
+    opts.storage
+        .open(tail, true)
+        .map(drop)
+        .map_err(|e| WalError::io("open for writing", tail, e))
 }
 
 /// A synchronous log writer.
@@ -175,7 +190,6 @@ impl LogWriter {
                         reason: format!("{e}; rewrite failed: {f}"),
                     };
                     self.dir.mark_poisoned(&err.to_string());
-                    self.dir.mark_poisoned(&err.to_string());
                     self.poisoned = Some(err.clone());
                     return Err(err);
                 }
@@ -207,8 +221,10 @@ impl LogWriter {
 
     /// Removes whole segments below `lsn` (see [`LogDir::truncate_before`]).
     /// `lsn` is recorded as the log's first LSN (at most the next LSN after the last
-    /// durable record: nothing pending is hidden).
+    /// durable record: nothing pending is hidden). Refused on a poisoned writer, as every
+    /// call that changes the log is, until the log is reopened.
     pub fn truncate_before(&mut self, lsn: Lsn) -> Result<usize, WalError> {
+        self.check()?;
         let lsn = Lsn(lsn.0.min(self.durable.0 + 1));
         Ok(self.dir.truncate_before(lsn)?.len())
     }

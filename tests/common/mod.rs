@@ -2,6 +2,8 @@
 //! that every acknowledged record is on disk exactly once.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use actix::prelude::*;
 use actix_wal::*;
 use std::collections::HashMap;

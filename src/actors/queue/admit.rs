@@ -200,6 +200,7 @@ impl Queue {
                 end,
                 reply: lsn,
                 since: durable.then(Instant::now),
+                batch: matches!(&entry, Entry::Records(r) if r.len() > 1),
                 tx: None,
                 notify,
             });
@@ -310,6 +311,7 @@ impl Queue {
             end,
             reply,
             since: None,
+            batch: false,
             tx: None,
             notify: None,
         });
@@ -340,15 +342,17 @@ impl Handler<WaitDurable> for Queue {
     fn handle(&mut self, msg: WaitDurable, ctx: &mut Self::Context) -> LsnResponse {
         let lsn = msg.0;
         let end = lsn.0.saturating_add(1);
-        // Durable already (also on a poisoned or shut-down log: what is durable stays so).
-        if self.durable_end >= end {
-            return LsnResponse(Resp::Ready(Ok(lsn)));
-        }
-        if lsn.0 >= self.planner.next_lsn {
+        // Never given out: at or past the next LSN, or below where the log started (LSN 0
+        // included; see `assigned_from`).
+        if lsn.0 >= self.planner.next_lsn || lsn.0 < self.assigned_from {
             return LsnResponse(Resp::Ready(Err(WalError::LsnNotAssigned {
                 lsn,
                 next_lsn: Lsn(self.planner.next_lsn),
             })));
+        }
+        // Durable already (also on a poisoned or shut-down log: what is durable stays so).
+        if self.durable_end >= end {
+            return LsnResponse(Resp::Ready(Ok(lsn)));
         }
         if let Some(p) = &self.poisoned {
             return LsnResponse(Resp::Ready(Err(p.clone())));

@@ -261,6 +261,7 @@ impl Queue {
     /// Completes a written batch; returns how many durable waiters it answered.
     pub(super) fn on_written(&mut self, batch: Arc<Batch>, took: Duration) -> usize {
         self.sync_failures_in_row = 0;
+        self.disk_has_room();
         self.durable_end = batch.end_lsn;
         self.index_written(&batch);
         self.written_segment = batch

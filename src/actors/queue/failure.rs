@@ -7,6 +7,7 @@ use super::{FlusherRef, Queue};
 use crate::actors::flusher::Flusher;
 use crate::actors::supervisor::FlusherDied;
 use crate::error::WalError;
+use crate::health::AlertKind;
 use crate::log::Batch;
 use actix::prelude::*;
 use std::sync::atomic::Ordering;
@@ -39,6 +40,7 @@ impl Queue {
     /// LSNs follow it) fail; the log continues where that batch began.
     pub(super) fn on_write_failed(&mut self, batch: &Arc<Batch>, error: WalError) {
         tracing::warn!(%error, first_lsn = batch.first_lsn, "batch write failed; failing its callers");
+        self.note_disk_full(&error);
         self.stats.write_failures += 1;
         self.metrics.write_failures.increment(1);
         self.fail_from(batch.first_lsn, &error);
@@ -53,6 +55,7 @@ impl Queue {
     /// An fsync failed: never fsync that file again. Write the batch, from our own copy,
     /// into a fresh segment named by its first LSN; only then acknowledge.
     pub(super) fn on_sync_failed(&mut self, batch: &Arc<Batch>, error: WalError) {
+        self.note_disk_full(&error);
         self.stats.sync_failures += 1;
         self.metrics.sync_failures.increment(1);
         self.sync_failures_in_row += 1;
@@ -71,6 +74,25 @@ impl Queue {
         self.planner = after;
         self.pending.push_front(rewrite);
         self.urgent_end = self.urgent_end.max(batch.end_lsn);
+    }
+
+    /// A write or fsync failed: if for a full disk, fires the `DiskFull` alert (once) and
+    /// makes the log unhealthy until a batch is written again ([`Self::disk_has_room`]).
+    /// Before the callers are failed, so that the alert is sent ahead of their replies.
+    fn note_disk_full(&mut self, error: &WalError) {
+        if matches!(error, WalError::DiskFull { .. }) {
+            self.disk_full_failures += 1;
+            let n = self.disk_full_failures as f64;
+            self.alerts.update(AlertKind::DiskFull, true, n, 1.0);
+        }
+    }
+
+    /// A batch was written: the disk has room again, if it had none.
+    pub(super) fn disk_has_room(&mut self) {
+        if self.disk_full_failures > 0 {
+            self.disk_full_failures = 0;
+            self.alerts.update(AlertKind::DiskFull, false, 0.0, 1.0);
+        }
     }
 
     pub(super) fn poison(&mut self, reason: String) {

@@ -127,6 +127,12 @@ impl Handler<TruncateBefore> for Queue {
     type Result = Result<usize, WalError>;
 
     fn handle(&mut self, msg: TruncateBefore, _: &mut Self::Context) -> Self::Result {
+        // A poisoned log changes nothing until it is reopened: a rewind it stopped in may
+        // have left its intent in `META`, and a first LSN moved past that intent's cut (or
+        // the segment it cuts removed) would leave the reopen nothing to complete it in.
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
         let Some(dir) = &self.dir else {
             return Err(WalError::ShutDown);
         };
@@ -153,12 +159,12 @@ impl Handler<SetMeta> for Queue {
     type Result = Result<(), WalError>;
 
     fn handle(&mut self, msg: SetMeta, _: &mut Self::Context) -> Self::Result {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
         let Some(dir) = &self.dir else {
             return Err(WalError::ShutDown);
         };
-        if let Some(e) = &self.poisoned {
-            return Err(e.clone());
-        }
         let size_bytes = msg.0.len() as u64;
         if size_bytes > self.cfg.max_meta_bytes {
             return Err(WalError::MetaTooLarge {

@@ -62,6 +62,13 @@ pub struct Queue {
     stash: Option<Stashed>,
     /// All LSNs below this are durable.
     durable_end: u64,
+    /// The LSN this log started from as far as this process knows: its first LSN at open,
+    /// or the LSN of the last reset that skipped LSNs (one past the next LSN). Every LSN
+    /// from here to the next LSN was given out; of those below it the log keeps no record
+    /// (a reset skips LSNs, `WalConfig::first_lsn` starts a new log past 1), so
+    /// `WaitDurable` answers them `LsnNotAssigned`. A checkpoint does not move it: what it
+    /// removed was durable.
+    assigned_from: u64,
     /// LSNs below this must be flushed promptly (durable waiters, `flush_now`, `Flush`).
     urgent_end: u64,
     queued_bytes: usize,
@@ -78,6 +85,9 @@ pub struct Queue {
     /// dropped), so the flusher thread and the supervisor go with it.
     stop_supervisor: Recipient<StopFlusher>,
     sync_failures_in_row: u32,
+    /// Batch writes (and fsyncs) that failed for a full disk since the last batch written:
+    /// while above 0 the `DiskFull` alert is active and the log unhealthy (`failure.rs`).
+    disk_full_failures: u64,
     poisoned: Option<WalError>,
     shutting_down: bool,
     shutdown_waiters: Vec<futures::channel::oneshot::Sender<Result<(), WalError>>>,
@@ -167,6 +177,13 @@ impl Queue {
         );
         local_writer.meta = Some(dir.meta().clone());
         let durable_end = planner.next_lsn;
+        // Recovery has read `META`; a log without one starts at its next LSN. LSN 0 is
+        // never given out.
+        let assigned_from = dir
+            .meta()
+            .current()
+            .map_or(planner.next_lsn, |m| m.first_lsn.min(planner.next_lsn))
+            .max(1);
         Queue {
             dir: Some(dir),
             planner,
@@ -176,6 +193,7 @@ impl Queue {
             replies: Rc::default(),
             stash: None,
             durable_end,
+            assigned_from,
             urgent_end: 0,
             queued_bytes: 0,
             queued_entries: 0,
@@ -189,6 +207,7 @@ impl Queue {
             supervisor,
             stop_supervisor,
             sync_failures_in_row: 0,
+            disk_full_failures: 0,
             poisoned: None,
             shutting_down: false,
             shutdown_waiters: Vec::new(),

@@ -147,7 +147,7 @@ impl Handler<GetHealth> for Queue {
         self.verify_files("health check");
         self.recount_spares();
         MessageResult(Health {
-            healthy: self.poisoned.is_none() && !self.shutting_down,
+            healthy: self.poisoned.is_none() && !self.shutting_down && self.disk_full_failures == 0,
             mode: self.mode(),
             flusher_healthy: self.flusher.is_some(),
             poisoned: self.poisoned.is_some(),

@@ -46,17 +46,33 @@ impl Queue {
                 lsn: Lsn(x),
                 first_lsn: Lsn(first_lsn),
             }),
+            Job::After(x) => self.batch_split_at(x).map_or(Ok(()), Err),
             Job::Reset(n) if n == 0 || n > u64::MAX / 2 => {
                 Err(WalError::LsnOutOfRange { lsn: Lsn(n) })
             }
-            Job::Reset(n) if n < next_lsn && first_lsn < next_lsn => {
-                Err(WalError::WouldReuseLsns {
-                    lsn: Lsn(n),
-                    next_lsn: Lsn(next_lsn),
-                })
-            }
+            // Below the next LSN even on an empty log: those LSNs were given out (their
+            // records checkpointed or rewound away), and an LSN is never given out twice.
+            Job::Reset(n) if n < next_lsn => Err(WalError::WouldReuseLsns {
+                lsn: Lsn(n),
+                next_lsn: Lsn(next_lsn),
+            }),
             _ => Ok(()),
         }
+    }
+
+    /// [`WalError::SplitsBatch`] if a cut after `x` falls inside an append batch whose
+    /// waiter is still parked (its first record at or below `x`, its last above).
+    fn batch_split_at(&self, x: u64) -> Option<WalError> {
+        let replies = self.replies.borrow();
+        let w = replies
+            .waiters
+            .iter()
+            .find(|w| w.batch && w.reply.0 <= x && w.end > x + 1)?;
+        Some(WalError::SplitsBatch {
+            lsn: Lsn(x),
+            first_lsn: w.reply,
+            last_lsn: Lsn(w.end - 1),
+        })
     }
 
     fn start(&mut self, job: Job, ctx: &mut Context<Self>) -> ResponseFuture<Result<(), WalError>> {
@@ -143,6 +159,10 @@ impl Queue {
         };
         match outcome {
             Ok((segment_first_lsn, offset, next_lsn)) => {
+                if next_lsn > self.planner.next_lsn {
+                    // A reset past the next LSN skipped LSNs it never gave out.
+                    self.assigned_from = next_lsn;
+                }
                 self.planner.segment_first_lsn = segment_first_lsn;
                 self.planner.offset = offset;
                 self.planner.next_lsn = next_lsn;

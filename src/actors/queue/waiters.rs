@@ -24,6 +24,10 @@ pub(super) struct Waiter {
     /// When the message reached the queue (for the commit-latency histogram); `None` for
     /// waiters that are not durable appends.
     pub(super) since: Option<Instant>,
+    /// An `AppendBatch` of several records: each is a frame of its own, so a rewind could
+    /// cut between them, and it refuses to while this waiter is parked
+    /// ([`WalError::SplitsBatch`]): no one answer would then be true of the whole batch.
+    pub(super) batch: bool,
     pub(super) tx: Option<Tx>,
     pub(super) notify: Option<Notify>,
 }
