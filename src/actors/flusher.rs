@@ -10,6 +10,7 @@ use crate::actors::supervisor::FlusherDied;
 use crate::log::{Batch, BatchFailure, SegmentWriter};
 use actix::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +57,8 @@ pub(crate) struct Health;
 pub(crate) struct DeathGuard {
     generation: u64,
     supervisor: Option<Recipient<FlusherDied>>,
+    /// The spare a flusher dropped fenced off left (see the flusher's `Drop`).
+    leftover: Option<PathBuf>,
 }
 
 impl DeathGuard {
@@ -64,6 +67,7 @@ impl DeathGuard {
         DeathGuard {
             generation,
             supervisor: Some(supervisor),
+            leftover: None,
         }
     }
 }
@@ -74,6 +78,7 @@ impl Drop for DeathGuard {
             s.do_send(FlusherDied {
                 generation: self.generation,
                 reason: "flusher actor dropped (stopped, or its thread unwound)".into(),
+                leftover: self.leftover.take(),
             });
         }
     }
@@ -147,10 +152,27 @@ impl Handler<WriteBatch> for Flusher {
                     .unwrap_or_else(|| "non-string panic".into());
                 tracing::warn!(generation = self.generation, panic = %text, "flusher panicked in its write path");
                 self.writer.forget_files();
+                // Its spare helper is joined and its spare removed before the queue hears
+                // of the death (this reply): a dead flusher changes nothing in the
+                // directory once the queue may release it (docs/architecture.md,
+                // "A flusher's death and the directory").
+                self.writer.close_spares();
                 ctx.stop();
                 Err(FlushFault::Panicked(text))
             }
         }
+    }
+}
+
+/// A flusher dead by a route that did not settle it (a panic outside the caught region, a
+/// stall, its arbiter stopped) may be dropped after the queue released the directory,
+/// another opener's now: it joins its spare helper and, found fenced off then, removes
+/// nothing. Its [`DeathGuard`] (dropped next) hands the spare it left to the supervisor,
+/// for the queue to remove if it still holds the directory (recovery does otherwise).
+/// One still current removes its spare as [`Settle`] does.
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self._guard.leftover = self.writer.close_spares_unless_fenced();
     }
 }
 

@@ -9,8 +9,8 @@
 //! `flusher_stall_timeout_ms`; and a failed health check after a restart. actix's own
 //! `Supervised` restarts only actors that stop, not ones that panic, hence this actor.
 
-use crate::actors::flusher::{DeathGuard, Flusher, Health};
-use crate::actors::queue::{AttachFlusher, EnterDegraded, Queue};
+use crate::actors::flusher::{DeathGuard, Flusher, Health, Settle};
+use crate::actors::queue::{AttachFlusher, EnterDegraded, Queue, RemoveLeftover};
 use crate::config::WalConfig;
 use crate::log::{LogDir, SegmentWriter};
 use actix::prelude::*;
@@ -29,6 +29,9 @@ pub(crate) struct FlusherDied {
     pub generation: u64,
     /// Why.
     pub reason: String,
+    /// A spare the dead flusher left in the directory (it was fenced off when dropped),
+    /// passed on to the queue to remove while it holds the directory.
+    pub leftover: Option<PathBuf>,
 }
 
 /// Start the first flusher (at open). Replies with its address and generation.
@@ -255,6 +258,11 @@ impl Handler<FlusherDied> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: FlusherDied, ctx: &mut Self::Context) {
+        if let Some(path) = msg.leftover {
+            if let Some(q) = self.queue.as_ref().and_then(WeakAddr::upgrade) {
+                q.do_send(RemoveLeftover(path));
+            }
+        }
         self.on_death(msg.generation, msg.reason, ctx);
     }
 }
@@ -276,17 +284,27 @@ impl Handler<StopFlusher> for Supervisor {
 
     fn handle(&mut self, msg: StopFlusher, _: &mut Self::Context) -> Self::Result {
         self.stopping = true;
-        self.current.store(0, Ordering::Release);
-        self.flusher = None;
         self.queue = None;
         let arbiter = self.arbiter.take();
+        // A queue that stopped without a `Shutdown` did not settle the flusher: it does so
+        // here, while the lock is still held, before the fence goes up (a flusher dropped
+        // fenced off leaves its spare for recovery, see the flusher's `Drop`).
+        let unsettled = self.flusher.take().filter(|_| msg.release.is_some());
+        let timeout = Duration::from_millis(self.cfg.flusher_stall_timeout_ms);
+        let current = self.current.clone();
         Box::pin(
-            crate::actors::stop_and_join(arbiter)
-                .into_actor(self)
-                .map(move |_, _, ctx| {
-                    drop(msg.release);
-                    ctx.stop()
-                }),
+            async move {
+                if let Some(f) = unsettled {
+                    let _ = actix_rt::time::timeout(timeout, f.send(Settle)).await;
+                }
+                current.store(0, Ordering::Release);
+                crate::actors::stop_and_join(arbiter).await
+            }
+            .into_actor(self)
+            .map(move |_, _, ctx| {
+                drop(msg.release);
+                ctx.stop()
+            }),
         )
     }
 }

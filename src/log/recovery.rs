@@ -109,10 +109,13 @@ impl LogDir {
         // first; every other leftover is removed.
         self.adopt_spare(&mut segments, &mut temps, opts, &mut out)?;
         for tmp in temps {
-            storage
-                .remove(&tmp)
-                .map_err(|e| WalError::io("remove", &tmp, e))?;
-            out.removed.push(tmp);
+            // Gone already is as good as removed: the lock keeps every other writer of
+            // this log out, but a leftover is no reason to refuse the log either way.
+            match storage.remove(&tmp) {
+                Ok(()) => out.removed.push(tmp),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(WalError::io("remove", &tmp, e)),
+            }
         }
         self.remove_meta_leftover(&mut out)?;
         if !out.removed.is_empty() {

@@ -362,6 +362,24 @@ impl super::writer::SegmentWriter {
         self.spares = None;
     }
 
+    /// [`Self::close_spares`] for a writer that may have been fenced off (a dead flusher
+    /// dropped): joins the helper under way first; then, if the writer is fenced off, its
+    /// directory may belong to another opener already: nothing is done in it, and the
+    /// spare left is returned (its file closed) for the holder of the directory to remove
+    /// (recovery removes it otherwise, a `.wal.tmp` leftover).
+    pub fn close_spares_unless_fenced(&mut self) -> Option<PathBuf> {
+        let mut spares = self.spares.take()?;
+        let spare = spares.take();
+        if self.fenced() {
+            spares.dir_sync_pending = false;
+            return spare.map(|s| s.path);
+        }
+        if let Some(s) = spare {
+            spares.discard(s);
+        }
+        None
+    }
+
     /// Prepares spares for this writer from now on (see [`Spares`]).
     pub fn enable_spares(&mut self, mode: SpareMode) {
         self.spares = Some(Spares::new(

@@ -35,6 +35,30 @@ pub(crate) struct EnterDegraded {
     pub reason: String,
 }
 
+/// From the supervisor: a spare a dead flusher made and left (it was fenced off, the
+/// directory perhaps released). Removed here only while the queue holds the directory:
+/// on the queue's thread, where the directory is released, so never after that.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct RemoveLeftover(pub std::path::PathBuf);
+
+impl Handler<RemoveLeftover> for Queue {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveLeftover, _: &mut Self::Context) {
+        let Some(dir) = &self.dir else {
+            return; // released: recovery removes it at the next open
+        };
+        match dir.storage().remove(&msg.0) {
+            Ok(()) => tracing::debug!(path = %msg.0.display(), "a dead flusher's spare removed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %msg.0.display(), error = %e, "removing a dead flusher's spare failed; recovery removes it")
+            }
+        }
+    }
+}
+
 impl Queue {
     /// A write failed and was cut back: that batch and every batch queued behind it (their
     /// LSNs follow it) fail; the log continues where that batch began.
@@ -197,7 +221,11 @@ impl Queue {
             self.publish_mode();
             tracing::warn!(generation, %reason, "flusher dead: degraded mode (the queue writes and fsyncs itself)");
         }
-        self.supervisor.do_send(FlusherDied { generation, reason });
+        self.supervisor.do_send(FlusherDied {
+            generation,
+            reason,
+            leftover: None,
+        });
     }
 }
 

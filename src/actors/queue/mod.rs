@@ -25,7 +25,7 @@ mod reads;
 mod rewind;
 mod waiters;
 
-pub(crate) use failure::{AttachFlusher, EnterDegraded};
+pub(crate) use failure::{AttachFlusher, EnterDegraded, RemoveLeftover};
 
 use crate::actors::flusher::Flusher;
 use crate::actors::supervisor::{FlusherDied, StopFlusher};

@@ -1,0 +1,170 @@
+//! A flusher that dies (a panic caught in its write path, or one that kills its actor)
+//! while its spare helper is still at work: once `Shutdown` has answered and the lock is
+//! released, nothing of that dead flusher may change the directory (the next opener's
+//! recovery removes leftover spares, and once raced a dead flusher removing the same one:
+//! "open failed: I/O error during remove on …/spare-….wal.tmp: not found", 1 run of
+//! tests/model.rs's flusher-death model in about 30). And recovery takes a leftover
+//! spare already gone as removed.
+#![cfg(feature = "failpoints")]
+
+mod common;
+
+use actix_wal::*;
+use common::segment_lsns;
+use fail::FailScenario;
+use std::path::Path;
+use std::time::Duration;
+
+fn small() -> WalConfig {
+    WalConfig::default()
+        .segment_size_bytes(4096)
+        .max_record_bytes(256)
+        .preallocate(false)
+}
+
+/// Every file name of the directory.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Appends 60-byte records until the log has more than `n` segments (bounded).
+async fn append_until_segments(wal: &Wal, dir: &Path, n: usize) {
+    for _ in 0..1_000 {
+        if segment_lsns(dir).len() > n {
+            return;
+        }
+        wal.append(vec![7; 60]).await.unwrap();
+    }
+    panic!("no rollover past {n} segments in 1,000 appends");
+}
+
+/// Rolls a log of small segments over with its spare helper asleep (`spare::before_raise`,
+/// after it created the next spare), makes the flusher die at `point` with `action` on the
+/// next batch, shuts the log down, and checks that the directory stays as `Shutdown` left
+/// it, and that the log opens again.
+async fn die_with_the_helper_asleep(point: &str, action: &str) {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    append_until_segments(&wal, d.path(), 2).await;
+    fail::cfg("spare::before_raise", "sleep(500)").unwrap();
+    let n = segment_lsns(d.path()).len();
+    append_until_segments(&wal, d.path(), n).await;
+    assert!(
+        names(d.path()).iter().any(|f| f.starts_with("spare-")),
+        "the helper made its spare before it fell asleep: {:?}",
+        names(d.path())
+    );
+
+    fail::cfg(point, action).unwrap();
+    // The flusher dies on this batch; the queue writes it itself (degraded mode).
+    wal.append(vec![8; 60]).await.unwrap();
+    fail::remove(point);
+    wal.queue().send(Shutdown).await.unwrap().unwrap();
+    let released = names(d.path());
+    // The helper wakes 500 ms after it fell asleep: its flusher must do nothing then.
+    actix_rt::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        names(d.path()),
+        released,
+        "the dead flusher changed the directory after Shutdown released it"
+    );
+    fail::remove("spare::before_raise");
+    wal.shutdown().await.unwrap();
+
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    assert!(
+        !names(d.path()).iter().any(|f| f.starts_with("spare-")),
+        "recovery removed the dead flusher's spare"
+    );
+    wal.shutdown().await.unwrap();
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn a_spare_a_killed_flusher_left_is_removed_while_the_log_holds_the_directory() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    append_until_segments(&wal, d.path(), 2).await;
+    fail::cfg("spare::before_raise", "sleep(300)").unwrap();
+    let n = segment_lsns(d.path()).len();
+    append_until_segments(&wal, d.path(), n).await;
+    let spares = || -> Vec<String> {
+        names(d.path())
+            .into_iter()
+            .filter(|f| f.starts_with("spare-"))
+            .collect()
+    };
+    let left = spares();
+    assert_eq!(left.len(), 1, "the helper made its spare: {left:?}");
+
+    fail::cfg("flusher::handle", "1*panic(injected)").unwrap();
+    wal.append(vec![8; 60]).await.unwrap();
+    fail::remove("flusher::handle");
+    // The helper wakes, its dead flusher is dropped fenced off and leaves the spare; the
+    // queue, still holding the directory, removes it (bounded wait).
+    let mut waited_ms = 0;
+    while spares().contains(&left[0]) && waited_ms < 5_000 {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        waited_ms += 20;
+    }
+    assert!(
+        !spares().contains(&left[0]),
+        "the dead flusher's spare {} is still there after {waited_ms} ms",
+        left[0]
+    );
+    fail::remove("spare::before_raise");
+    wal.shutdown().await.unwrap();
+    scenario.teardown();
+}
+
+#[actix::test]
+async fn a_flusher_panic_caught_in_its_write_path_leaves_the_directory_as_shutdown_released_it() {
+    die_with_the_helper_asleep("flusher::before_write", "1*panic(injected)").await;
+}
+
+#[actix::test]
+async fn a_flusher_killed_outside_its_caught_region_leaves_the_directory_as_shutdown_released_it() {
+    die_with_the_helper_asleep("flusher::handle", "1*panic(injected)").await;
+}
+
+/// Recovery removes leftover spares; one gone already (`ENOENT`) is as good as removed,
+/// not a reason to refuse the log.
+#[actix::test]
+async fn a_leftover_spare_gone_before_recovery_removes_it_does_not_fail_the_open() {
+    const ENOENT: i32 = 2;
+    // No failpoint of its own, but one at a time with the tests that set them.
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    wal.append(vec![7; 60]).await.unwrap();
+    wal.shutdown().await.unwrap();
+    // An unwritten spare (zeros: never adopted), left by a writer that died.
+    let spare = d.path().join("spare-00000000000000000009.wal.tmp");
+    std::fs::write(&spare, vec![0u8; 64]).unwrap();
+
+    let fs = common::faulty::FaultyFs::new();
+    fs.fail_remove(".wal.tmp", ENOENT);
+    let wal = Wal::open(
+        d.path(),
+        WalConfig {
+            storage: fs.clone(),
+            ..small()
+        },
+    )
+    .await
+    .expect("a leftover already gone does not fail the open");
+    assert_eq!(wal.recovery_report().next_lsn, Lsn(2));
+    assert!(
+        !wal.recovery_report().removed.contains(&spare),
+        "a file recovery did not remove is not reported removed"
+    );
+    wal.shutdown().await.unwrap();
+    scenario.teardown();
+}
