@@ -155,8 +155,9 @@ impl Handler<WriteBatch> for Flusher {
                 // Its spare helper is joined and its spare removed before the queue hears
                 // of the death (this reply): a dead flusher changes nothing in the
                 // directory once the queue may release it (docs/architecture.md,
-                // "A flusher's death and the directory").
-                self.writer.close_spares();
+                // "A flusher's death and the directory"). Unless the join outlasted the
+                // stall timeout and the flusher was fenced off: see `Drop`.
+                self._guard.leftover = self.writer.close_spares_unless_fenced();
                 ctx.stop();
                 Err(FlushFault::Panicked(text))
             }
