@@ -501,66 +501,103 @@ async fn health_counts_the_segment_bytes_across_rollovers_a_checkpoint_and_a_rew
 /// the segment left must be durable before the spare is named (else a crash leaves a
 /// named segment after a torn one: a hole recovery must refuse). Power cuts before every
 /// operation of such batches, with spares prepared on a helper thread (both files synced
-/// at once) and inline (in turn): every image opens, nothing acknowledged is lost.
+/// at once) and inline (in turn), and with no spare ready (a preparation that failed or
+/// was discarded: the segment is created the usual way, under its name at once, issue 20
+/// item 4): every image opens, nothing acknowledged is lost.
 #[test]
 fn a_batch_spanning_two_segments_recovers_from_a_crash_at_every_step() {
     use actix_wal::log::spare::SpareMode;
-    use actix_wal::log::Batch;
     for mode in [SpareMode::Thread, SpareMode::Inline] {
-        let dir = Path::new("/wal");
-        let sim = sim::SimStorage::new();
-        let opts = sim_options;
-        let (mut w, mut p) = sim_writer(dir, sim.shared(), mode);
-        let (mut spanning, mut images) = (0, 0);
-        let mut acked = 1;
-        while spanning < 3 {
+        for spare_ready in [true, false] {
             // 6 x 250 bytes: larger than 1/8 of a segment, so never moved whole.
-            let mut b = Batch::new(&p);
-            for i in 0..6u8 {
-                b.push_record(&mut p, &[i ^ spanning as u8; 250]).unwrap();
-            }
-            let spans = b.chunks.len() == 2 && b.chunks[1].creates_segment;
-            if spans {
-                if let Some(s) = w.spares.as_mut() {
-                    s.settle_dir().unwrap();
-                }
-                sim.record(|| 0);
-            }
-            w.write_batch(&b).unwrap();
-            if !spans {
-                acked = b.end_lsn;
-                continue;
-            }
-            spanning += 1;
-            let mut points = sim.take_snapshots();
-            points.push(sim.snapshot(0));
-            let last = points.len() - 1;
-            for (i, point) in points.iter().enumerate() {
-                // Before the batch returned only what was acknowledged before it counts;
-                // at the end, the batch itself.
-                let need = if i == last { b.end_lsn } else { acked };
-                for seed in 0..4u64 {
-                    let image = point.crash(sim::mix(i as u64, seed));
-                    match LogWriter::open(dir, opts(image.shared())) {
-                        Ok((_, out)) => assert!(
-                            out.next_lsn.0 >= need,
-                            "{mode:?}, spanning batch {spanning}, before {:?}, seed {seed}: \
-                             acknowledged up to {}, recovered up to {}",
-                            point.desc,
-                            need - 1,
-                            out.next_lsn.0 - 1
-                        ),
-                        Err(e) => panic!(
-                            "{mode:?}, spanning batch {spanning}, before {:?}, seed {seed}: \
-                             recovery failed: {e}",
-                            point.desc
-                        ),
-                    }
-                    images += 1;
-                }
-            }
-            acked = b.end_lsn;
+            crash_at_every_step_of_spanning_batches(mode, spare_ready, 6, 2);
         }
-        assert!(images > 50, "{mode:?}: only {images} crash images");
     }
+}
+
+/// The same for batches larger than a segment, which span three: the middle segment
+/// (built in a spare, or created) must not be named before the first one's frames are
+/// durable either (issue 20, item 4).
+#[test]
+fn a_batch_spanning_three_segments_recovers_from_a_crash_at_every_step() {
+    use actix_wal::log::spare::SpareMode;
+    for mode in [SpareMode::Thread, SpareMode::Inline] {
+        for spare_ready in [true, false] {
+            // 20 x 274 bytes of frames: more than a 4 KiB segment.
+            crash_at_every_step_of_spanning_batches(mode, spare_ready, 20, 3);
+        }
+    }
+}
+
+/// Writes batches of `records` x 250 bytes through the flusher's writer (spares as `mode`
+/// says; discarded before each rollover unless `spare_ready`) until three of them span
+/// `segments` segments, and recovers crash images taken before every operation of those:
+/// each must open with everything acknowledged before it (and, at its end, the batch).
+fn crash_at_every_step_of_spanning_batches(
+    mode: actix_wal::log::spare::SpareMode,
+    spare_ready: bool,
+    records: u8,
+    segments: usize,
+) {
+    use actix_wal::log::Batch;
+    let dir = Path::new("/wal");
+    let sim = sim::SimStorage::new();
+    let opts = sim_options;
+    let (mut w, mut p) = sim_writer(dir, sim.shared(), mode);
+    let (mut spanning, mut images) = (0, 0);
+    let mut acked = 1;
+    let what = format!("{mode:?} (spare ready: {spare_ready}, {segments} segments)");
+    while spanning < 3 {
+        let mut b = Batch::new(&p);
+        for i in 0..records {
+            b.push_record(&mut p, &[i ^ spanning as u8; 250]).unwrap();
+        }
+        let spans = b.chunks.len() == segments && b.chunks[1].creates_segment;
+        if spans {
+            if let Some(s) = w.spares.as_mut() {
+                s.settle_dir().unwrap();
+                if !spare_ready {
+                    if let Some(spare) = s.take() {
+                        s.discard(spare);
+                    }
+                }
+            }
+            sim.record(|| 0);
+        }
+        w.write_batch(&b).unwrap();
+        if !spans {
+            acked = b.end_lsn;
+            continue;
+        }
+        spanning += 1;
+        let mut points = sim.take_snapshots();
+        points.push(sim.snapshot(0));
+        let last = points.len() - 1;
+        for (i, point) in points.iter().enumerate() {
+            // Before the batch returned only what was acknowledged before it counts;
+            // at the end, the batch itself.
+            let need = if i == last { b.end_lsn } else { acked };
+            for seed in 0..4u64 {
+                let image = point.crash(sim::mix(i as u64, seed));
+                match LogWriter::open(dir, opts(image.shared())) {
+                    Ok((_, out)) => assert!(
+                        out.next_lsn.0 >= need,
+                        "{what}, spanning batch {spanning}, before {:?}, seed {seed}: \
+                         acknowledged up to {}, recovered up to {}",
+                        point.desc,
+                        need - 1,
+                        out.next_lsn.0 - 1
+                    ),
+                    Err(e) => panic!(
+                        "{what}, spanning batch {spanning}, before {:?}, seed {seed}: \
+                         recovery failed: {e}",
+                        point.desc
+                    ),
+                }
+                images += 1;
+            }
+        }
+        acked = b.end_lsn;
+    }
+    assert!(images > 50, "{what}: only {images} crash images");
 }
