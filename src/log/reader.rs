@@ -5,6 +5,14 @@
 //! torn tail of the last segment, and yields an `Err` naming segment and offset for any
 //! damage before it. After an `Err` it yields nothing.
 //!
+//! It reads the log as recovery will leave it ([`RecoveryPlan`], read-only): a written
+//! spare that recovery adopts (a rollover's rename lost in a crash) is read as the last
+//! segment, under its spare name; a rewind or reset a crash left unfinished in `META` is
+//! read as done (nothing past the rewind's LSN, nothing at all after a reset, and a log
+//! whose reset removed every segment reads as empty, not as no log). So an application
+//! that rebuilds its state with a `LogReader` before it opens the log, or an operator
+//! reading `walctl`, sees the records `Wal::open` will hold.
+//!
 //! [`LogReader::open_from`] starts at an LSN: it picks the segment by name (the last whose
 //! first LSN is at or below it) and skips the frames below it inside that segment.
 //!
@@ -22,7 +30,10 @@
 //!
 //! What the prefix holds, honestly:
 //! - The segments are listed at open: segments created later are not read, so the prefix
-//!   ends at most where the last listed segment ends.
+//!   ends at most where the last listed segment ends. A spare the writer is filling
+//!   (header written, rename to come) reads as the last segment when its header continues
+//!   the log, exactly as recovery would adopt it; renamed meanwhile, it is read under its
+//!   new name.
 //! - It is a prefix of the log *as written to the file system*, which runs ahead of the
 //!   durable log by the batch being fsynced (and by `Buffered` appends not yet flushed).
 //!   Those records become durable when that fsync succeeds. If a write fails, the log
@@ -34,8 +45,9 @@
 //!   not found), when a failed write cut the segment it reads back below the size it saw
 //!   at open (an I/O error, unexpected end of file), and on real damage.
 
+use super::recovery_plan::{kept_by_intent, Adoption, RecoveryPlan};
 use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
-use super::segment::{list_segments, SegmentFile};
+use super::segment::SegmentFile;
 use crate::error::WalError;
 use crate::format::frame::split_transaction;
 use crate::format::meta::MetaIntent;
@@ -101,6 +113,10 @@ pub struct LogReader {
     /// Records at or past this LSN are not yielded: a rewind or reset a crash left
     /// unfinished in `META` removes them (`u64::MAX` when there is none).
     end_lsn: u64,
+    /// That rewind or reset.
+    intent: MetaIntent,
+    /// A written spare read as the last segment (recovery adopts it).
+    adoption: Option<Adoption>,
 }
 
 impl LogReader {
@@ -142,18 +158,22 @@ impl LogReader {
         max_record_bytes: u64,
     ) -> Result<LogReader, WalError> {
         let dir = dir.as_ref();
-        let (segments, _) = list_segments(storage.as_ref(), dir)?;
-        if segments.is_empty() {
+        // The log as recovery will leave it: a written spare it adopts is read (under its
+        // spare name), an unfinished rewind or reset is as good as done.
+        let plan = RecoveryPlan::read(storage.as_ref(), dir, max_record_bytes)?;
+        if !plan.is_log() {
             return Err(WalError::NoLog {
                 path: dir.to_path_buf(),
             });
         }
+        let segments = plan.segments();
+        let intent = plan.intent();
         // Segment `i` holds the LSNs from its name up to the next segment's: the one to
         // start in is the last whose first LSN is at or below `lsn` (the first if none is).
         let start = segments
             .partition_point(|s| s.first_lsn <= lsn.0)
             .saturating_sub(1);
-        LogReader {
+        Ok(LogReader {
             storage,
             segments,
             next_segment: start,
@@ -164,15 +184,35 @@ impl LogReader {
             max_record_bytes,
             done: false,
             tail_end: None,
-            start_lsn: 0,
-            end_lsn: u64::MAX,
-        }
-        .honouring_meta(dir)
+            start_lsn: plan.start_lsn(),
+            end_lsn: plan.end_lsn(),
+            intent,
+            adoption: plan.adoption.filter(|a| kept_by_intent(intent, &a.segment)),
+        })
     }
 
-    /// The segment files of the log, in LSN order.
+    /// The segment files of the log, in LSN order (an adopted spare under its spare name).
     pub fn segments(&self) -> impl Iterator<Item = &PathBuf> {
         self.segments.iter().map(|s| &s.path)
+    }
+
+    /// The segments of the log, in LSN order, with their first LSNs: the log as recovery
+    /// will leave it (see [`RecoveryPlan`]), each where it can be read now.
+    pub fn segment_files(&self) -> &[SegmentFile] {
+        &self.segments
+    }
+
+    /// The written spare this reader reads as the last segment, because recovery will
+    /// adopt it (its rename was lost in a crash; docs/format.md, "Recovery adopts a
+    /// written spare").
+    pub fn adopted_spare(&self) -> Option<&Adoption> {
+        self.adoption.as_ref()
+    }
+
+    /// The rewind or reset a crash left unfinished in `META`, which this reader reads as
+    /// done (as recovery will complete it): [`MetaIntent::None`] when there is none.
+    pub fn pending_intent(&self) -> MetaIntent {
+        self.intent
     }
 
     /// How the last segment ended, once the iteration has reached it
@@ -199,7 +239,21 @@ impl LogReader {
                 });
             }
         }
-        let data = SegmentData::load(self.storage.as_ref(), &file)?;
+        let data = match SegmentData::load(self.storage.as_ref(), &file) {
+            // A spare read as the last segment, renamed to its segment name since it was
+            // listed (a live writer's rollover, or a recovery adopting it): read it there.
+            Err(WalError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound
+                    && self.adoption.as_ref().is_some_and(|a| a.spare == file.path) =>
+            {
+                let named = self.adoption.as_ref().map(|a| a.segment.clone());
+                SegmentData::load(
+                    self.storage.as_ref(),
+                    &named.unwrap_or_else(|| file.clone()),
+                )?
+            }
+            other => other?,
+        };
         let cursor = SegmentCursor::new(file.first_lsn, limit, self.max_record_bytes);
         self.current = Some((data, cursor));
         Ok(true)
@@ -280,24 +334,6 @@ impl Record {
 }
 
 impl LogReader {
-    /// Reads `META` once (one open file: a replace renames a new file over the name, and
-    /// the one read stays whole) and skips every record below its first LSN, even where
-    /// the segment holding them is kept (a checkpoint inside a segment). A transaction
-    /// that reaches the first LSN is returned whole: transactions are never split.
-    fn honouring_meta(mut self, dir: &Path) -> Result<LogReader, WalError> {
-        if let Some(meta) = super::meta::read_meta(self.storage.as_ref(), dir)? {
-            self.start_lsn = meta.first_lsn;
-            // An unfinished rewind or reset is as good as done: the writer's recovery
-            // completes it before anything else reads the log.
-            self.end_lsn = match meta.intent {
-                MetaIntent::None => u64::MAX,
-                MetaIntent::TruncateAfter(x) => x.saturating_add(1),
-                MetaIntent::Reset(_) => 0,
-            };
-        }
-        Ok(self)
-    }
-
     /// The log's first LSN as its `META` file gives it (0 for a log without one): no
     /// record below it is returned.
     pub fn start_lsn(&self) -> Lsn {
