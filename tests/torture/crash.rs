@@ -1,6 +1,7 @@
 //! One workload seed through its generations: crash images taken before every
 //! mutating operation, the points chosen among them, and each image recovered and checked.
 
+use crate::case::Origin;
 use crate::setup::{Engine, Found, Params, Setup, DIR, MAX_RECORD_BYTES};
 use crate::sim::check::{
     before_last_batch, read_log, recover, verify, Event, Expect, Oracle, Rec, Tag, Violation,
@@ -239,6 +240,7 @@ pub(crate) fn run_seed(setup: &Setup, seed: u64, stop_at_first: bool) -> Found {
                 let image_seed = mix(gen_seed, (snap.op << 8) | s);
                 let image = snap.crash(image_seed);
                 let keep = image.fork();
+                let check_rng = rng.clone();
                 found.crash_points += 1;
                 match check_image(setup, &p, &image, &expect, &mut rng, &mut found) {
                     Ok(recs) => {
@@ -269,8 +271,17 @@ pub(crate) fn run_seed(setup: &Setup, seed: u64, stop_at_first: bool) -> Found {
                             }
                         }
                         let history = attempt_history(&events, &vs);
+                        let origin = Origin {
+                            engine: setup.engine,
+                            seed,
+                            gen,
+                            op: snap.op,
+                            desc: snap.desc.to_string(),
+                            image_seed,
+                        };
+                        let saved = save_case(setup, &origin, &p, &keep, &expect, &check_rng, &vs);
                         found.violations.push(format!(
-                            "TORTURE_SEED={}:{seed} gen {gen}, crash before op #{} ({}), image seed {image_seed}: {}\n    ops before it: {window}{history}",
+                            "TORTURE_SEED={}:{seed} gen {gen}, crash before op #{} ({}), image seed {image_seed}: {}\n    ops before it: {window}{history}{saved}",
                             setup.engine.name(),
                             snap.op,
                             snap.desc,
@@ -292,6 +303,31 @@ pub(crate) fn run_seed(setup: &Setup, seed: u64, stop_at_first: bool) -> Found {
         }
     }
     found
+}
+
+/// Saves a failing case of an unbroken setup (the teeth tests' broken variants fail on
+/// purpose) so that it replays exactly; returns the line that says where, or why not.
+#[allow(clippy::too_many_arguments)]
+fn save_case(
+    setup: &Setup,
+    origin: &Origin,
+    p: &Params,
+    image: &SimStorage,
+    expect: &Expect<'_>,
+    check_rng: &Rng,
+    vs: &[Violation],
+) -> String {
+    if setup.broken.is_some() || setup.split_txn || setup.policy != RecoveryPolicy::TolerateTornTail
+    {
+        return String::new();
+    }
+    match crate::case::save(origin, p, image, expect, check_rng, &summarize(vs)) {
+        Ok(dir) => format!(
+            "\n    crash image saved: TORTURE_IMAGE={} replays it",
+            dir.display()
+        ),
+        Err(e) => format!("\n    saving the crash image failed: {e}"),
+    }
 }
 
 /// For a ghost or a duplicate: what the workload saw of that attempt.
