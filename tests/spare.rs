@@ -4,7 +4,10 @@
 //! recovery removes it. (Crashes at every step of preparing and using one are in
 //! tests/torture.rs, which also shows a spare renamed before its fsync is caught.)
 
+mod common;
 mod sim;
+
+use common::{sim_options, sim_writer};
 
 use actix_wal::log::spare::is_spare_name;
 use actix_wal::*;
@@ -331,38 +334,6 @@ impl Storage for HeldDirSync {
     }
 }
 
-/// Options for a log of 4 KiB segments on `storage` (a simulated disk), not preallocated.
-fn sim_options(storage: SharedStorage) -> LogOptions {
-    LogOptions {
-        segment_size_bytes: 4096,
-        max_record_bytes: 1024,
-        preallocate: false,
-        storage,
-        ..LogOptions::default()
-    }
-}
-
-/// A new log at `dir` on `storage` ([`sim_options`]), and the flusher's writer on it with
-/// spares prepared as `mode` says, with the planner where its first batch goes.
-fn sim_writer(
-    dir: &Path,
-    storage: SharedStorage,
-    mode: actix_wal::log::spare::SpareMode,
-) -> (actix_wal::log::SegmentWriter, actix_wal::log::Planner) {
-    drop(LogWriter::open(dir, sim_options(storage.clone())).unwrap());
-    let mut w = actix_wal::log::SegmentWriter::new(storage, dir, 4096, false);
-    w.enable_spares(mode);
-    let p = actix_wal::log::Planner {
-        segment_first_lsn: 1,
-        offset: 32,
-        next_lsn: 1,
-        segment_size_bytes: 4096,
-        max_record_bytes: 1024,
-        files_epoch: 0,
-    };
-    (w, p)
-}
-
 /// The flusher's writer (spares on a helper thread) acknowledges a rollover batch before
 /// the directory `fsync` that makes its segment's name durable. Power cuts in that window
 /// (the helper held at its `fsync`) keep every acknowledged record: recovery adopts the
@@ -495,109 +466,4 @@ async fn health_counts_the_segment_bytes_across_rollovers_a_checkpoint_and_a_rew
         segment_bytes(d.path())
     );
     wal.shutdown().await.unwrap();
-}
-
-/// A batch too large to move whole spans the segment it leaves and a spare: its frames in
-/// the segment left must be durable before the spare is named (else a crash leaves a
-/// named segment after a torn one: a hole recovery must refuse). Power cuts before every
-/// operation of such batches, with spares prepared on a helper thread (both files synced
-/// at once) and inline (in turn), and with no spare ready (a preparation that failed or
-/// was discarded: the segment is created the usual way, under its name at once, issue 20
-/// item 4): every image opens, nothing acknowledged is lost.
-#[test]
-fn a_batch_spanning_two_segments_recovers_from_a_crash_at_every_step() {
-    use actix_wal::log::spare::SpareMode;
-    for mode in [SpareMode::Thread, SpareMode::Inline] {
-        for spare_ready in [true, false] {
-            // 6 x 250 bytes: larger than 1/8 of a segment, so never moved whole.
-            crash_at_every_step_of_spanning_batches(mode, spare_ready, 6, 2);
-        }
-    }
-}
-
-/// The same for batches larger than a segment, which span three: the middle segment
-/// (built in a spare, or created) must not be named before the first one's frames are
-/// durable either (issue 20, item 4).
-#[test]
-fn a_batch_spanning_three_segments_recovers_from_a_crash_at_every_step() {
-    use actix_wal::log::spare::SpareMode;
-    for mode in [SpareMode::Thread, SpareMode::Inline] {
-        for spare_ready in [true, false] {
-            // 20 x 274 bytes of frames: more than a 4 KiB segment.
-            crash_at_every_step_of_spanning_batches(mode, spare_ready, 20, 3);
-        }
-    }
-}
-
-/// Writes batches of `records` x 250 bytes through the flusher's writer (spares as `mode`
-/// says; discarded before each rollover unless `spare_ready`) until three of them span
-/// `segments` segments, and recovers crash images taken before every operation of those:
-/// each must open with everything acknowledged before it (and, at its end, the batch).
-fn crash_at_every_step_of_spanning_batches(
-    mode: actix_wal::log::spare::SpareMode,
-    spare_ready: bool,
-    records: u8,
-    segments: usize,
-) {
-    use actix_wal::log::Batch;
-    let dir = Path::new("/wal");
-    let sim = sim::SimStorage::new();
-    let opts = sim_options;
-    let (mut w, mut p) = sim_writer(dir, sim.shared(), mode);
-    let (mut spanning, mut images) = (0, 0);
-    let mut acked = 1;
-    let what = format!("{mode:?} (spare ready: {spare_ready}, {segments} segments)");
-    while spanning < 3 {
-        let mut b = Batch::new(&p);
-        for i in 0..records {
-            b.push_record(&mut p, &[i ^ spanning as u8; 250]).unwrap();
-        }
-        let spans = b.chunks.len() == segments && b.chunks[1].creates_segment;
-        if spans {
-            if let Some(s) = w.spares.as_mut() {
-                s.settle_dir().unwrap();
-                if !spare_ready {
-                    if let Some(spare) = s.take() {
-                        s.discard(spare);
-                    }
-                }
-            }
-            sim.record(|| 0);
-        }
-        w.write_batch(&b).unwrap();
-        if !spans {
-            acked = b.end_lsn;
-            continue;
-        }
-        spanning += 1;
-        let mut points = sim.take_snapshots();
-        points.push(sim.snapshot(0));
-        let last = points.len() - 1;
-        for (i, point) in points.iter().enumerate() {
-            // Before the batch returned only what was acknowledged before it counts;
-            // at the end, the batch itself.
-            let need = if i == last { b.end_lsn } else { acked };
-            for seed in 0..4u64 {
-                let image = point.crash(sim::mix(i as u64, seed));
-                match LogWriter::open(dir, opts(image.shared())) {
-                    Ok((_, out)) => assert!(
-                        out.next_lsn.0 >= need,
-                        "{what}, spanning batch {spanning}, before {:?}, seed {seed}: \
-                         acknowledged up to {}, recovered up to {}",
-                        point.desc,
-                        need - 1,
-                        out.next_lsn.0 - 1
-                    ),
-                    Err(e) => panic!(
-                        "{what}, spanning batch {spanning}, before {:?}, seed {seed}: \
-                         recovery failed: {e}",
-                        point.desc
-                    ),
-                }
-                images += 1;
-            }
-        }
-        acked = b.end_lsn;
-    }
-    assert!(images > 50, "{what}: only {images} crash images");
 }

@@ -245,6 +245,19 @@ fn a_recovery_that_never_adopts_a_written_spare_is_caught() {
     );
 }
 
+/// An offline reader that never reads a written spare (spares left out of its listing, as
+/// `LogReader` did before issue 20) reads less than the log recovery opens, on images
+/// where recovery adopts one.
+#[test]
+fn a_reader_that_never_reads_the_spare_recovery_adopts_is_caught() {
+    let setup = Setup {
+        reader_broken: Some(Broken::SparesUnlisted),
+        gens: 2,
+        ..Setup::new(Engine::Actors)
+    };
+    assert_caught(setup, "reader-disagrees", 40);
+}
+
 #[test]
 fn skipping_the_directory_fsync_is_caught() {
     assert_caught(broken(Engine::Writer, Broken::SkipDirSync), "lost-ack", 10);

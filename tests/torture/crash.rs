@@ -3,6 +3,7 @@
 
 use crate::case::Origin;
 use crate::setup::{Engine, Found, Params, Setup, DIR, MAX_RECORD_BYTES};
+use crate::sim::broken::BrokenStorage;
 use crate::sim::check::{
     before_last_batch, read_log, recover, verify, Event, Expect, Oracle, Rec, Tag, Violation,
 };
@@ -27,7 +28,10 @@ pub(crate) fn check_image(
     let opts = setup.log_options(p, storage.clone());
     // What an offline reader sees before recovery runs (it writes nothing). A directory a
     // crash took before the log was ever made holds no log: recovery creates it, empty.
-    let offline_storage = setup.storage(&pristine);
+    let offline_storage = match setup.reader_broken {
+        Some(b) => BrokenStorage::wrap(pristine.shared(), b),
+        None => setup.storage(&pristine),
+    };
     let offline = match offline_storage.is_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         _ => read_log(&offline_storage, dir, MAX_RECORD_BYTES),
