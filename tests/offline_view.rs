@@ -204,3 +204,20 @@ fn readers_read_a_rewind_or_reset_a_crash_interrupted_before_its_removals_as_don
     drop(w);
     assert!(read_from(d.path(), 0).is_empty());
 }
+
+/// A spare listed as the adopted last segment and renamed before the reader reached it (a
+/// live writer's rollover, or a recovery adopting it, meanwhile) is read under its segment
+/// name: the same records, no "not found".
+#[test]
+fn a_spare_renamed_after_the_reader_listed_it_is_read_under_its_segment_name() {
+    let d = tempfile::tempdir().unwrap();
+    let written = write(d.path(), 300);
+    let newest = segments(d.path()).pop().unwrap();
+    let spare = d.path().join(actix_wal::log::spare::spare_name(43));
+    std::fs::rename(&newest, &spare).unwrap();
+    let reader = LogReader::open(d.path()).unwrap();
+    assert_eq!(reader.segments().last(), Some(&spare));
+    std::fs::rename(&spare, &newest).unwrap();
+    let read: Vec<Vec<u8>> = reader.map(|r| r.unwrap().payload).collect();
+    assert_eq!(read, written);
+}
