@@ -84,7 +84,8 @@ fn tags_of(v: &Value) -> Option<Vec<Tag>> {
 }
 
 /// Saves a failing case under [`cases_dir`]; returns its directory. `image` is the crash
-/// image before recovery touched it; `check_rng` the checks' random numbers before it.
+/// image before recovery touched it; `check_rng` the checks' random numbers before it;
+/// `ops` the generation's operations up to the crash (for reading only: not replayed).
 pub(crate) fn save(
     origin: &Origin,
     p: &Params,
@@ -92,6 +93,7 @@ pub(crate) fn save(
     expect: &Expect<'_>,
     check_rng: &Rng,
     violations: &str,
+    ops: &[String],
 ) -> std::io::Result<PathBuf> {
     let dir = cases_dir().join(format!(
         "{}-{}-gen{}-op{}-{}",
@@ -145,6 +147,7 @@ pub(crate) fn save(
         "violations": violations,
         "required": required,
         "events": events,
+        "ops": ops,
     });
     std::fs::write(
         dir.join("case.json"),

@@ -283,7 +283,14 @@ pub(crate) fn run_seed(setup: &Setup, seed: u64, stop_at_first: bool) -> Found {
                             desc: snap.desc.to_string(),
                             image_seed,
                         };
-                        let saved = save_case(setup, &origin, &p, &keep, &expect, &check_rng, &vs);
+                        // The generation's operations up to the crash, each with how many
+                        // of the workload's events came before it (for the saved case).
+                        let ops: Vec<String> = snaps[..=i]
+                            .iter()
+                            .map(|s| format!("#{} {} (after event {})", s.op, s.desc, s.mark))
+                            .collect();
+                        let saved =
+                            save_case(setup, &origin, &p, &keep, &expect, &check_rng, &vs, &ops);
                         found.violations.push(format!(
                             "TORTURE_SEED={}:{seed} gen {gen}, crash before op #{} ({}), image seed {image_seed}: {}\n    ops before it: {window}{history}{saved}",
                             setup.engine.name(),
@@ -320,12 +327,13 @@ fn save_case(
     expect: &Expect<'_>,
     check_rng: &Rng,
     vs: &[Violation],
+    ops: &[String],
 ) -> String {
     if setup.broken.is_some() || setup.split_txn || setup.policy != RecoveryPolicy::TolerateTornTail
     {
         return String::new();
     }
-    match crate::case::save(origin, p, image, expect, check_rng, &summarize(vs)) {
+    match crate::case::save(origin, p, image, expect, check_rng, &summarize(vs), ops) {
         Ok(dir) => format!(
             "\n    crash image saved: TORTURE_IMAGE={} replays it",
             dir.display()
