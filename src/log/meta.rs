@@ -337,7 +337,7 @@ impl SharedMeta {
         segment_first_lsn: u64,
         seen_seq: u64,
     ) -> Result<bool, WalError> {
-        let mut store = self.lock();
+        let store = self.lock();
         let unchanged = store.settled
             && store.next_seq == seen_seq.saturating_add(1)
             && store
