@@ -15,7 +15,8 @@ mod sim;
 
 use actix::prelude::*;
 use actix_wal::{
-    Append, CommitMode, Durability, Lsn, Record, Replayed, Wal, WalConfig, WalError, WalStats,
+    Append, CommitMode, Durability, LogReader, Lsn, Record, Replayed, Wal, WalConfig, WalError,
+    WalStats,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -318,6 +319,23 @@ async fn open(
     Ok((wal, recs, next))
 }
 
+/// `(LSN, payload)` of every record `LogReader` reads on `image` (nothing for a directory
+/// that holds no log yet: the open creates it empty).
+fn offline_read(image: &SimStorage, setup: Setup) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
+    let storage = match setup.broken {
+        Some(b) => BrokenStorage::wrap(image.shared(), b),
+        None => image.shared(),
+    };
+    if !storage.is_dir(std::path::Path::new(DIR)).unwrap_or(false) {
+        return Ok(Vec::new());
+    }
+    match LogReader::open_with(DIR, storage, 512) {
+        Err(WalError::NoLog { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
+        Ok(r) => r.map(|r| r.map(|r| (r.lsn.0, r.payload))).collect(),
+    }
+}
+
 /// What an error reply to an append of `entries` means for the model.
 fn on_error(m: &mut Model, e: &WalError, entries: Vec<Entry>) -> Result<(), TestCaseError> {
     match e {
@@ -443,8 +461,18 @@ async fn run_case(ops: Vec<Op>, setup: Setup, tally: &Tally) -> Result<(), TestC
                 let image = sim.crash(seed);
                 let _ = wal.shutdown().await; // on the old disk, which is thrown away
                 sim = image;
+                // An offline reader on the image, before the open recovers it, reads
+                // what the open then replays (issue 20, item 7).
+                let offline = offline_read(&sim.fork(), setup);
                 let (w, recs, next) = open(&sim, setup, tally).await?;
                 wal = w;
+                let replayed: Vec<(u64, Vec<u8>)> =
+                    recs.iter().map(|r| (r.lsn.0, r.payload.clone())).collect();
+                prop_assert_eq!(
+                    offline.map_err(|e| e.to_string()),
+                    Ok(replayed),
+                    "LogReader before recovery and the replay of Wal::open differ"
+                );
                 tally
                     .durable_checked
                     .fetch_add(m.durable as u64, Ordering::Relaxed);

@@ -152,6 +152,16 @@ fn expected(op: Op, after: Option<u64>) -> Vec<(u64, Vec<u8>)> {
 fn check(op: Op, snap: &Snapshot, seed: u64) -> Result<(), String> {
     let disk = snap.crash(seed);
     let storage = disk.shared();
+    // An offline reader on the image before recovery (it writes nothing) sees the log
+    // recovery opens (issue 20, item 7): an unfinished intent read as done.
+    let offline: Result<Vec<(u64, Vec<u8>)>, String> =
+        LogReader::open_with(DIR, disk.fork().shared(), 256)
+            .map_err(|e| format!("offline reader: {e}"))
+            .and_then(|r| {
+                r.map(|r| r.map(|r| (r.lsn.0, r.payload)))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("offline read: {e}"))
+            });
     let (_dir, _planner, outcome) = open_log(Path::new(DIR), &options(storage.clone()))
         .map_err(|e| format!("recovery: {e}"))?;
     let got: Vec<(u64, Vec<u8>)> = LogReader::open_with(DIR, storage, 256)
@@ -159,6 +169,17 @@ fn check(op: Op, snap: &Snapshot, seed: u64) -> Result<(), String> {
         .map(|r| r.map(|r| (r.lsn.0, r.payload)))
         .collect::<Result<_, _>>()
         .map_err(|e| format!("read: {e}"))?;
+    match offline {
+        Ok(o) if o == got => {}
+        Ok(o) => {
+            return Err(format!(
+                "the reader read LSNs {:?} before recovery, {:?} after",
+                o.iter().map(|r| r.0).collect::<Vec<_>>(),
+                got.iter().map(|r| r.0).collect::<Vec<_>>()
+            ))
+        }
+        Err(e) => return Err(format!("{e}, where recovery opened the log")),
+    }
     let meta = outcome.meta.unwrap_or_default();
     let fits = |after: Option<u64>| {
         let slot: &[u8] = if after.is_some() { op.meta() } else { b"vote" };

@@ -4,7 +4,10 @@
 //! recovery removes it. (Crashes at every step of preparing and using one are in
 //! tests/torture.rs, which also shows a spare renamed before its fsync is caught.)
 
+mod common;
 mod sim;
+
+use common::{sim_options, sim_writer};
 
 use actix_wal::log::spare::is_spare_name;
 use actix_wal::*;
@@ -331,38 +334,6 @@ impl Storage for HeldDirSync {
     }
 }
 
-/// Options for a log of 4 KiB segments on `storage` (a simulated disk), not preallocated.
-fn sim_options(storage: SharedStorage) -> LogOptions {
-    LogOptions {
-        segment_size_bytes: 4096,
-        max_record_bytes: 1024,
-        preallocate: false,
-        storage,
-        ..LogOptions::default()
-    }
-}
-
-/// A new log at `dir` on `storage` ([`sim_options`]), and the flusher's writer on it with
-/// spares prepared as `mode` says, with the planner where its first batch goes.
-fn sim_writer(
-    dir: &Path,
-    storage: SharedStorage,
-    mode: actix_wal::log::spare::SpareMode,
-) -> (actix_wal::log::SegmentWriter, actix_wal::log::Planner) {
-    drop(LogWriter::open(dir, sim_options(storage.clone())).unwrap());
-    let mut w = actix_wal::log::SegmentWriter::new(storage, dir, 4096, false);
-    w.enable_spares(mode);
-    let p = actix_wal::log::Planner {
-        segment_first_lsn: 1,
-        offset: 32,
-        next_lsn: 1,
-        segment_size_bytes: 4096,
-        max_record_bytes: 1024,
-        files_epoch: 0,
-    };
-    (w, p)
-}
-
 /// The flusher's writer (spares on a helper thread) acknowledges a rollover batch before
 /// the directory `fsync` that makes its segment's name durable. Power cuts in that window
 /// (the helper held at its `fsync`) keep every acknowledged record: recovery adopts the
@@ -431,72 +402,4 @@ fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync
         "no crash image lost a rename: the window was not tested"
     );
     assert!(lost_without > 0, "never adopting a spare lost nothing");
-}
-
-/// A batch too large to move whole spans the segment it leaves and a spare: its frames in
-/// the segment left must be durable before the spare is named (else a crash leaves a
-/// named segment after a torn one: a hole recovery must refuse). Power cuts before every
-/// operation of such batches, with spares prepared on a helper thread (both files synced
-/// at once) and inline (in turn): every image opens, nothing acknowledged is lost.
-#[test]
-fn a_batch_spanning_two_segments_recovers_from_a_crash_at_every_step() {
-    use actix_wal::log::spare::SpareMode;
-    use actix_wal::log::Batch;
-    for mode in [SpareMode::Thread, SpareMode::Inline] {
-        let dir = Path::new("/wal");
-        let sim = sim::SimStorage::new();
-        let opts = sim_options;
-        let (mut w, mut p) = sim_writer(dir, sim.shared(), mode);
-        let (mut spanning, mut images) = (0, 0);
-        let mut acked = 1;
-        while spanning < 3 {
-            // 6 x 250 bytes: larger than 1/8 of a segment, so never moved whole.
-            let mut b = Batch::new(&p);
-            for i in 0..6u8 {
-                b.push_record(&mut p, &[i ^ spanning as u8; 250]).unwrap();
-            }
-            let spans = b.chunks.len() == 2 && b.chunks[1].creates_segment;
-            if spans {
-                if let Some(s) = w.spares.as_mut() {
-                    s.settle_dir().unwrap();
-                }
-                sim.record(|| 0);
-            }
-            w.write_batch(&b).unwrap();
-            if !spans {
-                acked = b.end_lsn;
-                continue;
-            }
-            spanning += 1;
-            let mut points = sim.take_snapshots();
-            points.push(sim.snapshot(0));
-            let last = points.len() - 1;
-            for (i, point) in points.iter().enumerate() {
-                // Before the batch returned only what was acknowledged before it counts;
-                // at the end, the batch itself.
-                let need = if i == last { b.end_lsn } else { acked };
-                for seed in 0..4u64 {
-                    let image = point.crash(sim::mix(i as u64, seed));
-                    match LogWriter::open(dir, opts(image.shared())) {
-                        Ok((_, out)) => assert!(
-                            out.next_lsn.0 >= need,
-                            "{mode:?}, spanning batch {spanning}, before {:?}, seed {seed}: \
-                             acknowledged up to {}, recovered up to {}",
-                            point.desc,
-                            need - 1,
-                            out.next_lsn.0 - 1
-                        ),
-                        Err(e) => panic!(
-                            "{mode:?}, spanning batch {spanning}, before {:?}, seed {seed}: \
-                             recovery failed: {e}",
-                            point.desc
-                        ),
-                    }
-                    images += 1;
-                }
-            }
-            acked = b.end_lsn;
-        }
-        assert!(images > 50, "{mode:?}: only {images} crash images");
-    }
 }

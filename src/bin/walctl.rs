@@ -22,6 +22,7 @@
 //! `verify --strict` a torn tail); 2 bad usage, no log in the directory, or an I/O error.
 //! Errors are one line on stderr.
 
+use actix_wal::format::meta::MetaIntent;
 use actix_wal::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use actix_wal::log::reader::DEFAULT_MAX_RECORD_BYTES;
 use actix_wal::log::scan::SegmentEnd;
@@ -189,6 +190,9 @@ struct Summary {
     last_lsn: Option<u64>,
     /// How the last segment ended.
     tail: Option<SegmentEnd>,
+    /// What recovery will do that the files do not show yet (an adopted spare, an
+    /// unfinished rewind or reset), one line each: the reader already reads the log so.
+    pending: Vec<String>,
     /// Index in `segments` of the segment the last record came from: records arrive in
     /// segment order, so finding the next one's segment only ever looks forward.
     current: usize,
@@ -251,13 +255,32 @@ fn walk(
     .map_err(|e| Failure::from_wal(e, &summary))?;
     // `LogReader` reads a missing or empty directory as an empty log (a first start);
     // asked to inspect one, walctl says there is no log there.
-    if reader.segments().next().is_none() {
+    if !reader.found_log() {
         let no_log = WalError::NoLog {
             path: args.dir.clone(),
         };
         return Err(Failure::from_wal(no_log, &summary));
     }
-    for path in reader.segments() {
+    // The log as recovery will leave it (LogReader applies recovery's rules, read-only):
+    // said, so that an operator knows why it differs from the files' names.
+    if let Some(a) = reader.adopted_spare() {
+        summary.pending.push(format!(
+            "adopts the written spare {} as segment {} (its rename was lost in a crash)",
+            file_name(&a.spare),
+            file_name(&a.segment.path)
+        ));
+    }
+    match reader.pending_intent() {
+        MetaIntent::None => {}
+        MetaIntent::TruncateAfter(x) => summary.pending.push(format!(
+            "completes a rewind (truncate_after) to LSN {x} a crash interrupted: later records are not read"
+        )),
+        MetaIntent::Reset(n) => summary.pending.push(format!(
+            "completes a reset a crash interrupted: the log is empty and goes on at LSN {n}"
+        )),
+    }
+    for seg in reader.segment_files() {
+        let path = &seg.path;
         let bytes_on_disk = std::fs::metadata(path)
             .map_err(|e| Failure::Failed(format!("stat {}: {e}", path.display())))?
             .len();
@@ -265,7 +288,7 @@ fn walk(
         summary.frame_bytes += SEGMENT_HEADER_BYTES as u64;
         summary.segments.push(SegmentStat {
             path: path.clone(),
-            first_lsn: first_lsn_of(path),
+            first_lsn: seg.first_lsn,
             records: 0,
             bytes_on_disk,
             frames_end: SEGMENT_HEADER_BYTES as u64,
@@ -278,14 +301,6 @@ fn walk(
     }
     summary.tail = reader.tail_end();
     Ok(summary)
-}
-
-/// The first LSN a segment's name gives (the reader listed it, so the name parses).
-fn first_lsn_of(path: &Path) -> u64 {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(actix_wal::log::segment::parse_segment_name)
-        .unwrap_or(0)
 }
 
 fn file_name(path: &Path) -> String {
@@ -328,7 +343,11 @@ fn verify(log: &LogArgs, strict: bool, out: &mut impl Write) -> Result<(), Failu
         if let Some(first) = s.segments.first() {
             writeln!(out, "start: {}", log_start(first))?;
         }
-        writeln!(out, "tail: {tail}")
+        writeln!(out, "tail: {tail}")?;
+        for p in &s.pending {
+            writeln!(out, "recovery: {p}")?;
+        }
+        Ok(())
     })();
     w.map_err(Failure::output)
 }

@@ -15,15 +15,88 @@
 //!   not the segment before, so it was never acknowledged; or ends past it: a stale spare)
 //!   it is removed with the other leftovers, and the log ends where the named segments
 //!   end. That is not corruption.
+//!
+//! The decision ([`spare_to_adopt`]) reads and never writes: offline readers take it too
+//! ([`super::recovery_plan`]), so that they read the spare recovery will adopt.
 
 use super::dir::LogDir;
 use super::recovery::{RecoveryOptions, RecoveryOutcome};
+use super::recovery_plan::Adoption;
 use super::scan::{SegmentCursor, SegmentData};
 use super::segment::{segment_name, SegmentFile};
 use super::spare::is_spare_name;
 use crate::error::WalError;
 use crate::format::{SegmentHeader, SEGMENT_HEADER_BYTES};
+use crate::storage::Storage;
 use std::path::{Path, PathBuf};
+
+/// The written spare recovery adopts after `segments` (the named segments, in LSN order),
+/// among the leftover `.wal.tmp` files `temps`, if there is one (see the module's docs).
+/// Reads only.
+pub(crate) fn spare_to_adopt(
+    storage: &dyn Storage,
+    segments: &[SegmentFile],
+    temps: &[PathBuf],
+    max_record_bytes: u64,
+) -> Option<Adoption> {
+    let last = segments.last()?;
+    let (first_lsn, spare) = temps
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_spare_name)
+        })
+        .filter_map(|p| Some((spare_first_lsn(storage, p)?, p.clone())))
+        .filter(|(lsn, _)| *lsn > last.first_lsn)
+        .min_by_key(|(lsn, _)| *lsn)?;
+    let ends_at = frames_end(storage, last, max_record_bytes);
+    if ends_at != Some(first_lsn) {
+        tracing::debug!(
+            spare = %spare.display(),
+            first_lsn,
+            previous_ends_at = ?ends_at,
+            "a written spare does not follow the last segment: not adopted"
+        );
+        return None;
+    }
+    let dir = spare.parent().map(Path::to_path_buf).unwrap_or_default();
+    Some(Adoption {
+        spare,
+        segment: SegmentFile {
+            first_lsn,
+            path: dir.join(segment_name(first_lsn)),
+        },
+    })
+}
+
+/// The first LSN in the header of the spare at `path`, if its first 32 bytes are a valid
+/// segment header with no flag set; `None` for anything else (zeros, garbage, a short
+/// file, a file that cannot be read).
+fn spare_first_lsn(storage: &dyn Storage, path: &Path) -> Option<u64> {
+    let f = storage.open(path, false).ok()?;
+    if f.size_bytes().ok()? < SEGMENT_HEADER_BYTES as u64 {
+        return None;
+    }
+    let mut buf = [0u8; SEGMENT_HEADER_BYTES];
+    f.read_exact_at(&mut buf, 0).ok()?;
+    let h = SegmentHeader::decode(&buf).ok()?;
+    (h.flags == 0 && h.first_lsn > 0).then_some(h.first_lsn)
+}
+
+/// The LSN after the last good frame of `file` read as the last segment; `None` if it
+/// cannot be read to its end without an error (then nothing is adopted after it).
+fn frames_end(storage: &dyn Storage, file: &SegmentFile, max_record_bytes: u64) -> Option<u64> {
+    let mut seg = SegmentData::load(storage, file).ok()?;
+    let mut cursor = SegmentCursor::new(file.first_lsn, None, max_record_bytes);
+    loop {
+        match cursor.next_frame(&mut seg) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Some(cursor.next_lsn),
+            Err(_) => return None,
+        }
+    }
+}
 
 impl LogDir {
     /// Adopts the written spare that continues the log, if there is one (see the module's
@@ -36,37 +109,13 @@ impl LogDir {
         opts: &RecoveryOptions,
         out: &mut RecoveryOutcome,
     ) -> Result<(), WalError> {
-        let Some(last) = segments.last().cloned() else {
+        let storage = self.storage().as_ref();
+        let Some(Adoption { spare, segment: to }) =
+            spare_to_adopt(storage, segments, temps, opts.max_record_bytes)
+        else {
             return Ok(());
         };
-        let candidate = temps
-            .iter()
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(is_spare_name)
-            })
-            .filter_map(|p| Some((self.spare_first_lsn(p)?, p.clone())))
-            .filter(|(lsn, _)| *lsn > last.first_lsn)
-            .min_by_key(|(lsn, _)| *lsn);
-        let Some((first_lsn, spare)) = candidate else {
-            return Ok(());
-        };
-        let ends_at = self.frames_end(&last, opts);
-        if ends_at != Some(first_lsn) {
-            tracing::warn!(
-                spare = %spare.display(),
-                first_lsn,
-                previous_ends_at = ?ends_at,
-                "a written spare does not follow the last segment: removed, not adopted"
-            );
-            return Ok(());
-        }
-        let to = SegmentFile {
-            first_lsn,
-            path: self.path().join(segment_name(first_lsn)),
-        };
-        self.storage()
+        storage
             .rename(&spare, &to.path)
             .map_err(|e| WalError::io("rename", &spare, e))?;
         self.sync()?;
@@ -75,33 +124,5 @@ impl LogDir {
         segments.push(to.clone());
         out.adopted_spare = Some(to.path);
         Ok(())
-    }
-
-    /// The first LSN in the header of the spare at `path`, if its first 32 bytes are a
-    /// valid segment header with no flag set; `None` for anything else (zeros, garbage, a
-    /// short file, a file that cannot be read).
-    fn spare_first_lsn(&self, path: &Path) -> Option<u64> {
-        let f = self.storage().open(path, false).ok()?;
-        if f.size_bytes().ok()? < SEGMENT_HEADER_BYTES as u64 {
-            return None;
-        }
-        let mut buf = [0u8; SEGMENT_HEADER_BYTES];
-        f.read_exact_at(&mut buf, 0).ok()?;
-        let h = SegmentHeader::decode(&buf).ok()?;
-        (h.flags == 0 && h.first_lsn > 0).then_some(h.first_lsn)
-    }
-
-    /// The LSN after the last good frame of `file` read as the last segment; `None` if it
-    /// cannot be read to its end without an error (then nothing is adopted after it).
-    fn frames_end(&self, file: &SegmentFile, opts: &RecoveryOptions) -> Option<u64> {
-        let mut seg = SegmentData::load(self.storage().as_ref(), file).ok()?;
-        let mut cursor = SegmentCursor::new(file.first_lsn, None, opts.max_record_bytes);
-        loop {
-            match cursor.next_frame(&mut seg) {
-                Ok(Some(_)) => {}
-                Ok(None) => return Some(cursor.next_lsn),
-                Err(_) => return None,
-            }
-        }
     }
 }

@@ -167,7 +167,9 @@ impl LogDir {
         // Step 1 of the protocol (docs/format.md): from here nothing below `lsn` is
         // returned again, whether or not the removals below happen.
         if self.meta.current().is_some_and(|m| m.first_lsn < lsn.0) {
-            self.meta.update(|m| m.first_lsn = lsn.0)?;
+            // Checked again on the value the replace starts from (the one under the
+            // store's lock): the one read above may be older than a replace made since.
+            self.meta.update(|m| m.first_lsn = m.first_lsn.max(lsn.0))?;
         }
         let (segments, _) = self.list()?;
         let doomed: Vec<&SegmentFile> = segments

@@ -246,6 +246,22 @@ impl SharedMeta {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs a replace on the locked store and publishes its value before the lock goes:
+    /// published in the order the replaces were made. (Published after the unlock, a
+    /// raise of N on the spare helper's thread could publish its value after a
+    /// checkpoint's newer one, and `truncate_before`, reading the stale first LSN, wrote a
+    /// lower checkpoint over a higher one: issue 20.)
+    fn publish_from(
+        &self,
+        mut store: std::sync::MutexGuard<'_, MetaStore>,
+        replace: impl FnOnce(&mut MetaStore) -> Result<LogMeta, WalError>,
+    ) -> Result<LogMeta, WalError> {
+        let meta = replace(&mut store)?;
+        self.publish(Some(&meta));
+        drop(store);
+        Ok(meta)
+    }
+
     fn publish(&self, meta: Option<&LogMeta>) {
         let mut p = self.published.write().unwrap_or_else(|e| e.into_inner());
         *p = meta.cloned().map(std::sync::Arc::new);
@@ -270,8 +286,9 @@ impl SharedMeta {
             .max(current.as_ref().map_or(1, |m| m.seq.saturating_add(1)));
         store.current = current.clone();
         store.settled = true;
-        drop(store);
+        // Published before the lock goes, as every replace is (see `publish_from`).
         self.publish(current.as_ref());
+        drop(store);
         Ok(current)
     }
 
@@ -285,12 +302,9 @@ impl SharedMeta {
 
     /// [`MetaStore::update`]: one replace, durable before it returns.
     pub fn update(&self, f: impl FnOnce(&mut LogMeta)) -> Result<(), WalError> {
-        let mut store = self.lock();
-        let result = store.update(f).cloned();
-        drop(store);
-        let meta = result?;
-        self.publish(Some(&meta));
-        Ok(())
+        let store = self.lock();
+        self.publish_from(store, |s| s.update(f).cloned())
+            .map(|_| ())
     }
 
     /// Raises the newest-segment LSN (N) to `segment_first_lsn` if it is below: the writer
@@ -302,18 +316,15 @@ impl SharedMeta {
             Some(m) if m.newest_lsn < segment_first_lsn => {}
             _ => return Ok(()),
         }
-        let mut store = self.lock();
-        let result = match store.current() {
-            Some(m) if m.newest_lsn < segment_first_lsn => store
-                .update(|m| m.newest_lsn = segment_first_lsn)
-                .map(|m| Some(m.clone())),
-            _ => Ok(None),
-        };
-        drop(store);
-        if let Some(meta) = result? {
-            self.publish(Some(&meta));
+        let store = self.lock();
+        match store.current() {
+            Some(m) if m.newest_lsn < segment_first_lsn => self
+                .publish_from(store, |s| {
+                    s.update(|m| m.newest_lsn = segment_first_lsn).cloned()
+                })
+                .map(|_| ()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// [`Self::raise_newest`] done later (off the commit path, by the flusher's spare
@@ -326,7 +337,7 @@ impl SharedMeta {
         segment_first_lsn: u64,
         seen_seq: u64,
     ) -> Result<bool, WalError> {
-        let mut store = self.lock();
+        let store = self.lock();
         let unchanged = store.settled
             && store.next_seq == seen_seq.saturating_add(1)
             && store
@@ -335,11 +346,10 @@ impl SharedMeta {
         if !unchanged {
             return Ok(false);
         }
-        let result = store.update(|m| m.newest_lsn = segment_first_lsn).cloned();
-        drop(store);
-        let meta = result?;
-        self.publish(Some(&meta));
-        Ok(true)
+        self.publish_from(store, |s| {
+            s.update(|m| m.newest_lsn = segment_first_lsn).cloned()
+        })
+        .map(|_| true)
     }
 }
 

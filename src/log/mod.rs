@@ -13,6 +13,7 @@ pub mod read_at;
 pub mod reader;
 pub mod recovery;
 mod recovery_meta;
+pub mod recovery_plan;
 pub mod rewind;
 mod rollover;
 pub mod scan;

@@ -5,6 +5,14 @@
 //! torn tail of the last segment, and yields an `Err` naming segment and offset for any
 //! damage before it. After an `Err` it yields nothing.
 //!
+//! It reads the log as recovery will leave it ([`RecoveryPlan`], read-only): a written
+//! spare that recovery adopts (a rollover's rename lost in a crash) is read as the last
+//! segment, under its spare name; a rewind or reset a crash left unfinished in `META` is
+//! read as done (nothing past the rewind's LSN, nothing at all after a reset, and a log
+//! whose reset removed every segment reads as empty, not as no log). So an application
+//! that rebuilds its state with a `LogReader` before it opens the log, or an operator
+//! reading `walctl`, sees the records `Wal::open` will hold.
+//!
 //! [`LogReader::open_from`] starts at an LSN: it picks the segment by name (the last whose
 //! first LSN is at or below it) and skips the frames below it inside that segment.
 //!
@@ -22,7 +30,10 @@
 //!
 //! What the prefix holds, honestly:
 //! - The segments are listed at open: segments created later are not read, so the prefix
-//!   ends at most where the last listed segment ends.
+//!   ends at most where the last listed segment ends. A spare the writer is filling
+//!   (header written, rename to come) reads as the last segment when its header continues
+//!   the log, exactly as recovery would adopt it; renamed meanwhile, it is read under its
+//!   new name.
 //! - It is a prefix of the log *as written to the file system*, which runs ahead of the
 //!   durable log by the batch being fsynced (and by `Buffered` appends not yet flushed).
 //!   Those records become durable when that fsync succeeds. If a write fails, the log
@@ -34,8 +45,9 @@
 //!   not found), when a failed write cut the segment it reads back below the size it saw
 //!   at open (an I/O error, unexpected end of file), and on real damage.
 
+use super::recovery_plan::{kept_by_intent, Adoption, RecoveryPlan};
 use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
-use super::segment::{list_segments, SegmentFile};
+use super::segment::SegmentFile;
 use crate::error::WalError;
 use crate::format::frame::split_transaction;
 use crate::format::meta::MetaIntent;
@@ -106,14 +118,21 @@ pub struct LogReader {
     /// Records at or past this LSN are not yielded: a rewind or reset a crash left
     /// unfinished in `META` removes them (`u64::MAX` when there is none).
     end_lsn: u64,
+    /// That rewind or reset.
+    intent: MetaIntent,
+    /// A written spare read as the last segment (recovery adopts it).
+    adoption: Option<Adoption>,
+    /// Whether the directory holds a log (segments or `META`); false for a first start.
+    found_log: bool,
 }
 
 impl LogReader {
     /// Opens the log in `dir` on the real file system. A missing directory, or one with
     /// neither segments nor `META` (a log not yet written: a first start), reads as an
-    /// empty log. A path that is not a directory is [`WalError::NotADirectory`]; a
-    /// directory with a `META` but no segment is [`WalError::NoLog`] (its segments are
-    /// gone).
+    /// empty log ([`LogReader::found_log`] tells it apart). A path that is not a directory
+    /// is [`WalError::NotADirectory`]; a `META` whose segments are gone is
+    /// [`WalError::NoLog`]. Otherwise the log reads as recovery will leave it
+    /// (a written spare it adopts, an unfinished rewind or reset completed), read-only.
     pub fn open(dir: impl AsRef<Path>) -> Result<LogReader, WalError> {
         LogReader::open_with(dir, default_storage(), DEFAULT_MAX_RECORD_BYTES)
     }
@@ -150,16 +169,23 @@ impl LogReader {
         max_record_bytes: u64,
     ) -> Result<LogReader, WalError> {
         let dir = dir.as_ref();
-        let segments = match list_segments(storage.as_ref(), dir) {
+        // The log as recovery will leave it: a written spare it adopts is read (under its
+        // spare name), an unfinished rewind or reset is as good as done. A first start (no
+        // directory yet, or one with neither a segment nor `META`) is an empty log.
+        let plan = match RecoveryPlan::read(storage.as_ref(), dir, max_record_bytes) {
             Err(WalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                Vec::new()
+                None
             }
-            listed => listed?.0,
+            read => Some(read?).filter(RecoveryPlan::is_log),
         };
-        // A first start: no directory yet, or one with neither a segment nor `META`, is
-        // an empty log. A `META` without segments is a log whose segments are gone.
-        let first_start = segments.is_empty() && !has_meta(storage.as_ref(), dir);
-        if segments.is_empty() && !first_start {
+        let Some(plan) = plan else {
+            return Ok(LogReader::empty(storage, lsn.0, max_record_bytes));
+        };
+        let segments = plan.segments();
+        let intent = plan.intent();
+        // A `META` without segments is a log whose segments are gone, unless a reset a
+        // crash interrupted removed them (recovery then completes it: an empty log).
+        if segments.is_empty() && !matches!(intent, MetaIntent::Reset(_)) {
             return Err(WalError::NoLog {
                 path: dir.to_path_buf(),
             });
@@ -169,7 +195,7 @@ impl LogReader {
         let start = segments
             .partition_point(|s| s.first_lsn <= lsn.0)
             .saturating_sub(1);
-        let reader = LogReader {
+        Ok(LogReader {
             storage,
             segments,
             next_segment: start,
@@ -178,20 +204,66 @@ impl LogReader {
             expected_lsn: None,
             from_lsn: lsn.0,
             max_record_bytes,
-            done: first_start,
+            done: false,
+            tail_end: None,
+            start_lsn: plan.start_lsn(),
+            end_lsn: plan.end_lsn(),
+            intent,
+            adoption: plan.adoption.filter(|a| kept_by_intent(intent, &a.segment)),
+            found_log: true,
+        })
+    }
+
+    /// A reader of an empty log: a first start, where the directory holds no log yet.
+    fn empty(storage: SharedStorage, from_lsn: u64, max_record_bytes: u64) -> LogReader {
+        LogReader {
+            storage,
+            segments: Vec::new(),
+            next_segment: 0,
+            current: None,
+            pending: VecDeque::new(),
+            expected_lsn: None,
+            from_lsn,
+            max_record_bytes,
+            done: true,
             tail_end: None,
             start_lsn: 0,
             end_lsn: u64::MAX,
-        };
-        if first_start {
-            return Ok(reader);
+            intent: MetaIntent::None,
+            adoption: None,
+            found_log: false,
         }
-        reader.honouring_meta(dir)
     }
 
-    /// The segment files of the log, in LSN order.
+    /// Whether the directory holds a log (segments or `META`). False when it is missing or
+    /// holds neither (a first start: the reader then reads nothing); walctl uses it to say
+    /// there is no log where it was asked to look.
+    pub fn found_log(&self) -> bool {
+        self.found_log
+    }
+
+    /// The segment files of the log, in LSN order (an adopted spare under its spare name).
     pub fn segments(&self) -> impl Iterator<Item = &PathBuf> {
         self.segments.iter().map(|s| &s.path)
+    }
+
+    /// The segments of the log, in LSN order, with their first LSNs: the log as recovery
+    /// will leave it (see [`RecoveryPlan`]), each where it can be read now.
+    pub fn segment_files(&self) -> &[SegmentFile] {
+        &self.segments
+    }
+
+    /// The written spare this reader reads as the last segment, because recovery will
+    /// adopt it (its rename was lost in a crash; docs/format.md, "Recovery adopts a
+    /// written spare").
+    pub fn adopted_spare(&self) -> Option<&Adoption> {
+        self.adoption.as_ref()
+    }
+
+    /// The rewind or reset a crash left unfinished in `META`, which this reader reads as
+    /// done (as recovery will complete it): [`MetaIntent::None`] when there is none.
+    pub fn pending_intent(&self) -> MetaIntent {
+        self.intent
     }
 
     /// How the last segment ended, once the iteration has reached it
@@ -218,7 +290,21 @@ impl LogReader {
                 });
             }
         }
-        let data = SegmentData::load(self.storage.as_ref(), &file)?;
+        let data = match SegmentData::load(self.storage.as_ref(), &file) {
+            // A spare read as the last segment, renamed to its segment name since it was
+            // listed (a live writer's rollover, or a recovery adopting it): read it there.
+            Err(WalError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound
+                    && self.adoption.as_ref().is_some_and(|a| a.spare == file.path) =>
+            {
+                let named = self.adoption.as_ref().map(|a| a.segment.clone());
+                SegmentData::load(
+                    self.storage.as_ref(),
+                    &named.unwrap_or_else(|| file.clone()),
+                )?
+            }
+            other => other?,
+        };
         let cursor = SegmentCursor::new(file.first_lsn, limit, self.max_record_bytes);
         self.current = Some((data, cursor));
         Ok(true)
@@ -299,24 +385,6 @@ impl Record {
 }
 
 impl LogReader {
-    /// Reads `META` once (one open file: a replace renames a new file over the name, and
-    /// the one read stays whole) and skips every record below its first LSN, even where
-    /// the segment holding them is kept (a checkpoint inside a segment). A transaction
-    /// that reaches the first LSN is returned whole: transactions are never split.
-    fn honouring_meta(mut self, dir: &Path) -> Result<LogReader, WalError> {
-        if let Some(meta) = super::meta::read_meta(self.storage.as_ref(), dir)? {
-            self.start_lsn = meta.first_lsn;
-            // An unfinished rewind or reset is as good as done: the writer's recovery
-            // completes it before anything else reads the log.
-            self.end_lsn = match meta.intent {
-                MetaIntent::None => u64::MAX,
-                MetaIntent::TruncateAfter(x) => x.saturating_add(1),
-                MetaIntent::Reset(_) => 0,
-            };
-        }
-        Ok(self)
-    }
-
     /// The log's first LSN as its `META` file gives it (0 for a log without one): no
     /// record below it is returned.
     pub fn start_lsn(&self) -> Lsn {
@@ -361,14 +429,5 @@ impl Iterator for LogReader {
                 other => return Some(other),
             }
         }
-    }
-}
-
-/// Whether `dir` holds a `META` file (a listing error counts as yes: the open goes on to
-/// report it).
-fn has_meta(storage: &dyn crate::storage::Storage, dir: &Path) -> bool {
-    match storage.list(dir) {
-        Ok(names) => names.iter().any(|n| n == super::meta::META_FILE),
-        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }

@@ -5,6 +5,7 @@
 
 use super::dir::LogDir;
 use super::recovery::RecoveryOptions;
+use super::recovery_plan::kept_by_intent;
 use super::scan::{NextSegment, SegmentCursor, SegmentData};
 use super::segment::{create_segment_with, SegmentFile};
 use crate::error::WalError;
@@ -218,7 +219,8 @@ impl LogDir {
         rebuild: Option<(u32, &RecoveryOptions)>,
     ) -> Result<(), WalError> {
         let (segments, _) = self.list()?;
-        for s in segments.iter().filter(|s| s.first_lsn > x + 1) {
+        let intent = MetaIntent::TruncateAfter(x);
+        for s in segments.iter().filter(|s| !kept_by_intent(intent, s)) {
             self.storage()
                 .remove(&s.path)
                 .map_err(|e| WalError::io("remove", &s.path, e))?;
@@ -242,7 +244,8 @@ impl LogDir {
     /// Steps 2 to 4 of `reset(n)` (also for recovery completing an intent).
     pub(super) fn finish_reset(&self, n: u64, opts: &RecoveryOptions) -> Result<(), WalError> {
         let (segments, _) = self.list()?;
-        for s in &segments {
+        let intent = MetaIntent::Reset(n);
+        for s in segments.iter().filter(|s| !kept_by_intent(intent, s)) {
             self.storage()
                 .remove(&s.path)
                 .map_err(|e| WalError::io("remove", &s.path, e))?;

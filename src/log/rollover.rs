@@ -4,8 +4,11 @@
 //! waits for one sync's time, not two. Neither file needs to be durable before the other:
 //! the new segment is only a spare until both are (its rename comes after both), and
 //! recovery never adopts a written spare that the segment before does not reach
-//! (docs/format.md, "Recovery adopts a written spare"). `LogWriter` (deterministic, for
-//! the simulated disk) syncs the two in turn, the segment it leaves first.
+//! (docs/format.md, "Recovery adopts a written spare"). That holds only while the new
+//! segment is a spare: when it is created under its name at once (no spare ready), or a
+//! batch moves on to a third segment, the segment left is synced first
+//! ([`SegmentWriter::sync_leaving`]). `LogWriter` (deterministic, for the simulated disk)
+//! syncs the two in turn, the segment it leaves first.
 
 use super::batch::Batch;
 use super::spare::Spares;
@@ -49,6 +52,25 @@ impl SegmentWriter {
         }
         self.leaving = self.active.take();
         self.leaving.is_some()
+    }
+
+    /// Syncs the segment this batch left unsynced ([`Self::leave_unsynced`]), if any,
+    /// before any later segment gets its name: one created under its name at once (no
+    /// spare to build it in: none was ready, its preparation failed, or spares were
+    /// closed), or the spare of a batch that spans three segments, named when the batch
+    /// moves past it. A crash must never keep a named segment after frames of the segment
+    /// before it that are not durable: a torn or missing frame there is a hole recovery
+    /// must refuse (issue 20, item 4: "segment ends at LSN 306 but the next segment starts
+    /// at 307"). On a failure the active segment is dropped as after any failed sync (a
+    /// spare it was built in stays unnamed, removed before the next batch).
+    pub(super) fn sync_leaving(&mut self) -> Result<(), BatchFailure> {
+        let Some((lsn, left)) = self.leaving.take() else {
+            return Ok(());
+        };
+        if self.fenced() {
+            return Err(BatchFailure::Fenced);
+        }
+        sync_file(left.as_ref(), || self.path_of(lsn)).inspect_err(|_| self.active = None)
     }
 
     /// The batch's own `fdatasync`s: the active segment, and the segment it left if that

@@ -217,6 +217,9 @@ impl SegmentWriter {
                 // fits into the new segment whole, so a rollover batch usually has none.
                 if !batch.rewrite {
                     if done > 0 && !self.leave_unsynced() {
+                        // A segment left unsynced by an earlier chunk first (a batch
+                        // spanning three segments): it comes before this one's name.
+                        self.sync_leaving()?;
                         self.sync_and_name(batch, done)?;
                     }
                 } else {
@@ -254,6 +257,8 @@ impl SegmentWriter {
                         Err(e) => return Err(self.undo(batch, done, "create segment", e)),
                     };
                 if !from_spare {
+                    // Named at once: the segment left must be durable before it exists.
+                    self.sync_leaving()?;
                     self.create_segment(batch, done, flags)?;
                 }
             }

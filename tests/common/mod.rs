@@ -210,3 +210,35 @@ pub fn segment_lsns(dir: &Path) -> Vec<u64> {
     v.sort();
     v
 }
+
+/// Options for a log of 4 KiB segments on `storage` (a simulated disk), not preallocated.
+pub fn sim_options(storage: SharedStorage) -> LogOptions {
+    LogOptions {
+        segment_size_bytes: 4096,
+        max_record_bytes: 1024,
+        preallocate: false,
+        storage,
+        ..LogOptions::default()
+    }
+}
+
+/// A new log at `dir` on `storage` ([`sim_options`]), and the flusher's writer on it with
+/// spares prepared as `mode` says, with the planner where its first batch goes.
+pub fn sim_writer(
+    dir: &Path,
+    storage: SharedStorage,
+    mode: actix_wal::log::spare::SpareMode,
+) -> (actix_wal::log::SegmentWriter, actix_wal::log::Planner) {
+    drop(LogWriter::open(dir, sim_options(storage.clone())).unwrap());
+    let mut w = actix_wal::log::SegmentWriter::new(storage, dir, 4096, false);
+    w.enable_spares(mode);
+    let p = actix_wal::log::Planner {
+        segment_first_lsn: 1,
+        offset: 32,
+        next_lsn: 1,
+        segment_size_bytes: 4096,
+        max_record_bytes: 1024,
+        files_epoch: 0,
+    };
+    (w, p)
+}

@@ -206,6 +206,9 @@ pub enum Violation {
     FlipMissed(String),
     /// A record below a checkpoint that was acknowledged came back.
     BelowCheckpoint { lsn: u64 },
+    /// `LogReader` on the crash image, before recovery, read other records than the log
+    /// recovery opened (issue 20, item 7: offline readers see the log as recovery will).
+    ReaderDisagrees(String),
 }
 
 impl Violation {
@@ -225,6 +228,7 @@ impl Violation {
             Violation::NotIdempotent(_) => "not-idempotent",
             Violation::FlipMissed(_) => "flip-missed",
             Violation::BelowCheckpoint { .. } => "below-checkpoint",
+            Violation::ReaderDisagrees(_) => "reader-disagrees",
         }
     }
 }

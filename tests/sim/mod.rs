@@ -17,6 +17,7 @@ pub mod broken;
 pub mod check;
 
 mod files;
+mod image;
 mod ops;
 mod plan;
 mod rng;

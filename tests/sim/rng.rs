@@ -11,6 +11,16 @@ impl Rng {
         Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
     }
 
+    /// Its state, to resume it later with [`Rng::from_state`] (a saved crash case).
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator that goes on from `state` (from [`Rng::state`]).
+    pub fn from_state(state: u64) -> Rng {
+        Rng(state)
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -1,12 +1,15 @@
 //! One workload seed through its generations: crash images taken before every
 //! mutating operation, the points chosen among them, and each image recovered and checked.
 
+use crate::case::Origin;
 use crate::setup::{Engine, Found, Params, Setup, DIR, MAX_RECORD_BYTES};
+use crate::sim::broken::BrokenStorage;
 use crate::sim::check::{
     before_last_batch, read_log, recover, verify, Event, Expect, Oracle, Rec, Tag, Violation,
 };
 use crate::sim::{mix, Rng, SimStorage, Snapshot};
 use crate::workload::{run_actors, run_writer};
+use actix_wal::{RecoveryPolicy, WalError};
 use std::path::Path;
 
 /// Recovers a crash image and checks it: the records, idempotence, a crash during
@@ -23,6 +26,16 @@ pub(crate) fn check_image(
     let pristine = image.fork();
     let storage = setup.storage(image);
     let opts = setup.log_options(p, storage.clone());
+    // What an offline reader sees before recovery runs (it writes nothing). A directory a
+    // crash took before the log was ever made holds no log: recovery creates it, empty.
+    let offline_storage = match setup.reader_broken {
+        Some(b) => BrokenStorage::wrap(pristine.shared(), b),
+        None => setup.storage(&pristine),
+    };
+    let offline = match offline_storage.is_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        _ => read_log(&offline_storage, dir, MAX_RECORD_BYTES),
+    };
     image.record(|| 0);
     let first = recover(&storage, dir, &opts);
     let during = image.take_snapshots();
@@ -34,6 +47,11 @@ pub(crate) fn check_image(
     let recs = read_log(&storage, dir, MAX_RECORD_BYTES)
         .map_err(|e| vec![Violation::ReadFailed(e.to_string())])?;
     let mut v = verify(&recs, expect);
+    if setup.policy == RecoveryPolicy::TolerateTornTail {
+        if let Some(why) = disagreement(&offline, &recs) {
+            v.push(Violation::ReaderDisagrees(why));
+        }
+    }
     // Idempotent: recovering the recovered log changes nothing.
     match recover(&storage, dir, &opts).and_then(|_| read_log(&storage, dir, MAX_RECORD_BYTES)) {
         Ok(again) if again == recs => {}
@@ -103,6 +121,45 @@ pub(crate) fn check_image(
     } else {
         Err(v)
     }
+}
+
+/// How the records `LogReader` read on a crash image before recovery differ from those of
+/// the log recovery opened, if they do: in number, or the first LSN or payload that
+/// differs, or the reader's error.
+fn disagreement(offline: &Result<Vec<Rec>, WalError>, recovered: &[Rec]) -> Option<String> {
+    let offline = match offline {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(format!(
+                "the reader failed where recovery opened the log: {e}"
+            ))
+        }
+    };
+    let key = |r: &Rec| (r.lsn, r.payload.clone(), r.txn);
+    if offline.len() == recovered.len()
+        && offline.iter().zip(recovered).all(|(a, b)| key(a) == key(b))
+    {
+        return None;
+    }
+    let first_diff = offline
+        .iter()
+        .zip(recovered)
+        .position(|(a, b)| key(a) != key(b));
+    let span = |r: &[Rec]| match (r.first(), r.last()) {
+        (Some(a), Some(b)) => format!("{}..={}", a.lsn, b.lsn),
+        _ => "none".into(),
+    };
+    Some(format!(
+        "the reader read {} records (LSNs {}), recovery opened {} (LSNs {}){}",
+        offline.len(),
+        span(offline),
+        recovered.len(),
+        span(recovered),
+        first_diff.map_or(String::new(), |i| format!(
+            "; they differ first at LSN {}",
+            recovered[i].lsn
+        ))
+    ))
 }
 
 /// Chooses the crash points to check: the end of the run, then a third at random, a third
@@ -187,6 +244,7 @@ pub(crate) fn run_seed(setup: &Setup, seed: u64, stop_at_first: bool) -> Found {
                 let image_seed = mix(gen_seed, (snap.op << 8) | s);
                 let image = snap.crash(image_seed);
                 let keep = image.fork();
+                let check_rng = rng.clone();
                 found.crash_points += 1;
                 match check_image(setup, &p, &image, &expect, &mut rng, &mut found) {
                     Ok(recs) => {
@@ -217,8 +275,24 @@ pub(crate) fn run_seed(setup: &Setup, seed: u64, stop_at_first: bool) -> Found {
                             }
                         }
                         let history = attempt_history(&events, &vs);
+                        let origin = Origin {
+                            engine: setup.engine,
+                            seed,
+                            gen,
+                            op: snap.op,
+                            desc: snap.desc.to_string(),
+                            image_seed,
+                        };
+                        // The generation's operations up to the crash, each with how many
+                        // of the workload's events came before it (for the saved case).
+                        let ops: Vec<String> = snaps[..=i]
+                            .iter()
+                            .map(|s| format!("#{} {} (after event {})", s.op, s.desc, s.mark))
+                            .collect();
+                        let saved =
+                            save_case(setup, &origin, &p, &keep, &expect, &check_rng, &vs, &ops);
                         found.violations.push(format!(
-                            "TORTURE_SEED={}:{seed} gen {gen}, crash before op #{} ({}), image seed {image_seed}: {}\n    ops before it: {window}{history}",
+                            "TORTURE_SEED={}:{seed} gen {gen}, crash before op #{} ({}), image seed {image_seed}: {}\n    ops before it: {window}{history}{saved}",
                             setup.engine.name(),
                             snap.op,
                             snap.desc,
@@ -240,6 +314,32 @@ pub(crate) fn run_seed(setup: &Setup, seed: u64, stop_at_first: bool) -> Found {
         }
     }
     found
+}
+
+/// Saves a failing case of an unbroken setup (the teeth tests' broken variants fail on
+/// purpose) so that it replays exactly; returns the line that says where, or why not.
+#[allow(clippy::too_many_arguments)]
+fn save_case(
+    setup: &Setup,
+    origin: &Origin,
+    p: &Params,
+    image: &SimStorage,
+    expect: &Expect<'_>,
+    check_rng: &Rng,
+    vs: &[Violation],
+    ops: &[String],
+) -> String {
+    if setup.broken.is_some() || setup.split_txn || setup.policy != RecoveryPolicy::TolerateTornTail
+    {
+        return String::new();
+    }
+    match crate::case::save(origin, p, image, expect, check_rng, &summarize(vs), ops) {
+        Ok(dir) => format!(
+            "\n    crash image saved: TORTURE_IMAGE={} replays it",
+            dir.display()
+        ),
+        Err(e) => format!("\n    saving the crash image failed: {e}"),
+    }
 }
 
 /// For a ghost or a duplicate: what the workload saw of that attempt.

@@ -37,6 +37,9 @@ pub(crate) struct Setup {
     pub(crate) broken: Option<Broken>,
     /// The policy recovery runs with in the checks.
     pub(crate) policy: RecoveryPolicy,
+    /// The storage the offline reader (`LogReader` before recovery, for the
+    /// `reader-disagrees` check) reads through, broken as this says.
+    pub(crate) reader_broken: Option<Broken>,
     /// Broken client: a transaction's entries appended (and synced) one by one.
     pub(crate) split_txn: bool,
     /// Always inject faults (else: one generation in three).
@@ -53,6 +56,7 @@ impl Setup {
         Setup {
             engine,
             broken: None,
+            reader_broken: None,
             policy: RecoveryPolicy::TolerateTornTail,
             split_txn: false,
             always_faults: false,
