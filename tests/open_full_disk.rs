@@ -1,0 +1,58 @@
+//! Opening a log on a full disk (issue 20, item 8): recovery writes nothing when nothing
+//! changed, so a log whose disk filled up opens (and reads) instead of failing with
+//! `DiskFull` because recovery rewrote `META`. On the simulated disk: every write from the
+//! reopen on fails with ENOSPC.
+
+mod sim;
+
+use actix_wal::{Lsn, Storage, Wal, WalConfig, WalError};
+use sim::{Fault, SimStorage};
+use std::path::Path;
+
+const DIR: &str = "/wal";
+
+fn config(sim: &SimStorage) -> WalConfig {
+    let mut cfg = WalConfig::default()
+        .segment_size_bytes(1024)
+        .max_record_bytes(256)
+        .preallocate(false);
+    cfg.storage = sim.shared();
+    cfg
+}
+
+#[test]
+fn a_clean_log_opens_on_a_full_disk() {
+    let sim = SimStorage::new();
+    sim.create_dir_all(Path::new(DIR)).unwrap();
+    actix::System::new().block_on(async {
+        let wal = Wal::open(DIR, config(&sim)).await.unwrap();
+        for i in 1..=40u64 {
+            assert_eq!(wal.append(vec![i as u8; 40]).await.unwrap(), Lsn(i));
+        }
+        wal.set_meta(b"vote".to_vec()).await.unwrap();
+        wal.truncate_before(Lsn(12)).await.unwrap();
+        wal.shutdown().await.unwrap();
+    });
+    // From here the disk is full: every write fails with ENOSPC.
+    let from = sim.ops();
+    for k in 0..64 {
+        sim.inject(from + k, Fault::NoSpace);
+    }
+    actix::System::new().block_on(async {
+        let wal = match Wal::open(DIR, config(&sim)).await {
+            Ok(wal) => wal,
+            Err(e) => panic!("open on a full disk failed: {e}"),
+        };
+        let report = wal.recovery_report().clone();
+        assert_eq!(report.first_lsn, Lsn(12), "{report:?}");
+        assert_eq!(report.next_lsn, Lsn(41), "{report:?}");
+        assert_eq!(wal.meta().as_deref(), Some(&b"vote"[..]));
+        // The disk is still full: an append fails, typed.
+        let err = wal.append(vec![0; 40]).await.unwrap_err();
+        assert!(
+            matches!(err, WalError::DiskFull { .. } | WalError::Poisoned { .. }),
+            "{err}"
+        );
+        let _ = wal.shutdown().await;
+    });
+}
