@@ -109,6 +109,14 @@ impl MetaRead {
     }
 }
 
+/// Reads one copy of the metadata file (`path` names `META` or `META.copy`), without
+/// changing anything: `Ok(None)` when there is no such file, [`WalError::Corruption`]
+/// when it fails its checks. For showing each copy (`walctl meta`); a reader takes the
+/// value through [`read_meta_copies`].
+pub fn read_meta_copy(storage: &dyn Storage, path: &Path) -> Result<Option<LogMeta>, WalError> {
+    read_one(storage, path)
+}
+
 /// Reads one copy: `Ok(None)` when there is no such file.
 fn read_one(storage: &dyn Storage, path: &Path) -> Result<Option<LogMeta>, WalError> {
     let file = match storage.open(path, false) {
