@@ -42,9 +42,12 @@ fn open(dir: &Path, policy: RecoveryPolicy) -> Result<(RecoveryReport, Option<Ve
     })
 }
 
-/// The ways one copy is damaged, each with a name.
-fn damages(len: usize) -> Vec<(String, Box<dyn Fn(&Path)>)> {
-    let mut out: Vec<(String, Box<dyn Fn(&Path)>)> = Vec::new();
+/// A way to damage one copy, with its name.
+type Damage = (String, Box<dyn Fn(&Path)>);
+
+/// The ways one copy is damaged.
+fn damages(len: usize) -> Vec<Damage> {
+    let mut out: Vec<Damage> = Vec::new();
     for byte in (0..len).step_by(3) {
         out.push((
             format!("bit flip in byte {byte}"),
