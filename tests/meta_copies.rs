@@ -157,3 +157,69 @@ fn both_copies_damaged_is_corruption_and_changes_nothing() {
     assert_eq!(before, after);
     assert!(read_meta(&FsStorage, dir).unwrap_err().is_corruption());
 }
+
+/// A log whose segments were written beside a `META` (their headers say so) and that has
+/// lost both copies is corruption under every policy, not a fresh start that forgets the
+/// slot and the checkpoint; nothing is changed.
+#[test]
+fn a_missing_meta_beside_segments_that_need_one_is_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    for name in ["META", "META.copy"] {
+        let _ = fs::remove_file(dir.join(name));
+    }
+    let names = |dir: &Path| {
+        let mut n: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "LOCK")
+            .collect();
+        n.sort();
+        n
+    };
+    let before = names(dir);
+    for policy in [
+        RecoveryPolicy::TolerateTornTail,
+        RecoveryPolicy::AbsoluteConsistency,
+        RecoveryPolicy::SkipToLastGood,
+    ] {
+        match open(dir, policy) {
+            Err(e) => {
+                assert!(e.is_corruption(), "{policy:?}: {e}");
+                assert!(e.to_string().contains("META"), "{e}");
+            }
+            Ok((report, meta)) => panic!("{policy:?}: opened as {report:?}, slot {meta:?}"),
+        }
+        assert_eq!(names(dir), before, "{policy:?}");
+    }
+}
+
+/// The way on from a lost `META`: `walctl repair-meta` refuses to invent a slot, and with
+/// `--without-slot` writes a `META` the log then opens with (no slot, the first segment's
+/// first LSN).
+#[test]
+fn repair_meta_without_slot_is_the_way_on_from_a_lost_meta() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    for name in [META_FILE, META_COPY_FILE] {
+        fs::remove_file(dir.join(name)).unwrap();
+    }
+    let walctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_walctl"))
+            .args(args)
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let o = walctl(&["repair-meta"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(!dir.join(META_FILE).exists());
+    let o = walctl(&["repair-meta", "--without-slot"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let (report, meta) = open(dir, RecoveryPolicy::TolerateTornTail).unwrap();
+    assert_eq!(meta, None);
+    assert_eq!(report.next_lsn, Lsn(61));
+    assert_eq!(report.meta_repair, None, "{report:?}");
+}

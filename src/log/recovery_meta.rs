@@ -46,11 +46,40 @@ impl LogDir {
                 });
             }
         }
+        if found.is_none() {
+            self.refuse_lost_meta(segments)?;
+        }
         out.start_lsn = Lsn(match &found {
             Some(m) => m.first_lsn,
             None => segments.first().map_or(0, |s| s.first_lsn),
         });
         Ok(found)
+    }
+
+    /// A log without `META` whose newest segment was written beside one (its header's
+    /// `KEEPS_META`) has lost both copies: corruption naming `META`, under every policy,
+    /// before anything is scanned or changed. Starting afresh would forget the slot (a
+    /// Raft vote) and the checkpoint; `walctl repair-meta --without-slot` is the explicit
+    /// way on. A log written before `META` existed (no such header) gets one, as before. A
+    /// header that cannot be read is left to the scan to report.
+    fn refuse_lost_meta(&self, segments: &[SegmentFile]) -> Result<(), WalError> {
+        let Some(newest) = segments.last() else {
+            return Ok(());
+        };
+        match super::segment::read_header(self.storage().as_ref(), newest) {
+            Ok(h) if h.keeps_meta() => Err(WalError::Corruption {
+                segment: self.meta().path(),
+                offset: 0,
+                reason: format!(
+                    "no copy of META (META, {}) beside segments written with one (the header \
+                     of {} says so): the slot and the checkpoint are lost; `walctl \
+                     repair-meta --without-slot` writes a META without them",
+                    super::meta::META_COPY_FILE,
+                    newest.path.display()
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// After the scan: checks the log against `META` (salvaging under `SkipToLastGood`),

@@ -385,7 +385,11 @@ impl super::writer::SegmentWriter {
         let Some(spare) = self.spares.as_mut().and_then(Spares::take) else {
             return Ok(false);
         };
-        let header = crate::format::SegmentHeader::encode_with_flags(first_lsn, 0);
+        let header = crate::format::SegmentHeader::encode_full(
+            first_lsn,
+            0,
+            crate::format::SEGMENT_LOG_KEEPS_META,
+        );
         if let Err(e) = spare.file.write_all_at(&header, 0) {
             let e = WalError::io("write header", &spare.path, e);
             if let Some(s) = &self.spares {

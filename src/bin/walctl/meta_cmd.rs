@@ -102,59 +102,55 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
     existing(dir)?;
     // The log's lock: no writer may replace META meanwhile.
     let log = LogDir::open(dir, default_storage()).map_err(wal_failure)?;
-    let said = match log.meta().reload() {
-        Ok(read) if read.is_whole() => match read.meta {
-            Some(m) => format!("META is whole (seq {}): nothing to repair", m.seq),
-            None => {
-                return Err(Failure::Damaged(format!(
-                    "{} has no META: open the log to write one from its segments",
-                    dir.display()
-                )))
-            }
-        },
-        Ok(read) => {
+    let lost = match log.meta().reload() {
+        Ok(read) if read.is_whole() && read.meta.is_some() => {
+            let seq = read.meta.map_or(0, |m| m.seq);
+            return writeln!(out, "META is whole (seq {seq}): nothing to repair")
+                .map_err(Failure::output);
+        }
+        Ok(read) if read.meta.is_some() => {
             let problem = read.problem().unwrap_or_default();
             log.meta().update(|_| {}).map_err(wal_failure)?;
-            format!("repaired: {problem}; both copies written")
+            return writeln!(out, "repaired: {problem}; both copies written")
+                .map_err(Failure::output);
         }
-        Err(e) if e.is_corruption() && !without_slot => {
-            return Err(Failure::Damaged(format!(
-                "no whole copy of META is left ({e}); its slot (the application's metadata, \
-                 a Raft vote say) cannot be known: if the application never set one or \
-                 accepts losing it, run `walctl repair-meta --without-slot`"
-            )))
-        }
-        Err(e) if e.is_corruption() => {
-            let (segments, _) = log.list().map_err(wal_failure)?;
-            let Some(first) = segments.first().map(|s| s.first_lsn) else {
-                return Err(Failure::Damaged(format!(
-                    "no whole copy of META and no segment: nothing to rebuild it from ({e})"
-                )));
-            };
-            for name in [META_FILE, META_COPY_FILE] {
-                let from = dir.join(name);
-                if from.exists() {
-                    let to = dir.join(format!("{name}.damaged"));
-                    std::fs::rename(&from, &to)
-                        .map_err(|e| Failure::Failed(format!("rename {}: {e}", from.display())))?;
-                }
-            }
-            log.meta().reload().map_err(wal_failure)?;
-            log.meta()
-                .update(|m| {
-                    m.first_lsn = first;
-                    m.newest_lsn = 0;
-                    m.intent = MetaIntent::None;
-                    m.slot = None;
-                })
-                .map_err(wal_failure)?;
-            format!(
-                "rebuilt META without a slot: first LSN {first} (the first segment's), no \
-                 newest-segment floor; the damaged copies are kept as META.damaged and \
-                 META.copy.damaged"
-            )
-        }
+        Ok(_) => format!("{} has no copy of META", dir.display()),
+        Err(e) if e.is_corruption() => e.to_string(),
         Err(e) => return Err(wal_failure(e)),
     };
+    if !without_slot {
+        return Err(Failure::Damaged(format!(
+            "no whole copy of META is left ({lost}); its slot (the application's metadata, \
+             a Raft vote say) cannot be known: if the application never set one or accepts \
+             losing it, run `walctl repair-meta --without-slot`"
+        )));
+    }
+    let (segments, _) = log.list().map_err(wal_failure)?;
+    let Some(first) = segments.first().map(|s| s.first_lsn) else {
+        return Err(Failure::Damaged(format!(
+            "no whole copy of META and no segment: nothing to rebuild it from ({lost})"
+        )));
+    };
+    for name in [META_FILE, META_COPY_FILE] {
+        let from = dir.join(name);
+        if from.exists() {
+            let to = dir.join(format!("{name}.damaged"));
+            std::fs::rename(&from, &to)
+                .map_err(|e| Failure::Failed(format!("rename {}: {e}", from.display())))?;
+        }
+    }
+    log.meta().reload().map_err(wal_failure)?;
+    log.meta()
+        .update(|m| {
+            m.first_lsn = first;
+            m.newest_lsn = 0;
+            m.intent = MetaIntent::None;
+            m.slot = None;
+        })
+        .map_err(wal_failure)?;
+    let said = format!(
+        "rebuilt META without a slot: first LSN {first} (the first segment's), no \
+         newest-segment floor; any damaged copy is kept as META.damaged or META.copy.damaged"
+    );
     writeln!(out, "{said}").map_err(Failure::output)
 }
