@@ -27,9 +27,10 @@ pub enum Broken {
     /// cut of a torn tail.
     CutOneByteShort,
     /// A metadata replace that never lands (a checkpoint, a metadata slot, the
-    /// newest-segment floor all stay behind): renaming a file over `META` or `META.copy`
-    /// succeeds without doing it, and so do writes and cuts of a file opened under
-    /// either name (a replace in place).
+    /// newest-segment floor all stay behind): renaming a file over an existing `META` or
+    /// `META.copy` succeeds without doing it, and so do writes and cuts of an existing
+    /// file opened under either name (a replace in place). The copies a new log gets
+    /// land, so the log keeps the `META` it started with.
     MetaNotRenamed,
     /// A spare segment's `fsync`s do nothing while it is under its spare name: a
     /// rollover renames it to its segment name before its header and frames are
@@ -89,7 +90,7 @@ impl BrokenStorage {
         self.armed.load(Ordering::SeqCst).then_some(self.broken)
     }
 
-    fn file(&self, f: Box<dyn StorageFile>, path: &Path) -> Box<dyn StorageFile> {
+    fn file(&self, f: Box<dyn StorageFile>, path: &Path, opened: bool) -> Box<dyn StorageFile> {
         let unnamed = (self.broken == Broken::SpareRenamedUnsynced && is_spare(path))
             .then(|| Arc::new(AtomicBool::new(true)));
         if let Some(u) = &unnamed {
@@ -103,7 +104,7 @@ impl BrokenStorage {
             broken: self.broken,
             armed: self.armed.clone(),
             unnamed,
-            meta: is_meta(path),
+            meta: opened && is_meta(path),
         })
     }
 }
@@ -123,13 +124,16 @@ impl Storage for BrokenStorage {
         Ok(names)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        Ok(self.file(self.inner.create(path)?, path))
+        Ok(self.file(self.inner.create(path)?, path, false))
     }
     fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn StorageFile>> {
-        Ok(self.file(self.inner.open(path, writable)?, path))
+        Ok(self.file(self.inner.open(path, writable)?, path, true))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        if self.broken() == Some(Broken::MetaNotRenamed) && is_meta(to) {
+        if self.broken() == Some(Broken::MetaNotRenamed)
+            && is_meta(to)
+            && self.inner.open(to, false).is_ok()
+        {
             return Ok(());
         }
         if self.broken == Broken::SpareRenamedUnsynced {
