@@ -346,45 +346,15 @@ fn verify(log: &LogArgs, strict: bool, out: &mut impl Write) -> Result<(), Failu
         writeln!(out, "first lsn: {}", Summary::lsn(s.first_lsn))?;
         writeln!(out, "last lsn: {}", Summary::lsn(s.last_lsn))?;
         if let Some(first) = s.segments.first() {
-            writeln!(out, "start: {}", log_start(first, s.start_lsn))?;
+            writeln!(
+                out,
+                "start: {}",
+                meta_cmd::log_start(&first.path, first.first_lsn, s.start_lsn)
+            )?;
         }
         writeln!(out, "tail: {tail}")
     })();
     w.map_err(Failure::output)
-}
-
-/// Where the log starts and why: `META`'s first LSN (`start_lsn`, 0 for a log without
-/// `META`), and the first segment file. Without `META`, a first segment above LSN 1 looks
-/// the same whether a checkpoint truncated the segments before it or they were deleted
-/// by hand, so both are named.
-fn log_start(first: &SegmentStat, start_lsn: u64) -> String {
-    let name = file_name(&first.path);
-    if start_lsn > 0 && first.first_lsn > start_lsn {
-        format!(
-            "log starts at LSN {}: the first segment file is {name}, but META's first LSN is \
-             {start_lsn}: records {start_lsn}..{} are missing",
-            first.first_lsn,
-            first.first_lsn - 1
-        )
-    } else if start_lsn > 1 {
-        format!(
-            "log starts at LSN {start_lsn} (META's first LSN: records below it were removed \
-             by truncate_before); the first segment file is {name}, from LSN {}",
-            first.first_lsn
-        )
-    } else if first.first_lsn <= 1 {
-        format!(
-            "log starts at LSN {}: the first segment file is {name}, the beginning of the log",
-            first.first_lsn
-        )
-    } else {
-        format!(
-            "log starts at LSN {}: the first segment file is {name}; the log has no META: \
-             records below it were removed by truncate_before, or its earlier segments are \
-             missing",
-            first.first_lsn
-        )
-    }
 }
 
 /// A record as one JSON line.

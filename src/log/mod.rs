@@ -8,6 +8,7 @@ pub mod handles;
 pub mod index;
 pub mod intent_check;
 pub mod meta;
+mod meta_read;
 pub mod options;
 mod raise;
 pub mod read_at;

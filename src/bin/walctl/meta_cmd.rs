@@ -1,5 +1,6 @@
 //! `walctl meta` and `walctl repair-meta`: the log's metadata file (`META`, two copies)
-//! shown, and repaired explicitly (docs/operations.md, "A damaged META").
+//! shown, and repaired explicitly (docs/operations.md, "A damaged META"); and where the
+//! log starts, as `META` says, for `verify`.
 
 use super::Failure;
 use actix_wal::format::meta::{LogMeta, MetaIntent};
@@ -153,4 +154,38 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
          newest-segment floor; any damaged copy is kept as META.damaged or META.copy.damaged"
     );
     writeln!(out, "{said}").map_err(Failure::output)
+}
+
+/// Where the log starts and why: `META`'s first LSN (`start_lsn`, 0 for a log without
+/// `META`), and the first segment file. Without `META`, a first segment above LSN 1 looks
+/// the same whether a checkpoint truncated the segments before it or they were deleted
+/// by hand, so both are named.
+pub fn log_start(first_path: &Path, first_lsn: u64, start_lsn: u64) -> String {
+    let name = super::file_name(first_path);
+    if start_lsn > 0 && first_lsn > start_lsn {
+        format!(
+            "log starts at LSN {}: the first segment file is {name}, but META's first LSN is \
+             {start_lsn}: records {start_lsn}..{} are missing",
+            first_lsn,
+            first_lsn - 1
+        )
+    } else if start_lsn > 1 {
+        format!(
+            "log starts at LSN {start_lsn} (META's first LSN: records below it were removed \
+             by truncate_before); the first segment file is {name}, from LSN {}",
+            first_lsn
+        )
+    } else if first_lsn <= 1 {
+        format!(
+            "log starts at LSN {}: the first segment file is {name}, the beginning of the log",
+            first_lsn
+        )
+    } else {
+        format!(
+            "log starts at LSN {}: the first segment file is {name}; the log has no META: \
+             records below it were removed by truncate_before, or its earlier segments are \
+             missing",
+            first_lsn
+        )
+    }
 }
