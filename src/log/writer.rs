@@ -254,6 +254,14 @@ impl SegmentWriter {
                         Err(e) => return Err(self.undo(batch, done, "create segment", e)),
                     };
                 if !from_spare {
+                    // Created the usual way, the segment is named at once: the segment
+                    // this batch left must be durable first. The flusher's writer kept it
+                    // to sync beside a spare (named only after both syncs), but there is
+                    // none (the first batch after an open, or a failed preparation).
+                    if let Some((lsn, old)) = self.leaving.take() {
+                        let path = self.path_of(lsn);
+                        super::rollover::sync_file(old.as_ref(), || path.clone())?;
+                    }
                     self.create_segment(batch, done, flags)?;
                 }
             }
