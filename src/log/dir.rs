@@ -167,7 +167,9 @@ impl LogDir {
         // Step 1 of the protocol (docs/format.md): from here nothing below `lsn` is
         // returned again, whether or not the removals below happen.
         if self.meta.current().is_some_and(|m| m.first_lsn < lsn.0) {
-            self.meta.update(|m| m.first_lsn = lsn.0)?;
+            // The value replaced is the store's, which may be newer than the one just
+            // looked at: the first LSN only ever moves up.
+            self.meta.update(|m| m.first_lsn = m.first_lsn.max(lsn.0))?;
         }
         let (segments, _) = self.list()?;
         let doomed: Vec<&SegmentFile> = segments

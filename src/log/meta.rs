@@ -303,8 +303,8 @@ impl SharedMeta {
         store.current = current.clone();
         store.settled = true;
         store.in_place = false;
-        drop(store);
         self.publish(current.as_ref());
+        drop(store);
         Ok(read)
     }
 
@@ -319,10 +319,12 @@ impl SharedMeta {
     /// [`MetaStore::update`]: one replace, durable before it returns.
     pub fn update(&self, f: impl FnOnce(&mut LogMeta)) -> Result<(), WalError> {
         let mut store = self.lock();
-        let result = store.update(f).cloned();
-        drop(store);
-        let meta = result?;
+        let meta = store.update(f).cloned()?;
+        // Published before the store is released: values are published in the order
+        // they were made durable (a later replace's value is never overwritten by an
+        // earlier one's, which a caller deciding from `current` would then act on).
         self.publish(Some(&meta));
+        drop(store);
         Ok(())
     }
 
@@ -342,10 +344,10 @@ impl SharedMeta {
                 .map(|m| Some(m.clone())),
             _ => Ok(None),
         };
-        drop(store);
         if let Some(meta) = result? {
             self.publish(Some(&meta));
         }
+        drop(store);
         Ok(())
     }
 
@@ -368,10 +370,11 @@ impl SharedMeta {
         if !unchanged {
             return Ok(false);
         }
-        let result = store.update(|m| m.newest_lsn = segment_first_lsn).cloned();
-        drop(store);
-        let meta = result?;
+        let meta = store
+            .update(|m| m.newest_lsn = segment_first_lsn)
+            .cloned()?;
         self.publish(Some(&meta));
+        drop(store);
         Ok(true)
     }
 }
