@@ -223,16 +223,12 @@ impl Spares {
                     .name("actix-wal-spare".into())
                     .spawn(move || {
                         // One directory fsync for the new spare's entry and the last
-                        // rollover's rename, before the raise: N must never name a
-                        // segment whose name a crash could still take (a replace of
-                        // META writes its copies in place and fsyncs no directory).
+                        // rollover's rename: the raise's replace makes it, else one of
+                        // its own (the helper's I/O shares the disk with the flusher's
+                        // next batches).
                         let spare = recipe.make(false);
-                        let dir_synced = recipe.sync_dir().is_ok();
-                        if dir_synced && !skip_raise() {
-                            if let Some(raise) = raise {
-                                raise.run();
-                            }
-                        }
+                        let raised = !skip_raise() && raise.is_some_and(Raise::run);
+                        let dir_synced = raised || recipe.sync_dir().is_ok();
                         Helped { dir_synced, spare }
                     });
                 match spawned {
@@ -403,11 +399,7 @@ impl super::writer::SegmentWriter {
         let Some(spare) = self.spares.as_mut().and_then(Spares::take) else {
             return Ok(false);
         };
-        let header = crate::format::SegmentHeader::encode_full(
-            first_lsn,
-            0,
-            crate::format::SEGMENT_LOG_KEEPS_META,
-        );
+        let header = crate::format::SegmentHeader::encode_with_flags(first_lsn, 0);
         if let Err(e) = spare.file.write_all_at(&header, 0) {
             let e = WalError::io("write header", &spare.path, e);
             if let Some(s) = &self.spares {
