@@ -16,7 +16,7 @@
 //!   it is removed with the other leftovers, and the log ends where the named segments
 //!   end. That is not corruption.
 //!
-//! The decision ([`spare_to_adopt`]) reads and never writes: offline readers take it too
+//! The decision ([`decide_spare`]) reads and never writes: offline readers take it too
 //! ([`super::recovery_plan`]), so that they read the spare recovery will adopt.
 
 use super::dir::LogDir;
@@ -30,15 +30,73 @@ use crate::format::{SegmentHeader, SEGMENT_HEADER_BYTES};
 use crate::storage::Storage;
 use std::path::{Path, PathBuf};
 
-/// The written spare recovery adopts after `segments` (the named segments, in LSN order),
-/// among the leftover `.wal.tmp` files `temps`, if there is one (see the module's docs).
-/// Reads only.
-pub(crate) fn spare_to_adopt(
+/// What recovery makes of the written spares among the leftover `.wal.tmp` files.
+#[derive(Debug)]
+pub(crate) enum SpareDecision {
+    /// No written spare after the last named segment.
+    Nothing,
+    /// The written spare that continues the log: recovery adopts it.
+    Adopt(Adoption),
+    /// A written spare that does not follow the last named segment: never acknowledged, or
+    /// stale. Recovery removes it with the other leftovers.
+    NotAdopted {
+        /// The spare.
+        spare: PathBuf,
+        /// The first LSN its header gives.
+        first_lsn: u64,
+        /// Where the last named segment's frames end (`None`: it could not be read to its end).
+        previous_ends_at: Option<u64>,
+    },
+}
+
+impl SpareDecision {
+    /// The spare adopted, if one is.
+    pub(crate) fn adoption(self) -> Option<Adoption> {
+        match self {
+            SpareDecision::Adopt(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Decides which written spare recovery adopts after `segments` (the named segments, in LSN
+/// order), among the leftover `.wal.tmp` files `temps` (see the module's docs). Reads only:
+/// offline readers take the same decision.
+pub(crate) fn decide_spare(
     storage: &dyn Storage,
     segments: &[SegmentFile],
     temps: &[PathBuf],
     max_record_bytes: u64,
-) -> Option<Adoption> {
+) -> SpareDecision {
+    let Some(found) = written_spare(storage, segments, temps) else {
+        return SpareDecision::Nothing;
+    };
+    let (last, first_lsn, spare) = found;
+    let ends_at = frames_end(storage, last, max_record_bytes);
+    if ends_at != Some(first_lsn) {
+        return SpareDecision::NotAdopted {
+            spare,
+            first_lsn,
+            previous_ends_at: ends_at,
+        };
+    }
+    let dir = spare.parent().map(Path::to_path_buf).unwrap_or_default();
+    SpareDecision::Adopt(Adoption {
+        spare,
+        segment: SegmentFile {
+            first_lsn,
+            path: dir.join(segment_name(first_lsn)),
+        },
+    })
+}
+
+/// The last named segment and the written spare with the lowest first LSN above its own,
+/// with that LSN.
+fn written_spare<'a>(
+    storage: &dyn Storage,
+    segments: &'a [SegmentFile],
+    temps: &[PathBuf],
+) -> Option<(&'a SegmentFile, u64, PathBuf)> {
     let last = segments.last()?;
     let (first_lsn, spare) = temps
         .iter()
@@ -50,24 +108,7 @@ pub(crate) fn spare_to_adopt(
         .filter_map(|p| Some((spare_first_lsn(storage, p)?, p.clone())))
         .filter(|(lsn, _)| *lsn > last.first_lsn)
         .min_by_key(|(lsn, _)| *lsn)?;
-    let ends_at = frames_end(storage, last, max_record_bytes);
-    if ends_at != Some(first_lsn) {
-        tracing::debug!(
-            spare = %spare.display(),
-            first_lsn,
-            previous_ends_at = ?ends_at,
-            "a written spare does not follow the last segment: not adopted"
-        );
-        return None;
-    }
-    let dir = spare.parent().map(Path::to_path_buf).unwrap_or_default();
-    Some(Adoption {
-        spare,
-        segment: SegmentFile {
-            first_lsn,
-            path: dir.join(segment_name(first_lsn)),
-        },
-    })
+    Some((last, first_lsn, spare))
 }
 
 /// The first LSN in the header of the spare at `path`, if its first 32 bytes are a valid
@@ -110,10 +151,22 @@ impl LogDir {
         out: &mut RecoveryOutcome,
     ) -> Result<(), WalError> {
         let storage = self.storage().as_ref();
-        let Some(Adoption { spare, segment: to }) =
-            spare_to_adopt(storage, segments, temps, opts.max_record_bytes)
-        else {
-            return Ok(());
+        let (spare, to) = match decide_spare(storage, segments, temps, opts.max_record_bytes) {
+            SpareDecision::Nothing => return Ok(()),
+            SpareDecision::NotAdopted {
+                spare,
+                first_lsn,
+                previous_ends_at,
+            } => {
+                tracing::warn!(
+                    spare = %spare.display(),
+                    first_lsn,
+                    ?previous_ends_at,
+                    "a written spare does not follow the last segment: removed, not adopted"
+                );
+                return Ok(());
+            }
+            SpareDecision::Adopt(Adoption { spare, segment }) => (spare, segment),
         };
         storage
             .rename(&spare, &to.path)

@@ -12,7 +12,7 @@
 //! newest segment, a first segment above the log's first LSN), which recovery refuses and
 //! a reader reads up to.
 
-use super::adopt::spare_to_adopt;
+use super::adopt::decide_spare;
 use super::meta::read_meta;
 use super::segment::{list_segments, SegmentFile};
 use crate::error::WalError;
@@ -50,7 +50,7 @@ impl RecoveryPlan {
         max_record_bytes: u64,
     ) -> Result<RecoveryPlan, WalError> {
         let (named, temps) = list_segments(storage, dir)?;
-        let adoption = spare_to_adopt(storage, &named, &temps, max_record_bytes);
+        let adoption = decide_spare(storage, &named, &temps, max_record_bytes).adoption();
         let meta = read_meta(storage, dir)?;
         Ok(RecoveryPlan {
             named,
