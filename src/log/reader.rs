@@ -5,7 +5,7 @@
 //! torn tail of the last segment, and yields an `Err` naming segment and offset for any
 //! damage before it. After an `Err` it yields nothing.
 //!
-//! It reads the log as recovery will leave it ([`RecoveryPlan`], read-only): a written
+//! It reads the log as recovery will leave it (`log/recovery_plan.rs`, read-only): a written
 //! spare that recovery adopts (a rollover's rename lost in a crash) is read as the last
 //! segment, under its spare name; a rewind or reset a crash left unfinished in `META` is
 //! read as done (nothing past the rewind's LSN, nothing at all after a reset, and a log
@@ -196,21 +196,15 @@ impl LogReader {
             .partition_point(|s| s.first_lsn <= lsn.0)
             .saturating_sub(1);
         Ok(LogReader {
-            storage,
             segments,
             next_segment: start,
-            current: None,
-            pending: VecDeque::new(),
-            expected_lsn: None,
-            from_lsn: lsn.0,
-            max_record_bytes,
             done: false,
-            tail_end: None,
             start_lsn: plan.start_lsn(),
             end_lsn: plan.end_lsn(),
             intent,
             adoption: plan.adoption.filter(|a| kept_by_intent(intent, &a.segment)),
             found_log: true,
+            ..LogReader::empty(storage, lsn.0, max_record_bytes)
         })
     }
 
@@ -248,7 +242,7 @@ impl LogReader {
     }
 
     /// The segments of the log, in LSN order, with their first LSNs: the log as recovery
-    /// will leave it (see [`RecoveryPlan`]), each where it can be read now.
+    /// will leave it (`log/recovery_plan.rs`), each where it can be read now.
     pub fn segment_files(&self) -> &[SegmentFile] {
         &self.segments
     }
