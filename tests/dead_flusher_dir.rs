@@ -10,9 +10,8 @@
 mod common;
 
 use actix_wal::*;
-use common::segment_lsns;
+use common::{append_until_segments, file_names, segment_lsns};
 use fail::FailScenario;
-use std::path::Path;
 use std::time::Duration;
 
 fn small() -> WalConfig {
@@ -20,27 +19,6 @@ fn small() -> WalConfig {
         .segment_size_bytes(4096)
         .max_record_bytes(256)
         .preallocate(false)
-}
-
-/// Every file name of the directory.
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Appends 60-byte records until the log has more than `n` segments (bounded).
-async fn append_until_segments(wal: &Wal, dir: &Path, n: usize) {
-    for _ in 0..1_000 {
-        if segment_lsns(dir).len() > n {
-            return;
-        }
-        wal.append(vec![7; 60]).await.unwrap();
-    }
-    panic!("no rollover past {n} segments in 1,000 appends");
 }
 
 /// Rolls a log of small segments over with its spare helper asleep (`spare::before_raise`,
@@ -56,9 +34,9 @@ async fn die_with_the_helper_asleep(point: &str, action: &str) {
     let n = segment_lsns(d.path()).len();
     append_until_segments(&wal, d.path(), n).await;
     assert!(
-        names(d.path()).iter().any(|f| f.starts_with("spare-")),
+        file_names(d.path()).iter().any(|f| f.starts_with("spare-")),
         "the helper made its spare before it fell asleep: {:?}",
-        names(d.path())
+        file_names(d.path())
     );
 
     fail::cfg(point, action).unwrap();
@@ -66,11 +44,11 @@ async fn die_with_the_helper_asleep(point: &str, action: &str) {
     wal.append(vec![8; 60]).await.unwrap();
     fail::remove(point);
     wal.queue().send(Shutdown).await.unwrap().unwrap();
-    let released = names(d.path());
+    let released = file_names(d.path());
     // The helper wakes 500 ms after it fell asleep: its flusher must do nothing then.
     actix_rt::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(
-        names(d.path()),
+        file_names(d.path()),
         released,
         "the dead flusher changed the directory after Shutdown released it"
     );
@@ -79,7 +57,7 @@ async fn die_with_the_helper_asleep(point: &str, action: &str) {
 
     let wal = Wal::open(d.path(), small()).await.unwrap();
     assert!(
-        !names(d.path()).iter().any(|f| f.starts_with("spare-")),
+        !file_names(d.path()).iter().any(|f| f.starts_with("spare-")),
         "recovery removed the dead flusher's spare"
     );
     wal.shutdown().await.unwrap();
@@ -96,7 +74,7 @@ async fn a_spare_a_killed_flusher_left_is_removed_while_the_log_holds_the_direct
     let n = segment_lsns(d.path()).len();
     append_until_segments(&wal, d.path(), n).await;
     let spares = || -> Vec<String> {
-        names(d.path())
+        file_names(d.path())
             .into_iter()
             .filter(|f| f.starts_with("spare-"))
             .collect()

@@ -3,17 +3,11 @@
 //! checkpoint and a rewind. (Issue 20: the spare was left out, so a new 3-record log with
 //! 64 MiB segments held 128 MiB and health said 64 MiB.)
 
-use actix_wal::*;
-use std::path::Path;
+mod common;
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
+use actix_wal::*;
+use common::file_names;
+use std::path::Path;
 
 /// The sum of the log's files on disk: segments and spares (`.wal.tmp`).
 fn segment_bytes(dir: &Path) -> u64 {
@@ -41,7 +35,7 @@ async fn health_matches_disk(wal: &Wal, dir: &Path, when: &str) {
         assert!(
             std::time::Instant::now() < deadline,
             "{when}: health says {reported} bytes, the directory holds {on_disk}: {:?}",
-            names(dir)
+            file_names(dir)
         );
         actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
     }
@@ -58,11 +52,11 @@ async fn health_counts_the_prepared_spare() {
     }
     // The spare is prepared after the first batch, on the flusher's helper thread.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !names(d.path()).iter().any(|n| n.ends_with(".wal.tmp")) {
+    while !file_names(d.path()).iter().any(|n| n.ends_with(".wal.tmp")) {
         assert!(
             std::time::Instant::now() < deadline,
             "no spare: {:?}",
-            names(d.path())
+            file_names(d.path())
         );
         actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
     }
@@ -93,11 +87,11 @@ async fn health_counts_the_segment_bytes_across_rollovers_a_checkpoint_and_a_rew
         last = lsns.into_iter().map(Result::unwrap).max().unwrap();
         health_matches_disk(&wal, d.path(), &format!("after round {round}")).await;
     }
-    let segments = names(d.path())
+    let segments = file_names(d.path())
         .iter()
         .filter(|n| n.ends_with(".wal"))
         .count();
-    assert!(segments > 6, "{:?}", names(d.path()));
+    assert!(segments > 6, "{:?}", file_names(d.path()));
     let removed = wal.truncate_before(Lsn(last.0 / 2)).await.unwrap();
     assert!(removed > 0);
     health_matches_disk(&wal, d.path(), "after truncate_before").await;

@@ -10,7 +10,7 @@ mod common;
 use actix_wal::log::{read_meta, LogDir};
 use actix_wal::storage::{default_storage, FsStorage};
 use actix_wal::*;
-use common::segment_lsns;
+use common::{append_until_segments, segment_lsns};
 use fail::FailScenario;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -35,17 +35,6 @@ fn image(dir: &Path) -> (Vec<(String, u64)>, Vec<u8>) {
     files.sort();
     let meta = std::fs::read(dir.join("META")).unwrap_or_default();
     (files, meta)
-}
-
-/// Appends 60-byte records until the log has more than `n` segments (bounded).
-async fn append_until_segments(wal: &Wal, dir: &Path, n: usize) {
-    for _ in 0..1_000 {
-        if segment_lsns(dir).len() > n {
-            return;
-        }
-        wal.append(vec![7; 60]).await.unwrap();
-    }
-    panic!("no rollover past {n} segments in 1,000 appends");
 }
 
 /// A log of small segments past its second, rolled over into a new one with the spare

@@ -7,7 +7,7 @@
 mod common;
 mod sim;
 
-use common::{sim_options, sim_writer};
+use common::{file_names, sim_options, sim_writer};
 
 use actix_wal::log::spare::is_spare_name;
 use actix_wal::*;
@@ -15,15 +15,6 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
 
 fn small() -> LogOptions {
     LogOptions {
@@ -44,7 +35,7 @@ fn read_all(dir: &Path) -> Vec<Vec<u8>> {
 fn rollovers_use_prepared_spares_and_readers_and_recovery_never_read_one() {
     let d = tempfile::tempdir().unwrap();
     let (w, written) = write_300_open(d.path());
-    let open = names(d.path());
+    let open = file_names(d.path());
     let spares: Vec<&String> = open.iter().filter(|n| is_spare_name(n)).collect();
     let segments = open.iter().filter(|n| n.ends_with(".wal")).count();
     // Many rollovers, one spare waiting for the next, no creation left half done.
@@ -60,7 +51,7 @@ fn rollovers_use_prepared_spares_and_readers_and_recovery_never_read_one() {
     let spare = d.path().join(spares[0]);
     drop(w);
     // Dropping a writer removes its unused spare.
-    assert!(!spare.exists(), "{:?}", names(d.path()));
+    assert!(!spare.exists(), "{:?}", file_names(d.path()));
     // One left by a crash, full of bytes that look like anything, is still not read.
     std::fs::write(&spare, vec![0xA5u8; 4096]).unwrap();
     assert_eq!(read_all(d.path()), written);
@@ -97,7 +88,7 @@ async fn the_flusher_rolls_over_into_spares() {
         wal.append(p.clone()).await.unwrap();
         written.push(p);
     }
-    let open = names(d.path());
+    let open = file_names(d.path());
     assert!(open.iter().filter(|n| n.ends_with(".wal")).count() > 3);
     assert!(
         open.iter().filter(|n| is_spare_name(n)).count() <= 1,
@@ -106,7 +97,7 @@ async fn the_flusher_rolls_over_into_spares() {
     wal.shutdown().await.unwrap();
     // The flusher is joined by `shutdown`, its writer dropped: the unused spare is
     // removed, and the helper's raise of N (off the commit path) has landed.
-    let after = names(d.path());
+    let after = file_names(d.path());
     assert!(after.iter().all(|n| !is_spare_name(n)), "{after:?}");
     let newest = after
         .iter()
@@ -126,7 +117,7 @@ async fn the_flusher_rolls_over_into_spares() {
 
 /// The segment files of `dir` (by name), newest last.
 fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
-    names(dir)
+    file_names(dir)
         .into_iter()
         .filter(|n| actix_wal::log::segment::parse_segment_name(n).is_some())
         .map(|n| dir.join(n))
@@ -167,7 +158,11 @@ fn a_newest_segment_whose_rename_was_lost_is_adopted_from_its_spare() {
     std::fs::rename(&newest, &spare).unwrap();
     let (w, outcome) = LogWriter::open(d.path(), small()).unwrap();
     assert_eq!(outcome.adopted_spare.as_ref(), Some(&newest));
-    assert!(newest.exists() && !spare.exists(), "{:?}", names(d.path()));
+    assert!(
+        newest.exists() && !spare.exists(),
+        "{:?}",
+        file_names(d.path())
+    );
     assert!(!outcome.removed.contains(&spare), "{:?}", outcome.removed);
     assert_eq!(outcome.next_lsn, Lsn(301));
     drop(w);

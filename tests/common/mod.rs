@@ -198,6 +198,28 @@ pub fn segment_count(dir: &Path) -> usize {
         .count()
 }
 
+/// Every file name in `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Appends 60-byte records until the log in `dir` has more than `n` segments (at most
+/// 1,000 appends, else it panics).
+pub async fn append_until_segments(wal: &Wal, dir: &Path, n: usize) {
+    for _ in 0..1_000 {
+        if segment_lsns(dir).len() > n {
+            return;
+        }
+        wal.append(vec![7; 60]).await.unwrap();
+    }
+    panic!("no rollover past {n} segments in 1,000 appends");
+}
+
 /// The first LSNs of the log's segment files, in order.
 pub fn segment_lsns(dir: &Path) -> Vec<u64> {
     let mut v: Vec<u64> = std::fs::read_dir(dir)
