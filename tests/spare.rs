@@ -282,11 +282,13 @@ fn a_rollover_batch_that_fits_moves_whole_into_the_new_segment() {
 
 /// A storage whose directory `fsync`s wait while `hold` is set: the spare helper's
 /// `fsync` after a rollover is held back, so the test can take crash images in the window
-/// between the acknowledgement and the rename becoming durable.
+/// between the acknowledgement and the rename becoming durable. With `fail_on_helper`,
+/// every directory `fsync` made on the spare helper's thread fails instead (`EIO`).
 #[derive(Debug)]
 struct HeldDirSync {
     inner: SharedStorage,
     hold: Arc<AtomicBool>,
+    fail_on_helper: bool,
 }
 
 impl Storage for HeldDirSync {
@@ -314,6 +316,9 @@ impl Storage for HeldDirSync {
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
         while self.hold.load(Ordering::SeqCst) {
             std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if self.fail_on_helper && std::thread::current().name() == Some("actix-wal-spare") {
+            return Err(std::io::Error::from_raw_os_error(5));
         }
         self.inner.sync_dir(dir)
     }
@@ -346,6 +351,7 @@ fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync
     let storage: SharedStorage = Arc::new(HeldDirSync {
         inner: sim.shared(),
         hold: hold.clone(),
+        fail_on_helper: false,
     });
     let opts = sim_options;
     let (mut w, mut p) = sim_writer(dir, storage, SpareMode::Thread);
@@ -397,4 +403,62 @@ fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync
         "no crash image lost a rename: the window was not tested"
     );
     assert!(lost_without > 0, "never adopting a spare lost nothing");
+}
+
+/// A spare whose directory entry the helper could not make durable (its directory `fsync`
+/// failed) is never written: a crash could take both its creation and the rollover's
+/// rename, and with them the acknowledged records in it. Found by the torture run
+/// (`actors:11466596072932860866` in CI, and the two-copy META branch's seeds): the
+/// rollover before had created its segment the usual way, so no rename was waiting for
+/// a directory `fsync`, and the spare was used with nothing making its name durable.
+#[test]
+fn a_spare_whose_directory_fsync_failed_never_holds_acknowledged_records() {
+    use actix_wal::log::spare::SpareMode;
+    use actix_wal::log::Batch;
+    let dir = Path::new("/wal");
+    let sim = sim::SimStorage::new();
+    let storage: SharedStorage = Arc::new(HeldDirSync {
+        inner: sim.shared(),
+        hold: Arc::new(AtomicBool::new(false)),
+        fail_on_helper: true,
+    });
+    let (mut w, mut p) = sim_writer(dir, storage, SpareMode::Thread);
+    let mut rollovers = 0;
+    let mut lost = Vec::new();
+    let mut images = 0;
+    while rollovers < 4 {
+        let mut b = Batch::new(&p);
+        for _ in 0..4 {
+            b.push_record(&mut p, &[0x3C; 100]).unwrap();
+        }
+        let rolls = b.chunks.iter().any(|c| c.creates_segment);
+        if rolls && rollovers % 2 == 0 {
+            // This rollover creates its segment the usual way (its own directory fsync):
+            // afterwards no rename waits for one, as after a spare that was not ready.
+            let s = w.spares.as_mut().unwrap();
+            s.settle_dir().unwrap();
+            if let Some(spare) = s.take() {
+                s.discard(spare);
+            }
+        }
+        w.write_batch(&b).unwrap();
+        if !rolls {
+            continue;
+        }
+        rollovers += 1;
+        for seed in 0..32u64 {
+            let image = sim.crash(sim::mix(rollovers, seed));
+            images += 1;
+            match LogWriter::open(dir, sim_options(image.shared())) {
+                Ok((_, out)) if out.next_lsn.0 >= b.end_lsn => {}
+                other => lost.push(format!(
+                    "rollover {rollovers}, seed {seed}: acknowledged up to {}, recovered {:?}",
+                    b.end_lsn - 1,
+                    other.map(|(_, out)| out.next_lsn)
+                )),
+            }
+        }
+    }
+    assert!(images >= 128);
+    assert!(lost.is_empty(), "acknowledged records lost: {lost:#?}");
 }

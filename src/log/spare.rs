@@ -133,6 +133,28 @@ impl Recipe {
     }
 }
 
+impl Recipe {
+    /// A spare whose directory entry the helper's `fsync` did not make durable is never
+    /// used: a crash could take its creation and the rollover's rename both, and the
+    /// acknowledged records in it with them (the rollover before may have left no rename
+    /// waiting, so nothing else would `fsync` the directory first). It is removed (best
+    /// effort; recovery removes it too) and counts as a failed preparation.
+    fn unless_dir_failed(
+        &self,
+        spare: Result<SpareFile, WalError>,
+        dir_error: Option<WalError>,
+    ) -> Result<SpareFile, WalError> {
+        match (spare, dir_error) {
+            (Ok(s), Some(e)) => {
+                drop(s.file);
+                let _ = self.storage.remove(&s.path);
+                Err(e)
+            }
+            (spare, _) => spare,
+        }
+    }
+}
+
 /// What a helper thread did: the directory `fsync` a rollover left to it, and the spare.
 #[derive(Debug)]
 struct Helped {
@@ -228,8 +250,15 @@ impl Spares {
                         // next batches).
                         let spare = recipe.make(false);
                         let raised = !skip_raise() && raise.is_some_and(Raise::run);
-                        let dir_synced = raised || recipe.sync_dir().is_ok();
-                        Helped { dir_synced, spare }
+                        let dir_error = if raised {
+                            None
+                        } else {
+                            recipe.sync_dir().err()
+                        };
+                        Helped {
+                            dir_synced: dir_error.is_none(),
+                            spare: recipe.unless_dir_failed(spare, dir_error),
+                        }
                     });
                 match spawned {
                     Ok(h) => self.pending = Some(Pending::Making(h)),

@@ -114,6 +114,7 @@ impl SimStorage {
     }
 
     fn lock_shared(&self) -> MutexGuard<'_, Shared> {
+        jitter();
         // A panic while holding the lock (in a test) leaves consistent state: every change
         // is made in one step.
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
@@ -284,5 +285,21 @@ impl SimStorage {
             }
             fault
         }))
+    }
+}
+
+/// `TORTURE_JITTER=1`: every operation on the simulated disk first sleeps now and then
+/// (up to 300 us, one in eight), so that the threads of the actor pipeline (queue,
+/// flusher, spare helper) interleave in orders a quiet machine rarely shows.
+fn jitter() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    if !*ON.get_or_init(|| std::env::var_os("TORTURE_JITTER").is_some()) {
+        return;
+    }
+    let x = mix(STATE.fetch_add(0x9E37_79B9, Ordering::Relaxed), 1);
+    if x.is_multiple_of(8) {
+        std::thread::sleep(std::time::Duration::from_micros((x >> 8) % 300));
     }
 }
