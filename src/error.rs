@@ -229,6 +229,15 @@ pub enum WalError {
         /// The configured limit.
         max_bytes: u64,
     },
+    /// A metadata value whose fields conflict (an intent whose cut lies below the first
+    /// LSN, a reset intent with another first LSN, ...): no protocol writes it, and
+    /// recovery would have to refuse it. Refused before anything is written; the file
+    /// is left as it was. See `LogMeta::conflict`.
+    #[error("metadata value refused: {reason}")]
+    MetaConflict {
+        /// What conflicts.
+        reason: String,
+    },
     /// A read of an LSN the log does not hold: below its first LSN, removed by a
     /// checkpoint (also when the removal raced the read), or not durable (never written,
     /// or not yet fsynced).

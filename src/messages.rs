@@ -379,6 +379,11 @@ pub struct RecoveryReport {
     pub duration: Duration,
     /// The application's metadata slot found at open (`Wal::set_meta`), if ever set.
     pub meta: Option<Vec<u8>>,
+    /// What recovery found wrong with the two copies of `META` and repaired: a copy
+    /// damaged, cut, missing, or older than the other (both were written back from the
+    /// newest whole one, and the values reported are its), or a log without `META` that
+    /// got one. `None` when both copies were whole and equal.
+    pub meta_repair: Option<String>,
 }
 
 impl RecoveryReport {
@@ -395,6 +400,7 @@ impl RecoveryReport {
             salvaged_from: o.salvaged_from.clone(),
             duration: Duration::ZERO,
             meta: o.meta.clone(),
+            meta_repair: o.meta_repair.clone(),
         }
     }
 }

@@ -144,10 +144,21 @@ fn an_old_log_without_meta_gets_one_at_open() {
     }
     log.sync().unwrap();
     drop(log);
-    std::fs::remove_file(d.path().join("META")).unwrap();
+    // What a version before META left: no copy of it, segment headers without
+    // KEEPS_META (bytes 24..28 zero, the header CRC over them).
+    for name in ["META", "META.copy"] {
+        std::fs::remove_file(d.path().join(name)).unwrap();
+    }
+    for lsn in segment_lsns(d.path()) {
+        let path = d.path().join(actix_wal::log::segment_name(lsn));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..32].copy_from_slice(&actix_wal::format::SegmentHeader::encode(lsn));
+        std::fs::write(&path, bytes).unwrap();
+    }
     let (log, outcome) = LogWriter::open(d.path(), opts).unwrap();
     drop(log);
     assert_eq!(outcome.start_lsn, Lsn(1));
+    assert!(outcome.meta_repair.is_some(), "{outcome:?}");
     let meta = read_meta(&actix_wal::storage::FsStorage, d.path())
         .unwrap()
         .unwrap();

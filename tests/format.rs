@@ -283,18 +283,24 @@ fn segment_path(dir: &Path, first_lsn: u64) -> PathBuf {
 }
 
 /// Every file of a directory, by name.
-/// The log's files, without its `META`: these properties damage acknowledged frames of
-/// the last segment on purpose, to check the frame format, and `META`'s floor under the
-/// durable end would (rightly) call a segment cut down to no record a lost newest segment
-/// (tests/checkpoint.rs checks that). Without `META` the log opens as an older log would.
+/// The log's files, its `META` copies with no floor under the durable end (N = 0): these
+/// properties damage acknowledged frames of the last segment on purpose, to check the
+/// frame format, and `META`'s floor would (rightly) call a segment cut down to no record
+/// a lost newest segment (tests/checkpoint.rs checks that).
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    use actix_wal::format::meta::LogMeta;
     fs::read_dir(dir)
         .expect("list")
-        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "META"))
         .map(|e| {
             let e = e.expect("entry");
-            let bytes = fs::read(e.path()).expect("read");
-            (e.file_name().to_string_lossy().into_owned(), bytes)
+            let mut bytes = fs::read(e.path()).expect("read");
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == "META" || name == "META.copy" {
+                let mut meta = LogMeta::decode(&bytes, u64::MAX).expect("META");
+                meta.newest_lsn = 0;
+                bytes = meta.encode(u64::MAX).expect("META");
+            }
+            (name, bytes)
         })
         .collect()
 }

@@ -1,15 +1,19 @@
-//! The metadata file (`META`) under power loss, on the simulated disk of tests/torture.rs
-//! ([`sim::SimStorage`]): a crash before any step of a replace leaves the old value or the
-//! new one, whole, never neither and never a mix; once a replace has returned, only its
-//! value (or a later one) survives; a failed replace leaves the last acknowledged value or
-//! one of the values attempted since. Broken replacers (in place, without the directory
-//! fsync, without the temporary file's fsync, retrying a failed fsync) must be caught by
-//! the same check.
+//! The metadata file (`META`, kept in two copies) under power loss, on the simulated disk
+//! of tests/torture.rs ([`sim::SimStorage`]): a crash before any step of a replace leaves
+//! at least one whole copy, holding the old value or the new one, never neither and never
+//! a mix; once a replace has returned, both copies hold its value (so a single copy
+//! damaged later still opens with it), and only its value (or a later one) survives; a
+//! failed replace leaves the last acknowledged value or one of the values attempted since.
+//! Broken replacers (one copy written in place, both copies written before either is
+//! fsynced, retrying a failed fsync, no directory fsync for a new copy) must be caught by
+//! the same checks.
 
 mod sim;
 
 use actix_wal::format::meta::{LogMeta, MetaIntent};
-use actix_wal::log::meta::{read_meta, MetaStore, META_FILE, META_TMP_FILE};
+use actix_wal::log::meta::{
+    read_meta, read_meta_copies, MetaStore, META_COPY_FILE, META_FILE, META_TMP_FILE,
+};
 use actix_wal::{SharedStorage, Storage, WalError};
 use sim::broken::{Broken, BrokenStorage};
 use sim::{mix, Fault, SimStorage, Snapshot};
@@ -36,21 +40,27 @@ const SLOT_BYTES: [Option<usize>; VALUES] = [
 ];
 
 /// The `k`-th value written (`k` from 1); 0 is "no file yet". Every field differs from
-/// every other value's, so a mix of two is never taken for either.
+/// every other value's, so a mix of two is never taken for either; each is a value a
+/// writer may write (an intent agrees with the first LSN: `LogMeta::conflict`).
 fn value(k: usize) -> Option<LogMeta> {
     if k == 0 {
         return None;
     }
     let k64 = k as u64;
+    let (first_lsn, newest_lsn, intent) = match k % 3 {
+        0 => (1_000 * k64, 1_000 * k64 + 7, MetaIntent::None),
+        1 => (
+            1_000 * k64,
+            1_000 * k64 + 7,
+            MetaIntent::TruncateAfter(1_000 * k64 + 31),
+        ),
+        _ => (1_000 * k64 + 37, 0, MetaIntent::Reset(1_000 * k64 + 37)),
+    };
     Some(LogMeta {
         seq: 0,
-        first_lsn: 1_000 * k64,
-        newest_lsn: 1_000 * k64 + 7,
-        intent: match k % 3 {
-            0 => MetaIntent::None,
-            1 => MetaIntent::TruncateAfter(k64 * 31),
-            _ => MetaIntent::Reset(k64 * 37),
-        },
+        first_lsn,
+        newest_lsn,
+        intent,
         slot: SLOT_BYTES[(k - 1) % VALUES].map(|n| (0..n).map(|i| (i * 7 + k) as u8).collect()),
     })
 }
@@ -66,10 +76,10 @@ fn which(found: &Option<LogMeta>) -> Option<usize> {
 enum Replacer {
     /// [`MetaStore::replace`].
     Store,
-    /// Broken: truncate `META` and write the new value into it.
-    InPlace,
-    /// Broken: `META.tmp` renamed over `META` without being fsynced.
-    NoTmpSync,
+    /// Broken: only `META`, written in place (one copy).
+    OneCopy,
+    /// Broken: both copies written, then both fsynced (a crash may tear both).
+    BothThenSync,
 }
 
 struct Writer {
@@ -89,25 +99,27 @@ impl Writer {
         }
     }
 
-    fn replace(&mut self, next: LogMeta) -> Result<(), WalError> {
+    fn replace(&mut self, next: LogMeta, seq: u64) -> Result<(), WalError> {
         if let Some(store) = &mut self.store {
             return store.replace(next).map(|_| ());
         }
-        let bytes = next.encode(u64::MAX).expect("the values fit");
+        let bytes = LogMeta { seq, ..next }
+            .encode(u64::MAX)
+            .expect("the values fit");
         let dir = Path::new(DIR);
         let io = |e| WalError::io("broken replace", DIR, e);
-        let target = match self.replacer {
-            Replacer::InPlace => dir.join(META_FILE),
-            _ => dir.join(META_TMP_FILE),
+        let names: &[&str] = match self.replacer {
+            Replacer::OneCopy => &[META_FILE],
+            _ => &[META_COPY_FILE, META_FILE],
         };
-        let f = self.storage.create(&target).map_err(io)?;
-        f.write_all_at(&bytes, 0).map_err(io)?;
-        if self.replacer == Replacer::InPlace {
+        let mut files = Vec::new();
+        for name in names {
+            let f = self.storage.create(&dir.join(name)).map_err(io)?;
+            f.write_all_at(&bytes, 0).map_err(io)?;
+            files.push(f);
+        }
+        for f in files {
             f.sync_all().map_err(io)?;
-        } else {
-            self.storage
-                .rename(&target, &dir.join(META_FILE))
-                .map_err(io)?;
         }
         self.storage.sync_dir(dir).map_err(io)
     }
@@ -116,12 +128,13 @@ impl Writer {
 /// One workload: `VALUES` replaces in turn, optionally with `fault` armed at operation
 /// `fault_at`, on storage broken as `broken` says. Returns the crash points (a snapshot
 /// before every mutating operation, and one at the end), marked with the number of
-/// replaces finished so far, and each replace's outcome.
+/// replaces finished so far, each replace's outcome, and a snapshot right after each
+/// replace that returned `Ok` (marked with its number).
 fn run(
     replacer: Replacer,
     broken: Option<Broken>,
     fault: Option<(u64, Fault)>,
-) -> (Vec<Snapshot>, Vec<bool>) {
+) -> (Vec<Snapshot>, Vec<bool>, Vec<Snapshot>) {
     let sim = SimStorage::new();
     sim.create_dir_all(Path::new(DIR)).unwrap();
     sim.sync_dir(Path::new("/")).unwrap();
@@ -137,14 +150,42 @@ fn run(
     let probe = finished.clone();
     sim.record(move || probe.load(Ordering::SeqCst));
     let mut outcomes = Vec::new();
+    let mut returned = Vec::new();
     for k in 1..=VALUES {
-        let ok = writer.replace(value(k).unwrap()).is_ok();
+        let ok = writer.replace(value(k).unwrap(), k as u64).is_ok();
         outcomes.push(ok);
+        if ok {
+            returned.push(sim.snapshot(k as u64));
+        }
         finished.fetch_add(1, Ordering::SeqCst);
     }
     let mut snapshots = sim.take_snapshots();
     snapshots.push(sim.snapshot(finished.load(Ordering::SeqCst)));
-    (snapshots, outcomes)
+    (snapshots, outcomes, returned)
+}
+
+/// Crashes the disk right after each replace that returned `Ok` under `seeds` seeds: both
+/// copies must be whole and hold its value, so that either alone opens with it.
+fn check_returned(returned: &[Snapshot], seeds: u64) -> Result<u64, String> {
+    let mut checked = 0;
+    for snap in returned {
+        let k = snap.mark as usize;
+        for s in 0..seeds {
+            let disk = snap.crash(mix(snap.op, s));
+            let read = read_meta_copies(&disk, Path::new(DIR))
+                .map_err(|e| format!("after replace {k} returned, seed {s}: {e}"))?;
+            if !read.is_whole() || which(&read.meta) != Some(k) {
+                return Err(format!(
+                    "after replace {k} returned, seed {s}: copies {:?} / {:?}, value {:?}",
+                    read.main,
+                    read.copy,
+                    which(&read.meta)
+                ));
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
 }
 
 /// The values a crash may leave once `finished` replaces have returned: the last that
@@ -233,16 +274,18 @@ const FAULTS: [Fault; 5] = [
 /// Every fault at every operation of the workload. Returns the crash points checked and
 /// the replaces that failed, or the first violation.
 fn check_faults(replacer: Replacer, broken: Option<Broken>) -> Result<(u64, u64), String> {
-    let (clean, _) = run(replacer, broken, None);
+    let (clean, _, _) = run(replacer, broken, None);
     let ops = clean.len() as u64;
     let (mut checked, mut failed) = (0, 0);
     for at in 0..ops {
         for fault in FAULTS {
-            let (snapshots, outcomes) = run(replacer, broken, Some((at, fault)));
+            let (snapshots, outcomes, returned) = run(replacer, broken, Some((at, fault)));
             failed += outcomes.iter().filter(|ok| !**ok).count() as u64;
             checked += check(&snapshots, &outcomes, 2)
                 .map_err(|e| format!("{fault:?} at op {at}: {e}"))?
                 .checked;
+            checked +=
+                check_returned(&returned, 2).map_err(|e| format!("{fault:?} at op {at}: {e}"))?;
         }
     }
     Ok((checked, failed))
@@ -250,9 +293,9 @@ fn check_faults(replacer: Replacer, broken: Option<Broken>) -> Result<(u64, u64)
 
 #[test]
 fn a_crash_at_every_step_of_a_replace_leaves_the_old_or_the_new_value() {
-    let (snapshots, outcomes) = run(Replacer::Store, None, None);
+    let (snapshots, outcomes, returned) = run(Replacer::Store, None, None);
     assert!(outcomes.iter().all(|ok| *ok));
-    // Each replace is at least create, write, fsync, rename, directory fsync.
+    // Each replace is at least two writes, two truncations and two fsyncs.
     assert!(
         snapshots.len() > 5 * VALUES,
         "{} crash points",
@@ -261,7 +304,9 @@ fn a_crash_at_every_step_of_a_replace_leaves_the_old_or_the_new_value() {
     let seen = check(&snapshots, &outcomes, 24).unwrap();
     // Not vacuous: crashes during a replace left the old value and the new one.
     assert!(seen.old > 0 && seen.new > 0, "{seen:?}");
-    println!("{seen:?}");
+    let after = check_returned(&returned, 24).unwrap();
+    assert_eq!(after, 24 * VALUES as u64);
+    println!("{seen:?}, {after} images after a replace returned");
 }
 
 #[test]
@@ -271,26 +316,35 @@ fn a_failed_replace_leaves_the_last_acknowledged_value_or_an_attempted_one() {
     println!("{checked} crash points checked, {failed} replaces failed");
 }
 
-#[test]
-fn teeth_a_replace_in_place_is_caught() {
-    let (snapshots, outcomes) = run(Replacer::InPlace, None, None);
-    let err = check(&snapshots, &outcomes, 24).unwrap_err();
+/// Either check catches it; which one says how.
+fn caught(replacer: Replacer, broken: Option<Broken>) -> String {
+    let (snapshots, outcomes, returned) = run(replacer, broken, None);
+    let err = check(&snapshots, &outcomes, 24)
+        .err()
+        .or_else(|| check_returned(&returned, 24).err())
+        .unwrap_or_else(|| panic!("{replacer:?} {broken:?} went unnoticed"));
     println!("caught: {err}");
+    err
+}
+
+#[test]
+fn teeth_a_single_copy_written_in_place_is_caught() {
+    caught(Replacer::OneCopy, None);
+}
+
+#[test]
+fn teeth_both_copies_written_before_either_is_fsynced_is_caught() {
+    caught(Replacer::BothThenSync, None);
 }
 
 #[test]
 fn teeth_a_replace_without_the_directory_fsync_is_caught() {
-    let (snapshots, outcomes) = run(Replacer::Store, Some(Broken::SkipDirSync), None);
-    let err = check(&snapshots, &outcomes, 24).unwrap_err();
-    assert!(err.contains("found value"), "{err}");
-    println!("caught: {err}");
-}
-
-#[test]
-fn teeth_a_rename_of_an_unsynced_temporary_file_is_caught() {
-    let (snapshots, outcomes) = run(Replacer::NoTmpSync, None, None);
-    let err = check(&snapshots, &outcomes, 24).unwrap_err();
-    println!("caught: {err}");
+    // A new copy's name never made durable: a crash may take both names.
+    let err = caught(Replacer::Store, Some(Broken::SkipDirSync));
+    assert!(
+        err.contains("found value") || err.contains("copies"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -309,7 +363,11 @@ fn a_missing_file_reads_as_none_and_a_leftover_tmp_is_ignored() {
     let mut store = MetaStore::open_default(sim.shared(), DIR).unwrap();
     assert!(store.current().is_none());
     store.update(|m| m.first_lsn = 9).unwrap();
-    assert_eq!(sim.names(Path::new(DIR)), vec![META_FILE.to_string()]);
+    let names = sim.names(Path::new(DIR));
+    assert!(
+        names.contains(&META_FILE.to_string()) && names.contains(&META_COPY_FILE.to_string()),
+        "{names:?}"
+    );
     assert_eq!(
         read_meta(&sim, Path::new(DIR)).unwrap().unwrap().first_lsn,
         9

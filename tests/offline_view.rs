@@ -127,7 +127,7 @@ fn readers_read_the_written_spare_recovery_adopts() {
 /// newest-segment LSN set as that step sets them).
 fn leave_intent(dir: &Path, intent: MetaIntent) {
     let log = LogDir::open(dir, actix_wal::storage::default_storage()).unwrap();
-    log.meta().reload().unwrap().expect("the log has a META");
+    log.meta().reload().unwrap().meta.expect("the log has a META");
     // N' (docs/format.md): the segment holding the rewind's last record.
     let kept_newest = |x: u64| {
         segments(dir)

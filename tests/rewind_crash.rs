@@ -5,10 +5,13 @@
 //! answered, the log is the log before it or the log after it, whole; once it answered,
 //! never a removed record again, every acknowledged append after it present, and the
 //! metadata slot as acknowledged. Teeth: the same workload on a disk broken only while
-//! the operation runs (directory fsyncs skipped, `META` never renamed) is caught.
+//! the operation runs (directory fsyncs skipped, `META` never replaced) is caught. Each
+//! image whose two copies of `META` are whole is also recovered with either copy removed
+//! (issue 20, item 5): it must give the same answer.
 
 mod sim;
 
+use actix_wal::log::meta::{read_meta_copies, META_COPY_FILE, META_FILE};
 use actix_wal::log::{open_log, LogOptions, LogReader};
 use actix_wal::{Lsn, RecoveryPolicy, SharedStorage, Storage, Wal, WalConfig};
 use sim::broken::{Broken, BrokenStorage};
@@ -148,9 +151,31 @@ fn expected(op: Op, after: Option<u64>) -> Vec<(u64, Vec<u8>)> {
     }
 }
 
-/// Recovers a crash image and reads it; `Err` says what is wrong.
-fn check(op: Op, snap: &Snapshot, seed: u64) -> Result<(), String> {
+/// Checks a crash image, and when both copies of `META` in it are whole, the same image
+/// with each copy removed in turn: a power cut anywhere leaves at least one whole copy
+/// holding the value before or after the operation, and once a replace has returned
+/// either copy alone opens with it.
+fn check(op: Op, snap: &Snapshot, seed: u64) -> Result<u64, String> {
+    check_image(op, snap, seed, None)?;
     let disk = snap.crash(seed);
+    let read = read_meta_copies(&disk, Path::new(DIR)).map_err(|e| format!("META: {e}"))?;
+    if read.is_whole() && read.meta.is_some() {
+        for copy in [META_FILE, META_COPY_FILE] {
+            check_image(op, snap, seed, Some(copy)).map_err(|e| format!("without {copy}: {e}"))?;
+        }
+        return Ok(2);
+    }
+    Ok(0)
+}
+
+/// Recovers a crash image (with the copy of `META` named `drop` removed) and reads it;
+/// `Err` says what is wrong.
+fn check_image(op: Op, snap: &Snapshot, seed: u64, drop: Option<&str>) -> Result<(), String> {
+    let disk = snap.crash(seed);
+    if let Some(name) = drop {
+        disk.remove(&Path::new(DIR).join(name))
+            .map_err(|e| format!("remove {name}: {e}"))?;
+    }
     let storage = disk.shared();
     // An offline reader on the image before recovery (it writes nothing) sees the log
     // recovery opens (issue 20, item 7): an unfinished intent read as done.
@@ -201,20 +226,23 @@ fn check(op: Op, snap: &Snapshot, seed: u64) -> Result<(), String> {
     }
 }
 
-/// Every crash point, `SEEDS_PER_POINT` images each; returns the failures.
-fn failures(op: Op, broken: Option<Broken>) -> (usize, Vec<String>) {
+/// Every crash point, `SEEDS_PER_POINT` images each; returns the images, the failures,
+/// and the images checked again with a copy of `META` removed.
+fn failures(op: Op, broken: Option<Broken>) -> (usize, Vec<String>, u64) {
     let snaps = run(op, broken);
     let mut bad = Vec::new();
     let mut images = 0;
+    let mut without_a_copy = 0;
     for (i, snap) in snaps.iter().enumerate() {
         for s in 0..SEEDS_PER_POINT {
             images += 1;
-            if let Err(e) = check(op, snap, mix(i as u64, s)) {
-                bad.push(format!("crash before op #{} ({}): {e}", snap.op, snap.desc));
+            match check(op, snap, mix(i as u64, s)) {
+                Ok(n) => without_a_copy += n,
+                Err(e) => bad.push(format!("crash before op #{} ({}): {e}", snap.op, snap.desc)),
             }
         }
     }
-    (images, bad)
+    (images, bad, without_a_copy)
 }
 
 const OPS: [Op; 6] = [
@@ -229,15 +257,21 @@ const OPS: [Op; 6] = [
 #[test]
 fn a_crash_anywhere_in_a_rewind_reset_checkpoint_or_set_meta_leaves_the_log_before_or_after_it() {
     for op in OPS {
-        let (images, bad) = failures(op, None);
+        let (images, bad, without_a_copy) = failures(op, None);
         assert!(images > 40, "{op:?}: only {images} crash images");
+        assert!(
+            without_a_copy > 40,
+            "{op:?}: {without_a_copy} images without a copy"
+        );
         assert!(
             bad.is_empty(),
             "{op:?}: {} of {images} images wrong:\n{}",
             bad.len(),
             bad.join("\n")
         );
-        eprintln!("{op:?}: {images} crash images, all before or after");
+        eprintln!(
+            "{op:?}: {images} crash images, all before or after ({without_a_copy} more with a copy of META removed)"
+        );
     }
 }
 
@@ -250,7 +284,7 @@ fn each_operation_done_wrong_is_caught() {
         (Op::SetMeta, Broken::MetaNotRenamed),
     ];
     for (op, broken) in cases {
-        let (images, bad) = failures(op, Some(broken));
+        let (images, bad, _) = failures(op, Some(broken));
         assert!(
             !bad.is_empty(),
             "{op:?} with {broken:?} went unnoticed in {images} images"

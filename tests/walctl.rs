@@ -321,9 +321,11 @@ fn verify_says_where_the_log_starts_and_why() {
     assert!(first > 1 && first <= 40);
     let o = walctl(&["verify"], dir);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    // Where the log starts is META's first LSN (issue 20, item 10), not the first
+    // segment's name.
     let line = format!(
-        "start: log starts at LSN {first}: the first segment file is {}; records below it \
-         were removed by truncate_before, or its earlier segments are missing",
+        "start: log starts at LSN 40 (META's first LSN: records below it were removed by \
+         truncate_before); the first segment file is {}, from LSN {first}",
         segment_name(first)
     );
     let out = stdout(&o);
@@ -369,4 +371,99 @@ fn dump_as_another_user_is_refused() {
     let o = as_nobody(&dir);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("record 1"), "{}", stdout(&o));
+}
+
+/// Issue 20, item 10: on a log checkpointed inside its first segment, `verify` and `stat`
+/// say the log starts where `META` says, not at the first segment's name.
+#[test]
+fn verify_and_stat_take_where_the_log_starts_from_meta() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
+    log.truncate_before(Lsn(12)).unwrap();
+    drop(log);
+    assert!(dir.join(segment_name(1)).exists());
+    let o = walctl(&["verify"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let line = format!(
+        "start: log starts at LSN 12 (META's first LSN: records below it were removed by \
+         truncate_before); the first segment file is {}, from LSN 1",
+        segment_name(1)
+    );
+    assert!(out.lines().any(|l| l == line), "{out}");
+    assert!(!out.contains("log starts at LSN 1:"), "{out}");
+    let o = walctl(&["stat"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.lines().any(|l| l == "log starts at: 12"), "{out}");
+}
+
+/// Issue 20, item 5: `walctl meta` shows both copies of `META`; `walctl repair-meta`
+/// writes a damaged copy back from the good one, and refuses to invent a slot when
+/// neither is good unless told there was none.
+#[test]
+fn walctl_meta_shows_the_copies_and_repair_meta_repairs_them() {
+    use actix_wal::log::meta::{META_COPY_FILE, META_FILE};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
+    log.truncate_before(Lsn(12)).unwrap();
+    drop(log);
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "first lsn: 12",
+        "intent: none",
+        "slot: none",
+        "META: ok, seq ",
+        "META.copy: ok, seq ",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in {out}");
+    }
+    assert!(
+        out.lines().any(|l| l.starts_with("newest segment: ")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("seq: ")), "{out}");
+
+    // One copy damaged: `meta` says which, exits 1; `repair-meta` writes it back.
+    let good = fs::read(dir.join(META_FILE)).unwrap();
+    fs::write(dir.join(META_COPY_FILE), b"garbage").unwrap();
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(1), "stdout: {}", stdout(&o));
+    assert!(stdout(&o).contains("META.copy: damaged"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("first lsn: 12"), "{}", stdout(&o));
+    let o = walctl(&["repair-meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(
+        fs::read(dir.join(META_COPY_FILE)).unwrap(),
+        fs::read(dir.join(META_FILE)).unwrap()
+    );
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
+    let _ = good;
+
+    // Both gone: refused (the slot cannot be known), unless told there was none.
+    fs::remove_file(dir.join(META_FILE)).unwrap();
+    fs::write(dir.join(META_COPY_FILE), b"garbage").unwrap();
+    let before = snapshot(dir);
+    let o = walctl(&["repair-meta"], dir);
+    assert_eq!(o.status.code(), Some(1), "stdout: {}", stdout(&o));
+    assert_one_line_error(&o, &["META", "--without-slot"]);
+    assert_eq!(snapshot(dir), before);
+    let o = walctl(&["repair-meta", "--without-slot"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
+    let out = stdout(&o);
+    let first = actix_wal::log::list_segments(&actix_wal::storage::FsStorage, dir)
+        .unwrap()
+        .0[0]
+        .first_lsn;
+    assert!(out.contains(&format!("first lsn: {first}")), "{out}");
+    assert!(out.contains("slot: none"), "{out}");
 }

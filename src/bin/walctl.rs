@@ -1,16 +1,21 @@
-//! `walctl`: inspect an actix-wal log directory. It only reads: it takes no lock and
-//! modifies nothing, so it is safe to run on a log that is open elsewhere (a torn tail it
-//! reports may then just be a batch still being written).
+//! `walctl`: inspect an actix-wal log directory. Every command but `repair-meta` only
+//! reads: it takes no lock and modifies nothing, so it is safe to run on a log that is
+//! open elsewhere (a torn tail it reports may then just be a batch still being written).
 //!
 //! ```text
 //! walctl verify DIR [--strict]            check every frame, print a summary
 //! walctl dump DIR [--json] [--payload [--utf8]]
 //!                                          one line per record: LSN, length, frame CRC
 //! walctl stat DIR                          segments, records, bytes, first and last LSN
+//! walctl meta DIR                          the log's metadata (META): both copies, the
+//!                                          first LSN, newest segment, intent, slot, seq
+//! walctl repair-meta DIR [--without-slot]  write both copies of META back from the
+//!                                          newest whole one (takes the log's lock)
 //! ```
 //!
-//! Every command takes `--max-record-bytes N`: a frame header claiming a longer payload is
-//! damage (this must be at least the `max_record_bytes` the log was written with).
+//! Every reading command takes `--max-record-bytes N`: a frame header claiming a longer
+//! payload is damage (this must be at least the `max_record_bytes` the log was written
+//! with).
 //!
 //! It reads as the user running it: a log's files are private to the user that wrote it
 //! (0600 in a 0700 directory; 0640 and 0750 with `WalConfig::group_read`), so run it as
@@ -18,9 +23,11 @@
 //! permission error (exit code 2).
 //!
 //! Exit codes: 0 success; 1 the log is damaged (corruption naming segment and offset, a
-//! file that is not a segment, a format version this build does not read, and under
-//! `verify --strict` a torn tail); 2 bad usage, no log in the directory, or an I/O error.
-//! Errors are one line on stderr.
+//! file that is not a segment, a format version this build does not read, under
+//! `verify --strict` a torn tail, a copy of `META` damaged, missing or stale for
+//! `meta`, and a repair `repair-meta` refuses); 2 bad usage, no log in the directory,
+//! the log open elsewhere (`repair-meta`), or an I/O error. Errors are one line on
+//! stderr.
 
 use actix_wal::format::meta::MetaIntent;
 use actix_wal::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
@@ -33,6 +40,10 @@ use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// `walctl meta` and `walctl repair-meta`.
+#[path = "walctl/meta_cmd.rs"]
+mod meta_cmd;
 
 /// Command line of `walctl`.
 #[derive(Debug, Parser)]
@@ -81,6 +92,25 @@ enum Command {
         /// The log to read.
         #[command(flatten)]
         log: LogArgs,
+    },
+    /// Print the log's metadata (META): each copy's state, then the value taken (first
+    /// LSN, newest segment, intent, slot length, seq); exit 1 if a copy is damaged,
+    /// missing or stale.
+    Meta {
+        /// The log directory.
+        dir: PathBuf,
+    },
+    /// Write both copies of META back from the newest whole one (a damaged, missing or
+    /// stale copy repaired). Takes the log's lock: refused while the log is open.
+    RepairMeta {
+        /// The log directory.
+        dir: PathBuf,
+        /// When no copy is whole: write a new META without a slot (first LSN: the first
+        /// segment's; no newest-segment floor), the damaged copies kept aside as
+        /// `META.damaged` and `META.copy.damaged`. Without it, such a repair is refused:
+        /// the slot (a Raft vote, say) cannot be known, and must not be invented.
+        #[arg(long)]
+        without_slot: bool,
     },
 }
 
@@ -193,6 +223,8 @@ struct Summary {
     /// What recovery will do that the files do not show yet (an adopted spare, an
     /// unfinished rewind or reset), one line each: the reader already reads the log so.
     pending: Vec<String>,
+    /// The log's first LSN as `META` gives it (0: the log has no `META`).
+    start_lsn: u64,
     /// Index in `segments` of the segment the last record came from: records arrive in
     /// segment order, so finding the next one's segment only ever looks forward.
     current: usize,
@@ -300,6 +332,7 @@ fn walk(
         each(&record)?;
     }
     summary.tail = reader.tail_end();
+    summary.start_lsn = u64::from(reader.start_lsn());
     Ok(summary)
 }
 
@@ -341,7 +374,11 @@ fn verify(log: &LogArgs, strict: bool, out: &mut impl Write) -> Result<(), Failu
         writeln!(out, "first lsn: {}", Summary::lsn(s.first_lsn))?;
         writeln!(out, "last lsn: {}", Summary::lsn(s.last_lsn))?;
         if let Some(first) = s.segments.first() {
-            writeln!(out, "start: {}", log_start(first))?;
+            writeln!(
+                out,
+                "start: {}",
+                meta_cmd::log_start(&first.path, first.first_lsn, s.start_lsn)
+            )?;
         }
         writeln!(out, "tail: {tail}")?;
         for p in &s.pending {
@@ -350,25 +387,6 @@ fn verify(log: &LogArgs, strict: bool, out: &mut impl Write) -> Result<(), Failu
         Ok(())
     })();
     w.map_err(Failure::output)
-}
-
-/// Where the log starts and why. A first segment above LSN 1 looks the same whether a
-/// checkpoint truncated the segments before it or they were deleted by hand: the log
-/// keeps no record of its start yet, so both are named.
-fn log_start(first: &SegmentStat) -> String {
-    let name = file_name(&first.path);
-    if first.first_lsn <= 1 {
-        format!(
-            "log starts at LSN {}: the first segment file is {name}, the beginning of the log",
-            first.first_lsn
-        )
-    } else {
-        format!(
-            "log starts at LSN {}: the first segment file is {name}; records below it were \
-             removed by truncate_before, or its earlier segments are missing",
-            first.first_lsn
-        )
-    }
 }
 
 /// A record as one JSON line.
@@ -471,6 +489,11 @@ fn stat(log: &LogArgs, out: &mut impl Write) -> Result<(), Failure> {
             )?;
         }
         writeln!(out, "segments: {}", s.segments.len())?;
+        let start = match (s.start_lsn, s.segments.first()) {
+            (0, Some(first)) => first.first_lsn,
+            (start, _) => start,
+        };
+        writeln!(out, "log starts at: {start}")?;
         writeln!(out, "records: {}", s.records)?;
         writeln!(out, "bytes on disk: {}", s.bytes_on_disk)?;
         writeln!(out, "first lsn: {}", Summary::lsn(s.first_lsn))?;
@@ -491,6 +514,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             utf8,
         } => dump(log, *json, *payload, *utf8, &mut out),
         Command::Stat { log } => stat(log, &mut out),
+        Command::Meta { dir } => meta_cmd::show(dir, &mut out),
+        Command::RepairMeta { dir, without_slot } => meta_cmd::repair(dir, *without_slot, &mut out),
     };
     // Whatever was printed before a failure goes out before its error line.
     let flushed = out.flush().map_err(Failure::output);

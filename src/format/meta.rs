@@ -37,6 +37,9 @@ pub const DEFAULT_MAX_META_BYTES: u64 = 64 << 10;
 /// file is rewritten whole on every replace, which is why it is kept small.
 pub const MAX_META_BYTES_LIMIT: u64 = 16 << 20;
 
+/// The largest LSN a reset may go on at (`reset` refuses more with `LsnOutOfRange`).
+pub const MAX_RESET_LSN: u64 = (1 << 63) - 1;
+
 /// A rewind or reset in progress: recorded before its first file operation and cleared
 /// after its last, so that recovery after a crash in between completes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -198,6 +201,54 @@ impl LogMeta {
         let crc = crc32fast::hash(&b);
         b.extend_from_slice(&crc.to_le_bytes());
         Ok(b)
+    }
+
+    /// Why this value must never be written, if it must not: its intent conflicts with
+    /// its other fields, so that no crash could leave it and recovery would refuse it
+    /// (or, before it checked, act on it wrongly). The values the protocols of
+    /// docs/format.md write all pass:
+    ///
+    /// - `TruncateAfter(x)`: `x + 1` exists (no overflow), the first LSN F is at most
+    ///   `x + 1` (the cut keeps the checkpoint), and N is at most `x` (the rewind lowers
+    ///   N before it removes anything above `x`).
+    /// - `Reset(n)`: `n` is in `1..=2^63-1`, F = `n` and N = 0, which is what the
+    ///   reset's first step writes.
+    ///
+    /// A value without an intent never conflicts. Pure: no I/O.
+    pub fn conflict(&self) -> Option<String> {
+        match self.intent {
+            MetaIntent::None => None,
+            MetaIntent::TruncateAfter(x) => {
+                let Some(cut) = x.checked_add(1) else {
+                    return Some(format!("truncate after LSN {x}: no LSN follows it"));
+                };
+                if self.first_lsn > cut {
+                    Some(format!(
+                        "truncate after LSN {x} pending, but the first LSN {} lies past its cut",
+                        self.first_lsn
+                    ))
+                } else if self.newest_lsn > x {
+                    Some(format!(
+                        "truncate after LSN {x} pending, but the newest-segment LSN {} lies past it",
+                        self.newest_lsn
+                    ))
+                } else {
+                    None
+                }
+            }
+            MetaIntent::Reset(n) => {
+                if n == 0 || n > MAX_RESET_LSN {
+                    Some(format!("reset to LSN {n}: outside 1..={MAX_RESET_LSN}"))
+                } else if self.first_lsn != n || self.newest_lsn != 0 {
+                    Some(format!(
+                        "reset to LSN {n} pending, but the first LSN is {} and the newest-segment LSN {} (a reset writes {n} and 0)",
+                        self.first_lsn, self.newest_lsn
+                    ))
+                } else {
+                    None
+                }
+            }
+        }
     }
 
     /// Decodes and checks a file. Checked in this order: length of the fixed part, magic,

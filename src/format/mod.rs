@@ -10,5 +10,6 @@ pub mod segment_header;
 
 pub use frame::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
 pub use segment_header::{
-    SegmentHeader, FORMAT_VERSION, SEGMENT_FLAG_REWRITE, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+    SegmentHeader, FORMAT_VERSION, SEGMENT_FLAG_REWRITE, SEGMENT_HEADER_BYTES,
+    SEGMENT_LOG_KEEPS_META, SEGMENT_MAGIC,
 };

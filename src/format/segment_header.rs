@@ -6,7 +6,7 @@
 //!  8     4    version      format version, little-endian (1)
 //! 12     4    flags        bit 0 REWRITE (see SEGMENT_FLAG_REWRITE); bits 1..32 are 0
 //! 16     8    first_lsn    LSN of the segment's first record
-//! 24     4    reserved     0
+//! 24     4    log_flags    bit 0 KEEPS_META (see SEGMENT_LOG_KEEPS_META); 0 before it
 //! 28     4    crc32        CRC32 of bytes 0..28
 //! ```
 
@@ -27,6 +27,13 @@ pub const SEGMENT_FLAG_REWRITE: u32 = 1;
 /// format and is refused ([`HeaderError::Flags`]).
 pub const SEGMENT_FLAGS_KNOWN: u32 = SEGMENT_FLAG_REWRITE;
 
+/// `log_flags` bit 0 (bytes 24..28, which older versions wrote as 0 and never read): the
+/// log that wrote this segment keeps a `META` file, written before its first segment. A
+/// log without `META` beside such a segment has lost it (recovery refuses it rather than
+/// starting afresh, which would forget the slot and the checkpoint). Informational: a
+/// reader ignores `log_flags` bits it does not know, and older versions ignore them all.
+pub const SEGMENT_LOG_KEEPS_META: u32 = 1;
+
 /// A decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -36,6 +43,8 @@ pub struct SegmentHeader {
     pub flags: u32,
     /// LSN of the segment's first record.
     pub first_lsn: u64,
+    /// Bytes 24..28: what the writing log says of itself ([`SEGMENT_LOG_KEEPS_META`]).
+    pub log_flags: u32,
 }
 
 /// Why a segment header was refused.
@@ -59,13 +68,21 @@ impl SegmentHeader {
         SegmentHeader::encode_with_flags(first_lsn, 0)
     }
 
-    /// Encodes a header with the given flag bits (e.g. [`SEGMENT_FLAG_REWRITE`]).
+    /// Encodes a header with the given flag bits (e.g. [`SEGMENT_FLAG_REWRITE`]) and no
+    /// `log_flags`.
     pub fn encode_with_flags(first_lsn: u64, flags: u32) -> [u8; SEGMENT_HEADER_BYTES] {
+        SegmentHeader::encode_full(first_lsn, flags, 0)
+    }
+
+    /// Encodes a header with `flags` and `log_flags` (the log's writer sets
+    /// [`SEGMENT_LOG_KEEPS_META`]).
+    pub fn encode_full(first_lsn: u64, flags: u32, log_flags: u32) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
         b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         b[12..16].copy_from_slice(&flags.to_le_bytes());
         b[16..24].copy_from_slice(&first_lsn.to_le_bytes());
+        b[24..28].copy_from_slice(&log_flags.to_le_bytes());
         let crc = crc32fast::hash(&b[0..28]);
         b[28..32].copy_from_slice(&crc.to_le_bytes());
         b
@@ -98,7 +115,13 @@ impl SegmentHeader {
             version,
             flags,
             first_lsn: u64::from_le_bytes(lsn),
+            log_flags: le32(24),
         })
+    }
+
+    /// Whether the log that wrote it keeps a `META` file ([`SEGMENT_LOG_KEEPS_META`]).
+    pub fn keeps_meta(&self) -> bool {
+        self.log_flags & SEGMENT_LOG_KEEPS_META != 0
     }
 
     /// Whether the segment is a rewrite ([`SEGMENT_FLAG_REWRITE`]).
@@ -110,6 +133,17 @@ impl SegmentHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_flags_round_trip_as_in_the_example_of_docs_format_md() {
+        let b = SegmentHeader::encode_full(1, 0, SEGMENT_LOG_KEEPS_META);
+        assert_eq!(&b[24..32], &[1, 0, 0, 0, 0x03, 0xa6, 0x37, 0xcf]);
+        let h = SegmentHeader::decode(&b).unwrap();
+        assert!(h.keeps_meta() && !h.is_rewrite());
+        assert!(!SegmentHeader::decode(&SegmentHeader::encode(1))
+            .unwrap()
+            .keeps_meta());
+    }
 
     #[test]
     fn header_round_trips_and_detects_damage() {

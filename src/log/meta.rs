@@ -1,73 +1,38 @@
-//! `MetaStore`: the log's metadata file (`META`) on disk, loaded at open and replaced
-//! atomically. The encoding lives in [`crate::format::meta`]; `docs/format.md` ("The
-//! metadata file") gives the protocols of `truncate_after`, `reset`, `truncate_before` and
-//! `set_meta` that write it.
+//! `MetaStore`: the log's metadata, kept in two copies (`META.copy` and `META`), loaded at
+//! open and replaced whole. The encoding lives in [`crate::format::meta`];
+//! `docs/format.md` ("The metadata file") gives the protocols of `truncate_after`,
+//! `reset`, `truncate_before` and `set_meta` that write it.
 //!
-//! A replace never touches the file it replaces: the new content goes to `META.tmp`, which
-//! is fsynced, renamed over `META`, and the directory fsynced. A crash at any step leaves
-//! the old file or the new one, whole. A failed step is never retried on the same file
-//! (after a failed fsync Linux may have dropped the pages and marked them clean): the
-//! replace fails, and the next one starts over with a fresh `META.tmp`.
+//! A replace writes the same bytes into `META.copy`, makes them durable, then into
+//! `META`: never both at once, so a crash at any step leaves at least one copy whole,
+//! holding the old value or the new one, and a reader takes the whole copy with the
+//! highest `seq`. Once a replace has returned, both copies hold its value, so a single
+//! copy damaged or lost later still opens with the right values. The first replace after
+//! open (or after a failed one) builds each copy under `META.tmp` and renames it over;
+//! later ones write in place, two `fsync`s (see [`MetaStore::replace`]). A failed step is
+//! never retried on the same bytes (after a failed fsync Linux may have dropped the
+//! pages and marked them clean): the replace fails, and the next one writes both copies
+//! again, whole, by rename.
 
+pub use super::meta_read::{read_meta, read_meta_copies, read_meta_copy, CopyState, MetaRead};
 use crate::error::WalError;
-use crate::format::meta::{
-    LogMeta, MetaFormatError, DEFAULT_MAX_META_BYTES, MAX_META_BYTES_LIMIT, META_OVERHEAD_BYTES,
-    META_VERSION,
-};
-use crate::storage::{SharedStorage, Storage};
+use crate::format::meta::{LogMeta, DEFAULT_MAX_META_BYTES, MAX_META_BYTES_LIMIT};
+use crate::storage::SharedStorage;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Name of the metadata file in a log directory.
+/// Name of the metadata file's main copy in a log directory, written second.
 pub const META_FILE: &str = "META";
-/// Name the next metadata file is built under before it is renamed over [`META_FILE`].
+/// Name of the metadata file's second copy, written first.
+pub const META_COPY_FILE: &str = "META.copy";
+/// The copies in the order a replace writes them.
+pub const META_COPIES: [&str; 2] = [META_COPY_FILE, META_FILE];
+/// Name a copy is built under before it is renamed over the copy (when it is not written
+/// in place); a leftover is removed by recovery and by the next such build, and ignored
+/// by readers.
 pub const META_TMP_FILE: &str = "META.tmp";
-
-/// Reads a log directory's metadata file, without changing anything (for offline readers
-/// too). `Ok(None)` when there is none: a new log, or one written before the file existed.
-/// A file that fails its checks is [`WalError::Corruption`] naming `META` (or
-/// [`WalError::UnsupportedVersion`] for a newer format). The slot is read up to
-/// [`MAX_META_BYTES_LIMIT`], so a log whose `max_meta_bytes` was lowered stays readable.
-pub fn read_meta(storage: &dyn Storage, dir: &Path) -> Result<Option<LogMeta>, WalError> {
-    let path = dir.join(META_FILE);
-    let file = match storage.open(&path, false) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(WalError::io("open", &path, e)),
-    };
-    let size = file
-        .size_bytes()
-        .map_err(|e| WalError::io("stat", &path, e))?;
-    // Bounded before reading: a damaged or foreign file must not take all memory.
-    let max_size = META_OVERHEAD_BYTES as u64 + MAX_META_BYTES_LIMIT;
-    if size > max_size {
-        return Err(WalError::Corruption {
-            segment: path,
-            offset: 0,
-            reason: format!("metadata file of {size} bytes is larger than any ({max_size})"),
-        });
-    }
-    // `size` is bounded just above, so it fits in memory and in a usize.
-    let mut bytes = vec![0u8; size as usize];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| WalError::io("read", &path, e))?;
-    match LogMeta::decode(&bytes, MAX_META_BYTES_LIMIT) {
-        Ok(meta) => Ok(Some(meta)),
-        Err(MetaFormatError::Version(found)) => Err(WalError::UnsupportedVersion {
-            path,
-            found,
-            supported: META_VERSION,
-        }),
-        Err(e) => Err(WalError::Corruption {
-            segment: path,
-            offset: e.offset(),
-            reason: e.to_string(),
-        }),
-    }
-}
-
 /// The metadata file of a log held open for writing. One owner writes it (the log's
-/// writer side holds the directory lock); every write is a whole-file [`Self::replace`].
+/// writer side holds the directory lock); every write is a whole-value [`Self::replace`].
 #[derive(Debug)]
 pub struct MetaStore {
     storage: SharedStorage,
@@ -76,19 +41,26 @@ pub struct MetaStore {
     max_meta_bytes: u64,
     /// The value last made durable (by a replace that succeeded, or found at open).
     current: Option<LogMeta>,
-    /// False after a replace failed at or after its rename: the disk may then hold a value
-    /// attempted since `current` instead of `current`, until a later replace succeeds.
+    /// False after a replace failed once `META.copy` may hold its value: the disk may
+    /// then hold a value attempted since `current` instead of `current`, until a later
+    /// replace succeeds.
     settled: bool,
     /// Generation the next attempt gets: one more on every attempt, failed ones included,
     /// so no two values that may reach the disk share a number.
     next_seq: u64,
+    /// True once a replace of this store succeeded (both copies written and fsynced by
+    /// it): the next one may write each copy in place. False at open and after a failed
+    /// replace: a copy may then be missing, torn, or whole only in the page cache (an
+    /// earlier process's fsync failed in this boot), and a copy written in place must
+    /// never be the only whole one, so the next replace builds each copy under
+    /// `META.tmp` and renames it over the copy instead.
+    in_place: bool,
 }
 
 impl MetaStore {
     /// Loads the metadata file of `dir` (none for a new or older log). `max_meta_bytes`
     /// bounds the slot of new values: at most [`MAX_META_BYTES_LIMIT`], else
-    /// [`WalError::InvalidConfig`]. Reads only: a leftover `META.tmp` is removed by the
-    /// first replace.
+    /// [`WalError::InvalidConfig`]. Reads only.
     pub fn open(
         storage: SharedStorage,
         dir: impl AsRef<Path>,
@@ -100,13 +72,14 @@ impl MetaStore {
             )));
         }
         let dir = dir.as_ref().to_path_buf();
-        let current = read_meta(storage.as_ref(), &dir)?;
-        let next_seq = current.as_ref().map_or(1, |m| m.seq.saturating_add(1));
+        let read = read_meta_copies(storage.as_ref(), &dir)?;
+        let next_seq = read.meta.as_ref().map_or(1, |m| m.seq.saturating_add(1));
         Ok(MetaStore {
             storage,
             dir,
             max_meta_bytes,
-            current,
+            in_place: false,
+            current: read.meta,
             settled: true,
             next_seq,
         })
@@ -125,10 +98,10 @@ impl MetaStore {
         self.current.as_ref()
     }
 
-    /// False after a replace failed at or after its rename: until a later replace
-    /// succeeds, a crash may leave a value attempted since [`Self::current`] instead of it.
-    /// A caller whose next step depends on which (a rewind's intent) must replace again
-    /// first, or stop.
+    /// False after a replace failed once `META.copy` may hold its value: until a later
+    /// replace succeeds, a crash may leave a value attempted since [`Self::current`]
+    /// instead of it. A caller whose next step depends on which (a rewind's intent) must
+    /// replace again first, or stop.
     pub fn is_settled(&self) -> bool {
         self.settled
     }
@@ -138,7 +111,7 @@ impl MetaStore {
         self.max_meta_bytes
     }
 
-    /// Path of the metadata file.
+    /// Path of the metadata file's main copy (`META`).
     pub fn path(&self) -> PathBuf {
         self.dir.join(META_FILE)
     }
@@ -151,13 +124,22 @@ impl MetaStore {
         self.replace(next)
     }
 
-    /// Makes `next` the durable content of the file (its `seq` is set by the store), and
-    /// returns it. Steps: remove a leftover `META.tmp`; create `META.tmp`, write, `fsync`;
-    /// rename it over `META`; `fsync` the directory. Returns only once all of them have
-    /// succeeded. A slot over `max_meta_bytes` is [`WalError::MetaTooLarge`] and changes
-    /// nothing. On an I/O error nothing is retried: the error is returned, [`Self::current`]
-    /// keeps the previous value and, if the rename was reached, [`Self::is_settled`] turns
-    /// false.
+    /// Makes `next` the durable content of both copies (its `seq` is set by the store),
+    /// and returns it. Refused, changing nothing: a slot over `max_meta_bytes`
+    /// ([`WalError::MetaTooLarge`]) and a value whose fields conflict
+    /// ([`WalError::MetaConflict`], see [`LogMeta::conflict`]).
+    ///
+    /// In place, once a replace of this store succeeded: for `META.copy` and then `META`,
+    /// write the whole value at offset 0, cut the file to its length, `fsync` it. Two
+    /// `fsync`s; `META` is touched only once `META.copy` is durable, so a crash leaves
+    /// one of them whole. Else (the first replace after open, or after a failed one),
+    /// for `META.copy` and then `META`: build the value under `META.tmp` (a leftover
+    /// removed first), `fsync` it, rename it over the copy; then `fsync` the directory.
+    /// Each copy is then always whole, old or new (or still missing). Three `fsync`s.
+    ///
+    /// On an I/O error nothing is retried: the error is returned, [`Self::current`] keeps
+    /// the previous value and, once `META.copy` may hold the new value (its write went
+    /// through, or its rename was attempted), [`Self::is_settled`] turns false.
     pub fn replace(&mut self, mut next: LogMeta) -> Result<&LogMeta, WalError> {
         let slot_bytes = next.slot.as_ref().map_or(0, Vec::len) as u64;
         if slot_bytes > self.max_meta_bytes {
@@ -166,32 +148,78 @@ impl MetaStore {
                 max_bytes: self.max_meta_bytes,
             });
         }
+        if let Some(reason) = next.conflict() {
+            return Err(WalError::MetaConflict { reason });
+        }
         next.seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);
-        let span = tracing::debug_span!("meta replace", seq = next.seq, slot_bytes);
+        let span = tracing::debug_span!(
+            "meta replace",
+            seq = next.seq,
+            slot_bytes,
+            in_place = self.in_place
+        );
         let _enter = span.enter();
         let bytes = next
             .encode(self.max_meta_bytes)
             .map_err(|e| WalError::InvalidConfig(e.to_string()))?;
-        let tmp = self.dir.join(META_TMP_FILE);
-        let path = self.dir.join(META_FILE);
-        if let Err(e) = self.write_tmp(&tmp, &bytes) {
-            // Best effort: the next replace removes it anyway, and never reuses it.
-            let _ = self.storage.remove(&tmp);
+        let written = match self.in_place {
+            true => self.write_in_place(&bytes),
+            false => self.write_renamed(&bytes),
+        };
+        if let Err((e, maybe_new)) = written {
+            self.in_place = false;
+            if maybe_new {
+                self.settled = false;
+            }
             return Err(e);
         }
-        // From here the disk may hold the new value whatever happens next.
-        if let Err(e) = self.storage.rename(&tmp, &path) {
-            self.settled = false;
-            return Err(WalError::io("rename", &tmp, e));
-        }
-        if let Err(e) = self.storage.sync_dir(&self.dir) {
-            self.settled = false;
-            return Err(WalError::io("fsync dir", &self.dir, e));
-        }
+        self.in_place = true;
         self.settled = true;
         tracing::debug!(seq = next.seq, first_lsn = next.first_lsn, newest_lsn = next.newest_lsn, intent = ?next.intent, "replaced metadata file");
         Ok(self.current.insert(next))
+    }
+
+    /// Both copies written in place, `META.copy` first. On an error, also whether the
+    /// disk may hold the new value (`META.copy`'s whole write went through).
+    fn write_in_place(&self, bytes: &[u8]) -> Result<(), (WalError, bool)> {
+        for name in META_COPIES {
+            let path = self.dir.join(name);
+            let second = name == META_FILE;
+            let file = self
+                .storage
+                .open(&path, true)
+                .map_err(|e| (WalError::io("open", &path, e), second))?;
+            file.write_all_at(bytes, 0)
+                .map_err(|e| (WalError::io("write", &path, e), second))?;
+            file.set_len(bytes.len() as u64)
+                .map_err(|e| (WalError::io("truncate", &path, e), true))?;
+            file.sync_all()
+                .map_err(|e| (WalError::io("fsync", &path, e), true))?;
+        }
+        Ok(())
+    }
+
+    /// Both copies built under `META.tmp` and renamed over, `META.copy` first, then the
+    /// directory fsynced. On an error, also whether the disk may hold the new value (a
+    /// rename was attempted).
+    fn write_renamed(&self, bytes: &[u8]) -> Result<(), (WalError, bool)> {
+        let tmp = self.dir.join(META_TMP_FILE);
+        for name in META_COPIES {
+            let renamed_one = name == META_FILE;
+            if let Err(e) = self.write_tmp(&tmp, bytes) {
+                // Best effort: the next replace removes it anyway, and never reuses it.
+                let _ = self.storage.remove(&tmp);
+                return Err((e, renamed_one));
+            }
+            let path = self.dir.join(name);
+            self.storage
+                .rename(&tmp, &path)
+                .map_err(|e| (WalError::io("rename", &tmp, e), true))?;
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| (WalError::io("fsync dir", &self.dir, e), true))
     }
 
     /// Builds a fresh `META.tmp` holding `bytes`, durably. A leftover is removed first, so
@@ -236,6 +264,7 @@ impl SharedMeta {
                 current: None,
                 settled: true,
                 next_seq: 1,
+                in_place: false,
             }),
             published: std::sync::RwLock::new(None),
         }
@@ -277,19 +306,22 @@ impl SharedMeta {
         self.lock().is_settled()
     }
 
-    /// Reads the file again (recovery does, once, before anything writes it).
-    pub fn reload(&self) -> Result<Option<LogMeta>, WalError> {
+    /// Reads both copies again (recovery does, before anything writes them), and takes
+    /// the value [`read_meta_copies`] takes. What each copy held is returned: recovery
+    /// writes both back when they are not both whole.
+    pub fn reload(&self) -> Result<MetaRead, WalError> {
         let mut store = self.lock();
-        let current = read_meta(store.storage.as_ref(), &store.dir)?;
+        let read = read_meta_copies(store.storage.as_ref(), &store.dir)?;
+        let current = read.meta.clone();
         store.next_seq = store
             .next_seq
             .max(current.as_ref().map_or(1, |m| m.seq.saturating_add(1)));
         store.current = current.clone();
         store.settled = true;
-        // Published before the lock goes, as every replace is (see `publish_from`).
+        store.in_place = false;
         self.publish(current.as_ref());
         drop(store);
-        Ok(current)
+        Ok(read)
     }
 
     /// The value last made durable (`None`: the log has no metadata file yet).
@@ -401,24 +433,5 @@ mod tests {
             MetaStore::open(default_storage(), dir.path(), MAX_META_BYTES_LIMIT + 1),
             Err(WalError::InvalidConfig(_))
         ));
-    }
-
-    #[test]
-    fn damaged_or_foreign_file_is_corruption_naming_meta() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = MetaStore::open_default(default_storage(), dir.path()).unwrap();
-        store.update(|m| m.first_lsn = 3).unwrap();
-        let path = dir.path().join(META_FILE);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[30] ^= 0x10;
-        std::fs::write(&path, &bytes).unwrap();
-        match MetaStore::open_default(default_storage(), dir.path()) {
-            Err(WalError::Corruption { segment, .. }) => assert_eq!(segment, path),
-            other => panic!("expected corruption, got {other:?}"),
-        }
-        std::fs::write(&path, vec![0xAB; 1 << 20]).unwrap();
-        assert!(MetaStore::open_default(default_storage(), dir.path())
-            .unwrap_err()
-            .is_corruption());
     }
 }

@@ -28,7 +28,8 @@ pub struct Raise {
 }
 
 impl Raise {
-    /// Makes the raise; true if it replaced `META` (which `fsync`s the directory).
+    /// Makes the raise (the helper has `fsync`ed the directory first); true if it
+    /// replaced `META`.
     pub(super) fn run(self) -> bool {
         if let Some((current, mine)) = &self.fence {
             if current.load(Ordering::Acquire) != *mine {
@@ -74,6 +75,20 @@ impl SegmentWriter {
         let meta = meta.clone();
         if let Some(raised) = self.raise_later(meta.clone(), last.segment_first_lsn) {
             return raised;
+        }
+        // N must never name a segment whose name a crash could still take: a rollover
+        // into a spare leaves its rename to a later directory fsync, made here first (a
+        // replace of META fsyncs no directory). A failure is handled as a failed fsync.
+        let raising = meta
+            .current()
+            .is_some_and(|m| m.newest_lsn < last.segment_first_lsn);
+        if raising {
+            if let Some(spares) = &mut self.spares {
+                if let Err(e) = spares.settle_dir() {
+                    self.active = None;
+                    return Err(BatchFailure::Sync(e));
+                }
+            }
         }
         let Err(error) = meta.raise_newest(last.segment_first_lsn) else {
             return Ok(());

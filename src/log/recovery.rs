@@ -77,6 +77,10 @@ pub struct RecoveryOutcome {
     pub start_lsn: Lsn,
     /// The application's metadata slot found in `META` (`Wal::meta`).
     pub meta: Option<Vec<u8>>,
+    /// What was wrong with the copies of `META` and was repaired (a copy damaged,
+    /// missing, or older than the other: both were written back from the newest whole
+    /// one), or that a log without `META` got one. `None` when nothing was.
+    pub meta_repair: Option<String>,
 }
 
 impl RecoveryOutcome {
@@ -121,8 +125,13 @@ impl LogDir {
         if !out.removed.is_empty() {
             self.sync()?;
         }
-        // A rewind or reset a crash interrupted is completed before anything is scanned.
-        let segments = match self.finish_intent(opts)? {
+        // Both copies of META; an intent is checked against the segments before a
+        // segment is touched, then completed before anything is scanned.
+        let read = self.meta().reload()?;
+        out.meta_repair = read.problem();
+        self.check_pending_intent(opts)?;
+        let finished = self.finish_intent(opts)?;
+        let segments = match finished {
             true => self.list()?.0,
             false => segments,
         };
@@ -207,7 +216,10 @@ impl LogDir {
         if poisoned_before && self.poison_marker() {
             self.clear_poison_marker()?;
         }
-        self.settle_meta(found_meta, opts, &mut out)?;
+        // Completing an intent wrote both copies whole; else damaged, stale or missing
+        // copies are written back here (and nothing is written when nothing changed).
+        let repair = !read.is_whole() && !finished;
+        self.settle_meta(found_meta, repair, opts, &mut out)?;
         // Nothing at or past where the log goes on is readable (a salvage cut it away), and
         // nothing below its persisted start (the checkpoint).
         out.index.cut(out.next_lsn.0);

@@ -27,14 +27,15 @@ impl LogDir {
         }
     }
 
-    /// Reads `META` (damage is an error under every policy) and sets the first LSN the
-    /// scan counts from: `META`'s, or for a log without one its first segment's.
+    /// Takes `META` as read at the start of recovery (both copies, an intent completed
+    /// since) and sets the first LSN the scan counts from: `META`'s, or for a log without
+    /// one its first segment's.
     pub(super) fn load_meta(
         &self,
         segments: &[SegmentFile],
         out: &mut RecoveryOutcome,
     ) -> Result<Option<LogMeta>, WalError> {
-        let found = self.meta().reload()?;
+        let found = self.meta().current().map(|m| (*m).clone());
         if let Some(m) = &found {
             if m.intent != MetaIntent::None {
                 // `finish_intent` ran before and clears any intent it completes.
@@ -45,11 +46,40 @@ impl LogDir {
                 });
             }
         }
+        if found.is_none() {
+            self.refuse_lost_meta(segments)?;
+        }
         out.start_lsn = Lsn(match &found {
             Some(m) => m.first_lsn,
             None => segments.first().map_or(0, |s| s.first_lsn),
         });
         Ok(found)
+    }
+
+    /// A log without `META` whose newest segment was written beside one (its header's
+    /// `KEEPS_META`) has lost both copies: corruption naming `META`, under every policy,
+    /// before anything is scanned or changed. Starting afresh would forget the slot (a
+    /// Raft vote) and the checkpoint; `walctl repair-meta --without-slot` is the explicit
+    /// way on. A log written before `META` existed (no such header) gets one, as before. A
+    /// header that cannot be read is left to the scan to report.
+    fn refuse_lost_meta(&self, segments: &[SegmentFile]) -> Result<(), WalError> {
+        let Some(newest) = segments.last() else {
+            return Ok(());
+        };
+        match super::segment::read_header(self.storage().as_ref(), newest) {
+            Ok(h) if h.keeps_meta() => Err(WalError::Corruption {
+                segment: self.meta().path(),
+                offset: 0,
+                reason: format!(
+                    "no copy of META (META, {}) beside segments written with one (the header \
+                     of {} says so): the slot and the checkpoint are lost; `walctl \
+                     repair-meta --without-slot` writes a META without them",
+                    super::meta::META_COPY_FILE,
+                    newest.path.display()
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// After the scan: checks the log against `META` (salvaging under `SkipToLastGood`),
@@ -58,6 +88,7 @@ impl LogDir {
     pub(super) fn settle_meta(
         &self,
         found: Option<LogMeta>,
+        repair: bool,
         opts: &RecoveryOptions,
         out: &mut RecoveryOutcome,
     ) -> Result<(), WalError> {
@@ -72,11 +103,15 @@ impl LogDir {
                 m.first_lsn = first;
                 m.newest_lsn = newest;
             })?;
-            tracing::debug!(
+            tracing::warn!(
                 first_lsn = first,
                 newest_lsn = newest,
                 "wrote META for a log without one"
             );
+            out.meta_repair = Some(format!(
+                "the log had no META: written from its segments (first LSN {first}, \
+                 newest-segment LSN {newest}, no slot)"
+            ));
             return Ok(());
         };
         out.meta = m.slot.clone();
@@ -135,12 +170,17 @@ impl LogDir {
                 m.newest_lsn = newest;
             })?;
             out.salvaged_from.get_or_insert(err);
-        } else {
-            // What was read may be a value whose replace failed at its directory fsync
-            // (the rename still only in the page cache, in the same boot): written again,
-            // whole, so that the value this open reports is the one a power cut keeps.
+        } else if repair {
+            // A copy damaged, missing or stale: both written back from the value taken.
+            // That value may also be one whose replace failed (`META.copy` written, its
+            // fsync failed, only in the page cache in the same boot): written again, whole,
+            // so that the value this open reports is the one a power cut keeps.
+            tracing::warn!(problem = ?out.meta_repair, "repairing META");
             self.meta().update(|_| {})?;
         }
+        // Else nothing is written: both copies whole and equal means `META.copy` was
+        // written and fsynced before `META` was touched, so the value is durable (and a
+        // log on a full disk opens).
         out.start_lsn = Lsn(first);
         Ok(())
     }

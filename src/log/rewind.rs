@@ -4,6 +4,7 @@
 //! left in `META` before it scans. No actix here.
 
 use super::dir::LogDir;
+use super::intent_check::{check_intent, SegmentSpan};
 use super::recovery::RecoveryOptions;
 use super::recovery_plan::kept_by_intent;
 use super::scan::{NextSegment, SegmentCursor, SegmentData};
@@ -280,8 +281,9 @@ impl LogDir {
     /// `META` (steps 2 to 4 again: each is idempotent). With a `POISONED` marker present
     /// S is rebuilt rather than cut in place, and the marker goes. Returns whether there
     /// was one to complete.
+    /// The intent was checked first ([`Self::check_pending_intent`]).
     pub(super) fn finish_intent(&self, opts: &RecoveryOptions) -> Result<bool, WalError> {
-        let Some(m) = self.meta().reload()? else {
+        let Some(m) = self.meta().current() else {
             return Ok(false);
         };
         let poisoned = self.poison_marker();
@@ -305,6 +307,43 @@ impl LogDir {
             self.clear_poison_marker()?;
         }
         Ok(true)
+    }
+
+    /// Recovery's check of an intent found in `META` against the segments, before any
+    /// segment is touched ([`check_intent`], then for a rewind the walk to its cut, which
+    /// reads only): an intent the live API would refuse, or that the files contradict,
+    /// is corruption naming `META`, under every policy.
+    pub(super) fn check_pending_intent(&self, opts: &RecoveryOptions) -> Result<(), WalError> {
+        let Some(m) = self.meta().current() else {
+            return Ok(());
+        };
+        if m.intent == MetaIntent::None {
+            return Ok(());
+        }
+        let corrupt = |reason: String| WalError::Corruption {
+            segment: self.meta().path(),
+            offset: 40,
+            reason: format!("{reason}: refused before anything was removed"),
+        };
+        let (segments, _) = self.list()?;
+        let spans: Vec<SegmentSpan> = segments
+            .iter()
+            .map(|s| SegmentSpan {
+                first_lsn: s.first_lsn,
+                end_lsn: None,
+            })
+            .collect();
+        check_intent(&m, &spans).map_err(|c| corrupt(c.reason))?;
+        if let MetaIntent::TruncateAfter(x) = m.intent {
+            self.locate_cut(x + 1, None, opts).map_err(|e| {
+                if e.is_corruption() || matches!(e, WalError::SplitsTransaction { .. }) {
+                    corrupt(format!("truncate after LSN {x} pending: {e}"))
+                } else {
+                    e
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// CRC of S's bytes from offset 32 to `cut.offset` (what a rebuild copies).

@@ -2,7 +2,8 @@
 //! whole into the new segment, see `Batch::move_whole`): the flusher's writer syncs the
 //! segment it leaves and the new one at the same time, on a scoped thread, so the batch
 //! waits for one sync's time, not two. Neither file needs to be durable before the other:
-//! the new segment is only a spare until both are (its rename comes after both), and
+//! the new segment is only a spare until both are (its rename comes after both; with no
+//! spare ready the writer syncs the segment it leaves before it creates the new one), and
 //! recovery never adopts a written spare that the segment before does not reach
 //! (docs/format.md, "Recovery adopts a written spare"). That holds only while the new
 //! segment is a spare: when it is created under its name at once (no spare ready), or a

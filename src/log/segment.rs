@@ -167,7 +167,10 @@ pub fn create_segment_with(
         let file = storage
             .create(&tmp)
             .map_err(|e| WalError::io("create", &tmp, e))?;
-        let header = SegmentHeader::encode_with_flags(first_lsn, flags);
+        // Every segment this crate's writer makes is made beside a META (a new log's is
+        // written before its first segment), and says so.
+        let header =
+            SegmentHeader::encode_full(first_lsn, flags, crate::format::SEGMENT_LOG_KEEPS_META);
         file.write_all_at(&header, 0)
             .map_err(|e| WalError::io("write header", &tmp, e))?;
         if preallocate {

@@ -245,16 +245,16 @@ impl Spares {
                     .name("actix-wal-spare".into())
                     .spawn(move || {
                         // One directory fsync for the new spare's entry and the last
-                        // rollover's rename: the raise's replace makes it, else one of
-                        // its own (the helper's I/O shares the disk with the flusher's
-                        // next batches).
+                        // rollover's rename, before the raise: N must never name a
+                        // segment whose name a crash could still take (a replace of
+                        // META writes its copies in place and fsyncs no directory).
                         let spare = recipe.make(false);
-                        let raised = !skip_raise() && raise.is_some_and(Raise::run);
-                        let dir_error = if raised {
-                            None
-                        } else {
-                            recipe.sync_dir().err()
-                        };
+                        let dir_error = recipe.sync_dir().err();
+                        if dir_error.is_none() && !skip_raise() {
+                            if let Some(raise) = raise {
+                                raise.run();
+                            }
+                        }
                         Helped {
                             dir_synced: dir_error.is_none(),
                             spare: recipe.unless_dir_failed(spare, dir_error),
@@ -428,7 +428,11 @@ impl super::writer::SegmentWriter {
         let Some(spare) = self.spares.as_mut().and_then(Spares::take) else {
             return Ok(false);
         };
-        let header = crate::format::SegmentHeader::encode_with_flags(first_lsn, 0);
+        let header = crate::format::SegmentHeader::encode_full(
+            first_lsn,
+            0,
+            crate::format::SEGMENT_LOG_KEEPS_META,
+        );
         if let Err(e) = spare.file.write_all_at(&header, 0) {
             let e = WalError::io("write header", &spare.path, e);
             if let Some(s) = &self.spares {

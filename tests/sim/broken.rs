@@ -26,8 +26,11 @@ pub enum Broken {
     /// `set_len` cuts one byte too many: an off-by-one in the cut-back and in recovery's
     /// cut of a torn tail.
     CutOneByteShort,
-    /// Renaming a file over `META` succeeds without doing it: a metadata replace that never
-    /// lands (a checkpoint, a metadata slot, the newest-segment floor all stay behind).
+    /// A metadata replace that never lands (a checkpoint, a metadata slot, the
+    /// newest-segment floor all stay behind): renaming a file over an existing `META` or
+    /// `META.copy` succeeds without doing it, and so do writes and cuts of an existing
+    /// file opened under either name (a replace in place). The copies a new log gets
+    /// land, so the log keeps the `META` it started with.
     MetaNotRenamed,
     /// A spare segment's `fsync`s do nothing while it is under its spare name: a
     /// rollover renames it to its segment name before its header and frames are
@@ -43,6 +46,12 @@ fn is_spare(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(actix_wal::log::spare::is_spare_name)
+}
+
+/// Whether `path` names a copy of the metadata file.
+fn is_meta(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n == "META" || n == "META.copy")
 }
 
 /// A storage that forwards to `inner`, wrong in the way `broken` says.
@@ -81,7 +90,7 @@ impl BrokenStorage {
         self.armed.load(Ordering::SeqCst).then_some(self.broken)
     }
 
-    fn file(&self, f: Box<dyn StorageFile>, path: &Path) -> Box<dyn StorageFile> {
+    fn file(&self, f: Box<dyn StorageFile>, path: &Path, opened: bool) -> Box<dyn StorageFile> {
         let unnamed = (self.broken == Broken::SpareRenamedUnsynced && is_spare(path))
             .then(|| Arc::new(AtomicBool::new(true)));
         if let Some(u) = &unnamed {
@@ -95,6 +104,7 @@ impl BrokenStorage {
             broken: self.broken,
             armed: self.armed.clone(),
             unnamed,
+            meta: opened && is_meta(path),
         })
     }
 }
@@ -114,14 +124,15 @@ impl Storage for BrokenStorage {
         Ok(names)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        Ok(self.file(self.inner.create(path)?, path))
+        Ok(self.file(self.inner.create(path)?, path, false))
     }
     fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn StorageFile>> {
-        Ok(self.file(self.inner.open(path, writable)?, path))
+        Ok(self.file(self.inner.open(path, writable)?, path, true))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         if self.broken() == Some(Broken::MetaNotRenamed)
-            && to.file_name().is_some_and(|n| n == "META")
+            && is_meta(to)
+            && self.inner.open(to, false).is_ok()
         {
             return Ok(());
         }
@@ -165,6 +176,8 @@ struct BrokenFile {
     armed: Arc<AtomicBool>,
     /// `SpareRenamedUnsynced`: true while this spare is under its spare name.
     unnamed: Option<Arc<AtomicBool>>,
+    /// Opened under a name of a copy of the metadata file (`MetaNotRenamed`).
+    meta: bool,
 }
 
 impl BrokenFile {
@@ -192,6 +205,9 @@ impl BrokenFile {
 
 impl StorageFile for BrokenFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.meta && self.broken() == Some(Broken::MetaNotRenamed) {
+            return Ok(());
+        }
         self.inner.write_all_at(buf, offset)
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -201,6 +217,9 @@ impl StorageFile for BrokenFile {
         self.inner.size_bytes()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
+        if self.meta && self.broken() == Some(Broken::MetaNotRenamed) {
+            return Ok(());
+        }
         match self.broken() {
             Some(Broken::SkipCutBack) => Ok(()),
             Some(Broken::CutOneByteShort) => self.inner.set_len(len.saturating_sub(1)),

@@ -1,0 +1,191 @@
+//! `walctl meta` and `walctl repair-meta`: the log's metadata file (`META`, two copies)
+//! shown, and repaired explicitly (docs/operations.md, "A damaged META"); and where the
+//! log starts, as `META` says, for `verify`.
+
+use super::Failure;
+use actix_wal::format::meta::{LogMeta, MetaIntent};
+use actix_wal::log::meta::{read_meta_copy, META_COPY_FILE, META_FILE};
+use actix_wal::log::{read_meta_copies, CopyState, LogDir};
+use actix_wal::storage::{default_storage, FsStorage};
+use actix_wal::WalError;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// A directory that is there, or why not (exit 2).
+fn existing(dir: &Path) -> Result<(), Failure> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Failure::Failed(format!(
+            "{} is not a directory",
+            dir.display()
+        ))),
+        Err(e) => Err(Failure::Failed(format!("{}: {e}", dir.display()))),
+    }
+}
+
+fn wal_failure(e: WalError) -> Failure {
+    if e.is_corruption() {
+        Failure::Damaged(e.to_string())
+    } else {
+        Failure::Failed(e.to_string())
+    }
+}
+
+/// One copy's state, read on its own.
+fn copy_state(dir: &Path, name: &str) -> Result<CopyState, Failure> {
+    match read_meta_copy(&FsStorage, &dir.join(name)) {
+        Ok(Some(m)) => Ok(CopyState::Current(m.seq)),
+        Ok(None) => Ok(CopyState::Missing),
+        Err(WalError::Corruption { reason, .. }) => Ok(CopyState::Damaged(reason)),
+        Err(e) => Err(wal_failure(e)),
+    }
+}
+
+fn intent(i: MetaIntent) -> String {
+    match i {
+        MetaIntent::None => "none".into(),
+        MetaIntent::TruncateAfter(x) => format!("truncate after LSN {x} (pending)"),
+        MetaIntent::Reset(n) => format!("reset to LSN {n} (pending)"),
+    }
+}
+
+fn print_value(out: &mut impl Write, m: &LogMeta) -> io::Result<()> {
+    writeln!(out, "seq: {}", m.seq)?;
+    writeln!(out, "first lsn: {}", m.first_lsn)?;
+    match m.newest_lsn {
+        0 => writeln!(out, "newest segment: none")?,
+        n => writeln!(out, "newest segment: {n}")?,
+    }
+    writeln!(out, "intent: {}", intent(m.intent))?;
+    match &m.slot {
+        None => writeln!(out, "slot: none"),
+        Some(s) => writeln!(out, "slot: {} bytes", s.len()),
+    }
+}
+
+/// `walctl meta DIR`.
+pub fn show(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
+    existing(dir)?;
+    match read_meta_copies(&FsStorage, dir) {
+        Ok(read) => {
+            let w = (|| -> io::Result<()> {
+                writeln!(out, "{META_FILE}: {}", read.main)?;
+                writeln!(out, "{META_COPY_FILE}: {}", read.copy)?;
+                match &read.meta {
+                    Some(m) => print_value(out, m),
+                    None => writeln!(out, "no META: a new log, or one written before it existed"),
+                }
+            })();
+            w.map_err(Failure::output)?;
+            match read.problem() {
+                Some(p) => Err(Failure::Damaged(format!(
+                    "{p}; `walctl repair-meta` writes both copies back (so does the next open)"
+                ))),
+                None => Ok(()),
+            }
+        }
+        Err(e) if e.is_corruption() => {
+            let main = copy_state(dir, META_FILE)?;
+            let copy = copy_state(dir, META_COPY_FILE)?;
+            let w = (|| -> io::Result<()> {
+                writeln!(out, "{META_FILE}: {main}")?;
+                writeln!(out, "{META_COPY_FILE}: {copy}")
+            })();
+            w.map_err(Failure::output)?;
+            Err(wal_failure(e))
+        }
+        Err(e) => Err(wal_failure(e)),
+    }
+}
+
+/// `walctl repair-meta DIR [--without-slot]`.
+pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<(), Failure> {
+    existing(dir)?;
+    // The log's lock: no writer may replace META meanwhile.
+    let log = LogDir::open(dir, default_storage()).map_err(wal_failure)?;
+    let lost = match log.meta().reload() {
+        Ok(read) if read.is_whole() && read.meta.is_some() => {
+            let seq = read.meta.map_or(0, |m| m.seq);
+            return writeln!(out, "META is whole (seq {seq}): nothing to repair")
+                .map_err(Failure::output);
+        }
+        Ok(read) if read.meta.is_some() => {
+            let problem = read.problem().unwrap_or_default();
+            log.meta().update(|_| {}).map_err(wal_failure)?;
+            return writeln!(out, "repaired: {problem}; both copies written")
+                .map_err(Failure::output);
+        }
+        Ok(_) => format!("{} has no copy of META", dir.display()),
+        Err(e) if e.is_corruption() => e.to_string(),
+        Err(e) => return Err(wal_failure(e)),
+    };
+    if !without_slot {
+        return Err(Failure::Damaged(format!(
+            "no whole copy of META is left ({lost}); its slot (the application's metadata, \
+             a Raft vote say) cannot be known: if the application never set one or accepts \
+             losing it, run `walctl repair-meta --without-slot`"
+        )));
+    }
+    let (segments, _) = log.list().map_err(wal_failure)?;
+    let Some(first) = segments.first().map(|s| s.first_lsn) else {
+        return Err(Failure::Damaged(format!(
+            "no whole copy of META and no segment: nothing to rebuild it from ({lost})"
+        )));
+    };
+    for name in [META_FILE, META_COPY_FILE] {
+        let from = dir.join(name);
+        if from.exists() {
+            let to = dir.join(format!("{name}.damaged"));
+            std::fs::rename(&from, &to)
+                .map_err(|e| Failure::Failed(format!("rename {}: {e}", from.display())))?;
+        }
+    }
+    log.meta().reload().map_err(wal_failure)?;
+    log.meta()
+        .update(|m| {
+            m.first_lsn = first;
+            m.newest_lsn = 0;
+            m.intent = MetaIntent::None;
+            m.slot = None;
+        })
+        .map_err(wal_failure)?;
+    let said = format!(
+        "rebuilt META without a slot: first LSN {first} (the first segment's), no \
+         newest-segment floor; any damaged copy is kept as META.damaged or META.copy.damaged"
+    );
+    writeln!(out, "{said}").map_err(Failure::output)
+}
+
+/// Where the log starts and why: `META`'s first LSN (`start_lsn`, 0 for a log without
+/// `META`), and the first segment file. Without `META`, a first segment above LSN 1 looks
+/// the same whether a checkpoint truncated the segments before it or they were deleted
+/// by hand, so both are named.
+pub fn log_start(first_path: &Path, first_lsn: u64, start_lsn: u64) -> String {
+    let name = super::file_name(first_path);
+    if start_lsn > 0 && first_lsn > start_lsn {
+        format!(
+            "log starts at LSN {}: the first segment file is {name}, but META's first LSN is \
+             {start_lsn}: records {start_lsn}..{} are missing",
+            first_lsn,
+            first_lsn - 1
+        )
+    } else if start_lsn > 1 {
+        format!(
+            "log starts at LSN {start_lsn} (META's first LSN: records below it were removed \
+             by truncate_before); the first segment file is {name}, from LSN {}",
+            first_lsn
+        )
+    } else if first_lsn <= 1 {
+        format!(
+            "log starts at LSN {}: the first segment file is {name}, the beginning of the log",
+            first_lsn
+        )
+    } else {
+        format!(
+            "log starts at LSN {}: the first segment file is {name}; the log has no META: \
+             records below it were removed by truncate_before, or its earlier segments are \
+             missing",
+            first_lsn
+        )
+    }
+}

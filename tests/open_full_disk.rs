@@ -1,0 +1,124 @@
+//! Opening a log on a full disk (issue 20, item 8): recovery writes nothing when nothing
+//! changed, so a log whose disk filled up opens (and reads) instead of failing with
+//! `DiskFull` because recovery rewrote `META`. On the simulated disk: every write from the
+//! reopen on fails with ENOSPC.
+
+mod sim;
+
+use actix_wal::{Lsn, Storage, Wal, WalConfig, WalError};
+use sim::{Fault, SimStorage};
+use std::path::Path;
+
+const DIR: &str = "/wal";
+
+fn config(sim: &SimStorage) -> WalConfig {
+    let mut cfg = WalConfig::default()
+        .segment_size_bytes(1024)
+        .max_record_bytes(256)
+        .preallocate(false);
+    cfg.storage = sim.shared();
+    cfg
+}
+
+#[test]
+fn a_clean_log_opens_on_a_full_disk() {
+    let sim = SimStorage::new();
+    sim.create_dir_all(Path::new(DIR)).unwrap();
+    actix::System::new().block_on(async {
+        let wal = Wal::open(DIR, config(&sim)).await.unwrap();
+        for i in 1..=40u64 {
+            assert_eq!(wal.append(vec![i as u8; 40]).await.unwrap(), Lsn(i));
+        }
+        wal.set_meta(b"vote".to_vec()).await.unwrap();
+        wal.truncate_before(Lsn(12)).await.unwrap();
+        wal.shutdown().await.unwrap();
+    });
+    // From here the disk is full: every write fails with ENOSPC.
+    let from = sim.ops();
+    for k in 0..64 {
+        sim.inject(from + k, Fault::NoSpace);
+    }
+    actix::System::new().block_on(async {
+        let wal = match Wal::open(DIR, config(&sim)).await {
+            Ok(wal) => wal,
+            Err(e) => panic!("open on a full disk failed: {e}"),
+        };
+        let report = wal.recovery_report().clone();
+        assert_eq!(report.first_lsn, Lsn(12), "{report:?}");
+        assert_eq!(report.next_lsn, Lsn(41), "{report:?}");
+        assert_eq!(wal.meta().as_deref(), Some(&b"vote"[..]));
+        // The disk is still full: an append fails, typed.
+        let err = wal.append(vec![0; 40]).await.unwrap_err();
+        assert!(
+            matches!(err, WalError::DiskFull { .. } | WalError::Poisoned { .. }),
+            "{err}"
+        );
+        let _ = wal.shutdown().await;
+    });
+}
+
+/// The same on a real file system: a 2 MiB tmpfs filled up (appends until `DiskFull`,
+/// then a filler file takes every byte left). Needs root to mount; run with
+/// `cargo test --all-features --test open_full_disk -- --ignored`.
+#[test]
+#[ignore = "needs root: mounts a tmpfs"]
+fn a_log_on_a_full_tmpfs_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(mnt)
+        .status()
+        .expect("run mount");
+    assert!(mounted.success(), "mount a tmpfs (root needed)");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt);
+    let dir = mnt.join("wal");
+    let cfg = || {
+        WalConfig::default()
+            .segment_size_bytes(256 << 10)
+            .max_record_bytes(4096)
+    };
+    let acked = actix::System::new().block_on(async {
+        let wal = Wal::open(&dir, cfg()).await.unwrap();
+        wal.set_meta(b"vote".to_vec()).await.unwrap();
+        let mut acked = 0u64;
+        loop {
+            match wal.append(vec![7u8; 4000]).await {
+                Ok(lsn) => acked = lsn.0,
+                Err(WalError::DiskFull { .. }) => break,
+                Err(e) => panic!("append: {e}"),
+            }
+            assert!(acked < 10_000, "the disk never filled");
+        }
+        let _ = wal.shutdown().await;
+        acked
+    });
+    assert!(acked > 10, "{acked}");
+    // Every byte left taken.
+    let mut filler = std::fs::File::create(mnt.join("filler")).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+    let _ = std::io::Write::write_all(&mut filler, &[0]);
+    drop(filler);
+    actix::System::new().block_on(async {
+        let wal = match Wal::open(&dir, cfg()).await {
+            Ok(wal) => wal,
+            Err(e) => panic!("open on a full tmpfs failed: {e}"),
+        };
+        let report = wal.recovery_report().clone();
+        assert_eq!(report.next_lsn, Lsn(acked + 1), "{report:?}");
+        assert_eq!(wal.meta().as_deref(), Some(&b"vote"[..]));
+        let records: Vec<_> = actix_wal::LogReader::open(&dir)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(records.len() as u64, acked);
+        let _ = wal.shutdown().await;
+    });
+}
