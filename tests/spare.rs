@@ -461,6 +461,7 @@ fn a_spare_whose_directory_fsync_failed_never_holds_acknowledged_records() {
     }
     assert!(images >= 128);
     assert!(lost.is_empty(), "acknowledged records lost: {lost:#?}");
+}
 
 /// The flusher's writer keeps the segment a spanning batch leaves to sync beside the new
 /// one, which is safe only while the new one is a spare (named after both syncs). With no
