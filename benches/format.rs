@@ -7,7 +7,7 @@
 //! ```
 
 use actix_wal::format::frame::{encode_record, encode_transaction};
-use actix_wal::log::{Batch, Planner};
+use actix_wal::internals::{Batch, Planner};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 

@@ -12,9 +12,10 @@
 //! The log is written once per run into a temporary directory and read from the page
 //! cache: these are CPU figures. `walbench --suite` times opening a log from the device.
 
-use actix_wal::log::scan::{SegmentCursor, SegmentData, SegmentEnd};
-use actix_wal::log::{list_segments, LogDir, LogOptions, LogReader, LogWriter};
+use actix_wal::files::list_segments;
+use actix_wal::internals::scan::{SegmentCursor, SegmentData, SegmentEnd};
 use actix_wal::storage::default_storage;
+use actix_wal::{LogDir, LogOptions, LogReader, LogWriter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::path::Path;
@@ -124,7 +125,7 @@ fn hostile_segment(dir: &Path, mib: usize, first_lsn: u64, tail: impl Iterator<I
     let mut data = actix_wal::format::SegmentHeader::encode(first_lsn).to_vec();
     data.extend(tail.take(size - data.len()));
     data.resize(size, 0);
-    std::fs::write(dir.join(actix_wal::log::segment_name(first_lsn)), data).expect("write");
+    std::fs::write(dir.join(actix_wal::files::segment_name(first_lsn)), data).expect("write");
 }
 
 /// The crafted tail: 24-byte frame headers claiming 1,000,000-byte payloads, with

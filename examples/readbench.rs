@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let r = wal.read(recent(i)).await?;
         let path = d
             .path()
-            .join(actix_wal::log::segment_name(r.segment_first_lsn.0));
+            .join(actix_wal::files::segment_name(r.segment_first_lsn.0));
         places.push((path, r.frame_offset));
     }
     let file = std::fs::File::open(&places[0].0)?;

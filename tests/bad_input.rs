@@ -4,8 +4,8 @@
 //! opener. Each is a clear `WalError` naming the path, never a panic, and leaves every file
 //! as it was (an opener may create the empty `LOCK` file, nothing else).
 
+use actix_wal::files::segment_name;
 use actix_wal::format::{SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
-use actix_wal::log::segment_name;
 use actix_wal::storage::default_storage;
 use actix_wal::{
     FsStorage, LogDir, LogOptions, LogReader, LogWriter, RecoveryOptions, RecoveryPolicy,

@@ -6,10 +6,10 @@
 //! Peak memory is the process's `VmHWM` (Linux), so the reading runs in a child process (this
 //! test binary again, running only `child_reads_a_big_segment`) that starts small.
 
+use actix_wal::files::segment_name;
+use actix_wal::files::MAX_SEGMENT_BYTES;
 use actix_wal::format::frame::encode_record;
 use actix_wal::format::SegmentHeader;
-use actix_wal::log::scan::MAX_SEGMENT_BYTES;
-use actix_wal::log::segment_name;
 use actix_wal::storage::default_storage;
 use actix_wal::{LogDir, LogReader, RecoveryOptions, RecoveryPolicy};
 use std::io::Write;

@@ -6,8 +6,9 @@
 mod common;
 
 use actix::prelude::*;
-use actix_wal::log::{read_meta, LogOptions, LogReader, LogWriter};
+use actix_wal::files::read_meta;
 use actix_wal::*;
+use actix_wal::{LogOptions, LogReader, LogWriter};
 use common::segment_lsns;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -150,7 +151,7 @@ fn an_old_log_without_meta_gets_one_at_open() {
         std::fs::remove_file(d.path().join(name)).unwrap();
     }
     for lsn in segment_lsns(d.path()) {
-        let path = d.path().join(actix_wal::log::segment_name(lsn));
+        let path = d.path().join(actix_wal::files::segment_name(lsn));
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[..32].copy_from_slice(&actix_wal::format::SegmentHeader::encode(lsn));
         std::fs::write(&path, bytes).unwrap();
@@ -277,7 +278,7 @@ async fn meta_is_replaced_once_per_segment_and_a_lost_newest_segment_is_corrupti
     // The log ends cleanly without its newest segment: corruption, not reused LSNs.
     let newest = d
         .path()
-        .join(actix_wal::log::segment_name(*segs.last().unwrap()));
+        .join(actix_wal::files::segment_name(*segs.last().unwrap()));
     std::fs::remove_file(&newest).unwrap();
     match Wal::open(d.path(), small()).await {
         Err(e) => {
@@ -326,7 +327,7 @@ fn the_log_writer_raises_newest_too() {
     let segs = segment_lsns(d.path());
     std::fs::remove_file(
         d.path()
-            .join(actix_wal::log::segment_name(*segs.last().unwrap())),
+            .join(actix_wal::files::segment_name(*segs.last().unwrap())),
     )
     .unwrap();
     let err = LogWriter::open(d.path(), opts).unwrap_err();

@@ -8,8 +8,8 @@
 
 mod sim;
 
-use actix_wal::log::dir::LogDir;
-use actix_wal::log::read_meta;
+use actix_wal::files::read_meta;
+use actix_wal::LogDir;
 use actix_wal::Lsn;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +25,8 @@ fn a_checkpoint_never_moves_back_while_the_newest_segment_lsn_is_raised() {
     let dir = Path::new("/wal");
     let sim = sim::SimStorage::new();
     let log = Arc::new(LogDir::open(dir, sim.shared()).unwrap());
-    log.meta().reload().unwrap();
-    log.meta()
+    log.meta_store().reload().unwrap();
+    log.meta_store()
         .update(|m| {
             m.first_lsn = 1;
             m.newest_lsn = 0;
@@ -38,7 +38,7 @@ fn a_checkpoint_never_moves_back_while_the_newest_segment_lsn_is_raised() {
         std::thread::spawn(move || {
             let mut n = 1;
             while !stop.load(Ordering::Relaxed) {
-                log.meta().raise_newest(n).unwrap();
+                log.meta_store().raise_newest(n).unwrap();
                 n += 1;
             }
         })
@@ -51,7 +51,7 @@ fn a_checkpoint_never_moves_back_while_the_newest_segment_lsn_is_raised() {
             .unwrap()
             .unwrap()
             .first_lsn;
-        let published = log.meta().current().unwrap().first_lsn;
+        let published = log.meta_store().current().unwrap().first_lsn;
         if on_disk < 2 * k || published < 2 * k {
             lowered.push((k, on_disk, published));
             if lowered.len() > 5 {

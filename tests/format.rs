@@ -279,7 +279,7 @@ fn frames(records: &[Record]) -> Vec<FrameInfo> {
 }
 
 fn segment_path(dir: &Path, first_lsn: u64) -> PathBuf {
-    dir.join(actix_wal::log::segment_name(first_lsn))
+    dir.join(actix_wal::files::segment_name(first_lsn))
 }
 
 /// Every file of a directory, by name.

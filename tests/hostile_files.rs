@@ -6,8 +6,8 @@
 //! - files named like segments that are not regular files: a FIFO (whose `open(2)` for
 //!   reading blocks until a writer comes, so the log hung) and a symbolic link.
 
+use actix_wal::files::segment_name;
 use actix_wal::format::{SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
-use actix_wal::log::segment_name;
 use actix_wal::storage::FileKind;
 use actix_wal::{LogOptions, LogReader, LogWriter, Lsn, RecoveryPolicy, Wal, WalConfig, WalError};
 use std::fs;

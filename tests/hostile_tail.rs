@@ -11,10 +11,10 @@
 //!   (records, torn or clean end, or the same corruption at the same offset) as the
 //!   reference.
 
+use actix_wal::files::segment_name;
+use actix_wal::files::SegmentEnd;
 use actix_wal::format::frame::{encode_record, encode_transaction, split_transaction};
 use actix_wal::format::{FrameHeader, FrameKind, SegmentHeader, FRAME_HEADER_BYTES};
-use actix_wal::log::scan::SegmentEnd;
-use actix_wal::log::segment_name;
 use actix_wal::storage::default_storage;
 use actix_wal::{LogOptions, LogReader, LogWriter, WalError};
 use proptest::prelude::*;

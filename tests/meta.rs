@@ -11,7 +11,7 @@
 mod sim;
 
 use actix_wal::format::meta::{LogMeta, MetaIntent};
-use actix_wal::log::meta::{
+use actix_wal::internals::meta::{
     read_meta, read_meta_copies, MetaStore, META_COPY_FILE, META_FILE, META_TMP_FILE,
 };
 use actix_wal::{SharedStorage, Storage, WalError};

@@ -3,7 +3,7 @@
 //! `RecoveryReport::meta_repair`, and is written back whole; both copies damaged is
 //! corruption, under every policy, and changes nothing.
 
-use actix_wal::log::meta::{read_meta, META_COPY_FILE, META_FILE};
+use actix_wal::files::{read_meta, META_COPY_FILE, META_FILE};
 use actix_wal::storage::FsStorage;
 use actix_wal::{Lsn, RecoveryPolicy, RecoveryReport, Wal, WalConfig, WalError};
 use std::fs;

@@ -4,7 +4,7 @@
 //! a file being touched, under every recovery policy.
 
 use actix_wal::format::meta::{LogMeta, MetaIntent};
-use actix_wal::log::meta::{read_meta, MetaStore, META_COPY_FILE, META_FILE};
+use actix_wal::internals::meta::{read_meta, MetaStore, META_COPY_FILE, META_FILE};
 use actix_wal::storage::default_storage;
 use actix_wal::{Lsn, RecoveryPolicy, Wal, WalConfig, WalError};
 use std::collections::BTreeMap;
@@ -259,7 +259,7 @@ fn a_meta_whose_intent_conflicts_with_its_first_lsn_is_never_written() {
 
 #[test]
 fn check_intent_is_a_pure_check_of_meta_against_the_segments() {
-    use actix_wal::log::{check_intent, SegmentSpan};
+    use actix_wal::internals::{check_intent, SegmentSpan};
     let meta = |intent, first_lsn, newest_lsn| LogMeta {
         seq: 3,
         first_lsn,

@@ -7,8 +7,9 @@
 
 mod common;
 
-use actix_wal::log::{read_meta, LogDir};
+use actix_wal::files::read_meta;
 use actix_wal::storage::{default_storage, FsStorage};
+use actix_wal::LogDir;
 use actix_wal::*;
 use common::{append_until_segments, segment_lsns};
 use fail::FailScenario;

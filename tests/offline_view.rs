@@ -7,7 +7,7 @@
 //! on every crash image the simulator makes.
 
 use actix_wal::format::meta::MetaIntent;
-use actix_wal::log::dir::LogDir;
+use actix_wal::LogDir;
 use actix_wal::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -44,7 +44,7 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .and_then(actix_wal::log::segment::parse_segment_name)
+                .and_then(actix_wal::files::parse_segment_name)
                 .is_some()
         })
         .collect();
@@ -94,7 +94,7 @@ fn readers_read_the_written_spare_recovery_adopts() {
     let d = tempfile::tempdir().unwrap();
     let written = write(d.path(), 300);
     let newest = segments(d.path()).pop().unwrap();
-    let spare = d.path().join(actix_wal::log::spare::spare_name(42));
+    let spare = d.path().join(actix_wal::files::spare_name(42));
     std::fs::rename(&newest, &spare).unwrap();
 
     let before = read_from(d.path(), 0);
@@ -127,29 +127,28 @@ fn readers_read_the_written_spare_recovery_adopts() {
 /// newest-segment LSN set as that step sets them).
 fn leave_intent(dir: &Path, intent: MetaIntent) {
     let log = LogDir::open(dir, actix_wal::storage::default_storage()).unwrap();
-    log.meta().reload().unwrap().meta.expect("the log has a META");
+    log.reload_meta().unwrap().meta.expect("the log has a META");
     // N' (docs/format.md): the segment holding the rewind's last record.
     let kept_newest = |x: u64| {
         segments(dir)
             .iter()
-            .filter_map(|p| actix_wal::log::segment::parse_segment_name(p.file_name()?.to_str()?))
+            .filter_map(|p| actix_wal::files::parse_segment_name(p.file_name()?.to_str()?))
             .filter(|&first| first <= x)
             .max()
             .unwrap_or(0)
     };
-    log.meta()
-        .update(|m| {
-            m.intent = intent;
-            match intent {
-                MetaIntent::Reset(n) => {
-                    m.first_lsn = n;
-                    m.newest_lsn = 0;
-                }
-                MetaIntent::TruncateAfter(x) => m.newest_lsn = m.newest_lsn.min(kept_newest(x)),
-                MetaIntent::None => {}
+    log.update_meta(|m| {
+        m.intent = intent;
+        match intent {
+            MetaIntent::Reset(n) => {
+                m.first_lsn = n;
+                m.newest_lsn = 0;
             }
-        })
-        .unwrap();
+            MetaIntent::TruncateAfter(x) => m.newest_lsn = m.newest_lsn.min(kept_newest(x)),
+            MetaIntent::None => {}
+        }
+    })
+    .unwrap();
 }
 
 /// Killed between a reset's removals and its new segment: only `META` (with the reset's
@@ -213,7 +212,7 @@ fn a_spare_renamed_after_the_reader_listed_it_is_read_under_its_segment_name() {
     let d = tempfile::tempdir().unwrap();
     let written = write(d.path(), 300);
     let newest = segments(d.path()).pop().unwrap();
-    let spare = d.path().join(actix_wal::log::spare::spare_name(43));
+    let spare = d.path().join(actix_wal::files::spare_name(43));
     std::fs::rename(&newest, &spare).unwrap();
     let reader = LogReader::open(d.path()).unwrap();
     assert_eq!(reader.segments().last(), Some(&spare));

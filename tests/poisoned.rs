@@ -6,7 +6,7 @@
 
 mod common;
 
-use actix_wal::log::segment_name;
+use actix_wal::files::segment_name;
 use actix_wal::*;
 use common::faulty::FaultyFs;
 use common::segment_lsns;
@@ -149,14 +149,14 @@ fn a_poisoned_log_writer_refuses_every_call_that_changes_the_log() {
     const EIO: i32 = 5;
     let d = tempfile::tempdir().unwrap();
     let fs = FaultyFs::new();
-    let opts = actix_wal::log::LogOptions {
+    let opts = actix_wal::LogOptions {
         segment_size_bytes: 4096,
         max_record_bytes: 256,
         preallocate: false,
         storage: fs.clone(),
         ..Default::default()
     };
-    let (mut w, _) = actix_wal::log::LogWriter::open(d.path(), opts).unwrap();
+    let (mut w, _) = actix_wal::LogWriter::open(d.path(), opts).unwrap();
     for i in 1..=300 {
         w.append(&payload(i)).unwrap();
         w.sync().unwrap();

@@ -10,8 +10,9 @@
 
 mod common;
 
-use actix_wal::log::{segment_name, LogOptions, LogWriter};
+use actix_wal::files::segment_name;
 use actix_wal::*;
+use actix_wal::{LogOptions, LogWriter};
 use common::faulty::FaultyFs;
 use common::segment_lsns;
 use std::path::{Path, PathBuf};

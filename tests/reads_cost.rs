@@ -242,7 +242,7 @@ async fn a_checkpoint_closes_the_cached_handles_of_the_segments_it_removes() {
                 first_segments.push(r.segment_first_lsn);
             }
         }
-        let first = d.path().join(log::segment_name(first_segments[0].0));
+        let first = d.path().join(files::segment_name(first_segments[0].0));
         assert!(
             counting.live_on(&first) > 0,
             "{placement:?}: no handle kept"
@@ -250,7 +250,7 @@ async fn a_checkpoint_closes_the_cached_handles_of_the_segments_it_removes() {
         let cut = first_segments[2];
         assert!(wal.truncate_before(cut).await.unwrap() >= 2);
         for s in &first_segments[..2] {
-            let path = d.path().join(log::segment_name(s.0));
+            let path = d.path().join(files::segment_name(s.0));
             assert!(!path.exists(), "{placement:?}: {} kept", path.display());
             assert_eq!(
                 counting.live_on(&path),

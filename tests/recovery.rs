@@ -2,10 +2,10 @@
 //! tail is cut, many segments read back in order, abandoned segment tails are skipped, and
 //! checkpoint truncation removes only whole segments below its LSN.
 
+use actix_wal::files::segment_name;
+use actix_wal::files::SegmentEnd;
 use actix_wal::format::frame::encode_record;
 use actix_wal::format::FRAME_HEADER_BYTES;
-use actix_wal::log::scan::SegmentEnd;
-use actix_wal::log::segment_name;
 use actix_wal::storage::default_storage;
 use actix_wal::{
     FsStorage, LogDir, LogOptions, LogReader, LogWriter, Lsn, Record, RecoveryPolicy, Storage,

@@ -5,7 +5,7 @@
 
 mod common;
 
-use actix_wal::log::LogReader;
+use actix_wal::LogReader;
 use actix_wal::*;
 use common::segment_lsns;
 use std::path::Path;

@@ -11,8 +11,8 @@
 
 mod sim;
 
-use actix_wal::log::meta::{read_meta_copies, META_COPY_FILE, META_FILE};
-use actix_wal::log::{open_log, LogOptions, LogReader};
+use actix_wal::files::{read_meta_copies, META_COPY_FILE, META_FILE};
+use actix_wal::{LogOptions, LogReader, LogWriter};
 use actix_wal::{Lsn, RecoveryPolicy, SharedStorage, Storage, Wal, WalConfig};
 use sim::broken::{Broken, BrokenStorage};
 use sim::{mix, SimStorage, Snapshot};
@@ -187,7 +187,7 @@ fn check_image(op: Op, snap: &Snapshot, seed: u64, drop: Option<&str>) -> Result
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("offline read: {e}"))
             });
-    let (_dir, _planner, outcome) = open_log(Path::new(DIR), &options(storage.clone()))
+    let (_writer, outcome) = LogWriter::open(Path::new(DIR), options(storage.clone()))
         .map_err(|e| format!("recovery: {e}"))?;
     let got: Vec<(u64, Vec<u8>)> = LogReader::open_with(DIR, storage, 256)
         .map_err(|e| format!("reader: {e}"))?

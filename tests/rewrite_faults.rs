@@ -4,7 +4,7 @@
 
 mod sim;
 
-use actix_wal::log::LogReader;
+use actix_wal::LogReader;
 use actix_wal::{SharedStorage, Storage, Wal, WalConfig};
 use sim::SimStorage;
 use std::path::Path;

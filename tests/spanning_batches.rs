@@ -20,7 +20,7 @@ use std::path::Path;
 /// item 4): every image opens, nothing acknowledged is lost.
 #[test]
 fn a_batch_spanning_two_segments_recovers_from_a_crash_at_every_step() {
-    use actix_wal::log::spare::SpareMode;
+    use actix_wal::internals::spare::SpareMode;
     for mode in [SpareMode::Thread, SpareMode::Inline] {
         for spare_ready in [true, false] {
             // 6 x 250 bytes: larger than 1/8 of a segment, so never moved whole.
@@ -34,7 +34,7 @@ fn a_batch_spanning_two_segments_recovers_from_a_crash_at_every_step() {
 /// durable either (issue 20, item 4).
 #[test]
 fn a_batch_spanning_three_segments_recovers_from_a_crash_at_every_step() {
-    use actix_wal::log::spare::SpareMode;
+    use actix_wal::internals::spare::SpareMode;
     for mode in [SpareMode::Thread, SpareMode::Inline] {
         for spare_ready in [true, false] {
             // 20 x 274 bytes of frames: more than a 4 KiB segment.
@@ -48,12 +48,12 @@ fn a_batch_spanning_three_segments_recovers_from_a_crash_at_every_step() {
 /// `segments` segments, and recovers crash images taken before every operation of those:
 /// each must open with everything acknowledged before it (and, at its end, the batch).
 fn crash_at_every_step_of_spanning_batches(
-    mode: actix_wal::log::spare::SpareMode,
+    mode: actix_wal::internals::spare::SpareMode,
     spare_ready: bool,
     records: u8,
     segments: usize,
 ) {
-    use actix_wal::log::Batch;
+    use actix_wal::internals::Batch;
     let dir = Path::new("/wal");
     let sim = sim::SimStorage::new();
     let opts = sim_options;

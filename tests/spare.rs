@@ -9,7 +9,7 @@ mod sim;
 
 use common::{file_names, sim_options, sim_writer};
 
-use actix_wal::log::spare::is_spare_name;
+use actix_wal::files::is_spare_name;
 use actix_wal::*;
 use std::path::Path;
 use std::process::Command;
@@ -101,10 +101,10 @@ async fn the_flusher_rolls_over_into_spares() {
     assert!(after.iter().all(|n| !is_spare_name(n)), "{after:?}");
     let newest = after
         .iter()
-        .filter_map(|n| actix_wal::log::segment::parse_segment_name(n))
+        .filter_map(|n| actix_wal::files::parse_segment_name(n))
         .max()
         .unwrap();
-    let meta = actix_wal::log::read_meta(&actix_wal::storage::FsStorage, d.path())
+    let meta = actix_wal::files::read_meta(&actix_wal::storage::FsStorage, d.path())
         .unwrap()
         .unwrap();
     assert_eq!(meta.newest_lsn, newest);
@@ -119,7 +119,7 @@ async fn the_flusher_rolls_over_into_spares() {
 fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
     file_names(dir)
         .into_iter()
-        .filter(|n| actix_wal::log::segment::parse_segment_name(n).is_some())
+        .filter(|n| actix_wal::files::parse_segment_name(n).is_some())
         .map(|n| dir.join(n))
         .collect()
 }
@@ -154,7 +154,7 @@ fn a_newest_segment_whose_rename_was_lost_is_adopted_from_its_spare() {
     let d = tempfile::tempdir().unwrap();
     let written = write_300(d.path());
     let newest = segment_paths(d.path()).pop().unwrap();
-    let spare = d.path().join(actix_wal::log::spare::spare_name(42));
+    let spare = d.path().join(actix_wal::files::spare_name(42));
     std::fs::rename(&newest, &spare).unwrap();
     let (w, outcome) = LogWriter::open(d.path(), small()).unwrap();
     assert_eq!(outcome.adopted_spare.as_ref(), Some(&newest));
@@ -181,7 +181,7 @@ fn a_written_spare_that_does_not_follow_the_log_is_removed_not_adopted() {
     let written = write_300(d.path());
     let last_first = segment_paths(d.path())
         .iter()
-        .filter_map(|p| actix_wal::log::segment::parse_segment_name(p.file_name()?.to_str()?))
+        .filter_map(|p| actix_wal::files::parse_segment_name(p.file_name()?.to_str()?))
         .max()
         .unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -203,7 +203,7 @@ fn a_written_spare_that_does_not_follow_the_log_is_removed_not_adopted() {
         ("zeros", vec![0u8; 32]),
     ];
     for (what, header) in cases {
-        let spare = d.path().join(actix_wal::log::spare::spare_name(7));
+        let spare = d.path().join(actix_wal::files::spare_name(7));
         let mut bytes = header;
         bytes.resize(4096, 0);
         std::fs::write(&spare, &bytes).unwrap();
@@ -227,7 +227,7 @@ fn a_written_spare_that_does_not_follow_the_log_is_removed_not_adopted() {
 /// that began its segment never moves (the new segment would take that name).
 #[test]
 fn a_rollover_batch_that_fits_moves_whole_into_the_new_segment() {
-    use actix_wal::log::{Batch, Planner};
+    use actix_wal::internals::{Batch, Planner};
     let segment = 8192u64;
     let planner_at = |offset| Planner {
         segment_first_lsn: 1,
@@ -342,8 +342,8 @@ impl Storage for HeldDirSync {
 /// the check has teeth.
 #[test]
 fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync() {
-    use actix_wal::log::spare::SpareMode;
-    use actix_wal::log::Batch;
+    use actix_wal::internals::spare::SpareMode;
+    use actix_wal::internals::Batch;
     use sim::broken::{Broken, BrokenStorage};
     let dir = Path::new("/wal");
     let sim = sim::SimStorage::new();
@@ -473,8 +473,8 @@ fn a_spare_whose_directory_fsync_failed_never_holds_acknowledged_records() {
 #[test]
 fn a_first_batch_after_open_spanning_two_segments_without_a_spare_recovers_from_a_crash_at_every_step(
 ) {
-    use actix_wal::log::spare::SpareMode;
-    use actix_wal::log::Batch;
+    use actix_wal::internals::spare::SpareMode;
+    use actix_wal::internals::Batch;
     for mode in [SpareMode::Thread, SpareMode::Inline] {
         let dir = Path::new("/wal");
         let sim = sim::SimStorage::new();
@@ -488,9 +488,9 @@ fn a_first_batch_after_open_spanning_two_segments_without_a_spare_recovers_from_
         drop(log);
         let seg = out.tail_segment.clone().unwrap();
         assert_eq!(seg.first_lsn, 1, "the filler stays in segment 1");
-        let mut w = actix_wal::log::SegmentWriter::new(sim.shared(), dir, 4096, false);
+        let mut w = actix_wal::internals::SegmentWriter::new(sim.shared(), dir, 4096, false);
         w.enable_spares(mode);
-        let mut p = actix_wal::log::Planner {
+        let mut p = actix_wal::internals::Planner {
             segment_first_lsn: seg.first_lsn,
             offset: out.tail_offset,
             next_lsn: out.next_lsn.0,

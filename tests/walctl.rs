@@ -3,8 +3,8 @@
 //! from `stat`. It must never modify the log it reads.
 
 mod common;
+use actix_wal::files::segment_name;
 use actix_wal::format::FRAME_HEADER_BYTES;
-use actix_wal::log::segment_name;
 use actix_wal::{LogOptions, LogReader, LogWriter, Lsn};
 use common::segment_count;
 use std::collections::BTreeMap;
@@ -315,7 +315,7 @@ fn verify_says_where_the_log_starts_and_why() {
     let first = fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.unwrap().file_name().into_string().ok())
-        .filter_map(|n| actix_wal::log::segment::parse_segment_name(&n))
+        .filter_map(|n| actix_wal::files::parse_segment_name(&n))
         .min()
         .unwrap();
     assert!(first > 1 && first <= 40);
@@ -405,7 +405,7 @@ fn verify_and_stat_take_where_the_log_starts_from_meta() {
 /// neither is good unless told there was none.
 #[test]
 fn walctl_meta_shows_the_copies_and_repair_meta_repairs_them() {
-    use actix_wal::log::meta::{META_COPY_FILE, META_FILE};
+    use actix_wal::files::{META_COPY_FILE, META_FILE};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write_log(dir);
@@ -460,7 +460,7 @@ fn walctl_meta_shows_the_copies_and_repair_meta_repairs_them() {
     let o = walctl(&["meta"], dir);
     assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
     let out = stdout(&o);
-    let first = actix_wal::log::list_segments(&actix_wal::storage::FsStorage, dir)
+    let first = actix_wal::files::list_segments(&actix_wal::storage::FsStorage, dir)
         .unwrap()
         .0[0]
         .first_lsn;

@@ -153,7 +153,7 @@ pub async fn read_figures(
     let mut places = Vec::new();
     for i in 0..RECENT {
         let r = wal.read(recent(i)).await.map_err(e("read"))?;
-        let path = dir.join(actix_wal::log::segment_name(r.segment_first_lsn.0));
+        let path = dir.join(actix_wal::files::segment_name(r.segment_first_lsn.0));
         let file =
             std::fs::File::open(&path).map_err(|err| format!("{}: {err}", path.display()))?;
         places.push((file, r.frame_offset));

@@ -29,10 +29,10 @@
 //! the log open elsewhere (`repair-meta`), or an I/O error. Errors are one line on
 //! stderr.
 
+use actix_wal::files::SegmentEnd;
+use actix_wal::files::DEFAULT_MAX_RECORD_BYTES;
 use actix_wal::format::meta::MetaIntent;
 use actix_wal::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
-use actix_wal::log::reader::DEFAULT_MAX_RECORD_BYTES;
-use actix_wal::log::scan::SegmentEnd;
 use actix_wal::{LogReader, Record, WalError};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;

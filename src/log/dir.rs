@@ -97,7 +97,7 @@ impl LogDir {
 
     /// Whether a `LogDir` of this process holds `path` now. A log whose every handle was
     /// dropped without shutdown releases its lock as its actors stop, a moment later; a
-    /// reopen in the same process waits for that (see [`crate::log::open_log`]).
+    /// reopen in the same process waits for that (see [`crate::log::sync_log::open_log`]).
     pub fn held_in_process(path: &Path) -> bool {
         held_here().contains_key(path)
     }
@@ -107,9 +107,33 @@ impl LogDir {
         &self.path
     }
 
-    /// The log's metadata file (read by [`LogDir::recover`]; before that, unread).
-    pub fn meta(&self) -> &std::sync::Arc<SharedMeta> {
+    /// The log's metadata file (read by [`LogDir::recover`]; before that, unread). Not
+    /// public: the store writes `META`, and a handle to it could outlive this lock.
+    pub(crate) fn meta(&self) -> &std::sync::Arc<SharedMeta> {
         &self.meta
+    }
+
+    /// [`Self::meta`] for the crate's own tests (feature `internals`): the store itself,
+    /// whose handle may outlive this lock.
+    #[cfg(feature = "internals")]
+    pub fn meta_store(&self) -> &std::sync::Arc<SharedMeta> {
+        &self.meta
+    }
+
+    /// Reads both copies of `META` again (under this directory's lock) and returns what was
+    /// found, the value the next [`Self::update_meta`] starts from.
+    pub fn reload_meta(&self) -> Result<super::meta::MetaRead, WalError> {
+        self.meta.reload()
+    }
+
+    /// Rewrites `META` (both copies, durably) with `f` applied to its current value, under
+    /// this directory's lock: what `walctl repair-meta` does. Reads `META` first if it was
+    /// not read yet ([`Self::reload_meta`]).
+    pub fn update_meta(
+        &self,
+        f: impl FnOnce(&mut crate::format::meta::LogMeta),
+    ) -> Result<(), WalError> {
+        self.meta.update(f)
     }
 
     /// The storage it is reached through.

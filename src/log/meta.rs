@@ -61,6 +61,7 @@ impl MetaStore {
     /// Loads the metadata file of `dir` (none for a new or older log). `max_meta_bytes`
     /// bounds the slot of new values: at most [`MAX_META_BYTES_LIMIT`], else
     /// [`WalError::InvalidConfig`]. Reads only.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the crate's tests only
     pub fn open(
         storage: SharedStorage,
         dir: impl AsRef<Path>,
@@ -86,6 +87,7 @@ impl MetaStore {
     }
 
     /// [`Self::open`] with the default bound, [`DEFAULT_MAX_META_BYTES`].
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the crate's tests only
     pub fn open_default(
         storage: SharedStorage,
         dir: impl AsRef<Path>,
@@ -107,6 +109,7 @@ impl MetaStore {
     }
 
     /// The bound on the application slot of new values.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the crate's tests only
     pub fn max_meta_bytes(&self) -> u64 {
         self.max_meta_bytes
     }

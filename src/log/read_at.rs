@@ -37,6 +37,7 @@ pub fn record_cost_bytes(r: &Record) -> usize {
 /// (a checkpoint removed it) between the lookup and the read. An empty range gives no
 /// records. Costs one positional read per segment touched (two strides more than
 /// `max_bytes` at most each).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the crate's tests only
 pub fn read_records(
     storage: &dyn Storage,
     dir: &Path,

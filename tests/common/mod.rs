@@ -244,17 +244,21 @@ pub fn sim_options(storage: SharedStorage) -> LogOptions {
     }
 }
 
+#[cfg(feature = "internals")]
 /// A new log at `dir` on `storage` ([`sim_options`]), and the flusher's writer on it with
 /// spares prepared as `mode` says, with the planner where its first batch goes.
 pub fn sim_writer(
     dir: &Path,
     storage: SharedStorage,
-    mode: actix_wal::log::spare::SpareMode,
-) -> (actix_wal::log::SegmentWriter, actix_wal::log::Planner) {
+    mode: actix_wal::internals::spare::SpareMode,
+) -> (
+    actix_wal::internals::SegmentWriter,
+    actix_wal::internals::Planner,
+) {
     drop(LogWriter::open(dir, sim_options(storage.clone())).unwrap());
-    let mut w = actix_wal::log::SegmentWriter::new(storage, dir, 4096, false);
+    let mut w = actix_wal::internals::SegmentWriter::new(storage, dir, 4096, false);
     w.enable_spares(mode);
-    let p = actix_wal::log::Planner {
+    let p = actix_wal::internals::Planner {
         segment_first_lsn: 1,
         offset: 32,
         next_lsn: 1,

@@ -41,11 +41,11 @@ pub enum Broken {
     SparesUnlisted,
 }
 
-/// Whether `path` names a spare segment (see `actix_wal::log::spare`).
+/// Whether `path` names a spare segment (see `actix_wal::files::is_spare_name`).
 fn is_spare(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(actix_wal::log::spare::is_spare_name)
+        .is_some_and(actix_wal::files::is_spare_name)
 }
 
 /// Whether `path` names a copy of the metadata file.
@@ -119,7 +119,7 @@ impl Storage for BrokenStorage {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = self.inner.list(dir)?;
         if self.broken() == Some(Broken::SparesUnlisted) {
-            names.retain(|n| !actix_wal::log::spare::is_spare_name(n));
+            names.retain(|n| !actix_wal::files::is_spare_name(n));
         }
         Ok(names)
     }

@@ -3,7 +3,6 @@
 //! and the checks themselves, each reported as a [`Violation`].
 
 use super::SimStorage;
-use actix_wal::log::open_log;
 use actix_wal::{LogOptions, LogReader, RecoveryOutcome, SharedStorage, WalError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -249,7 +248,8 @@ pub fn recover(
         storage: storage.clone(),
         ..opts.clone()
     };
-    let (_dir, _planner, outcome) = open_log(dir, &opts)?;
+    // The writer is dropped unused: no batch, so nothing more is written.
+    let (_writer, outcome) = actix_wal::LogWriter::open(dir, opts)?;
     Ok(outcome)
 }
 
@@ -402,7 +402,7 @@ pub fn before_last_batch(sim: &SimStorage, dir: &Path, recs: &[Rec]) -> Vec<(Str
     let mut files: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     for r in recs {
         files.entry(r.segment).or_insert_with(|| {
-            sim.read_file(&dir.join(actix_wal::log::segment_name(r.segment)))
+            sim.read_file(&dir.join(actix_wal::files::segment_name(r.segment)))
                 .unwrap_or_default()
         });
     }
@@ -417,7 +417,7 @@ pub fn before_last_batch(sim: &SimStorage, dir: &Path, recs: &[Rec]) -> Vec<(Str
     let last_batch = header(last.segment, last.frame_offset).1;
     let mut out: Vec<(String, u64, u64)> = files
         .keys()
-        .map(|s| (actix_wal::log::segment_name(*s), 0, 32))
+        .map(|s| (actix_wal::files::segment_name(*s), 0, 32))
         .collect();
     let mut prev = None;
     for r in recs {
@@ -428,7 +428,7 @@ pub fn before_last_batch(sim: &SimStorage, dir: &Path, recs: &[Rec]) -> Vec<(Str
         let (bytes, batch) = header(r.segment, r.frame_offset);
         if batch < last_batch {
             out.push((
-                actix_wal::log::segment_name(r.segment),
+                actix_wal::files::segment_name(r.segment),
                 r.frame_offset,
                 r.frame_offset + bytes,
             ));

@@ -207,7 +207,7 @@ impl DirLock for SimDirLock {
             Ok(Entry::Dir) if s.state.dirs.contains_key(dir) => {}
             _ => return Err(not_found(dir)),
         }
-        let file = dir.join(actix_wal::log::segment::LOCK_FILE);
+        let file = dir.join(actix_wal::files::LOCK_FILE);
         if s.state.lookup(&file).is_err() {
             SimStorage::create_locked(&mut s, &file)?;
         }

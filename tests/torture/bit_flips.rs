@@ -3,7 +3,7 @@
 use crate::setup::{make_entries, Params, DIR, MAX_RECORD_BYTES};
 use crate::sim::check::{before_last_batch, read_log, recover, Kind};
 use crate::sim::{Rng, SimStorage};
-use actix_wal::log::LogWriter;
+use actix_wal::LogWriter;
 use actix_wal::{LogOptions, RecoveryPolicy};
 use std::path::Path;
 

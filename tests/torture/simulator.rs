@@ -4,7 +4,7 @@
 use crate::setup::DIR;
 use crate::sim::check::recover;
 use crate::sim::{Fault, SimStorage};
-use actix_wal::log::LogWriter;
+use actix_wal::LogWriter;
 use actix_wal::{LogOptions, WalError};
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 use crate::setup::{arm_faults, definite, make_entries, Params, Setup, DIR, MAX_RECORD_BYTES};
 use crate::sim::check::{Event, Kind, Oracle, Tag};
 use crate::sim::{mix, Rng, SimStorage};
-use actix_wal::log::LogWriter;
+use actix_wal::LogWriter;
 use actix_wal::{Append, CommitMode, Durability, Lsn, Wal, WalConfig};
 use futures::future::join_all;
 use std::time::Duration;

@@ -3,10 +3,11 @@
 //! log starts, as `META` says, for `verify`.
 
 use super::Failure;
+use actix_wal::files::{read_meta_copies, CopyState};
+use actix_wal::files::{read_meta_copy, META_COPY_FILE, META_FILE};
 use actix_wal::format::meta::{LogMeta, MetaIntent};
-use actix_wal::log::meta::{read_meta_copy, META_COPY_FILE, META_FILE};
-use actix_wal::log::{read_meta_copies, CopyState, LogDir};
 use actix_wal::storage::{default_storage, FsStorage};
+use actix_wal::LogDir;
 use actix_wal::WalError;
 use std::io::{self, Write};
 use std::path::Path;
@@ -103,7 +104,7 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
     existing(dir)?;
     // The log's lock: no writer may replace META meanwhile.
     let log = LogDir::open(dir, default_storage()).map_err(wal_failure)?;
-    let lost = match log.meta().reload() {
+    let lost = match log.reload_meta() {
         Ok(read) if read.is_whole() && read.meta.is_some() => {
             let seq = read.meta.map_or(0, |m| m.seq);
             return writeln!(out, "META is whole (seq {seq}): nothing to repair")
@@ -111,7 +112,7 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
         }
         Ok(read) if read.meta.is_some() => {
             let problem = read.problem().unwrap_or_default();
-            log.meta().update(|_| {}).map_err(wal_failure)?;
+            log.update_meta(|_| {}).map_err(wal_failure)?;
             return writeln!(out, "repaired: {problem}; both copies written")
                 .map_err(Failure::output);
         }
@@ -140,15 +141,14 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
                 .map_err(|e| Failure::Failed(format!("rename {}: {e}", from.display())))?;
         }
     }
-    log.meta().reload().map_err(wal_failure)?;
-    log.meta()
-        .update(|m| {
-            m.first_lsn = first;
-            m.newest_lsn = 0;
-            m.intent = MetaIntent::None;
-            m.slot = None;
-        })
-        .map_err(wal_failure)?;
+    log.reload_meta().map_err(wal_failure)?;
+    log.update_meta(|m| {
+        m.first_lsn = first;
+        m.newest_lsn = 0;
+        m.intent = MetaIntent::None;
+        m.slot = None;
+    })
+    .map_err(wal_failure)?;
     let said = format!(
         "rebuilt META without a slot: first LSN {first} (the first segment's), no \
          newest-segment floor; any damaged copy is kept as META.damaged or META.copy.damaged"
