@@ -85,6 +85,10 @@
 //! // The store of a locked directory is not handed out either (it could outlive the lock).
 //! fn _f(d: &actix_wal::LogDir) { let _ = d.meta(); }
 //! ```
+//! ```compile_fail
+//! // Nor the rewind steps (the queue's, in order with its batches).
+//! let _ = (actix_wal::LogDir::truncate_after, actix_wal::LogDir::reset);
+//! ```
 //!
 //! The read-only helpers a tool needs are public, and `META` is rewritten only through a
 //! locked [`LogDir`] (what `walctl repair-meta` does):

@@ -359,7 +359,7 @@ impl Wal {
     ///
     /// `lsns.start` must be readable ([`WalError::NotFound`] otherwise, as in
     /// [`Wal::read`]); an empty range gives no records. A reversed range, or a `max_bytes`
-    /// above 64 MiB ([`MAX_READ_BYTES`]), is [`WalError::InvalidReadRange`].
+    /// above 64 MiB (`MAX_READ_BYTES`), is [`WalError::InvalidReadRange`].
     pub async fn read_range(
         &self,
         lsns: Range<Lsn>,

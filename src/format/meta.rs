@@ -1,7 +1,7 @@
 //! The log's metadata file (`META`): its first LSN (the persisted checkpoint), a floor under
 //! its durable end (to tell a lost newest segment from a log that ends there), a rewind or
 //! reset in progress, and the application's metadata slot. Encoding and decoding only: the
-//! file is written by [`crate::log::meta`], and `docs/format.md` ("The metadata file")
+//! file is written by the crate's `log::meta` (private), and `docs/format.md` ("The metadata file")
 //! describes it byte by byte with the protocols that use it.
 //!
 //! ```text

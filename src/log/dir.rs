@@ -8,7 +8,7 @@ use crate::storage::{DirLock, SharedStorage};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Name of the marker a poisoned log leaves (see [`LogDir::mark_poisoned`]).
+/// Name of the marker a poisoned log leaves (see `LogDir::mark_poisoned`).
 pub const POISON_MARKER: &str = "POISONED";
 
 /// A log directory held open for writing. The directory is locked (on the real file
@@ -97,7 +97,7 @@ impl LogDir {
 
     /// Whether a `LogDir` of this process holds `path` now. A log whose every handle was
     /// dropped without shutdown releases its lock as its actors stop, a moment later; a
-    /// reopen in the same process waits for that (see [`crate::log::sync_log::open_log`]).
+    /// reopen in the same process waits for that (see `open_log`).
     pub fn held_in_process(path: &Path) -> bool {
         held_here().contains_key(path)
     }
@@ -113,7 +113,7 @@ impl LogDir {
         &self.meta
     }
 
-    /// [`Self::meta`] for the crate's own tests (feature `internals`): the store itself,
+    /// `Self::meta` for the crate's own tests (feature `internals`): the store itself,
     /// whose handle may outlive this lock.
     #[cfg(feature = "internals")]
     pub fn meta_store(&self) -> &std::sync::Arc<SharedMeta> {
@@ -151,7 +151,7 @@ impl LogDir {
     /// (after a failed fsync Linux marks the pages clean). It only needs to be seen by a
     /// reopen in the same boot — after a reboot the disk is the truth — which then moves
     /// the last write batch to a fresh segment before taking appends.
-    pub fn mark_poisoned(&self, reason: &str) {
+    pub(crate) fn mark_poisoned(&self, reason: &str) {
         let path = self.path.join(POISON_MARKER);
         if let Ok(f) = self.storage.create(&path) {
             let _ = f.write_all_at(reason.as_bytes(), 0);
@@ -159,7 +159,7 @@ impl LogDir {
     }
 
     /// Whether a `POISONED` marker is present.
-    pub fn poison_marker(&self) -> bool {
+    pub(crate) fn poison_marker(&self) -> bool {
         self.storage
             .list(&self.path)
             .map(|names| names.iter().any(|n| n == POISON_MARKER))
@@ -167,7 +167,7 @@ impl LogDir {
     }
 
     /// Removes the `POISONED` marker, durably.
-    pub fn clear_poison_marker(&self) -> Result<(), WalError> {
+    pub(crate) fn clear_poison_marker(&self) -> Result<(), WalError> {
         let path = self.path.join(POISON_MARKER);
         match self.storage.remove(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(WalError::io("remove", &path, e)),

@@ -156,7 +156,7 @@ impl LogReader {
     /// reported). Errors at open as [`LogReader::open`].
     ///
     /// This is replay without an actor: an iterator of the records from a given LSN, for a
-    /// closed log or beside a live writer (see [`crate::log::reader`] for what holds then).
+    /// closed log or beside a live writer (see the `log::reader` module docs for what holds then).
     pub fn open_from(dir: impl AsRef<Path>, lsn: Lsn) -> Result<LogReader, WalError> {
         LogReader::open_from_with(dir, lsn, default_storage(), DEFAULT_MAX_RECORD_BYTES)
     }
@@ -242,7 +242,7 @@ impl LogReader {
     }
 
     /// The segments of the log, in LSN order, with their first LSNs: the log as recovery
-    /// will leave it (`log/recovery_plan.rs`), each where it can be read now.
+    /// will leave it (recovery's plan), each where it can be read now.
     pub fn segment_files(&self) -> &[SegmentFile] {
         &self.segments
     }

@@ -69,7 +69,7 @@ pub struct RecoveryOutcome {
     /// Under `SkipToLastGood`, the damage that was skipped.
     pub salvaged_from: Option<WalError>,
     /// The sparse read index of the recovered log, built during the scan (see
-    /// [`LogIndex`]): every intact record up to `next_lsn`, readable from `first_lsn`.
+    /// `LogIndex`): every intact record up to `next_lsn`, readable from `first_lsn`.
     pub index: LogIndex,
     /// The log's first LSN as persisted in `META` (the checkpoint; for a new log,
     /// `first_lsn` of the options once `open_log` has created it). Records below it are

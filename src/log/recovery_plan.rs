@@ -1,5 +1,5 @@
 //! What recovery will make of a log directory, decided without writing anything: the
-//! written spare it adopts ([`super::adopt`]) and the rewind or reset a crash left
+//! written spare it adopts (`super::adopt`) and the rewind or reset a crash left
 //! unfinished in `META` that it completes ([`kept_by_intent`]). Recovery acts on the same
 //! decisions; [`crate::LogReader`] (and so `walctl`) reads the log as this plan says, so
 //! an offline reader sees the records `Wal::open` will open, not fewer (a spare not yet

@@ -43,7 +43,7 @@ impl LogDir {
     /// A frame that holds `target` but does not start at it is
     /// [`WalError::SplitsTransaction`]; frames of S that end before `target` (neither it
     /// nor the end of the log) are corruption.
-    pub fn locate_cut(
+    pub(crate) fn locate_cut(
         &self,
         target: u64,
         hint: Option<WalkHint>,
@@ -106,7 +106,7 @@ impl LogDir {
     /// every record up to `x` is durable. `decided` runs once step 1 is durable, before
     /// any file changes (the queue cuts its read index there). Returns where appends
     /// continue.
-    pub fn truncate_after(
+    pub(crate) fn truncate_after(
         &self,
         x: u64,
         hint: Option<WalkHint>,
@@ -158,7 +158,7 @@ impl LogDir {
     /// `reset(n)`, steps 1 to 4: the intent (with the first LSN `n`), every segment
     /// removed, the segment `n` created, the intent cleared. The caller checked `n` and
     /// holds appends. `decided` as for [`Self::truncate_after`].
-    pub fn reset(
+    pub(crate) fn reset(
         &self,
         n: u64,
         opts: &RecoveryOptions,
