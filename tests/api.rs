@@ -317,3 +317,33 @@ fn install_lines_in_the_docs_are_locked() {
         }
     }
 }
+
+/// Issue 20, item 12: `META` is rewritten from outside the crate only through a `LogDir`,
+/// which holds the directory lock: beside a live writer it is refused (`Locked`), and the
+/// writer's records stay readable from its first LSN. (The old back door, a public
+/// `MetaStore::replace`, is a `compile_fail` doctest in `src/lib.rs`.)
+#[test]
+fn meta_is_rewritten_only_under_the_directory_lock() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = LogWriter::open(d.path(), LogOptions::default()).unwrap();
+    for i in 0..3u8 {
+        w.append(&[i]).unwrap();
+    }
+    w.sync().unwrap();
+    match LogDir::open(d.path(), storage::default_storage()) {
+        Err(WalError::Locked { .. }) => {}
+        Err(e) => panic!("expected Locked beside a live writer, got {e}"),
+        Ok(_) => panic!("a LogDir opened beside a live writer: META writable without the lock"),
+    }
+    drop(w);
+    let log = LogDir::open(d.path(), storage::default_storage()).unwrap();
+    let read = log.reload_meta().unwrap();
+    assert_eq!(read.meta.as_ref().map(|m| m.first_lsn), Some(1));
+    log.update_meta(|_| {}).unwrap();
+    drop(log);
+    let lsns: Vec<u64> = LogReader::open(d.path())
+        .unwrap()
+        .map(|r| r.unwrap().lsn.0)
+        .collect();
+    assert_eq!(lsns, vec![1, 2, 3]);
+}
