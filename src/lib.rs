@@ -148,7 +148,7 @@ pub use error::{Result, WalError};
 pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};
 pub use log::{
-    LogDir, LogOptions, LogReader, LogWriter, Record, RecoveryOptions, RecoveryOutcome,
+    Adoption, LogDir, LogOptions, LogReader, LogWriter, Record, RecoveryOptions, RecoveryOutcome,
     RecoveryPolicy, TxnPosition,
 };
 pub use lsn::Lsn;

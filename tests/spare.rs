@@ -413,8 +413,8 @@ fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync
 /// a directory `fsync`, and the spare was used with nothing making its name durable.
 #[test]
 fn a_spare_whose_directory_fsync_failed_never_holds_acknowledged_records() {
-    use actix_wal::log::spare::SpareMode;
-    use actix_wal::log::Batch;
+    use actix_wal::internals::spare::SpareMode;
+    use actix_wal::internals::Batch;
     let dir = Path::new("/wal");
     let sim = sim::SimStorage::new();
     let storage: SharedStorage = Arc::new(HeldDirSync {
