@@ -33,8 +33,16 @@ async fn die_with_the_helper_asleep(point: &str, action: &str) {
     fail::cfg("spare::before_raise", "sleep(500)").unwrap();
     let n = segment_lsns(d.path()).len();
     append_until_segments(&wal, d.path(), n).await;
+    // The helper starts after the rollover's batch: its spare may come a moment later.
+    let has_spare = || file_names(d.path()).iter().any(|f| f.starts_with("spare-"));
+    for _ in 0..200 {
+        if has_spare() {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
-        file_names(d.path()).iter().any(|f| f.starts_with("spare-")),
+        has_spare(),
         "the helper made its spare before it fell asleep: {:?}",
         file_names(d.path())
     );
