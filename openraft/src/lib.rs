@@ -7,11 +7,13 @@
 //!
 //! How Raft maps onto the log (details in `docs/replication.md`):
 //!
-//! - Raft index `i` is LSN `i + 1` (an LSN is never 0): no index map, no entry bodies in
-//!   memory. Entries are encoded with actix-wal's [codec](actix_wal::format::codec).
+//! - Raft index `i` is LSN `i + 1` (an LSN is never 0): no index map. Entries are encoded with actix-wal's [codec](actix_wal::format::codec).
 //! - `append` enqueues the entries ([`Durability::Buffered`](actix_wal::Durability)) and
 //!   calls openraft's callback from [`Wal::wait_durable`](actix_wal::Wal::wait_durable)
 //!   on the last one, so appends that meet in the queue share one fsync.
+//! - The entries appended last (up to [`RECENT_MAX_BYTES`], see
+//!   [`WalLogStore::with_recent_bytes`]) stay in memory as the bytes the log was given:
+//!   replication reads them from there without waiting for the leader's own `fsync`.
 //! - `truncate` is [`Wal::truncate_after`](actix_wal::Wal::truncate_after); `purge` records
 //!   the purged log id in the metadata slot, then [`Wal::truncate_before`](actix_wal::Wal::truncate_before)
 //!   (or [`Wal::reset`](actix_wal::Wal::reset) when it reaches past the end of the log).
@@ -33,8 +35,10 @@
 
 mod error;
 mod reader;
+mod recent;
 mod store;
 
 pub use error::AdapterError;
 pub use reader::WalLogReader;
+pub use recent::RECENT_MAX_BYTES;
 pub use store::WalLogStore;

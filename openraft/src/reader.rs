@@ -1,6 +1,8 @@
 //! `WalLogReader`: Raft entries read back from the open log by LSN (`Wal::read_range`).
 
 use crate::error::{storage, AdapterError, RaftResult};
+use crate::recent::{Recent, RECENT_MAX_BYTES};
+use actix_wal::format::codec;
 use actix_wal::{Lsn, Wal};
 use openraft::{ErrorSubject::Logs, ErrorVerb::Read, RaftLogId, RaftLogReader, RaftTypeConfig};
 use std::fmt::Debug;
@@ -15,14 +17,22 @@ pub const READ_BATCH_BYTES: usize = 4 << 20;
 #[derive(Clone)]
 pub struct WalLogReader<C> {
     pub(crate) wal: Wal,
+    /// The entries the store appended last (shared by the store's reader and its clones;
+    /// a reader made on its own with [`WalLogReader::new`] has none and reads the log).
+    pub(crate) recent: Recent,
     _config: PhantomData<C>,
 }
 
 impl<C> WalLogReader<C> {
-    /// A reader on `wal`, a log written by [`WalLogStore`](crate::WalLogStore).
+    /// A reader on `wal`, a log written by [`WalLogStore`](crate::WalLogStore). It reads
+    /// from the log only: the reader the store hands openraft also reads the entries it
+    /// appended last from memory.
     pub fn new(wal: Wal) -> Self {
-        let _config = PhantomData;
-        WalLogReader { wal, _config }
+        WalLogReader {
+            wal,
+            recent: Recent::new(RECENT_MAX_BYTES),
+            _config: PhantomData,
+        }
     }
 }
 
@@ -48,6 +58,9 @@ impl<C: RaftTypeConfig> WalLogReader<C> {
     /// (a purged start is `WalError::NotFound`, never a later entry in its place).
     #[tracing::instrument(level = "debug", skip(self))]
     async fn read(&self, lsns: Range<u64>, all: bool) -> Result<Vec<C::Entry>, AdapterError> {
+        if let Some(entries) = self.read_recent(&lsns, all)? {
+            return Ok(entries);
+        }
         let stats = self.wal.stats().await?;
         let first = if all { stats.first_lsn.0 } else { 0 };
         let (mut next, end) = (lsns.start.max(first), lsns.end.min(stats.next_lsn.0));
@@ -77,6 +90,36 @@ impl<C: RaftTypeConfig> WalLogReader<C> {
             }
         }
         Ok(entries)
+    }
+
+    /// The entries at `lsns` from the recent entries in memory, if they hold the first
+    /// (they end where the log ends, so they hold the rest too); `None`: read the log.
+    /// Not yet durable here, perhaps: Raft lets a leader replicate before its own flush.
+    fn read_recent(
+        &self,
+        lsns: &Range<u64>,
+        all: bool,
+    ) -> Result<Option<Vec<C::Entry>>, AdapterError> {
+        if lsns.start == 0 || lsns.start >= lsns.end {
+            return Ok(None);
+        }
+        let max_bytes = if all { usize::MAX } else { READ_BATCH_BYTES };
+        let Some(records) = self.recent.get(lsns.start - 1, lsns.end - 1, max_bytes) else {
+            return Ok(None);
+        };
+        let mut entries = Vec::with_capacity(records.len());
+        for (lsn, bytes) in (lsns.start..).zip(&records) {
+            let entry: C::Entry = codec::decode(bytes)?;
+            let index = entry.get_log_id().index;
+            if index.checked_add(1) != Some(lsn) {
+                return Err(AdapterError::Misplaced {
+                    lsn: Lsn(lsn),
+                    index,
+                });
+            }
+            entries.push(entry);
+        }
+        Ok(Some(entries))
     }
 
     /// The last entry in the log, if it holds any.

@@ -52,6 +52,14 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
         Ok(store)
     }
 
+    /// Keeps at most `max_bytes` of the entries appended last in memory for replication
+    /// to read (default [`RECENT_MAX_BYTES`](crate::RECENT_MAX_BYTES); 0 keeps none, and
+    /// every read waits for the log's `fsync` and reads the log).
+    pub fn with_recent_bytes(self, max_bytes: usize) -> Self {
+        self.reader.recent.set_max_bytes(max_bytes);
+        self
+    }
+
     /// The log (for its stats, health and shutdown).
     pub fn wal(&self) -> &Wal {
         &self.reader.wal
@@ -79,7 +87,9 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             Lsn(purged.index.saturating_add(2)),
             self.wal().stats().await?,
         );
+        self.reader.recent.purge_to(purged.index);
         if keep >= stats.next_lsn && stats.first_lsn != keep {
+            self.reader.recent.clear();
             self.wal().reset(keep).await?;
         } else if keep < stats.next_lsn && keep > stats.first_lsn {
             self.wal().truncate_before(keep).await?;
@@ -116,13 +126,24 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             }
         }
         if next != stats.next_lsn {
+            self.reader.recent.clear();
             self.wal().reset(next).await?;
         }
         let batch = AppendBatch::encode(entries.iter().copied())?.durability(Durability::Buffered);
-        let lsn = self.wal().send(batch).await?;
-        if lsn != next {
-            return Err(AdapterError::NotNext { index: first, lsn });
+        let records = batch.records.clone();
+        let sent = self.wal().send(batch).await;
+        match sent {
+            Ok(lsn) if lsn == next => {}
+            Ok(lsn) => {
+                self.reader.recent.clear();
+                return Err(AdapterError::NotNext { index: first, lsn });
+            }
+            Err(e) => {
+                self.reader.recent.clear();
+                return Err(e.into());
+            }
         }
+        self.reader.recent.push(first, &records);
         Ok(Some(Lsn(next.0 + entries.len() as u64 - 1)))
     }
 }
@@ -192,10 +213,15 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
             callback.log_io_completed(Ok(()));
             return Ok(());
         };
-        let wal = self.wal().clone();
+        let (wal, recent) = (self.wal().clone(), self.reader.recent.clone());
         // Detached: the callback reports the fsync (or its failure); openraft waits on it.
         drop(C::AsyncRuntime::spawn(async move {
             let durable = wal.wait_durable(last).await;
+            if durable.is_err() {
+                // A failed write may give its LSNs out again: what is in memory no longer
+                // matches the log.
+                recent.clear();
+            }
             callback.log_io_completed(durable.map(drop).map_err(std::io::Error::other));
         }));
         Ok(())
@@ -203,7 +229,11 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
         // Keeps the entries below `log_id.index`: LSNs up to and including `index`.
+        self.reader.recent.truncate_from(log_id.index);
         let truncated = self.wal().truncate_after(Lsn(log_id.index)).await;
+        if truncated.is_err() {
+            self.reader.recent.clear();
+        }
         truncated.map_err(storage(Logs, Delete))
     }
 
