@@ -84,8 +84,11 @@ const NEMESES: [Nemesis; 4] = [
 #[derive(Debug, Clone, Copy)]
 struct Round {
     nemesis: Nemesis,
-    /// How long the fault lasts (for `KillRestart`: how long the node stays down), ms.
+    /// How long the fault lasts, ms.
     hold_ms: u64,
+    /// `KillRestart`: how long the node stays down, ms (at most `hold_ms`; under about
+    /// 1.7 s a killed leader comes back before another is elected).
+    down_ms: u64,
     /// `IsolateFollower`: which follower (0 or 1, in id order). `KillRestart`: 0 kills
     /// the leader, 1 or 2 a follower.
     pick: u64,
@@ -104,6 +107,7 @@ fn schedule(seed: u64, rounds: usize) -> Vec<Round> {
             out.push(Round {
                 nemesis,
                 hold_ms: 2_000 + rng.below(3_000),
+                down_ms: 200 + rng.below(2_000),
                 pick: rng.below(3),
             });
         }
@@ -185,13 +189,18 @@ async fn agreed_leader(http: &reqwest::Client, addrs: &[SocketAddr]) -> (u64, u6
     }
 }
 
-/// Reads `key` through the leader, following 307s and retrying until 200 or 404.
-async fn final_read(http: &reqwest::Client, addrs: &[SocketAddr], key: &str) -> Option<u64> {
+/// Reads `key` at `addrs[*at]`, moving `at` to the next node and retrying until a node
+/// answers 200 or 404 (a leader: followers answer 307).
+async fn final_read(
+    http: &reqwest::Client,
+    addrs: &[SocketAddr],
+    at: &mut usize,
+    key: &str,
+) -> Option<u64> {
     let deadline = Instant::now() + raft::WAIT_TIMEOUT;
-    let mut at = 0;
     while Instant::now() < deadline {
         match http
-            .get(format!("http://{}/kv/{key}", addrs[at]))
+            .get(format!("http://{}/kv/{key}", addrs[*at]))
             .send()
             .await
         {
@@ -201,7 +210,7 @@ async fn final_read(http: &reqwest::Client, addrs: &[SocketAddr], key: &str) -> 
             }
             Ok(r) if r.status() == StatusCode::NOT_FOUND => return None,
             _ => {
-                at = (at + 1) % addrs.len();
+                *at = (*at + 1) % addrs.len();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -293,31 +302,53 @@ async fn partitions_pauses_and_kills_keep_every_key_linearizable() {
                 } else {
                     followers[(round.pick - 1) as usize]
                 };
+                let down = Duration::from_millis(round.down_ms.min(round.hold_ms));
+                let killed_at = Instant::now();
                 tokio::task::block_in_place(|| nodes[victim as usize - 1].kill());
                 if victim == lead {
-                    took_over_ms = new_leader_ms(&http, &addrs, lead, hold).await;
+                    took_over_ms = new_leader_ms(&http, &addrs, lead, down).await;
                 }
-                tokio::time::sleep(
-                    hold.saturating_sub(Duration::from_millis(took_over_ms.unwrap_or(0))),
-                )
-                .await;
+                tokio::time::sleep(down.saturating_sub(killed_at.elapsed())).await;
                 tokio::task::block_in_place(|| nodes[victim as usize - 1].start(false));
+                tokio::time::sleep(hold.saturating_sub(killed_at.elapsed())).await;
                 victim
             }
         };
         let during = rec.counts.snapshot();
+        // The leader cut off, paused or killed long enough, and no other took over: an
+        // availability finding (not a safety one): what each node says, before healing.
+        let leader_gone = match round.nemesis {
+            Nemesis::IsolateLeader | Nemesis::PauseLeader => true,
+            // A killed leader is back within 2.2 s, about the time an election takes.
+            Nemesis::KillRestart | Nemesis::IsolateFollower => false,
+        };
+        if leader_gone && took_over_ms.is_none() {
+            println!("round {r}: no other leader within {} ms:", round.hold_ms);
+            for addr in &addrs {
+                let s = raft_state(&http, *addr).await;
+                println!(
+                    "  {addr}: {}",
+                    s.map_or("no answer".into(), |s| s.to_string())
+                );
+            }
+        }
         links.heal_all();
         let (after_lead, after_term, agreed_ms) = agreed_leader(&http, &addrs).await;
         tokio::time::sleep(SETTLE).await;
         let after = rec.counts.snapshot();
         let d = |a: [u64; 5], b: [u64; 5]| -> Vec<u64> { (0..5).map(|i| a[i] - b[i]).collect() };
         println!(
-            "round {r}: {:?} of node {target} for {} ms (leader {lead} term {term}; \
+            "round {r}: {:?} on node {target} for {} ms{} (leader {lead} term {term}; \
              another leader after {took_over_ms:?} ms; {agreed_ms} ms after healing all \
-             name leader {after_lead} term {after_term}); [put ok, put unknown, put refused, get ok, get dropped] during {:?}, \
-             in the {} ms after {:?}",
+             name leader {after_lead} term {after_term}); [put ok, put unknown, put \
+             refused, get ok, get dropped] during {:?}, in the {} ms after {:?}",
             round.nemesis,
             round.hold_ms,
+            if round.nemesis == Nemesis::KillRestart {
+                format!(", down {} ms", round.down_ms.min(round.hold_ms))
+            } else {
+                String::new()
+            },
             d(during, before),
             SETTLE.as_millis(),
             d(after, during),
@@ -338,9 +369,10 @@ async fn partitions_pauses_and_kills_keep_every_key_linearizable() {
     // Every key read once more, after everything, as a client of its own.
     let reader = rec.new_client();
     let mut lost = Vec::new();
+    let mut at = 0;
     for (key, ops) in by_key.iter_mut() {
         let invoke_ns = rec.now_ns();
-        let seen = final_read(&http, &addrs, key).await;
+        let seen = final_read(&http, &addrs, &mut at, key).await;
         let complete_ns = rec.now_ns();
         let acked = ops
             .iter()

@@ -2,10 +2,11 @@
 //! (Wing and Gong; Lowe's "Testing for linearizability", 2017) with memoization of the
 //! configurations already explored, as porcupine does it, and a bound on its steps.
 //!
-//! Written here rather than taken from crates.io: the crates found (`todc-utils`' WGL
-//! checker, `stateright`'s `LinearizabilityTester`, `lincheck` on loom) either have no
-//! bound on their search, no operation that may or may not have taken effect, or model
-//! threads of one process. This one has 200 lines and its own tests below.
+//! Written here rather than taken from crates.io: `todc-utils`' WGL checker (two
+//! releases, 2023) answers a bare bool with no bound on its search, `lincheck` checks
+//! threads of one process on loom, and `stateright`'s `LinearizabilityTester` gave no
+//! verdict in a minute on a 200-operation history (issue 21). This one is about 200
+//! lines, with its own tests below.
 //!
 //! - An operation is an interval `[invoke_ns, complete_ns]` and an outcome: `Put(v)`
 //!   acknowledged or of unknown outcome, `Get` returning a value or nothing.
