@@ -98,6 +98,8 @@ impl Links {
 async fn serve(listener: TcpListener, target: SocketAddr, cut: watch::Sender<bool>) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
+            // Out of descriptors, say: try again shortly rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         // Nagle off both ways: heartbeats are small and the node turns it off too.
