@@ -18,7 +18,8 @@
 //!
 //! `RAFT_NEMESIS_SEED=N` replays a schedule (the faults, their order, targets and
 //! durations; not the clients' timing); `RAFT_NEMESIS_ROUNDS=N` runs more rounds (4 by
-//! default: each nemesis once, in the seed's order).
+//! default: each nemesis once, in the seed's order); `RAFT_NEMESES=PauseLeader,...` draws
+//! from the nemeses named only (the same seed gives another schedule then).
 
 #[path = "common/history.rs"]
 mod history;
@@ -94,12 +95,31 @@ struct Round {
     pick: u64,
 }
 
-/// The schedule of `seed`: each nemesis once per four rounds, in a shuffled order.
-fn schedule(seed: u64, rounds: usize) -> Vec<Round> {
+/// The nemeses `RAFT_NEMESES` names (`IsolateLeader,PauseLeader`, say), or all four.
+fn nemeses_wanted() -> Vec<Nemesis> {
+    let Ok(names) = std::env::var("RAFT_NEMESES") else {
+        return NEMESES.to_vec();
+    };
+    let wanted: Vec<Nemesis> = names
+        .split(',')
+        .map(|name| {
+            *NEMESES
+                .iter()
+                .find(|n| format!("{n:?}") == name.trim())
+                .unwrap_or_else(|| panic!("RAFT_NEMESES: no nemesis `{name}` in {NEMESES:?}"))
+        })
+        .collect();
+    assert!(!wanted.is_empty(), "RAFT_NEMESES names none");
+    wanted
+}
+
+/// The schedule of `seed`: each of `nemeses` once per `nemeses.len()` rounds, in a
+/// shuffled order.
+fn schedule(seed: u64, rounds: usize, nemeses: &[Nemesis]) -> Vec<Round> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(rounds);
     while out.len() < rounds {
-        let mut order = NEMESES;
+        let mut order = nemeses.to_vec();
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
@@ -229,7 +249,7 @@ async fn partitions_pauses_and_kills_keep_every_key_linearizable() {
             .map_or(1, |d| d.as_nanos() as u64)
     });
     let rounds = env_u64("RAFT_NEMESIS_ROUNDS").map_or(DEFAULT_ROUNDS, |n| n as usize);
-    let plan = schedule(seed, rounds);
+    let plan = schedule(seed, rounds, &nemeses_wanted());
     println!("raft_partitions: seed {seed} (replay: RAFT_NEMESIS_SEED={seed}), {rounds} rounds");
 
     let root = tempfile::tempdir().expect("tempdir");
@@ -269,14 +289,12 @@ async fn partitions_pauses_and_kills_keep_every_key_linearizable() {
         let hold = Duration::from_millis(round.hold_ms);
         let followers: Vec<u64> = (1..=3).filter(|&id| id != lead).collect();
         let mut took_over_ms = None;
+        let fault_at = Instant::now();
         let target = match round.nemesis {
             Nemesis::IsolateLeader => {
                 links.isolate(lead);
                 took_over_ms = new_leader_ms(&http, &addrs, lead, hold).await;
-                tokio::time::sleep(
-                    hold.saturating_sub(Duration::from_millis(took_over_ms.unwrap_or(0))),
-                )
-                .await;
+                tokio::time::sleep(hold.saturating_sub(fault_at.elapsed())).await;
                 lead
             }
             Nemesis::IsolateFollower => {
@@ -289,10 +307,7 @@ async fn partitions_pauses_and_kills_keep_every_key_linearizable() {
                 let node = &nodes[lead as usize - 1];
                 signal(node, rustix::process::Signal::STOP);
                 took_over_ms = new_leader_ms(&http, &addrs, lead, hold).await;
-                tokio::time::sleep(
-                    hold.saturating_sub(Duration::from_millis(took_over_ms.unwrap_or(0))),
-                )
-                .await;
+                tokio::time::sleep(hold.saturating_sub(fault_at.elapsed())).await;
                 signal(node, rustix::process::Signal::CONT);
                 lead
             }
