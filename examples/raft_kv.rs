@@ -131,6 +131,11 @@ struct Args {
     /// Every voter, this node included: `1=127.0.0.1:21001,2=...`. The same on every node.
     #[arg(long, value_parser = parse_peers)]
     peers: Peers,
+    /// Where this node sends its RPCs for some peers, in place of their `--peers`
+    /// address: `2=127.0.0.1:31002,...` (a test hook: `tests/raft_partitions.rs` puts a
+    /// fault-injecting proxy on each link). Redirects to clients still name `--peers`.
+    #[arg(long, value_parser = parse_peers)]
+    peer_via: Option<Peers>,
     /// Initialize the cluster with every peer as a voter (ignored once initialized).
     #[arg(long)]
     init: bool,
@@ -212,7 +217,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("--id {} is not in --peers", args.id).into());
     }
     check_reachable_privately(args.addr)?;
-    for addr in args.peers.0.values() {
+    let via = args.peer_via.map(|p| p.0).unwrap_or_default();
+    for addr in args.peers.0.values().chain(via.values()) {
         check_reachable_privately(*addr)?;
     }
     let secret = auth::Secret::load(&args.cluster_secret_file)?;
@@ -239,7 +245,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // snapshot ahead of an empty log would not be a state openraft can start from.
     let snapshot_file = (args.store == StoreKind::Wal).then(|| args.dir.join("snapshot"));
     let sm = state::StateMachine::open(snapshot_file).await?;
-    let network = network::Network::new(secret.clone());
+    let network = network::Network::new(secret.clone(), via);
     // `read_floor`: the last entry the log holds at start; linearizable reads wait until
     // it is applied (`api::read_floor`). Read here, before openraft has the log: the
     // metrics of a new `Raft` say nothing until its core has run.

@@ -25,7 +25,10 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest RPC body accepted, bytes: `max_payload_entries` (64) entries of at most about
@@ -52,11 +55,15 @@ pub struct Network {
     client: reqwest::Client,
     /// Signs requests and checks replies.
     secret: Secret,
+    /// `--peer-via`: peers reached at another address than their membership's (a
+    /// test's proxy); at most `MAX_PEERS` entries, as parsed.
+    via: Arc<BTreeMap<NodeId, SocketAddr>>,
 }
 
 impl Network {
-    /// A network with a fresh connection pool, signing with `secret`.
-    pub fn new(secret: Secret) -> Network {
+    /// A network with a fresh connection pool, signing with `secret`, sending to the
+    /// peers in `via` at the address given there.
+    pub fn new(secret: Secret, via: BTreeMap<NodeId, SocketAddr>) -> Network {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(MAX_RPC_TIMEOUT)
@@ -64,7 +71,11 @@ impl Network {
             .build()
             // Fails only if the TLS backend or resolver cannot start; we build neither.
             .expect("an HTTP client without TLS always builds");
-        Network { client, secret }
+        Network {
+            client,
+            secret,
+            via: Arc::new(via),
+        }
     }
 }
 
@@ -75,7 +86,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             client: self.client.clone(),
             target,
-            base: format!("http://{}", node.addr),
+            base: match self.via.get(&target) {
+                Some(addr) => format!("http://{addr}"),
+                None => format!("http://{}", node.addr),
+            },
             secret: self.secret.clone(),
         }
     }
