@@ -1,0 +1,556 @@
+//! raft_kv's membership endpoints and `--join`, on processes on loopback.
+//!
+//! Under a writer that keeps PUTting keys never written before, a cluster started as one
+//! node grows to three and to five (new nodes `--join`, through the leader and through a
+//! follower's 307), shrinks to three (the leader removes itself, then a follower), and a
+//! voter whose directory was deleted is replaced under a new id at its old address (the
+//! old id removed, the new node joined). Afterwards every acknowledged key reads back
+//! with its value and the three voters hold the same map.
+//!
+//! A membership change that is not signed with the cluster's secret (or is signed for
+//! another body, path, node, or too long ago) is refused with 401 and changes nothing;
+//! so is a node that tries `--join` with another secret (it stops with an error).
+//!
+//! The nodes are the example binary (tests/common/raft.rs); every request has a timeout,
+//! every wait a deadline, and the `Node` guards kill the processes whatever happens.
+
+#[path = "../examples/raft_kv/admin.rs"]
+mod admin;
+#[path = "../examples/raft_kv/auth.rs"]
+mod auth;
+#[path = "common/raft.rs"]
+mod raft;
+
+use admin::{Admin, Reply};
+use auth::{Secret, MAC_HEADER, TIME_HEADER};
+use raft::{client, free_addrs, leader, put, raft_state, write_secret, Node, WAIT_TIMEOUT};
+use reqwest::{Method, StatusCode};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Snapshot every this many entries: small, so a node that joins late gets a snapshot
+/// (the membership travels in it) rather than the whole log.
+const SNAPSHOT_LOGS: &str = "30";
+/// Acknowledged writes to wait for between two membership steps.
+const WRITES_PER_STEP: usize = 20;
+/// Longest wait for a membership to settle (a join waits for a learner to catch up).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A node `id` at `addr` under `root`, not started: `--init` alone if `join` is None,
+/// else `--join join`. Its `--peers` names itself only (used by `--init` alone).
+fn node(root: &Path, id: u64, addr: SocketAddr, join: Option<SocketAddr>) -> Node {
+    let mut extra = vec!["--snapshot-logs".to_string(), SNAPSHOT_LOGS.to_string()];
+    if let Some(at) = join {
+        extra.extend(["--join".to_string(), at.to_string()]);
+    }
+    Node {
+        id,
+        addr,
+        dir: root.join(format!("n{id}")),
+        child: None,
+        peers: format!("{id}={addr}"),
+        extra,
+        secret: root.join("secret"),
+    }
+}
+
+/// A node's `GET /cluster`, if it answers.
+async fn cluster_view(http: &reqwest::Client, addr: SocketAddr) -> Option<serde_json::Value> {
+    let r = http
+        .get(format!("http://{addr}/cluster"))
+        .send()
+        .await
+        .ok()?;
+    r.json().await.ok()
+}
+
+fn ids(v: &serde_json::Value) -> BTreeSet<u64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|i| i.as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until the leader among `live` reports exactly `voters` as voters, no learner and
+/// no change half done; returns its view.
+async fn wait_voters(
+    http: &reqwest::Client,
+    live: &[SocketAddr],
+    voters: &[u64],
+) -> serde_json::Value {
+    let want: BTreeSet<u64> = voters.iter().copied().collect();
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let mut last = None;
+    loop {
+        let (lead, _, _) = leader(http, live, None).await;
+        for addr in live {
+            let Some(v) = cluster_view(http, *addr).await else {
+                continue;
+            };
+            if v["id"].as_u64() != Some(lead) {
+                continue;
+            }
+            if ids(&v["voters"]) == want && ids(&v["learners"]).is_empty() && v["joint"] == false {
+                return v;
+            }
+            last = Some(v);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "voters never became {want:?} within {SETTLE_TIMEOUT:?}: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A signed membership request through `at` (redirects followed), retried while the
+/// answer says it may pass (no leader yet: 503; another change in progress: 409 retry);
+/// the final answer.
+async fn change(admin: &Admin, at: SocketAddr, method: Method, path: &str, body: &str) -> Reply {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let last = match admin.send(at, method.clone(), path, body.as_bytes()).await {
+            Ok(r)
+                if r.status == StatusCode::SERVICE_UNAVAILABLE
+                    || (r.status == StatusCode::CONFLICT && r.body["retry"] == true) =>
+            {
+                format!("{r:?}")
+            }
+            Ok(r) => return r,
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{method} {path} through {at}: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Keys acknowledged so far, in order (key `w{n}` holds `v{n}`).
+type Acked = Arc<Mutex<Vec<u64>>>;
+
+/// PUTs `w0`, `w1`, ... once each (never a key twice: a failed PUT is simply not
+/// acknowledged) to any of `addrs`, following redirects, until `stop`.
+async fn writer(addrs: Arc<Vec<SocketAddr>>, stop: Arc<AtomicBool>, acked: Acked) -> u64 {
+    let http = client();
+    let mut hint = 0;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if put(&http, &addrs, &mut hint, &format!("w{n}"), &format!("v{n}")).await {
+            acked.lock().expect("acked").push(n);
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Waits until `more` writes past the count now are acknowledged.
+async fn wait_writes(acked: &Acked, more: usize, what: &str) {
+    let target = acked.lock().expect("acked").len() + more;
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let now = acked.lock().expect("acked").len();
+        if now >= target {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: writes stalled at {now}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn addr_of(addrs: &[SocketAddr], id: u64) -> SocketAddr {
+    // Node 6 replaces node `replaced` at its address: see the test.
+    addrs[(id - 1) as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_grows_shrinks_and_replaces_a_node_under_load_losing_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    write_secret(&root.join("secret"));
+    let admin = Admin::new(Secret::load(&root.join("secret")).expect("the secret"));
+    let http = client();
+    // Ids 1 to 5 at these addresses; node 6 takes the address of the node it replaces.
+    let mut addrs = free_addrs(5);
+    let mut nodes: Vec<Node> = Vec::new();
+
+    // 1: one voter.
+    nodes.push(node(root, 1, addrs[0], None));
+    nodes[0].start(true);
+    leader(&http, &addrs[..1], None).await;
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(writer(Arc::new(addrs.clone()), stop.clone(), acked.clone()));
+    wait_writes(&acked, WRITES_PER_STEP, "one node").await;
+
+    // 1 → 3: two nodes join through node 1 at once (one waits while the other's change
+    // is in progress).
+    for id in [2, 3] {
+        let mut n = node(root, id, addr_of(&addrs, id), Some(addrs[0]));
+        n.start(false);
+        nodes.push(n);
+    }
+    let v = wait_voters(&http, &addrs[..3], &[1, 2, 3]).await;
+    println!("1 → 3: {v}");
+    // Node 3 learned every address from the membership, not from --peers (its own only).
+    let seen = cluster_view(&http, addrs[2]).await.expect("node 3's view");
+    for id in 1..=3u64 {
+        assert_eq!(
+            seen["nodes"][id.to_string()],
+            addr_of(&addrs, id).to_string(),
+            "node 3's view: {seen}"
+        );
+    }
+    wait_writes(&acked, WRITES_PER_STEP, "three nodes").await;
+
+    // 3 → 5: two nodes join through a follower (307 to the leader, signed again).
+    let (lead, _, _) = leader(&http, &addrs[..3], None).await;
+    let follower = addr_of(&addrs, lead % 3 + 1);
+    for id in [4, 5] {
+        let mut n = node(root, id, addr_of(&addrs, id), Some(follower));
+        n.start(false);
+        nodes.push(n);
+    }
+    let v = wait_voters(&http, &addrs, &[1, 2, 3, 4, 5]).await;
+    println!("3 → 5: {v}");
+    wait_writes(&acked, WRITES_PER_STEP, "five nodes").await;
+
+    // 5 → 3: the leader removes itself (it steps down once the change commits), then a
+    // follower goes; each is stopped once removed.
+    let mut voters: Vec<u64> = (1..=5).collect();
+    for round in 0..2 {
+        let live: Vec<SocketAddr> = voters.iter().map(|id| addr_of(&addrs, *id)).collect();
+        let (lead, _, _) = leader(&http, &live, None).await;
+        let gone = if round == 0 {
+            lead
+        } else {
+            *voters.iter().find(|id| **id != lead).expect("a follower")
+        };
+        let through = *live
+            .iter()
+            .find(|a| **a != addr_of(&addrs, gone))
+            .expect("another node");
+        let r = change(
+            &admin,
+            through,
+            Method::DELETE,
+            &format!("/cluster/nodes/{gone}"),
+            "",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "removing node {gone}: {r:?}");
+        voters.retain(|id| *id != gone);
+        let live: Vec<SocketAddr> = voters.iter().map(|id| addr_of(&addrs, *id)).collect();
+        let v = wait_voters(&http, &live, &voters).await;
+        assert!(
+            v["nodes"].get(gone.to_string()).is_none(),
+            "node {gone} still a member: {v}"
+        );
+        nodes[(gone - 1) as usize].kill();
+        println!(
+            "removed node {gone} ({}): {v}",
+            if round == 0 {
+                "the leader"
+            } else {
+                "a follower"
+            }
+        );
+        wait_writes(&acked, WRITES_PER_STEP, "after a removal").await;
+    }
+
+    // Replace a follower whose directory is lost: kill it, delete its directory, remove
+    // its id, and start a new node (id 6) at the same address with --join.
+    let live: Vec<SocketAddr> = voters.iter().map(|id| addr_of(&addrs, *id)).collect();
+    let (lead, _, _) = leader(&http, &live, None).await;
+    let lost = *voters.iter().find(|id| **id != lead).expect("a follower");
+    let lost_addr = addr_of(&addrs, lost);
+    nodes[(lost - 1) as usize].kill();
+    std::fs::remove_dir_all(&nodes[(lost - 1) as usize].dir).expect("delete its directory");
+    let through = addr_of(&addrs, lead);
+    let r = change(
+        &admin,
+        through,
+        Method::DELETE,
+        &format!("/cluster/nodes/{lost}"),
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "removing lost node {lost}: {r:?}");
+    voters.retain(|id| *id != lost);
+    let live: Vec<SocketAddr> = voters.iter().map(|id| addr_of(&addrs, *id)).collect();
+    wait_voters(&http, &live, &voters).await;
+    let mut new = node(root, 6, lost_addr, Some(through));
+    new.dir = root.join("n6");
+    new.start(false);
+    nodes.push(new);
+    addrs.push(lost_addr);
+    voters.push(6);
+    let live: Vec<SocketAddr> = voters.iter().map(|id| addr_of(&addrs, *id)).collect();
+    let v = wait_voters(&http, &live, &voters).await;
+    assert_eq!(v["nodes"]["6"], lost_addr.to_string(), "{v}");
+    println!("replaced node {lost} by node 6 at {lost_addr}: {v}");
+    wait_writes(&acked, WRITES_PER_STEP, "after the replacement").await;
+
+    stop.store(true, Ordering::Relaxed);
+    let tried = writer.await.expect("the writer");
+    let acked = acked.lock().expect("acked").clone();
+
+    // Every acknowledged key reads back from the leader with its value.
+    let (lead, _, _) = leader(&http, &live, None).await;
+    let at = addr_of(&addrs, lead);
+    for n in &acked {
+        let r = http
+            .get(format!("http://{at}/kv/w{n}"))
+            .send()
+            .await
+            .expect("GET from the leader");
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "w{n} was acknowledged, leader {lead} lacks it"
+        );
+        assert_eq!(r.text().await.expect("a body"), format!("v{n}"), "w{n}");
+    }
+    // The three voters converge on the same map, holding every acknowledged key.
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let mut states = Vec::new();
+        for addr in &live {
+            states.push(raft_state(&http, *addr).await.expect("a voter answers"));
+        }
+        let applied: Vec<_> = states.iter().map(|s| s["last_applied"].as_u64()).collect();
+        let keys: Vec<_> = states
+            .iter()
+            .map(|s| s["keys"].as_u64().unwrap_or(0))
+            .collect();
+        if applied.iter().all(|a| *a == applied[0]) && keys.iter().all(|k| *k == keys[0]) {
+            assert!(
+                keys[0] >= acked.len() as u64,
+                "{keys:?} keys, {} acknowledged",
+                acked.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "voters did not converge: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "{} of {tried} PUTs acknowledged, all read back from leader {lead}; voters {voters:?}",
+        acked.len()
+    );
+}
+
+/// POSTs or DELETEs `body` at `path` on node `to` at `addr`, with the headers given.
+async fn raw(
+    http: &reqwest::Client,
+    method: Method,
+    addr: SocketAddr,
+    path: &str,
+    body: &str,
+    headers: Option<(u64, String)>,
+) -> StatusCode {
+    let mut req = http
+        .request(method, format!("http://{addr}{path}"))
+        .body(body.to_owned());
+    if let Some((time, mac)) = headers {
+        req = req
+            .header(TIME_HEADER, time.to_string())
+            .header(MAC_HEADER, mac);
+    }
+    req.send()
+        .await
+        .map_or(StatusCode::BAD_GATEWAY, |r| r.status())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    write_secret(&root.join("secret"));
+    let secret = Secret::load(&root.join("secret")).expect("the secret");
+    let addrs = free_addrs(2);
+    let mut one = node(root, 1, addrs[0], None);
+    one.start(true);
+    // Node 2 runs, in no cluster: what an attacker would add.
+    let mut two = node(root, 2, addrs[1], None);
+    two.start(false);
+    let http = client();
+    leader(&http, &addrs[..1], None).await;
+    let before = wait_voters(&http, &addrs[..1], &[1]).await;
+
+    let learner = format!(r#"{{"id":2,"addr":"{}"}}"#, addrs[1]);
+    let now = auth::now_ms();
+    let stranger = Secret::from_bytes(&[b'x'; 32]).expect("32 bytes");
+    let sign = |s: &Secret, to: u64, path: &str, time: u64, body: &str| {
+        Some((time, s.sign_request(to, path, time, body.as_bytes())))
+    };
+    let attempts = [
+        ("unsigned", None),
+        (
+            "another secret",
+            sign(&stranger, 1, "/cluster/learners", now, &learner),
+        ),
+        (
+            "another node",
+            sign(&secret, 2, "/cluster/learners", now, &learner),
+        ),
+        (
+            "another path",
+            sign(&secret, 1, "/cluster/voters", now, &learner),
+        ),
+        (
+            "another body",
+            sign(&secret, 1, "/cluster/learners", now, "{}"),
+        ),
+        (
+            "ten minutes old",
+            sign(&secret, 1, "/cluster/learners", now - 600_000, &learner),
+        ),
+        (
+            "a /raft/append MAC",
+            sign(&secret, 1, "/raft/append", now, &learner),
+        ),
+    ];
+    for (how, headers) in attempts {
+        let status = raw(
+            &http,
+            Method::POST,
+            addrs[0],
+            "/cluster/learners",
+            &learner,
+            headers,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "add a learner, {how}");
+    }
+    let voters = r#"{"voters":[1,2]}"#;
+    let status = raw(
+        &http,
+        Method::POST,
+        addrs[0],
+        "/cluster/voters",
+        voters,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "change the voters, unsigned"
+    );
+    let status = raw(
+        &http,
+        Method::DELETE,
+        addrs[0],
+        "/cluster/nodes/1",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "remove a node, unsigned");
+    let other = sign(&secret, 1, "/cluster/nodes/2", now, "");
+    let status = raw(
+        &http,
+        Method::DELETE,
+        addrs[0],
+        "/cluster/nodes/1",
+        "",
+        other,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "remove node 1 with a MAC for node 2's path"
+    );
+
+    // Signed but invalid: refused too, before openraft is asked.
+    let admin = Admin::new(secret.clone());
+    for (body, want) in [
+        (
+            r#"{"id":0,"addr":"127.0.0.1:9"}"#.to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"id":2,"addr":"8.8.8.8:53"}"#.to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!(r#"{{"id":2,"addr":"{}"}}"#, addrs[0]),
+            StatusCode::CONFLICT,
+        ),
+        ("not json".to_string(), StatusCode::BAD_REQUEST),
+    ] {
+        let r = admin
+            .send(addrs[0], Method::POST, "/cluster/learners", body.as_bytes())
+            .await
+            .expect("a signed answer");
+        assert_eq!(r.status, want, "{body}: {r:?}");
+    }
+    let r = admin
+        .send(addrs[0], Method::DELETE, "/cluster/nodes/1", b"")
+        .await
+        .expect("an answer");
+    assert_eq!(r.status, StatusCode::CONFLICT, "the only voter: {r:?}");
+
+    // Nothing changed: the same membership entry, node 2 in no cluster.
+    let after = cluster_view(&http, addrs[0]).await.expect("node 1's view");
+    assert_eq!(after, before, "the membership changed");
+    let outside = cluster_view(&http, addrs[1]).await.expect("node 2's view");
+    assert!(
+        ids(&outside["voters"]).is_empty(),
+        "node 2 joined: {outside}"
+    );
+    let state = raft_state(&http, addrs[1]).await.expect("node 2's state");
+    assert_eq!(state["leader"], serde_json::Value::Null, "{state}");
+
+    // A node started with another secret and --join is refused (401) and stops with an
+    // error; the membership is unchanged.
+    let intruder_addr = free_addrs(1)[0];
+    let mut intruder = node(root, 9, intruder_addr, Some(addrs[0]));
+    intruder.secret = root.join("other-secret");
+    write_secret(&intruder.secret);
+    intruder.start(false);
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    let status = loop {
+        let child = intruder.child.as_mut().expect("running");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a node with another secret is still joining"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    intruder.child = None;
+    assert!(
+        !status.success(),
+        "a refused --join exits with an error: {status}"
+    );
+    let after = cluster_view(&http, addrs[0]).await.expect("node 1's view");
+    assert_eq!(after, before, "the membership changed");
+
+    // The same request signed properly is obeyed (the refusals above were the MAC's).
+    let r = admin
+        .send(
+            addrs[0],
+            Method::POST,
+            "/cluster/learners",
+            learner.as_bytes(),
+        )
+        .await
+        .expect("a signed answer");
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let after = cluster_view(&http, addrs[0]).await.expect("node 1's view");
+    assert_eq!(ids(&after["learners"]), BTreeSet::from([2]), "{after}");
+}
