@@ -297,6 +297,36 @@ async fn membership_grows_shrinks_and_replaces_a_node_under_load_losing_nothing(
     println!("replaced node {lost} by node 6 at {lost_addr}: {v}");
     wait_writes(&acked, WRITES_PER_STEP, "after the replacement").await;
 
+    // Node 6 restarts with --join still on its command line: it asks again, nothing is
+    // written (the same membership entry), and it catches up from its own log.
+    let six = nodes.len() - 1;
+    nodes[six].kill();
+    wait_writes(&acked, WRITES_PER_STEP, "node 6 down").await;
+    nodes[six].start(false);
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let (_, _, target) = leader(&http, &live, None).await;
+        let applied = raft_state(&http, lost_addr)
+            .await
+            .and_then(|s| s["last_applied"].as_u64());
+        if applied.is_some_and(|a| a >= target) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 6 stuck at {applied:?} < {target}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its join (learner, then voter) has answered once both no-op requests are done:
+    // give it the time of a few round trips, then compare.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = wait_voters(&http, &live, &voters).await;
+    assert_eq!(
+        again["log_index"], v["log_index"],
+        "a repeated --join wrote a membership entry: {again}"
+    );
+
     stop.store(true, Ordering::Relaxed);
     let tried = writer.await.expect("the writer");
     let acked = acked.lock().expect("acked").clone();

@@ -332,8 +332,14 @@ async fn change_voters(
     if let Some(leader) = elsewhere {
         return signer.forward_to(&req, leader, &m);
     }
-    let change = match check_voters(m.membership_config.membership(), change) {
-        Ok(c) => c,
+    let stored = &m.membership_config;
+    let change = match check_voters(stored.membership(), change) {
+        Ok(Some(c)) => c,
+        // The voters are already those asked for: nothing to write.
+        Ok(None) => {
+            let index = stored.log_id().map_or(0, |l| l.index);
+            return changed(&state, &signer, index, Some(stored.membership()));
+        }
         Err(refusal) => return signer.refuse(refusal),
     };
     match state.raft.change_membership(change, true).await {

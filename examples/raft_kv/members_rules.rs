@@ -110,11 +110,12 @@ pub struct VotersChange {
     pub remove: Option<BTreeSet<NodeId>>,
 }
 
-/// The openraft change for `change`, if it is one valid for `m`.
+/// The openraft change for `change`, if it is one valid for `m`; `None` if the voters
+/// are already what it asks (nothing to write: `--join` asks again at each start).
 pub fn check_voters(
     m: &Membership<NodeId, BasicNode>,
     change: VotersChange,
-) -> Result<ChangeMembers<NodeId, BasicNode>, Refusal> {
+) -> Result<Option<ChangeMembers<NodeId, BasicNode>>, Refusal> {
     let voters: BTreeSet<NodeId> = m.voter_ids().collect();
     let (ids, result, change) = match change {
         VotersChange {
@@ -169,7 +170,7 @@ pub fn check_voters(
         });
     }
     check_settled(m)?;
-    Ok(change)
+    Ok((result != voters).then_some(change))
 }
 
 /// The openraft change that removes node `id` from `m`, if it may be removed.
@@ -296,16 +297,25 @@ mod tests {
         let m = membership(&[1, 2, 3], &[4, 5]);
         assert_eq!(
             check_voters(&m, change(None, Some(&[4, 5]), None)),
-            Ok(ChangeMembers::AddVoterIds(BTreeSet::from([4, 5])))
+            Ok(Some(ChangeMembers::AddVoterIds(BTreeSet::from([4, 5]))))
         );
         assert_eq!(
             check_voters(&m, change(Some(&[1, 4, 5]), None, None)),
-            Ok(ChangeMembers::ReplaceAllVoters(BTreeSet::from([1, 4, 5])))
+            Ok(Some(ChangeMembers::ReplaceAllVoters(BTreeSet::from([
+                1, 4, 5
+            ]))))
         );
         assert_eq!(
             check_voters(&m, change(None, None, Some(&[3]))),
-            Ok(ChangeMembers::RemoveVoters(BTreeSet::from([3])))
+            Ok(Some(ChangeMembers::RemoveVoters(BTreeSet::from([3]))))
         );
+        for (same, what) in [
+            (change(None, Some(&[1, 3]), None), "voters already"),
+            (change(Some(&[3, 2, 1]), None, None), "the same voters"),
+            (change(None, None, Some(&[4])), "a learner is no voter"),
+        ] {
+            assert_eq!(check_voters(&m, same), Ok(None), "{what}: nothing to write");
+        }
         assert!(
             matches!(
                 check_voters(&m, change(None, Some(&[6]), None)),
