@@ -9,7 +9,9 @@
 //!
 //! A membership change that is not signed with the cluster's secret (or is signed for
 //! another body, path, node, or too long ago) is refused with 401 and changes nothing;
-//! so is a node that tries `--join` with another secret (it stops with an error).
+//! so is a node that tries `--join` with another secret (it stops with an error), and
+//! `raft_kv_admin` with another secret; with the cluster's, the command line adds a
+//! learner and makes it a voter.
 //!
 //! The nodes are the example binary (tests/common/raft.rs); every request has a timeout,
 //! every wait a deadline, and the `Node` guards kill the processes whatever happens.
@@ -570,17 +572,35 @@ async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
     let after = cluster_view(&http, addrs[0]).await.expect("node 1's view");
     assert_eq!(after, before, "the membership changed");
 
-    // The same request signed properly is obeyed (the refusals above were the MAC's).
-    let r = admin
-        .send(
-            addrs[0],
-            Method::POST,
-            "/cluster/learners",
-            learner.as_bytes(),
-        )
-        .await
-        .expect("a signed answer");
-    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // The command line: with another secret, refused (401, exit 1); with the cluster's,
+    // the same add is obeyed (the refusals above were the MAC's), then node 2 made a voter.
+    let admin_cli = |secret: &Path, args: &[String]| {
+        let out = std::process::Command::new(raft::admin_binary())
+            .arg("--cluster-secret-file")
+            .arg(secret)
+            .args(["--node", &addrs[0].to_string()])
+            .args(args)
+            .output()
+            .expect("run raft_kv_admin");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), stdout)
+    };
+    let add = ["add-learner".to_string(), "2".into(), addrs[1].to_string()];
+    let (ok, out) = admin_cli(&root.join("other-secret"), &add);
+    assert!(!ok && out.starts_with("401 "), "another secret: {out}");
+    assert_eq!(
+        cluster_view(&http, addrs[0]).await,
+        Some(before.clone()),
+        "the membership changed"
+    );
+    let (ok, out) = admin_cli(&root.join("secret"), &add);
+    assert!(ok && out.starts_with("200 "), "add-learner: {out}");
     let after = cluster_view(&http, addrs[0]).await.expect("node 1's view");
     assert_eq!(ids(&after["learners"]), BTreeSet::from([2]), "{after}");
+    let (ok, out) = admin_cli(
+        &root.join("secret"),
+        &["voters".into(), "add".into(), "2".into()],
+    );
+    assert!(ok && out.starts_with("200 "), "voters add: {out}");
+    wait_voters(&http, &addrs, &[1, 2]).await;
 }
