@@ -132,8 +132,9 @@ async fn change(admin: &Admin, at: SocketAddr, method: Method, path: &str, body:
     }
 }
 
-/// Keys acknowledged so far, in order (key `w{n}` holds `v{n}`).
-type Acked = Arc<Mutex<Vec<u64>>>;
+/// Keys acknowledged so far, in order (key `w{n}` holds `v{n}`), with the node that
+/// acknowledged each.
+type Acked = Arc<Mutex<Vec<(u64, SocketAddr)>>>;
 
 /// PUTs `w0`, `w1`, ... once each (never a key twice: a failed PUT is simply not
 /// acknowledged) to any of `addrs`, following redirects, until `stop`.
@@ -143,7 +144,8 @@ async fn writer(addrs: Arc<Vec<SocketAddr>>, stop: Arc<AtomicBool>, acked: Acked
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if put(&http, &addrs, &mut hint, &format!("w{n}"), &format!("v{n}")).await {
-            acked.lock().expect("acked").push(n);
+            // `put` leaves `hint` at the node that answered 200.
+            acked.lock().expect("acked").push((n, addrs[hint]));
         } else {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -332,22 +334,46 @@ async fn membership_grows_shrinks_and_replaces_a_node_under_load_losing_nothing(
     stop.store(true, Ordering::Relaxed);
     let tried = writer.await.expect("the writer");
     let acked = acked.lock().expect("acked").clone();
+    let mut by_node = std::collections::BTreeMap::<SocketAddr, usize>::new();
+    for (_, acker) in &acked {
+        *by_node.entry(*acker).or_default() += 1;
+    }
+    println!("acknowledged by address: {by_node:?}");
 
-    // Every acknowledged key reads back from the leader with its value.
-    let (lead, _, _) = leader(&http, &live, None).await;
-    let at = addr_of(&addrs, lead);
-    for n in &acked {
-        let r = http
-            .get(format!("http://{at}/kv/w{n}"))
-            .send()
-            .await
-            .expect("GET from the leader");
-        assert_eq!(
-            r.status(),
-            StatusCode::OK,
-            "w{n} was acknowledged, leader {lead} lacks it"
-        );
-        assert_eq!(r.text().await.expect("a body"), format!("v{n}"), "w{n}");
+    // Every acknowledged key reads back from the leader with its value (a 307 or 503
+    // while leadership moves is asked again; a 404 fails at once).
+    let mut lead = leader(&http, &live, None).await.0;
+    for (n, acker) in &acked {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        let (status, body) = loop {
+            let at = addr_of(&addrs, lead);
+            let r = http.get(format!("http://{at}/kv/w{n}")).send().await;
+            let (status, body) = match r {
+                Ok(r) => (r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()),
+            };
+            if status == StatusCode::OK || status == StatusCode::NOT_FOUND {
+                break (status, body);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "w{n}: {status} {body} from {lead}"
+            );
+            println!(
+                "w{n}: {status} from node {lead} ({}): asking the leader again",
+                body.trim()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            lead = leader(&http, &live, None).await.0;
+        };
+        if status != StatusCode::OK {
+            let mut states = Vec::new();
+            for addr in &live {
+                states.push(raft_state(&http, *addr).await);
+            }
+            panic!("w{n}, acknowledged by {acker}: {status} {body} from leader {lead}; voters' states {states:?}");
+        }
+        assert_eq!(body, format!("v{n}"), "w{n}");
     }
     // The three voters converge on the same map, holding every acknowledged key.
     let deadline = Instant::now() + WAIT_TIMEOUT;
