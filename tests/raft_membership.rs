@@ -289,6 +289,16 @@ async fn membership_grows_shrinks_and_replaces_a_node_under_load_losing_nothing(
     voters.retain(|id| *id != lost);
     let live: Vec<SocketAddr> = voters.iter().map(|id| addr_of(&addrs, *id)).collect();
     wait_voters(&http, &live, &voters).await;
+    // The leader has purged its log's start: node 6 can only catch up by a snapshot, and
+    // learns the membership (every address) from it.
+    let (lead, _, _) = leader(&http, &live, None).await;
+    let state = raft_state(&http, addr_of(&addrs, lead))
+        .await
+        .expect("the leader's state");
+    assert!(
+        state["purged"].as_u64().is_some(),
+        "nothing purged yet: {state}"
+    );
     let mut new = node(root, 6, lost_addr, Some(through));
     new.dir = root.join("n6");
     new.start(false);
