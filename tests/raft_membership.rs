@@ -639,4 +639,28 @@ async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
     );
     assert!(ok && out.starts_with("200 "), "voters add: {out}");
     wait_voters(&http, &addrs, &[1, 2]).await;
+
+    // The leader asked to add itself (a restarted node's --join reaching it through a
+    // follower): 200 at once (openraft's replication metrics count the leader itself).
+    let myself = format!(r#"{{"id":1,"addr":"{}"}}"#, addrs[0]);
+    let started = Instant::now();
+    let r = admin
+        .send(
+            addrs[1],
+            Method::POST,
+            "/cluster/learners",
+            myself.as_bytes(),
+        )
+        .await
+        .expect("a signed answer");
+    assert_eq!(r.status, StatusCode::OK, "the leader adding itself: {r:?}");
+    assert!(started.elapsed() < WAIT_TIMEOUT, "{:?}", started.elapsed());
+    let settled = wait_voters(&http, &addrs, &[1, 2]).await;
+    let (ok, out) = admin_cli(&root.join("secret"), &add);
+    assert!(ok && out.starts_with("200 "), "node 2 added again: {out}");
+    assert_eq!(
+        wait_voters(&http, &addrs, &[1, 2]).await["log_index"],
+        settled["log_index"],
+        "re-adding wrote an entry"
+    );
 }
