@@ -302,9 +302,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     .listen(listener)?
     .run();
-    let join = args
-        .join
-        .map(|at| members::Join::spawn(server.handle(), secret.clone(), at, args.id, bound));
+    // A node whose log is empty must not join under an id that is already a member.
+    let fresh = read_floor.is_none();
+    let join = args.join.map(|at| {
+        members::Join::spawn(server.handle(), secret.clone(), at, (args.id, bound), fresh)
+    });
 
     if args.init {
         let nodes: BTreeMap<NodeId, BasicNode> = peers

@@ -588,19 +588,7 @@ async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
     intruder.secret = root.join("other-secret");
     write_secret(&intruder.secret);
     intruder.start(false);
-    let deadline = Instant::now() + WAIT_TIMEOUT;
-    let status = loop {
-        let child = intruder.child.as_mut().expect("running");
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a node with another secret is still joining"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    intruder.child = None;
+    let status = exit_status(&mut intruder).await;
     assert!(
         !status.success(),
         "a refused --join exits with an error: {status}"
@@ -663,4 +651,36 @@ async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
         settled["log_index"],
         "re-adding wrote an entry"
     );
+
+    // Node 2 loses its directory and comes back under its old id with --join: refused (it
+    // forgot its vote), it stops with an error, and the membership is unchanged.
+    two.kill();
+    std::fs::remove_dir_all(&two.dir).expect("delete node 2's directory");
+    two.extra
+        .extend(["--join".to_string(), addrs[0].to_string()]);
+    two.start(false);
+    let status = exit_status(&mut two).await;
+    assert!(
+        !status.success(),
+        "node 2 rejoined under its old id with an empty log: {status}"
+    );
+    assert_eq!(
+        cluster_view(&http, addrs[0]).await.expect("node 1's view")["log_index"],
+        settled["log_index"],
+        "the membership changed"
+    );
+}
+
+/// Waits for `node`'s process to exit (it must within [`WAIT_TIMEOUT`]); its status.
+async fn exit_status(node: &mut Node) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let child = node.child.as_mut().expect("running");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            node.child = None;
+            return status;
+        }
+        assert!(Instant::now() < deadline, "node {} still runs", node.id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

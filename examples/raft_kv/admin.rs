@@ -188,14 +188,37 @@ impl Admin {
     /// it a voter. Retries what may pass (no leader yet, another change in progress, a
     /// node unreachable) until `timeout`; gives up at once on a refusal (401, 400, 409
     /// for an id or address taken).
+    ///
+    /// `fresh`: this node's log was empty when it started. Such a node whose id is already
+    /// a member lost its directory (or crashed before it had anything): it forgot its
+    /// vote, and must not come back under that id. Refused before anything is asked.
     pub async fn join(
         &self,
         at: SocketAddr,
         id: u64,
         addr: SocketAddr,
+        fresh: bool,
         timeout: Duration,
     ) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
+        if fresh {
+            let view = loop {
+                match self.cluster(at).await {
+                    Ok(view) => break view,
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(format!("GET /cluster: {e}"));
+                    }
+                    Err(_) => tokio::time::sleep(JOIN_RETRY_PAUSE).await,
+                }
+            };
+            if let Some(was) = view["nodes"][id.to_string()].as_str() {
+                return Err(format!(
+                    "node {id} is already a member (at {was}) and this node's log is empty: \
+                     it lost its directory, or never finished joining; remove node {id} and \
+                     join under a new id"
+                ));
+            }
+        }
         let learner = serde_json::json!({ "id": id, "addr": addr.to_string() }).to_string();
         let voter = serde_json::json!({ "add": [id] }).to_string();
         for (path, body) in [("/cluster/learners", learner), ("/cluster/voters", voter)] {

@@ -401,19 +401,22 @@ pub struct Join {
 }
 
 impl Join {
-    /// Starts the join. Prints `joined ...` when done; on failure records the error and
-    /// stops the server.
+    /// Starts the join (`fresh`: this node's log was empty at start). Prints `joined ...`
+    /// when done; on failure records the error and stops the server.
     pub fn spawn(
         server: actix_web::dev::ServerHandle,
         secret: Secret,
         at: SocketAddr,
-        id: NodeId,
-        addr: SocketAddr,
+        (id, addr): (NodeId, SocketAddr),
+        fresh: bool,
     ) -> Join {
         let failed = Arc::new(Mutex::new(None));
         let record = failed.clone();
         let task = actix_rt::spawn(async move {
-            match Admin::new(secret).join(at, id, addr, JOIN_TIMEOUT).await {
+            match Admin::new(secret)
+                .join(at, id, addr, fresh, JOIN_TIMEOUT)
+                .await
+            {
                 Ok(()) => println!("joined the cluster at {at} as voter {id}"),
                 Err(e) => {
                     eprintln!("raft_kv: join {at}: {e}");
