@@ -70,6 +70,7 @@ async fn cluster_view(http: &reqwest::Client, addr: SocketAddr) -> Option<serde_
     r.json().await.ok()
 }
 
+/// The ids in a JSON array (none if it is not one).
 fn ids(v: &serde_json::Value) -> BTreeSet<u64> {
     v.as_array()
         .map(|a| a.iter().filter_map(|i| i.as_u64()).collect())
@@ -168,8 +169,9 @@ async fn wait_writes(acked: &Acked, more: usize, what: &str) {
     }
 }
 
+/// Node `id`'s address: `addrs[id - 1]` (node 6, which reuses the address of the node
+/// it replaces, has that address pushed as the sixth).
 fn addr_of(addrs: &[SocketAddr], id: u64) -> SocketAddr {
-    // Node 6 replaces node `replaced` at its address: see the test.
     addrs[(id - 1) as usize]
 }
 
