@@ -5,175 +5,46 @@
 //! follower's 307), shrinks to three (the leader removes itself, then a follower), and a
 //! voter whose directory was deleted is replaced under a new id at its old address (the
 //! old id removed, the new node joined). Afterwards every acknowledged key reads back
-//! with its value and the three voters hold the same map.
+//! with its value and the three voters hold the same map. The new node restarts with
+//! `--join` still given, and nothing is written.
 //!
 //! A membership change that is not signed with the cluster's secret (or is signed for
 //! another body, path, node, or too long ago) is refused with 401 and changes nothing;
 //! so is a node that tries `--join` with another secret (it stops with an error), and
 //! `raft_kv_admin` with another secret; with the cluster's, the command line adds a
-//! learner and makes it a voter.
+//! learner and makes it a voter. A node whose directory was deleted cannot `--join`
+//! again under its old id.
 //!
-//! The nodes are the example binary (tests/common/raft.rs); every request has a timeout,
-//! every wait a deadline, and the `Node` guards kill the processes whatever happens.
+//! The nodes are the example binary (tests/common/raft.rs; the membership helpers are in
+//! tests/common/members.rs); every request has a timeout, every wait a deadline, and the
+//! `Node` guards kill the processes whatever happens.
 
 #[path = "../examples/raft_kv/admin.rs"]
 mod admin;
 #[path = "../examples/raft_kv/auth.rs"]
 mod auth;
+#[path = "common/members.rs"]
+mod members;
 #[path = "common/raft.rs"]
 mod raft;
 
-use admin::{Admin, Reply};
-use auth::{Secret, MAC_HEADER, TIME_HEADER};
-use raft::{client, free_addrs, leader, put, raft_state, write_secret, Node, WAIT_TIMEOUT};
+use admin::Admin;
+use auth::Secret;
+use members::{
+    addr_of, change, cluster_view, exit_status, ids, node, raw, wait_voters, wait_writes, writer,
+    Acked, SETTLE_TIMEOUT,
+};
+use raft::{client, free_addrs, leader, raft_state, write_secret, Node, WAIT_TIMEOUT};
 use reqwest::{Method, StatusCode};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Snapshot every this many entries: small, so a node that joins late gets a snapshot
-/// (the membership travels in it) rather than the whole log.
-const SNAPSHOT_LOGS: &str = "30";
 /// Acknowledged writes to wait for between two membership steps.
 const WRITES_PER_STEP: usize = 20;
-/// Longest wait for a membership to settle (a join waits for a learner to catch up).
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// A node `id` at `addr` under `root`, not started: `--init` alone if `join` is None,
-/// else `--join join`. Its `--peers` names itself only (used by `--init` alone).
-fn node(root: &Path, id: u64, addr: SocketAddr, join: Option<SocketAddr>) -> Node {
-    let mut extra = vec!["--snapshot-logs".to_string(), SNAPSHOT_LOGS.to_string()];
-    if let Some(at) = join {
-        extra.extend(["--join".to_string(), at.to_string()]);
-    }
-    Node {
-        id,
-        addr,
-        dir: root.join(format!("n{id}")),
-        child: None,
-        peers: format!("{id}={addr}"),
-        extra,
-        secret: root.join("secret"),
-    }
-}
-
-/// A node's `GET /cluster`, if it answers.
-async fn cluster_view(http: &reqwest::Client, addr: SocketAddr) -> Option<serde_json::Value> {
-    let r = http
-        .get(format!("http://{addr}/cluster"))
-        .send()
-        .await
-        .ok()?;
-    r.json().await.ok()
-}
-
-/// The ids in a JSON array (none if it is not one).
-fn ids(v: &serde_json::Value) -> BTreeSet<u64> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(|i| i.as_u64()).collect())
-        .unwrap_or_default()
-}
-
-/// Waits until the leader among `live` reports exactly `voters` as voters, no learner and
-/// no change half done; returns its view.
-async fn wait_voters(
-    http: &reqwest::Client,
-    live: &[SocketAddr],
-    voters: &[u64],
-) -> serde_json::Value {
-    let want: BTreeSet<u64> = voters.iter().copied().collect();
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    let mut last = None;
-    loop {
-        let (lead, _, _) = leader(http, live, None).await;
-        for addr in live {
-            let Some(v) = cluster_view(http, *addr).await else {
-                continue;
-            };
-            if v["id"].as_u64() != Some(lead) {
-                continue;
-            }
-            if ids(&v["voters"]) == want && ids(&v["learners"]).is_empty() && v["joint"] == false {
-                return v;
-            }
-            last = Some(v);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "voters never became {want:?} within {SETTLE_TIMEOUT:?}: {last:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A signed membership request through `at` (redirects followed), retried while the
-/// answer says it may pass (no leader yet: 503; another change in progress: 409 retry);
-/// the final answer.
-async fn change(admin: &Admin, at: SocketAddr, method: Method, path: &str, body: &str) -> Reply {
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    loop {
-        let last = match admin.send(at, method.clone(), path, body.as_bytes()).await {
-            Ok(r)
-                if r.status == StatusCode::SERVICE_UNAVAILABLE
-                    || (r.status == StatusCode::CONFLICT && r.body["retry"] == true) =>
-            {
-                format!("{r:?}")
-            }
-            Ok(r) => return r,
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            Instant::now() < deadline,
-            "{method} {path} through {at}: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Keys acknowledged so far, in order (key `w{n}` holds `v{n}`), with the node that
-/// acknowledged each.
-type Acked = Arc<Mutex<Vec<(u64, SocketAddr)>>>;
-
-/// PUTs `w0`, `w1`, ... once each (never a key twice: a failed PUT is simply not
-/// acknowledged) to any of `addrs`, following redirects, until `stop`.
-async fn writer(addrs: Arc<Vec<SocketAddr>>, stop: Arc<AtomicBool>, acked: Acked) -> u64 {
-    let http = client();
-    let mut hint = 0;
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        if put(&http, &addrs, &mut hint, &format!("w{n}"), &format!("v{n}")).await {
-            // `put` leaves `hint` at the node that answered 200.
-            acked.lock().expect("acked").push((n, addrs[hint]));
-        } else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        n += 1;
-    }
-    n
-}
-
-/// Waits until `more` writes past the count now are acknowledged.
-async fn wait_writes(acked: &Acked, more: usize, what: &str) {
-    let target = acked.lock().expect("acked").len() + more;
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    loop {
-        let now = acked.lock().expect("acked").len();
-        if now >= target {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: writes stalled at {now}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Node `id`'s address: `addrs[id - 1]` (node 6, which reuses the address of the node
-/// it replaces, has that address pushed as the sixth).
-fn addr_of(addrs: &[SocketAddr], id: u64) -> SocketAddr {
-    addrs[(id - 1) as usize]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_grows_shrinks_and_replaces_a_node_under_load_losing_nothing() {
@@ -419,28 +290,6 @@ async fn membership_grows_shrinks_and_replaces_a_node_under_load_losing_nothing(
     );
 }
 
-/// POSTs or DELETEs `body` at `path` on node `to` at `addr`, with the headers given.
-async fn raw(
-    http: &reqwest::Client,
-    method: Method,
-    addr: SocketAddr,
-    path: &str,
-    body: &str,
-    headers: Option<(u64, String)>,
-) -> StatusCode {
-    let mut req = http
-        .request(method, format!("http://{addr}{path}"))
-        .body(body.to_owned());
-    if let Some((time, mac)) = headers {
-        req = req
-            .header(TIME_HEADER, time.to_string())
-            .header(MAC_HEADER, mac);
-    }
-    req.send()
-        .await
-        .map_or(StatusCode::BAD_GATEWAY, |r| r.status())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -671,18 +520,4 @@ async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
         settled["log_index"],
         "the membership changed"
     );
-}
-
-/// Waits for `node`'s process to exit (it must within [`WAIT_TIMEOUT`]); its status.
-async fn exit_status(node: &mut Node) -> std::process::ExitStatus {
-    let deadline = Instant::now() + WAIT_TIMEOUT;
-    loop {
-        let child = node.child.as_mut().expect("running");
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            node.child = None;
-            return status;
-        }
-        assert!(Instant::now() < deadline, "node {} still runs", node.id);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
