@@ -14,8 +14,9 @@
 //! ```
 //!
 //! `--init` on one node makes all `--peers` voters (a no-op once the node has a log, so
-//! it may stay on the command line across restarts). The node prints `listening on ADDR`
-//! once it serves. `docs/replication.md` has the full walk-through and what survives what.
+//! it may stay on the command line across restarts); `--join ADDR` on a fresh node asks
+//! the cluster at ADDR to add it (`members`). The node prints `listening on ADDR` once it
+//! serves. `docs/replication.md` has the full walk-through and what survives what.
 //!
 //! - `PUT /kv/{key}` (body = value): 200 once the write is committed by a majority and
 //!   applied here; a follower answers 307 to the leader's `/kv/{key}`, or 503 with
@@ -24,6 +25,9 @@
 //!   the value or 404; a follower answers 307 as above.
 //! - `GET /raft/state`: this node's view (id, leader, term, last_log_index, last_applied,
 //!   snapshot, purged, state, store) as JSON.
+//! - `GET /cluster` (the membership), `POST /cluster/learners`, `POST /cluster/voters`,
+//!   `DELETE /cluster/nodes/{id}`: membership changes, signed with the cluster's secret
+//!   as `/raft/*` is (`members`; `admin` is the client).
 //! - `GET /metrics` (Prometheus text: actix-wal's metrics and openraft's basic ones) and
 //!   `GET /health` (JSON; 503 unless healthy), as in `kv_server`.
 //! - `POST /raft/{append,vote,snapshot}`: openraft's RPCs, bodies in actix-wal's codec,
@@ -37,6 +41,8 @@
 //! machine (a `BTreeMap`) is in memory; its snapshot (the map, serialized) is written to
 //! `DIR/snapshot` before openraft may purge the log below it.
 
+#[path = "raft_kv/admin.rs"]
+mod admin;
 #[path = "raft_kv/api.rs"]
 mod api;
 #[path = "raft_kv/auth.rs"]
@@ -45,6 +51,8 @@ mod auth;
 mod batcher;
 #[path = "raft_kv/bounds.rs"]
 mod bounds;
+#[path = "raft_kv/members.rs"]
+mod members;
 #[path = "raft_kv/memlog.rs"]
 mod memlog;
 #[path = "raft_kv/network.rs"]
@@ -113,7 +121,7 @@ pub enum StoreKind {
     about = "A replicated key-value service on openraft and actix-wal"
 )]
 struct Args {
-    /// This node's id: one of the ids in `--peers`.
+    /// This node's id: one of the ids in `--peers` with `--init`; a new one with `--join`.
     #[arg(long)]
     id: NodeId,
     /// This node's directory: the log (`DIR/log`) and the last snapshot (`DIR/snapshot`).
@@ -128,17 +136,22 @@ struct Args {
     /// Make one: `(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > FILE)`.
     #[arg(long)]
     cluster_secret_file: PathBuf,
-    /// Every voter, this node included: `1=127.0.0.1:21001,2=...`. The same on every node.
+    /// The first voters, this node included: `1=127.0.0.1:21001,2=...`, the same on each
+    /// of them. Needed with `--init` only: nodes learn addresses from the membership.
     #[arg(long, value_parser = parse_peers)]
-    peers: Peers,
-    /// Where this node sends its RPCs for some peers, in place of their `--peers`
+    peers: Option<Peers>,
+    /// Where this node sends its RPCs for some peers, in place of their membership
     /// address: `2=127.0.0.1:31002,...` (a test hook: `tests/raft_partitions.rs` puts a
-    /// fault-injecting proxy on each link). Redirects to clients still name `--peers`.
+    /// fault-injecting proxy on each link). Redirects to clients still name the real one.
     #[arg(long, value_parser = parse_peers)]
     peer_via: Option<Peers>,
     /// Initialize the cluster with every peer as a voter (ignored once initialized).
-    #[arg(long)]
+    #[arg(long, requires = "peers")]
     init: bool,
+    /// Join the cluster a node of which listens at this address: once this node serves,
+    /// it asks to be added as a learner, then as a voter (`members`; harmless once done).
+    #[arg(long, conflicts_with = "init")]
+    join: Option<SocketAddr>,
     /// Where the Raft log lives.
     #[arg(long, value_enum, default_value_t = StoreKind::Wal)]
     store: StoreKind,
@@ -213,12 +226,13 @@ fn check_reachable_privately(addr: SocketAddr) -> Result<(), String> {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if !args.peers.0.contains_key(&args.id) {
+    let peers = args.peers.clone().unwrap_or(Peers(BTreeMap::new()));
+    if args.peers.is_some() && !peers.0.contains_key(&args.id) {
         return Err(format!("--id {} is not in --peers", args.id).into());
     }
     check_reachable_privately(args.addr)?;
-    let via = args.peer_via.map(|p| p.0).unwrap_or_default();
-    for addr in args.peers.0.values().chain(via.values()) {
+    let via = args.peer_via.clone().map(|p| p.0).unwrap_or_default();
+    for addr in peers.0.values().chain(via.values()).chain(args.join.as_ref()) {
         check_reachable_privately(*addr)?;
     }
     let secret = auth::Secret::load(&args.cluster_secret_file)?;
@@ -281,28 +295,33 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         prometheus,
         max_keys: args.max_keys,
         read_floor,
-        secret,
+        secret: secret.clone(),
     };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .configure(api::routes)
             .configure(network::routes)
+            .configure(members::routes)
     })
     .workers(args.workers.max(1))
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     .listen(listener)?
     .run();
+    // A node whose log is empty must not join under an id that is already a member.
+    let fresh = read_floor.is_none();
+    let join = args.join.map(|at| {
+        members::Join::spawn(server.handle(), secret.clone(), at, (args.id, bound), fresh)
+    });
 
     if args.init {
-        let nodes: BTreeMap<NodeId, BasicNode> = args
-            .peers
+        let nodes: BTreeMap<NodeId, BasicNode> = peers
             .0
             .iter()
             .map(|(id, addr)| (*id, BasicNode::new(addr)))
             .collect();
         match raft.initialize(nodes).await {
-            Ok(()) => println!("initialized: {} voters", args.peers.0.len()),
+            Ok(()) => println!("initialized: {} voters", peers.0.len()),
             // The node already has a log (a restart): nothing to do.
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
             Err(e) => return Err(format!("initialize: {e}").into()),
@@ -322,6 +341,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // Returns after SIGINT or SIGTERM, once requests in progress are answered.
     server.await?;
+    let join_failed = join.and_then(members::Join::stop);
     raft.shutdown()
         .await
         .map_err(|e| format!("raft shutdown: {e}"))?;
@@ -330,6 +350,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     // Let the runtime drop the Raft tasks before the process exits.
     actix_rt::time::sleep(Duration::from_millis(10)).await;
+    // A join that failed stopped the server: say so in the exit status.
+    if let Some(e) = join_failed {
+        return Err(format!("join: {e}").into());
+    }
     println!("stopped");
     Ok(())
 }
