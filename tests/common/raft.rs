@@ -24,32 +24,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// The example binary, built (or found up to date) once per test process.
 pub fn example_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // current_exe: <target>/<profile>/deps/NAME-HASH
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", "raft_kv", "--target-dir"])
-            .arg(profile_dir.parent().expect("<target>/<profile>"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        if cfg!(feature = "failpoints") {
-            cmd.args(["--features", "failpoints"]);
-        }
-        let status = cmd.status().expect("run cargo build --example raft_kv");
-        assert!(status.success(), "cargo build --example raft_kv failed");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("raft_kv{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "no example binary at {}", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| build_example("raft_kv"))
 }
 
 /// Writes a fresh cluster secret (32 bytes from /dev/urandom as 64 hex digits and a
