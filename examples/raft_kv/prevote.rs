@@ -11,12 +11,14 @@
 //!    timeout once per process), and
 //! 2. a majority of the voters (this node included) answer a signed pre-vote
 //!    (`POST /raft/prevote`, authenticated as the other `/raft/*` RPCs) saying they too
-//!    have heard no leader for a lease, that the candidate's last log id is at least
-//!    theirs, and its term at least theirs.
+//!    have heard no leader for a lease, are not standing themselves (within a jitter of
+//!    their own `elect`), that the candidate's last log id is at least theirs, and its
+//!    term at least theirs.
 //!
 //! A pre-vote changes nothing on either side (no term, no vote is written), so a node
 //! that cannot reach a majority never raises its term and comes back without
-//! disturbance. Time in which this timer did not run (the process stopped or starved
+//! disturbance; a refused one is asked again a few ticks later, an election that did not
+//! make a leader one fresh jitter draw later. Time in which this timer did not run (the process stopped or starved
 //! for more than a few ticks) counts as contact: a node that was not running cannot tell
 //! that the leader was silent.
 
@@ -32,6 +34,9 @@ use std::time::{Duration, Instant};
 /// Ticks of the timer missed (the gap between two ticks) before the time counts as not
 /// run: the process was stopped or starved.
 const STALL_TICKS: u32 = 4;
+
+/// Ticks to wait (and as many more, drawn) before asking again after a refused pre-vote.
+const PREVOTE_RETRY_TICKS: u32 = 2;
 
 /// Who elects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -105,6 +110,9 @@ struct Inner {
     /// or the timer found it had not run for a while. A std lock: held for a read or a
     /// store, never across an `.await`.
     contact: Mutex<Instant>,
+    /// When this node last stood (called `elect`): for a jitter after it, it grants no
+    /// pre-vote, as its own election is under way (two candidates at once split the vote).
+    stood: Mutex<Option<Instant>>,
 }
 
 impl Elections {
@@ -115,6 +123,7 @@ impl Elections {
                 lease,
                 jitter,
                 contact: Mutex::new(Instant::now()),
+                stood: Mutex::new(None),
             }),
         }
     }
@@ -138,8 +147,15 @@ impl Elections {
         let m = raft.metrics().borrow().clone();
         let last_log_id = raft.data_metrics().borrow().last_log;
         let heard_lately = self.contact().elapsed() < self.inner.lease;
+        let standing = self
+            .inner
+            .stood
+            .lock()
+            .expect("stood lock poisoned")
+            .is_some_and(|at| at.elapsed() < self.inner.jitter);
         let granted = m.state != ServerState::Leader
             && !heard_lately
+            && !standing
             && req.term >= m.current_term
             && req.last_log_id >= last_log_id;
         tracing::info!(
@@ -195,13 +211,21 @@ impl Elections {
                 continue;
             }
             let granted = self.canvass(&raft, &network, id, &m).await;
-            if granted {
+            retry_at = if granted {
                 tracing::info!(term = m.current_term, "pre-vote granted: standing");
+                *self.inner.stood.lock().expect("stood lock poisoned") = Some(Instant::now());
                 if raft.trigger().elect().await.is_err() {
                     return;
                 }
-            }
-            retry_at = Instant::now() + self.inner.jitter + rng.below(self.inner.jitter);
+                // A vote raised a term: the next try (after a split vote, say) one fresh
+                // draw later, so two candidates do not meet again.
+                Instant::now() + self.inner.jitter + rng.below(self.inner.jitter)
+            } else {
+                // Refused, nothing written anywhere: a peer that heard the old leader a
+                // few ms after this node did sees its lease end a moment later. Ask again
+                // soon.
+                Instant::now() + tick * PREVOTE_RETRY_TICKS + rng.below(tick * PREVOTE_RETRY_TICKS)
+            };
         }
     }
 
