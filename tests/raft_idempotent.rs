@@ -1,7 +1,8 @@
 //! Idempotent PUTs of raft_kv (`Client-Id` and `Client-Seq`, examples/raft_kv/dedup.rs),
 //! as three processes on loopback (`tests/common/raft.rs`): a retry is applied once and
-//! answered with the first result, after a leader change and after a snapshot that
-//! purged the first write's entry and a restart of every node. Each retry carries another
+//! answered with the first result, after a leader change, after a snapshot that purged
+//! the first write's entry and a restart of every node, and after a 504 "outcome
+//! unknown" from a leader cut off (its followers `SIGSTOP`ped). Each retry carries another
 //! body: had it been applied again, the key would read back the retry's body.
 
 #[path = "common/raft.rs"]
@@ -9,6 +10,7 @@ mod raft;
 
 use raft::{client, cluster, leader, put, raft_state, Node, WAIT_TIMEOUT};
 use reqwest::StatusCode;
+use rustix::process::{kill_process, Pid, Signal};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -154,5 +156,48 @@ async fn a_retry_after_a_snapshot_and_a_restart_is_applied_once() {
     start_all(&mut nodes);
     let (again, replay) = put_once(&http, &addrs, "k", "second", "c1", 7).await;
     assert_eq!((again, replay), (first, true), "after the restart");
+    assert_eq!(read(&http, &addrs, "k").await, "first");
+}
+
+/// Sends `sig` to node `n`'s process.
+fn signal(n: &Node, sig: Signal) {
+    let child = n.child.as_ref().expect("the node runs");
+    let pid = Pid::from_raw(child.id() as i32).expect("a child's pid is positive");
+    kill_process(pid, sig).expect("signal raft_kv");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_an_outcome_unknown_gets_the_first_result() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nodes = cluster(tmp.path(), &["--request-timeout-ms", "500"]);
+    start_all(&mut nodes);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let http = client();
+    put_once(&http, &addrs, "warm", "up", "c0", 1).await;
+    let (lead, _, _) = leader(&http, &addrs, None).await;
+    let lead = (lead - 1) as usize;
+    let followers: Vec<usize> = (0..3).filter(|&i| i != lead).collect();
+    for &i in &followers {
+        signal(&nodes[i], Signal::STOP);
+    }
+    let cut_off = http
+        .put(format!("http://{}/kv/k", addrs[lead]))
+        .header("Client-Id", "c1")
+        .header("Client-Seq", "1")
+        .body("first")
+        .send()
+        .await;
+    for &i in &followers {
+        signal(&nodes[i], Signal::CONT);
+    }
+    let cut_off = cut_off.expect("answered");
+    assert_eq!(cut_off.status(), StatusCode::GATEWAY_TIMEOUT);
+    // The entry is in the leader's log; once the followers are back it commits, and the
+    // retry (another body) is answered with it.
+    let (index, replay) = put_once(&http, &addrs, "k", "second", "c1", 1).await;
+    assert!(
+        replay,
+        "the retry reports the first attempt's entry {index}"
+    );
     assert_eq!(read(&http, &addrs, "k").await, "first");
 }
