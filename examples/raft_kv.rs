@@ -19,14 +19,17 @@
 //!
 //! - `PUT /kv/{key}` (body = value): 200 once the write is committed by a majority and
 //!   applied here; a follower answers 307 to the leader's `/kv/{key}`, or 503 with
-//!   `{"leader": id|null}` while it knows no leader's address.
+//!   `{"leader": id|null}` while it knows no leader's address; 504 (outcome unknown)
+//!   past `--request-timeout-ms` (`deadline`). With `Client-Id` and `Client-Seq`, applied
+//!   at most once, a retry answered with the first result (`dedup`).
 //! - `GET /kv/{key}`: a linearizable read (`ensure_linearizable` on the leader): 200 with
 //!   the value or 404; a follower answers 307 as above.
 //! - `GET /raft/state`: this node's view (id, leader, term, last_log_index, last_applied,
 //!   snapshot, purged, state, store) as JSON.
 //! - `GET /metrics` (Prometheus text: actix-wal's metrics and openraft's basic ones) and
 //!   `GET /health` (JSON; 503 unless healthy), as in `kv_server`.
-//! - `POST /raft/{append,vote,snapshot}`: openraft's RPCs, bodies in actix-wal's codec,
+//! - `POST /raft/{append,vote,snapshot}`: openraft's RPCs (and `/raft/prevote`: elections
+//!   start only after a majority's pre-vote, see `prevote`), bodies in actix-wal's codec,
 //!   each request and reply signed with the cluster's secret (`--cluster-secret-file`,
 //!   HMAC-SHA256, see `auth`); 401 without a valid signature, 400 for a term or index
 //!   no real cluster reaches (`bounds`).
