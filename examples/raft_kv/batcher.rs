@@ -94,12 +94,12 @@ impl Batcher {
 /// bounds), proposes it as one entry, answers every writer, and starts over.
 async fn propose(raft: Raft, mut rx: mpsc::Receiver<Pending>, max_writes: usize, max_bytes: usize) {
     while let Some(first) = rx.recv().await {
-        let mut bytes = first.write.key.len() + first.write.value.len();
+        let mut bytes = weight(&first.write);
         let mut batch = vec![first];
         while batch.len() < max_writes && bytes < max_bytes {
             match rx.try_recv() {
                 Ok(p) => {
-                    bytes += p.write.key.len() + p.write.value.len();
+                    bytes += weight(&p.write);
                     batch.push(p);
                 }
                 Err(_) => break,
@@ -123,6 +123,11 @@ async fn propose(raft: Raft, mut rx: mpsc::Receiver<Pending>, max_writes: usize,
             let _ = reply.send(this);
         }
     }
+}
+
+/// A write's bytes toward an entry's bound: key, value and client id.
+fn weight(w: &Write) -> usize {
+    w.key.len() + w.value.len() + w.once.as_ref().map_or(0, |c| c.client.len() + 8)
 }
 
 /// The entry for `writes`: the old `Set` when none carries a client id (the format
