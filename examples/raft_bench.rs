@@ -5,21 +5,26 @@
 //! cargo build --release --example raft_kv --example raft_bench
 //! target/release/examples/raft_bench                      # both parts, defaults below
 //! target/release/examples/raft_bench --failover-rounds 0  # throughput only
+//! target/release/examples/raft_bench --stores '' --failover kill,isolate,steady --failover-rounds 50
 //! ```
 //!
 //! 1. Throughput: for each `--stores` entry (default `wal,mem`, alternated `--repeat`
 //!    times in one run), a fresh cluster; `--clients` writers PUT `--value-bytes` values
 //!    to the leader (each its next key of `--keys`), one request in flight each; after
 //!    `--warmup-secs`, `--secs` of committed writes/s and latency (p50, p99, max).
-//! 2. Failover (`--store wal`): `--failover-rounds` times, `kill -9` the leader, then PUT
-//!    to the survivors every 10 ms until one is acknowledged: the time from the kill to
-//!    that first acknowledged write (p50, p90, max). The killed node restarts from its
-//!    directory and catches up before the next round.
+//! 2. Failover (`--store wal`, `failover`): for each `--failover` mode, a fresh cluster:
+//!    `kill` (`kill -9` of the leader) and `isolate` (`SIGSTOP` of the leader),
+//!    `--failover-rounds` times each, report the time from the fault to the first
+//!    acknowledged write (p50, p99, max); `steady` counts leader changes during
+//!    `--steady-secs` of `--clients` writers with no fault.
 //!
 //! `--batch-writes 1` gives each PUT a Raft entry of its own (see raft_kv's `batcher`).
 //!
 //! The clients and the three nodes share the machine: on a small one they compete for
 //! the same cores, the same for both stores.
+
+#[path = "raft_bench/failover.rs"]
+mod failover;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -68,15 +73,29 @@ struct Args {
     /// Seconds measured.
     #[arg(long, default_value_t = 10)]
     secs: u64,
-    /// Failover rounds (0: none).
+    /// Failover rounds of each `--failover` mode (0: none).
     #[arg(long, default_value_t = 10)]
     failover_rounds: usize,
+    /// Failover modes, in order: `kill` (kill -9 of the leader), `isolate` (SIGSTOP of the
+    /// leader), `steady` (no fault: leader changes during `--steady-secs` of load).
+    #[arg(long, value_delimiter = ',', default_value = "kill,isolate")]
+    failover: Vec<String>,
+    /// Seconds of load of the `steady` mode.
+    #[arg(long, default_value_t = 60)]
+    steady_secs: u64,
     /// Passed to raft_kv.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
-    /// Passed to raft_kv (the shortest election timeout; the longest is twice it).
-    #[arg(long, default_value_t = 500)]
+    /// Passed to raft_kv (the shortest election timeout; the longest is twice it, and is
+    /// openraft's leader lease).
+    #[arg(long, default_value_t = 200)]
     election_ms: u64,
+    /// Passed to raft_kv: who starts elections (`prevote` or `openraft`).
+    #[arg(long, default_value = "prevote")]
+    election: String,
+    /// Passed to raft_kv: a PUT not committed within it is answered 504.
+    #[arg(long, default_value_t = 2_000)]
+    request_timeout_ms: u64,
     /// Passed to raft_kv.
     #[arg(long, default_value_t = 10_000)]
     snapshot_logs: u64,
@@ -141,6 +160,8 @@ impl Cluster {
             format!("--election-ms={}", args.election_ms),
             format!("--snapshot-logs={}", args.snapshot_logs),
             format!("--batch-writes={}", args.batch_writes),
+            format!("--election={}", args.election),
+            format!("--request-timeout-ms={}", args.request_timeout_ms),
         ];
         let mut cluster = Cluster {
             bin: bin.to_owned(),
@@ -369,67 +390,6 @@ async fn throughput(args: &Args, bin: &Path, root: &Path, store: &str) -> Result
     })
 }
 
-/// Milliseconds from `kill -9` of the leader to the first acknowledged write, per round.
-async fn failover(args: &Args, bin: &Path, root: &Path) -> Result<Vec<f64>, String> {
-    let mut cluster = Cluster::start(args, bin, root, "wal")?;
-    let http = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .timeout(Duration::from_secs(1))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let addrs = cluster.addrs.clone();
-    let value = vec![b'v'; args.value_bytes];
-    let mut times = Vec::new();
-    for round in 0..args.failover_rounds {
-        let (lead, _) = leader(&http, &addrs, &[0, 1, 2]).await?;
-        // One acknowledged write first, so the round starts from a working cluster.
-        let hint = AtomicUsize::new(lead);
-        while !put(&http, &addrs, &hint, "failover", &value).await {}
-        cluster.kill(lead);
-        let killed = Instant::now();
-        let live: Vec<usize> = (0..3).filter(|&i| i != lead).collect();
-        let mut turn = 0;
-        let deadline = killed + WAIT;
-        loop {
-            let hint = AtomicUsize::new(live[turn % 2]);
-            turn += 1;
-            if put(&http, &addrs, &hint, "failover", &value).await
-                && hint.load(Ordering::Relaxed) != lead
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "round {round}: no write acknowledged within {WAIT:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let ms = killed.elapsed().as_secs_f64() * 1e3;
-        println!(
-            "failover round {round}: killed node {}, first write acknowledged after {ms:.0} ms",
-            lead + 1
-        );
-        times.push(ms);
-        cluster.start_node(lead)?;
-        let (_, target) = leader(&http, &addrs, &live).await?;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let applied = state(&http, addrs[lead])
-                .await
-                .and_then(|s| s["last_applied"].as_u64());
-            if applied.is_some_and(|a| a >= target) {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("round {round}: node {} did not catch up", lead + 1));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    Ok(times)
-}
-
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted.get(i).copied().unwrap_or(f64::NAN)
@@ -460,7 +420,7 @@ async fn run(args: Args) -> Result<(), String> {
     );
     let mut rows = Vec::new();
     for _ in 0..args.repeat {
-        for store in &args.stores {
+        for store in args.stores.iter().filter(|s| !s.is_empty()) {
             let f = throughput(&args, &bin, &root, store).await?;
             println!(
                 "  {:>4}: {:>8.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  failed {}",
@@ -469,23 +429,33 @@ async fn run(args: Args) -> Result<(), String> {
             rows.push(f);
         }
     }
-    let mut times = if args.failover_rounds > 0 {
-        failover(&args, &bin, &root).await?
-    } else {
-        Vec::new()
-    };
+    let mut failovers = Vec::new();
+    let mut steady = None;
+    for mode in &args.failover {
+        match mode.as_str() {
+            "kill" | "isolate" if args.failover_rounds > 0 => {
+                let mode = if mode == "kill" { "kill" } else { "isolate" };
+                failovers.push(failover::rounds(&args, &bin, &root, mode).await?);
+            }
+            "kill" | "isolate" => {}
+            "steady" => steady = Some(failover::steady(&args, &bin, &root).await?),
+            other => return Err(format!("no failover mode `{other}`")),
+        }
+    }
 
-    println!("\n| store | committed writes/s | p50 ms | p99 ms | max ms |");
-    println!("|---|---:|---:|---:|---:|");
-    for f in &rows {
-        println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            f.store,
-            f.writes_per_sec,
-            f.p50_us as f64 / 1e3,
-            f.p99_us as f64 / 1e3,
-            f.max_us as f64 / 1e3
-        );
+    if !rows.is_empty() {
+        println!("\n| store | committed writes/s | p50 ms | p99 ms | max ms |");
+        println!("|---|---:|---:|---:|---:|");
+        for f in &rows {
+            println!(
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                f.store,
+                f.writes_per_sec,
+                f.p50_us as f64 / 1e3,
+                f.p99_us as f64 / 1e3,
+                f.max_us as f64 / 1e3
+            );
+        }
     }
     let mean = |s: &str| {
         let v: Vec<f64> = rows
@@ -498,16 +468,23 @@ async fn run(args: Args) -> Result<(), String> {
     if let (Some(w), Some(m)) = (mean("wal"), mean("mem")) {
         println!("\nwal / mem throughput: {:.2} (goal >= 0.50)", w / m);
     }
-    if !times.is_empty() {
-        times.sort_by(f64::total_cmp);
+    if !failovers.is_empty() {
         println!(
-            "failover (kill -9 of the leader to the first acknowledged write), {} rounds: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms (election timeout {}-{} ms)",
-            times.len(),
-            percentile(&times, 0.5),
-            percentile(&times, 0.9),
-            times[times.len() - 1],
-            args.election_ms,
-            args.election_ms * 2
+            "\nfault to the first acknowledged write, ms (heartbeat {} ms, lease {} ms, election {}):",
+            args.heartbeat_ms,
+            args.election_ms * 2,
+            args.election
+        );
+        println!("| fault | rounds | p50 | p99 | max |");
+        println!("|---|---:|---:|---:|---:|");
+        for r in &failovers {
+            println!("{}", r.row());
+        }
+    }
+    if let Some(s) = steady {
+        println!(
+            "steady: {} s at c={}: {} leader changes (term {} -> {}), {} writes acknowledged, {} failed",
+            s.secs, s.clients, s.changes, s.terms.0, s.terms.1, s.acked, s.failed
         );
     }
     Ok(())

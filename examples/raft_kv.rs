@@ -20,7 +20,9 @@
 //!
 //! - `PUT /kv/{key}` (body = value): 200 once the write is committed by a majority and
 //!   applied here; a follower answers 307 to the leader's `/kv/{key}`, or 503 with
-//!   `{"leader": id|null}` while it knows no leader's address.
+//!   `{"leader": id|null}` while it knows no leader's address; 504 (outcome unknown)
+//!   past `--request-timeout-ms` (`deadline`). With `Client-Id` and `Client-Seq`, applied
+//!   at most once, a retry answered with the first result (`dedup`).
 //! - `GET /kv/{key}`: a linearizable read (`ensure_linearizable` on the leader): 200 with
 //!   the value or 404; a follower answers 307 as above.
 //! - `GET /raft/state`: this node's view (id, leader, term, last_log_index, last_applied,
@@ -30,7 +32,8 @@
 //!   as `/raft/*` is (`members`; `admin` is the client).
 //! - `GET /metrics` (Prometheus text: actix-wal's metrics and openraft's basic ones) and
 //!   `GET /health` (JSON; 503 unless healthy), as in `kv_server`.
-//! - `POST /raft/{append,vote,snapshot}`: openraft's RPCs, bodies in actix-wal's codec,
+//! - `POST /raft/{append,vote,snapshot}`: openraft's RPCs (and `/raft/prevote`: elections
+//!   start only after a majority's pre-vote, see `prevote`), bodies in actix-wal's codec,
 //!   each request and reply signed with the cluster's secret (`--cluster-secret-file`,
 //!   HMAC-SHA256, see `auth`); 401 without a valid signature, 400 for a term or index
 //!   no real cluster reaches (`bounds`).
@@ -51,12 +54,20 @@ mod auth;
 mod batcher;
 #[path = "raft_kv/bounds.rs"]
 mod bounds;
+#[path = "raft_kv/deadline.rs"]
+mod deadline;
+#[path = "raft_kv/dedup.rs"]
+mod dedup;
 #[path = "raft_kv/members.rs"]
 mod members;
 #[path = "raft_kv/memlog.rs"]
 mod memlog;
 #[path = "raft_kv/network.rs"]
 mod network;
+#[path = "raft_kv/prevote.rs"]
+mod prevote;
+#[path = "raft_kv/snapshot_body.rs"]
+mod snapshot_body;
 #[path = "raft_kv/state.rs"]
 mod state;
 
@@ -93,17 +104,50 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// the previous entry was being committed (see `batcher`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
-    /// Set each key to its value, in order.
+    /// Set each key to its value, in order (a batch none of whose PUTs carried a client
+    /// id: the format of entries written before `SetOnce` existed).
     Set {
         /// `(key, value)` pairs: keys of 1 to [`api::MAX_KEY_BYTES`] bytes, values of at
         /// most [`api::MAX_VALUE_BYTES`].
         writes: Vec<(String, Vec<u8>)>,
     },
+    /// Set each key to its value, in order, each write that carries a client id and seq
+    /// at most once (`dedup`).
+    SetOnce {
+        /// The writes.
+        writes: Vec<Write>,
+    },
 }
 
-/// What applying an entry yields: nothing beyond "applied".
+/// One write of a [`Request::SetOnce`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Response;
+pub struct Write {
+    /// 1 to [`api::MAX_KEY_BYTES`] bytes.
+    pub key: String,
+    /// At most [`api::MAX_VALUE_BYTES`].
+    pub value: Vec<u8>,
+    /// `Client-Id` and `Client-Seq`, if the PUT carried them.
+    pub once: Option<dedup::ClientSeq>,
+}
+
+/// What applying one write of a [`Request::SetOnce`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteResult {
+    /// Applied by this entry.
+    Applied,
+    /// Applied before, by the entry at this index: not applied again.
+    Duplicate(u64),
+    /// Its seq is older than the client's results kept: not applied, outcome unknown.
+    Stale,
+}
+
+/// What applying an entry yields: for a [`Request::SetOnce`], one result per write
+/// (empty otherwise: every write applied).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Response {
+    /// One per write, in order.
+    pub results: Vec<WriteResult>,
+}
 
 /// Where the Raft log lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,11 +203,17 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     snapshot_logs: u64,
     /// Leader heartbeat interval, ms.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
-    /// Shortest election timeout, ms (the longest is twice this).
-    #[arg(long, default_value_t = 500)]
+    /// Shortest election timeout, ms; the longest is twice this, and is openraft's leader
+    /// lease (a voter refuses votes that long after its last heartbeat). With the
+    /// pre-vote, an election is tried after `2 x` to `3 x` this of silence, attempts then
+    /// `1 x` to `2 x` apart (see `prevote`); docs/performance.md has the figures.
+    #[arg(long, default_value_t = 200)]
     election_ms: u64,
+    /// Who starts elections: the pre-vote timer (`prevote`), or openraft's own.
+    #[arg(long, value_enum, default_value_t = prevote::ElectionMode::Prevote)]
+    election: prevote::ElectionMode,
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -173,6 +223,12 @@ struct Args {
     /// Most keys the map holds; a PUT of a new key beyond it is answered 507.
     #[arg(long, default_value_t = 1_000_000)]
     max_keys: usize,
+    /// A PUT or linearizable GET not done within this many ms is answered 504 (for a PUT:
+    /// outcome unknown, it may still commit; see `deadline`).
+    #[arg(long, default_value_t = deadline::DEFAULT_REQUEST_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(
+              *deadline::REQUEST_TIMEOUT_MS_RANGE.start()..=*deadline::REQUEST_TIMEOUT_MS_RANGE.end()))]
+    request_timeout_ms: u64,
 }
 
 /// `--peers`: node ids to addresses.
@@ -232,7 +288,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     check_reachable_privately(args.addr)?;
     let via = args.peer_via.clone().map(|p| p.0).unwrap_or_default();
-    for addr in peers.0.values().chain(via.values()).chain(args.join.as_ref()) {
+    for addr in peers
+        .0
+        .values()
+        .chain(via.values())
+        .chain(args.join.as_ref())
+    {
         check_reachable_privately(*addr)?;
     }
     let secret = auth::Secret::load(&args.cluster_secret_file)?;
@@ -252,6 +313,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(args.snapshot_logs),
         max_in_snapshot_log_to_keep: LOGS_KEPT_BELOW_SNAPSHOT.min(args.snapshot_logs),
         max_payload_entries: MAX_PAYLOAD_ENTRIES,
+        enable_elect: args.election == prevote::ElectionMode::Openraft,
         ..Config::default()
     };
     let config = Arc::new(config.validate()?);
@@ -260,6 +322,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let snapshot_file = (args.store == StoreKind::Wal).then(|| args.dir.join("snapshot"));
     let sm = state::StateMachine::open(snapshot_file).await?;
     let network = network::Network::new(secret.clone(), via);
+    let raft_network = network.clone();
     // `read_floor`: the last entry the log holds at start; linearizable reads wait until
     // it is applied (`api::read_floor`). Read here, before openraft has the log: the
     // metrics of a new `Raft` say nothing until its core has run.
@@ -285,6 +348,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
+    let elections = prevote::Elections::new(
+        Duration::from_millis(args.election_ms * 2),
+        Duration::from_millis(args.election_ms),
+    );
+    if args.election == prevote::ElectionMode::Prevote {
+        let tick = Duration::from_millis((args.heartbeat_ms / 2).clamp(5, 50));
+        elections
+            .clone()
+            .start(raft.clone(), raft_network, args.id, tick);
+    }
     let state = api::AppState {
         id: args.id,
         batcher: batcher::Batcher::start(raft.clone(), args.batch_writes, MAX_BATCH_BYTES),
@@ -296,6 +369,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         max_keys: args.max_keys,
         read_floor,
         secret: secret.clone(),
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        elections,
     };
     let server = HttpServer::new(move || {
         App::new()

@@ -1,7 +1,9 @@
 //! The client API: `PUT`/`GET /kv/{key}` (writes through Raft, linearizable reads on the
 //! leader, 307 to it from a follower), `GET /raft/state`, `GET /metrics`, `GET /health`.
 
-use crate::batcher::{Batcher, WriteError};
+use crate::batcher::{Batcher, WriteError, Written};
+use crate::deadline;
+use crate::dedup::{self, ClientSeq};
 use crate::state::StateMachine;
 use crate::{NodeId, Raft, StoreKind};
 use actix_wal::Wal;
@@ -50,6 +52,11 @@ pub struct AppState {
     /// The index of the last entry in the log when this node started: no linearizable
     /// read is served before the state machine has applied it (see [`read_floor`]).
     pub read_floor: Option<u64>,
+    /// `--request-timeout-ms`: a PUT or GET not done by then is answered 504 (`deadline`).
+    pub request_timeout: Duration,
+    /// The election timer's shared state: appends record a leader's contact in it, and it
+    /// answers pre-votes (`prevote`).
+    pub elections: crate::prevote::Elections,
 }
 
 /// The client routes.
@@ -63,6 +70,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/raft/state", web::get().to(raft_state))
     .route("/metrics", web::get().to(metrics))
     .route("/health", web::get().to(health));
+}
+
+/// Headers of an idempotent PUT (`dedup`): its client and that client's sequence number.
+pub const CLIENT_ID_HEADER: &str = "client-id";
+/// See [`CLIENT_ID_HEADER`].
+pub const CLIENT_SEQ_HEADER: &str = "client-seq";
+/// Set (to `true`) on a 200 whose write was applied by an earlier attempt.
+pub const REPLAY_HEADER: &str = "x-idempotent-replay";
+
+/// `Client-Id` and `Client-Seq`: both (an idempotent PUT), neither, or why not (a 400).
+fn dedup_headers(req: &HttpRequest) -> Result<Option<ClientSeq>, String> {
+    let header = |name| req.headers().get(name).map(|v| v.to_str());
+    let bad = |why: &str| Err(why.to_owned());
+    match (header(CLIENT_ID_HEADER), header(CLIENT_SEQ_HEADER)) {
+        (None, None) => Ok(None),
+        (Some(Ok(client)), Some(Ok(seq))) => {
+            if client.is_empty() || client.len() > dedup::MAX_CLIENT_ID_BYTES {
+                return bad(&format!(
+                    "Client-Id is 1 to {} bytes",
+                    dedup::MAX_CLIENT_ID_BYTES
+                ));
+            }
+            match seq.parse::<u64>() {
+                Ok(seq) => Ok(Some(ClientSeq {
+                    client: client.to_owned(),
+                    seq,
+                })),
+                Err(_) => bad("Client-Seq is a number (0 to 2^64 - 1)"),
+            }
+        }
+        (Some(_), Some(_)) => bad("Client-Id and Client-Seq are visible ASCII"),
+        _ => bad("Client-Id and Client-Seq go together"),
+    }
 }
 
 /// The 400 answer for a key out of bounds, if it is.
@@ -104,13 +144,29 @@ async fn put(
     if !known && keys >= state.max_keys {
         return HttpResponse::InsufficientStorage().body("too many keys\n");
     }
-    match state.batcher.write(key, body.to_vec()).await {
-        Ok(index) => {
+    let once = match dedup_headers(&req) {
+        Ok(once) => once,
+        Err(why) => return HttpResponse::BadRequest().body(format!("{why}\n")),
+    };
+    let write = state.batcher.write(key, body.to_vec(), once);
+    let Some(written) = deadline::within(state.request_timeout, write).await else {
+        return deadline::write_unknown(state.request_timeout, current_leader(&state));
+    };
+    match written {
+        Ok(Written { index, replay }) => {
             metrics::histogram!(PUT_SECONDS).record(started.elapsed().as_secs_f64());
-            HttpResponse::Ok()
-                .insert_header(("x-raft-index", index.to_string()))
-                .body(format!("{index}\n"))
+            let mut ok = HttpResponse::Ok();
+            ok.insert_header(("x-raft-index", index.to_string()));
+            if replay {
+                ok.insert_header((REPLAY_HEADER, "true"));
+            }
+            ok.body(format!("{index}\n"))
         }
+        Err(WriteError::Stale) => HttpResponse::Conflict().json(serde_json::json!({
+            "error": "stale",
+            "outcome": "unknown",
+            "detail": format!("Client-Seq older than the last {} kept for this client: not applied now; whether an earlier attempt was is no longer known", dedup::SEQS_PER_CLIENT),
+        })),
         Err(WriteError::Forward(to)) => forward(&req, &to),
         Err(WriteError::Failed(e)) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
     }
@@ -123,8 +179,18 @@ async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String
     if let Some(r) = bad_key(&key) {
         return r;
     }
-    match state.raft.ensure_linearizable().await {
-        Ok(_) => match read_floor(&state).await {
+    let confirm = async {
+        let confirmed = state.raft.ensure_linearizable().await;
+        match confirmed {
+            Ok(_) => Ok(read_floor(&state).await),
+            Err(e) => Err(e),
+        }
+    };
+    let Some(confirmed) = deadline::within(state.request_timeout, confirm).await else {
+        return deadline::read_expired(state.request_timeout, current_leader(&state));
+    };
+    match confirmed {
+        Ok(floor) => match floor {
             Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
             Ok(()) => match state.sm.get(&key) {
                 Some(value) => HttpResponse::Ok()
@@ -136,6 +202,11 @@ async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => forward(&req, &to),
         Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
     }
+}
+
+/// The leader this node knows of, if any.
+fn current_leader(state: &AppState) -> Option<NodeId> {
+    state.raft.metrics().borrow().current_leader
 }
 
 /// Waits until the state machine has applied the read floor, the last entry the log held

@@ -1,6 +1,6 @@
 //! openraft's network over HTTP: the client side (`RaftNetworkFactory` on reqwest, whose
 //! futures are `Send` as openraft's are) and the server side (`POST /raft/append`,
-//! `/raft/vote`, `/raft/snapshot` on actix-web). Bodies are actix-wal's codec (bincode),
+//! `/raft/vote`, `/raft/snapshot`, and `/raft/prevote` of `prevote`, on actix-web). Bodies are actix-wal's codec (bincode),
 //! a request's and a `Result<response, RaftError>`'s alike.
 //!
 //! Every request is signed with the cluster's secret and so is every reply (`auth`): a
@@ -11,6 +11,7 @@
 use crate::api::AppState;
 use crate::auth::{self, Secret, MAC_HEADER, TIME_HEADER};
 use crate::bounds::Plausible;
+use crate::prevote::PreVote;
 use crate::{NodeId, TypeConfig};
 use actix_wal::format::codec;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -109,8 +110,8 @@ type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E
 
 impl Connection {
     /// POSTs `req` to `path`, signed, and decodes the peer's `Result` once its MAC
-    /// verifies and its terms are plausible.
-    async fn call<Req, Resp, E>(
+    /// verifies and its terms are plausible. (`prevote` sends its RPC through it too.)
+    pub(crate) async fn call<Req, Resp, E>(
         &self,
         path: &'static str,
         req: &Req,
@@ -208,6 +209,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(MAX_RPC_BYTES))
             .route("/append", web::post().to(append))
             .route("/vote", web::post().to(vote))
+            .route("/prevote", web::post().to(prevote))
             .route("/snapshot", web::post().to(snapshot)),
     );
 }
@@ -264,8 +266,24 @@ async fn append(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes)
         &http,
         "/raft/append",
         body,
-        |req: AppendEntriesRequest<TypeConfig>| state.raft.append_entries(req),
+        |req: AppendEntriesRequest<TypeConfig>| async {
+            let answer = state.raft.append_entries(req).await;
+            // Accepted (not refused for a higher vote): a leader is alive for this node.
+            if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+                state.elections.leader_seen();
+            }
+            answer
+        },
     )
+    .await
+}
+
+/// `POST /raft/prevote`: would this node vote for the sender now (`prevote`)?
+async fn prevote(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let st = &state;
+    serve(&state, &http, "/raft/prevote", body, |req: PreVote| async move {
+        Ok::<_, RaftError<NodeId>>(st.elections.answer(&st.raft, &req))
+    })
     .await
 }
 

@@ -1,8 +1,10 @@
-//! The state machine: a `BTreeMap` of keys to values, and its snapshot (the map,
-//! serialized with actix-wal's codec), written to `DIR/snapshot` before openraft may purge
-//! the log below it.
+//! The state machine: a `BTreeMap` of keys to values with the table of idempotent writes
+//! (`dedup`), and its snapshot (both, in `snapshot_body`'s format), written to
+//! `DIR/snapshot` before openraft may purge the log below it.
 
-use crate::{NodeId, Request, Response, TypeConfig};
+use crate::dedup::{DedupTable, Seen};
+use crate::snapshot_body;
+use crate::{NodeId, Request, Response, TypeConfig, WriteResult};
 use actix_wal::format::codec;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -16,8 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// The first bytes of a snapshot file; a CRC-32 of the rest follows, then the body.
-const SNAPSHOT_MAGIC: &[u8; 4] = b"RKV1";
+/// The first bytes of a snapshot file; a CRC-32 of the rest follows, then the body, whose
+/// [`Stored::body`] is a `snapshot_body` of version 2.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"RKV2";
+/// The same, in files written before the dedup table: their body is the map alone.
+const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"RKV1";
 
 /// The map and how far into the log it is.
 #[derive(Debug, Default)]
@@ -28,14 +33,16 @@ struct Data {
     membership: StoredMembership<NodeId, BasicNode>,
     /// Keys to values.
     map: BTreeMap<String, Vec<u8>>,
+    /// The results of idempotent writes, per client (bounded: `dedup`).
+    dedup: DedupTable,
 }
 
-/// A snapshot as kept in memory and in `DIR/snapshot`: openraft's metadata and the map's
-/// bytes (`codec::encode` of the `BTreeMap<String, Vec<u8>>`).
+/// A snapshot as kept in memory and in `DIR/snapshot`: openraft's metadata and the body
+/// (`snapshot_body`: version 2 in memory and in `RKV2` files, the map alone in `RKV1`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored {
     meta: SnapshotMeta<NodeId, BasicNode>,
-    map_bytes: Vec<u8>,
+    body: Vec<u8>,
 }
 
 /// The state machine. Cheap to clone (one `Arc`): openraft holds one clone, the HTTP
@@ -71,8 +78,15 @@ impl StateMachine {
         let mut data = Data::default();
         let mut snapshot = None;
         if let Some(path) = &file {
-            if let Some(stored) = read_snapshot(path)? {
-                data.map = codec::decode(&stored.map_bytes)?;
+            if let Some((mut stored, version)) = read_snapshot(path)? {
+                (data.map, data.dedup) = if version == 1 {
+                    let decoded = snapshot_body::decode_v1(&stored.body)?;
+                    // What openraft sends to followers is version 2.
+                    stored.body = snapshot_body::encode(&decoded.0, &decoded.1)?;
+                    decoded
+                } else {
+                    snapshot_body::decode(&stored.body)?
+                };
                 data.last_applied = stored.meta.last_log_id;
                 data.membership = stored.meta.last_membership.clone();
                 snapshot = Some(stored);
@@ -140,21 +154,27 @@ impl StateMachine {
     }
 }
 
-/// `path`'s snapshot, if the file exists; an error if it is damaged.
-fn read_snapshot(path: &Path) -> Result<Option<Stored>, Box<dyn std::error::Error>> {
+/// `path`'s snapshot and the version of its body (1 or 2), if the file exists; an error
+/// if it is damaged.
+fn read_snapshot(path: &Path) -> Result<Option<(Stored, u8)>, Box<dyn std::error::Error>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("read {}: {e}", path.display()).into()),
     };
-    if bytes.len() < 8 || &bytes[..4] != SNAPSHOT_MAGIC {
+    let version = match bytes.get(..4) {
+        Some(m) if m == SNAPSHOT_MAGIC => 2,
+        Some(m) if m == SNAPSHOT_MAGIC_V1 => 1,
+        _ => return Err(format!("{} is not a raft_kv snapshot", path.display()).into()),
+    };
+    if bytes.len() < 8 {
         return Err(format!("{} is not a raft_kv snapshot", path.display()).into());
     }
     let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
     if crc32fast::hash(&bytes[8..]) != crc {
         return Err(format!("{}: CRC mismatch (damaged snapshot)", path.display()).into());
     }
-    Ok(Some(codec::decode(&bytes[8..])?))
+    Ok(Some((codec::decode(&bytes[8..])?, version)))
 }
 
 fn write_snapshot(path: &Path, body: &[u8]) -> std::io::Result<()> {
@@ -175,9 +195,9 @@ fn write_snapshot(path: &Path, body: &[u8]) -> std::io::Result<()> {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let (map_bytes, last_log_id, last_membership) = {
+        let (body, last_log_id, last_membership) = {
             let data = self.inner.data.read().expect("state machine lock poisoned");
-            let bytes = codec::encode(&data.map).map_err(sm_error)?;
+            let bytes = snapshot_body::encode(&data.map, &data.dedup).map_err(sm_error)?;
             (bytes, data.last_applied, data.membership.clone())
         };
         let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -191,11 +211,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 last_membership,
                 snapshot_id,
             },
-            map_bytes,
+            body,
         };
         let snapshot = Snapshot {
             meta: stored.meta.clone(),
-            snapshot: Box::new(Cursor::new(stored.map_bytes.clone())),
+            snapshot: Box::new(Cursor::new(stored.body.clone())),
         };
         // Durable before openraft learns of it: it purges the log up to it next.
         self.publish(stored).await?;
@@ -227,16 +247,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut replies = Vec::new();
         for entry in entries {
             data.last_applied = Some(entry.log_id);
+            let mut response = Response::default();
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Request::Set { writes }) => {
                     data.map.extend(writes);
                 }
+                EntryPayload::Normal(Request::SetOnce { writes }) => {
+                    let data = &mut *data;
+                    for w in writes {
+                        let seen = w.once.as_ref().map_or(Seen::New, |id| data.dedup.seen(id));
+                        response.results.push(match seen {
+                            Seen::New => {
+                                if let Some(id) = &w.once {
+                                    data.dedup.record(id, entry.log_id.index);
+                                }
+                                data.map.insert(w.key, w.value);
+                                WriteResult::Applied
+                            }
+                            Seen::Applied(index) => WriteResult::Duplicate(index),
+                            Seen::Forgotten => WriteResult::Stale,
+                        });
+                    }
+                }
                 EntryPayload::Membership(m) => {
                     data.membership = StoredMembership::new(Some(entry.log_id), m);
                 }
             }
-            replies.push(Response);
+            replies.push(response);
         }
         Ok(replies)
     }
@@ -257,12 +295,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
-        let map_bytes = snapshot.into_inner();
-        let map: BTreeMap<String, Vec<u8>> = codec::decode(&map_bytes)
+        let body = snapshot.into_inner();
+        let (map, dedup) = snapshot_body::decode(&body)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let stored = Stored {
             meta: meta.clone(),
-            map_bytes,
+            body,
         };
         // Durable before openraft installs it: it purges the log up to it next.
         self.publish(stored).await?;
@@ -272,6 +310,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .write()
             .expect("state machine lock poisoned");
         data.map = map;
+        data.dedup = dedup;
         data.last_applied = meta.last_log_id;
         data.membership = meta.last_membership.clone();
         Ok(())
@@ -288,7 +327,39 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .clone();
         Ok(stored.map(|s| Snapshot {
             meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.map_bytes)),
+            snapshot: Box::new(Cursor::new(s.body)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot file as written before the dedup table (`RKV1`, the map alone as body)
+    /// still opens: the map is back, the table empty, and the body kept in memory (what
+    /// openraft sends to followers) is version 2.
+    #[tokio::test]
+    async fn a_version_1_snapshot_file_still_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("snapshot");
+        let mut map = BTreeMap::new();
+        map.insert("k".to_string(), b"v".to_vec());
+        let stored = Stored {
+            meta: SnapshotMeta::default(),
+            body: codec::encode(&map).expect("encode the map"),
+        };
+        let body = codec::encode(&stored).expect("encode the snapshot");
+        let mut bytes = SNAPSHOT_MAGIC_V1.to_vec();
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        std::fs::write(&path, bytes).expect("write the v1 file");
+
+        let sm = StateMachine::open(Some(path)).await.expect("open");
+        assert_eq!(sm.get("k"), Some(b"v".to_vec()));
+        let kept = sm.inner.snapshot.lock().expect("lock").clone();
+        let kept = kept.expect("the snapshot is current");
+        let (m, _) = snapshot_body::decode(&kept.body).expect("version 2 in memory");
+        assert_eq!(m, map);
     }
 }

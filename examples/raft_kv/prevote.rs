@@ -1,0 +1,307 @@
+//! Elections with a pre-vote: openraft 0.9.25 has none, so a follower cut off for a few
+//! seconds raises its term at every election timeout and, once back, its higher term in
+//! an AppendEntries reply makes the leader step down: an election for nothing. Here
+//! openraft's own election timer is off (`Config::enable_elect = false`) and this timer
+//! calls `Raft::trigger().elect()` only when
+//!
+//! 1. this node has heard no leader for `lease + jitter` (the lease is openraft's
+//!    `leader_lease`, `election_timeout_max`: a voter refuses votes that long after its
+//!    last heartbeat; the jitter is drawn again for every silence and every attempt, so
+//!    a split vote is not repeated by the same two draws, as openraft 0.9 draws its
+//!    timeout once per process), and
+//! 2. a majority of the voters (this node included) answer a signed pre-vote
+//!    (`POST /raft/prevote`, authenticated as the other `/raft/*` RPCs) saying they too
+//!    have heard no leader for a lease, are not standing themselves (within a jitter of
+//!    their own `elect`), that the candidate's last log id is at least theirs, and its
+//!    term at least theirs.
+//!
+//! A pre-vote changes nothing on either side (no term, no vote is written), so a node
+//! that cannot reach a majority never raises its term and comes back without
+//! disturbance; a refused one is asked again a few ticks later, an election that did not
+//! make a leader one fresh jitter draw later. Time in which this timer did not run (the process stopped or starved
+//! for more than a few ticks) counts as contact: a node that was not running cannot tell
+//! that the leader was silent.
+
+use crate::bounds::{Implausible, Plausible, MAX_PLAUSIBLE};
+use crate::network::Network;
+use crate::{NodeId, Raft};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::{LogId, ServerState};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Ticks of the timer missed (the gap between two ticks) before the time counts as not
+/// run: the process was stopped or starved.
+const STALL_TICKS: u32 = 4;
+
+/// Ticks to wait (and as many more, drawn) before asking again after a refused pre-vote.
+const PREVOTE_RETRY_TICKS: u32 = 2;
+
+/// Who elects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ElectionMode {
+    /// This module's timer, after a majority's pre-vote (the default).
+    Prevote,
+    /// openraft 0.9's own timer: no pre-vote, a timeout drawn once per process.
+    Openraft,
+}
+
+/// A pre-vote request: would you vote for me if I stood now?
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreVote {
+    /// The node asking.
+    pub candidate: NodeId,
+    /// Its current term (it would stand at the next one).
+    pub term: u64,
+    /// Its last log id.
+    pub last_log_id: Option<LogId<NodeId>>,
+}
+
+/// The answer to a [`PreVote`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreVoteReply {
+    /// Whether this node would vote for the candidate now.
+    pub granted: bool,
+    /// This node's term.
+    pub term: u64,
+}
+
+fn at_most(what: &'static str, value: u64) -> Result<(), Implausible> {
+    if value > MAX_PLAUSIBLE {
+        Err(Implausible { what, value })
+    } else {
+        Ok(())
+    }
+}
+
+impl Plausible for PreVote {
+    fn check(&self) -> Result<(), Implausible> {
+        at_most("pre-vote term", self.term)?;
+        if let Some(l) = &self.last_log_id {
+            at_most("pre-vote last_log_id term", l.leader_id.term)?;
+            at_most("pre-vote last_log_id index", l.index)?;
+        }
+        Ok(())
+    }
+}
+
+impl Plausible for PreVoteReply {
+    fn check(&self) -> Result<(), Implausible> {
+        at_most("pre-vote reply term", self.term)
+    }
+}
+
+/// The election timer's state, shared with the RPC handlers (which record contact with a
+/// leader and answer pre-votes). Cheap to clone.
+#[derive(Clone)]
+pub struct Elections {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// openraft's leader lease (`election_timeout_max`): no vote is granted by a voter
+    /// within it of its last heartbeat, so no election is tried before it.
+    lease: Duration,
+    /// The extra wait after the lease, drawn in `[0, jitter)` for each silence; and
+    /// between two attempts, drawn in `[jitter, 2 * jitter)`.
+    jitter: Duration,
+    /// The last time a leader was heard here (an AppendEntries accepted), this node led,
+    /// or the timer found it had not run for a while. A std lock: held for a read or a
+    /// store, never across an `.await`.
+    contact: Mutex<Instant>,
+    /// When this node last stood (called `elect`): for a jitter after it, it grants no
+    /// pre-vote, as its own election is under way (two candidates at once split the vote).
+    stood: Mutex<Option<Instant>>,
+}
+
+impl Elections {
+    /// Elections with openraft's lease `lease` and draws of `jitter`.
+    pub fn new(lease: Duration, jitter: Duration) -> Elections {
+        Elections {
+            inner: Arc::new(Inner {
+                lease,
+                jitter,
+                contact: Mutex::new(Instant::now()),
+                stood: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// A leader was heard (or the time since the last contact is not to be counted).
+    pub fn leader_seen(&self) {
+        self.set_contact(Instant::now());
+    }
+
+    fn set_contact(&self, at: Instant) {
+        let mut c = self.inner.contact.lock().expect("contact lock poisoned");
+        *c = (*c).max(at);
+    }
+
+    fn contact(&self) -> Instant {
+        *self.inner.contact.lock().expect("contact lock poisoned")
+    }
+
+    /// Answers a pre-vote from what this node knows now.
+    pub fn answer(&self, raft: &Raft, req: &PreVote) -> PreVoteReply {
+        let m = raft.metrics().borrow().clone();
+        let last_log_id = raft.data_metrics().borrow().last_log;
+        let heard_lately = self.contact().elapsed() < self.inner.lease;
+        let standing = self
+            .inner
+            .stood
+            .lock()
+            .expect("stood lock poisoned")
+            .is_some_and(|at| at.elapsed() < self.inner.jitter);
+        let granted = m.state != ServerState::Leader
+            && !heard_lately
+            && !standing
+            && req.term >= m.current_term
+            && req.last_log_id >= last_log_id;
+        tracing::info!(
+            candidate = req.candidate,
+            granted,
+            heard_lately,
+            "pre-vote answered"
+        );
+        PreVoteReply {
+            granted,
+            term: m.current_term,
+        }
+    }
+
+    /// Starts the timer on the current runtime, ticking every `tick`; it ends when the
+    /// Raft node stops.
+    pub fn start(self, raft: Raft, network: Network, id: NodeId, tick: Duration) {
+        tokio::spawn(async move { self.run(raft, network, id, tick).await });
+    }
+
+    async fn run(self, raft: Raft, network: Network, id: NodeId, tick: Duration) {
+        let mut rng = Rng::seeded(id);
+        let mut last_tick = Instant::now();
+        let mut wait = self.inner.lease + rng.below(self.inner.jitter);
+        let mut seen = self.contact();
+        let mut retry_at = Instant::now();
+        loop {
+            tokio::time::sleep(tick).await;
+            let now = Instant::now();
+            if now.duration_since(last_tick) > tick * STALL_TICKS {
+                self.set_contact(now);
+            }
+            last_tick = now;
+            let m = raft.metrics().borrow().clone();
+            if m.running_state.is_err() {
+                return;
+            }
+            if m.state == ServerState::Leader {
+                self.set_contact(now);
+            }
+            // A learner, or a node not yet in a membership, does not stand (it still
+            // answers pre-votes: an empty node would grant the vote too).
+            if !m.membership_config.voter_ids().any(|v| v == id) {
+                continue;
+            }
+            let contact = self.contact();
+            if contact != seen {
+                // A new silence (if it comes) gets a new draw.
+                seen = contact;
+                wait = self.inner.lease + rng.below(self.inner.jitter);
+            }
+            if now < contact + wait || now < retry_at {
+                continue;
+            }
+            let granted = self.canvass(&raft, &network, id, &m).await;
+            retry_at = if granted {
+                tracing::info!(term = m.current_term, "pre-vote granted: standing");
+                *self.inner.stood.lock().expect("stood lock poisoned") = Some(Instant::now());
+                if raft.trigger().elect().await.is_err() {
+                    return;
+                }
+                // A vote raised a term: the next try (after a split vote, say) one fresh
+                // draw later, so two candidates do not meet again.
+                Instant::now() + self.inner.jitter + rng.below(self.inner.jitter)
+            } else {
+                // Refused, nothing written anywhere: a peer that heard the old leader a
+                // few ms after this node did sees its lease end a moment later. Ask again
+                // soon.
+                Instant::now() + tick * PREVOTE_RETRY_TICKS + rng.below(tick * PREVOTE_RETRY_TICKS)
+            };
+        }
+    }
+
+    /// Sends a pre-vote to every other voter; true once a majority (this node included)
+    /// grants it. Each call is bounded by the jitter (at least 50 ms).
+    async fn canvass(
+        &self,
+        raft: &Raft,
+        network: &Network,
+        id: NodeId,
+        m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
+    ) -> bool {
+        let req = PreVote {
+            candidate: id,
+            term: m.current_term,
+            last_log_id: raft.data_metrics().borrow().last_log,
+        };
+        let voters: Vec<NodeId> = m.membership_config.voter_ids().collect();
+        let needed = voters.len() / 2 + 1;
+        let ttl = self.inner.jitter.max(Duration::from_millis(50));
+        let mut asks = tokio::task::JoinSet::new();
+        for peer in voters.iter().copied().filter(|v| *v != id) {
+            let Some(node) = m.membership_config.membership().get_node(&peer).cloned() else {
+                continue;
+            };
+            let (mut network, req) = (network.clone(), req.clone());
+            asks.spawn(async move {
+                let conn = network.new_client(peer, &node).await;
+                let asked = conn
+                    .call::<_, PreVoteReply, openraft::error::Infallible>(
+                        "/raft/prevote",
+                        &req,
+                        &RPCOption::new(ttl),
+                    )
+                    .await;
+                asked.is_ok_and(|r| r.granted)
+            });
+        }
+        let mut granted = 1; // this node
+        while let Some(answer) = asks.join_next().await {
+            if answer.unwrap_or(false) {
+                granted += 1;
+                if granted >= needed {
+                    return true;
+                }
+            }
+        }
+        granted >= needed
+    }
+}
+
+/// splitmix64, seeded with the node id and the clock: enough to spread timeouts.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded(id: NodeId) -> Rng {
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Rng(clock ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A duration in `[0, d)` (zero for a zero `d`).
+    fn below(&mut self, d: Duration) -> Duration {
+        let ms = d.as_millis() as u64;
+        if ms == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(self.next() % ms)
+    }
+}
