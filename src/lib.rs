@@ -137,6 +137,7 @@ mod lsn;
 pub mod messages;
 pub mod metrics;
 mod queue_thread;
+mod replay;
 mod standalone;
 mod stats;
 pub mod storage;
@@ -158,6 +159,7 @@ pub use messages::{
     Notify, RecoveryReport, Replayed, Reset, SetMode, Shutdown, TruncateAfter, TruncateBefore,
     WaitDurable,
 };
+pub use replay::{Replay, REPLAY_CHUNK_BYTES};
 pub use stats::{CommitMode, WalMode, WalStats};
 pub use storage::{FsStorage, GroupReadFsStorage, SharedStorage, Storage, StorageFile};
 pub use wal::Wal;

@@ -1,0 +1,101 @@
+//! Replay without actix (issue 22, item 2): the records the log held at open, as a
+//! [`futures::Stream`] that any caller can drive (a tokio task beside
+//! [`Wal::open_standalone`], an actor through `ctx.add_stream`, `futures::executor`), where
+//! `WalConfig::replay_to` needs an actix `Recipient`. Read from the open log with
+//! [`Wal::read_range`] in chunks of at most [`REPLAY_CHUNK_BYTES`], so a replay holds one
+//! chunk in memory however long the log.
+
+use crate::error::WalError;
+use crate::log::Record;
+use crate::lsn::Lsn;
+use crate::wal::Wal;
+use futures::stream::{self, Stream};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Bytes of payload (each record counted with 24 more) one read of a [`Replay`] asks for.
+pub const REPLAY_CHUNK_BYTES: usize = 1 << 20;
+
+/// The records the log held at open, from its first LSN to the end recovery found
+/// ([`Wal::replay`]), in LSN order, with no gap and no duplicate. Records appended since
+/// the open are not in it. It ends after the last, or after the first error: a record
+/// removed since the open (by [`Wal::truncate_before`], [`Wal::truncate_after`] or
+/// [`Wal::reset`]) is [`WalError::NotFound`] naming its LSN, as [`Wal::read`] says, and
+/// the stream ends there.
+pub struct Replay {
+    inner: Pin<Box<dyn Stream<Item = Result<Record, WalError>> + Send>>,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Replay")
+    }
+}
+
+impl Stream for Replay {
+    type Item = Result<Record, WalError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// Where a replay stands: the next LSN to read, the end, the chunk read and not yet
+/// yielded; `None` once it ended.
+struct Cursor {
+    wal: Wal,
+    next: Lsn,
+    end: Lsn,
+    chunk: VecDeque<Record>,
+}
+
+impl Wal {
+    /// The records the log held at open, as a stream (see [`Replay`]): what
+    /// `WalConfig::replay_to` sends an actor, for any caller.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), actix_wal::WalError> {
+    /// use futures::StreamExt;
+    /// let wal = actix_wal::Wal::open_standalone("/tmp/wal-replay", Default::default()).await?;
+    /// let mut replay = wal.replay();
+    /// while let Some(record) = replay.next().await {
+    ///     let record = record?;
+    ///     println!("{}: {} bytes", record.lsn, record.payload.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn replay(&self) -> Replay {
+        let report = self.recovery_report();
+        let cursor = Cursor {
+            wal: self.clone(),
+            next: report.first_lsn,
+            end: report.next_lsn,
+            chunk: VecDeque::new(),
+        };
+        let inner = stream::unfold(Some(cursor), |state| async move {
+            let mut c = state?;
+            if c.chunk.is_empty() && c.next < c.end {
+                let read = c.wal.read_range(c.next..c.end, REPLAY_CHUNK_BYTES).await;
+                match read {
+                    Ok(records) if !records.is_empty() => c.chunk = records.into(),
+                    // Never expected (a non-empty range reads at least one record or
+                    // fails): said, never taken for the end.
+                    Ok(_) => return Some((Err(WalError::NotFound { lsn: c.next }), None)),
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+            let record = c.chunk.pop_front()?;
+            if record.lsn != c.next {
+                // Never expected (reads are in LSN order, with no gap): said, not skipped.
+                let e = WalError::NotFound { lsn: c.next };
+                return Some((Err(e), None));
+            }
+            c.next = Lsn(record.lsn.0 + 1);
+            Some((Ok(record), Some(c)))
+        });
+        Replay {
+            inner: Box::pin(inner),
+        }
+    }
+}
