@@ -308,6 +308,25 @@ pub enum WalError {
         /// The LSN the caller would have been answered.
         lsn: crate::lsn::Lsn,
     },
+    /// A subscription's next LSN is below the log's first LSN: asked for (`from`) below
+    /// it, or checkpointed away (`truncate_before`) before the subscriber read it.
+    #[error(
+        "subscription at LSN {next}: below the log's first LSN {first_lsn} (checkpointed away)"
+    )]
+    SubscriberBehind {
+        /// The LSN the subscriber would have read next.
+        next: crate::lsn::Lsn,
+        /// The log's first LSN.
+        first_lsn: crate::lsn::Lsn,
+    },
+    /// The log was cut back (`truncate_after`, `reset`) at `cut`, below records this
+    /// subscription had already yielded: they are no longer in the log. Subscribe again
+    /// from `cut` (or from where the application's state is still right).
+    #[error("subscription: the log was cut back at LSN {cut}, below records already received")]
+    SubscriberRewound {
+        /// The first LSN removed.
+        cut: crate::lsn::Lsn,
+    },
 }
 
 impl WalError {

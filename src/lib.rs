@@ -136,11 +136,13 @@ mod log;
 mod lsn;
 pub mod messages;
 pub mod metrics;
+mod progress;
 mod queue_thread;
 mod replay;
 mod standalone;
 mod stats;
 pub mod storage;
+mod subscription;
 mod wal;
 
 pub use actors::queue::Queue;
@@ -162,6 +164,7 @@ pub use messages::{
 pub use replay::{Replay, REPLAY_CHUNK_BYTES};
 pub use stats::{CommitMode, WalMode, WalStats};
 pub use storage::{FsStorage, GroupReadFsStorage, SharedStorage, Storage, StorageFile};
+pub use subscription::{Subscription, SUBSCRIPTION_CHUNK_BYTES};
 pub use wal::Wal;
 
 /// Read-only helpers over a log directory's files, for tools such as `walctl`: how

@@ -49,6 +49,8 @@ pub struct Wal {
     standalone: Option<Arc<Standalone>>,
     /// The log's metadata file, for [`Wal::meta`] (written only through the queue).
     meta: Arc<crate::log::SharedMeta>,
+    /// The queue's durable end and cuts, for subscriptions ([`Wal::subscribe`]).
+    pub(crate) progress: crate::progress::ProgressRx,
 }
 
 fn closed(_: MailboxError) -> WalError {
@@ -122,6 +124,7 @@ impl Wal {
         .start();
         let recovered = recovery.send(Recover).await.map_err(closed)??;
         drop(recovery);
+        let (progress_tx, progress) = crate::progress::channel(recovered.index.durable_end());
         let index = Arc::new(RwLock::new(recovered.index));
         // With `QueueThread::Caller` the queue starts on this thread's arbiter below: reads
         // from this thread go to the pool, so they never run on the queue's thread.
@@ -149,6 +152,7 @@ impl Wal {
             supervisor: supervisor.clone().recipient(),
             stop_supervisor: supervisor.clone().recipient(),
             index,
+            progress: progress_tx,
         };
         let (queue, queue_keeper) = match queue_thread {
             QueueThread::Own => {
@@ -175,6 +179,7 @@ impl Wal {
             queue_keeper,
             standalone: None,
             meta,
+            progress,
         })
     }
 

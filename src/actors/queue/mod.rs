@@ -122,6 +122,8 @@ pub struct Queue {
     /// The read index, shared with the reader pool: updated here when a batch is
     /// durable, a write is cut back or a checkpoint removes segments (`reads.rs`).
     index: SharedIndex,
+    /// The durable end and cuts, for subscribers (`progress.rs`).
+    progress: crate::progress::ProgressTx,
     /// While a rewind or reset drains the queue: waiters covering LSNs at or past this
     /// are not answered, even when durable (they are answered or failed once it is
     /// done). `u64::MAX` otherwise.
@@ -154,6 +156,8 @@ pub(crate) struct QueueSetup {
     pub stop_supervisor: Recipient<StopFlusher>,
     /// The read index recovery built, shared with the reader pool.
     pub index: SharedIndex,
+    /// Where the queue publishes its durable end and cuts for subscribers.
+    pub progress: crate::progress::ProgressTx,
 }
 
 impl Queue {
@@ -168,6 +172,7 @@ impl Queue {
             supervisor,
             stop_supervisor,
             index,
+            progress,
         } = setup;
         let mut local_writer = SegmentWriter::new(
             cfg.storage.clone(),
@@ -226,6 +231,7 @@ impl Queue {
             written_segment: Some(planner.segment_first_lsn),
             holding: false,
             index,
+            progress,
             answer_limit: u64::MAX,
             cfg,
         }

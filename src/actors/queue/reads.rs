@@ -48,26 +48,37 @@ impl Queue {
             }
         }
         idx.set_durable_end(batch.end_lsn);
+        drop(idx);
+        if batch.rewrite {
+            crate::progress::cut(&self.progress, batch.first_lsn);
+        }
+        crate::progress::durable(&self.progress, batch.end_lsn);
     }
 
     /// A write was cut back at `lsn`: nothing from there on is readable.
     pub(super) fn index_cut(&self, lsn: u64) {
         self.index_mut().cut(lsn);
+        crate::progress::cut(&self.progress, lsn);
     }
 
     /// A rewind cut segment `segment_first_lsn` at `offset`, the frame of `lsn`: nothing
     /// from there on is readable.
     pub(super) fn index_cut_at(&self, lsn: u64, segment_first_lsn: u64, offset: u64) {
         self.index_mut().cut_at(lsn, segment_first_lsn, offset);
+        crate::progress::cut(&self.progress, lsn);
     }
 
     /// A reset: the log holds nothing, and goes on at `next_lsn`.
     pub(super) fn index_reset(&self, next_lsn: u64) {
         let mut idx = self.index_mut();
+        let removed_from = idx.first_lsn();
         // Through `cut`, as every removal goes: nothing indexed before stays readable.
         idx.cut(0);
         idx.set_first_lsn(next_lsn);
         idx.set_durable_end(next_lsn);
+        drop(idx);
+        crate::progress::cut(&self.progress, removed_from.min(next_lsn));
+        crate::progress::durable(&self.progress, next_lsn);
     }
 
     /// Where to start walking to the frame of `lsn` (a frame at or below it), if the
@@ -102,5 +113,6 @@ impl Queue {
     /// The log shut down: reads get `ShutDown`.
     pub(super) fn index_close(&self) {
         self.index_mut().close();
+        crate::progress::close(&self.progress);
     }
 }

@@ -1,0 +1,115 @@
+//! What subscribers watch ([`crate::Subscription`]): the log's durable end and the cuts
+//! that removed records (rewinds, resets, rewrites), published by the queue as it moves
+//! its read index (`actors/queue/reads.rs`) on a `tokio::sync::watch` channel. A watch
+//! keeps only the newest value: a slow subscriber never holds up commits or other
+//! subscribers, and reads what it missed from the files.
+
+use std::collections::VecDeque;
+use tokio::sync::watch;
+
+/// Cuts remembered for subscribers that look rarely; one that missed more is told of the
+/// lowest cut still remembered (its records may have been removed).
+pub(crate) const CUTS_KEPT: usize = 32;
+
+/// The queue's progress, as subscribers see it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    /// Every LSN below this is durable (and readable, unless checkpointed away).
+    pub(crate) durable_end: u64,
+    /// Cuts so far (a count: a subscriber remembers the count it has seen).
+    pub(crate) cuts: u64,
+    /// The newest cuts: (their count, the LSN from which records were removed).
+    pub(crate) recent_cuts: VecDeque<(u64, u64)>,
+    /// The log shut down: subscriptions end.
+    pub(crate) closed: bool,
+}
+
+impl Progress {
+    /// The lowest LSN of a cut made after the `seen` cuts that removed a record below
+    /// `next` (one a subscriber that reached `next` already received); a subscriber that
+    /// missed more cuts than are kept is given the lowest kept.
+    pub(crate) fn cut_below(&self, seen: u64, next: u64) -> Option<u64> {
+        if self.cuts == seen {
+            return None;
+        }
+        let missed_some = self
+            .recent_cuts
+            .front()
+            .is_some_and(|&(n, _)| n > seen.saturating_add(1));
+        let lowest = self
+            .recent_cuts
+            .iter()
+            .filter(|&&(n, _)| n > seen)
+            .map(|&(_, lsn)| lsn)
+            .min();
+        match lowest {
+            Some(lsn) if lsn < next || missed_some => Some(lsn.min(next)),
+            _ => None,
+        }
+    }
+}
+
+/// The queue's end of the channel.
+pub(crate) type ProgressTx = watch::Sender<Progress>;
+/// A subscriber's end.
+pub(crate) type ProgressRx = watch::Receiver<Progress>;
+
+/// A channel starting at `durable_end`.
+pub(crate) fn channel(durable_end: u64) -> (ProgressTx, ProgressRx) {
+    watch::channel(Progress {
+        durable_end,
+        ..Progress::default()
+    })
+}
+
+/// Publishes that the durable end is `end`.
+pub(crate) fn durable(tx: &ProgressTx, end: u64) {
+    tx.send_modify(|p| p.durable_end = end);
+}
+
+/// Publishes a cut: records from `lsn` on were removed; the durable end is at most `lsn`.
+pub(crate) fn cut(tx: &ProgressTx, lsn: u64) {
+    tx.send_modify(|p| {
+        p.cuts += 1;
+        if p.recent_cuts.len() == CUTS_KEPT {
+            p.recent_cuts.pop_front();
+        }
+        p.recent_cuts.push_back((p.cuts, lsn));
+        p.durable_end = p.durable_end.min(lsn);
+    });
+}
+
+/// Publishes that the log shut down.
+pub(crate) fn close(tx: &ProgressTx) {
+    tx.send_modify(|p| p.closed = true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_matters_only_below_what_a_subscriber_received() {
+        let (tx, rx) = channel(10);
+        cut(&tx, 8);
+        let p = rx.borrow().clone();
+        assert_eq!(p.cut_below(0, 8), None, "nothing received at or past 8");
+        assert_eq!(p.cut_below(0, 9), Some(8));
+        assert_eq!(p.cut_below(1, 9), None, "seen already");
+        assert_eq!(p.durable_end, 8);
+    }
+
+    #[test]
+    fn a_subscriber_that_missed_forgotten_cuts_is_told() {
+        let (tx, rx) = channel(1_000);
+        for i in 0..(CUTS_KEPT as u64 + 5) {
+            cut(&tx, 900 - i);
+        }
+        let p = rx.borrow().clone();
+        assert!(
+            p.cut_below(0, 10).is_some(),
+            "may have missed a cut below 10"
+        );
+        assert_eq!(p.cut_below(p.cuts - 1, 10), None);
+    }
+}

@@ -1,0 +1,192 @@
+//! Live subscribers (issue 22, item 1): [`Wal::subscribe`] gives a [`Subscription`], a
+//! [`futures::Stream`] of every durable record from an LSN on, in LSN order, with no gap
+//! and no duplicate: read from the files ([`Wal::read_range`], in chunks of at most
+//! [`SUBSCRIPTION_CHUNK_BYTES`]) up to the durable end, then woken by the queue each time
+//! the durable end moves (`progress.rs`: a watch channel, no polling, no sleep).
+//!
+//! It only ever reads durable records (the read path returns nothing past the durable
+//! end). A cut (`truncate_after`, `reset`) below what it already yielded ends it with
+//! [`WalError::SubscriberRewound`] naming the cut; a `from` below the log's first LSN, or
+//! a checkpoint that passes it, with [`WalError::SubscriberBehind`]. It ends cleanly
+//! (`None`) when the log shuts down. Each subscription holds at most one chunk; the watch
+//! keeps only the newest durable end, so a slow subscriber holds up neither commits nor
+//! other subscribers: it reads what it missed from the files.
+
+use crate::error::WalError;
+use crate::log::Record;
+use crate::lsn::Lsn;
+use crate::progress::ProgressRx;
+use crate::wal::Wal;
+use futures::stream::{self, Stream};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Bytes of payload (each record counted with 24 more) one read of a [`Subscription`]
+/// asks for: what a subscription holds in memory at most.
+pub const SUBSCRIPTION_CHUNK_BYTES: usize = 256 << 10;
+
+/// Every durable record from an LSN on, as the log grows ([`Wal::subscribe`]). Use it from
+/// tokio (`StreamExt::next`) or from an actor (`ctx.add_stream`).
+pub struct Subscription {
+    inner: Pin<Box<dyn Stream<Item = Result<Record, WalError>> + Send>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<Record, WalError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// Where a subscription stands.
+struct Follow {
+    wal: Wal,
+    progress: ProgressRx,
+    /// The LSN to yield next.
+    next: u64,
+    /// Cuts seen so far (`Progress::cuts`).
+    seen_cuts: u64,
+    /// Read, not yet yielded; all below the durable end when read.
+    chunk: VecDeque<Record>,
+    /// `from` not yet checked against the log's first LSN.
+    started: bool,
+}
+
+/// What one step of a subscription does.
+enum Step {
+    Yield(Record),
+    Fail(WalError),
+    End,
+}
+
+impl Follow {
+    async fn step(&mut self) -> Step {
+        loop {
+            if self.progress.borrow().cuts != self.seen_cuts {
+                // A cut since the chunk was read: what it holds may be gone.
+                self.chunk.clear();
+            }
+            if let Some(r) = self.chunk.pop_front() {
+                self.next = r.lsn.0 + 1;
+                return Step::Yield(r);
+            }
+            if !self.started {
+                self.started = true;
+                match self.wal.stats().await {
+                    Ok(s) if self.next < s.first_lsn.0 => return self.behind(s.first_lsn),
+                    Ok(_) => {}
+                    Err(e) => return Step::Fail(e),
+                }
+            }
+            let progress = self.progress.borrow_and_update().clone();
+            if let Some(cut) = progress.cut_below(self.seen_cuts, self.next) {
+                return Step::Fail(WalError::SubscriberRewound { cut: Lsn(cut) });
+            }
+            self.seen_cuts = progress.cuts;
+            if progress.closed {
+                return Step::End;
+            }
+            if self.next >= progress.durable_end {
+                // Caught up: wait for the queue to move the durable end (or shut down).
+                if self.progress.changed().await.is_err() {
+                    return Step::End;
+                }
+                continue;
+            }
+            let read = self
+                .wal
+                .read_range(
+                    Lsn(self.next)..Lsn(progress.durable_end),
+                    SUBSCRIPTION_CHUNK_BYTES,
+                )
+                .await;
+            // A cut while reading: what was read may be gone or from after the cut; look
+            // again (the top of the loop tells whether it removed anything yielded).
+            if self.progress.borrow().cuts != self.seen_cuts {
+                continue;
+            }
+            match read {
+                Ok(records) if records.first().map(|r| r.lsn.0) == Some(self.next) => {
+                    self.chunk = records.into();
+                }
+                Ok(_) => {
+                    return Step::Fail(WalError::NotFound {
+                        lsn: Lsn(self.next),
+                    })
+                }
+                Err(e) => return Step::Fail(e),
+            }
+        }
+    }
+
+    fn behind(&self, first_lsn: Lsn) -> Step {
+        Step::Fail(WalError::SubscriberBehind {
+            next: Lsn(self.next),
+            first_lsn,
+        })
+    }
+
+    /// What a failed step means: the log shut down (the end), a checkpoint passed the
+    /// subscriber (a read's `NotFound` below the first LSN), or the error itself.
+    async fn failed_async(&mut self, e: WalError) -> Step {
+        if self.progress.borrow().closed || matches!(e, WalError::ShutDown) {
+            return Step::End;
+        }
+        if matches!(e, WalError::NotFound { .. }) {
+            if let Ok(s) = self.wal.stats().await {
+                if self.next < s.first_lsn.0 {
+                    return self.behind(s.first_lsn);
+                }
+            }
+        }
+        Step::Fail(e)
+    }
+}
+
+impl Wal {
+    /// Every durable record from `from` on, as the log grows (see [`Subscription`]).
+    ///
+    /// ```no_run
+    /// # async fn f(wal: actix_wal::Wal) -> Result<(), actix_wal::WalError> {
+    /// use futures::StreamExt;
+    /// let mut records = wal.subscribe(wal.recovery_report().first_lsn);
+    /// while let Some(record) = records.next().await {
+    ///     let record = record?;
+    ///     println!("{}: {} bytes", record.lsn, record.payload.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe(&self, from: Lsn) -> Subscription {
+        let follow = Follow {
+            wal: self.clone(),
+            progress: self.progress.clone(),
+            next: from.0,
+            seen_cuts: self.progress.borrow().cuts,
+            chunk: VecDeque::new(),
+            started: false,
+        };
+        let inner = stream::unfold(Some(follow), |state| async move {
+            let mut f = state?;
+            match f.step().await {
+                Step::Yield(r) => Some((Ok(r), Some(f))),
+                Step::End => None,
+                Step::Fail(e) => match f.failed_async(e).await {
+                    Step::Fail(e) => Some((Err(e), None)),
+                    Step::End => None,
+                    Step::Yield(r) => Some((Ok(r), Some(f))),
+                },
+            }
+        });
+        Subscription {
+            inner: Box::pin(inner),
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Live subscribers (issue 22, item 1): `Wal::subscribe(from)` yields every durable record
+//! from `from` on, in LSN order with no gap and no duplicate, first from the files, then
+//! live, across rollovers and a restart; a slow subscriber holds up no commit; a `from`
+//! below the first LSN, or a checkpoint that passes it, is `SubscriberBehind`; a rewind
+//! below what it received is `SubscriberRewound` naming the cut (one above it is not); it
+//! ends cleanly at shutdown; an actor takes it with `ctx.add_stream`.
+
+use actix::prelude::*;
+use actix_wal::*;
+use futures::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn small() -> WalConfig {
+    WalConfig::default()
+        .segment_size_bytes(16 * 1024)
+        .preallocate(false)
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    format!("r{i}-{}", "y".repeat((i % 200) as usize)).into_bytes()
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The next item, or a failure if none comes within `WAIT`.
+async fn next(sub: &mut Subscription) -> Option<Result<Record, WalError>> {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("the subscription yielded nothing within 30 s")
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_every_durable_record_in_order_from_the_files_then_live() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
+    for i in 1..=500 {
+        wal.append(payload(i)).await.unwrap();
+    }
+    let mut sub = wal.subscribe(Lsn(1));
+    // Four writers go on while the subscriber reads: the log rolls over many times.
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let wal = wal.clone();
+            tokio::spawn(async move {
+                let mut lsns = Vec::new();
+                for _ in 0..400 {
+                    let lsn = wal.append(b"pending".to_vec()).await.unwrap();
+                    lsns.push(lsn);
+                }
+                lsns
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    while got.len() < 2_100 {
+        let r = next(&mut sub)
+            .await
+            .expect("no end while the log is open")
+            .unwrap();
+        got.push(r);
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.lsn, Lsn(i as u64 + 1), "in order, no gap, no duplicate");
+        if i < 500 {
+            assert_eq!(r.payload, payload(i as u64 + 1));
+        } else {
+            assert_eq!(r.payload, b"pending");
+        }
+    }
+    let segments = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".wal")
+        })
+        .count();
+    assert!(segments > 5, "it crossed rollovers: {segments} segments");
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_subscriber_from_the_middle_after_a_restart_and_its_end_at_shutdown() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
+    for i in 1..=1_000 {
+        wal.append(payload(i)).await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+    let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
+    let mut sub = wal.subscribe(Lsn(500));
+    for lsn in 500..=1_000 {
+        let r = next(&mut sub).await.unwrap().unwrap();
+        assert_eq!((r.lsn, &r.payload), (Lsn(lsn), &payload(lsn)));
+    }
+    let appended = wal.append(b"live".to_vec()).await.unwrap();
+    let r = next(&mut sub).await.unwrap().unwrap();
+    assert_eq!((r.lsn, r.payload.as_slice()), (appended, &b"live"[..]));
+    // Caught up and waiting: the shutdown ends the stream, without an error.
+    let waiting = tokio::spawn(async move { next(&mut sub).await.map(|r| r.map(|r| r.lsn)) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    wal.shutdown().await.unwrap();
+    assert!(waiting.await.unwrap().is_none(), "ends cleanly at shutdown");
+}
+
+#[tokio::test]
+async fn below_the_first_lsn_or_passed_by_a_checkpoint_is_subscriber_behind() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
+    let big = |i: u64| {
+        let mut p = payload(i);
+        p.resize(1_000, b'z');
+        p
+    };
+    for i in 1..=2_000 {
+        wal.append(big(i)).await.unwrap();
+    }
+    // A slow subscriber: one record read, then it stalls while commits go on.
+    let mut slow = wal.subscribe(Lsn(1));
+    assert_eq!(next(&mut slow).await.unwrap().unwrap().lsn, Lsn(1));
+    for i in 2_001..=4_000 {
+        tokio::time::timeout(WAIT, wal.append(big(i)))
+            .await
+            .expect("a stalled subscriber held up a commit")
+            .unwrap();
+    }
+    wal.truncate_before(Lsn(3_000)).await.unwrap();
+    let first = wal.stats().await.unwrap().first_lsn;
+    assert!(first > Lsn(1_000));
+    // The slow one yields what it held, then is told it was passed.
+    let mut last = Lsn(1);
+    let err = loop {
+        match next(&mut slow).await.expect("an error, not the end") {
+            Ok(r) => {
+                assert_eq!(r.lsn, Lsn(last.0 + 1));
+                last = r.lsn;
+            }
+            Err(e) => break e,
+        }
+    };
+    match err {
+        WalError::SubscriberBehind { next, first_lsn } => {
+            assert_eq!(next, Lsn(last.0 + 1));
+            assert_eq!(first_lsn, first);
+        }
+        e => panic!("expected SubscriberBehind, got {e:?}"),
+    }
+    // 1,000-byte records: a chunk of SUBSCRIPTION_CHUNK_BYTES holds about 256 of them.
+    let per_chunk = (SUBSCRIPTION_CHUNK_BYTES / 1_000) as u64;
+    assert!(
+        last.0 <= 1 + per_chunk,
+        "it held one chunk, not the log: {last}"
+    );
+    let mut early = wal.subscribe(Lsn(5));
+    match next(&mut early).await {
+        Some(Err(WalError::SubscriberBehind { next, .. })) => assert_eq!(next, Lsn(5)),
+        other => panic!("expected SubscriberBehind, got {other:?}"),
+    }
+    assert!(next(&mut early).await.is_none(), "it ends after the error");
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rewind_below_what_was_received_is_subscriber_rewound_naming_the_cut() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
+    for i in 1..=300 {
+        wal.append(payload(i)).await.unwrap();
+    }
+    let mut ahead = wal.subscribe(Lsn(1));
+    for lsn in 1..=100 {
+        assert_eq!(next(&mut ahead).await.unwrap().unwrap().lsn, Lsn(lsn));
+    }
+    let mut behind = wal.subscribe(Lsn(1));
+    for lsn in 1..=20 {
+        assert_eq!(next(&mut behind).await.unwrap().unwrap().lsn, Lsn(lsn));
+    }
+    wal.truncate_after(Lsn(50)).await.unwrap();
+    let new = wal.append(b"after the rewind".to_vec()).await.unwrap();
+    assert_eq!(new, Lsn(51));
+    // `ahead` had received 51..=100: they are gone.
+    let mut err = None;
+    while let Some(item) = next(&mut ahead).await {
+        match item {
+            Ok(r) => assert!(r.lsn <= Lsn(100) && r.payload == payload(r.lsn.0)),
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    match err {
+        Some(WalError::SubscriberRewound { cut }) => assert_eq!(cut, Lsn(51)),
+        other => panic!("expected SubscriberRewound at 51, got {other:?}"),
+    }
+    // `behind` had received nothing at or past the cut: it reads on, into the new record.
+    for lsn in 21..=50 {
+        let r = next(&mut behind).await.unwrap().unwrap();
+        assert_eq!((r.lsn, &r.payload), (Lsn(lsn), &payload(lsn)));
+    }
+    let r = next(&mut behind).await.unwrap().unwrap();
+    assert_eq!(
+        (r.lsn, r.payload.as_slice()),
+        (new, &b"after the rewind"[..])
+    );
+    wal.shutdown().await.unwrap();
+}
+
+/// Collects what its stream yields.
+struct Follower(Arc<Mutex<Vec<Lsn>>>);
+
+impl Actor for Follower {
+    type Context = Context<Self>;
+}
+
+impl StreamHandler<Result<Record, WalError>> for Follower {
+    fn handle(&mut self, item: Result<Record, WalError>, _: &mut Self::Context) {
+        self.0.lock().unwrap().push(item.unwrap().lsn);
+    }
+}
+
+#[actix::test]
+async fn an_actor_follows_the_log_with_add_stream() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sub = wal.subscribe(Lsn(1));
+    let seen2 = seen.clone();
+    let _follower = Follower::create(move |ctx| {
+        ctx.add_stream(sub);
+        Follower(seen2)
+    });
+    for i in 1..=200 {
+        wal.append(payload(i)).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while seen.lock().unwrap().len() < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the actor saw too few"
+        );
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    let lsns: Vec<u64> = seen.lock().unwrap().iter().map(|l| l.0).collect();
+    assert_eq!(lsns, (1..=200).collect::<Vec<_>>());
+    wal.shutdown().await.unwrap();
+}
