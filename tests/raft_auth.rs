@@ -228,6 +228,8 @@ async fn forged_raft_rpcs_are_refused_and_change_nothing() {
             "/raft/append",
             codec::encode(&index_at_max).unwrap(),
         ),
+        // The pre-vote (`prevote.rs`): refused unsigned before its body is decoded.
+        ("a pre-vote", "/raft/prevote", vec![0x2A; 64]),
     ];
     let mut wrong = Vec::new();
     for (what, path, body) in &forged {
