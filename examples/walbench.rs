@@ -38,6 +38,8 @@ mod recovery;
 mod report;
 #[path = "walbench/rewind.rs"]
 mod rewind;
+#[path = "walbench/subscribers.rs"]
+mod subscribers;
 #[path = "walbench/suite.rs"]
 mod suite;
 #[path = "walbench/sys.rs"]

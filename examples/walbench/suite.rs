@@ -5,7 +5,7 @@ use super::baselines::Prep;
 use super::pipeline::Spec;
 use super::recovery::RecoveryFigures;
 use super::report::{thousands, Figures, Section};
-use super::{interleave, issue11, one, pipeline, recovery, remove, rewind, sys};
+use super::{interleave, issue11, one, pipeline, recovery, remove, rewind, subscribers, sys};
 use super::{Bench, Check, Res};
 use actix_wal::Durability;
 use std::time::Duration;
@@ -334,6 +334,45 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
                 r.big_ms, r.big_segments_removed, r.small_ms, r.small_segments_removed, ratio, removed, r.plain_removals_ms, r.read_warm_ms
             ),
             met: ratio <= 1.5,
+        });
+    }
+
+    if b.wants("subscribers") {
+        // 10. Subscribers (issue 22): commits with 16 followers, live delivery, catch-up.
+        let dir = b.fresh("subscribers");
+        b.say("subscribers: commits with 0 and 16 subscribers in turns, delivery, catch-up");
+        let (cfg, actors) = (b.config(), b.opts.actors as usize);
+        let window = Duration::from_secs_f64(b.opts.seconds);
+        let rounds = b.opts.rounds.max(3);
+        let f = b
+            .sys
+            .block_on(subscribers::measure(&dir, cfg, actors, window, rounds));
+        remove(&dir);
+        let f = f?;
+        let ratio = f.commits_ratio();
+        checks.push(Check {
+            figure: format!("{actors} committers: commits/s with 16 subscribers over none"),
+            target: ">= 0.90 (median of same-round ratios)".into(),
+            measured: format!(
+                "{ratio:.2} ({:?} vs {:?} commits/s); delivery after the durable reply p50/p99:                  1 subscriber {:.0}/{:.0} us, 16 subscribers {:.0}/{:.0} us",
+                f.commits_16.iter().map(|c| c.round()).collect::<Vec<_>>(),
+                f.commits_none.iter().map(|c| c.round()).collect::<Vec<_>>(),
+                f.delivery_1_us.0,
+                f.delivery_1_us.1,
+                f.delivery_16_us.0,
+                f.delivery_16_us.1
+            ),
+            met: ratio >= 0.9,
+        });
+        let catch = f.catch_up_mb_s / f.log_reader_mb_s;
+        checks.push(Check {
+            figure: "a subscriber catching up from the files, beside LogReader".into(),
+            target: ">= 0.80x LogReader's MB/s".into(),
+            measured: format!(
+                "{catch:.2}x ({:.0} vs {:.0} MB/s of payload)",
+                f.catch_up_mb_s, f.log_reader_mb_s
+            ),
+            met: catch >= 0.8,
         });
     }
 

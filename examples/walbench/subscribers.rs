@@ -1,0 +1,205 @@
+//! Subscribers (issue 22's figures), in turns in one run: commits/s of `actors` durable
+//! committers with no subscriber and with 16 following the log (`Wal::subscribe`);
+//! live delivery, from an append's durable reply to a subscriber receiving the record,
+//! with 1 and with 16 subscribers (a paced committer, one record at a time); and a
+//! subscriber catching up from the files beside `LogReader` reading the same log.
+
+use actix_wal::{LogReader, Lsn, Wal, WalConfig};
+use futures::StreamExt;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriberFigures {
+    /// Commits/s with no subscriber, per round.
+    pub commits_none: Vec<f64>,
+    /// Commits/s with 16 subscribers following, per round.
+    pub commits_16: Vec<f64>,
+    /// Delivery after the durable reply, 1 subscriber: p50 and p99, microseconds.
+    pub delivery_1_us: (f64, f64),
+    /// The same with 16 subscribers (every delivery of every subscriber).
+    pub delivery_16_us: (f64, f64),
+    /// A subscriber from LSN 1 over the whole log, MB/s of payload.
+    pub catch_up_mb_s: f64,
+    /// `LogReader` over the same log, MB/s of payload.
+    pub log_reader_mb_s: f64,
+}
+
+impl SubscriberFigures {
+    /// Median over rounds of commits/s with 16 subscribers over commits/s with none.
+    pub fn commits_ratio(&self) -> f64 {
+        let mut r: Vec<f64> = self
+            .commits_16
+            .iter()
+            .zip(&self.commits_none)
+            .map(|(a, b)| a / b)
+            .collect();
+        r.sort_by(|a, b| a.total_cmp(b));
+        r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// Commits/s of `actors` committers of `payload` bytes for `window`, with `subs`
+/// subscribers following (each counts what it receives; they must see every commit).
+async fn commits(
+    wal: &Wal,
+    actors: usize,
+    payload: usize,
+    window: Duration,
+    subs: usize,
+) -> Result<f64, String> {
+    let from = Lsn(wal.stats().await.map_err(|e| e.to_string())?.next_lsn.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let followers: Vec<_> = (0..subs)
+        .map(|_| {
+            let (mut sub, stop) = (wal.subscribe(from), stop.clone());
+            actix_rt::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
+                        Ok(Some(Ok(_))) => n += 1,
+                        Ok(_) => break,
+                        Err(_) => {}
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..actors)
+        .map(|_| {
+            let (wal, done) = (wal.clone(), done.clone());
+            let body = vec![0x5Au8; payload];
+            actix_rt::spawn(async move {
+                while started.elapsed() < window {
+                    if wal.append(body.clone()).await.is_err() {
+                        break;
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.map_err(|e| e.to_string())?;
+    }
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for f in followers {
+        f.await.map_err(|e| e.to_string())?;
+    }
+    Ok(rate)
+}
+
+/// p50 and p99 of `v`, microseconds.
+fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v.get(((v.len() as f64 - 1.0) * q) as usize).copied();
+    (at(0.5).unwrap_or(f64::NAN), at(0.99).unwrap_or(f64::NAN))
+}
+
+/// Delivery after the durable reply: `records` appends one at a time, `subs` subscribers;
+/// for each delivery, the time from the append's reply to its receipt (0 when the record
+/// arrived first: the queue wakes subscribers before it answers).
+async fn delivery(wal: &Wal, subs: usize, records: u64) -> Result<(f64, f64), String> {
+    let from = Lsn(wal.stats().await.map_err(|e| e.to_string())?.next_lsn.0);
+    let replies: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; records as usize]));
+    let followers: Vec<_> = (0..subs)
+        .map(|_| {
+            let (mut sub, replies) = (wal.subscribe(from), replies.clone());
+            actix_rt::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..records {
+                    match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
+                        Ok(Some(Ok(r))) => got.push((r.lsn.0 - from.0, Instant::now())),
+                        _ => break,
+                    }
+                }
+                // Replies are all in by now (the writer finished before this is read).
+                (got, replies)
+            })
+        })
+        .collect();
+    for i in 0..records {
+        wal.append(vec![7u8; 256])
+            .await
+            .map_err(|e| e.to_string())?;
+        replies.lock().unwrap()[i as usize] = Some(Instant::now());
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let mut lat = Vec::new();
+    for f in followers {
+        let (got, replies) = f.await.map_err(|e| e.to_string())?;
+        let replies = replies.lock().unwrap();
+        for (i, at) in got {
+            if let Some(Some(reply)) = replies.get(i as usize) {
+                lat.push(at.saturating_duration_since(*reply).as_secs_f64() * 1e6);
+            }
+        }
+    }
+    if lat.len() < (records as usize) * subs {
+        return Err(format!(
+            "{} of {} deliveries",
+            lat.len(),
+            records as usize * subs
+        ));
+    }
+    Ok(p50_p99(lat))
+}
+
+/// Catch-up from the files: a subscriber from LSN 1 to the end, then `LogReader`.
+async fn catch_up(wal: &Wal, dir: &Path) -> Result<(f64, f64), String> {
+    let end = wal.stats().await.map_err(|e| e.to_string())?.durable_lsn.0;
+    let mut sub = wal.subscribe(Lsn(1));
+    let (started, mut bytes) = (Instant::now(), 0u64);
+    while let Some(r) = sub.next().await {
+        let r = r.map_err(|e| e.to_string())?;
+        bytes += r.payload.len() as u64;
+        if r.lsn.0 >= end {
+            break;
+        }
+    }
+    let sub_mb_s = bytes as f64 / 1e6 / started.elapsed().as_secs_f64();
+    let (started, mut rbytes) = (Instant::now(), 0u64);
+    for r in LogReader::open(dir).map_err(|e| e.to_string())? {
+        rbytes += r.map_err(|e| e.to_string())?.payload.len() as u64;
+    }
+    let reader_mb_s = rbytes as f64 / 1e6 / started.elapsed().as_secs_f64();
+    Ok((sub_mb_s, reader_mb_s))
+}
+
+/// Every figure, `rounds` rounds of the commits in turns (none, 16, none, 16, ...).
+pub async fn measure(
+    dir: &Path,
+    cfg: WalConfig,
+    actors: usize,
+    window: Duration,
+    rounds: usize,
+) -> Result<SubscriberFigures, String> {
+    let wal = Wal::open(dir, cfg).await.map_err(|e| e.to_string())?;
+    let (mut none, mut sixteen) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        none.push(commits(&wal, actors, 256, window, 0).await?);
+        sixteen.push(commits(&wal, actors, 256, window, 16).await?);
+    }
+    let delivery_1_us = delivery(&wal, 1, 2_000).await?;
+    let delivery_16_us = delivery(&wal, 16, 2_000).await?;
+    let (catch_up_mb_s, log_reader_mb_s) = catch_up(&wal, dir).await?;
+    wal.shutdown().await.map_err(|e| e.to_string())?;
+    Ok(SubscriberFigures {
+        commits_none: none,
+        commits_16: sixteen,
+        delivery_1_us,
+        delivery_16_us,
+        catch_up_mb_s,
+        log_reader_mb_s,
+    })
+}
