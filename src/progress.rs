@@ -5,6 +5,8 @@
 //! subscribers, and reads what it missed from the files.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Cuts remembered for subscribers that look rarely; one that missed more is told of the
@@ -50,27 +52,55 @@ impl Progress {
 }
 
 /// The queue's end of the channel.
-pub(crate) type ProgressTx = watch::Sender<Progress>;
+#[derive(Debug)]
+pub(crate) struct ProgressTx {
+    tx: watch::Sender<Progress>,
+    /// `Progress::cuts`, readable without the watch's lock (a subscriber checks it before
+    /// every record it yields).
+    cuts: Arc<AtomicU64>,
+}
+
 /// A subscriber's end.
-pub(crate) type ProgressRx = watch::Receiver<Progress>;
+#[derive(Debug, Clone)]
+pub(crate) struct ProgressRx {
+    /// The values.
+    pub(crate) rx: watch::Receiver<Progress>,
+    cuts: Arc<AtomicU64>,
+}
+
+impl ProgressRx {
+    /// Cuts so far (as `Progress::cuts`, without taking the watch's lock).
+    pub(crate) fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::Acquire)
+    }
+}
 
 /// A channel starting at `durable_end`.
 pub(crate) fn channel(durable_end: u64) -> (ProgressTx, ProgressRx) {
-    watch::channel(Progress {
+    let (tx, rx) = watch::channel(Progress {
         durable_end,
         ..Progress::default()
-    })
+    });
+    let cuts = Arc::new(AtomicU64::new(0));
+    (
+        ProgressTx {
+            tx,
+            cuts: cuts.clone(),
+        },
+        ProgressRx { rx, cuts },
+    )
 }
 
 /// Publishes that the durable end is `end`.
 pub(crate) fn durable(tx: &ProgressTx, end: u64) {
-    tx.send_modify(|p| p.durable_end = end);
+    tx.tx.send_modify(|p| p.durable_end = end);
 }
 
 /// Publishes a cut: records from `lsn` on were removed; the durable end is at most `lsn`.
 pub(crate) fn cut(tx: &ProgressTx, lsn: u64) {
-    tx.send_modify(|p| {
+    tx.tx.send_modify(|p| {
         p.cuts += 1;
+        tx.cuts.store(p.cuts, Ordering::Release);
         if p.recent_cuts.len() == CUTS_KEPT {
             p.recent_cuts.pop_front();
         }
@@ -81,7 +111,7 @@ pub(crate) fn cut(tx: &ProgressTx, lsn: u64) {
 
 /// Publishes that the log shut down.
 pub(crate) fn close(tx: &ProgressTx) {
-    tx.send_modify(|p| p.closed = true);
+    tx.tx.send_modify(|p| p.closed = true);
 }
 
 #[cfg(test)]
@@ -92,7 +122,8 @@ mod tests {
     fn a_cut_matters_only_below_what_a_subscriber_received() {
         let (tx, rx) = channel(10);
         cut(&tx, 8);
-        let p = rx.borrow().clone();
+        assert_eq!(rx.cuts(), 1);
+        let p = rx.rx.borrow().clone();
         assert_eq!(p.cut_below(0, 8), None, "nothing received at or past 8");
         assert_eq!(p.cut_below(0, 9), Some(8));
         assert_eq!(p.cut_below(1, 9), None, "seen already");
@@ -105,7 +136,7 @@ mod tests {
         for i in 0..(CUTS_KEPT as u64 + 5) {
             cut(&tx, 900 - i);
         }
-        let p = rx.borrow().clone();
+        let p = rx.rx.borrow().clone();
         assert!(
             p.cut_below(0, 10).is_some(),
             "may have missed a cut below 10"

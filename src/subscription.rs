@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 
 /// Bytes of payload (each record counted with 24 more) one read of a [`Subscription`]
 /// asks for: what a subscription holds in memory at most.
-pub const SUBSCRIPTION_CHUNK_BYTES: usize = 256 << 10;
+pub const SUBSCRIPTION_CHUNK_BYTES: usize = 1 << 20;
 
 /// Every durable record from an LSN on, as the log grows ([`Wal::subscribe`]). Use it from
 /// tokio (`StreamExt::next`) or from an actor (`ctx.add_stream`).
@@ -70,7 +70,7 @@ enum Step {
 impl Follow {
     async fn step(&mut self) -> Step {
         loop {
-            if self.progress.borrow().cuts != self.seen_cuts {
+            if self.progress.cuts() != self.seen_cuts {
                 // A cut since the chunk was read: what it holds may be gone.
                 self.chunk.clear();
             }
@@ -86,7 +86,7 @@ impl Follow {
                     Err(e) => return Step::Fail(e),
                 }
             }
-            let progress = self.progress.borrow_and_update().clone();
+            let progress = self.progress.rx.borrow_and_update().clone();
             if let Some(cut) = progress.cut_below(self.seen_cuts, self.next) {
                 return Step::Fail(WalError::SubscriberRewound { cut: Lsn(cut) });
             }
@@ -96,7 +96,7 @@ impl Follow {
             }
             if self.next >= progress.durable_end {
                 // Caught up: wait for the queue to move the durable end (or shut down).
-                if self.progress.changed().await.is_err() {
+                if self.progress.rx.changed().await.is_err() {
                     return Step::End;
                 }
                 continue;
@@ -110,7 +110,7 @@ impl Follow {
                 .await;
             // A cut while reading: what was read may be gone or from after the cut; look
             // again (the top of the loop tells whether it removed anything yielded).
-            if self.progress.borrow().cuts != self.seen_cuts {
+            if self.progress.cuts() != self.seen_cuts {
                 continue;
             }
             match read {
@@ -137,7 +137,7 @@ impl Follow {
     /// What a failed step means: the log shut down (the end), a checkpoint passed the
     /// subscriber (a read's `NotFound` below the first LSN), or the error itself.
     async fn failed_async(&mut self, e: WalError) -> Step {
-        if self.progress.borrow().closed || matches!(e, WalError::ShutDown) {
+        if self.progress.rx.borrow().closed || matches!(e, WalError::ShutDown) {
             return Step::End;
         }
         if matches!(e, WalError::NotFound { .. }) {
@@ -169,7 +169,7 @@ impl Wal {
             wal: self.clone(),
             progress: self.progress.clone(),
             next: from.0,
-            seen_cuts: self.progress.borrow().cuts,
+            seen_cuts: self.progress.cuts(),
             chunk: VecDeque::new(),
             started: false,
         };
