@@ -17,8 +17,9 @@ use crate::log::Record;
 use crate::lsn::Lsn;
 use crate::progress::ProgressRx;
 use crate::wal::Wal;
-use futures::stream::{self, Stream};
+use futures::stream::Stream;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -29,8 +30,14 @@ pub const SUBSCRIPTION_CHUNK_BYTES: usize = 1 << 20;
 /// Every durable record from an LSN on, as the log grows ([`Wal::subscribe`]). Use it from
 /// tokio (`StreamExt::next`) or from an actor (`ctx.add_stream`).
 pub struct Subscription {
-    inner: Pin<Box<dyn Stream<Item = Result<Record, WalError>> + Send>>,
+    /// Where it stands, while no step is under way (`None` once it ended).
+    follow: Option<Follow>,
+    /// The step under way: reading a chunk or waiting for the durable end to move.
+    step: Option<StepFuture>,
 }
+
+/// A step under way, with the state it gives back.
+type StepFuture = Pin<Box<dyn Future<Output = (Follow, Step)> + Send>>;
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +49,40 @@ impl Stream for Subscription {
     type Item = Result<Record, WalError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        let this = &mut *self;
+        if this.step.is_none() {
+            let Some(mut f) = this.follow.take() else {
+                return Poll::Ready(None);
+            };
+            // The common case, without a future: a record of the chunk read, no cut since.
+            if f.progress.cuts() == f.seen_cuts {
+                if let Some(r) = f.chunk.pop_front() {
+                    f.next = r.lsn.0 + 1;
+                    this.follow = Some(f);
+                    return Poll::Ready(Some(Ok(r)));
+                }
+            }
+            this.step = Some(Box::pin(async move {
+                let step = match f.step().await {
+                    Step::Fail(e) => f.failed_async(e).await,
+                    other => other,
+                };
+                (f, step)
+            }));
+        }
+        let Some(fut) = this.step.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let (f, step) = std::task::ready!(fut.as_mut().poll(cx));
+        this.step = None;
+        match step {
+            Step::Yield(r) => {
+                this.follow = Some(f);
+                Poll::Ready(Some(Ok(r)))
+            }
+            Step::Fail(e) => Poll::Ready(Some(Err(e))),
+            Step::End => Poll::Ready(None),
+        }
     }
 }
 
@@ -173,20 +213,9 @@ impl Wal {
             chunk: VecDeque::new(),
             started: false,
         };
-        let inner = stream::unfold(Some(follow), |state| async move {
-            let mut f = state?;
-            match f.step().await {
-                Step::Yield(r) => Some((Ok(r), Some(f))),
-                Step::End => None,
-                Step::Fail(e) => match f.failed_async(e).await {
-                    Step::Fail(e) => Some((Err(e), None)),
-                    Step::End => None,
-                    Step::Yield(r) => Some((Ok(r), Some(f))),
-                },
-            }
-        });
         Subscription {
-            inner: Box::pin(inner),
+            follow: Some(follow),
+            step: None,
         }
     }
 }
