@@ -176,7 +176,7 @@ run_wrk() {
         -s "$here/$script" "$LEADER_URL" 2>&1)
     echo "$out" >"$work/wrk-$system-$conns-$(date +%s%N).out"
     local line
-    line=$(echo "$out" | grep '^RAFTBENCH' || true)
+    line=$(echo "$out" | grep '^KVBENCH' || true)
     if [[ -z "$line" ]]; then
         echo "wrk printed no figures for $system c=$conns:" >&2
         echo "$out" >&2

@@ -1,6 +1,10 @@
 -- etcd 3.4's v3 JSON gateway: POST /v3/kv/put {"key": base64, "value": base64}, the same
 -- 10,000 keys and 256-byte value as put_raft_kv.lua.
-dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
+-- The thread numbering and the figures line of kv_server's bench (examples/kv_server/common.lua).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "../kv_server/common.lua")
+
+-- A 256-byte value, as issue 21's figures used.
+value_256 = string.rep("v", 256)
 
 local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 

@@ -1,5 +1,9 @@
 -- PUT /kv/{key} of a 256-byte value, keys drawn at random from 10,000 (raft_kv).
-dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
+-- The thread numbering and the figures line of kv_server's bench (examples/kv_server/common.lua).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "../kv_server/common.lua")
+
+-- A 256-byte value, as issue 21's figures used.
+value_256 = string.rep("v", 256)
 
 function init(args)
    math.randomseed(id * 7919 + os.time())
