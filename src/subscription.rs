@@ -96,8 +96,6 @@ struct Follow {
     seen_cuts: u64,
     /// Read, not yet yielded; all below the durable end when read.
     chunk: VecDeque<Record>,
-    /// `from` not yet checked against the log's first LSN.
-    started: bool,
 }
 
 /// What one step of a subscription does.
@@ -117,14 +115,6 @@ impl Follow {
             if let Some(r) = self.chunk.pop_front() {
                 self.next = r.lsn.0 + 1;
                 return Step::Yield(r);
-            }
-            if !self.started {
-                self.started = true;
-                match self.wal.stats().await {
-                    Ok(s) if self.next < s.first_lsn.0 => return self.behind(s.first_lsn),
-                    Ok(_) => {}
-                    Err(e) => return Step::Fail(e),
-                }
             }
             let progress = self.progress.rx.borrow_and_update().clone();
             if let Some(cut) = progress.cut_below(self.seen_cuts, self.next) {
@@ -167,15 +157,9 @@ impl Follow {
         }
     }
 
-    fn behind(&self, first_lsn: Lsn) -> Step {
-        Step::Fail(WalError::SubscriberBehind {
-            next: Lsn(self.next),
-            first_lsn,
-        })
-    }
-
-    /// What a failed step means: the log shut down (the end), a checkpoint passed the
-    /// subscriber (a read's `NotFound` below the first LSN), or the error itself.
+    /// What a failed step means: the log shut down (the end), a `from` below the first
+    /// LSN or a checkpoint that passed the subscriber (a read's `NotFound` below the first
+    /// LSN), or the error itself.
     async fn failed_async(&mut self, e: WalError) -> Step {
         if self.progress.rx.borrow().closed || matches!(e, WalError::ShutDown) {
             return Step::End;
@@ -183,7 +167,10 @@ impl Follow {
         if matches!(e, WalError::NotFound { .. }) {
             if let Ok(s) = self.wal.stats().await {
                 if self.next < s.first_lsn.0 {
-                    return self.behind(s.first_lsn);
+                    return Step::Fail(WalError::SubscriberBehind {
+                        next: Lsn(self.next),
+                        first_lsn: s.first_lsn,
+                    });
                 }
             }
         }
@@ -211,7 +198,6 @@ impl Wal {
             next: from.0,
             seen_cuts: self.progress.cuts(),
             chunk: VecDeque::new(),
-            started: false,
         };
         Subscription {
             follow: Some(follow),
