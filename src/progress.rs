@@ -3,11 +3,23 @@
 //! its read index (`actors/queue/reads.rs`) on a `tokio::sync::watch` channel. A watch
 //! keeps only the newest value: a slow subscriber never holds up commits or other
 //! subscribers, and reads what it missed from the files.
+//!
+//! While a subscriber follows, the queue also publishes the newest durable batches
+//! themselves (shared, not copied: the buffer the flusher wrote), at most
+//! [`LIVE_BATCHES_MAX_BYTES`] of them: a subscriber that keeps up takes its records from
+//! there, read once for all, instead of reading the files.
 
+use crate::log::Batch;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
+
+/// Bytes of the newest durable batches kept for live subscribers (the batches' encoded
+/// frames); older ones are read from the files.
+pub(crate) const LIVE_BATCHES_MAX_BYTES: usize = 4 << 20;
+/// Batches kept for live subscribers at most (whatever their size).
+pub(crate) const LIVE_BATCHES_MAX: usize = 1024;
 
 /// Cuts remembered for subscribers that look rarely; one that missed more is told of the
 /// lowest cut still remembered (its records may have been removed).
@@ -24,6 +36,11 @@ pub(crate) struct Progress {
     pub(crate) recent_cuts: VecDeque<(u64, u64)>,
     /// The log shut down: subscriptions end.
     pub(crate) closed: bool,
+    /// The newest durable batches, oldest first, contiguous, all below `durable_end`;
+    /// kept only while a subscriber follows (see [`LIVE_BATCHES_MAX_BYTES`]).
+    pub(crate) live: VecDeque<Arc<Batch>>,
+    /// Bytes of `live`'s buffers.
+    live_bytes: usize,
 }
 
 impl Progress {
@@ -49,6 +66,31 @@ impl Progress {
             _ => None,
         }
     }
+
+    /// The kept batches from the one holding `next` on, up to about `max_bytes` of them
+    /// (at least one): empty when `next` is not among them.
+    pub(crate) fn live_from(&self, next: u64, max_bytes: usize) -> Vec<Arc<Batch>> {
+        let first = self.live.partition_point(|b| b.end_lsn <= next);
+        if self.live.get(first).is_none_or(|b| b.first_lsn > next) {
+            return Vec::new();
+        }
+        let mut bytes = 0;
+        self.live
+            .iter()
+            .skip(first)
+            .take_while(|b| {
+                let take = bytes == 0 || bytes + b.bytes() <= max_bytes;
+                bytes += b.bytes();
+                take
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn clear_live(&mut self) {
+        self.live.clear();
+        self.live_bytes = 0;
+    }
 }
 
 /// The queue's end of the channel.
@@ -58,6 +100,8 @@ pub(crate) struct ProgressTx {
     /// `Progress::cuts`, readable without the watch's lock (a subscriber checks it before
     /// every record it yields).
     cuts: Arc<AtomicU64>,
+    /// Subscriptions alive: batches are kept for them only while there is one.
+    subscribers: Arc<AtomicUsize>,
 }
 
 /// A subscriber's end.
@@ -66,12 +110,30 @@ pub(crate) struct ProgressRx {
     /// The values.
     pub(crate) rx: watch::Receiver<Progress>,
     cuts: Arc<AtomicU64>,
+    subscribers: Arc<AtomicUsize>,
+}
+
+/// A subscription's place in the count of subscribers ([`ProgressRx::follow`]); dropping
+/// it leaves.
+#[derive(Debug)]
+pub(crate) struct Following(Arc<AtomicUsize>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ProgressRx {
     /// Cuts so far (as `Progress::cuts`, without taking the watch's lock).
     pub(crate) fn cuts(&self) -> u64 {
         self.cuts.load(Ordering::Acquire)
+    }
+
+    /// Counts a subscriber in until the returned value is dropped.
+    pub(crate) fn follow(&self) -> Following {
+        self.subscribers.fetch_add(1, Ordering::AcqRel);
+        Following(self.subscribers.clone())
     }
 }
 
@@ -82,18 +144,64 @@ pub(crate) fn channel(durable_end: u64) -> (ProgressTx, ProgressRx) {
         ..Progress::default()
     });
     let cuts = Arc::new(AtomicU64::new(0));
+    let subscribers = Arc::new(AtomicUsize::new(0));
     (
         ProgressTx {
             tx,
             cuts: cuts.clone(),
+            subscribers: subscribers.clone(),
         },
-        ProgressRx { rx, cuts },
+        ProgressRx {
+            rx,
+            cuts,
+            subscribers,
+        },
     )
 }
 
 /// Publishes that the durable end is `end`.
 pub(crate) fn durable(tx: &ProgressTx, end: u64) {
     tx.tx.send_modify(|p| p.durable_end = end);
+}
+
+/// Publishes that `batch` is durable: the durable end moves to its end, and while a
+/// subscriber follows, the batch is kept for it (the oldest kept go past the bounds).
+pub(crate) fn durable_batch(tx: &ProgressTx, batch: &Arc<Batch>) {
+    let following = tx.subscribers.load(Ordering::Acquire) > 0;
+    tx.tx.send_modify(|p| {
+        p.durable_end = batch.end_lsn;
+        if !following || batch.is_empty() {
+            p.clear_live();
+            return;
+        }
+        if p.live.back().is_some_and(|b| b.end_lsn != batch.first_lsn) {
+            p.clear_live(); // kept batches are contiguous
+        }
+        p.live_bytes += batch.bytes();
+        p.live.push_back(batch.clone());
+        while p.live.len() > LIVE_BATCHES_MAX
+            || (p.live_bytes > LIVE_BATCHES_MAX_BYTES && p.live.len() > 1)
+        {
+            if let Some(old) = p.live.pop_front() {
+                p.live_bytes -= old.bytes();
+            }
+        }
+    });
+}
+
+/// Publishes a checkpoint at `first_lsn`: kept batches that start below it are dropped
+/// (their records are no longer the log's; a subscriber there reads the files, and is
+/// told it is behind).
+pub(crate) fn checkpoint(tx: &ProgressTx, first_lsn: u64) {
+    tx.tx.send_if_modified(|p| {
+        let before = p.live.len();
+        while p.live.front().is_some_and(|b| b.first_lsn < first_lsn) {
+            if let Some(old) = p.live.pop_front() {
+                p.live_bytes -= old.bytes();
+            }
+        }
+        p.live.len() != before
+    });
 }
 
 /// Publishes a cut: records from `lsn` on were removed; the durable end is at most `lsn`.
@@ -106,12 +214,16 @@ pub(crate) fn cut(tx: &ProgressTx, lsn: u64) {
         }
         p.recent_cuts.push_back((p.cuts, lsn));
         p.durable_end = p.durable_end.min(lsn);
+        p.clear_live();
     });
 }
 
 /// Publishes that the log shut down.
 pub(crate) fn close(tx: &ProgressTx) {
-    tx.tx.send_modify(|p| p.closed = true);
+    tx.tx.send_modify(|p| {
+        p.closed = true;
+        p.clear_live();
+    });
 }
 
 #[cfg(test)]

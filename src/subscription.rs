@@ -2,7 +2,9 @@
 //! [`futures::Stream`] of every durable record from an LSN on, in LSN order, with no gap
 //! and no duplicate: read from the files ([`Wal::read_range`], in chunks of at most
 //! [`SUBSCRIPTION_CHUNK_BYTES`]) up to the durable end, then woken by the queue each time
-//! the durable end moves (`progress.rs`: a watch channel, no polling, no sleep).
+//! the durable end moves (`progress.rs`: a watch channel, no polling, no sleep). While it
+//! keeps up, it takes the records from the newest durable batches the queue shares with
+//! every subscriber (read once for all, `log/batch_records.rs`) instead of the files.
 //!
 //! It only ever reads durable records (the read path returns nothing past the durable
 //! end). A cut (`truncate_after`, `reset`) below what it already yielded ends it with
@@ -13,9 +15,10 @@
 //! other subscribers: it reads what it missed from the files.
 
 use crate::error::WalError;
+use crate::log::batch_records::batch_records;
 use crate::log::Record;
 use crate::lsn::Lsn;
-use crate::progress::ProgressRx;
+use crate::progress::{Following, ProgressRx};
 use crate::wal::Wal;
 use futures::stream::Stream;
 use std::collections::VecDeque;
@@ -96,6 +99,8 @@ struct Follow {
     seen_cuts: u64,
     /// Read, not yet yielded; all below the durable end when read.
     chunk: VecDeque<Record>,
+    /// Counts this subscription among those the queue keeps batches for.
+    _following: Following,
 }
 
 /// What one step of a subscription does.
@@ -116,27 +121,44 @@ impl Follow {
                 self.next = r.lsn.0 + 1;
                 return Step::Yield(r);
             }
-            let progress = self.progress.rx.borrow_and_update().clone();
-            if let Some(cut) = progress.cut_below(self.seen_cuts, self.next) {
+            // One look at the watch, its lock held briefly (the batches are shared).
+            let (cut, cuts, closed, durable_end, live) = {
+                let p = self.progress.rx.borrow_and_update();
+                (
+                    p.cut_below(self.seen_cuts, self.next),
+                    p.cuts,
+                    p.closed,
+                    p.durable_end,
+                    p.live_from(self.next, SUBSCRIPTION_CHUNK_BYTES),
+                )
+            };
+            if let Some(cut) = cut {
                 return Step::Fail(WalError::SubscriberRewound { cut: Lsn(cut) });
             }
-            self.seen_cuts = progress.cuts;
-            if progress.closed {
+            self.seen_cuts = cuts;
+            if closed {
                 return Step::End;
             }
-            if self.next >= progress.durable_end {
+            if self.next >= durable_end {
                 // Caught up: wait for the queue to move the durable end (or shut down).
                 if self.progress.rx.changed().await.is_err() {
                     return Step::End;
                 }
                 continue;
             }
+            if !live.is_empty() {
+                // Kept up: the records are in the batches the queue shares.
+                let whole = live
+                    .iter()
+                    .all(|b| batch_records(b, self.next, durable_end, &mut self.chunk));
+                if whole && self.chunk.front().map(|r| r.lsn.0) == Some(self.next) {
+                    continue;
+                }
+                self.chunk.clear(); // never for batches the queue encoded: read the files
+            }
             let read = self
                 .wal
-                .read_range(
-                    Lsn(self.next)..Lsn(progress.durable_end),
-                    SUBSCRIPTION_CHUNK_BYTES,
-                )
+                .read_range(Lsn(self.next)..Lsn(durable_end), SUBSCRIPTION_CHUNK_BYTES)
                 .await;
             // A cut while reading: what was read may be gone or from after the cut; look
             // again (the top of the loop tells whether it removed anything yielded).
@@ -198,6 +220,7 @@ impl Wal {
             next: from.0,
             seen_cuts: self.progress.cuts(),
             chunk: VecDeque::new(),
+            _following: self.progress.follow(),
         };
         Subscription {
             follow: Some(follow),

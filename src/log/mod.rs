@@ -6,6 +6,7 @@
 
 mod adopt;
 pub mod batch;
+pub mod batch_records;
 pub mod dir;
 pub mod handles;
 pub mod index;

@@ -7,7 +7,7 @@ use super::Queue;
 use crate::format::{FrameHeader, FRAME_HEADER_BYTES};
 use crate::log::{Batch, LogIndex};
 use std::path::PathBuf;
-use std::sync::RwLockWriteGuard;
+use std::sync::{Arc, RwLockWriteGuard};
 
 impl Queue {
     fn index_mut(&self) -> RwLockWriteGuard<'_, LogIndex> {
@@ -17,10 +17,11 @@ impl Queue {
     }
 
     /// Notes the frames of a batch that is now durable: walks its frame headers chunk by
-    /// chunk (one entry per stride is kept), then moves the durable end. A rewrite first
+    /// chunk (one entry per stride is kept), then moves the durable end (and hands the
+    /// batch to live subscribers, if any). A rewrite first
     /// cuts away what the index held from the batch's first LSN (nothing durable, but the
     /// segment it replaces goes).
-    pub(super) fn index_written(&self, batch: &Batch) {
+    pub(super) fn index_written(&self, batch: &Arc<Batch>) {
         let mut idx = self.index_mut();
         if batch.rewrite {
             idx.cut(batch.first_lsn);
@@ -52,7 +53,7 @@ impl Queue {
         if batch.rewrite {
             crate::progress::cut(&self.progress, batch.first_lsn);
         }
-        crate::progress::durable(&self.progress, batch.end_lsn);
+        crate::progress::durable_batch(&self.progress, batch);
     }
 
     /// A write was cut back at `lsn`: nothing from there on is readable.
@@ -108,6 +109,8 @@ impl Queue {
         if idx.segment_first_lsns().next().is_some_and(gone) {
             idx.forget_before(first_kept);
         }
+        drop(idx);
+        crate::progress::checkpoint(&self.progress, first);
     }
 
     /// The log shut down: reads get `ShutDown`.
