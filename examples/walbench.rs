@@ -26,6 +26,8 @@ mod bulk;
 mod interleave;
 #[path = "walbench/issue11.rs"]
 mod issue11;
+#[path = "walbench/meta.rs"]
+mod meta;
 #[path = "walbench/opts.rs"]
 mod opts;
 #[path = "walbench/pipeline.rs"]

@@ -5,7 +5,7 @@ use super::baselines::Prep;
 use super::pipeline::Spec;
 use super::recovery::RecoveryFigures;
 use super::report::{thousands, Figures, Section};
-use super::{interleave, issue11, one, pipeline, recovery, remove, rewind, subscribers, sys};
+use super::{interleave, issue11, meta, one, pipeline, recovery, remove, rewind, subscribers, sys};
 use super::{Bench, Check, Res};
 use actix_wal::Durability;
 use std::time::Duration;
@@ -354,7 +354,7 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
             figure: format!("{actors} committers: commits/s with 16 subscribers over none"),
             target: ">= 0.90 (median of same-round ratios)".into(),
             measured: format!(
-                "{ratio:.2} ({:?} vs {:?} commits/s); delivery after the durable reply p50/p99:                  1 subscriber {:.0}/{:.0} us, 16 subscribers {:.0}/{:.0} us",
+                "{ratio:.2} ({:?} vs {:?} commits/s); delivery after the durable reply p50/p99: 1 subscriber {:.0}/{:.0} us, 16 subscribers {:.0}/{:.0} us",
                 f.commits_16.iter().map(|c| c.round()).collect::<Vec<_>>(),
                 f.commits_none.iter().map(|c| c.round()).collect::<Vec<_>>(),
                 f.delivery_1_us.0,
@@ -373,6 +373,34 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
                 f.catch_up_mb_s, f.log_reader_mb_s
             ),
             met: catch >= 0.8,
+        });
+    }
+
+    if b.wants("meta") {
+        // 11. `set_meta` beside a durable append (issue 23, item 4), one caller, in turns.
+        let dir = b.fresh("meta");
+        b.say("meta: set_meta beside a durable append, one caller, in turns");
+        let cfg = b.config();
+        let rounds = b.opts.rounds.max(3);
+        let f = b.sys.block_on(meta::measure(&dir, cfg, 500, rounds));
+        remove(&dir);
+        let f = f?;
+        let ratio = f.ratio();
+        checks.push(Check {
+            figure: "set_meta p50 beside a durable append's p50, one caller".into(),
+            target: "<= 1.5x (median of same-round ratios)".into(),
+            measured: format!(
+                "{ratio:.2}x (set_meta {:?} us vs append {:?} us per round)",
+                f.set_meta_p50_us
+                    .iter()
+                    .map(|c| c.round())
+                    .collect::<Vec<_>>(),
+                f.append_p50_us
+                    .iter()
+                    .map(|c| c.round())
+                    .collect::<Vec<_>>()
+            ),
+            met: ratio <= 1.5,
         });
     }
 
