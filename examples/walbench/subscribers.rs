@@ -8,7 +8,7 @@ use actix_wal::{LogReader, Lsn, Wal, WalConfig};
 use futures::StreamExt;
 use serde::Serialize;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,17 +53,19 @@ async fn commits(
     subs: usize,
 ) -> Result<f64, String> {
     let from = Lsn(wal.stats().await.map_err(|e| e.to_string())?.next_lsn.0);
-    let stop = Arc::new(AtomicBool::new(false));
+    // Followers stop at the record numbered `end` (set once the writers are done; one
+    // more append then wakes those already waiting). Nothing per record but the stream's
+    // own work: no timer, no select.
+    let end = Arc::new(AtomicU64::new(u64::MAX));
     let followers: Vec<_> = (0..subs)
         .map(|_| {
-            let (mut sub, stop) = (wal.subscribe(from), stop.clone());
+            let (mut sub, end) = (wal.subscribe(from), end.clone());
             actix_rt::spawn(async move {
                 let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    match tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
-                        Ok(Some(Ok(_))) => n += 1,
-                        Ok(_) => break,
-                        Err(_) => {}
+                while let Some(Ok(r)) = sub.next().await {
+                    n += 1;
+                    if r.lsn.0 >= end.load(Ordering::Relaxed) {
+                        break;
                     }
                 }
                 n
@@ -90,10 +92,16 @@ async fn commits(
         w.await.map_err(|e| e.to_string())?;
     }
     let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
+    let last = wal.stats().await.map_err(|e| e.to_string())?.next_lsn.0;
+    end.store(last, Ordering::Relaxed);
+    wal.append(vec![0u8; payload])
+        .await
+        .map_err(|e| e.to_string())?;
     for f in followers {
-        f.await.map_err(|e| e.to_string())?;
+        let n = f.await.map_err(|e| e.to_string())?;
+        if n < last - from.0 {
+            return Err(format!("a subscriber got {n} of {} records", last - from.0));
+        }
     }
     Ok(rate)
 }
