@@ -69,3 +69,37 @@ pub fn run(dir: &Path, threads: usize, payload: usize, timing: Timing) -> io::Re
     let note = format!("{threads} threads, defaults");
     Ok(totals.figures("raft-engine", note, threads, payload, None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The run's commits are in the engine: reopened, its regions' entries add up to at
+    /// least the commits counted (the warm-up's commits come before them).
+    #[test]
+    fn commits_are_in_the_engine_when_it_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let timing = Timing {
+            warmup: Duration::from_millis(50),
+            window: Duration::from_millis(300),
+        };
+        let threads = 4;
+        let f = run(dir.path(), threads, 256, timing).unwrap();
+        assert!(f.commits > 0, "{f:?}");
+        assert_eq!(f.errors, 0);
+        let engine = Engine::open(Config {
+            dir: dir.path().display().to_string(),
+            ..Config::default()
+        })
+        .unwrap();
+        let entries: u64 = (1..=threads as u64)
+            .map(|r| engine.last_index(r).unwrap_or(0))
+            .sum();
+        assert!(
+            entries >= f.commits,
+            "{entries} entries, {} commits",
+            f.commits
+        );
+    }
+}

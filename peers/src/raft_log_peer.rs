@@ -94,3 +94,34 @@ pub fn run(
     };
     Ok(totals.figures("raft-log", note, threads, payload, fsyncs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The run's commits are in the log: reopened, it ends at or past the last one counted
+    /// (the warm-up's commits come before them).
+    #[test]
+    fn commits_are_in_the_log_when_it_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let timing = Timing {
+            warmup: Duration::from_millis(50),
+            window: Duration::from_millis(300),
+        };
+        for wait in [None, Some(Duration::from_micros(100))] {
+            let sub = dir.path().join(format!("{wait:?}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let f = run(&sub, 4, 256, wait, timing).unwrap();
+            assert!(f.commits > 0, "{f:?}");
+            assert_eq!(f.errors, 0);
+            assert!(f.fsyncs.is_some_and(|n| n > 0), "{f:?}");
+            let log = RaftLog::<BenchTypes>::open(Arc::new(Config::new(sub.display()))).unwrap();
+            let last = log.log_state().last().map_or(0, |id| id.1);
+            assert!(
+                last >= f.commits,
+                "last index {last}, {} commits",
+                f.commits
+            );
+        }
+    }
+}
