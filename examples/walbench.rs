@@ -14,9 +14,10 @@
 //! in `--dir` (default: a temporary directory). The table shows commits/s, MB/s, latency
 //! percentiles, fsyncs/s and records per fsync, the flusher thread's CPU as a share of one
 //! core, and the peak bytes queued. `--compare` runs the same workload on the naive
-//! synchronous WAL, okaywal and the raw file, in subdirectories of the same directory,
-//! and prints actix-wal's ratio to each: on a shared, noisy machine only same-run ratios
-//! mean anything. docs/performance.md explains every figure.
+//! synchronous WAL, okaywal, raft-log and raft-engine (those two in walpeers, a child
+//! process built from peers/) and the raw file, in subdirectories of the same directory,
+//! and prints actix-wal's ratio to each and to the best peer: on a shared, noisy machine
+//! only same-run ratios mean anything. docs/performance.md explains every figure.
 
 #[path = "walbench/baselines.rs"]
 mod baselines;
@@ -30,6 +31,8 @@ mod issue11;
 mod meta;
 #[path = "walbench/opts.rs"]
 mod opts;
+#[path = "walbench/peers.rs"]
+mod peers;
 #[path = "walbench/pipeline.rs"]
 mod pipeline;
 #[path = "walbench/reads.rs"]
@@ -311,6 +314,7 @@ fn single(b: &mut Bench) -> Res<(Vec<Section>, Vec<Check>)> {
         runners.push(one(|b| b.raw(16 << 20, Prep::Fallocate)));
         runners.push(one(move |b| b.naive(n, p)));
         runners.push(Box::new(move |b: &mut Bench| b.okaywal_sweep(p)));
+        runners.push(Box::new(move |b: &mut Bench| b.peer_sweep(p)));
     }
     if let Some(mib) = o.compare_segments {
         let mut other = b.spec(o.actors as usize, o.payload);
@@ -329,6 +333,9 @@ fn single(b: &mut Bench) -> Res<(Vec<Section>, Vec<Check>)> {
     }
     let section = b.measure(&title, true, &runners)?;
     let mut checks = Vec::new();
+    if o.compare && !o.buffered {
+        checks.push(peers::versus_best(&section, peers::TARGET_X)?);
+    }
     if let Some(mib) = o.compare_segments {
         // actix-wal with `--segment-mib` is first in each round, the same workload with
         // `--compare-segments` last.
@@ -432,7 +439,8 @@ fn print_report(r: &Report) {
     );
     println!(
         "latency = send to durable reply; flusher/queue = that thread's CPU as a share of one core; \
-         'vs actix-wal' = actix-wal's figure divided by the row's"
+         cpu = the process's CPU in cores over the window (a peer's: its own child process); \
+         cpu/c = process CPU time per commit; 'vs actix-wal' = actix-wal's figure divided by the row's"
     );
     for s in &r.sections {
         print_section(s);

@@ -74,6 +74,20 @@ pub(crate) struct Opts {
     /// Seconds per okaywal thread count.
     #[arg(long, default_value_t = 1.5)]
     pub(crate) okaywal_seconds: f64,
+    /// Thread counts for raft-log and raft-engine (run by walpeers, peers/): okaywal's
+    /// and the 1,024 of the rate figure. Each system's best rate is the one compared.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 4, 16, 64, 256, 1024])]
+    pub(crate) peer_threads: Vec<usize>,
+    /// Seconds per peer run (raft-log, raft-engine), after a warm-up of at most 0.3 s.
+    #[arg(long, default_value_t = 1.5)]
+    pub(crate) peer_seconds: f64,
+    /// raft-log's tuned `flush_batch_wait`, in microseconds, run beside its default (1 ms).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) raft_log_wait_us: u64,
+    /// The walpeers binary (default: beside walbench's target directory, or
+    /// peers/target/release/walpeers). Without it, raft-log and raft-engine are skipped.
+    #[arg(long)]
+    pub(crate) peers_bin: Option<PathBuf>,
     /// Threads of the naive baseline at most (one per actor up to this).
     #[arg(long, default_value_t = 1024)]
     pub(crate) naive_threads: usize,

@@ -474,6 +474,7 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
             .and_then(|_| share(c0.flusher_ns, c1.flusher_ns)),
         queue_thread_cpu: share(c0.queue_ns, c1.queue_ns),
         process_cpu: share(c0.process_ns, c1.process_ns),
+        cpu_us_per_commit: None,
         peak_queue_bytes: Some(last.peak_queue_bytes as u64),
         peak_rss_bytes: sys::peak_rss_bytes(),
         caller: local.enqueue.as_ref().map(|h| CallerTime {
@@ -552,6 +553,7 @@ pub async fn batch_flush(
         flusher_cpu: None,
         queue_thread_cpu: None,
         process_cpu: None,
+        cpu_us_per_commit: None,
         peak_queue_bytes: None,
         peak_rss_bytes: sys::peak_rss_bytes(),
         caller: Some(CallerTime {

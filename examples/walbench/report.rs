@@ -3,7 +3,7 @@
 //! shared, noisy machine only same-run ratios mean anything.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A latency histogram in nanoseconds, from 1 ns to 60 s at 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
@@ -12,7 +12,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Percentiles of a latency histogram, in microseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Latency {
     /// Samples.
     pub count: u64,
@@ -90,6 +90,9 @@ pub struct Figures {
     pub queue_thread_cpu: Option<f64>,
     /// The whole process's CPU over the window, in cores.
     pub process_cpu: Option<f64>,
+    /// Process CPU time per commit, in microseconds: `process_cpu` x `seconds` / `commits`
+    /// (filled in by [`Section::from_rounds`] for every row that has both).
+    pub cpu_us_per_commit: Option<f64>,
     /// `WalStats::peak_queue_bytes`: the most frame bytes queued or in flight.
     pub peak_queue_bytes: Option<u64>,
     /// Peak resident memory of the process so far (`VmHWM`).
@@ -123,6 +126,8 @@ pub struct Ratio {
     pub p50: f64,
     /// actix-wal MB/s divided by the baseline's.
     pub mb: f64,
+    /// actix-wal's CPU per commit divided by the baseline's (below 1: actix-wal spends less).
+    pub cpu_per_commit: f64,
 }
 
 /// Ratios of `base` to each of `others`.
@@ -136,6 +141,10 @@ pub fn ratios(base: &Figures, others: &[Figures]) -> Vec<Ratio> {
             rate: div(base.commits_per_s, o.commits_per_s),
             p50: div(base.latency.p50_us, o.latency.p50_us),
             mb: div(base.mb_per_s, o.mb_per_s),
+            cpu_per_commit: div(
+                base.cpu_us_per_commit.unwrap_or(f64::NAN),
+                o.cpu_us_per_commit.unwrap_or(f64::NAN),
+            ),
         })
         .collect()
 }
@@ -211,7 +220,19 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 impl Section {
     /// Builds a section from its rounds (each: actix-wal first if `has_base`, then the
     /// baselines, the same systems in the same order every round).
-    pub fn from_rounds(title: String, has_base: bool, all_rounds: Vec<Vec<Figures>>) -> Section {
+    pub fn from_rounds(
+        title: String,
+        has_base: bool,
+        mut all_rounds: Vec<Vec<Figures>>,
+    ) -> Section {
+        for f in all_rounds.iter_mut().flatten() {
+            if f.cpu_us_per_commit.is_none() {
+                f.cpu_us_per_commit = f
+                    .process_cpu
+                    .filter(|_| f.commits > 0)
+                    .map(|cores| cores * f.seconds * 1e6 / f.commits as f64);
+            }
+        }
         let width = all_rounds.first().map_or(0, Vec::len);
         let pick = |i: usize| -> Figures {
             let mut runs: Vec<&Figures> = all_rounds.iter().filter_map(|r| r.get(i)).collect();
@@ -237,6 +258,7 @@ impl Section {
                         rate: median(per.iter().map(|r| r.rate).collect()),
                         p50: median(per.iter().map(|r| r.p50).collect()),
                         mb: median(per.iter().map(|r| r.mb).collect()),
+                        cpu_per_commit: median(per.iter().map(|r| r.cpu_per_commit).collect()),
                     }
                 })
                 .collect()
@@ -272,13 +294,13 @@ pub fn print_section(s: &Section) {
     };
     println!("\n{}{rounds}", s.title);
     println!(
-        "  {:<10} {:<28} {:>10} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>5} {:>8}  vs actix-wal",
+        "  {:<11} {:<28} {:>10} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>5} {:>7} {:>8}  vs actix-wal",
         "system", "note", "commits/s", "MB/s", "p50 us", "p99 us", "p999 us", "fsyncs/s", "batch",
-        "flusher", "queue", "cpu", "peak q"
+        "flusher", "queue", "cpu", "cpu/c", "peak q"
     );
     let row = |f: &Figures, vs: String| {
         println!(
-            "  {:<10} {:<28} {:>10} {:>7.1} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>5} {:>8}  {vs}",
+            "  {:<11} {:<28} {:>10} {:>7.1} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>5} {:>7} {:>8}  {vs}",
             f.system,
             f.note,
             thousands(f.commits_per_s),
@@ -291,6 +313,7 @@ pub fn print_section(s: &Section) {
             opt(f.flusher_cpu, |v| format!("{:.1}%", v * 100.0)),
             opt(f.queue_thread_cpu, |v| format!("{:.0}%", v * 100.0)),
             opt(f.process_cpu, |v| format!("{v:.2}")),
+            opt(f.cpu_us_per_commit, |v| format!("{v:.2}us")),
             f.peak_queue_bytes
                 .map_or_else(|| "-".into(), |b| format!("{:.1}MB", b as f64 / 1e6)),
         );
@@ -311,10 +334,11 @@ pub fn print_section(s: &Section) {
     for (i, o) in s.baselines.iter().enumerate() {
         let vs = s.ratios.get(i).map_or_else(String::new, |r| {
             format!(
-                "rate {} | p50 {} | MB/s {}",
+                "rate {} | p50 {} | MB/s {} | cpu/c {}",
                 times(r.rate),
                 times(r.p50),
-                times(r.mb)
+                times(r.mb),
+                times(r.cpu_per_commit)
             )
         });
         row(o, vs);

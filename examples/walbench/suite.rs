@@ -5,7 +5,9 @@ use super::baselines::Prep;
 use super::pipeline::Spec;
 use super::recovery::RecoveryFigures;
 use super::report::{thousands, Figures, Section};
-use super::{interleave, issue11, meta, one, pipeline, recovery, remove, rewind, subscribers, sys};
+use super::{
+    interleave, issue11, meta, one, peers, pipeline, recovery, remove, rewind, subscribers, sys,
+};
 use super::{Bench, Check, Res};
 use actix_wal::Durability;
 use std::time::Duration;
@@ -69,6 +71,8 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
                 one(|b| b.wal(&b.spec(1024, 256))),
                 one(|b| b.naive(1024, 256)),
                 Box::new(|b: &mut Bench| b.okaywal_sweep(256)),
+                // raft-log and raft-engine (walpeers), issue 23's stronger peers.
+                Box::new(|b: &mut Bench| b.peer_sweep(256)),
                 // The queue on the other thread (`--queue-thread`), in the same rounds.
                 one(|b| {
                     let mut spec = b.spec(1024, 256);
@@ -98,6 +102,8 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
             ),
             met: ratio >= 3.0,
         });
+        // Issue 23: against the best of okaywal, raft-log and raft-engine.
+        checks.push(peers::versus_best(&s, peers::TARGET_X)?);
         sections.push(s);
     }
 
