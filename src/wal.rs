@@ -134,6 +134,7 @@ impl Wal {
             cfg.storage.clone(),
             dir.clone(),
             index.clone(),
+            cfg.max_record_bytes,
             queue_thread,
         );
         let current = Arc::new(AtomicU64::new(0));

@@ -105,6 +105,12 @@ pub struct SegmentWriter {
     /// written: a batch of another epoch follows a rewind or reset, and the file handles
     /// held are dropped before it is written.
     files_epoch: u64,
+    /// Header flags every segment this writer writes to carries, besides its own:
+    /// [`SEGMENT_FLAG_COMPRESSED`](crate::format::SEGMENT_FLAG_COMPRESSED) when the log compresses (its frames may be compressed
+    /// in any segment it writes). Segments it creates get them in their header; an
+    /// existing segment it opens to write to (the log's tail at open, after a rewind or a
+    /// reset) gets them before its first frame is written ([`Self::active_file`]).
+    pub segment_flags: u32,
 }
 
 impl SegmentWriter {
@@ -128,6 +134,7 @@ impl SegmentWriter {
             fence: None,
             meta: None,
             files_epoch: 0,
+            segment_flags: 0,
         }
     }
 
@@ -142,6 +149,9 @@ impl SegmentWriter {
                 .storage
                 .open(&path, true)
                 .map_err(|e| WalError::io("open", &path, e))?;
+            if self.segment_flags != 0 {
+                super::segment::add_header_flags(f.as_ref(), &path, first_lsn, self.segment_flags)?;
+            }
             self.active = Some((first_lsn, f));
         }
         match &self.active {
@@ -259,7 +269,7 @@ impl SegmentWriter {
                 if !from_spare {
                     // Named at once: the segment left must be durable before it exists.
                     self.sync_leaving()?;
-                    self.create_segment(batch, done, flags)?;
+                    self.create_segment(batch, done, flags | self.segment_flags)?;
                 }
             }
             #[cfg(feature = "failpoints")]
@@ -448,7 +458,7 @@ impl SegmentWriter {
                 batch.first_lsn,
                 self.segment_size_bytes,
                 self.preallocate,
-                SEGMENT_FLAG_REWRITE,
+                SEGMENT_FLAG_REWRITE | self.segment_flags,
                 &mut |_, _| Ok(()),
             )
             .map(|_| ());

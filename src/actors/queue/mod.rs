@@ -18,6 +18,7 @@
 
 mod admit;
 mod dispatch;
+mod entry;
 mod failure;
 mod lifecycle;
 mod observe;
@@ -181,6 +182,7 @@ impl Queue {
             cfg.preallocate,
         );
         local_writer.meta = Some(dir.meta().clone());
+        local_writer.segment_flags = cfg.segment_flags();
         let durable_end = planner.next_lsn;
         // Recovery has read `META`; a log without one starts at its next LSN. LSN 0 is
         // never given out.
