@@ -22,6 +22,8 @@
 mod baselines;
 #[path = "walbench/bulk.rs"]
 mod bulk;
+#[path = "walbench/compression.rs"]
+mod compression;
 #[path = "walbench/interleave.rs"]
 mod interleave;
 #[path = "walbench/issue11.rs"]
@@ -168,6 +170,7 @@ impl Bench {
             pipeline: self.opts.pipeline,
             config: self.config(),
             readers: 0,
+            payloads: None,
         }
     }
 

@@ -271,51 +271,82 @@ async fn mixed_logs_read_whatever_the_setting() {
     let third = want.iter().position(|(_, p)| p == &record(201)).unwrap();
     assert!(flags[..second].iter().all(|f| *f == 0));
     assert!(flags[third..].iter().all(|f| *f == 0));
-    assert!(flags[second..third].iter().filter(|f| **f != 0).count() > 40);
-    // The segment the second open wrote to first got the flag before any compressed frame.
-    let first_compressed = &all[second];
-    let header = fs::read(dir.join(segment_name(first_compressed.segment_first_lsn.0))).unwrap();
-    let h = SegmentHeader::decode(&header[..SEGMENT_HEADER_BYTES]).unwrap();
-    assert!(h.allows_compressed());
+    assert!(flags[second..third].iter().filter(|f| **f != 0).count() > 20);
+    // Compressed frames lie only in segments with COMPRESSED: the second open went on
+    // plain in the tail it found (whose header it never rewrites) until it rolled over.
+    for (r, f) in all.iter().zip(&flags) {
+        let header = fs::read(dir.join(segment_name(r.segment_first_lsn.0))).unwrap();
+        let h = SegmentHeader::decode(&header[..SEGMENT_HEADER_BYTES]).unwrap();
+        assert!(*f == 0 || h.allows_compressed(), "LSN {}", r.lsn.0);
+    }
+    assert_eq!(
+        flags[second], 0,
+        "the first record of the second open went into the plain tail"
+    );
+}
+
+/// What a build before compression makes of each segment: `Ok` (it reads the segment)
+/// or the flags it refuses.
+fn old_build_verdicts(dir: &Path) -> Vec<Result<(), u32>> {
+    segment_headers(dir)
+        .iter()
+        .map(|(_, h)| {
+            match SegmentHeader::decode_knowing(h, SEGMENT_FLAGS_KNOWN_BEFORE_COMPRESSION) {
+                Ok(_) => Ok(()),
+                Err(HeaderError::Flags(f)) => Err(f),
+                Err(e) => panic!("{e:?}"),
+            }
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn a_build_before_compression_refuses_a_compressed_log() {
+    // A new compressing log: every segment, the first included (created before the log
+    // knew it would compress, and created again with the flag before its first frame),
+    // carries COMPRESSED, which the older build refuses (`UnknownSegmentFlags`) rather
+    // than read a compressed frame as a torn tail and cut it.
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), small(Compression::lz4()))
+        .await
+        .unwrap();
+    write(&wal, 1, 100).await;
+    wal.shutdown().await.unwrap();
+    let verdicts = old_build_verdicts(d.path());
+    assert!(verdicts.len() >= 2, "{} segments", verdicts.len());
+    assert!(
+        verdicts.iter().all(|v| *v == Err(SEGMENT_FLAG_COMPRESSED)),
+        "{verdicts:?}"
+    );
+
+    // A plain log reopened with compression: the segments written plain stay readable by
+    // the older build and hold only plain frames; every segment holding a compressed
+    // frame is refused by it.
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    // Written plain first: the segment it leaves is read by the older build.
     let wal = Wal::open_standalone(dir, small(Compression::None))
         .await
         .unwrap();
     write(&wal, 1, 10).await;
     wal.shutdown().await.unwrap();
-    for (path, h) in segment_headers(dir) {
-        let old = SegmentHeader::decode_knowing(&h, SEGMENT_FLAGS_KNOWN_BEFORE_COMPRESSION);
-        assert!(
-            old.is_ok(),
-            "{}: a plain log reads in the older build",
-            path.display()
-        );
-    }
-    // Reopened with compression: the tail segment it goes on in, and every new one,
-    // carry COMPRESSED, which the older build refuses (`UnknownSegmentFlags`) rather than
-    // read a compressed frame as a torn tail and cut it.
+    assert!(old_build_verdicts(dir).iter().all(Result::is_ok));
     let wal = Wal::open_standalone(dir, small(Compression::lz4()))
         .await
         .unwrap();
     write(&wal, 11, 100).await;
     wal.shutdown().await.unwrap();
-    let headers = segment_headers(dir);
-    assert!(headers.len() >= 2, "{} segments", headers.len());
-    for (path, h) in &headers {
-        let old = SegmentHeader::decode_knowing(h, SEGMENT_FLAGS_KNOWN_BEFORE_COMPRESSION);
-        assert_eq!(
-            old,
-            Err(HeaderError::Flags(SEGMENT_FLAG_COMPRESSED)),
-            "{}",
-            path.display()
-        );
-        assert!(SegmentHeader::decode(h).unwrap().allows_compressed());
+    let verdicts = old_build_verdicts(dir);
+    assert_eq!(verdicts[0], Ok(()));
+    assert_eq!(verdicts.last(), Some(&Err(SEGMENT_FLAG_COMPRESSED)));
+    let firsts: Vec<u64> = segments(dir).iter().map(|s| s.first_lsn).collect();
+    for r in read_all(dir) {
+        let i = firsts
+            .iter()
+            .position(|f| *f == r.segment_first_lsn.0)
+            .unwrap();
+        if frame_flags(dir, &r) != 0 {
+            assert_eq!(verdicts[i], Err(SEGMENT_FLAG_COMPRESSED), "LSN {}", r.lsn.0);
+        }
     }
 }
 
@@ -591,4 +622,56 @@ fn compression_settings_are_validated() {
         transaction_payload(&entries),
         [2, 0, 0, 0, b'a', b'b', 0, 0, 0, 0]
     );
+}
+
+/// Every compressed frame of the log in `dir` lies in a segment whose header has
+/// COMPRESSED; returns how many frames are compressed.
+fn compressed_frames_only_in_flagged_segments(dir: &Path) -> usize {
+    let mut n = 0;
+    for r in read_all(dir) {
+        let header = fs::read(dir.join(segment_name(r.segment_first_lsn.0))).unwrap();
+        let h = SegmentHeader::decode(&header[..SEGMENT_HEADER_BYTES]).unwrap();
+        if frame_flags(dir, &r) != 0 {
+            assert!(h.allows_compressed(), "LSN {}", r.lsn.0);
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn rewinds_and_resets_keep_compressed_frames_in_flagged_segments() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let wal = Wal::open_standalone(dir, small(Compression::None))
+        .await
+        .unwrap();
+    write(&wal, 1, 40).await;
+    wal.shutdown().await.unwrap();
+    let wal = Wal::open_standalone(dir, small(Compression::lz4()))
+        .await
+        .unwrap();
+    let more = write(&wal, 100, 60).await;
+    // Back into the first, plain segment (it holds frames): it goes on plain there.
+    wal.truncate_after(Lsn(2)).await.unwrap();
+    let after = write(&wal, 200, 60).await;
+    assert_eq!(after[0].0, Lsn(3));
+    let n = compressed_frames_only_in_flagged_segments(dir);
+    assert!(n > 10, "{n} compressed frames");
+    let got = wal
+        .read_range(Lsn(3)..Lsn(after.last().unwrap().0 .0 + 1), 64 << 20)
+        .await
+        .unwrap();
+    assert_records(&got, &after);
+    // A reset leaves one empty segment (created plain); the writer creates it again with
+    // the flag before the first compressed frame goes in.
+    wal.reset(Lsn(10_000)).await.unwrap();
+    let p = json(1, 3000);
+    assert_eq!(wal.append(p.clone()).await.unwrap(), Lsn(10_000));
+    wal.shutdown().await.unwrap();
+    assert_eq!(compressed_frames_only_in_flagged_segments(dir), 1);
+    let all = read_all(dir);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].payload, p);
+    assert!(more.len() > 60);
 }

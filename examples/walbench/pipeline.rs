@@ -58,6 +58,10 @@ pub struct Spec {
     /// after another, all on one arbiter of their own (as docs/operations.md advises for
     /// an application's readers: reads served in place are CPU work on the reader's thread).
     pub readers: usize,
+    /// Records to send in turn instead of `payload_bytes` of one repeated byte (the
+    /// compression part: JSON-like records of varied sizes); `payload_bytes` is then
+    /// their mean size, so MB/s counts their bytes.
+    pub payloads: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 /// Shared by every actor of a run: when to record, when to stop.
@@ -127,6 +131,8 @@ fn take_local() -> Local {
 struct Committer {
     queue: Addr<Queue>,
     payload: Vec<u8>,
+    /// Records sent in turn instead of `payload` (see [`Spec::payloads`]), and the turn.
+    payloads: Option<(Arc<Vec<Vec<u8>>>, usize)>,
     durability: Durability,
     commit_messages: bool,
     control: Arc<Control>,
@@ -180,7 +186,13 @@ impl Committer {
         }
         let started = Instant::now();
         // The API takes the payload by value: one allocation per commit, on the caller.
-        let payload = self.payload.clone();
+        let payload = match &mut self.payloads {
+            Some((pool, turn)) => {
+                *turn = (*turn + 1) % pool.len();
+                pool[*turn].clone()
+            }
+            None => self.payload.clone(),
+        };
         let request = if self.commit_messages {
             Either::Left(
                 self.queue
@@ -310,6 +322,11 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         let control = control.clone();
         let done = done_tx.clone();
         let payload = vec![0xA5u8; spec.payload_bytes];
+        // Each actor starts at its own place in the pool.
+        let payloads = spec.payloads.clone().filter(|p| !p.is_empty()).map(|p| {
+            let at = i * 7919 % p.len();
+            (p, at)
+        });
         let (durability, commit_messages, pipeline) =
             (spec.durability, spec.commit_messages, spec.pipeline.max(1));
         // Spread the paced actors' first commits over one interval.
@@ -318,6 +335,7 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         let make = move |_: &mut Context<Committer>| Committer {
             queue,
             payload,
+            payloads,
             durability,
             commit_messages,
             control,

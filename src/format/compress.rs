@@ -227,6 +227,34 @@ mod tests {
         assert!(raw_len(&[100, 0, 0, 0], 1000).is_err());
     }
 
+    /// The compressed frame of docs/format.md ("A compressed frame"), byte for byte.
+    #[test]
+    fn the_compressed_frame_of_docs_format_md_reads_back() {
+        let hex = "33 6e 3d 16 2c 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 01 00 01 01 \
+                   38 00 00 00 f2 04 7b 22 69 64 22 3a 31 2c 22 6f 6b 22 3a 74 72 75 65 7d \
+                   2c 13 00 1e 32 13 00 c0 33 2c 22 6f 6b 22 3a 74 72 75 65 7d";
+        let frame: Vec<u8> = hex
+            .split_whitespace()
+            .filter(|t| *t != "\\")
+            .map(|t| u8::from_str_radix(t, 16).unwrap())
+            .collect();
+        let h = crate::format::FrameHeader::parse(frame[..24].try_into().unwrap()).unwrap();
+        assert!(h.is_compressed());
+        assert_eq!((h.lsn, h.count, h.payload_len), (1, 1, 44));
+        assert_eq!(
+            h.crc,
+            crate::format::frame::frame_crc(&frame[4..24], &frame[24..])
+        );
+        let p = frame_payload(&h, &frame[24..], 1 << 20).unwrap();
+        assert_eq!(
+            &p[..],
+            &b"{\"id\":1,\"ok\":true},{\"id\":2,\"ok\":true},{\"id\":3,\"ok\":true}"[..]
+        );
+        let header = crate::format::SegmentHeader::encode_full(1, 2, 1);
+        assert_eq!(&header[12..16], &[2, 0, 0, 0]);
+        assert_eq!(&header[28..32], &[0x60, 0x83, 0x97, 0x48]);
+    }
+
     #[test]
     fn the_setting_is_checked_against_max_record_bytes() {
         assert!(Compression::None.check(1).is_ok());

@@ -200,40 +200,20 @@ pub fn create_segment_with(
     Ok((SegmentFile { first_lsn, path }, file))
 }
 
-/// Gives the existing segment `f` (at `path`, first LSN `first_lsn`) the header flags
-/// `flags` it lacks, before anything is written to it: its header is written again, in
-/// place, and `fdatasync`ed before the caller writes a frame that needs the flag (so no
-/// crash leaves such a frame in a segment without it). A header that already has them is
-/// only read (32 bytes). The rewrite is one 32-byte write inside the first sector, which
-/// a crash leaves old or new; the CRC refuses anything else.
-pub(crate) fn add_header_flags(
+/// The header of segment `first_lsn`, open as `f` (at `path`), decoded and checked.
+pub(crate) fn header_of(
     f: &dyn StorageFile,
     path: &Path,
     first_lsn: u64,
-    flags: u32,
-) -> Result<(), WalError> {
-    let mut bytes = [0u8; crate::format::SEGMENT_HEADER_BYTES];
+) -> Result<SegmentHeader, WalError> {
+    let mut bytes = [0u8; SEGMENT_HEADER_BYTES];
     f.read_exact_at(&mut bytes, 0)
         .map_err(|e| WalError::io("read header", path, e))?;
-    let header = SegmentHeader::decode(&bytes).map_err(|e| WalError::Corruption {
-        segment: path.to_path_buf(),
-        offset: 0,
-        reason: format!("segment header to be given flags {flags:#x} does not decode: {e:?}"),
-    })?;
-    if header.flags & flags == flags {
-        return Ok(());
-    }
-    let new = SegmentHeader::encode_full(first_lsn, header.flags | flags, header.log_flags);
-    f.write_all_at(&new, 0)
-        .map_err(|e| WalError::io("write header", path, e))?;
-    f.sync_all()
-        .map_err(|e| WalError::io("fsync header", path, e))?;
-    tracing::info!(
-        path = %path.display(),
-        flags = header.flags | flags,
-        "segment header given the flags this log writes with"
-    );
-    Ok(())
+    let file = SegmentFile {
+        first_lsn,
+        path: path.to_path_buf(),
+    };
+    check_header(&file, &bytes)
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@
 //! arithmetic.
 //!
 //! Cost (docs/format.md, "Reading: torn tail or corruption"): each byte is looked at once
-//! by the filters and hashed once; each candidate, at most one per byte (before the LZ4
-//! flag, one per two: the flags byte of one is the kind byte of the next, and was 0), costs a few carry-less multiplications and a
+//! by the filters and hashed once; each candidate, at most one per two bytes (the flags
+//! byte of one, 0 or 1, is the kind byte of the next, which could then only be a record
+//! whose count's high byte is the first one's kind byte: not a count of 1), costs a few carry-less multiplications and a
 //! queue entry of 8 bytes that lives until the scan passes its frame's end. Memory is the
 //! reader's window plus at most 4 bytes per byte of `max_record_bytes + 24`.
 

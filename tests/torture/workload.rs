@@ -9,6 +9,19 @@ use actix_wal::{Append, CommitMode, Durability, Lsn, Wal, WalConfig};
 use futures::future::join_all;
 use std::time::Duration;
 
+/// `TORTURE_COMPRESSION=1`: the actor workload's log compresses (LZ4 from the smallest
+/// threshold, 32 bytes: the workload's payloads are short; transactions, whose entries
+/// share their tags' bytes, are the frames that come out smaller and are stored
+/// compressed). Default off.
+pub(crate) fn compression() -> actix_wal::Compression {
+    match std::env::var("TORTURE_COMPRESSION").as_deref() {
+        Ok("1") => actix_wal::Compression::Lz4 {
+            min_bytes: actix_wal::format::compress::MIN_COMPRESS_BYTES,
+        },
+        _ => actix_wal::Compression::None,
+    }
+}
+
 /// One client of the actor workload: durable appends, transactions, buffered appends
 /// acknowledged by a later flush, mode switches and truncations. A definite failure is
 /// retried once, sometimes later.
@@ -119,6 +132,7 @@ pub(crate) fn run_actors(
             preallocate: p.preallocate,
             flush_interval_ms: 2,
             storage,
+            compression: compression(),
             ..WalConfig::default()
         };
         let wal = Wal::open(DIR, cfg)

@@ -126,6 +126,12 @@ impl Queue {
         options: &AppendOptions,
         ctx: &mut Context<Self>,
     ) -> Result<Option<Lsn>, WalError> {
+        // Compressed here, where the segment its frames go to is known (`entry.rs`).
+        let entry = if Some(self.planner.segment_first_lsn) == self.plain_segment {
+            entry
+        } else {
+            entry.compressed(&self.cfg.compression)
+        };
         let frame = entry.frame_bytes();
         // The frames cannot fail to encode now: their sizes passed `Entry::check`.
         let lsn = match &entry {
@@ -271,8 +277,7 @@ impl Handler<Append> for Queue {
 
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
-        let entry = Entry::record(msg.payload, &self.cfg.compression);
-        self.submit(entry, msg.options, ctx)
+        self.submit(Entry::Record(Payload::Plain(msg.payload)), msg.options, ctx)
     }
 }
 
@@ -281,8 +286,8 @@ impl Handler<AppendBatch> for Queue {
 
     fn handle(&mut self, msg: AppendBatch, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
-        let entry = Entry::records(msg.records, &self.cfg.compression);
-        self.submit(entry, msg.options, ctx)
+        let records = msg.records.into_iter().map(Payload::Plain).collect();
+        self.submit(Entry::Records(records), msg.options, ctx)
     }
 }
 
@@ -291,8 +296,7 @@ impl Handler<Commit> for Queue {
 
     fn handle(&mut self, msg: Commit, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
-        let entry = Entry::txn(msg.entries, &self.cfg.compression);
-        self.submit(entry, msg.options, ctx)
+        self.submit(Entry::Txn(TxnPayload::Plain(msg.entries)), msg.options, ctx)
     }
 }
 

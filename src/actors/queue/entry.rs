@@ -2,15 +2,24 @@
 //! each frame's payload as it will be stored: as given, or compressed
 //! (`WalConfig::compression`, `format/compress.rs`).
 //!
-//! Where the compression runs: in the queue's handler, before the frame is placed (its
-//! stored size decides where it goes and when the segment rolls over, and the queue plans
-//! every offset). Done later, by the flusher, sizes would change after the offsets of the
-//! batches behind it were planned. docs/architecture.md ("Compression") says what it
-//! costs the queue's thread and why it is done there.
+//! Where the compression runs: on the queue's thread, as an entry is admitted, just before
+//! its frames are placed (its stored size decides where it goes and when the segment rolls
+//! over, and the queue plans every offset). Done later, by the flusher, sizes would change
+//! after the offsets of the batches behind it were planned. docs/architecture.md
+//! ("Compression") says what it costs the queue's thread and why it is done there.
+//!
+//! Which frames may be compressed: none while the queue writes into a segment that holds
+//! frames and whose header lacks the `COMPRESSED` flag (the log's tail when it was opened
+//! with compression off before, or the segment a rewind went back into): frames go plain
+//! there until the log rolls over into a segment it creates, with the flag
+//! ([`plain_segment`]). Its header is never written again in place (a crash could tear
+//! it); an empty one is created again, with the flag, by the writer before its first frame.
 
+use crate::config::WalConfig;
 use crate::format::compress::Compression;
 use crate::format::frame::{transaction_payload, transaction_payload_len};
 use crate::format::FRAME_HEADER_BYTES;
+use crate::log::{LogDir, Planner};
 
 /// One record's payload as it will be stored.
 pub(super) enum Payload {
@@ -116,24 +125,24 @@ pub(super) enum Entry {
 }
 
 impl Entry {
-    /// `Append`'s record, compressed if `compression` says so.
-    pub(super) fn record(p: Vec<u8>, compression: &Compression) -> Entry {
-        Entry::Record(Payload::new(p, compression))
-    }
-
-    /// `Commit`'s entries, compressed together if `compression` says so.
-    pub(super) fn txn(entries: Vec<Vec<u8>>, compression: &Compression) -> Entry {
-        Entry::Txn(TxnPayload::new(entries, compression))
-    }
-
-    /// `AppendBatch`'s records, each compressed if `compression` says so.
-    pub(super) fn records(records: Vec<Vec<u8>>, compression: &Compression) -> Entry {
-        Entry::Records(
-            records
-                .into_iter()
-                .map(|p| Payload::new(p, compression))
-                .collect(),
-        )
+    /// The entry with its payloads compressed as `compression` says (those it leaves, or
+    /// that do not come out smaller, stay as they are). Done as the entry is admitted,
+    /// just before its frames are placed: what the checks before it saw was the plain
+    /// entry, and where the frames go decides whether they may be compressed at all.
+    pub(super) fn compressed(self, compression: &Compression) -> Entry {
+        if !compression.is_on() {
+            return self;
+        }
+        let one = |p: Payload| match p {
+            Payload::Plain(p) => Payload::new(p, compression),
+            lz4 => lz4,
+        };
+        match self {
+            Entry::Record(p) => Entry::Record(one(p)),
+            Entry::Txn(TxnPayload::Plain(e)) => Entry::Txn(TxnPayload::new(e, compression)),
+            Entry::Txn(t) => Entry::Txn(t),
+            Entry::Records(r) => Entry::Records(r.into_iter().map(one).collect()),
+        }
     }
 
     /// Bytes of frames it adds to the queue (what `max_queue_bytes` bounds): as stored.
@@ -161,5 +170,25 @@ impl Entry {
             Entry::Txn(t) => t.count(),
             Entry::Records(r) => r.len(),
         }
+    }
+}
+
+/// The segment the queue writes into (`planner`'s), if frames written there must be plain:
+/// the log compresses, the segment holds frames (an empty one is created again with the
+/// flag by the writer), and its header lacks `COMPRESSED` (or cannot be read: then plain,
+/// which is never wrong).
+pub(super) fn plain_segment(cfg: &WalConfig, dir: &LogDir, planner: &Planner) -> Option<u64> {
+    if !cfg.compression.is_on() || planner.offset <= crate::format::SEGMENT_HEADER_BYTES as u64 {
+        return None;
+    }
+    let file = crate::log::SegmentFile {
+        first_lsn: planner.segment_first_lsn,
+        path: dir
+            .path()
+            .join(crate::log::segment_name(planner.segment_first_lsn)),
+    };
+    match crate::log::segment::read_header(cfg.storage.as_ref(), &file) {
+        Ok(h) if h.allows_compressed() => None,
+        _ => Some(planner.segment_first_lsn),
     }
 }

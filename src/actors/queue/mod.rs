@@ -125,6 +125,10 @@ pub struct Queue {
     index: SharedIndex,
     /// The durable end and cuts, for subscribers (`progress.rs`).
     progress: crate::progress::ProgressTx,
+    /// A segment with frames whose header lacks `COMPRESSED` (the tail at open, or where
+    /// a rewind went back to), by first LSN: while the planner is in it, frames are plain
+    /// (`entry.rs`). `None` when the log does not compress or there is none.
+    plain_segment: Option<u64>,
     /// While a rewind or reset drains the queue: waiters covering LSNs at or past this
     /// are not answered, even when durable (they are answered or failed once it is
     /// done). `u64::MAX` otherwise.
@@ -184,6 +188,7 @@ impl Queue {
         local_writer.meta = Some(dir.meta().clone());
         local_writer.segment_flags = cfg.segment_flags();
         let durable_end = planner.next_lsn;
+        let plain_segment = entry::plain_segment(&cfg, &dir, &planner);
         // Recovery has read `META`; a log without one starts at its next LSN. LSN 0 is
         // never given out.
         let assigned_from = dir
@@ -234,6 +239,7 @@ impl Queue {
             holding: false,
             index,
             progress,
+            plain_segment,
             answer_limit: u64::MAX,
             cfg,
         }
