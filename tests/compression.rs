@@ -675,3 +675,38 @@ async fn rewinds_and_resets_keep_compressed_frames_in_flagged_segments() {
     assert_eq!(all[0].payload, p);
     assert!(more.len() > 60);
 }
+
+#[tokio::test]
+async fn a_compressing_logs_spare_whose_rename_was_lost_is_adopted() {
+    // The torture test found it: a compressing log's spare carries COMPRESSED, and
+    // recovery took only spares without flags as candidates, so a power cut that lost a
+    // rollover's rename lost the acknowledged records in the spare.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let wal = Wal::open_standalone(dir, small(Compression::lz4()))
+        .await
+        .unwrap();
+    let want = write(&wal, 1, 100).await;
+    wal.shutdown().await.unwrap();
+    let segs = segments(dir);
+    assert!(segs.len() >= 2);
+    let last = segs.last().unwrap();
+    assert!(SegmentHeader::decode(&fs::read(&last.path).unwrap()[..32])
+        .unwrap()
+        .allows_compressed());
+    // The newest segment still under its spare name, as a crash before the directory
+    // fsync of its rename leaves it.
+    let spare = dir.join(actix_wal::files::spare_name(7));
+    fs::rename(&last.path, &spare).unwrap();
+    assert_records(&read_all(dir), &want);
+    let wal = Wal::open_standalone(dir, small(Compression::lz4()))
+        .await
+        .unwrap();
+    assert_eq!(
+        wal.recovery_report().next_lsn,
+        Lsn(want.last().unwrap().0 .0 + 1)
+    );
+    wal.shutdown().await.unwrap();
+    assert!(!spare.exists());
+    assert_records(&read_all(dir), &want);
+}
