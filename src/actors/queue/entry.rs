@@ -181,11 +181,11 @@ pub(super) fn plain_segment(cfg: &WalConfig, dir: &LogDir, planner: &Planner) ->
     if !cfg.compression.is_on() || planner.offset <= crate::format::SEGMENT_HEADER_BYTES as u64 {
         return None;
     }
-    let file = crate::log::SegmentFile {
+    let file = crate::log::segment::SegmentFile {
         first_lsn: planner.segment_first_lsn,
         path: dir
             .path()
-            .join(crate::log::segment_name(planner.segment_first_lsn)),
+            .join(crate::log::segment::segment_name(planner.segment_first_lsn)),
     };
     match crate::log::segment::read_header(cfg.storage.as_ref(), &file) {
         Ok(h) if h.allows_compressed() => None,
