@@ -279,10 +279,61 @@ async fn mixed_logs_read_whatever_the_setting() {
         let h = SegmentHeader::decode(&header[..SEGMENT_HEADER_BYTES]).unwrap();
         assert!(*f == 0 || h.allows_compressed(), "LSN {}", r.lsn.0);
     }
-    assert_eq!(
-        flags[second], 0,
-        "the first record of the second open went into the plain tail"
+    // The first compressed frame of the second open started a segment of its own: the
+    // tail it found, which holds frames, is never rewritten (no header in place).
+    let first = &all[second];
+    assert_eq!(flags[second], FRAME_FLAG_LZ4);
+    assert_eq!(first.segment_first_lsn, first.lsn);
+    let before = &all[second - 1];
+    let header = fs::read(dir.join(segment_name(before.segment_first_lsn.0))).unwrap();
+    let h = SegmentHeader::decode(&header[..SEGMENT_HEADER_BYTES]).unwrap();
+    assert!(!h.allows_compressed());
+}
+
+#[tokio::test]
+async fn messages_sent_to_the_queue_are_compressed_there() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    // A plain log first: the compressing queue's first compressed frame starts a segment.
+    let wal = Wal::open_standalone(dir, small(Compression::None))
+        .await
+        .unwrap();
+    let mut want = write(&wal, 1, 5).await;
+    wal.shutdown().await.unwrap();
+    let wal = Wal::open_standalone(dir, small(Compression::lz4()))
+        .await
+        .unwrap();
+    let q = wal.queue().clone();
+    let p = json(1, 3000);
+    want.push((q.send(Append::new(p.clone())).await.unwrap().unwrap(), p));
+    let entries = vec![json(2, 700), json(3, 700)];
+    let lsn = q.send(Commit::new(entries.clone())).await.unwrap().unwrap();
+    want.extend(
+        entries
+            .into_iter()
+            .enumerate()
+            .map(|(k, e)| (Lsn(lsn.0 + k as u64), e)),
     );
+    let recs = vec![json(4, 2000), b"short".to_vec()];
+    let lsn = q
+        .send(AppendBatch::new(recs.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    want.extend(
+        recs.into_iter()
+            .enumerate()
+            .map(|(k, e)| (Lsn(lsn.0 + k as u64), e)),
+    );
+    wal.shutdown().await.unwrap();
+    let all = read_all(dir);
+    assert_records(&all, &want);
+    let flags: Vec<u8> = all.iter().map(|r| frame_flags(dir, r)).collect();
+    let n = want.len();
+    assert_eq!(flags[n - 5..], [1, 1, 1, 1, 0][..]);
+    let first = &all[n - 5];
+    assert_eq!(first.segment_first_lsn, first.lsn, "a new segment");
+    assert!(compressed_frames_only_in_flagged_segments(dir) >= 4);
 }
 
 /// What a build before compression makes of each segment: `Ok` (it reads the segment)

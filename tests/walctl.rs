@@ -485,9 +485,14 @@ fn dump_and_verify_read_a_compressed_log() {
         wal.shutdown().await.unwrap();
     });
     // Stored compressed: the flags byte of each frame is LZ4.
-    let records: Vec<_> = LogReader::open(d.path()).unwrap().map(|r| r.unwrap()).collect();
+    let records: Vec<_> = LogReader::open(d.path())
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
     let seg = fs::read(d.path().join(segment_name(1))).unwrap();
-    assert!(records.iter().all(|r| seg[r.frame_offset as usize + 23] == 1));
+    assert!(records
+        .iter()
+        .all(|r| seg[r.frame_offset as usize + 23] == 1));
     let before = snapshot(d.path());
     let verify = walctl(&["verify"], d.path());
     assert!(verify.status.success(), "{}", stderr(&verify));

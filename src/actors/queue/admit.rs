@@ -5,7 +5,7 @@
 //! `Flush` and `WaitDurable`, which park a waiter for everything queued so far or up to an
 //! LSN.
 
-use super::entry::{Entry, Payload, TxnPayload};
+use super::entry::{AppendEntry, Entry, Payload, TxnPayload};
 use super::waiters::{LsnResponse, Resp, Waiter};
 use super::Queue;
 use crate::config::WhenFull;
@@ -67,6 +67,8 @@ fn push_payload(b: &mut Batch, planner: &mut Planner, p: &Payload) -> Result<Lsn
 /// An append held while the queue is full (at most one: a full queue takes no messages).
 pub(super) struct Stashed {
     pub(super) entry: Entry,
+    /// Its payloads were compressed (or left plain) by the caller already.
+    pub(super) decided: bool,
     pub(super) options: AppendOptions,
 }
 
@@ -82,6 +84,7 @@ impl Queue {
     pub(super) fn submit(
         &mut self,
         entry: Entry,
+        decided: bool,
         options: AppendOptions,
         ctx: &mut Context<Self>,
     ) -> LsnResponse {
@@ -103,14 +106,18 @@ impl Queue {
                 })));
             }
             if self.wait_in_flight(ctx) {
-                self.stash = Some(Stashed { entry, options });
+                self.stash = Some(Stashed {
+                    entry,
+                    decided,
+                    options,
+                });
                 self.stats.blocked_appends = 1;
                 return LsnResponse(Resp::Stash(self.replies.clone()));
             }
             // Nothing in flight to wait for (cannot happen while anything is queued):
             // admit over the limit rather than wait forever.
         }
-        match self.admit(entry, &options, ctx) {
+        match self.admit(entry, decided, &options, ctx) {
             Ok(Some(lsn)) => LsnResponse(Resp::Ready(Ok(lsn))),
             Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
             Err(e) => LsnResponse(Resp::Ready(Err(e))),
@@ -123,15 +130,18 @@ impl Queue {
     pub(super) fn admit(
         &mut self,
         entry: Entry,
+        decided: bool,
         options: &AppendOptions,
         ctx: &mut Context<Self>,
     ) -> Result<Option<Lsn>, WalError> {
-        // Compressed here, where the segment its frames go to is known (`entry.rs`).
-        let entry = if Some(self.planner.segment_first_lsn) == self.plain_segment {
+        // Compressed here unless the caller did it (`entry.rs`); a compressed frame never
+        // goes into a segment without the COMPRESSED flag: it starts a new segment.
+        let entry = if decided {
             entry
         } else {
             entry.compressed(&self.cfg.compression)
         };
+        self.roll_next = entry.has_lz4() && self.plain_segment.is_some();
         let frame = entry.frame_bytes();
         // The frames cannot fail to encode now: their sizes passed `Entry::check`.
         let lsn = match &entry {
@@ -229,6 +239,14 @@ impl Queue {
         let Some(batch) = self.pending.back_mut() else {
             unreachable!("a batch was pushed just above if none was gathering")
         };
+        if std::mem::take(&mut self.roll_next)
+            && Some(self.planner.segment_first_lsn) == self.plain_segment
+        {
+            // The segment is full as far as this entry's frames go: they start the next
+            // one, which the writer creates with COMPRESSED (`entry.rs`). After the batch's
+            // start was taken, so a failed write goes back to the segment's real end.
+            self.planner.offset = self.planner.offset.max(self.planner.segment_size_bytes);
+        }
         push(batch, &mut self.planner)
     }
 
@@ -252,7 +270,7 @@ impl Queue {
             return;
         }
         self.stats.blocked_appends = 0;
-        match self.admit(stashed.entry, &stashed.options, ctx) {
+        match self.admit(stashed.entry, stashed.decided, &stashed.options, ctx) {
             Ok(Some(lsn)) => {
                 if let Some(tx) = tx {
                     let _ = tx.send(Ok(lsn));
@@ -277,7 +295,12 @@ impl Handler<Append> for Queue {
 
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
-        self.submit(Entry::Record(Payload::Plain(msg.payload)), msg.options, ctx)
+        self.submit(
+            Entry::Record(Payload::Plain(msg.payload)),
+            false,
+            msg.options,
+            ctx,
+        )
     }
 }
 
@@ -287,7 +310,7 @@ impl Handler<AppendBatch> for Queue {
     fn handle(&mut self, msg: AppendBatch, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
         let records = msg.records.into_iter().map(Payload::Plain).collect();
-        self.submit(Entry::Records(records), msg.options, ctx)
+        self.submit(Entry::Records(records), false, msg.options, ctx)
     }
 }
 
@@ -296,7 +319,17 @@ impl Handler<Commit> for Queue {
 
     fn handle(&mut self, msg: Commit, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
-        self.submit(Entry::Txn(TxnPayload::Plain(msg.entries)), msg.options, ctx)
+        let entry = Entry::Txn(TxnPayload::Plain(msg.entries));
+        self.submit(entry, false, msg.options, ctx)
+    }
+}
+
+impl Handler<AppendEntry> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: AppendEntry, ctx: &mut Self::Context) -> LsnResponse {
+        self.record_enqueue_wait(&msg.options);
+        self.submit(msg.entry, true, msg.options, ctx)
     }
 }
 

@@ -2,18 +2,21 @@
 //! each frame's payload as it will be stored: as given, or compressed
 //! (`WalConfig::compression`, `format/compress.rs`).
 //!
-//! Where the compression runs: on the queue's thread, as an entry is admitted, just before
-//! its frames are placed (its stored size decides where it goes and when the segment rolls
-//! over, and the queue plans every offset). Done later, by the flusher, sizes would change
-//! after the offsets of the batches behind it were planned. docs/architecture.md
-//! ("Compression") says what it costs the queue's thread and why it is done there.
+//! Where the compression runs: on the caller's thread for the [`Wal`](crate::Wal) handle's
+//! `append`, `commit` and `append_batch` (they send the entry compressed, [`AppendEntry`]),
+//! and on the queue's thread, as it is admitted, for `Append`, `Commit` and `AppendBatch`
+//! messages sent to the queue directly (they carry plain bytes). Either way before the
+//! frame is placed: its stored size decides where it goes and when the segment rolls over,
+//! and the queue plans every offset, so the flusher cannot compress (sizes would change
+//! after the batches behind were planned). docs/architecture.md ("Compression") has the
+//! costs measured.
 //!
-//! Which frames may be compressed: none while the queue writes into a segment that holds
-//! frames and whose header lacks the `COMPRESSED` flag (the log's tail when it was opened
-//! with compression off before, or the segment a rewind went back into): frames go plain
-//! there until the log rolls over into a segment it creates, with the flag
-//! ([`plain_segment`]). Its header is never written again in place (a crash could tear
-//! it); an empty one is created again, with the flag, by the writer before its first frame.
+//! Where compressed frames may go: only into segments whose header has `COMPRESSED`. The
+//! writer creates segments with it, and creates an empty one without it again, with it,
+//! before its first frame. A segment that holds frames and lacks it (the log's tail when
+//! it was written before with compression off, or the segment a rewind went back into:
+//! [`plain_segment`]) is never rewritten in place (a crash could tear its header): the
+//! first compressed frame the queue places while in it starts a new segment instead.
 
 use crate::config::WalConfig;
 use crate::format::compress::Compression;
@@ -22,7 +25,7 @@ use crate::format::FRAME_HEADER_BYTES;
 use crate::log::{LogDir, Planner};
 
 /// One record's payload as it will be stored.
-pub(super) enum Payload {
+pub(crate) enum Payload {
     /// As given.
     Plain(Vec<u8>),
     /// Compressed: `stored` is what the frame holds (`raw_len` and an LZ4 block), smaller
@@ -59,7 +62,7 @@ impl Payload {
 }
 
 /// A transaction's payload as it will be stored.
-pub(super) enum TxnPayload {
+pub(crate) enum TxnPayload {
     /// Its entries as given (laid out with their lengths when encoded).
     Plain(Vec<Vec<u8>>),
     /// Its entries laid out with their lengths, then compressed.
@@ -115,7 +118,7 @@ impl TxnPayload {
 }
 
 /// What a message asks to append.
-pub(super) enum Entry {
+pub(crate) enum Entry {
     /// `Append`: one record, one frame.
     Record(Payload),
     /// `Commit`: one frame holding every entry (atomic).
@@ -142,6 +145,15 @@ impl Entry {
             Entry::Txn(TxnPayload::Plain(e)) => Entry::Txn(TxnPayload::new(e, compression)),
             Entry::Txn(t) => Entry::Txn(t),
             Entry::Records(r) => Entry::Records(r.into_iter().map(one).collect()),
+        }
+    }
+
+    /// Whether any of its payloads is stored compressed.
+    pub(super) fn has_lz4(&self) -> bool {
+        match self {
+            Entry::Record(p) => matches!(p, Payload::Lz4 { .. }),
+            Entry::Txn(t) => matches!(t, TxnPayload::Lz4 { .. }),
+            Entry::Records(r) => r.iter().any(|p| matches!(p, Payload::Lz4 { .. })),
         }
     }
 
@@ -173,10 +185,10 @@ impl Entry {
     }
 }
 
-/// The segment the queue writes into (`planner`'s), if frames written there must be plain:
+/// The segment the queue writes into (`planner`'s), if no compressed frame may go there:
 /// the log compresses, the segment holds frames (an empty one is created again with the
-/// flag by the writer), and its header lacks `COMPRESSED` (or cannot be read: then plain,
-/// which is never wrong).
+/// flag by the writer), and its header lacks `COMPRESSED` (or cannot be read: then it is
+/// taken to lack it, which costs at most an early rollover).
 pub(super) fn plain_segment(cfg: &WalConfig, dir: &LogDir, planner: &Planner) -> Option<u64> {
     if !cfg.compression.is_on() || planner.offset <= crate::format::SEGMENT_HEADER_BYTES as u64 {
         return None;
@@ -190,5 +202,47 @@ pub(super) fn plain_segment(cfg: &WalConfig, dir: &LogDir, planner: &Planner) ->
     match crate::log::segment::read_header(cfg.storage.as_ref(), &file) {
         Ok(h) if h.allows_compressed() => None,
         _ => Some(planner.segment_first_lsn),
+    }
+}
+
+/// An append, commit or append batch whose payloads the caller compressed already (the
+/// [`Wal`](crate::Wal) handle's methods, with compression on): the queue places it as it
+/// is, and tries no compression of its own.
+pub(crate) struct AppendEntry {
+    /// What to append, its payloads as they will be stored.
+    pub(crate) entry: Entry,
+    /// Durability and notification options.
+    pub(crate) options: crate::messages::AppendOptions,
+}
+
+impl actix::Message for AppendEntry {
+    type Result = Result<crate::lsn::Lsn, crate::error::WalError>;
+}
+
+impl AppendEntry {
+    /// `Append`'s record, compressed here (on the caller's thread) as `compression` says.
+    pub(crate) fn record(p: Vec<u8>, compression: &Compression) -> AppendEntry {
+        AppendEntry::of(Entry::Record(Payload::Plain(p)), compression)
+    }
+
+    /// `Commit`'s entries, compressed together here as `compression` says.
+    pub(crate) fn txn(entries: Vec<Vec<u8>>, compression: &Compression) -> AppendEntry {
+        AppendEntry::of(Entry::Txn(TxnPayload::Plain(entries)), compression)
+    }
+
+    /// `AppendBatch`'s records, each compressed here as `compression` says.
+    pub(crate) fn records(records: Vec<Vec<u8>>, compression: &Compression) -> AppendEntry {
+        let r = records.into_iter().map(Payload::Plain).collect();
+        AppendEntry::of(Entry::Records(r), compression)
+    }
+
+    fn of(entry: Entry, compression: &Compression) -> AppendEntry {
+        AppendEntry {
+            entry: entry.compressed(compression),
+            options: crate::messages::AppendOptions {
+                built_at: Some(std::time::Instant::now()),
+                ..Default::default()
+            },
+        }
     }
 }

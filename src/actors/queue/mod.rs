@@ -18,7 +18,7 @@
 
 mod admit;
 mod dispatch;
-mod entry;
+pub(crate) mod entry;
 mod failure;
 mod lifecycle;
 mod observe;
@@ -126,9 +126,13 @@ pub struct Queue {
     /// The durable end and cuts, for subscribers (`progress.rs`).
     progress: crate::progress::ProgressTx,
     /// A segment with frames whose header lacks `COMPRESSED` (the tail at open, or where
-    /// a rewind went back to), by first LSN: while the planner is in it, frames are plain
-    /// (`entry.rs`). `None` when the log does not compress or there is none.
+    /// a rewind went back to), by first LSN: no compressed frame goes into it; the first
+    /// one starts a new segment (`entry.rs`). `None` when the log does not compress or
+    /// there is none.
     plain_segment: Option<u64>,
+    /// Set by `admit` for an entry with compressed frames while the planner may be in
+    /// `plain_segment`; taken by `encode` before its first frame.
+    roll_next: bool,
     /// While a rewind or reset drains the queue: waiters covering LSNs at or past this
     /// are not answered, even when durable (they are answered or failed once it is
     /// done). `u64::MAX` otherwise.
@@ -240,6 +244,7 @@ impl Queue {
             index,
             progress,
             plain_segment,
+            roll_next: false,
             answer_limit: u64::MAX,
             cfg,
         }
