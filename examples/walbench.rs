@@ -171,6 +171,7 @@ impl Bench {
             config: self.config(),
             readers: 0,
             payloads: None,
+            via_wal: false,
         }
     }
 

@@ -62,6 +62,9 @@ pub struct Spec {
     /// compression part: JSON-like records of varied sizes); `payload_bytes` is then
     /// their mean size, so MB/s counts their bytes.
     pub payloads: Option<Arc<Vec<Vec<u8>>>>,
+    /// Append through `Wal::append` (the handle's method, which compresses on the
+    /// caller's thread when the log compresses) instead of sending `Append` to the queue.
+    pub via_wal: bool,
 }
 
 /// Shared by every actor of a run: when to record, when to stop.
@@ -133,6 +136,8 @@ struct Committer {
     payload: Vec<u8>,
     /// Records sent in turn instead of `payload` (see [`Spec::payloads`]), and the turn.
     payloads: Option<(Arc<Vec<Vec<u8>>>, usize)>,
+    /// Appends go through this handle's `append` ([`Spec::via_wal`]).
+    wal: Option<Wal>,
     durability: Durability,
     commit_messages: bool,
     control: Arc<Control>,
@@ -193,16 +198,20 @@ impl Committer {
             }
             None => self.payload.clone(),
         };
-        let request = if self.commit_messages {
-            Either::Left(
+        let request = if let Some(wal) = self.wal.clone() {
+            Either::Right(Box::pin(async move {
+                Ok::<_, MailboxError>(wal.append(payload).await)
+            }))
+        } else if self.commit_messages {
+            Either::Left(Either::Left(
                 self.queue
                     .send(Commit::new(vec![payload]).durability(self.durability)),
-            )
+            ))
         } else {
-            Either::Right(
+            Either::Left(Either::Right(
                 self.queue
                     .send(Append::new(payload).durability(self.durability)),
-            )
+            ))
         };
         let enqueued = started.elapsed();
         let buffered = self.durability == Durability::Buffered;
@@ -332,10 +341,12 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         // Spread the paced actors' first commits over one interval.
         let next_at =
             begin + interval.map_or(Duration::ZERO, |iv| iv * i as u32 / spec.actors as u32);
+        let wal_handle = spec.via_wal.then(|| wal.clone());
         let make = move |_: &mut Context<Committer>| Committer {
             queue,
             payload,
             payloads,
+            wal: wal_handle,
             durability,
             commit_messages,
             control,
