@@ -20,7 +20,9 @@ use std::path::Path;
 
 /// The largest `max_bytes` a range read accepts. One call holds about twice its
 /// `max_bytes` at most: the span read (`max_bytes` plus two index strides, or the first
-/// record's frame if larger) and the records copied out of it.
+/// record's frame if larger) and the records copied out of it; plus, for a compressed
+/// frame, its payload decompressed (at most `max_record_bytes`) while its records are
+/// taken out (the records count against `max_bytes` at their decompressed size).
 pub const MAX_READ_BYTES: usize = 64 << 20;
 
 /// Bytes a record counts against a range read's `max_bytes`: its payload and a frame
