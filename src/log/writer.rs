@@ -155,7 +155,16 @@ impl SegmentWriter {
                 .map_err(|e| WalError::io("open", &path, e))?;
             if self.segment_flags != 0 && empty {
                 let header = super::segment::header_of(f.as_ref(), &path, first_lsn)?;
-                if header.flags & self.segment_flags != self.segment_flags {
+                if header.flags & self.segment_flags == self.segment_flags {
+                    // It may be the one an earlier attempt created again, renamed over the
+                    // old one, and whose directory fsync then failed: the rename must be
+                    // durable before frames go in, or a crash brings back the old, empty
+                    // segment and loses them (the torture test found it). Rare: the first
+                    // frame into an empty segment only.
+                    self.storage
+                        .sync_dir(&self.dir)
+                        .map_err(|e| WalError::io("fsync dir", &self.dir, e))?;
+                } else {
                     // Created again (under `.tmp`, renamed over it: old or new after a
                     // crash, both empty) rather than its header written in place, which a
                     // crash could tear.
