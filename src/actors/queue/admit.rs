@@ -141,7 +141,7 @@ impl Queue {
         } else {
             entry.compressed(&self.cfg.compression)
         };
-        self.roll_next = entry.has_lz4() && self.plain_segment.is_some();
+        self.roll_next = self.plain_segment.is_some() && entry.has_lz4();
         let frame = entry.frame_bytes();
         // The frames cannot fail to encode now: their sizes passed `Entry::check`.
         let lsn = match &entry {
