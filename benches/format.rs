@@ -1,6 +1,7 @@
 //! The hot pieces of the write path, without I/O: encoding a frame (header, payload copy,
-//! CRC), the CRC alone, and assembling a write batch (LSNs, placement, frames) the way
-//! the queue does for every append.
+//! CRC), the CRC alone, assembling a write batch (LSNs, placement, frames) the way
+//! the queue does for every append, and compressing a JSON-like payload and reading it
+//! back (`WalConfig::compression`).
 //!
 //! ```text
 //! cargo bench --bench format
@@ -94,5 +95,43 @@ fn batch_assembly(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, frame_encoding, crc, batch_assembly);
+/// A JSON-like record of `len` bytes: the same keys every time, values that vary.
+fn json(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut s = String::from("{\"items\":[");
+    while s.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!(
+            "{{\"kind\":\"order\",\"user_id\":{},\"amount\":{}.{:02},\"token\":\"{:08x}\"}},",
+            x % 100_000,
+            (x >> 20) % 10_000,
+            (x >> 40) % 100,
+            (x >> 24) as u32
+        ));
+    }
+    s.truncate(len);
+    s.into_bytes()
+}
+
+/// LZ4 of a JSON-like payload as a compressed frame stores it, and back (bounded).
+fn compression(c: &mut Criterion) {
+    use actix_wal::format::compress::{decompress, lz4_stored};
+    let mut g = c.benchmark_group("lz4");
+    for size in [1024, 4096] {
+        let p = json(size as u64, size);
+        let stored = lz4_stored(&p).expect("JSON compresses");
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("compress", size), &p, |b, p| {
+            b.iter(|| lz4_stored(black_box(p)))
+        });
+        g.bench_with_input(BenchmarkId::new("decompress", size), &stored, |b, s| {
+            b.iter(|| decompress(black_box(s), 1 << 20))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, frame_encoding, crc, batch_assembly, compression);
 criterion_main!(benches);

@@ -23,6 +23,8 @@
 mod baselines;
 #[path = "walbench/bulk.rs"]
 mod bulk;
+#[path = "walbench/compression.rs"]
+mod compression;
 #[path = "walbench/interleave.rs"]
 mod interleave;
 #[path = "walbench/issue11.rs"]
@@ -173,6 +175,8 @@ impl Bench {
             pipeline: self.opts.pipeline,
             config: self.config(),
             readers: 0,
+            payloads: None,
+            via_wal: false,
         }
     }
 

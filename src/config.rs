@@ -1,6 +1,7 @@
 //! `WalConfig`: every knob of actix-wal, its unit, its default, and its validation.
 
 use crate::error::WalError;
+pub use crate::format::compress::Compression;
 use crate::health::Alert;
 use crate::log::{LogOptions, RecoveryPolicy};
 use crate::lsn::Lsn;
@@ -140,6 +141,12 @@ pub struct WalConfig {
     pub replay_from: Option<Lsn>,
     /// Which thread the queue runs on. Default [`QueueThread::Caller`].
     pub queue_thread: QueueThread,
+    /// Whether frame payloads of at least a threshold are stored compressed (LZ4).
+    /// Default [`Compression::None`]. With it on, every segment the log writes to carries
+    /// the segment flag `COMPRESSED`, which builds before compression refuse
+    /// (docs/format.md); a log reads compressed and plain frames alike whatever the
+    /// setting. `max_record_bytes` bounds a payload before compression.
+    pub compression: Compression,
 }
 
 impl std::fmt::Debug for WalConfig {
@@ -168,6 +175,7 @@ impl std::fmt::Debug for WalConfig {
             .field("replay_from", &self.replay_from)
             .field("queue_thread", &self.queue_thread)
             .field("group_read", &self.group_read)
+            .field("compression", &self.compression)
             .finish_non_exhaustive()
     }
 }
@@ -205,6 +213,7 @@ impl Default for WalConfig {
             max_meta_bytes: crate::format::meta::DEFAULT_MAX_META_BYTES,
             replay_from: None,
             queue_thread: QueueThread::Caller,
+            compression: Compression::None,
         }
     }
 }
@@ -227,6 +236,15 @@ impl WalConfig {
         self.storage
             .with_group_read(self.group_read)
             .unwrap_or_else(|| self.storage.clone())
+    }
+
+    /// Header flags of the segments the log writes to: `COMPRESSED` when it compresses.
+    pub(crate) fn segment_flags(&self) -> u32 {
+        if self.compression.is_on() {
+            crate::format::SEGMENT_FLAG_COMPRESSED
+        } else {
+            0
+        }
     }
 
     /// Checks every field and their relations.
@@ -259,6 +277,9 @@ impl WalConfig {
                 u64::MAX / 2,
                 self.first_lsn
             ));
+        }
+        if let Err(reason) = self.compression.check(self.max_record_bytes) {
+            return bad(reason);
         }
         if self.max_meta_bytes > crate::format::meta::MAX_META_BYTES_LIMIT {
             return bad(format!(

@@ -4,7 +4,7 @@
 //! batch. [`WalConfig::validate`] names every size that does not fit, each with a value
 //! that does, in one error; [`WalConfig::segment_size_bytes`] fits them by itself.
 
-use crate::config::{QueueThread, WalConfig, WhenFull};
+use crate::config::{Compression, QueueThread, WalConfig, WhenFull};
 use crate::error::WalError;
 use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::health::Alert;
@@ -181,6 +181,7 @@ plain_setters!(
     first_lsn: u64,
     max_meta_bytes: u64,
     queue_thread: QueueThread,
+    compression: Compression,
 );
 
 impl WalConfig {

@@ -146,7 +146,7 @@ mod subscription;
 mod wal;
 
 pub use actors::queue::Queue;
-pub use config::{QueueThread, WalConfig, WhenFull};
+pub use config::{Compression, QueueThread, WalConfig, WhenFull};
 pub use error::{Result, WalError};
 pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};

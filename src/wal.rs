@@ -3,6 +3,7 @@
 //! arbiter of its own, or the caller's: `WalConfig::queue_thread`); the methods are thin wrappers over the queue's messages, for callers that are not actors.
 //! Transaction actors can also send the messages to [`Wal::queue`] directly.
 
+use crate::actors::queue::entry::AppendEntry;
 use crate::actors::queue::{Queue, QueueSetup};
 use crate::actors::reader::Reads;
 use crate::actors::recovery::{Recover, Recovery};
@@ -51,6 +52,9 @@ pub struct Wal {
     meta: Arc<crate::log::SharedMeta>,
     /// The queue's durable end and cuts, for subscriptions ([`Wal::subscribe`]).
     pub(crate) progress: crate::progress::ProgressRx,
+    /// `WalConfig::compression`: with it on, [`Wal::append`], [`Wal::commit`] and
+    /// [`Wal::append_batch`] compress on the caller's thread, not the queue's.
+    compression: crate::config::Compression,
 }
 
 fn closed(_: MailboxError) -> WalError {
@@ -134,6 +138,7 @@ impl Wal {
             cfg.storage.clone(),
             dir.clone(),
             index.clone(),
+            cfg.max_record_bytes,
             queue_thread,
         );
         let current = Arc::new(AtomicU64::new(0));
@@ -143,6 +148,7 @@ impl Wal {
         let flusher = supervisor.send(StartFlusher).await.map_err(closed)?;
         let meta = recovered.dir.meta().clone();
         let queue_thread = cfg.queue_thread;
+        let compression = cfg.compression;
         let setup = QueueSetup {
             cfg,
             dir: recovered.dir,
@@ -180,6 +186,7 @@ impl Wal {
             standalone: None,
             meta,
             progress,
+            compression,
         })
     }
 
@@ -195,20 +202,40 @@ impl Wal {
 
     /// Appends a record durably (or as the config's default durability says). Resolves to
     /// its LSN once it is fsynced.
+    ///
+    /// With `WalConfig::compression` on, the payload is compressed here, on the caller's
+    /// thread (an `Append` sent to [`Wal::queue`] is compressed on the queue's).
     pub async fn append(&self, payload: impl Into<Vec<u8>>) -> Result<Lsn, WalError> {
+        if self.compression.is_on() {
+            return self
+                .send(AppendEntry::record(payload.into(), &self.compression))
+                .await;
+        }
         self.send(Append::new(payload)).await
     }
 
     /// Commits a transaction (all entries or none after a crash). Resolves to the LSN of
     /// its first entry once it is fsynced.
+    /// Compressed on the caller's thread, as [`Wal::append`] says.
     pub async fn commit(&self, entries: Vec<Vec<u8>>) -> Result<Lsn, WalError> {
+        if self.compression.is_on() {
+            return self
+                .send(AppendEntry::txn(entries, &self.compression))
+                .await;
+        }
         self.send(Commit::new(entries)).await
     }
 
     /// Appends many records durably (or as the config's default durability says), each in
     /// a frame of its own, with consecutive LSNs. Resolves to the first LSN once the last
     /// is fsynced. Not atomic (see [`AppendBatch`]).
+    /// Compressed on the caller's thread, as [`Wal::append`] says.
     pub async fn append_batch(&self, records: Vec<Vec<u8>>) -> Result<Lsn, WalError> {
+        if self.compression.is_on() {
+            return self
+                .send(AppendEntry::records(records, &self.compression))
+                .await;
+        }
         self.send(AppendBatch::new(records)).await
     }
 

@@ -3,6 +3,9 @@
 //! a row on the same log, and checks after each round that recovery keeps every
 //! acknowledged record, once, at its LSN. With the `failpoints` feature, flusher faults
 //! (panics, stalls, fsync failures) are injected into the child at random rounds.
+//! `CRASH_COMPRESSION=1` (inherited by the child): the log compresses (LZ4), and each
+//! payload carries a JSON-like tail of about 300 bytes so that its frame is stored
+//! compressed.
 
 use actix::prelude::*;
 use actix_wal::*;
@@ -31,8 +34,9 @@ impl Actor for Appender {
         let name = self.name.clone();
         ctx.spawn(
             async move {
+                let tail = compressible_tail();
                 for i in 0u64.. {
-                    let payload = format!("{name}:{i}");
+                    let payload = format!("{name}:{i}{tail}");
                     match queue.send(Append::new(payload.clone().into_bytes())).await {
                         Ok(Ok(lsn)) => {
                             let mut out = std::io::stdout().lock();
@@ -47,6 +51,22 @@ impl Actor for Appender {
             .into_actor(self),
         );
     }
+}
+
+/// Whether `CRASH_COMPRESSION=1` asks for a compressing log.
+fn compressing() -> bool {
+    std::env::var("CRASH_COMPRESSION").as_deref() == Ok("1")
+}
+
+/// What each payload ends with: nothing, or (compressing) a JSON-like tail without spaces
+/// that LZ4 stores in fewer bytes.
+fn compressible_tail() -> String {
+    if !compressing() {
+        return String::new();
+    }
+    (0..6)
+        .map(|k| format!(",{{\"key\":\"field{k}\",\"value\":\"value{k}\",\"ok\":true}}"))
+        .collect()
 }
 
 /// The child's body: runs only when the parent sets the environment.
@@ -75,6 +95,11 @@ fn crash_child() {
             flusher_stall_timeout_ms: 100,
             restart_backoff_initial_ms: 5,
             restart_backoff_max_ms: 20,
+            compression: if compressing() {
+                Compression::Lz4 { min_bytes: 64 }
+            } else {
+                Compression::None
+            },
             ..WalConfig::default()
         };
         let wal = Wal::open(&dir, cfg).await.expect("child opens the log");
@@ -232,5 +257,17 @@ fn sigkill_crash_loop_loses_no_acknowledged_record() {
     );
     if cfg!(feature = "failpoints") {
         assert!(total_faults > 0);
+    }
+    if compressing() {
+        // The records were stored compressed (frame flag bit 0), not only appended.
+        let compressed = LogReader::open(d.path())
+            .unwrap()
+            .map(|r| r.unwrap())
+            .filter(|r| {
+                let seg = d.path().join(files::segment_name(r.segment_first_lsn.0));
+                std::fs::read(seg).unwrap()[r.frame_offset as usize + 23] == 1
+            })
+            .count();
+        assert!(compressed > 100, "{compressed} frames stored compressed");
     }
 }

@@ -6,6 +6,8 @@
 //! - `TORTURE_SEEDS=N`: seeded crash points in all, half per engine (default 5,000).
 //! - `TORTURE_SEED=actors:SEED` or `writer:SEED`: replays one workload seed, as printed
 //!   by a failure.
+//! - `TORTURE_COMPRESSION=1`: every generation of the actor workload compresses (LZ4;
+//!   `=0` none; by default one in three, drawn from the seed: `torture/workload.rs`).
 
 mod sim;
 

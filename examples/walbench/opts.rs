@@ -103,8 +103,8 @@ pub(crate) struct Opts {
     #[arg(long)]
     pub(crate) compare_segments: Option<u64>,
     /// With --suite: run only these parts (one, rate, bandwidth, buffered, batch, cpu,
-    /// backpressure, recovery, reads, readers, bulk, rewind, subscribers, meta); default
-    /// all.
+    /// backpressure, recovery, reads, readers, bulk, rewind, subscribers, compression,
+    /// meta); default all.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Largest write batch, in KiB (default: WalConfig's).

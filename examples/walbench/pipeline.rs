@@ -58,6 +58,13 @@ pub struct Spec {
     /// after another, all on one arbiter of their own (as docs/operations.md advises for
     /// an application's readers: reads served in place are CPU work on the reader's thread).
     pub readers: usize,
+    /// Records to send in turn instead of `payload_bytes` of one repeated byte (the
+    /// compression part: JSON-like records of varied sizes); `payload_bytes` is then
+    /// their mean size, so MB/s counts their bytes.
+    pub payloads: Option<Arc<Vec<Vec<u8>>>>,
+    /// Append through `Wal::append` (the handle's method, which compresses on the
+    /// caller's thread when the log compresses) instead of sending `Append` to the queue.
+    pub via_wal: bool,
 }
 
 /// Shared by every actor of a run: when to record, when to stop.
@@ -127,6 +134,10 @@ fn take_local() -> Local {
 struct Committer {
     queue: Addr<Queue>,
     payload: Vec<u8>,
+    /// Records sent in turn instead of `payload` (see [`Spec::payloads`]), and the turn.
+    payloads: Option<(Arc<Vec<Vec<u8>>>, usize)>,
+    /// Appends go through this handle's `append` ([`Spec::via_wal`]).
+    wal: Option<Wal>,
     durability: Durability,
     commit_messages: bool,
     control: Arc<Control>,
@@ -180,17 +191,27 @@ impl Committer {
         }
         let started = Instant::now();
         // The API takes the payload by value: one allocation per commit, on the caller.
-        let payload = self.payload.clone();
-        let request = if self.commit_messages {
-            Either::Left(
+        let payload = match &mut self.payloads {
+            Some((pool, turn)) => {
+                *turn = (*turn + 1) % pool.len();
+                pool[*turn].clone()
+            }
+            None => self.payload.clone(),
+        };
+        let request = if let Some(wal) = self.wal.clone() {
+            Either::Right(Box::pin(async move {
+                Ok::<_, MailboxError>(wal.append(payload).await)
+            }))
+        } else if self.commit_messages {
+            Either::Left(Either::Left(
                 self.queue
                     .send(Commit::new(vec![payload]).durability(self.durability)),
-            )
+            ))
         } else {
-            Either::Right(
+            Either::Left(Either::Right(
                 self.queue
                     .send(Append::new(payload).durability(self.durability)),
-            )
+            ))
         };
         let enqueued = started.elapsed();
         let buffered = self.durability == Durability::Buffered;
@@ -310,14 +331,22 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
         let control = control.clone();
         let done = done_tx.clone();
         let payload = vec![0xA5u8; spec.payload_bytes];
+        // Each actor starts at its own place in the pool.
+        let payloads = spec.payloads.clone().filter(|p| !p.is_empty()).map(|p| {
+            let at = i * 7919 % p.len();
+            (p, at)
+        });
         let (durability, commit_messages, pipeline) =
             (spec.durability, spec.commit_messages, spec.pipeline.max(1));
         // Spread the paced actors' first commits over one interval.
         let next_at =
             begin + interval.map_or(Duration::ZERO, |iv| iv * i as u32 / spec.actors as u32);
+        let wal_handle = spec.via_wal.then(|| wal.clone());
         let make = move |_: &mut Context<Committer>| Committer {
             queue,
             payload,
+            payloads,
+            wal: wal_handle,
             durability,
             commit_messages,
             control,

@@ -410,5 +410,10 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
         });
     }
 
+    if b.wants("compression") {
+        // 12. Compression (issue 22, item 4): LZ4 against plain frames, JSON-like records.
+        super::compression::part(b, &mut sections, &mut checks)?;
+    }
+
     Ok((sections, recovered, checks))
 }

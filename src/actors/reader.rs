@@ -14,7 +14,7 @@
 //! [`LogIndex`]: crate::log::LogIndex
 
 use crate::error::WalError;
-use crate::log::read_at::{RangeRead, Wait};
+use crate::log::read_at::{RangeRead, ReadFrom, Wait};
 use crate::log::{Record, SharedIndex};
 use crate::storage::SharedStorage;
 use actix::prelude::*;
@@ -40,11 +40,19 @@ struct ReadSource {
     storage: SharedStorage,
     dir: PathBuf,
     index: SharedIndex,
+    /// The log's `max_record_bytes`: no compressed frame decompresses to more.
+    max_record_bytes: u64,
 }
 
 impl ReadSource {
     fn run(&self, read: &mut RangeRead, wait: Wait) -> Result<(), WalError> {
-        read.run(self.storage.as_ref(), &self.dir, &self.index, wait)
+        let from = ReadFrom {
+            storage: self.storage.as_ref(),
+            dir: &self.dir,
+            index: &self.index,
+            max_record_bytes: self.max_record_bytes,
+        };
+        read.run(&from, wait)
     }
 }
 
@@ -88,18 +96,21 @@ pub(crate) struct Reads {
 }
 
 impl Reads {
-    /// Starts the pool of readers of the log in `dir`; `queue_thread` is the thread the
-    /// queue runs on, if callers' tasks may run there too.
+    /// Starts the pool of readers of the log in `dir` (whose frames decompress to at most
+    /// `max_record_bytes`); `queue_thread` is the thread the queue runs on, if callers'
+    /// tasks may run there too.
     pub fn start(
         storage: SharedStorage,
         dir: PathBuf,
         index: SharedIndex,
+        max_record_bytes: u64,
         queue_thread: Option<ThreadId>,
     ) -> Reads {
         let source = ReadSource {
             storage,
             dir,
             index,
+            max_record_bytes,
         };
         let for_pool = source.clone();
         let pool = SyncArbiter::start(READER_THREADS, move || Reader {

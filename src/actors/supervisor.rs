@@ -130,6 +130,7 @@ impl Supervisor {
             self.cfg.preallocate,
         );
         writer.meta = self.meta.clone();
+        writer.segment_flags = self.cfg.segment_flags();
         let guard = DeathGuard::new(generation, ctx.address().recipient());
         let current = self.current.clone();
         let addr = Flusher::start_in_arbiter(&arbiter.handle(), move |_| {

@@ -8,15 +8,26 @@
 //! 16     4    batch_delta  lsn minus the LSN of the first frame of the same write batch
 //! 20     2    count        records in the frame: 1, or a transaction's entry count
 //! 22     1    kind         1 = record, 2 = transaction
-//! 23     1    reserved     0
-//! 24     ...  payload
+//! 23     1    flags        bit 0 LZ4: the payload is stored compressed; bits 1..8 are 0
+//! 24     ...  payload      payload_len bytes (compressed: see `compress.rs`)
 //! ```
+//!
+//! Byte 23 was `reserved` (always 0) before compression: a frame with bit 0 set lies only
+//! in a segment whose header has the `COMPRESSED` flag, which older readers refuse, so
+//! they never see one. The CRC covers the bytes as stored (compressed).
 
 /// Size of a frame header in bytes.
 pub const FRAME_HEADER_BYTES: usize = 24;
 
 /// Largest number of entries a transaction frame can hold (the `count` field is 16 bits).
 pub const MAX_TXN_ENTRIES: usize = u16::MAX as usize;
+
+/// Frame flag (byte 23), bit 0: the payload is stored compressed with LZ4
+/// (`format/compress.rs`: the decompressed length, then one LZ4 block). Allowed only in a
+/// segment with [`SEGMENT_FLAG_COMPRESSED`](super::segment_header::SEGMENT_FLAG_COMPRESSED).
+pub const FRAME_FLAG_LZ4: u8 = 1;
+/// Every frame flag this build knows; a header with another bit set does not parse.
+pub const FRAME_FLAGS_KNOWN: u8 = FRAME_FLAG_LZ4;
 
 /// What a frame's payload holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +65,8 @@ pub struct FrameHeader {
     pub count: u16,
     /// What the payload holds.
     pub kind: FrameKind,
+    /// Flag bits (byte 23): [`FRAME_FLAG_LZ4`] or none.
+    pub flags: u8,
 }
 
 impl FrameHeader {
@@ -67,11 +80,16 @@ impl FrameHeader {
         self.lsn.saturating_sub(u64::from(self.batch_delta))
     }
 
+    /// Whether the payload is stored compressed ([`FRAME_FLAG_LZ4`]).
+    pub fn is_compressed(&self) -> bool {
+        self.flags & FRAME_FLAG_LZ4 != 0
+    }
+
     /// Parses a header without checking the CRC. `None` when the bytes cannot be a header
-    /// (unknown kind, non-zero reserved byte, zero count, a record with count != 1).
+    /// (unknown kind, an unknown flag bit, zero count, a record with count != 1).
     pub fn parse(bytes: &[u8; FRAME_HEADER_BYTES]) -> Option<FrameHeader> {
         let kind = FrameKind::from_u8(bytes[22])?;
-        if bytes[23] != 0 {
+        if bytes[23] & !FRAME_FLAGS_KNOWN != 0 {
             return None;
         }
         let count = u16::from_le_bytes([bytes[20], bytes[21]]);
@@ -85,6 +103,7 @@ impl FrameHeader {
             batch_delta: u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]),
             count,
             kind,
+            flags: bytes[23],
         })
     }
 }
@@ -99,10 +118,12 @@ pub fn frame_crc(header_tail: &[u8], payload: &[u8]) -> u32 {
 
 /// Appends one frame to `out`: header, then the payload produced by `write_payload`
 /// (which must append exactly `payload_len` bytes). The payload is written straight into
-/// `out`, so it is copied once, here, and never again.
+/// `out`, so it is copied once, here, and never again. `flags` is byte 23.
+#[allow(clippy::too_many_arguments)] // the header's fields, each its own argument
 pub fn encode_frame_with(
     out: &mut Vec<u8>,
     kind: FrameKind,
+    flags: u8,
     lsn: u64,
     batch_delta: u32,
     count: u16,
@@ -116,7 +137,7 @@ pub fn encode_frame_with(
     out.extend_from_slice(&batch_delta.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.push(kind as u8);
-    out.push(0);
+    out.push(flags);
     write_payload(out);
     debug_assert_eq!(out.len() - start, FRAME_HEADER_BYTES + payload_len as usize);
     let crc = crc32fast::hash(&out[start + 4..]);
@@ -128,6 +149,7 @@ pub fn encode_record(out: &mut Vec<u8>, lsn: u64, batch_delta: u32, payload: &[u
     encode_frame_with(
         out,
         FrameKind::Record,
+        0,
         lsn,
         batch_delta,
         1,
@@ -153,6 +175,7 @@ pub fn encode_transaction<B: AsRef<[u8]>>(
     encode_frame_with(
         out,
         FrameKind::Transaction,
+        0,
         lsn,
         batch_delta,
         entries.len() as u16,
@@ -165,6 +188,42 @@ pub fn encode_transaction<B: AsRef<[u8]>>(
             }
         },
     );
+}
+
+/// Appends a frame whose payload is already laid out as stored: `stored` is a record's
+/// bytes or a transaction's entries with their lengths, compressed when `flags` has
+/// [`FRAME_FLAG_LZ4`] (see `compress.rs`).
+pub fn encode_stored(
+    out: &mut Vec<u8>,
+    kind: FrameKind,
+    flags: u8,
+    lsn: u64,
+    batch_delta: u32,
+    count: u16,
+    stored: &[u8],
+) {
+    encode_frame_with(
+        out,
+        kind,
+        flags,
+        lsn,
+        batch_delta,
+        count,
+        stored.len() as u32,
+        |o| o.extend_from_slice(stored),
+    );
+}
+
+/// A transaction's entries laid out as its frame's payload (each a 4-byte little-endian
+/// length and its bytes): what [`encode_transaction`] writes, in a buffer of its own.
+pub fn transaction_payload<B: AsRef<[u8]>>(entries: &[B]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(transaction_payload_len(entries));
+    for e in entries {
+        let e = e.as_ref();
+        out.extend_from_slice(&(e.len() as u32).to_le_bytes());
+        out.extend_from_slice(e);
+    }
+    out
 }
 
 /// Splits a transaction payload into its entries. `None` if the lengths do not add up to
@@ -211,5 +270,20 @@ mod tests {
         assert_eq!(h.count, 3);
         let parts = split_transaction(&buf[24..], h.count).unwrap();
         assert_eq!(parts, vec![&b"a"[..], b"", b"ccc"]);
+        assert_eq!(transaction_payload(&[&b"a"[..], b"", b"ccc"]), &buf[24..]);
+    }
+
+    #[test]
+    fn the_lz4_flag_parses_and_unknown_flags_do_not() {
+        let mut buf = Vec::new();
+        encode_stored(&mut buf, FrameKind::Record, FRAME_FLAG_LZ4, 9, 0, 1, b"xyz");
+        assert_eq!(buf[23], 1);
+        let h = FrameHeader::parse(buf[..24].try_into().unwrap()).unwrap();
+        assert!(h.is_compressed());
+        assert_eq!(h.crc, frame_crc(&buf[4..24], &buf[24..]));
+        for bit in 1..8 {
+            buf[23] = 1 << bit;
+            assert_eq!(FrameHeader::parse(buf[..24].try_into().unwrap()), None);
+        }
     }
 }

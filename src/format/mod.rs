@@ -3,13 +3,15 @@
 //! describes the same layout byte by byte.
 
 pub mod codec;
+pub mod compress;
 pub(crate) mod crc_combine;
 pub mod frame;
 pub mod meta;
 pub mod segment_header;
 
-pub use frame::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
+pub use compress::Compression;
+pub use frame::{FrameHeader, FrameKind, FRAME_FLAG_LZ4, FRAME_HEADER_BYTES};
 pub use segment_header::{
-    SegmentHeader, FORMAT_VERSION, SEGMENT_FLAG_REWRITE, SEGMENT_HEADER_BYTES,
-    SEGMENT_LOG_KEEPS_META, SEGMENT_MAGIC,
+    SegmentHeader, FORMAT_VERSION, SEGMENT_FLAGS_KNOWN_BEFORE_COMPRESSION, SEGMENT_FLAG_COMPRESSED,
+    SEGMENT_FLAG_REWRITE, SEGMENT_HEADER_BYTES, SEGMENT_LOG_KEEPS_META, SEGMENT_MAGIC,
 };

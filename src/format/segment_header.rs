@@ -4,7 +4,8 @@
 //! offset size field
 //!  0     8    magic        b"AXWALSEG"
 //!  8     4    version      format version, little-endian (1)
-//! 12     4    flags        bit 0 REWRITE (see SEGMENT_FLAG_REWRITE); bits 1..32 are 0
+//! 12     4    flags        bit 0 REWRITE (see SEGMENT_FLAG_REWRITE), bit 1 COMPRESSED
+//!                          (SEGMENT_FLAG_COMPRESSED); bits 2..32 are 0
 //! 16     8    first_lsn    LSN of the segment's first record
 //! 24     4    log_flags    bit 0 KEEPS_META (see SEGMENT_LOG_KEEPS_META); 0 before it
 //! 28     4    crc32        CRC32 of bytes 0..28
@@ -23,9 +24,18 @@ pub const SEGMENT_HEADER_BYTES: usize = 32;
 /// this segment's first LSN and skips the rest as abandoned. Without the flag, a segment
 /// before it that holds frames at or past its first LSN is corruption.
 pub const SEGMENT_FLAG_REWRITE: u32 = 1;
+/// Header flag, bit 1: frames in this segment may be stored compressed (frame flag
+/// [`FRAME_FLAG_LZ4`](super::frame::FRAME_FLAG_LZ4)). Every segment a log with
+/// compression on writes to has it (the segment that is current when such a log opens
+/// gets it before anything is written to it). A build that does not know it refuses the
+/// segment ([`HeaderError::Flags`], `WalError::UnknownSegmentFlags`) instead of reading a
+/// compressed frame as damage; a compressed frame in a segment without it is corruption.
+pub const SEGMENT_FLAG_COMPRESSED: u32 = 2;
+/// The flag bits known before compression (bit 0 only): what older readers accept.
+pub const SEGMENT_FLAGS_KNOWN_BEFORE_COMPRESSION: u32 = SEGMENT_FLAG_REWRITE;
 /// Every flag bit this build knows. A header with any other bit set was written by a newer
 /// format and is refused ([`HeaderError::Flags`]).
-pub const SEGMENT_FLAGS_KNOWN: u32 = SEGMENT_FLAG_REWRITE;
+pub const SEGMENT_FLAGS_KNOWN: u32 = SEGMENT_FLAG_REWRITE | SEGMENT_FLAG_COMPRESSED;
 
 /// `log_flags` bit 0 (bytes 24..28, which older versions wrote as 0 and never read): the
 /// log that wrote this segment keeps a `META` file, written before its first segment. A
@@ -90,6 +100,12 @@ impl SegmentHeader {
 
     /// Decodes and checks a header: length, magic, CRC, version, then flags.
     pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        SegmentHeader::decode_knowing(bytes, SEGMENT_FLAGS_KNOWN)
+    }
+
+    /// [`SegmentHeader::decode`] by a reader that knows only the flag bits `known` (e.g.
+    /// [`SEGMENT_FLAGS_KNOWN_BEFORE_COMPRESSION`]: what a build before compression does).
+    pub fn decode_knowing(bytes: &[u8], known: u32) -> Result<SegmentHeader, HeaderError> {
         if bytes.len() < SEGMENT_HEADER_BYTES {
             return Err(HeaderError::Short);
         }
@@ -106,7 +122,7 @@ impl SegmentHeader {
             return Err(HeaderError::Version(version));
         }
         let flags = le32(12);
-        if flags & !SEGMENT_FLAGS_KNOWN != 0 {
+        if flags & !known != 0 {
             return Err(HeaderError::Flags(flags));
         }
         let mut lsn = [0u8; 8];
@@ -122,6 +138,11 @@ impl SegmentHeader {
     /// Whether the log that wrote it keeps a `META` file ([`SEGMENT_LOG_KEEPS_META`]).
     pub fn keeps_meta(&self) -> bool {
         self.log_flags & SEGMENT_LOG_KEEPS_META != 0
+    }
+
+    /// Whether its frames may be compressed ([`SEGMENT_FLAG_COMPRESSED`]).
+    pub fn allows_compressed(&self) -> bool {
+        self.flags & SEGMENT_FLAG_COMPRESSED != 0
     }
 
     /// Whether the segment is a rewrite ([`SEGMENT_FLAG_REWRITE`]).
@@ -164,6 +185,13 @@ mod tests {
         assert_eq!(&b[12..16], &[1, 0, 0, 0]);
         let h = SegmentHeader::decode(&b).unwrap();
         assert_eq!((h.first_lsn, h.flags, h.is_rewrite()), (7, 1, true));
+        let b = SegmentHeader::encode_with_flags(7, SEGMENT_FLAG_REWRITE | SEGMENT_FLAG_COMPRESSED);
+        let h = SegmentHeader::decode(&b).unwrap();
+        assert!(h.is_rewrite() && h.allows_compressed());
+        assert_eq!(
+            SegmentHeader::decode_knowing(&b, SEGMENT_FLAGS_KNOWN_BEFORE_COMPRESSION),
+            Err(HeaderError::Flags(3))
+        );
         let b = SegmentHeader::encode_with_flags(7, SEGMENT_FLAG_REWRITE | 1 << 31);
         assert_eq!(
             SegmentHeader::decode(&b),

@@ -112,8 +112,9 @@ fn written_spare<'a>(
 }
 
 /// The first LSN in the header of the spare at `path`, if its first 32 bytes are a valid
-/// segment header with no flag set; `None` for anything else (zeros, garbage, a short
-/// file, a file that cannot be read).
+/// segment header with no flag set but `COMPRESSED` (a spare of a compressing log);
+/// `None` for anything else (zeros, garbage, a short file, a file that cannot be read, a
+/// rewrite).
 fn spare_first_lsn(storage: &dyn Storage, path: &Path) -> Option<u64> {
     let f = storage.open(path, false).ok()?;
     if f.size_bytes().ok()? < SEGMENT_HEADER_BYTES as u64 {
@@ -122,7 +123,8 @@ fn spare_first_lsn(storage: &dyn Storage, path: &Path) -> Option<u64> {
     let mut buf = [0u8; SEGMENT_HEADER_BYTES];
     f.read_exact_at(&mut buf, 0).ok()?;
     let h = SegmentHeader::decode(&buf).ok()?;
-    (h.flags == 0 && h.first_lsn > 0).then_some(h.first_lsn)
+    let flags = h.flags & !crate::format::SEGMENT_FLAG_COMPRESSED;
+    (flags == 0 && h.first_lsn > 0).then_some(h.first_lsn)
 }
 
 /// The LSN after the last good frame of `file` read as the last segment; `None` if it

@@ -4,9 +4,9 @@
 
 use crate::error::WalError;
 use crate::format::frame::{
-    encode_record, encode_transaction, transaction_payload_len, MAX_TXN_ENTRIES,
+    encode_record, encode_stored, encode_transaction, transaction_payload_len, MAX_TXN_ENTRIES,
 };
-use crate::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::format::{FrameKind, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::lsn::Lsn;
 
 /// A batch moves whole into the next segment at a rollover (see `Batch::move_whole`)
@@ -203,6 +203,35 @@ impl Batch {
         let delta = (planner.next_lsn - self.first_lsn) as u32;
         encode_transaction(&mut self.buf, planner.next_lsn, delta, entries);
         Ok(self.finish_frame(planner, entries.len() as u64))
+    }
+
+    /// Encodes a frame whose payload is already laid out as stored (`stored`: compressed
+    /// when `flags` says so; see `format/compress.rs`) holding `count` records, and returns
+    /// its first LSN. The size checked against `max_record_bytes` is the stored one: the
+    /// caller checked the payload before compression.
+    pub fn push_stored(
+        &mut self,
+        planner: &mut Planner,
+        kind: FrameKind,
+        flags: u8,
+        count: usize,
+        stored: &[u8],
+    ) -> Result<Lsn, WalError> {
+        if kind == FrameKind::Transaction {
+            check_transaction(count)?;
+        }
+        self.place(planner, stored.len() as u64)?;
+        let delta = (planner.next_lsn - self.first_lsn) as u32;
+        encode_stored(
+            &mut self.buf,
+            kind,
+            flags,
+            planner.next_lsn,
+            delta,
+            count as u16,
+            stored,
+        );
+        Ok(self.finish_frame(planner, count as u64))
     }
 
     /// Plans the batch's frames again from `planner` (which must stand at this batch's first

@@ -9,6 +9,7 @@ use super::index::{SharedIndex, Span, INDEX_STRIDE_BYTES};
 use super::reader::{Record, TxnPosition};
 use super::segment::segment_name;
 use crate::error::WalError;
+use crate::format::compress::frame_payload;
 use crate::format::frame::split_transaction;
 use crate::format::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
 use crate::lsn::Lsn;
@@ -19,7 +20,9 @@ use std::path::Path;
 
 /// The largest `max_bytes` a range read accepts. One call holds about twice its
 /// `max_bytes` at most: the span read (`max_bytes` plus two index strides, or the first
-/// record's frame if larger) and the records copied out of it.
+/// record's frame if larger) and the records copied out of it; plus, for a compressed
+/// frame, its payload decompressed (at most `max_record_bytes`) while its records are
+/// taken out (the records count against `max_bytes` at their decompressed size).
 pub const MAX_READ_BYTES: usize = 64 << 20;
 
 /// Bytes a record counts against a range read's `max_bytes`: its payload and a frame
@@ -46,8 +49,28 @@ pub fn read_records(
     max_bytes: usize,
 ) -> Result<Vec<Record>, WalError> {
     let mut read = RangeRead::new(lsns, max_bytes);
-    read.run(storage, dir, index, Wait::Yes)?;
+    let source = ReadFrom {
+        storage,
+        dir,
+        index,
+        max_record_bytes: super::reader::DEFAULT_MAX_RECORD_BYTES,
+    };
+    read.run(&source, Wait::Yes)?;
     Ok(read.out)
+}
+
+/// Where a range read reads: the log's files and read index, and the bound on a frame's
+/// payload decompressed (the log's `max_record_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadFrom<'a> {
+    /// The file system.
+    pub storage: &'a dyn Storage,
+    /// The log's directory.
+    pub dir: &'a Path,
+    /// The log's read index.
+    pub index: &'a SharedIndex,
+    /// No compressed frame decompresses to more (it is corruption if it claims to).
+    pub max_record_bytes: u64,
 }
 
 /// Reads that changed generation under them are tried again this many times at most
@@ -118,15 +141,9 @@ impl RangeRead {
 
     /// Reads on, span by span, until the read is complete or (with [`Wait::No`]) a span
     /// is not in memory; [`RangeRead::is_done`] tells which.
-    pub fn run(
-        &mut self,
-        storage: &dyn Storage,
-        dir: &Path,
-        index: &SharedIndex,
-        wait: Wait,
-    ) -> Result<(), WalError> {
+    pub fn run(&mut self, from: &ReadFrom<'_>, wait: Wait) -> Result<(), WalError> {
         while !self.done {
-            match self.read_span(storage, dir, index, wait)? {
+            match self.read_span(from, wait)? {
                 SpanEnd::More => {}
                 SpanEnd::Done => self.done = true,
                 SpanEnd::WouldWait => return Ok(()),
@@ -137,13 +154,8 @@ impl RangeRead {
 
     /// Looks `next` up, reads its span with one positional read, and takes the records
     /// out of it.
-    fn read_span(
-        &mut self,
-        storage: &dyn Storage,
-        dir: &Path,
-        index: &SharedIndex,
-        wait: Wait,
-    ) -> Result<SpanEnd, WalError> {
+    fn read_span(&mut self, from: &ReadFrom<'_>, wait: Wait) -> Result<SpanEnd, WalError> {
+        let (storage, dir, index) = (from.storage, from.dir, from.index);
         let mut lookups = 0u32;
         let (span, buf, path) = loop {
             lookups += 1;
@@ -201,12 +213,18 @@ impl RangeRead {
             }
             break (span, buf, path);
         };
-        self.take_records(&span, &buf, &path)
+        self.take_records(&span, &buf, &path, from.max_record_bytes)
     }
 
     /// Walks the frames of a span read from `span.start_offset`, checks the CRC of every
     /// frame whose records are returned, and takes the records in the range out.
-    fn take_records(&mut self, span: &Span, buf: &[u8], path: &Path) -> Result<SpanEnd, WalError> {
+    fn take_records(
+        &mut self,
+        span: &Span,
+        buf: &[u8],
+        path: &Path,
+        max_record_bytes: u64,
+    ) -> Result<SpanEnd, WalError> {
         let stop_lsn = self.end.min(span.end_lsn);
         let corrupt = |at: usize, reason: String| WalError::Corruption {
             segment: path.to_path_buf(),
@@ -244,11 +262,12 @@ impl RangeRead {
                     frame_crc: h.crc,
                     txn: None,
                 };
-                let payload = &frame[FRAME_HEADER_BYTES..];
+                let payload = frame_payload(&h, &frame[FRAME_HEADER_BYTES..], max_record_bytes)
+                    .map_err(|reason| corrupt(pos, reason))?;
                 let parts = match h.kind {
-                    FrameKind::Record => vec![payload],
+                    FrameKind::Record => vec![&payload[..]],
                     FrameKind::Transaction => {
-                        split_transaction(payload, h.count).ok_or_else(|| {
+                        split_transaction(&payload, h.count).ok_or_else(|| {
                             corrupt(pos, "transaction entries do not fill the frame".into())
                         })?
                     }

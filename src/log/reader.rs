@@ -49,6 +49,7 @@ use super::recovery_plan::{kept_by_intent, Adoption, RecoveryPlan};
 use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
 use super::segment::SegmentFile;
 use crate::error::WalError;
+use crate::format::compress::frame_payload;
 use crate::format::frame::split_transaction;
 use crate::format::meta::MetaIntent;
 use crate::format::FrameKind;
@@ -326,14 +327,24 @@ impl LogReader {
                         frame_crc: h.crc,
                         txn: None,
                     };
-                    let payload = seg.payload(&frame)?;
+                    let payload =
+                        match frame_payload(&h, seg.payload(&frame)?, self.max_record_bytes) {
+                            Ok(p) => p,
+                            Err(reason) => {
+                                return Err(WalError::Corruption {
+                                    segment: seg.file.path.clone(),
+                                    offset: frame.offset as u64,
+                                    reason,
+                                })
+                            }
+                        };
                     match h.kind {
                         FrameKind::Record => self.pending.push_back(Record {
-                            payload: payload.to_vec(),
+                            payload: payload.into_owned(),
                             ..base
                         }),
                         FrameKind::Transaction => {
-                            let Some(parts) = split_transaction(payload, h.count) else {
+                            let Some(parts) = split_transaction(&payload, h.count) else {
                                 return Err(WalError::Corruption {
                                     segment: seg.file.path.clone(),
                                     offset: frame.offset as u64,

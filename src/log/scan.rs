@@ -48,6 +48,10 @@ pub struct SegmentData {
     window: Vec<u8>,
     /// How many bytes of `window` hold the file's.
     held: usize,
+    /// Whether its header has the `COMPRESSED` flag: only then may a frame in it be
+    /// compressed (a compressed frame elsewhere is corruption, not a torn write: its CRC
+    /// checked).
+    compressed_ok: bool,
 }
 
 impl SegmentData {
@@ -76,9 +80,10 @@ impl SegmentData {
             window_offset: 0,
             window: Vec::new(),
             held: 0,
+            compressed_ok: false,
         };
         let head = seg.bytes(0, SEGMENT_HEADER_BYTES.min(size as usize))?;
-        check_header(file, head)?;
+        seg.compressed_ok = check_header(file, head)?.allows_compressed();
         Ok(seg)
     }
 
@@ -217,7 +222,11 @@ pub struct SegmentCursor {
 
 enum Decoded {
     Good(FrameHeader),
+    /// Not a whole frame: torn, or damage (which, is for the caller to say).
     Bad(&'static str),
+    /// A frame whose CRC checked but which breaks a rule of the format: corruption
+    /// wherever it is (no crash writes a frame whose CRC checks).
+    Invalid(String),
 }
 
 fn decode_at(seg: &mut SegmentData, pos: u64, max_record_bytes: u64) -> Result<Decoded, WalError> {
@@ -240,9 +249,23 @@ fn decode_at(seg: &mut SegmentData, pos: u64, max_record_bytes: u64) -> Result<D
         return Ok(Decoded::Bad("frame extends past the end of the file"));
     }
     // The CRC covers header bytes 4..24 and the payload.
+    let compressed_ok = seg.compressed_ok;
     let frame = seg.bytes(pos, h.frame_bytes())?;
     if crc32fast::hash(&frame[4..]) != h.crc {
         return Ok(Decoded::Bad("frame CRC mismatch"));
+    }
+    if h.is_compressed() {
+        if !compressed_ok {
+            return Ok(Decoded::Invalid(
+                "compressed frame in a segment whose header lacks the COMPRESSED flag".into(),
+            ));
+        }
+        // Its decompressed length, checked as a payload's length is (the block itself is
+        // decompressed where the payload is read: replay, LogReader, reads).
+        let stored = &frame[FRAME_HEADER_BYTES..];
+        if let Err(reason) = crate::format::compress::raw_len(stored, max_record_bytes) {
+            return Ok(Decoded::Invalid(reason));
+        }
     }
     Ok(Decoded::Good(h))
 }
@@ -318,6 +341,7 @@ impl SegmentCursor {
             ),
         };
         match decode_at(seg, self.pos as u64, self.max_record_bytes)? {
+            Decoded::Invalid(reason) => Err(corrupt(seg, self.pos, reason)),
             Decoded::Good(h) => {
                 if h.lsn != self.next_lsn {
                     return Err(corrupt(

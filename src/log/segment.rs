@@ -200,6 +200,22 @@ pub fn create_segment_with(
     Ok((SegmentFile { first_lsn, path }, file))
 }
 
+/// The header of segment `first_lsn`, open as `f` (at `path`), decoded and checked.
+pub(crate) fn header_of(
+    f: &dyn StorageFile,
+    path: &Path,
+    first_lsn: u64,
+) -> Result<SegmentHeader, WalError> {
+    let mut bytes = [0u8; SEGMENT_HEADER_BYTES];
+    f.read_exact_at(&mut bytes, 0)
+        .map_err(|e| WalError::io("read header", path, e))?;
+    let file = SegmentFile {
+        first_lsn,
+        path: path.to_path_buf(),
+    };
+    check_header(&file, &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -430,7 +430,7 @@ impl super::writer::SegmentWriter {
         };
         let header = crate::format::SegmentHeader::encode_full(
             first_lsn,
-            0,
+            self.segment_flags,
             crate::format::SEGMENT_LOG_KEEPS_META,
         );
         if let Err(e) = spare.file.write_all_at(&header, 0) {

@@ -2,7 +2,7 @@
 //! last segment, in one pass over the bytes.
 //!
 //! Every offset after the damage is a possible frame start. Most fail the header's own
-//! rules (kind 1 or 2, reserved byte 0, count) or the LSN filter at once; the rest are
+//! rules (kind 1 or 2, flags byte 0 or 1, count) or the LSN filter at once; the rest are
 //! *candidates*, and each needs the CRC of its header tail and payload: `crc(a..b)` with
 //! `a = p + 4`, `b = p + 24 + payload_len`. Hashing each payload costs up to
 //! `max_record_bytes` per byte of damage; instead one running CRC `S(i)` of the bytes from
@@ -13,14 +13,16 @@
 //! arithmetic.
 //!
 //! Cost (docs/format.md, "Reading: torn tail or corruption"): each byte is looked at once
-//! by the filters and hashed once; each candidate, at most one per two bytes (the reserved
-//! byte of one is the kind byte of the next), costs a few carry-less multiplications and a
+//! by the filters and hashed once; each candidate, at most one per two bytes (the flags
+//! byte of one, 0 or 1, is the kind byte of the next, which could then only be a record
+//! whose count's high byte is the first one's kind byte: not a count of 1), costs a few carry-less multiplications and a
 //! queue entry of 8 bytes that lives until the scan passes its frame's end. Memory is the
 //! reader's window plus at most 4 bytes per byte of `max_record_bytes + 24`.
 
 use super::scan::SegmentData;
 use crate::error::WalError;
 use crate::format::crc_combine::{extend_zeros, mul, update, x8n};
+use crate::format::frame::FRAME_FLAGS_KNOWN;
 use crate::format::{FrameHeader, FRAME_HEADER_BYTES};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -31,7 +33,7 @@ const SCAN_STEP_BYTES: u64 = (super::scan::READ_WINDOW_BYTES - FRAME_HEADER_BYTE
 
 /// Whether a valid frame (CRC and all) of a write batch that began after `lsn` starts in
 /// `from..=to - 23` (`to`: one past the last non-zero byte; the bytes after it are zeros).
-/// A frame may end in zeros: its reserved byte is 0 and an empty or all-zero payload adds
+/// A frame may end in zeros: its flags byte may be 0 and an empty or all-zero payload adds
 /// none, but its kind byte (at +22, never 0) is its last non-zero byte at the latest.
 pub(crate) fn later_batch_frame(
     seg: &mut SegmentData,
@@ -61,8 +63,8 @@ pub(crate) fn later_batch_frame(
             let i = (p - base) as usize;
             let hdr = &window[i..i + FRAME_HEADER_BYTES];
             p += 1;
-            // The header's own rules first (kind 1 or 2, reserved 0), then the LSN.
-            if hdr[23] != 0 || !(hdr[22] == 1 || hdr[22] == 2) {
+            // The header's own rules first (kind 1 or 2, known flags), then the LSN.
+            if hdr[23] & !FRAME_FLAGS_KNOWN != 0 || !(hdr[22] == 1 || hdr[22] == 2) {
                 continue;
             }
             let Some(h) = hdr.try_into().ok().and_then(FrameHeader::parse) else {

@@ -105,6 +105,14 @@ pub struct SegmentWriter {
     /// written: a batch of another epoch follows a rewind or reset, and the file handles
     /// held are dropped before it is written.
     files_epoch: u64,
+    /// Header flags the segments this writer creates carry, besides their own:
+    /// [`SEGMENT_FLAG_COMPRESSED`](crate::format::SEGMENT_FLAG_COMPRESSED) when the log
+    /// compresses. An existing segment without them that it is about to write its first
+    /// frame into (an empty tail: a new log's first segment, after a reset or a rewind to
+    /// a segment's start) is created again with them first ([`Self::active_file`]); one
+    /// that holds frames is left as it is, and the queue writes only plain frames into it
+    /// until the log rolls over.
+    pub segment_flags: u32,
 }
 
 impl SegmentWriter {
@@ -128,6 +136,7 @@ impl SegmentWriter {
             fence: None,
             meta: None,
             files_epoch: 0,
+            segment_flags: 0,
         }
     }
 
@@ -135,13 +144,43 @@ impl SegmentWriter {
         self.dir.join(segment_name(first_lsn))
     }
 
-    fn active_file(&mut self, first_lsn: u64) -> Result<&dyn StorageFile, WalError> {
+    /// The segment `first_lsn` open for writing; `empty`: the write goes right after its
+    /// header (it holds no frame the log keeps).
+    fn active_file(&mut self, first_lsn: u64, empty: bool) -> Result<&dyn StorageFile, WalError> {
         if self.active.as_ref().map(|(l, _)| *l) != Some(first_lsn) {
             let path = self.path_of(first_lsn);
-            let f = self
+            let mut f = self
                 .storage
                 .open(&path, true)
                 .map_err(|e| WalError::io("open", &path, e))?;
+            if self.segment_flags != 0 && empty {
+                let header = super::segment::header_of(f.as_ref(), &path, first_lsn)?;
+                if header.flags & self.segment_flags == self.segment_flags {
+                    // It may be the one an earlier attempt created again, renamed over the
+                    // old one, and whose directory fsync then failed: the rename must be
+                    // durable before frames go in, or a crash brings back the old, empty
+                    // segment and loses them (the torture test found it). Rare: the first
+                    // frame into an empty segment only.
+                    self.storage
+                        .sync_dir(&self.dir)
+                        .map_err(|e| WalError::io("fsync dir", &self.dir, e))?;
+                } else {
+                    // Created again (under `.tmp`, renamed over it: old or new after a
+                    // crash, both empty) rather than its header written in place, which a
+                    // crash could tear.
+                    drop(f);
+                    f = create_segment_with(
+                        self.storage.as_ref(),
+                        &self.dir,
+                        first_lsn,
+                        self.segment_size_bytes,
+                        self.preallocate,
+                        header.flags | self.segment_flags,
+                        &mut |_, _| Ok(()),
+                    )?
+                    .1;
+                }
+            }
             self.active = Some((first_lsn, f));
         }
         match &self.active {
@@ -259,7 +298,7 @@ impl SegmentWriter {
                 if !from_spare {
                     // Named at once: the segment left must be durable before it exists.
                     self.sync_leaving()?;
-                    self.create_segment(batch, done, flags)?;
+                    self.create_segment(batch, done, flags | self.segment_flags)?;
                 }
             }
             #[cfg(feature = "failpoints")]
@@ -271,10 +310,13 @@ impl SegmentWriter {
                 );
                 Err(self.undo(batch, done, "write", e))
             });
-            let res = self.active_file(chunk.segment_first_lsn).and_then(|f| {
-                f.write_all_at(&batch.buf[chunk.start..chunk.end], chunk.offset)
-                    .map_err(|e| WalError::io("write", PathBuf::new(), e))
-            });
+            let empty = chunk.offset == crate::format::SEGMENT_HEADER_BYTES as u64;
+            let res = self
+                .active_file(chunk.segment_first_lsn, empty)
+                .and_then(|f| {
+                    f.write_all_at(&batch.buf[chunk.start..chunk.end], chunk.offset)
+                        .map_err(|e| WalError::io("write", PathBuf::new(), e))
+                });
             if let Err(e) = res {
                 let e = with_path(e, self.path_of(chunk.segment_first_lsn));
                 return Err(self.undo(batch, done, "write", e));
@@ -448,7 +490,7 @@ impl SegmentWriter {
                 batch.first_lsn,
                 self.segment_size_bytes,
                 self.preallocate,
-                SEGMENT_FLAG_REWRITE,
+                SEGMENT_FLAG_REWRITE | self.segment_flags,
                 &mut |_, _| Ok(()),
             )
             .map(|_| ());

@@ -9,6 +9,26 @@ use actix_wal::{Append, CommitMode, Durability, Lsn, Wal, WalConfig};
 use futures::future::join_all;
 use std::time::Duration;
 
+/// Whether generation `gen` of the actor workload's log compresses (LZ4 from the
+/// smallest threshold, 32 bytes: the workload's payloads are short; transactions, whose
+/// entries share their tags' bytes, are the frames stored compressed): one generation in
+/// three, drawn from the seed (so a log mixes compressed and plain generations);
+/// `TORTURE_COMPRESSION=1` every generation, `=0` none.
+pub(crate) fn compression(seed: u64, gen: u32) -> actix_wal::Compression {
+    let on = match std::env::var("TORTURE_COMPRESSION").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => Rng::new(mix(mix(seed, 79), u64::from(gen))).chance(1, 3),
+    };
+    if on {
+        actix_wal::Compression::Lz4 {
+            min_bytes: actix_wal::format::compress::MIN_COMPRESS_BYTES,
+        }
+    } else {
+        actix_wal::Compression::None
+    }
+}
+
 /// One client of the actor workload: durable appends, transactions, buffered appends
 /// acknowledged by a later flush, mode switches and truncations. A definite failure is
 /// retried once, sometimes later.
@@ -110,6 +130,7 @@ pub(crate) fn run_actors(
     let sim = sim.clone();
     let oracle = oracle.clone();
     let faults = setup.always_faults || Rng::new(mix(seed, 77)).chance(1, 3);
+    let compression = compression(seed, gen);
     let fault = setup.fault;
     actix::System::new().block_on(async move {
         let cfg = WalConfig {
@@ -119,6 +140,7 @@ pub(crate) fn run_actors(
             preallocate: p.preallocate,
             flush_interval_ms: 2,
             storage,
+            compression,
             ..WalConfig::default()
         };
         let wal = Wal::open(DIR, cfg)

@@ -5,11 +5,12 @@
 //! `Flush` and `WaitDurable`, which park a waiter for everything queued so far or up to an
 //! LSN.
 
+use super::entry::{AppendEntry, Entry, Payload, TxnPayload};
 use super::waiters::{LsnResponse, Resp, Waiter};
 use super::Queue;
 use crate::config::WhenFull;
 use crate::error::WalError;
-use crate::format::FRAME_HEADER_BYTES;
+use crate::format::{FrameKind, FRAME_FLAG_LZ4, FRAME_HEADER_BYTES};
 use crate::health::AlertKind;
 use crate::log::batch::check_transaction;
 use crate::log::{Batch, Planner};
@@ -21,42 +22,8 @@ use crate::stats::WalMode;
 use actix::prelude::*;
 use std::time::Instant;
 
-/// What a message asks to append.
-pub(super) enum Entry {
-    /// `Append`: one record, one frame.
-    Record(Vec<u8>),
-    /// `Commit`: one frame holding every entry (atomic).
-    Txn(Vec<Vec<u8>>),
-    /// `AppendBatch`: one frame per record, across as many batches as it takes.
-    Records(Vec<Vec<u8>>),
-}
-
+/// The checks of what a message asks to append.
 impl Entry {
-    /// Bytes of frames it adds to the queue (what `max_queue_bytes` bounds).
-    fn frame_bytes(&self) -> usize {
-        match self {
-            Entry::Record(p) => FRAME_HEADER_BYTES + p.len(),
-            Entry::Txn(e) => FRAME_HEADER_BYTES + crate::format::frame::transaction_payload_len(e),
-            Entry::Records(r) => r.iter().map(|p| FRAME_HEADER_BYTES + p.len()).sum(),
-        }
-    }
-
-    /// Its largest frame payload (what `max_record_bytes` bounds).
-    fn largest_payload_bytes(&self) -> usize {
-        match self {
-            Entry::Record(p) => p.len(),
-            Entry::Txn(e) => crate::format::frame::transaction_payload_len(e),
-            Entry::Records(r) => r.iter().map(Vec::len).max().unwrap_or(0),
-        }
-    }
-
-    fn count(&self) -> usize {
-        match self {
-            Entry::Record(_) => 1,
-            Entry::Txn(e) | Entry::Records(e) => e.len(),
-        }
-    }
-
     /// Refuses what the log can never take, before anything is queued.
     fn check(&self, max_record_bytes: u64, max_queue: (usize, usize)) -> Result<(), WalError> {
         let payload = self.largest_payload_bytes() as u64;
@@ -68,7 +35,7 @@ impl Entry {
         }
         match self {
             Entry::Record(_) => Ok(()),
-            Entry::Txn(e) => check_transaction(e.len()),
+            Entry::Txn(t) => check_transaction(t.count()),
             Entry::Records(r) if r.is_empty() => Err(WalError::EmptyBatch),
             Entry::Records(r) => {
                 let (max_bytes, max_records) = max_queue;
@@ -87,9 +54,21 @@ impl Entry {
     }
 }
 
+/// Encodes one record's frame, as given or compressed.
+fn push_payload(b: &mut Batch, planner: &mut Planner, p: &Payload) -> Result<Lsn, WalError> {
+    match p {
+        Payload::Plain(p) => b.push_record(planner, p),
+        Payload::Lz4 { stored, .. } => {
+            b.push_stored(planner, FrameKind::Record, FRAME_FLAG_LZ4, 1, stored)
+        }
+    }
+}
+
 /// An append held while the queue is full (at most one: a full queue takes no messages).
 pub(super) struct Stashed {
     pub(super) entry: Entry,
+    /// Its payloads were compressed (or left plain) by the caller already.
+    pub(super) decided: bool,
     pub(super) options: AppendOptions,
 }
 
@@ -105,6 +84,7 @@ impl Queue {
     pub(super) fn submit(
         &mut self,
         entry: Entry,
+        decided: bool,
         options: AppendOptions,
         ctx: &mut Context<Self>,
     ) -> LsnResponse {
@@ -126,14 +106,18 @@ impl Queue {
                 })));
             }
             if self.wait_in_flight(ctx) {
-                self.stash = Some(Stashed { entry, options });
+                self.stash = Some(Stashed {
+                    entry,
+                    decided,
+                    options,
+                });
                 self.stats.blocked_appends = 1;
                 return LsnResponse(Resp::Stash(self.replies.clone()));
             }
             // Nothing in flight to wait for (cannot happen while anything is queued):
             // admit over the limit rather than wait forever.
         }
-        match self.admit(entry, &options, ctx) {
+        match self.admit(entry, decided, &options, ctx) {
             Ok(Some(lsn)) => LsnResponse(Resp::Ready(Ok(lsn))),
             Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
             Err(e) => LsnResponse(Resp::Ready(Err(e))),
@@ -146,21 +130,43 @@ impl Queue {
     pub(super) fn admit(
         &mut self,
         entry: Entry,
+        decided: bool,
         options: &AppendOptions,
         ctx: &mut Context<Self>,
     ) -> Result<Option<Lsn>, WalError> {
+        // Compressed here unless the caller did it (`entry.rs`); a compressed frame never
+        // goes into a segment without the COMPRESSED flag: it starts a new segment.
+        let entry = if decided {
+            entry
+        } else {
+            entry.compressed(&self.cfg.compression)
+        };
+        self.roll_next = self.plain_segment.is_some() && entry.has_lz4();
         let frame = entry.frame_bytes();
         // The frames cannot fail to encode now: their sizes passed `Entry::check`.
         let lsn = match &entry {
-            Entry::Record(p) => self.encode(frame, true, |b, planner| b.push_record(planner, p))?,
-            Entry::Txn(e) => {
+            Entry::Record(p) => {
+                self.encode(frame, true, |b, planner| push_payload(b, planner, p))?
+            }
+            Entry::Txn(TxnPayload::Plain(e)) => {
                 self.encode(frame, true, |b, planner| b.push_transaction(planner, e))?
+            }
+            Entry::Txn(TxnPayload::Lz4 { stored, count, .. }) => {
+                self.encode(frame, true, |b, planner| {
+                    b.push_stored(
+                        planner,
+                        FrameKind::Transaction,
+                        FRAME_FLAG_LZ4,
+                        *count,
+                        stored,
+                    )
+                })?
             }
             Entry::Records(records) => {
                 let first = Lsn(self.planner.next_lsn);
                 for (i, p) in records.iter().enumerate() {
-                    let frame = FRAME_HEADER_BYTES + p.len();
-                    self.encode(frame, i == 0, |b, planner| b.push_record(planner, p))?;
+                    let frame = FRAME_HEADER_BYTES + p.stored_len();
+                    self.encode(frame, i == 0, |b, planner| push_payload(b, planner, p))?;
                 }
                 first
             }
@@ -233,6 +239,14 @@ impl Queue {
         let Some(batch) = self.pending.back_mut() else {
             unreachable!("a batch was pushed just above if none was gathering")
         };
+        if std::mem::take(&mut self.roll_next)
+            && Some(self.planner.segment_first_lsn) == self.plain_segment
+        {
+            // The segment is full as far as this entry's frames go: they start the next
+            // one, which the writer creates with COMPRESSED (`entry.rs`). After the batch's
+            // start was taken, so a failed write goes back to the segment's real end.
+            self.planner.offset = self.planner.offset.max(self.planner.segment_size_bytes);
+        }
         push(batch, &mut self.planner)
     }
 
@@ -256,7 +270,7 @@ impl Queue {
             return;
         }
         self.stats.blocked_appends = 0;
-        match self.admit(stashed.entry, &stashed.options, ctx) {
+        match self.admit(stashed.entry, stashed.decided, &stashed.options, ctx) {
             Ok(Some(lsn)) => {
                 if let Some(tx) = tx {
                     let _ = tx.send(Ok(lsn));
@@ -281,7 +295,12 @@ impl Handler<Append> for Queue {
 
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
-        self.submit(Entry::Record(msg.payload), msg.options, ctx)
+        self.submit(
+            Entry::Record(Payload::Plain(msg.payload)),
+            false,
+            msg.options,
+            ctx,
+        )
     }
 }
 
@@ -290,7 +309,8 @@ impl Handler<AppendBatch> for Queue {
 
     fn handle(&mut self, msg: AppendBatch, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
-        self.submit(Entry::Records(msg.records), msg.options, ctx)
+        let records = msg.records.into_iter().map(Payload::Plain).collect();
+        self.submit(Entry::Records(records), false, msg.options, ctx)
     }
 }
 
@@ -299,7 +319,17 @@ impl Handler<Commit> for Queue {
 
     fn handle(&mut self, msg: Commit, ctx: &mut Self::Context) -> LsnResponse {
         self.record_enqueue_wait(&msg.options);
-        self.submit(Entry::Txn(msg.entries), msg.options, ctx)
+        let entry = Entry::Txn(TxnPayload::Plain(msg.entries));
+        self.submit(entry, false, msg.options, ctx)
+    }
+}
+
+impl Handler<AppendEntry> for Queue {
+    type Result = LsnResponse;
+
+    fn handle(&mut self, msg: AppendEntry, ctx: &mut Self::Context) -> LsnResponse {
+        self.record_enqueue_wait(&msg.options);
+        self.submit(msg.entry, true, msg.options, ctx)
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod admit;
 mod dispatch;
+pub(crate) mod entry;
 mod failure;
 mod lifecycle;
 mod observe;
@@ -124,6 +125,14 @@ pub struct Queue {
     index: SharedIndex,
     /// The durable end and cuts, for subscribers (`progress.rs`).
     progress: crate::progress::ProgressTx,
+    /// A segment with frames whose header lacks `COMPRESSED` (the tail at open, or where
+    /// a rewind went back to), by first LSN: no compressed frame goes into it; the first
+    /// one starts a new segment (`entry.rs`). `None` when the log does not compress or
+    /// there is none.
+    plain_segment: Option<u64>,
+    /// Set by `admit` for an entry with compressed frames while the planner may be in
+    /// `plain_segment`; taken by `encode` before its first frame.
+    roll_next: bool,
     /// While a rewind or reset drains the queue: waiters covering LSNs at or past this
     /// are not answered, even when durable (they are answered or failed once it is
     /// done). `u64::MAX` otherwise.
@@ -181,7 +190,9 @@ impl Queue {
             cfg.preallocate,
         );
         local_writer.meta = Some(dir.meta().clone());
+        local_writer.segment_flags = cfg.segment_flags();
         let durable_end = planner.next_lsn;
+        let plain_segment = entry::plain_segment(&cfg, &dir, &planner);
         // Recovery has read `META`; a log without one starts at its next LSN. LSN 0 is
         // never given out.
         let assigned_from = dir
@@ -232,6 +243,8 @@ impl Queue {
             holding: false,
             index,
             progress,
+            plain_segment,
+            roll_next: false,
             answer_limit: u64::MAX,
             cfg,
         }

@@ -167,6 +167,9 @@ impl Queue {
                 self.planner.offset = offset;
                 self.planner.next_lsn = next_lsn;
                 self.planner.files_epoch += 1;
+                if let Some(dir) = &self.dir {
+                    self.plain_segment = super::entry::plain_segment(&self.cfg, dir, &self.planner);
+                }
                 self.durable_end = next_lsn;
                 self.urgent_end = self.urgent_end.min(next_lsn);
                 self.written_segment = Some(segment_first_lsn);
