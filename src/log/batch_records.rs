@@ -1,10 +1,12 @@
 //! Records out of a durable batch still in memory: what live subscribers
 //! ([`crate::Subscription`]) take instead of reading the files while they keep up. The
 //! batch holds the very bytes the flusher wrote and fsynced, frame by frame, so each record
-//! comes out as a read of the files would give it (its segment, offset and CRC included).
+//! comes out as a read of the files would give it (its segment, offset and CRC included;
+//! a compressed frame decompressed).
 
 use super::batch::Batch;
 use super::reader::{Record, TxnPosition};
+use crate::format::compress::frame_payload;
 use crate::format::frame::split_transaction;
 use crate::format::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
 use crate::lsn::Lsn;
@@ -30,10 +32,14 @@ pub fn batch_records(batch: &Batch, from: u64, end: u64, out: &mut VecDeque<Reco
                 return true;
             }
             if h.lsn + u64::from(h.count) > from {
-                let payload = &batch.buf[pos + FRAME_HEADER_BYTES..frame_end];
+                let stored = &batch.buf[pos + FRAME_HEADER_BYTES..frame_end];
+                // The queue encoded it within `max_record_bytes`: no bound of its own here.
+                let Ok(payload) = frame_payload(&h, stored, u64::MAX) else {
+                    return false;
+                };
                 let parts = match h.kind {
-                    FrameKind::Record => vec![payload],
-                    FrameKind::Transaction => match split_transaction(payload, h.count) {
+                    FrameKind::Record => vec![&payload[..]],
+                    FrameKind::Transaction => match split_transaction(&payload, h.count) {
                         Some(parts) => parts,
                         None => return false,
                     },
