@@ -70,6 +70,8 @@ pub(super) struct Stashed {
     /// Its payloads were compressed (or left plain) by the caller already.
     pub(super) decided: bool,
     pub(super) options: AppendOptions,
+    /// When it reached the queue (the commit latency counts from there).
+    pub(super) arrived: Instant,
 }
 
 impl Queue {
@@ -86,6 +88,7 @@ impl Queue {
         entry: Entry,
         decided: bool,
         options: AppendOptions,
+        arrived: Instant,
         ctx: &mut Context<Self>,
     ) -> LsnResponse {
         if let Some(e) = self.refusal() {
@@ -110,6 +113,7 @@ impl Queue {
                     entry,
                     decided,
                     options,
+                    arrived,
                 });
                 self.stats.blocked_appends = 1;
                 return LsnResponse(Resp::Stash(self.replies.clone()));
@@ -117,7 +121,7 @@ impl Queue {
             // Nothing in flight to wait for (cannot happen while anything is queued):
             // admit over the limit rather than wait forever.
         }
-        match self.admit(entry, decided, &options, ctx) {
+        match self.admit(entry, decided, &options, arrived, ctx) {
             Ok(Some(lsn)) => LsnResponse(Resp::Ready(Ok(lsn))),
             Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
             Err(e) => LsnResponse(Resp::Ready(Err(e))),
@@ -132,6 +136,7 @@ impl Queue {
         entry: Entry,
         decided: bool,
         options: &AppendOptions,
+        arrived: Instant,
         ctx: &mut Context<Self>,
     ) -> Result<Option<Lsn>, WalError> {
         // Compressed here unless the caller did it (`entry.rs`); a compressed frame never
@@ -205,7 +210,7 @@ impl Queue {
             self.replies.borrow_mut().waiters.push_back(Waiter {
                 end,
                 reply: lsn,
-                since: durable.then(Instant::now),
+                since: durable.then_some(arrived),
                 batch: matches!(&entry, Entry::Records(r) if r.len() > 1),
                 tx: None,
                 notify,
@@ -270,7 +275,14 @@ impl Queue {
             return;
         }
         self.stats.blocked_appends = 0;
-        match self.admit(stashed.entry, stashed.decided, &stashed.options, ctx) {
+        let arrived = stashed.arrived;
+        match self.admit(
+            stashed.entry,
+            stashed.decided,
+            &stashed.options,
+            arrived,
+            ctx,
+        ) {
             Ok(Some(lsn)) => {
                 if let Some(tx) = tx {
                     let _ = tx.send(Ok(lsn));
@@ -294,11 +306,12 @@ impl Handler<Append> for Queue {
     type Result = LsnResponse;
 
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> LsnResponse {
-        self.record_enqueue_wait(&msg.options);
+        let arrived = self.arrived(&msg.options);
         self.submit(
             Entry::Record(Payload::Plain(msg.payload)),
             false,
             msg.options,
+            arrived,
             ctx,
         )
     }
@@ -308,9 +321,9 @@ impl Handler<AppendBatch> for Queue {
     type Result = LsnResponse;
 
     fn handle(&mut self, msg: AppendBatch, ctx: &mut Self::Context) -> LsnResponse {
-        self.record_enqueue_wait(&msg.options);
+        let arrived = self.arrived(&msg.options);
         let records = msg.records.into_iter().map(Payload::Plain).collect();
-        self.submit(Entry::Records(records), false, msg.options, ctx)
+        self.submit(Entry::Records(records), false, msg.options, arrived, ctx)
     }
 }
 
@@ -318,9 +331,9 @@ impl Handler<Commit> for Queue {
     type Result = LsnResponse;
 
     fn handle(&mut self, msg: Commit, ctx: &mut Self::Context) -> LsnResponse {
-        self.record_enqueue_wait(&msg.options);
+        let arrived = self.arrived(&msg.options);
         let entry = Entry::Txn(TxnPayload::Plain(msg.entries));
-        self.submit(entry, false, msg.options, ctx)
+        self.submit(entry, false, msg.options, arrived, ctx)
     }
 }
 
@@ -328,8 +341,8 @@ impl Handler<AppendEntry> for Queue {
     type Result = LsnResponse;
 
     fn handle(&mut self, msg: AppendEntry, ctx: &mut Self::Context) -> LsnResponse {
-        self.record_enqueue_wait(&msg.options);
-        self.submit(msg.entry, true, msg.options, ctx)
+        let arrived = self.arrived(&msg.options);
+        self.submit(msg.entry, true, msg.options, arrived, ctx)
     }
 }
 

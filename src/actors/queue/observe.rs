@@ -6,6 +6,7 @@ use crate::lsn::Lsn;
 use crate::messages::GetStats;
 use crate::metrics::mode_value;
 use actix::prelude::*;
+use std::time::Instant;
 
 impl Queue {
     /// Sums the sizes of every segment file and spare (at open, after a truncation or a
@@ -160,14 +161,17 @@ impl Handler<GetHealth> for Queue {
 }
 
 impl Queue {
-    /// [`crate::metrics::ENQUEUE_WAIT`]: the time since the message was built, as the
-    /// handler starts (one sample per stamped message).
-    pub(super) fn record_enqueue_wait(&self, options: &crate::messages::AppendOptions) {
+    /// A message reaches the handler: the clock is read once, for
+    /// [`crate::metrics::ENQUEUE_WAIT`] (the time since the message was built, one sample
+    /// per stamped message) and for the commit latency, which counts from here.
+    pub(super) fn arrived(&self, options: &crate::messages::AppendOptions) -> Instant {
+        let now = Instant::now();
         if let Some(built) = options.built_at {
             self.metrics
                 .enqueue_wait
-                .record(built.elapsed().as_secs_f64());
+                .record(now.saturating_duration_since(built).as_secs_f64());
         }
+        now
     }
 }
 
