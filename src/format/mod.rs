@@ -6,6 +6,7 @@ pub mod codec;
 pub(crate) mod crc_combine;
 pub mod frame;
 pub mod meta;
+pub mod meta_cursors;
 pub mod segment_header;
 
 pub use frame::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
