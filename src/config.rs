@@ -140,6 +140,31 @@ pub struct WalConfig {
     pub replay_from: Option<Lsn>,
     /// Which thread the queue runs on. Default [`QueueThread::Caller`].
     pub queue_thread: QueueThread,
+    /// Retention by size (issue 22; PostgreSQL's `wal_keep_size`): keep at most this many
+    /// bytes of segments wholly below the checkpoint (the newest ones), for readers and
+    /// late cursors, instead of removing them at `truncate_before`. Segment granularity.
+    /// Default 0: none (with `retention_secs` 0 too, the checkpoint removes what lies
+    /// below it, as before cursors existed). See docs/operations.md, "Cursors and
+    /// retention".
+    pub retention_bytes: u64,
+    /// Retention by age: keep segments wholly below the checkpoint that were written at
+    /// most this many seconds ago (their modification time). With `retention_bytes` also
+    /// set, a segment is kept only within both. Checked at every checkpoint, cursor
+    /// change, and every `retention_check_interval_ms`. Default 0: none.
+    pub retention_secs: u64,
+    /// How often the queue runs retention on its own while `retention_secs` is set, in
+    /// milliseconds (a checkpoint or a cursor change also runs it). Default 1,000.
+    pub retention_check_interval_ms: u64,
+    /// A cursor that would hold more than this many bytes of segments (from the segment
+    /// holding its LSN to the newest) beyond what the checkpoint and the retention policy
+    /// keep is invalidated instead (`CursorInvalidated` alert, then
+    /// [`WalError::CursorInvalidated`] on its next use): PostgreSQL's
+    /// `max_slot_wal_keep_size`. Default 16 GiB; `u64::MAX` for no cap.
+    pub max_cursor_lag_bytes: u64,
+    /// Bound on the number of named cursors (`Wal::cursor`). Default 64, at most 1,024.
+    pub max_cursors: usize,
+    /// Bound on a cursor name's length in bytes. Default 64, at most 255.
+    pub max_cursor_name_bytes: usize,
 }
 
 impl std::fmt::Debug for WalConfig {
@@ -168,6 +193,15 @@ impl std::fmt::Debug for WalConfig {
             .field("replay_from", &self.replay_from)
             .field("queue_thread", &self.queue_thread)
             .field("group_read", &self.group_read)
+            .field("retention_bytes", &self.retention_bytes)
+            .field("retention_secs", &self.retention_secs)
+            .field(
+                "retention_check_interval_ms",
+                &self.retention_check_interval_ms,
+            )
+            .field("max_cursor_lag_bytes", &self.max_cursor_lag_bytes)
+            .field("max_cursors", &self.max_cursors)
+            .field("max_cursor_name_bytes", &self.max_cursor_name_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -205,9 +239,18 @@ impl Default for WalConfig {
             max_meta_bytes: crate::format::meta::DEFAULT_MAX_META_BYTES,
             replay_from: None,
             queue_thread: QueueThread::Caller,
+            retention_bytes: 0,
+            retention_secs: 0,
+            retention_check_interval_ms: 1_000,
+            max_cursor_lag_bytes: DEFAULT_MAX_CURSOR_LAG_BYTES,
+            max_cursors: 64,
+            max_cursor_name_bytes: 64,
         }
     }
 }
+
+/// Default `max_cursor_lag_bytes`: 16 GiB.
+pub const DEFAULT_MAX_CURSOR_LAG_BYTES: u64 = 16 << 30;
 
 impl WalConfig {
     /// The on-disk log's part of the configuration.
@@ -227,6 +270,38 @@ impl WalConfig {
         self.storage
             .with_group_read(self.group_read)
             .unwrap_or_else(|| self.storage.clone())
+    }
+
+    /// The retention policy the log's directory applies (`log/retention.rs`).
+    pub(crate) fn retention_policy(&self) -> crate::log::RetentionPolicy {
+        crate::log::RetentionPolicy {
+            retention_bytes: self.retention_bytes,
+            retention_secs: self.retention_secs,
+            max_cursor_lag_bytes: self.max_cursor_lag_bytes,
+        }
+    }
+
+    /// Checks the cursor and retention fields.
+    fn check_retention(&self) -> Result<(), WalError> {
+        use crate::format::meta_cursors::{MAX_CURSORS_LIMIT, MAX_CURSOR_NAME_LIMIT};
+        if self.max_cursors > MAX_CURSORS_LIMIT {
+            return Err(WalError::InvalidConfig(format!(
+                "max_cursors ({}) must be at most {MAX_CURSORS_LIMIT}",
+                self.max_cursors
+            )));
+        }
+        if self.max_cursor_name_bytes == 0 || self.max_cursor_name_bytes > MAX_CURSOR_NAME_LIMIT {
+            return Err(WalError::InvalidConfig(format!(
+                "max_cursor_name_bytes ({}) must be in 1..={MAX_CURSOR_NAME_LIMIT}",
+                self.max_cursor_name_bytes
+            )));
+        }
+        if self.retention_check_interval_ms == 0 {
+            return Err(WalError::InvalidConfig(
+                "retention_check_interval_ms must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks every field and their relations.
@@ -260,6 +335,7 @@ impl WalConfig {
                 self.first_lsn
             ));
         }
+        self.check_retention()?;
         if self.max_meta_bytes > crate::format::meta::MAX_META_BYTES_LIMIT {
             return bad(format!(
                 "max_meta_bytes ({}) must be at most {}",

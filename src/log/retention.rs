@@ -213,13 +213,14 @@ impl LogDir {
     /// The cursor `name`, created durably at the log's first LSN if it does not exist
     /// (after a retention run, so that it starts where the log now starts). Checked: the
     /// name ([`WalError::InvalidCursorName`]), the count ([`WalError::TooManyCursors`]);
-    /// an invalidated cursor is [`WalError::CursorInvalidated`].
+    /// an invalidated cursor is [`WalError::CursorInvalidated`]. With the retention run
+    /// that preceded a creation, if there was one.
     pub fn open_cursor(
         &self,
         name: &str,
         max_cursors: usize,
         max_name_bytes: usize,
-    ) -> Result<CursorMeta, WalError> {
+    ) -> Result<(CursorMeta, Option<Retained>), WalError> {
         if let Some(reason) = crate::format::meta_cursors::check_cursor_name(name, max_name_bytes) {
             return Err(WalError::InvalidCursorName {
                 name: name.to_string(),
@@ -228,13 +229,14 @@ impl LogDir {
         }
         let current = self.meta().current();
         if let Some(c) = current.as_ref().and_then(|m| m.cursor(name)) {
-            return valid(c);
+            return valid(c).map(|c| (c, None));
         }
         let count = current.as_ref().map_or(0, |m| m.cursors.len());
         if count >= max_cursors {
             return Err(WalError::TooManyCursors { max: max_cursors });
         }
-        let first = self.retain_with(|_| {})?.first_lsn;
+        let retained = self.retain_with(|_| {})?;
+        let first = retained.first_lsn;
         let cursor = CursorMeta {
             name: name.to_string(),
             lsn: first,
@@ -243,11 +245,11 @@ impl LogDir {
         let put = cursor.clone();
         self.meta().update(|m| m.put_cursor(put))?;
         tracing::debug!(name, lsn = first, "cursor created");
-        Ok(cursor)
+        Ok((cursor, Some(retained)))
     }
 
     /// Moves the cursor `name` to `lsn` (durable before it returns), then runs retention.
-    /// `lsn` equal to where it stands changes nothing. Refused, changing nothing: no such
+    /// `lsn` equal to where it stands changes nothing (`None`). Refused, changing nothing: no such
     /// cursor, an invalidated one, `lsn` below it ([`WalError::CursorBackwards`]) or past
     /// `durable_end` ([`WalError::CursorPastEnd`]).
     pub fn advance_cursor(
@@ -255,7 +257,7 @@ impl LogDir {
         name: &str,
         lsn: u64,
         durable_end: u64,
-    ) -> Result<Retained, WalError> {
+    ) -> Result<Option<Retained>, WalError> {
         let current = self.cursor_meta(name)?;
         valid(&current)?;
         if lsn < current.lsn {
@@ -273,10 +275,7 @@ impl LogDir {
             });
         }
         if lsn == current.lsn {
-            return Ok(Retained {
-                first_lsn: self.meta().current().map_or(0, |m| m.first_lsn),
-                ..Retained::default()
-            });
+            return Ok(None);
         }
         self.retain_with(|m| {
             m.put_cursor(CursorMeta {
@@ -284,6 +283,7 @@ impl LogDir {
                 ..current.clone()
             })
         })
+        .map(Some)
     }
 
     /// Removes the cursor `name` (valid or invalidated), durably, then runs retention.
