@@ -40,7 +40,11 @@ fn bytes_below(dir: &Path, lsn: u64) -> u64 {
     let segs = segment_lsns(dir);
     segs.windows(2)
         .take_while(|w| w[1] <= lsn)
-        .map(|w| std::fs::metadata(dir.join(segment_name(w[0]))).unwrap().len())
+        .map(|w| {
+            std::fs::metadata(dir.join(segment_name(w[0])))
+                .unwrap()
+                .len()
+        })
         .sum()
 }
 
@@ -59,7 +63,10 @@ async fn without_cursors_or_retention_a_checkpoint_removes_what_lies_below_it_as
     let after = segment_lsns(d.path());
     assert_eq!(after.len(), before.len() - removed);
     // Exactly the segments wholly below 250 went; 250 is the first LSN, not a segment's.
-    assert!(after[0] <= 250 && after.get(1).is_none_or(|&s| s > 250), "{after:?}");
+    assert!(
+        after[0] <= 250 && after.get(1).is_none_or(|&s| s > 250),
+        "{after:?}"
+    );
     let s = wal.stats().await.unwrap();
     assert_eq!((s.first_lsn, s.checkpoint_lsn), (Lsn(250), Lsn(250)));
     assert!(matches!(
@@ -133,7 +140,10 @@ async fn a_cursor_keeps_its_records_across_a_restart_and_replay_starts_at_the_ch
     let cfg = small().replay_to(Collector(seen.clone()).start().recipient());
     let wal = Wal::open(d.path(), cfg).await.unwrap();
     let report = wal.recovery_report();
-    assert_eq!((report.first_lsn, report.checkpoint_lsn), (Lsn(50), Lsn(150)));
+    assert_eq!(
+        (report.first_lsn, report.checkpoint_lsn),
+        (Lsn(50), Lsn(150))
+    );
     assert_eq!(*seen.lock().unwrap(), (150..=200).collect::<Vec<_>>());
     use futures::StreamExt;
     let replayed: Vec<u64> = wal.replay().map(|r| r.unwrap().lsn.0).collect().await;
@@ -151,7 +161,9 @@ async fn a_cursor_keeps_its_records_across_a_restart_and_replay_starts_at_the_ch
 async fn retention_bytes_keeps_at_most_that_many_bytes_below_the_checkpoint() {
     let d = tempfile::tempdir().unwrap();
     let keep = 3 * SEGMENT + SEGMENT / 2;
-    let wal = Wal::open(d.path(), small().retention_bytes(keep)).await.unwrap();
+    let wal = Wal::open(d.path(), small().retention_bytes(keep))
+        .await
+        .unwrap();
     let mut checkpoints = 0;
     for round in 1..=8u64 {
         append_n(&wal, 150).await;
@@ -160,9 +172,15 @@ async fn retention_bytes_keeps_at_most_that_many_bytes_below_the_checkpoint() {
         checkpoints += 1;
         let below = bytes_below(d.path(), checkpoint);
         // Within the bound, and short of it by less than one segment (granularity).
-        assert!(below <= keep, "round {round}: {below} bytes below the checkpoint");
+        assert!(
+            below <= keep,
+            "round {round}: {below} bytes below the checkpoint"
+        );
         if round >= 3 {
-            assert!(below + SEGMENT > keep, "round {round}: only {below} bytes kept");
+            assert!(
+                below + SEGMENT > keep,
+                "round {round}: only {below} bytes kept"
+            );
         }
         let s = wal.stats().await.unwrap();
         assert_eq!(s.checkpoint_lsn, Lsn(checkpoint));
@@ -194,7 +212,9 @@ fn age_segments_below(dir: &Path, lsn: u64, secs: u64) {
 #[actix::test]
 async fn retention_secs_removes_segments_below_the_checkpoint_once_they_are_older() {
     let d = tempfile::tempdir().unwrap();
-    let cfg = small().retention_secs(3_600).retention_check_interval_ms(20);
+    let cfg = small()
+        .retention_secs(3_600)
+        .retention_check_interval_ms(20);
     let wal = Wal::open(d.path(), cfg).await.unwrap();
     append_n(&wal, 400).await;
     wal.truncate_before(Lsn(390)).await.unwrap();
@@ -205,10 +225,7 @@ async fn retention_secs_removes_segments_below_the_checkpoint_once_they_are_olde
     // The oldest half ages past an hour: the timer removes it, and nothing younger.
     let half = kept[kept.len() / 2];
     age_segments_below(d.path(), half, 7_200);
-    let s = common::wait_for(&wal, 10, "the aged segments to go", |s| {
-        s.first_lsn.0 > 1
-    })
-    .await;
+    let s = common::wait_for(&wal, 10, "the aged segments to go", |s| s.first_lsn.0 > 1).await;
     assert_eq!(s.first_lsn, Lsn(half));
     assert_eq!(segment_lsns(d.path())[0], half);
     assert_eq!(s.checkpoint_lsn, Lsn(390));
@@ -255,7 +272,11 @@ async fn a_cursor_over_the_cap_is_invalidated_with_an_alert_instead_of_filling_t
     assert_eq!(s.first_lsn, Lsn(400));
     let on_disk: u64 = segment_lsns(d.path())
         .iter()
-        .map(|&l| std::fs::metadata(d.path().join(segment_name(l))).unwrap().len())
+        .map(|&l| {
+            std::fs::metadata(d.path().join(segment_name(l)))
+                .unwrap()
+                .len()
+        })
         .sum();
     assert!(on_disk <= 2 * SEGMENT, "{on_disk} bytes left");
     actix_rt::time::sleep(Duration::from_millis(20)).await;
@@ -271,14 +292,22 @@ async fn a_cursor_over_the_cap_is_invalidated_with_an_alert_instead_of_filling_t
     assert_eq!(h.active_alerts, [AlertKind::CursorInvalidated]);
     let info = h.cursors.iter().find(|c| c.name == "lagging").unwrap();
     assert!(info.invalidated);
-    assert!(!h.cursors.iter().find(|c| c.name == "keeping-up").unwrap().invalidated);
+    assert!(
+        !h.cursors
+            .iter()
+            .find(|c| c.name == "keeping-up")
+            .unwrap()
+            .invalidated
+    );
     // Its next use says so, also after a restart.
     assert!(matches!(
         lagging.advance(Lsn(50)).await,
         Err(WalError::CursorInvalidated { .. })
     ));
     wal.shutdown().await.unwrap();
-    let wal = Wal::open(d.path(), small().max_cursor_lag_bytes(cap)).await.unwrap();
+    let wal = Wal::open(d.path(), small().max_cursor_lag_bytes(cap))
+        .await
+        .unwrap();
     match wal.cursor("lagging").await {
         Err(WalError::CursorInvalidated { name, .. }) => assert_eq!(name, "lagging"),
         other => panic!("expected CursorInvalidated, got {other:?}"),
@@ -373,7 +402,10 @@ async fn health_shows_disk_use_cursors_and_their_lag() {
     assert_eq!(h.first_lsn, Lsn(120));
     assert_eq!(h.checkpoint_lsn, Lsn(280));
     assert_eq!(h.retained_bytes, bytes_below(d.path(), 280));
-    assert!(h.retained_bytes > 2 * SEGMENT, "the cursor holds more than the policy");
+    assert!(
+        h.retained_bytes > 2 * SEGMENT,
+        "the cursor holds more than the policy"
+    );
     assert_eq!(h.cursors.len(), 1);
     let info = &h.cursors[0];
     assert_eq!((info.name.as_str(), info.lsn), ("c", Lsn(120)));
@@ -383,7 +415,11 @@ async fn health_shows_disk_use_cursors_and_their_lag() {
         let i = segs.partition_point(|&s| s <= 120) - 1;
         segs[i..]
             .iter()
-            .map(|&l| std::fs::metadata(d.path().join(segment_name(l))).unwrap().len())
+            .map(|&l| {
+                std::fs::metadata(d.path().join(segment_name(l)))
+                    .unwrap()
+                    .len()
+            })
             .sum()
     };
     assert_eq!(info.lag_bytes, from_cursor);

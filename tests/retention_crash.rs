@@ -214,7 +214,10 @@ fn a_crash_anywhere_in_a_cursor_change_or_a_retention_removal_keeps_what_is_need
     for op in OPS {
         let (images, bad, before, after) = failures(op, None);
         assert_ne!(before, after, "{op:?} changed nothing");
-        assert!(before.0 < after.0, "{op:?}: the first LSN did not move: no removal tested");
+        assert!(
+            before.0 < after.0,
+            "{op:?}: the first LSN did not move: no removal tested"
+        );
         assert!(images > 40, "{op:?}: only {images} crash images");
         assert!(
             bad.is_empty(),
