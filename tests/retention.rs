@@ -427,3 +427,46 @@ async fn health_shows_disk_use_cursors_and_their_lag() {
     assert_eq!(wal.cursors().await.unwrap(), h.cursors);
     wal.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn walctl_cursors_shows_the_cursors_and_what_retention_keeps() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let mut c = wal.cursor("archiver").await.unwrap();
+    append_n(&wal, 300).await;
+    c.advance(Lsn(120)).await.unwrap();
+    wal.truncate_before(Lsn(280)).await.unwrap();
+    let h = wal.health().await.unwrap();
+    wal.shutdown().await.unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .args(["cursors", "--json"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["first_lsn"], 120);
+    assert_eq!(v["checkpoint_lsn"], 280);
+    assert_eq!(v["retained_bytes"], h.retained_bytes);
+    assert_eq!(v["cursors"][0]["name"], "archiver");
+    assert_eq!(v["cursors"][0]["lsn"], 120);
+    assert_eq!(v["cursors"][0]["lag_bytes"], h.cursors[0].lag_bytes);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .arg("cursors")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("cursor archiver: lsn 120, valid, holds "),
+        "{text}"
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .arg("meta")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("checkpoint: 280"), "{text}");
+    assert!(text.contains("cursor archiver: lsn 120, valid"), "{text}");
+}

@@ -73,12 +73,10 @@ impl RetentionFigures {
 
 /// Runs the workload for `secs` seconds in `dir`.
 pub async fn measure(dir: &Path, base: WalConfig, secs: f64) -> Result<RetentionFigures, String> {
-    let cfg = WalConfig {
-        segment_size_bytes: SEGMENT_BYTES,
-        retention_bytes: RETENTION_BYTES,
-        max_cursor_lag_bytes: CAP_BYTES,
-        ..base
-    };
+    let cfg = base
+        .segment_size_bytes(SEGMENT_BYTES)
+        .retention_bytes(RETENTION_BYTES)
+        .max_cursor_lag_bytes(CAP_BYTES);
     let err = |e: WalError| e.to_string();
     let wal = Wal::open(dir, cfg).await.map_err(err)?;
     let run = Duration::from_secs_f64(secs);

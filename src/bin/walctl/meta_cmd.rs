@@ -59,9 +59,20 @@ fn print_value(out: &mut impl Write, m: &LogMeta) -> io::Result<()> {
     }
     writeln!(out, "intent: {}", intent(m.intent))?;
     match &m.slot {
-        None => writeln!(out, "slot: none"),
-        Some(s) => writeln!(out, "slot: {} bytes", s.len()),
+        None => writeln!(out, "slot: none")?,
+        Some(s) => writeln!(out, "slot: {} bytes", s.len())?,
     }
+    writeln!(out, "checkpoint: {}", m.checkpoint())?;
+    writeln!(out, "cursors: {}", m.cursors.len())?;
+    for c in &m.cursors {
+        let state = if c.invalidated {
+            "invalidated"
+        } else {
+            "valid"
+        };
+        writeln!(out, "cursor {}: lsn {}, {state}", c.name, c.lsn)?;
+    }
+    Ok(())
 }
 
 /// `walctl meta DIR`.
