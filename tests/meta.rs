@@ -58,7 +58,7 @@ fn value(k: usize) -> Option<LogMeta> {
     };
     // Every other value holds a cursor and a checkpoint above its first LSN (format
     // version 2, longer): replaces go between the two versions and lengths.
-    let v2 = k % 2 == 0;
+    let v2 = k.is_multiple_of(2);
     Some(LogMeta {
         seq: 0,
         first_lsn,
@@ -70,7 +70,7 @@ fn value(k: usize) -> Option<LogMeta> {
             true => vec![CursorMeta {
                 name: format!("cursor-{k}"),
                 lsn: first_lsn + k64,
-                invalidated: k % 4 == 0,
+                invalidated: k.is_multiple_of(4),
             }],
             false => Vec::new(),
         },

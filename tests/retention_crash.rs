@@ -109,7 +109,8 @@ fn run(op: Op, broken: Option<Broken>) -> (Vec<Snapshot>, State, State) {
             (Op::HeldCheckpoint, Some(c)) => c.advance(Lsn(60)).await.unwrap(),
             _ => {}
         }
-        states2.lock().unwrap().push(state(&wal).await);
+        let before = state(&wal).await;
+        states2.lock().unwrap().push(before);
         sim2.record(move || probe.load(Ordering::SeqCst));
         armed.store(true, Ordering::SeqCst);
         match (op, c) {
@@ -121,7 +122,8 @@ fn run(op: Op, broken: Option<Broken>) -> (Vec<Snapshot>, State, State) {
         }
         armed.store(false, Ordering::SeqCst);
         mark.store(1, Ordering::SeqCst);
-        states2.lock().unwrap().push(state(&wal).await);
+        let after = state(&wal).await;
+        states2.lock().unwrap().push(after);
         for k in 0..AFTER {
             let lsn = BEFORE + 1 + k;
             assert_eq!(wal.append(new(lsn)).await.unwrap(), Lsn(lsn));

@@ -499,6 +499,36 @@ mod tests {
     }
 
     #[test]
+    fn encodes_the_cursor_example_of_docs_format_md() {
+        let meta = LogMeta {
+            seq: 4,
+            first_lsn: 1,
+            newest_lsn: 1,
+            intent: MetaIntent::None,
+            slot: Some(b"vote".to_vec()),
+            checkpoint_lsn: 9,
+            cursors: vec![CursorMeta {
+                name: "arch".into(),
+                lsn: 5,
+                invalidated: false,
+            }],
+        };
+        let mut expected = Vec::new();
+        expected.extend_from_slice(b"AXWALMET");
+        expected.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 4, 0, 0, 0]);
+        expected.extend_from_slice(b"vote");
+        expected.extend_from_slice(&[9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        expected.extend_from_slice(&[5, 0, 0, 0, 0, 0, 0, 0, 0, 4]);
+        expected.extend_from_slice(b"arch");
+        expected.extend_from_slice(&[0xe3, 0x59, 0x80, 0x5e]);
+        let b = meta.encode(DEFAULT_MAX_META_BYTES).unwrap();
+        assert_eq!(b, expected);
+        assert_eq!(LogMeta::decode(&b, DEFAULT_MAX_META_BYTES), Ok(meta));
+    }
+
+    #[test]
     fn every_truncation_and_extension_is_refused() {
         for meta in [sample(), sample_v2()] {
             every_truncation_and_extension_of(meta);
