@@ -10,7 +10,7 @@
 //! ```no_run
 //! # async fn f(wal: actix_wal::Wal) -> Result<(), actix_wal::WalError> {
 //! use futures::StreamExt;
-//! let mut cursor = wal.cursor("archiver").await?;
+//! let cursor = wal.cursor("archiver").await?;
 //! let mut records = wal.subscribe(cursor.lsn());
 //! while let Some(record) = records.next().await {
 //!     let record = record?;
@@ -26,15 +26,20 @@ use crate::lsn::Lsn;
 use crate::wal::Wal;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// One named cursor of the log ([`Wal::cursor`]): the next LSN its consumer needs,
-/// durable in `META`. Cheap to clone; clones of one cursor share nothing but its name
-/// (each knows the LSN it last saw).
+/// durable in `META`. Cheap to clone; clones share the LSN this handle knows (another
+/// handle to the same name from another `Wal::cursor` call learns of an advance made
+/// through this one at its own next call: the log refuses an advance below the durable
+/// value whatever the handle believes).
 #[derive(Debug, Clone)]
 pub struct Cursor {
     wal: Wal,
     name: String,
-    lsn: Lsn,
+    /// The LSN last made durable through this handle (or found at its creation).
+    lsn: Arc<AtomicU64>,
 }
 
 impl Cursor {
@@ -46,7 +51,7 @@ impl Cursor {
     /// The next LSN its consumer needs, as of its creation or its last advance through
     /// this handle: every record from here on is kept readable (until it is invalidated).
     pub fn lsn(&self) -> Lsn {
-        self.lsn
+        Lsn(self.lsn.load(Ordering::Acquire))
     }
 
     /// Moves the cursor to `lsn`: the consumer has what it needs of every record below
@@ -57,21 +62,23 @@ impl Cursor {
     /// a cursor never moves back), past the durable end ([`WalError::CursorPastEnd`]), a
     /// cursor removed meanwhile ([`WalError::CursorNotFound`]) or invalidated
     /// ([`WalError::CursorInvalidated`]), a poisoned or shut-down log.
-    pub async fn advance(&mut self, lsn: Lsn) -> Result<(), WalError> {
+    pub async fn advance(&self, lsn: Lsn) -> Result<(), WalError> {
         self.wal
             .send(AdvanceCursor {
                 name: self.name.clone(),
                 lsn: lsn.0,
             })
             .await?;
-        self.lsn = lsn;
+        // Clones may advance concurrently: the durable value only grows, so does this.
+        self.lsn.fetch_max(lsn.0, Ordering::AcqRel);
         Ok(())
     }
 
-    /// Removes the cursor, durably (an invalidated one too): it holds nothing from here.
+    /// Removes the cursor, durably (an invalidated one too): it holds nothing from here,
+    /// and this handle's next advance is [`WalError::CursorNotFound`].
     /// [`WalError::CursorNotFound`] if it is already gone.
-    pub async fn remove(self) -> Result<(), WalError> {
-        self.wal.send(RemoveCursor(self.name)).await
+    pub async fn remove(&self) -> Result<(), WalError> {
+        self.wal.send(RemoveCursor(self.name.clone())).await
     }
 }
 
@@ -104,7 +111,7 @@ impl Wal {
         Ok(Cursor {
             wal: self.clone(),
             name: meta.name,
-            lsn: Lsn(meta.lsn),
+            lsn: Arc::new(AtomicU64::new(meta.lsn)),
         })
     }
 

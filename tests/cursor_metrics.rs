@@ -38,7 +38,7 @@ async fn metrics_show_cursors_their_lag_and_the_bytes_retained() {
         assert!(metrics::ALL.contains(&name));
         assert_eq!(series(&text, name), Some(0.0), "{name} in {text}");
     }
-    let mut a = wal.cursor("archiver").await.unwrap();
+    let a = wal.cursor("archiver").await.unwrap();
     let _b = wal.cursor("replica-2").await.unwrap();
     for i in 0..200u32 {
         wal.append(vec![i as u8; 100]).await.unwrap();

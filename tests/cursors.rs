@@ -41,7 +41,7 @@ fn meta_versions(dir: &Path) -> [u32; 2] {
 async fn a_cursor_survives_a_restart_where_it_was_advanced() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let mut c = wal.cursor("archiver").await.unwrap();
+    let c = wal.cursor("archiver").await.unwrap();
     assert_eq!(c.name(), "archiver");
     assert_eq!(c.lsn(), Lsn(1), "created at the log's first LSN");
     append_n(&wal, 10).await;
@@ -68,7 +68,7 @@ async fn a_cursor_survives_a_restart_where_it_was_advanced() {
 async fn an_advance_is_in_both_copies_of_meta_when_it_returns() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let mut c = wal.cursor("c").await.unwrap();
+    let c = wal.cursor("c").await.unwrap();
     append_n(&wal, 5).await;
     for lsn in [2, 3, 6] {
         c.advance(Lsn(lsn)).await.unwrap();
@@ -89,7 +89,7 @@ async fn an_advance_is_in_both_copies_of_meta_when_it_returns() {
 async fn a_cursor_never_moves_back_nor_past_the_durable_end() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let mut c = wal.cursor("c").await.unwrap();
+    let c = wal.cursor("c").await.unwrap();
     append_n(&wal, 10).await;
     c.advance(Lsn(5)).await.unwrap();
     match c.advance(Lsn(4)).await {
@@ -112,7 +112,7 @@ async fn a_cursor_never_moves_back_nor_past_the_durable_end() {
     c.advance(Lsn(11)).await.unwrap();
     assert_eq!(wal.cursor("c").await.unwrap().lsn(), Lsn(11));
     // A second handle that saw an older LSN is refused too.
-    let mut stale = c.clone();
+    let stale = c.clone();
     c.advance(Lsn(11)).await.unwrap();
     append_n(&wal, 2).await;
     c.advance(Lsn(13)).await.unwrap();
@@ -167,7 +167,7 @@ async fn a_removed_cursor_is_gone_and_meta_is_version_1_again() {
     // An older build reads version 1 only: it refuses this log instead of dropping the
     // cursor (`UnsupportedVersion`, docs/format.md).
     assert_eq!(meta_versions(d.path()), [2, 2]);
-    let mut again = c.clone();
+    let again = c.clone();
     c.remove().await.unwrap();
     assert!(matches!(
         again.advance(Lsn(2)).await,
@@ -189,8 +189,8 @@ async fn a_removed_cursor_is_gone_and_meta_is_version_1_again() {
 async fn a_rewind_brings_a_cursor_past_the_cut_back_and_a_reset_moves_or_invalidates() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let mut ahead = wal.cursor("ahead").await.unwrap();
-    let mut behind = wal.cursor("behind").await.unwrap();
+    let ahead = wal.cursor("ahead").await.unwrap();
+    let behind = wal.cursor("behind").await.unwrap();
     append_n(&wal, 20).await;
     ahead.advance(Lsn(18)).await.unwrap();
     behind.advance(Lsn(5)).await.unwrap();
@@ -211,7 +211,7 @@ async fn a_rewind_brings_a_cursor_past_the_cut_back_and_a_reset_moves_or_invalid
     );
     // A reset: the cursor that had read everything goes on at the new LSN, the other
     // lost records it needed.
-    let mut ahead = wal.cursor("ahead").await.unwrap();
+    let ahead = wal.cursor("ahead").await.unwrap();
     ahead.advance(Lsn(11)).await.unwrap();
     wal.reset(Lsn(100)).await.unwrap();
     assert_eq!(wal.cursor("ahead").await.unwrap().lsn(), Lsn(100));
@@ -249,7 +249,7 @@ async fn a_rewind_below_the_checkpoint_is_refused_while_retention_keeps_records_
 async fn cursors_work_from_tokio_with_open_standalone() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
-    let mut c = wal.cursor("tokio").await.unwrap();
+    let c = wal.cursor("tokio").await.unwrap();
     append_n(&wal, 4).await;
     c.advance(Lsn(3)).await.unwrap();
     wal.shutdown().await.unwrap();
@@ -264,7 +264,7 @@ async fn a_consumer_resumes_from_its_cursor_without_gap_or_duplicate() {
     use futures::StreamExt;
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let mut c = wal.cursor("consumer").await.unwrap();
+    let c = wal.cursor("consumer").await.unwrap();
     append_n(&wal, 200).await;
     let mut seen = Vec::new();
     let mut records = wal.subscribe(c.lsn());

@@ -85,7 +85,7 @@ async fn without_cursors_or_retention_a_checkpoint_removes_what_lies_below_it_as
 async fn a_checkpoint_never_removes_what_a_cursor_still_needs() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let mut c = wal.cursor("slow").await.unwrap();
+    let c = wal.cursor("slow").await.unwrap();
     append_n(&wal, 400).await;
     c.advance(Lsn(100)).await.unwrap();
     let segments = segment_lsns(d.path());
@@ -130,7 +130,7 @@ async fn a_cursor_keeps_its_records_across_a_restart_and_replay_starts_at_the_ch
     }
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let mut c = wal.cursor("c").await.unwrap();
+    let c = wal.cursor("c").await.unwrap();
     append_n(&wal, 200).await;
     c.advance(Lsn(50)).await.unwrap();
     wal.truncate_before(Lsn(150)).await.unwrap();
@@ -256,8 +256,8 @@ async fn a_cursor_over_the_cap_is_invalidated_with_an_alert_instead_of_filling_t
         .max_cursor_lag_bytes(cap)
         .alert_to(Alerts(alerts.clone()).start().recipient());
     let wal = Wal::open(d.path(), cfg).await.unwrap();
-    let mut lagging = wal.cursor("lagging").await.unwrap();
-    let mut keeping_up = wal.cursor("keeping-up").await.unwrap();
+    let lagging = wal.cursor("lagging").await.unwrap();
+    let keeping_up = wal.cursor("keeping-up").await.unwrap();
     append_n(&wal, 100).await;
     keeping_up.advance(Lsn(101)).await.unwrap();
     wal.truncate_before(Lsn(100)).await.unwrap();
@@ -394,7 +394,7 @@ async fn health_shows_disk_use_cursors_and_their_lag() {
     let wal = Wal::open(d.path(), small().retention_bytes(2 * SEGMENT))
         .await
         .unwrap();
-    let mut c = wal.cursor("c").await.unwrap();
+    let c = wal.cursor("c").await.unwrap();
     append_n(&wal, 300).await;
     c.advance(Lsn(120)).await.unwrap();
     wal.truncate_before(Lsn(280)).await.unwrap();
@@ -432,7 +432,7 @@ async fn health_shows_disk_use_cursors_and_their_lag() {
 async fn walctl_cursors_shows_the_cursors_and_what_retention_keeps() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let mut c = wal.cursor("archiver").await.unwrap();
+    let c = wal.cursor("archiver").await.unwrap();
     append_n(&wal, 300).await;
     c.advance(Lsn(120)).await.unwrap();
     wal.truncate_before(Lsn(280)).await.unwrap();

@@ -94,14 +94,14 @@ fn run(op: Op, broken: Option<Broken>) -> (Vec<Snapshot>, State, State) {
     let states2 = states.clone();
     actix::System::new().block_on(async move {
         let wal = Wal::open(DIR, config(storage)).await.unwrap();
-        let mut c = match op {
+        let c = match op {
             Op::RetainedCheckpoint => None,
             _ => Some(wal.cursor("c").await.unwrap()),
         };
         for i in 1..=BEFORE {
             assert_eq!(wal.append(old(i)).await.unwrap(), Lsn(i));
         }
-        match (op, &mut c) {
+        match (op, &c) {
             (Op::Advance | Op::Remove, Some(c)) => {
                 c.advance(Lsn(30)).await.unwrap();
                 wal.truncate_before(Lsn(100)).await.unwrap();
@@ -114,7 +114,7 @@ fn run(op: Op, broken: Option<Broken>) -> (Vec<Snapshot>, State, State) {
         sim2.record(move || probe.load(Ordering::SeqCst));
         armed.store(true, Ordering::SeqCst);
         match (op, c) {
-            (Op::Advance, Some(mut c)) => c.advance(Lsn(80)).await.unwrap(),
+            (Op::Advance, Some(c)) => c.advance(Lsn(80)).await.unwrap(),
             (Op::Remove, Some(c)) => c.remove().await.unwrap(),
             _ => {
                 wal.truncate_before(Lsn(100)).await.unwrap();

@@ -103,7 +103,7 @@ pub async fn measure(dir: &Path, base: WalConfig, secs: f64) -> Result<Retention
         })
     };
 
-    let mut cursor = wal.cursor("lagging").await.map_err(err)?;
+    let cursor = wal.cursor("lagging").await.map_err(err)?;
     let mut seen: VecDeque<(Instant, Lsn)> = VecDeque::new();
     let mut f = RetentionFigures {
         stalled_at_s: stall_at.as_secs_f64(),
