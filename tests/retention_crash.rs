@@ -21,6 +21,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const DIR: &str = "/wal";
+
+/// Set by the teeth test that has retention remove segments before its `META` replace.
+static REMOVE_FIRST: AtomicBool = AtomicBool::new(false);
+/// One test at a time: the failpoint is global to the process.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Turns the failpoint `retention::remove_before_meta` on or off (feature `failpoints`).
+fn remove_before_meta(on: bool) {
+    #[cfg(feature = "failpoints")]
+    match on {
+        true => fail::cfg("retention::remove_before_meta", "return").unwrap(),
+        false => fail::remove("retention::remove_before_meta"),
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = on;
+}
 const BEFORE: u64 = 120;
 const AFTER: u64 = 6;
 const SEEDS_PER_POINT: u64 = 8;
@@ -79,6 +95,7 @@ async fn state(wal: &Wal) -> State {
 /// `1 + k` once it had and `k` appends after it were acknowledged) and the states before
 /// and after the operation.
 fn run(op: Op, broken: Option<Broken>) -> (Vec<Snapshot>, State, State) {
+    let remove_first = REMOVE_FIRST.load(Ordering::SeqCst);
     let sim = SimStorage::new();
     sim.create_dir_all(Path::new(DIR)).unwrap();
     sim.sync_dir(Path::new("/")).unwrap();
@@ -113,6 +130,9 @@ fn run(op: Op, broken: Option<Broken>) -> (Vec<Snapshot>, State, State) {
         states2.lock().unwrap().push(before);
         sim2.record(move || probe.load(Ordering::SeqCst));
         armed.store(true, Ordering::SeqCst);
+        if remove_first {
+            remove_before_meta(true);
+        }
         match (op, c) {
             (Op::Advance, Some(c)) => c.advance(Lsn(80)).await.unwrap(),
             (Op::Remove, Some(c)) => c.remove().await.unwrap(),
@@ -121,6 +141,9 @@ fn run(op: Op, broken: Option<Broken>) -> (Vec<Snapshot>, State, State) {
             }
         }
         armed.store(false, Ordering::SeqCst);
+        if remove_first {
+            remove_before_meta(false);
+        }
         mark.store(1, Ordering::SeqCst);
         let after = state(&wal).await;
         states2.lock().unwrap().push(after);
@@ -213,6 +236,7 @@ const OPS: [Op; 4] = [
 
 #[test]
 fn a_crash_anywhere_in_a_cursor_change_or_a_retention_removal_keeps_what_is_needed() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for op in OPS {
         let (images, bad, before, after) = failures(op, None);
         assert_ne!(before, after, "{op:?} changed nothing");
@@ -233,6 +257,7 @@ fn a_crash_anywhere_in_a_cursor_change_or_a_retention_removal_keeps_what_is_need
 
 #[test]
 fn a_meta_replace_that_never_lands_is_caught() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for op in [Op::Advance, Op::HeldCheckpoint] {
         let (images, bad, ..) = failures(op, Some(Broken::MetaNotRenamed));
         assert!(
@@ -245,4 +270,29 @@ fn a_meta_replace_that_never_lands_is_caught() {
             bad[0]
         );
     }
+}
+
+/// The order the protocol forbids: segments removed before the `META` replace that lets
+/// them go (failpoint `retention::remove_before_meta`). A crash between leaves a `META`
+/// naming records that are gone: the check must see it.
+#[cfg(feature = "failpoints")]
+#[test]
+fn removals_before_the_meta_replace_are_caught() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let scenario = fail::FailScenario::setup();
+    REMOVE_FIRST.store(true, Ordering::SeqCst);
+    for op in [Op::Advance, Op::RetainedCheckpoint] {
+        let (images, bad, ..) = failures(op, None);
+        assert!(
+            !bad.is_empty(),
+            "{op:?} removing before META went unnoticed in {images} images"
+        );
+        eprintln!(
+            "{op:?} removing before META: caught in {} of {images} images, e.g. {}",
+            bad.len(),
+            bad[0]
+        );
+    }
+    REMOVE_FIRST.store(false, Ordering::SeqCst);
+    scenario.teardown();
 }

@@ -177,6 +177,10 @@ impl LogDir {
                 c.invalidated = true;
             }
         }
+        if removes_before_meta() {
+            // The order the protocol forbids, for the teeth of tests/retention_crash.rs.
+            self.remove_below(next.first_lsn)?;
+        }
         let changed = match &before {
             Some(b) => {
                 b.first_lsn != next.first_lsn
@@ -303,6 +307,14 @@ impl LogDir {
                 name: name.to_string(),
             })
     }
+}
+
+/// Whether the failpoint `retention::remove_before_meta` (feature `failpoints`) asks a run
+/// to remove its segments before it replaces `META`: broken on purpose, so that the crash
+/// test shows it would catch that order. Always false without the feature.
+fn removes_before_meta() -> bool {
+    fail::fail_point!("retention::remove_before_meta", |_| true);
+    false
 }
 
 /// `c`, or [`WalError::CursorInvalidated`] if it was invalidated.
