@@ -161,8 +161,10 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
     })
     .map_err(wal_failure)?;
     let said = format!(
-        "rebuilt META without a slot: first LSN {first} (the first segment's), no \
-         newest-segment floor; any damaged copy is kept as META.damaged or META.copy.damaged"
+        "rebuilt META without a slot: first LSN {first} (the first segment's, also the \
+         checkpoint), no newest-segment floor, no cursors (their consumers get \
+         CursorNotFound and create them again); any damaged copy is kept as META.damaged \
+         or META.copy.damaged"
     );
     writeln!(out, "{said}").map_err(Failure::output)
 }
