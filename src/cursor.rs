@@ -62,7 +62,8 @@ impl Cursor {
     /// a cursor never moves back), past the durable end ([`WalError::CursorPastEnd`]), a
     /// cursor removed meanwhile ([`WalError::CursorNotFound`]) or invalidated
     /// ([`WalError::CursorInvalidated`]), a poisoned or shut-down log.
-    pub async fn advance(&self, lsn: Lsn) -> Result<(), WalError> {
+    pub async fn advance(&self, lsn: impl Into<Lsn>) -> Result<(), WalError> {
+        let lsn: Lsn = lsn.into();
         self.wal
             .send(AdvanceCursor {
                 name: self.name.clone(),
@@ -106,8 +107,8 @@ impl Wal {
     /// ([`WalError::TooManyCursors`]). An invalidated cursor is
     /// [`WalError::CursorInvalidated`]: remove it ([`Wal::remove_cursor`]) and create it
     /// again.
-    pub async fn cursor(&self, name: &str) -> Result<Cursor, WalError> {
-        let meta = self.send(OpenCursor(name.to_string())).await?;
+    pub async fn cursor(&self, name: impl AsRef<str>) -> Result<Cursor, WalError> {
+        let meta = self.send(OpenCursor(name.as_ref().to_string())).await?;
         Ok(Cursor {
             wal: self.clone(),
             name: meta.name,
@@ -117,8 +118,8 @@ impl Wal {
 
     /// Removes the cursor `name` (valid or invalidated), durably.
     /// [`WalError::CursorNotFound`] if there is none.
-    pub async fn remove_cursor(&self, name: &str) -> Result<(), WalError> {
-        self.send(RemoveCursor(name.to_string())).await
+    pub async fn remove_cursor(&self, name: impl AsRef<str>) -> Result<(), WalError> {
+        self.send(RemoveCursor(name.as_ref().to_string())).await
     }
 
     /// Every cursor, in order of name, with its lag.

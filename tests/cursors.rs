@@ -50,8 +50,10 @@ async fn a_cursor_survives_a_restart_where_it_was_advanced() {
     wal.shutdown().await.unwrap();
 
     let wal = Wal::open(d.path(), small()).await.unwrap();
-    let c = wal.cursor("archiver").await.unwrap();
+    // A name as a `String`, an LSN as a `u64`: both taken.
+    let c = wal.cursor(String::from("archiver")).await.unwrap();
     assert_eq!(c.lsn(), Lsn(7), "resumes where it was advanced");
+    c.advance(7u64).await.unwrap();
     let all = wal.cursors().await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].name, "archiver");
