@@ -155,11 +155,12 @@ pub struct WalConfig {
     /// How often the queue runs retention on its own while `retention_secs` is set, in
     /// milliseconds (a checkpoint or a cursor change also runs it). Default 1,000.
     pub retention_check_interval_ms: u64,
-    /// A cursor that would hold more than this many bytes of segments (from the segment
-    /// holding its LSN to the newest) beyond what the checkpoint and the retention policy
-    /// keep is invalidated instead (`CursorInvalidated` alert, then
-    /// [`WalError::CursorInvalidated`] on its next use): PostgreSQL's
-    /// `max_slot_wal_keep_size`. Default 16 GiB; `u64::MAX` for no cap.
+    /// A cursor that holds segments the checkpoint and the retention policy would remove
+    /// (it stands below what they keep), and whose lag is over this many bytes (the
+    /// segments from the one holding its LSN to the newest), is invalidated instead
+    /// (`CursorInvalidated` alert, then [`WalError::CursorInvalidated`] on its next use):
+    /// PostgreSQL's `max_slot_wal_keep_size`. Checked at each retention run. Default
+    /// 16 GiB; `u64::MAX` for no cap.
     pub max_cursor_lag_bytes: u64,
     /// Bound on the number of named cursors (`Wal::cursor`). Default 64, at most 1,024.
     pub max_cursors: usize,
