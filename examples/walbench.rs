@@ -43,6 +43,8 @@ mod reads;
 mod recovery;
 #[path = "walbench/report.rs"]
 mod report;
+#[path = "walbench/retention.rs"]
+mod retention;
 #[path = "walbench/rewind.rs"]
 mod rewind;
 #[path = "walbench/subscribers.rs"]

@@ -147,6 +147,33 @@ pub struct WalConfig {
     /// (docs/format.md); a log reads compressed and plain frames alike whatever the
     /// setting. `max_record_bytes` bounds a payload before compression.
     pub compression: Compression,
+
+    /// Retention by size (issue 22; PostgreSQL's `wal_keep_size`): keep at most this many
+    /// bytes of segments wholly below the checkpoint (the newest ones), for readers and
+    /// late cursors, instead of removing them at `truncate_before`. Segment granularity.
+    /// Default 0: none (with `retention_secs` 0 too, the checkpoint removes what lies
+    /// below it, as before cursors existed). See docs/operations.md, "Cursors and
+    /// retention".
+    pub retention_bytes: u64,
+    /// Retention by age: keep segments wholly below the checkpoint that were written at
+    /// most this many seconds ago (their modification time). With `retention_bytes` also
+    /// set, a segment is kept only within both. Checked at every checkpoint, cursor
+    /// change, and every `retention_check_interval_ms`. Default 0: none.
+    pub retention_secs: u64,
+    /// How often the queue runs retention on its own while `retention_secs` is set, in
+    /// milliseconds (a checkpoint or a cursor change also runs it). Default 1,000.
+    pub retention_check_interval_ms: u64,
+    /// A cursor that holds segments the checkpoint and the retention policy would remove
+    /// (it stands below what they keep), and whose lag is over this many bytes (the
+    /// segments from the one holding its LSN to the newest), is invalidated instead
+    /// (`CursorInvalidated` alert, then [`WalError::CursorInvalidated`] on its next use):
+    /// PostgreSQL's `max_slot_wal_keep_size`. Checked at each retention run. Default
+    /// 16 GiB; `u64::MAX` for no cap.
+    pub max_cursor_lag_bytes: u64,
+    /// Bound on the number of named cursors (`Wal::cursor`). Default 64, at most 1,024.
+    pub max_cursors: usize,
+    /// Bound on a cursor name's length in bytes. Default 64, at most 255.
+    pub max_cursor_name_bytes: usize,
 }
 
 impl std::fmt::Debug for WalConfig {
@@ -176,6 +203,15 @@ impl std::fmt::Debug for WalConfig {
             .field("queue_thread", &self.queue_thread)
             .field("group_read", &self.group_read)
             .field("compression", &self.compression)
+            .field("retention_bytes", &self.retention_bytes)
+            .field("retention_secs", &self.retention_secs)
+            .field(
+                "retention_check_interval_ms",
+                &self.retention_check_interval_ms,
+            )
+            .field("max_cursor_lag_bytes", &self.max_cursor_lag_bytes)
+            .field("max_cursors", &self.max_cursors)
+            .field("max_cursor_name_bytes", &self.max_cursor_name_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -214,9 +250,19 @@ impl Default for WalConfig {
             replay_from: None,
             queue_thread: QueueThread::Caller,
             compression: Compression::None,
+
+            retention_bytes: 0,
+            retention_secs: 0,
+            retention_check_interval_ms: 1_000,
+            max_cursor_lag_bytes: DEFAULT_MAX_CURSOR_LAG_BYTES,
+            max_cursors: 64,
+            max_cursor_name_bytes: 64,
         }
     }
 }
+
+/// Default `max_cursor_lag_bytes`: 16 GiB.
+pub const DEFAULT_MAX_CURSOR_LAG_BYTES: u64 = 16 << 30;
 
 impl WalConfig {
     /// The on-disk log's part of the configuration.
@@ -245,6 +291,38 @@ impl WalConfig {
         } else {
             0
         }
+    }
+
+    /// The retention policy the log's directory applies (`log/retention.rs`).
+    pub(crate) fn retention_policy(&self) -> crate::log::RetentionPolicy {
+        crate::log::RetentionPolicy {
+            retention_bytes: self.retention_bytes,
+            retention_secs: self.retention_secs,
+            max_cursor_lag_bytes: self.max_cursor_lag_bytes,
+        }
+    }
+
+    /// Checks the cursor and retention fields.
+    fn check_retention(&self) -> Result<(), WalError> {
+        use crate::format::meta_cursors::{MAX_CURSORS_LIMIT, MAX_CURSOR_NAME_LIMIT};
+        if self.max_cursors > MAX_CURSORS_LIMIT {
+            return Err(WalError::InvalidConfig(format!(
+                "max_cursors ({}) must be at most {MAX_CURSORS_LIMIT}",
+                self.max_cursors
+            )));
+        }
+        if self.max_cursor_name_bytes == 0 || self.max_cursor_name_bytes > MAX_CURSOR_NAME_LIMIT {
+            return Err(WalError::InvalidConfig(format!(
+                "max_cursor_name_bytes ({}) must be in 1..={MAX_CURSOR_NAME_LIMIT}",
+                self.max_cursor_name_bytes
+            )));
+        }
+        if self.retention_check_interval_ms == 0 {
+            return Err(WalError::InvalidConfig(
+                "retention_check_interval_ms must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks every field and their relations.
@@ -281,6 +359,8 @@ impl WalConfig {
         if let Err(reason) = self.compression.check(self.max_record_bytes) {
             return bad(reason);
         }
+
+        self.check_retention()?;
         if self.max_meta_bytes > crate::format::meta::MAX_META_BYTES_LIMIT {
             return bad(format!(
                 "max_meta_bytes ({}) must be at most {}",

@@ -191,3 +191,13 @@ impl WalConfig {
         self
     }
 }
+
+// The cursor and retention fields (issue 22, item 3).
+plain_setters!(
+    retention_bytes: u64,
+    retention_secs: u64,
+    retention_check_interval_ms: u64,
+    max_cursor_lag_bytes: u64,
+    max_cursors: usize,
+    max_cursor_name_bytes: usize,
+);

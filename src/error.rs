@@ -327,6 +327,65 @@ pub enum WalError {
         /// The first LSN removed.
         cut: crate::lsn::Lsn,
     },
+    /// No cursor of that name (never created, or removed).
+    #[error("no cursor named {name:?}")]
+    CursorNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// The cursor was invalidated: it would have held more than
+    /// `WalConfig::max_cursor_lag_bytes` of segments, so the log stopped keeping its
+    /// records (the `CursorInvalidated` alert fired). Its records from `lsn` on may be
+    /// gone: remove it ([`crate::Cursor::remove`]), resynchronise the consumer from
+    /// another source, and create it again.
+    #[error(
+        "cursor {name:?} was invalidated at LSN {lsn}: it held {lag_bytes} bytes of segments, over max_cursor_lag_bytes"
+    )]
+    CursorInvalidated {
+        /// Its name.
+        name: String,
+        /// Where it stood.
+        lsn: crate::lsn::Lsn,
+        /// The bytes of segments it held when it was invalidated (0 when found so at open).
+        lag_bytes: u64,
+    },
+    /// `Cursor::advance` to an LSN below where the cursor stands: a cursor never moves
+    /// back (records below it may already be gone). Refused; nothing changed.
+    #[error("cursor {name:?} at LSN {current} cannot move back to {lsn}")]
+    CursorBackwards {
+        /// Its name.
+        name: String,
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+        /// Where it stands.
+        current: crate::lsn::Lsn,
+    },
+    /// `Cursor::advance` past the durable end: the consumer cannot have read records that
+    /// are not durable. Refused; nothing changed.
+    #[error("cursor {name:?} cannot move to LSN {lsn}, past the durable end {durable_end}")]
+    CursorPastEnd {
+        /// Its name.
+        name: String,
+        /// The LSN asked for.
+        lsn: crate::lsn::Lsn,
+        /// One past the last durable record.
+        durable_end: crate::lsn::Lsn,
+    },
+    /// A new cursor would be one more than `WalConfig::max_cursors`. Refused.
+    #[error("the log holds {max} cursors, its max_cursors: remove one first")]
+    TooManyCursors {
+        /// The bound.
+        max: usize,
+    },
+    /// A cursor name that is empty, longer than `WalConfig::max_cursor_name_bytes`, or
+    /// holds a byte other than an ASCII letter, digit, `.`, `_` or `-`. Refused.
+    #[error("invalid cursor name {name:?}: {reason}")]
+    InvalidCursorName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl WalError {

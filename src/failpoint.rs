@@ -9,7 +9,9 @@
 //! record: a panic there must fail `Wal::open`), and `spare::before_raise` (on the flusher's
 //! spare helper thread, after it prepared a spare and before it raises `META`'s
 //! newest-segment LSN: `sleep(N)` stalls the helper, `return` makes it skip the raise, as
-//! a failed raise would). `panic` panics at the point, `sleep(N)` stalls it, and
+//! a failed raise would), and `retention::remove_before_meta` (`return` makes a retention
+//! run remove its segments before its `META` replace: the order the protocol forbids, the
+//! teeth of tests/retention_crash.rs). `panic` panics at the point, `sleep(N)` stalls it, and
 //! `return` makes the operation fail with an injected `io::Error`; `return(EACCES)`,
 //! `return(EROFS)`, `return(ENOSPC)` or `return(EIO)` choose the error.
 

@@ -34,6 +34,16 @@ pub struct Health {
     pub disk_bytes: u64,
     /// Alerts that have fired and not cleared.
     pub active_alerts: Vec<AlertKind>,
+    /// The log's first LSN (the removal point: no record below it is read).
+    pub first_lsn: crate::lsn::Lsn,
+    /// The checkpoint (`truncate_before`); above `first_lsn` while cursors or the
+    /// retention policy keep records below it.
+    pub checkpoint_lsn: crate::lsn::Lsn,
+    /// Bytes of the segments wholly below the checkpoint, kept by the retention policy or
+    /// a cursor (part of `disk_bytes`).
+    pub retained_bytes: u64,
+    /// The named cursors, with their lag (see [`crate::Wal::cursors`]).
+    pub cursors: Vec<crate::cursor::CursorInfo>,
 }
 
 /// What an alert is about.
@@ -52,6 +62,10 @@ pub enum AlertKind {
     /// a batch is written again. The value is the number of batch writes that failed
     /// since the last one that succeeded; the threshold is 1.
     DiskFull,
+    /// A cursor was invalidated: it would have held more than `max_cursor_lag_bytes` of
+    /// segments (the value: the bytes it held; the threshold: the cap). Fires once per
+    /// cursor invalidated; clears once no invalidated cursor is left (removed).
+    CursorInvalidated,
 }
 
 /// Whether an alert starts or ends.
@@ -96,6 +110,23 @@ impl Alerts {
     /// Alerts now active.
     pub fn active(&self) -> Vec<AlertKind> {
         self.active.clone()
+    }
+
+    /// An event rather than a condition: fires `kind` (sent even if it is active already,
+    /// once per event) and leaves it active until an [`Self::update`] with `over` false.
+    pub fn event(&mut self, kind: AlertKind, value: f64, threshold: f64) {
+        if !self.active.contains(&kind) {
+            self.active.push(kind);
+        }
+        tracing::warn!(?kind, value, threshold, "alert fired");
+        if let Some(to) = &self.to {
+            to.do_send(Alert {
+                kind,
+                state: AlertState::Fired,
+                value,
+                threshold,
+            });
+        }
     }
 
     /// Evaluates one condition: fires on the first `over`, clears on the first `!over`

@@ -125,6 +125,7 @@
 mod actors;
 pub mod config;
 mod config_builder;
+mod cursor;
 pub mod error;
 #[cfg(feature = "failpoints")]
 mod failpoint;
@@ -147,6 +148,7 @@ mod wal;
 
 pub use actors::queue::Queue;
 pub use config::{Compression, QueueThread, WalConfig, WhenFull};
+pub use cursor::{Cursor, CursorInfo};
 pub use error::{Result, WalError};
 pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};

@@ -363,8 +363,13 @@ pub struct RecoveryReport {
     pub bytes_cut: u64,
     /// The log's first LSN, persisted in its `META` file: the checkpoint set by
     /// `truncate_before`, or where a new log started (`WalConfig::first_lsn`). No record
-    /// below it is replayed or read.
+    /// below it is replayed or read. Below the checkpoint while cursors or the retention
+    /// policy keep records there (`checkpoint_lsn`).
     pub first_lsn: Lsn,
+    /// The checkpoint (`truncate_before`): replay starts here (records between
+    /// `first_lsn` and it are kept for cursors and readers, not replayed). Equal to
+    /// `first_lsn` without cursors or retention.
+    pub checkpoint_lsn: Lsn,
     /// LSN of the last intact record, if any.
     pub last_lsn: Option<Lsn>,
     /// LSN the next append gets.
@@ -393,6 +398,7 @@ impl RecoveryReport {
             replayed: 0,
             bytes_cut: o.bytes_cut,
             first_lsn: o.start_lsn,
+            checkpoint_lsn: o.start_lsn,
             last_lsn: o.last_lsn,
             next_lsn: o.next_lsn,
             segments: o.segments,

@@ -42,9 +42,31 @@ pub const SYNC_FAILURES: &str = "actix_wal_sync_failures_total";
 pub const WRITE_FAILURES: &str = "actix_wal_write_failures_total";
 /// 1 once the log is poisoned (gauge).
 pub const POISONED: &str = "actix_wal_poisoned";
+/// Named cursors, valid and invalidated (gauge).
+pub const CURSORS: &str = "actix_wal_cursors";
+/// The largest lag of a valid cursor, in bytes of segments it holds (gauge).
+pub const CURSOR_MAX_LAG_BYTES: &str = "actix_wal_cursor_max_lag_bytes";
+/// Cursors invalidated for holding more than `max_cursor_lag_bytes` (counter).
+pub const CURSORS_INVALIDATED: &str = "actix_wal_cursors_invalidated_total";
+/// Bytes of segments wholly below the checkpoint, kept by retention or a cursor (gauge).
+pub const RETAINED_BYTES: &str = "actix_wal_retained_bytes";
+/// Each cursor's lag in bytes of segments (gauge, label `cursor`: its name). A removed
+/// cursor's series stays at its last value until the exporter forgets it.
+pub const CURSOR_LAG_BYTES: &str = "actix_wal_cursor_lag_bytes";
+/// Each cursor's lag in durable records not passed yet (gauge, label `cursor`).
+pub const CURSOR_LAG_RECORDS: &str = "actix_wal_cursor_lag_records";
 
-/// Every metric name, for documentation and tests.
-pub const ALL: [&str; 16] = [
+/// The metrics with a label per cursor: present once a cursor exists (not in [`ALL`]).
+pub const PER_CURSOR: [&str; 2] = [CURSOR_LAG_BYTES, CURSOR_LAG_RECORDS];
+
+/// Sets the per-cursor gauges of the cursor `name`.
+pub(crate) fn cursor_lag(name: &str, lag_bytes: u64, lag_records: u64) {
+    gauge!(CURSOR_LAG_BYTES, "cursor" => name.to_string()).set(lag_bytes as f64);
+    gauge!(CURSOR_LAG_RECORDS, "cursor" => name.to_string()).set(lag_records as f64);
+}
+
+/// Every metric name without a label, for documentation and tests.
+pub const ALL: [&str; 20] = [
     QUEUE_DEPTH,
     QUEUE_BYTES,
     FLUSHES,
@@ -61,6 +83,10 @@ pub const ALL: [&str; 16] = [
     SYNC_FAILURES,
     WRITE_FAILURES,
     POISONED,
+    CURSORS,
+    CURSOR_MAX_LAG_BYTES,
+    CURSORS_INVALIDATED,
+    RETAINED_BYTES,
 ];
 
 /// Registered metric handles.
@@ -98,6 +124,14 @@ pub(crate) struct Metrics {
     pub write_failures: Counter,
     /// [`POISONED`]
     pub poisoned: Gauge,
+    /// [`CURSORS`]
+    pub cursors: Gauge,
+    /// [`CURSOR_MAX_LAG_BYTES`]
+    pub cursor_max_lag_bytes: Gauge,
+    /// [`CURSORS_INVALIDATED`]
+    pub cursors_invalidated: Counter,
+    /// [`RETAINED_BYTES`]
+    pub retained_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -126,10 +160,17 @@ impl Metrics {
             sync_failures: counter!(SYNC_FAILURES),
             write_failures: counter!(WRITE_FAILURES),
             poisoned: gauge!(POISONED),
+            cursors: gauge!(CURSORS),
+            cursor_max_lag_bytes: gauge!(CURSOR_MAX_LAG_BYTES),
+            cursors_invalidated: counter!(CURSORS_INVALIDATED),
+            retained_bytes: gauge!(RETAINED_BYTES),
         };
         m.flusher_healthy.set(1.0);
         m.mode.set(mode_value(WalMode::Async));
         m.poisoned.set(0.0);
+        m.cursors.set(0.0);
+        m.cursor_max_lag_bytes.set(0.0);
+        m.retained_bytes.set(0.0);
         // Counters appear in the exposition from the start, at 0.
         for c in [
             &m.flushes,
@@ -138,6 +179,7 @@ impl Metrics {
             &m.flusher_restarts,
             &m.sync_failures,
             &m.write_failures,
+            &m.cursors_invalidated,
         ] {
             c.increment(0);
         }

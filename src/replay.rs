@@ -17,7 +17,8 @@ use std::task::{Context, Poll};
 /// Bytes of payload (each record counted with 24 more) one read of a [`Replay`] asks for.
 pub const REPLAY_CHUNK_BYTES: usize = 1 << 20;
 
-/// The records the log held at open, from its first LSN to the end recovery found
+/// The records the log held at open, from its checkpoint (its first LSN, unless cursors or
+/// the retention policy keep records below the checkpoint) to the end recovery found
 /// ([`Wal::replay`]), in LSN order, with no gap and no duplicate. Records appended since
 /// the open are not in it. It ends after the last, or after the first error: a record
 /// removed since the open (by [`Wal::truncate_before`], [`Wal::truncate_after`] or
@@ -69,7 +70,7 @@ impl Wal {
         let report = self.recovery_report();
         let cursor = Cursor {
             wal: self.clone(),
-            next: report.first_lsn,
+            next: report.checkpoint_lsn.max(report.first_lsn),
             end: report.next_lsn,
             chunk: VecDeque::new(),
         };

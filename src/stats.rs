@@ -98,6 +98,10 @@ pub struct WalStats {
     /// `flush_us_total` it tells what a rollover adds to a batch.
     pub rollover_flush_us_total: u64,
     /// The log's first LSN, persisted in its `META` file: the last checkpoint
-    /// (`truncate_before`), or where the log started. No record below it is replayed or read.
+    /// (`truncate_before`), or where the log started, or lower while a cursor or the
+    /// retention policy keeps records below the checkpoint. No record below it is read.
     pub first_lsn: Lsn,
+    /// The checkpoint (`truncate_before`'s highest LSN; the first LSN if higher): replay
+    /// at open starts here. Equal to `first_lsn` without cursors or retention.
+    pub checkpoint_lsn: Lsn,
 }

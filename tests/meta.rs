@@ -10,7 +10,7 @@
 
 mod sim;
 
-use actix_wal::format::meta::{LogMeta, MetaIntent};
+use actix_wal::format::meta::{CursorMeta, LogMeta, MetaIntent};
 use actix_wal::internals::meta::{
     read_meta, read_meta_copies, MetaStore, META_COPY_FILE, META_FILE, META_TMP_FILE,
 };
@@ -56,12 +56,24 @@ fn value(k: usize) -> Option<LogMeta> {
         ),
         _ => (1_000 * k64 + 37, 0, MetaIntent::Reset(1_000 * k64 + 37)),
     };
+    // Every other value holds a cursor and a checkpoint above its first LSN (format
+    // version 2, longer): replaces go between the two versions and lengths.
+    let v2 = k.is_multiple_of(2);
     Some(LogMeta {
         seq: 0,
         first_lsn,
         newest_lsn,
         intent,
         slot: SLOT_BYTES[(k - 1) % VALUES].map(|n| (0..n).map(|i| (i * 7 + k) as u8).collect()),
+        checkpoint_lsn: if v2 { first_lsn + 5 } else { first_lsn },
+        cursors: match v2 {
+            true => vec![CursorMeta {
+                name: format!("cursor-{k}"),
+                lsn: first_lsn + k64,
+                invalidated: k.is_multiple_of(4),
+            }],
+            false => Vec::new(),
+        },
     })
 }
 

@@ -266,6 +266,8 @@ fn check_intent_is_a_pure_check_of_meta_against_the_segments() {
         newest_lsn,
         intent,
         slot: None,
+        checkpoint_lsn: first_lsn,
+        cursors: Vec::new(),
     };
     let spans = [
         SegmentSpan {

@@ -104,7 +104,7 @@ pub(crate) struct Opts {
     pub(crate) compare_segments: Option<u64>,
     /// With --suite: run only these parts (one, rate, bandwidth, buffered, batch, cpu,
     /// backpressure, recovery, reads, readers, bulk, rewind, subscribers, compression,
-    /// meta); default all.
+    /// meta, retention); default all.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Largest write batch, in KiB (default: WalConfig's).
@@ -116,6 +116,10 @@ pub(crate) struct Opts {
     /// other one, in the same rounds.
     #[arg(long, value_enum, default_value_t = QueueOn::Caller)]
     pub(crate) queue_thread: QueueOn,
+    /// Seconds the suite's retention run lasts (issue 22's figure: 10 minutes; shorter
+    /// for a quick look, at least 60 so that the stalled cursor reaches the cap).
+    #[arg(long, default_value_t = 600.0)]
+    pub(crate) retention_secs: f64,
 }
 
 /// `--queue-thread`: [`actix_wal::QueueThread`] on the command line.

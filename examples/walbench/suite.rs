@@ -6,7 +6,8 @@ use super::pipeline::Spec;
 use super::recovery::RecoveryFigures;
 use super::report::{thousands, Figures, Section};
 use super::{
-    interleave, issue11, meta, one, peers, pipeline, recovery, remove, rewind, subscribers, sys,
+    interleave, issue11, meta, one, peers, pipeline, recovery, remove, retention, rewind,
+    subscribers, sys,
 };
 use super::{Bench, Check, Res};
 use actix_wal::Durability;
@@ -413,6 +414,63 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
     if b.wants("compression") {
         // 12. Compression (issue 22, item 4): LZ4 against plain frames, JSON-like records.
         super::compression::part(b, &mut sections, &mut checks)?;
+    }
+
+    if b.wants("retention") {
+        // 13. Retention (issue 22): disk use within its bound over a long run.
+        let dir = b.fresh("retention");
+        let secs = b.opts.retention_secs;
+        b.say(&format!(
+            "retention: {secs:.0} s, a checkpoint every {} s, a cursor {} s behind that stalls for the last third",
+            retention::CHECKPOINT_EVERY_S,
+            retention::CURSOR_LAG_S
+        ));
+        let cfg = b.config();
+        let f = b.sys.block_on(retention::measure(&dir, cfg, secs));
+        remove(&dir);
+        let f = f?;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        checks.push(Check {
+            figure: format!(
+                "retention over {:.0} s: bytes below the checkpoint within retention_bytes ({:.0} MiB) or the valid cursor's hold, +-1 segment ({:.0} MiB)",
+                f.seconds,
+                mib(retention::RETENTION_BYTES),
+                mib(retention::SEGMENT_BYTES)
+            ),
+            target: "0 samples over by more than a segment, 0 under by more than a segment, 0 with the cursor below the first LSN".into(),
+            measured: format!(
+                "{} samples: {} over, {} under, {} cursor below the first LSN; worst excess {:.1} MiB; after the invalidation (at {}) at most {:.1} MiB below the checkpoint",
+                f.samples,
+                f.over_bound,
+                f.under_kept,
+                f.cursor_below_first,
+                f.worst_excess_bytes as f64 / (1 << 20) as f64,
+                f.invalidated_at_s.map_or("never".into(), |s| format!("{s:.0} s, stalled at {:.0} s", f.stalled_at_s)),
+                mib(f.max_retained_after_bytes)
+            ),
+            met: f.over_bound == 0 && f.under_kept == 0 && f.cursor_below_first == 0,
+        });
+        let bound = retention::RetentionFigures::disk_bound_bytes();
+        checks.push(Check {
+            figure: format!(
+                "retention: disk use with a lagging cursor capped at {:.0} MiB",
+                mib(retention::CAP_BYTES)
+            ),
+            target: format!(
+                "<= {:.0} MiB (cap + {} s of writes + a segment and the spare), and the cursor invalidated",
+                mib(bound),
+                retention::CHECKPOINT_EVERY_S
+            ),
+            measured: format!(
+                "max {:.1} MiB ({:.1} MiB while the cursor held, {:.1} MiB after); {:.0} MiB written, {} checkpoints",
+                mib(f.max_disk_bytes),
+                mib(f.max_disk_valid_bytes),
+                mib(f.max_disk_after_bytes),
+                mib(f.written_bytes),
+                f.checkpoints
+            ),
+            met: f.max_disk_bytes <= bound && f.invalidated_at_s.is_some(),
+        });
     }
 
     Ok((sections, recovered, checks))

@@ -102,6 +102,11 @@ impl Handler<Recover> for Recovery {
                 .map_err(|e| WalError::io("recovery", &path, std::io::Error::other(e.to_string())))??;
             let index = std::mem::take(&mut outcome.index);
             let mut report = RecoveryReport::from_outcome(&outcome);
+            // Replay starts at the checkpoint: what cursors or retention keep below it is
+            // for them and for readers, not part of the application's state to rebuild.
+            let checkpoint = dir.meta().current().map_or(0, |m| m.checkpoint());
+            report.checkpoint_lsn = report.checkpoint_lsn.max(crate::lsn::Lsn(checkpoint));
+            let replay_from = replay_from.max(checkpoint);
             if let Some(to) = replay_to {
                 report.replayed = replay(&path, &opts, to, chunk, report.records, replay_from).await?;
             }

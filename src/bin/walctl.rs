@@ -41,6 +41,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `walctl cursors`.
+#[path = "walctl/cursors_cmd.rs"]
+mod cursors_cmd;
 /// `walctl meta` and `walctl repair-meta`.
 #[path = "walctl/meta_cmd.rs"]
 mod meta_cmd;
@@ -99,6 +102,15 @@ enum Command {
     Meta {
         /// The log directory.
         dir: PathBuf,
+    },
+    /// Print the named cursors (LSN, state, bytes of segments each holds), the first LSN,
+    /// the checkpoint and the bytes below it (what cursors and retention keep).
+    Cursors {
+        /// The log directory.
+        dir: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Write both copies of META back from the newest whole one (a damaged, missing or
     /// stale copy repaired). Takes the log's lock: refused while the log is open.
@@ -515,6 +527,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => dump(log, *json, *payload, *utf8, &mut out),
         Command::Stat { log } => stat(log, &mut out),
         Command::Meta { dir } => meta_cmd::show(dir, &mut out),
+        Command::Cursors { dir, json } => cursors_cmd::show(dir, *json, &mut out),
         Command::RepairMeta { dir, without_slot } => meta_cmd::repair(dir, *without_slot, &mut out),
     };
     // Whatever was printed before a failure goes out before its error line.

@@ -19,13 +19,24 @@
 //! 50     2    reserved        0
 //! 52     4    slot_len        bytes of application metadata (0 when absent)
 //! 56     ...  slot            the application's bytes
-//! 56+len 4    crc32           CRC32 of every byte before it
+//! 56+len 4    crc32           CRC32 of every byte before it (version 1)
 //! ```
+//!
+//! Version 2 (a value with cursors, or a checkpoint above the first LSN: issue 22) adds,
+//! between the slot and the CRC, the checkpoint LSN and the named cursors
+//! ([`crate::format::meta_cursors`]); a value without them is still written as version 1.
+
+use super::meta_cursors;
+pub use super::meta_cursors::CursorMeta;
 
 /// Bytes at the start of the metadata file.
 pub const META_MAGIC: [u8; 8] = *b"AXWALMET";
-/// The metadata format version this build writes and reads.
-pub const META_VERSION: u32 = 1;
+/// The newest metadata format version this build reads and writes: 2, written only for a
+/// value with cursors or a checkpoint above its first LSN ([`LogMeta::needs_cursor_part`]).
+pub const META_VERSION: u32 = 2;
+/// The metadata format version of a value without cursors whose checkpoint is its first
+/// LSN: byte for byte what builds before cursors wrote and read.
+pub const META_VERSION_PLAIN: u32 = 1;
 /// Bytes before the slot.
 pub const META_HEADER_BYTES: usize = 56;
 /// Bytes of the file that are not the slot: the header and the trailing CRC.
@@ -83,6 +94,15 @@ pub struct LogMeta {
     /// The application's metadata slot (`Wal::set_meta`): opaque, never removed by
     /// truncation. `None` until first set.
     pub slot: Option<Vec<u8>>,
+    /// The checkpoint (C): the highest LSN `truncate_before` was given. Records below it
+    /// are not replayed at open; they stay readable (from `first_lsn` on) while a cursor
+    /// or the retention policy keeps them (docs/architecture.md, "Cursors and
+    /// retention"). Below `first_lsn` (0 in a new value) it means `first_lsn`: see
+    /// [`LogMeta::checkpoint`].
+    pub checkpoint_lsn: u64,
+    /// The named cursors (`Wal::cursor`), in ascending order of name. The first LSN never
+    /// passes a valid one.
+    pub cursors: Vec<CursorMeta>,
 }
 
 /// Why a metadata file was refused.
@@ -168,7 +188,49 @@ fn le64(b: &[u8], i: usize) -> u64 {
 impl LogMeta {
     /// Bytes the encoded file takes.
     pub fn encoded_len(&self) -> usize {
-        META_OVERHEAD_BYTES + self.slot.as_ref().map_or(0, Vec::len)
+        let part = match self.needs_cursor_part() {
+            true => meta_cursors::encoded_len(&self.cursors),
+            false => 0,
+        };
+        META_OVERHEAD_BYTES + self.slot.as_ref().map_or(0, Vec::len) + part
+    }
+
+    /// The checkpoint: `checkpoint_lsn`, or the first LSN if that is higher (a value
+    /// read from a version-1 file, or built before any checkpoint).
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoint_lsn.max(self.first_lsn)
+    }
+
+    /// Whether the value needs version 2: it has cursors, or a checkpoint above its first
+    /// LSN. Every other value is written as version 1, which older builds read.
+    pub fn needs_cursor_part(&self) -> bool {
+        !self.cursors.is_empty() || self.checkpoint_lsn > self.first_lsn
+    }
+
+    /// The cursor named `name`.
+    pub fn cursor(&self, name: &str) -> Option<&CursorMeta> {
+        self.cursors
+            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.cursors[i])
+    }
+
+    /// Sets the cursor `c` (added, or replacing the one of its name), keeping the order.
+    pub fn put_cursor(&mut self, c: CursorMeta) {
+        match self
+            .cursors
+            .binary_search_by(|x| x.name.as_str().cmp(&c.name))
+        {
+            Ok(i) => self.cursors[i] = c,
+            Err(i) => self.cursors.insert(i, c),
+        }
+    }
+
+    /// Removes the cursor named `name`; whether there was one.
+    pub fn remove_cursor(&mut self, name: &str) -> bool {
+        let before = self.cursors.len();
+        self.cursors.retain(|c| c.name != name);
+        self.cursors.len() != before
     }
 
     /// Encodes the file. A slot longer than `max_slot_bytes` (itself capped at
@@ -184,8 +246,12 @@ impl LogMeta {
         }
         let (intent, intent_lsn) = self.intent.code();
         let mut b = Vec::with_capacity(self.encoded_len());
+        let version = match self.needs_cursor_part() {
+            true => META_VERSION,
+            false => META_VERSION_PLAIN,
+        };
         b.extend_from_slice(&META_MAGIC);
-        b.extend_from_slice(&META_VERSION.to_le_bytes());
+        b.extend_from_slice(&version.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
         b.extend_from_slice(&self.seq.to_le_bytes());
         b.extend_from_slice(&self.first_lsn.to_le_bytes());
@@ -198,6 +264,9 @@ impl LogMeta {
         b.extend_from_slice(&(slot.len() as u32).to_le_bytes());
         debug_assert_eq!(b.len(), META_HEADER_BYTES);
         b.extend_from_slice(slot);
+        if version == META_VERSION {
+            meta_cursors::encode(&mut b, self.checkpoint(), &self.cursors)?;
+        }
         let crc = crc32fast::hash(&b);
         b.extend_from_slice(&crc.to_le_bytes());
         Ok(b)
@@ -216,6 +285,19 @@ impl LogMeta {
     ///
     /// A value without an intent never conflicts. Pure: no I/O.
     pub fn conflict(&self) -> Option<String> {
+        if let Some(c) = self
+            .cursors
+            .iter()
+            .find(|c| !c.invalidated && c.lsn < self.first_lsn)
+        {
+            return Some(format!(
+                "cursor {} at LSN {} lies below the first LSN {}: the records it needs would be gone",
+                c.name, c.lsn, self.first_lsn
+            ));
+        }
+        if let Err(e) = meta_cursors::check_cursors(&self.cursors) {
+            return Some(e.to_string());
+        }
         match self.intent {
             MetaIntent::None => None,
             MetaIntent::TruncateAfter(x) => {
@@ -265,7 +347,7 @@ impl LogMeta {
             return Err(MetaFormatError::BadMagic);
         }
         let version = le32(bytes, 8);
-        if version != META_VERSION {
+        if version != META_VERSION && version != META_VERSION_PLAIN {
             return Err(MetaFormatError::Version(version));
         }
         let slot_len = u64::from(le32(bytes, 52));
@@ -274,7 +356,11 @@ impl LogMeta {
             return Err(MetaFormatError::SlotTooLarge { len: slot_len, max });
         }
         // At most 16 MiB + 60 by the check above: no overflow.
-        let expected = META_OVERHEAD_BYTES + slot_len as usize;
+        let slot_end = META_HEADER_BYTES + slot_len as usize;
+        let mut expected = META_OVERHEAD_BYTES + slot_len as usize;
+        if version == META_VERSION && bytes.len() >= slot_end {
+            expected += meta_cursors::walk_len(&bytes[slot_end..], slot_end)?;
+        }
         if bytes.len() < expected {
             return Err(MetaFormatError::Short {
                 len: bytes.len(),
@@ -305,16 +391,34 @@ impl LogMeta {
         let slot = match (bytes[49], slot_len) {
             (0, 0) => None,
             (0, _) => return Err(MetaFormatError::Invalid("slot length without a slot")),
-            (1, _) => Some(bytes[META_HEADER_BYTES..body].to_vec()),
+            (1, _) => Some(bytes[META_HEADER_BYTES..slot_end].to_vec()),
             _ => return Err(MetaFormatError::Invalid("slot_present is not 0 or 1")),
         };
-        Ok(LogMeta {
+        let first_lsn = le64(bytes, 24);
+        let (checkpoint_lsn, cursors) = match version {
+            META_VERSION => meta_cursors::decode(&bytes[slot_end..body], slot_end)?,
+            _ => (first_lsn, Vec::new()),
+        };
+        let meta = LogMeta {
             seq: le64(bytes, 16),
-            first_lsn: le64(bytes, 24),
+            first_lsn,
             newest_lsn: le64(bytes, 32),
             intent,
             slot,
-        })
+            checkpoint_lsn,
+            cursors,
+        };
+        if version == META_VERSION {
+            if checkpoint_lsn < first_lsn {
+                return Err(MetaFormatError::Invalid("checkpoint below the first LSN"));
+            }
+            if !meta.needs_cursor_part() {
+                return Err(MetaFormatError::Invalid(
+                    "version 2 without cursors or a checkpoint above the first LSN",
+                ));
+            }
+        }
+        Ok(meta)
     }
 }
 
@@ -330,6 +434,28 @@ mod tests {
             newest_lsn: 1_000,
             intent: MetaIntent::TruncateAfter(999),
             slot: Some(b"vote: term 3, node 2".to_vec()),
+            checkpoint_lsn: 42,
+            cursors: Vec::new(),
+        }
+    }
+
+    /// A version-2 value: a checkpoint above the first LSN and two cursors.
+    fn sample_v2() -> LogMeta {
+        LogMeta {
+            checkpoint_lsn: 500,
+            cursors: vec![
+                CursorMeta {
+                    name: "archiver".into(),
+                    lsn: 42,
+                    invalidated: false,
+                },
+                CursorMeta {
+                    name: "replica-2".into(),
+                    lsn: 7,
+                    invalidated: true,
+                },
+            ],
+            ..sample()
         }
     }
 
@@ -337,6 +463,7 @@ mod tests {
     fn round_trips_with_and_without_slot() {
         for meta in [
             sample(),
+            sample_v2(),
             LogMeta::default(),
             LogMeta {
                 slot: Some(Vec::new()),
@@ -358,6 +485,8 @@ mod tests {
             newest_lsn: 1,
             intent: MetaIntent::None,
             slot: Some(b"vote".to_vec()),
+            checkpoint_lsn: 1,
+            cursors: Vec::new(),
         };
         let mut expected = Vec::new();
         expected.extend_from_slice(b"AXWALMET");
@@ -371,7 +500,13 @@ mod tests {
 
     #[test]
     fn every_truncation_and_extension_is_refused() {
-        let b = sample().encode(DEFAULT_MAX_META_BYTES).unwrap();
+        for meta in [sample(), sample_v2()] {
+            every_truncation_and_extension_of(meta);
+        }
+    }
+
+    fn every_truncation_and_extension_of(meta: LogMeta) {
+        let b = meta.encode(DEFAULT_MAX_META_BYTES).unwrap();
         for len in 0..b.len() {
             assert!(
                 LogMeta::decode(&b[..len], DEFAULT_MAX_META_BYTES).is_err(),
@@ -388,7 +523,7 @@ mod tests {
 
     #[test]
     fn every_single_bit_flip_is_refused() {
-        for meta in [sample(), LogMeta::default()] {
+        for meta in [sample(), sample_v2(), LogMeta::default()] {
             let b = meta.encode(DEFAULT_MAX_META_BYTES).unwrap();
             for byte in 0..b.len() {
                 for bit in 0..8 {
@@ -445,10 +580,10 @@ mod tests {
             ));
         }
         let mut bad = b;
-        bad[8] = 2;
+        bad[8] = 3;
         assert_eq!(
             LogMeta::decode(&recrc(bad), DEFAULT_MAX_META_BYTES),
-            Err(MetaFormatError::Version(2))
+            Err(MetaFormatError::Version(3))
         );
     }
 
@@ -464,14 +599,32 @@ mod tests {
             any::<u64>(),
             intent,
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..2048)),
+            any::<u64>(),
+            proptest::collection::btree_map(
+                "[a-z0-9._-]{1,20}",
+                (any::<u64>(), any::<bool>()),
+                0..5,
+            ),
         )
-            .prop_map(|(seq, first_lsn, newest_lsn, intent, slot)| LogMeta {
-                seq,
-                first_lsn,
-                newest_lsn,
-                intent,
-                slot,
-            })
+            .prop_map(
+                |(seq, first_lsn, newest_lsn, intent, slot, above, cursors)| LogMeta {
+                    seq,
+                    first_lsn,
+                    newest_lsn,
+                    intent,
+                    slot,
+                    // Read back as the checkpoint: never below the first LSN.
+                    checkpoint_lsn: first_lsn.saturating_add(above % 3),
+                    cursors: cursors
+                        .into_iter()
+                        .map(|(name, (lsn, invalidated))| CursorMeta {
+                            name,
+                            lsn,
+                            invalidated,
+                        })
+                        .collect(),
+                },
+            )
     }
 
     proptest! {

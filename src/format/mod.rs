@@ -7,6 +7,7 @@ pub mod compress;
 pub(crate) mod crc_combine;
 pub mod frame;
 pub mod meta;
+pub mod meta_cursors;
 pub mod segment_header;
 
 pub use compress::Compression;

@@ -24,6 +24,10 @@ pub struct LogDir {
     lock: Box<dyn DirLock>,
     /// The metadata file (`META`), read by recovery, written by the writer side.
     meta: std::sync::Arc<SharedMeta>,
+    /// What retention keeps below the checkpoint, and the cursors' cap (`retention.rs`):
+    /// set by the queue from `WalConfig`; the default (nothing kept, no cap) for other
+    /// owners.
+    retention: super::retention::RetentionPolicy,
 }
 
 /// Directories locked by live `LogDir`s of this process, and how many (more than one only
@@ -71,6 +75,7 @@ impl LogDir {
             path,
             lock,
             meta,
+            retention: Default::default(),
         })
     }
 
@@ -136,6 +141,16 @@ impl LogDir {
         self.meta.update(f)
     }
 
+    /// The retention policy [`Self::retain_with`] applies.
+    pub fn retention_policy(&self) -> super::retention::RetentionPolicy {
+        self.retention
+    }
+
+    /// Sets the retention policy (the queue does, from `WalConfig`, before the log runs).
+    pub fn set_retention_policy(&mut self, policy: super::retention::RetentionPolicy) {
+        self.retention = policy;
+    }
+
     /// The storage it is reached through.
     pub fn storage(&self) -> &SharedStorage {
         &self.storage
@@ -182,23 +197,28 @@ impl LogDir {
             .map_err(|e| WalError::io("fsync dir", &self.path, e))
     }
 
-    /// Checkpoint truncation: records `lsn` durably as the log's first LSN in `META` (if it
-    /// is above the one there: the checkpoint never moves back), then removes every whole
-    /// segment whose records all lie below `lsn` (a segment qualifies when the next segment
-    /// starts at or below `lsn`). The last segment is never removed. Returns the removed
-    /// files. The caller makes sure every record below `lsn` is durable.
+    /// Checkpoint truncation: records `lsn` durably as the log's checkpoint in `META` (if
+    /// it is above the one there: the checkpoint never moves back), moves the first LSN up
+    /// to what the checkpoint, the cursors and the retention policy allow
+    /// ([`Self::retain_with`]; with neither cursors nor a policy, `lsn` itself), then
+    /// removes every whole segment whose records all lie below the first LSN (a segment
+    /// qualifies when the next segment starts at or below it). The last segment is never
+    /// removed. Returns the removed files. The caller makes sure every record below `lsn`
+    /// is durable.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<Vec<PathBuf>, WalError> {
-        // Step 1 of the protocol (docs/format.md): from here nothing below `lsn` is
-        // returned again, whether or not the removals below happen.
-        if self.meta.current().is_some_and(|m| m.first_lsn < lsn.0) {
-            // Checked again on the value the replace starts from (the one under the
-            // store's lock): the one read above may be older than a replace made since.
-            self.meta.update(|m| m.first_lsn = m.first_lsn.max(lsn.0))?;
-        }
+        // Step 1 of the protocol (docs/format.md): from here nothing below the new first
+        // LSN is returned again, whether or not the removals below happen.
+        self.retain_with(|m| m.checkpoint_lsn = m.checkpoint().max(lsn.0))
+            .map(|r| r.removed)
+    }
+
+    /// Removes every whole segment below `lsn` (one whose next segment starts at or below
+    /// it), oldest first; never the last. Returns the removed files.
+    pub(crate) fn remove_below(&self, lsn: u64) -> Result<Vec<PathBuf>, WalError> {
         let (segments, _) = self.list()?;
         let doomed: Vec<&SegmentFile> = segments
             .windows(2)
-            .take_while(|pair| pair[1].first_lsn <= lsn.0)
+            .take_while(|pair| pair[1].first_lsn <= lsn)
             .map(|pair| &pair[0])
             .collect();
         // Removals not yet synced may survive a power cut in any subset, and a later
@@ -218,7 +238,7 @@ impl LogDir {
             removed.push(seg.path.clone());
         }
         if !removed.is_empty() {
-            tracing::debug!(below = %lsn, removed = removed.len(), "truncated log");
+            tracing::debug!(below = lsn, removed = removed.len(), "truncated log");
         }
         Ok(removed)
     }

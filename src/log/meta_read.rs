@@ -106,7 +106,9 @@ fn read_one(storage: &dyn Storage, path: &Path) -> Result<Option<LogMeta>, WalEr
         .size_bytes()
         .map_err(|e| WalError::io("stat", path, e))?;
     // Bounded before reading: a damaged or foreign file must not take all memory.
-    let max_size = META_OVERHEAD_BYTES as u64 + MAX_META_BYTES_LIMIT;
+    let max_size = META_OVERHEAD_BYTES as u64
+        + MAX_META_BYTES_LIMIT
+        + crate::format::meta_cursors::MAX_CURSORS_SECTION_BYTES as u64;
     if size > max_size {
         return Err(WalError::Corruption {
             segment: path.to_path_buf(),

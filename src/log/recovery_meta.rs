@@ -165,9 +165,23 @@ impl LogDir {
                 return Err(err);
             }
             tracing::warn!(error = %err, first_lsn = first, newest_lsn = newest, "salvaging: META lowered to the log found");
+            let end = out.next_lsn.0.max(first);
             self.meta().update(|m| {
+                // The checkpoint follows the first LSN up, and down to the log found.
+                m.checkpoint_lsn = match first < m.first_lsn {
+                    true => first,
+                    false => m.checkpoint().max(first),
+                };
                 m.first_lsn = first;
                 m.newest_lsn = newest;
+                // A cursor whose records are missing is invalidated; one past the log
+                // found goes back to its end.
+                for c in m.cursors.iter_mut() {
+                    if !c.invalidated && c.lsn < first {
+                        c.invalidated = true;
+                    }
+                    c.lsn = c.lsn.min(end);
+                }
             })?;
             out.salvaged_from.get_or_insert(err);
         } else if repair {

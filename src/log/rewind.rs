@@ -137,6 +137,11 @@ impl LogDir {
             |m| {
                 m.intent = MetaIntent::TruncateAfter(x);
                 m.newest_lsn = lowered;
+                // A cursor past the cut goes back to it: the records it had passed are
+                // gone, and the next ones will be new (docs/architecture.md).
+                for c in m.cursors.iter_mut().filter(|c| c.lsn > x + 1) {
+                    c.lsn = x + 1;
+                }
             },
             |m| {
                 m.intent = MetaIntent::None;
@@ -157,10 +162,12 @@ impl LogDir {
 
     /// `reset(n)`, steps 1 to 4: the intent (with the first LSN `n`), every segment
     /// removed, the segment `n` created, the intent cleared. The caller checked `n` and
-    /// holds appends. `decided` as for [`Self::truncate_after`].
+    /// holds appends. Cursors at or past `caught_up` (the log's next LSN) move to `n`,
+    /// the others are invalidated, in step 1's replace. `decided` as for [`Self::truncate_after`].
     pub(crate) fn reset(
         &self,
         n: u64,
+        caught_up: u64,
         opts: &RecoveryOptions,
         decided: &mut dyn FnMut(),
     ) -> Result<(), RewindFailure> {
@@ -172,7 +179,17 @@ impl LogDir {
             |m| {
                 m.intent = MetaIntent::Reset(n);
                 m.first_lsn = n;
+                m.checkpoint_lsn = n;
                 m.newest_lsn = 0;
+                // A cursor that had passed every record (at the old next LSN) goes on at
+                // `n`; one that had not lost records it needed: invalidated.
+                for c in m.cursors.iter_mut().filter(|c| !c.invalidated) {
+                    if c.lsn >= caught_up {
+                        c.lsn = n;
+                    } else {
+                        c.invalidated = true;
+                    }
+                }
             },
             |m| {
                 m.intent = MetaIntent::None;

@@ -417,6 +417,10 @@ impl StorageFile for FsFile {
         Ok(self.0.metadata()?.len())
     }
 
+    fn modified(&self) -> io::Result<Option<std::time::SystemTime>> {
+        self.0.metadata()?.modified().map(Some)
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }

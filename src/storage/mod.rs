@@ -126,6 +126,14 @@ pub trait StorageFile: Send + fmt::Debug {
         Ok(true)
     }
 
+    /// When the file's data was last modified, if the storage can tell. Retention by age
+    /// (`WalConfig::retention_secs`) reads it of the segments below the checkpoint, off the
+    /// commit path. The default answers `Ok(None)` (cannot tell: such a segment counts as
+    /// just written, so age alone never removes it).
+    fn modified(&self) -> io::Result<Option<std::time::SystemTime>> {
+        Ok(None)
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset` only if that needs no wait for the
     /// device (the bytes are in memory: Linux `preadv2` with `RWF_NOWAIT`): `Ok(true)`
     /// when `buf` was filled, `Ok(false)` when it would have waited (what `buf` holds

@@ -124,8 +124,15 @@ pub enum Event {
     /// A truncation below this LSN was asked for (records below it may go).
     Truncate(u64),
     /// That truncation answered Ok: the checkpoint is durable in `META`, so no record
-    /// below it may be read again (a transaction reaching it excepted: it comes whole).
+    /// below it may be read again (a transaction reaching it excepted: it comes whole),
+    /// unless the named cursor held them (then below the lower of the two).
     Checkpointed(u64),
+    /// The named cursor stands at this LSN, durably: read at a generation's open, or an
+    /// advance answered Ok. Records from it on must be kept.
+    CursorAt(u64),
+    /// An advance of the named cursor to this LSN is about to be sent (it may reach the
+    /// disk whatever its answer).
+    CursorAdvance(u64),
 }
 
 /// The shared event log of a run.
@@ -304,6 +311,11 @@ pub fn verify(recs: &[Rec], expect: &Expect<'_>) -> Vec<Violation> {
     let mut must: BTreeMap<u64, &[u8]> = BTreeMap::new();
     let mut floor = 0u64;
     let mut checkpoint = 0u64;
+    // The named cursor (issue 22): the lowest position known durable (it only rises), the
+    // highest it may have on disk, and the known one when each truncation was asked.
+    let mut cursor_known: Option<u64> = None;
+    let mut cursor_hi: Option<u64> = None;
+    let mut cursor_at_truncate: HashMap<u64, Option<u64>> = HashMap::new();
     let earlier: HashSet<u64> = expect.required.iter().map(|r| r.lsn).collect();
     for r in expect.required {
         must.insert(r.lsn, &r.payload);
@@ -326,8 +338,24 @@ pub fn verify(recs: &[Rec], expect: &Expect<'_>) -> Vec<Violation> {
                     must.insert(lsn + i as u64, p);
                 }
             }
-            Event::Truncate(lsn) => floor = floor.max(*lsn),
-            Event::Checkpointed(lsn) => checkpoint = checkpoint.max(*lsn),
+            Event::Truncate(lsn) => {
+                floor = floor.max(*lsn);
+                let known = cursor_at_truncate.entry(*lsn).or_insert(cursor_known);
+                *known = (*known).min(cursor_known);
+            }
+            Event::Checkpointed(lsn) => {
+                // A cursor below the checkpoint keeps its records readable: the log's
+                // first LSN is then at least the lower of the two.
+                let held = cursor_at_truncate.get(lsn).copied().flatten();
+                checkpoint = checkpoint.max(held.map_or(*lsn, |c| c.min(*lsn)));
+            }
+            Event::CursorAt(lsn) => {
+                cursor_known = Some(cursor_known.map_or(*lsn, |c| c.max(*lsn)));
+                cursor_hi = Some(cursor_hi.map_or(*lsn, |c| c.max(*lsn)));
+            }
+            Event::CursorAdvance(lsn) => {
+                cursor_hi = Some(cursor_hi.map_or(*lsn, |c| c.max(*lsn)));
+            }
         }
     }
     // Every record: intact, known, once; transactions whole.
@@ -379,9 +407,43 @@ pub fn verify(recs: &[Rec], expect: &Expect<'_>) -> Vec<Violation> {
             out.push(Violation::TxnSplit { attempt: *attempt });
         }
     }
-    // Everything acknowledged (or recovered before) is there, with its payload.
+    // Everything acknowledged (or recovered before) is there, with its payload: from the
+    // highest truncation asked for, or from the highest position the cursor may have on
+    // disk if lower (retention never removes what a cursor needs).
+    let keep_from = match cursor_hi {
+        Some(c) if floor > 0 => floor.min(c),
+        _ => floor,
+    };
     let first = recs.first().map_or(u64::MAX, |r| r.lsn);
-    for (lsn, payload) in must.range(floor..) {
+    for (lsn, payload) in must.range(keep_from..) {
+        let at = lsn.checked_sub(first).map(|i| i as usize);
+        match at.and_then(|i| recs.get(i)) {
+            None => out.push(Violation::LostAck { lsn: *lsn }),
+            Some(r) if r.payload != *payload => out.push(Violation::WrongPayload { lsn: *lsn }),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// Every record acknowledged (or recovered before) at or above `from` is there with its
+/// payload: what a named cursor that recovery found at `from` still needs (issue 22:
+/// retention never removes it), whatever checkpoint was asked for.
+pub fn verify_held(recs: &[Rec], expect: &Expect, from: u64) -> Vec<Violation> {
+    let mut must: BTreeMap<u64, &[u8]> = BTreeMap::new();
+    for r in expect.required {
+        must.insert(r.lsn, &r.payload);
+    }
+    for e in expect.events {
+        if let Event::Acked { lsn, payloads } = e {
+            for (i, p) in payloads.iter().enumerate() {
+                must.insert(lsn + i as u64, p);
+            }
+        }
+    }
+    let first = recs.first().map_or(u64::MAX, |r| r.lsn);
+    let mut out = Vec::new();
+    for (lsn, payload) in must.range(from..) {
         let at = lsn.checked_sub(first).map(|i| i as usize);
         match at.and_then(|i| recs.get(i)) {
             None => out.push(Violation::LostAck { lsn: *lsn }),

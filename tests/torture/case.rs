@@ -125,6 +125,8 @@ pub(crate) fn save(
                 "payloads": payloads.iter().map(|p| hex(p)).collect::<Vec<_>>()}}),
             Event::Truncate(l) => json!({"truncate": l}),
             Event::Checkpointed(l) => json!({"checkpointed": l}),
+            Event::CursorAt(l) => json!({"cursor_at": l}),
+            Event::CursorAdvance(l) => json!({"cursor_advance": l}),
         })
         .collect();
     let case = json!({
@@ -227,6 +229,12 @@ pub(crate) fn load(dir: &Path) -> Result<Case, String> {
             }
             if let Some(l) = e.get("truncate") {
                 return Some(Event::Truncate(l.as_u64()?));
+            }
+            if let Some(l) = e.get("cursor_at") {
+                return Some(Event::CursorAt(l.as_u64()?));
+            }
+            if let Some(l) = e.get("cursor_advance") {
+                return Some(Event::CursorAdvance(l.as_u64()?));
             }
             Some(Event::Checkpointed(e.get("checkpointed")?.as_u64()?))
         })

@@ -5,7 +5,8 @@ use crate::case::Origin;
 use crate::setup::{Engine, Found, Params, Setup, DIR, MAX_RECORD_BYTES};
 use crate::sim::broken::BrokenStorage;
 use crate::sim::check::{
-    before_last_batch, read_log, recover, verify, Event, Expect, Oracle, Rec, Tag, Violation,
+    before_last_batch, read_log, recover, verify, verify_held, Event, Expect, Oracle, Rec, Tag,
+    Violation,
 };
 use crate::sim::{mix, Rng, SimStorage, Snapshot};
 use crate::workload::{run_actors, run_writer};
@@ -47,6 +48,12 @@ pub(crate) fn check_image(
     let recs = read_log(&storage, dir, MAX_RECORD_BYTES)
         .map_err(|e| vec![Violation::ReadFailed(e.to_string())])?;
     let mut v = verify(&recs, expect);
+    // The named cursor as recovery left it: every acknowledged record from it on is kept.
+    if let Ok(Some(m)) = actix_wal::files::read_meta(storage.as_ref(), dir) {
+        if let Some(c) = m.cursor(crate::workload::CURSOR).filter(|c| !c.invalidated) {
+            v.extend(verify_held(&recs, expect, c.lsn));
+        }
+    }
     if setup.policy == RecoveryPolicy::TolerateTornTail {
         if let Some(why) = disagreement(&offline, &recs) {
             v.push(Violation::ReaderDisagrees(why));

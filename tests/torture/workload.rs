@@ -29,8 +29,12 @@ pub(crate) fn compression(seed: u64, gen: u32) -> actix_wal::Compression {
     }
 }
 
+/// The named cursor the actor workload moves (issue 22).
+pub(crate) const CURSOR: &str = "torture";
+
 /// One client of the actor workload: durable appends, transactions, buffered appends
-/// acknowledged by a later flush, mode switches and truncations. A definite failure is
+/// acknowledged by a later flush, mode switches, truncations and (with truncations) moves
+/// of the named cursor `torture` that holds records below them. A definite failure is
 /// retried once, sometimes later.
 pub(crate) async fn actor_client(
     wal: Wal,
@@ -51,6 +55,21 @@ pub(crate) async fn actor_client(
                 oracle.push(Event::Truncate(t));
                 if wal.truncate_before(Lsn(t)).await.is_ok() {
                     oracle.push(Event::Checkpointed(t));
+                }
+            }
+            continue;
+        }
+        if r < 6 && p.truncate {
+            // The named cursor moves to a recent durable LSN: segments below it may go.
+            if let (Ok(s), Ok(c)) = (wal.stats().await, wal.cursor(CURSOR).await) {
+                // Often below the checkpoints (asked at up to 30 below the durable end),
+                // so that it holds what they would remove.
+                let to = (s.durable_lsn.0 + 1).saturating_sub(rng.below(80));
+                if to > c.lsn().0 {
+                    oracle.push(Event::CursorAdvance(to));
+                    if c.advance(Lsn(to)).await.is_ok() {
+                        oracle.push(Event::CursorAt(to));
+                    }
                 }
             }
             continue;
@@ -146,6 +165,21 @@ pub(crate) fn run_actors(
         let wal = Wal::open(DIR, cfg)
             .await
             .map_err(|e| format!("Wal::open on the crashed image: {e}"))?;
+        if p.truncate {
+            // Found where the last generation left it (or created at the first LSN).
+            let c = wal
+                .cursor(CURSOR)
+                .await
+                .map_err(|e| format!("the cursor on the crashed image: {e}"))?;
+            oracle.push(Event::CursorAt(c.lsn().0));
+            // The last generation's checkpoint: records below it that the cursor held may
+            // go once the cursor moves on (as if a truncation were asked, the cursor known).
+            let s = wal
+                .stats()
+                .await
+                .map_err(|e| format!("stats on the crashed image: {e}"))?;
+            oracle.push(Event::Truncate(s.checkpoint_lsn.0));
+        }
         if faults {
             let span = u64::from(p.clients) * u64::from(p.ops_per_client) * 2;
             arm_faults(&sim, fault, &mut Rng::new(mix(seed, 78)), sim.ops(), span);

@@ -138,17 +138,11 @@ impl Handler<TruncateBefore> for Queue {
         };
         // Only records already durable may be checkpointed away.
         let below = Lsn(msg.0 .0.min(self.durable_end));
-        let removed = dir.truncate_before(below)?;
-        self.index_truncated(&removed, below.0);
-        if let Some(first_lsn) = self.written_segment {
-            let written = dir.path().join(crate::log::segment_name(first_lsn));
-            if removed.contains(&written) {
-                self.written_segment = None;
-            }
-        }
-        let removed = removed.len();
-        self.refresh_disk_bytes();
-        Ok(removed)
+        // The checkpoint, then whatever the cursors and the retention policy no longer
+        // hold (`log/retention.rs`; without either, everything below `below`).
+        let r = dir.retain_with(|m| m.checkpoint_lsn = m.checkpoint().max(below.0))?;
+        self.retained(&r);
+        Ok(r.removed.len())
     }
 }
 

@@ -13,10 +13,11 @@
 //! The queue's rooms: `waiters.rs` (callers waiting for durability and their parked
 //! replies), `admit.rs` (appends and commits in), `dispatch.rs` (batches out and back),
 //! `failure.rs` (failed writes and fsyncs, removed files, the flusher's death and return),
-//! `observe.rs` (metrics, stats, health), `lifecycle.rs` (mode, checkpoint, shutdown) and
-//! `rewind.rs` (rewind and reset).
+//! `observe.rs` (metrics, stats, health), `lifecycle.rs` (mode, checkpoint, shutdown),
+//! `cursors.rs` (named cursors and retention runs) and `rewind.rs` (rewind and reset).
 
 mod admit;
+mod cursors;
 mod dispatch;
 pub(crate) mod entry;
 mod failure;
@@ -105,6 +106,10 @@ pub struct Queue {
     /// The newest segment counted in `disk_bytes`, by first LSN, and the size it was
     /// counted at: a rollover re-sizes only it and counts the new one (`observe.rs`).
     counted_tail: Option<(u64, u64)>,
+    /// Every segment's size as last counted (a listing at open, after a retention run or
+    /// a rewind; the new segment added at a rollover), in LSN order: the cursors' lag in
+    /// bytes and the bytes retained below the checkpoint, without a listing per question.
+    segment_sizes: Vec<crate::log::SegmentUse>,
     /// Bytes of the `.wal.tmp` files beside the segments: the prepared spare (a whole
     /// preallocated segment) and any file a rewrite is building. Counted at open, after a
     /// truncation or a rewind and at each health check (the spare is prepared on the
@@ -183,6 +188,8 @@ impl Queue {
             index,
             progress,
         } = setup;
+        let mut dir = dir;
+        dir.set_retention_policy(cfg.retention_policy());
         let mut local_writer = SegmentWriter::new(
             cfg.storage.clone(),
             dir.path(),
@@ -238,6 +245,7 @@ impl Queue {
             alerts: Alerts::new(cfg.alert_to.clone()),
             disk_bytes: 0,
             counted_tail: None,
+            segment_sizes: Vec::new(),
             spare_bytes: 0,
             written_segment: Some(planner.segment_first_lsn),
             holding: false,
@@ -279,6 +287,12 @@ impl Actor for Queue {
         // The mailbox bounds how many `send()`s wait here; a full queue stops taking
         // messages, so senders wait in their own futures, not in our memory.
         ctx.set_mailbox_capacity(1024);
+        self.publish_cursors();
+        if self.cfg.retention_secs > 0 {
+            // Age is the one reason to remove a segment that no message brings: a timer.
+            let every = std::time::Duration::from_millis(self.cfg.retention_check_interval_ms);
+            ctx.run_interval(every, |act, _| act.run_retention());
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {

@@ -29,6 +29,14 @@ impl Queue {
             .collect();
         self.disk_bytes = sizes.iter().map(|(_, b)| b).sum();
         self.counted_tail = sizes.last().copied();
+        self.segment_sizes = sizes
+            .iter()
+            .map(|&(first_lsn, size_bytes)| crate::log::SegmentUse {
+                first_lsn,
+                size_bytes,
+                age_secs: 0,
+            })
+            .collect();
         self.publish_disk_bytes();
     }
 
@@ -60,8 +68,28 @@ impl Queue {
         }
         let new = size(first_lsn).unwrap_or(0);
         self.disk_bytes += new;
+        if let Some((lsn, _)) = self.counted_tail {
+            let now = size(lsn).unwrap_or(0);
+            if let Some(s) = self.segment_sizes.iter_mut().find(|s| s.first_lsn == lsn) {
+                s.size_bytes = now;
+            }
+        }
+        self.segment_sizes.retain(|s| s.first_lsn < first_lsn);
+        self.segment_sizes.push(crate::log::SegmentUse {
+            first_lsn,
+            size_bytes: new,
+            age_secs: 0,
+        });
         self.counted_tail = Some((first_lsn, new));
         self.publish_disk_bytes();
+        if self
+            .dir
+            .as_ref()
+            .and_then(|d| d.meta().current())
+            .is_some_and(|m| !m.cursors.is_empty())
+        {
+            self.publish_cursors();
+        }
     }
 
     /// Sizes the spares (`.wal.tmp` files) again: at a health check.
@@ -136,6 +164,7 @@ impl Handler<GetStats> for Queue {
         s.queue_bytes = self.queued_bytes;
         if let Some(m) = self.dir.as_ref().and_then(|d| d.meta().current()) {
             s.first_lsn = Lsn(m.first_lsn);
+            s.checkpoint_lsn = Lsn(m.checkpoint());
         }
         MessageResult(s)
     }
@@ -147,7 +176,13 @@ impl Handler<GetHealth> for Queue {
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
         self.verify_files("health check");
         self.recount_spares();
+        self.publish_cursors();
+        let meta = self.dir.as_ref().and_then(|d| d.meta().current());
         MessageResult(Health {
+            first_lsn: Lsn(meta.as_ref().map_or(0, |m| m.first_lsn)),
+            checkpoint_lsn: Lsn(meta.as_ref().map_or(0, |m| m.checkpoint())),
+            retained_bytes: self.retained_bytes(),
+            cursors: self.current_cursors(),
             healthy: self.poisoned.is_none() && !self.shutting_down && self.disk_full_failures == 0,
             mode: self.mode(),
             flusher_healthy: self.flusher.is_some(),

@@ -36,7 +36,9 @@ impl Queue {
             return Err(WalError::ShutDown);
         };
         let next_lsn = self.planner.next_lsn;
-        let first_lsn = dir.meta().current().map_or(next_lsn, |m| m.first_lsn);
+        // A rewind never cuts below the checkpoint, even where cursors or the retention
+        // policy keep records below it (the first LSN is then lower).
+        let first_lsn = dir.meta().current().map_or(next_lsn, |m| m.checkpoint());
         match job {
             Job::After(x) if x >= next_lsn => Err(WalError::LsnNotAssigned {
                 lsn: Lsn(x),
@@ -152,8 +154,9 @@ impl Queue {
                     .map(|cut| (cut.segment_first_lsn, cut.offset, x + 1))
             }
             Job::Reset(n) => {
+                let caught_up = self.planner.next_lsn;
                 let mut decided = || self.index_reset(n);
-                dir.reset(n, &opts, &mut decided)
+                dir.reset(n, caught_up, &opts, &mut decided)
                     .map(|()| (n, crate::format::SEGMENT_HEADER_BYTES as u64, n))
             }
         };
@@ -178,6 +181,7 @@ impl Queue {
                     Job::Reset(_) => self.index_reset(next_lsn),
                 }
                 self.refresh_disk_bytes();
+                self.publish_cursors();
                 Ok(())
             }
             Err(RewindFailure::Unchanged(e)) => Err(e),

@@ -59,9 +59,20 @@ fn print_value(out: &mut impl Write, m: &LogMeta) -> io::Result<()> {
     }
     writeln!(out, "intent: {}", intent(m.intent))?;
     match &m.slot {
-        None => writeln!(out, "slot: none"),
-        Some(s) => writeln!(out, "slot: {} bytes", s.len()),
+        None => writeln!(out, "slot: none")?,
+        Some(s) => writeln!(out, "slot: {} bytes", s.len())?,
     }
+    writeln!(out, "checkpoint: {}", m.checkpoint())?;
+    writeln!(out, "cursors: {}", m.cursors.len())?;
+    for c in &m.cursors {
+        let state = if c.invalidated {
+            "invalidated"
+        } else {
+            "valid"
+        };
+        writeln!(out, "cursor {}: lsn {}, {state}", c.name, c.lsn)?;
+    }
+    Ok(())
 }
 
 /// `walctl meta DIR`.
@@ -150,8 +161,10 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
     })
     .map_err(wal_failure)?;
     let said = format!(
-        "rebuilt META without a slot: first LSN {first} (the first segment's), no \
-         newest-segment floor; any damaged copy is kept as META.damaged or META.copy.damaged"
+        "rebuilt META without a slot: first LSN {first} (the first segment's, also the \
+         checkpoint), no newest-segment floor, no cursors (their consumers get \
+         CursorNotFound and create them again); any damaged copy is kept as META.damaged \
+         or META.copy.damaged"
     );
     writeln!(out, "{said}").map_err(Failure::output)
 }
