@@ -237,9 +237,9 @@ impl Queue {
             }
         };
         if needs_new {
-            let buf = self.spare.pop().unwrap_or_default();
+            let (buf, frames) = self.spare.pop().unwrap_or_default();
             self.pending
-                .push_back(Batch::with_buffer(&self.planner, buf));
+                .push_back(Batch::with_buffers(&self.planner, buf, frames));
         }
         let Some(batch) = self.pending.back_mut() else {
             unreachable!("a batch was pushed just above if none was gathering")

@@ -296,7 +296,7 @@ impl Queue {
         }
         if let Ok(b) = Arc::try_unwrap(batch) {
             if self.spare.len() < 2 {
-                self.spare.push(b.buf);
+                self.spare.push((b.buf, b.frames));
             }
         }
         answered

@@ -96,7 +96,8 @@ pub struct Queue {
     /// Whether a shutdown has settled the flusher's spares yet (`lifecycle.rs`).
     settle: lifecycle::ShutdownSettle,
     timer: Option<SpawnHandle>,
-    spare: Vec<Vec<u8>>,
+    /// Buffers of written batches (their frames and frame marks), reused by new ones.
+    spare: Vec<(Vec<u8>, Vec<crate::log::batch::FrameMark>)>,
     stats: WalStats,
     metrics: Metrics,
     alerts: Alerts,

@@ -4,7 +4,6 @@
 //! themselves run on the reader pool (`actors/reader.rs`), never here.
 
 use super::Queue;
-use crate::format::{FrameHeader, FRAME_HEADER_BYTES};
 use crate::log::{Batch, LogIndex};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLockWriteGuard};
@@ -16,8 +15,8 @@ impl Queue {
         self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes the frames of a batch that is now durable: walks its frame headers chunk by
-    /// chunk (one entry per stride is kept), then moves the durable end (and hands the
+    /// Notes the frames of a batch that is now durable, from the marks it kept while
+    /// encoding (one entry per stride is kept), then moves the durable end (and hands the
     /// batch to live subscribers, if any). A rewrite first
     /// cuts away what the index held from the batch's first LSN (nothing durable, but the
     /// segment it replaces goes).
@@ -26,27 +25,22 @@ impl Queue {
         if batch.rewrite {
             idx.cut(batch.first_lsn);
         }
-        for c in &batch.chunks {
-            let mut pos = c.start;
-            while pos + FRAME_HEADER_BYTES <= c.end {
-                let hdr: Option<&[u8; FRAME_HEADER_BYTES]> =
-                    batch.buf[pos..pos + FRAME_HEADER_BYTES].try_into().ok();
-                // The queue encoded these frames itself: they parse.
-                let Some(h) = hdr.and_then(FrameHeader::parse) else {
-                    debug_assert!(false, "a batch frame that does not parse");
-                    break;
-                };
-                let offset = c.offset + (pos - c.start) as u64;
-                let bytes = h.frame_bytes();
-                idx.note_frame(
-                    c.segment_first_lsn,
-                    h.lsn,
-                    u64::from(h.count),
-                    offset,
-                    bytes as u64,
-                );
-                pos += bytes;
-            }
+        // The frames as the batch noted them while encoding (no header read back), each
+        // placed by the chunk holding it.
+        let mut chunks = batch.chunks.iter().peekable();
+        for (start, end, mark) in batch.frame_spans() {
+            while chunks.next_if(|c| start >= c.end).is_some() {}
+            let Some(c) = chunks.peek() else {
+                debug_assert!(false, "a batch frame outside its chunks");
+                break;
+            };
+            idx.note_frame(
+                c.segment_first_lsn,
+                mark.lsn,
+                u64::from(mark.count),
+                c.offset + (start - c.start) as u64,
+                (end - start) as u64,
+            );
         }
         idx.set_durable_end(batch.end_lsn);
         drop(idx);
