@@ -423,11 +423,12 @@ impl LogMeta {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn sample() -> LogMeta {
+    /// A version-1 value (no cursor, the checkpoint at the first LSN).
+    pub(crate) fn sample() -> LogMeta {
         LogMeta {
             seq: 7,
             first_lsn: 42,
@@ -440,7 +441,7 @@ mod tests {
     }
 
     /// A version-2 value: a checkpoint above the first LSN and two cursors.
-    fn sample_v2() -> LogMeta {
+    pub(crate) fn sample_v2() -> LogMeta {
         LogMeta {
             checkpoint_lsn: 500,
             cursors: vec![

@@ -215,7 +215,7 @@ pub fn decode(rest: &[u8], at: usize) -> Result<(u64, Vec<CursorMeta>), MetaForm
 #[cfg(test)]
 mod tests {
     use super::*;
-
+    use crate::format::meta::tests::{sample, sample_v2};
     use crate::format::meta::{
         LogMeta, MetaIntent, DEFAULT_MAX_META_BYTES, META_HEADER_BYTES, META_OVERHEAD_BYTES,
         META_VERSION, META_VERSION_PLAIN,
@@ -223,39 +223,6 @@ mod tests {
 
     fn le32(b: &[u8], i: usize) -> u32 {
         u32::from_le_bytes(b[i..i + 4].try_into().unwrap())
-    }
-
-    /// A version-1 value (as in `format::meta`'s tests).
-    fn sample() -> LogMeta {
-        LogMeta {
-            seq: 7,
-            first_lsn: 42,
-            newest_lsn: 1_000,
-            intent: MetaIntent::TruncateAfter(999),
-            slot: Some(b"vote: term 3, node 2".to_vec()),
-            checkpoint_lsn: 42,
-            cursors: Vec::new(),
-        }
-    }
-
-    /// A version-2 value: a checkpoint above the first LSN and two cursors.
-    fn sample_v2() -> LogMeta {
-        LogMeta {
-            checkpoint_lsn: 500,
-            cursors: vec![
-                CursorMeta {
-                    name: "archiver".into(),
-                    lsn: 42,
-                    invalidated: false,
-                },
-                CursorMeta {
-                    name: "replica-2".into(),
-                    lsn: 7,
-                    invalidated: true,
-                },
-            ],
-            ..sample()
-        }
     }
 
     #[test]
