@@ -36,6 +36,9 @@ pub(crate) struct Progress {
     pub(crate) recent_cuts: VecDeque<(u64, u64)>,
     /// The log shut down: subscriptions end.
     pub(crate) closed: bool,
+    /// The log's first LSN as of its last checkpoint here (0 before any): a chunk read
+    /// ahead from below it is not handed out.
+    pub(crate) first_lsn: u64,
     /// The newest durable batches, oldest first, contiguous, all below `durable_end`;
     /// kept only while a subscriber follows (see [`LIVE_BATCHES_MAX_BYTES`]).
     pub(crate) live: VecDeque<Arc<Batch>>,
@@ -194,13 +197,15 @@ pub(crate) fn durable_batch(tx: &ProgressTx, batch: &Arc<Batch>) {
 /// told it is behind).
 pub(crate) fn checkpoint(tx: &ProgressTx, first_lsn: u64) {
     tx.tx.send_if_modified(|p| {
+        let moved = p.first_lsn != first_lsn;
+        p.first_lsn = first_lsn;
         let before = p.live.len();
         while p.live.front().is_some_and(|b| b.first_lsn < first_lsn) {
             if let Some(old) = p.live.pop_front() {
                 p.live_bytes -= old.bytes();
             }
         }
-        p.live.len() != before
+        moved || p.live.len() != before
     });
 }
 

@@ -10,7 +10,8 @@
 //! end). A cut (`truncate_after`, `reset`) below what it already yielded ends it with
 //! [`WalError::SubscriberRewound`] naming the cut; a `from` below the log's first LSN, or
 //! a checkpoint that passes it, with [`WalError::SubscriberBehind`]. It ends cleanly
-//! (`None`) when the log shuts down. Each subscription holds at most one chunk; the watch
+//! (`None`) when the log shuts down. Each subscription holds at most two chunks (the one
+//! it hands out, and the next, read ahead on the reader pool while it is behind); the watch
 //! keeps only the newest durable end, so a slow subscriber holds up neither commits nor
 //! other subscribers: it reads what it missed from the files.
 
@@ -27,7 +28,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// Bytes of payload (each record counted with 24 more) one read of a [`Subscription`]
-/// asks for: what a subscription holds in memory at most.
+/// asks for: a subscription holds two such chunks at most.
 pub const SUBSCRIPTION_CHUNK_BYTES: usize = 1 << 20;
 
 /// Every durable record from an LSN on, as the log grows ([`Wal::subscribe`]). Use it from
@@ -54,17 +55,20 @@ impl Stream for Subscription {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.step.is_none() {
-            let Some(mut f) = this.follow.take() else {
+            // The common case, without a future and without moving the state: a record of
+            // the chunk read, no cut since.
+            let Some(f) = this.follow.as_mut() else {
                 return Poll::Ready(None);
             };
-            // The common case, without a future: a record of the chunk read, no cut since.
             if f.progress.cuts() == f.seen_cuts {
                 if let Some(r) = f.chunk.pop_front() {
                     f.next = r.lsn.0 + 1;
-                    this.follow = Some(f);
                     return Poll::Ready(Some(Ok(r)));
                 }
             }
+            let Some(mut f) = this.follow.take() else {
+                return Poll::Ready(None);
+            };
             this.step = Some(Box::pin(async move {
                 let step = match f.step().await {
                     Step::Fail(e) => f.failed_async(e).await,
@@ -101,6 +105,16 @@ struct Follow {
     chunk: VecDeque<Record>,
     /// Counts this subscription among those the queue keeps batches for.
     _following: Following,
+    /// The next chunk, being read on the reader pool while this one is handed out.
+    ahead: Option<Ahead>,
+}
+
+/// A chunk read ahead: from `from`, started when `cuts` cuts had been seen (used only if
+/// none came since; otherwise dropped and read again).
+struct Ahead {
+    from: u64,
+    cuts: u64,
+    read: Pin<Box<dyn Future<Output = Result<Vec<Record>, WalError>> + Send>>,
 }
 
 /// What one step of a subscription does.
@@ -122,13 +136,14 @@ impl Follow {
                 return Step::Yield(r);
             }
             // One look at the watch, its lock held briefly (the batches are shared).
-            let (cut, cuts, closed, durable_end, live) = {
+            let (cut, cuts, closed, durable_end, first_lsn, live) = {
                 let p = self.progress.rx.borrow_and_update();
                 (
                     p.cut_below(self.seen_cuts, self.next),
                     p.cuts,
                     p.closed,
                     p.durable_end,
+                    p.first_lsn,
                     p.live_from(self.next, SUBSCRIPTION_CHUNK_BYTES),
                 )
             };
@@ -156,10 +171,21 @@ impl Follow {
                 }
                 self.chunk.clear(); // never for batches the queue encoded: read the files
             }
-            let read = self
-                .wal
-                .read_range(Lsn(self.next)..Lsn(durable_end), SUBSCRIPTION_CHUNK_BYTES)
-                .await;
+            let read = match self.ahead.take() {
+                // Read ahead from where it stands, with no cut since, nor a checkpoint past
+                // it (that read below the first LSN would hand out records the log no
+                // longer has: it reads again, and is told it is behind).
+                Some(a)
+                    if a.from == self.next && a.cuts == self.seen_cuts && a.from >= first_lsn =>
+                {
+                    a.read.await
+                }
+                _ => {
+                    self.wal
+                        .read_range(Lsn(self.next)..Lsn(durable_end), SUBSCRIPTION_CHUNK_BYTES)
+                        .await
+                }
+            };
             // A cut while reading: what was read may be gone or from after the cut; look
             // again (the top of the loop tells whether it removed anything yielded).
             if self.progress.cuts() != self.seen_cuts {
@@ -167,6 +193,19 @@ impl Follow {
             }
             match read {
                 Ok(records) if records.first().map(|r| r.lsn.0) == Some(self.next) => {
+                    // Behind the durable end: the next chunk is read while this one is
+                    // handed out (two chunks held at most).
+                    let after = records.last().map_or(self.next, |r| r.lsn.0 + 1);
+                    if after < durable_end {
+                        self.ahead = Some(Ahead {
+                            from: after,
+                            cuts: self.seen_cuts,
+                            read: Box::pin(
+                                self.wal
+                                    .read_ahead(after..durable_end, SUBSCRIPTION_CHUNK_BYTES),
+                            ),
+                        });
+                    }
                     self.chunk = records.into();
                 }
                 Ok(_) => {
@@ -221,6 +260,7 @@ impl Wal {
             seen_cuts: self.progress.cuts(),
             chunk: VecDeque::new(),
             _following: self.progress.follow(),
+            ahead: None,
         };
         Subscription {
             follow: Some(follow),

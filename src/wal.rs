@@ -416,4 +416,14 @@ impl Wal {
     async fn read_lsns(&self, lsns: Range<u64>, max_bytes: usize) -> Result<Vec<Record>, WalError> {
         self.reads.read(lsns, max_bytes).await
     }
+
+    /// A range read started on the reader pool now (see `Reads::read_ahead`); `lsns` non-empty
+    /// and `max_bytes` within [`MAX_READ_BYTES`].
+    pub(crate) fn read_ahead(
+        &self,
+        lsns: Range<u64>,
+        max_bytes: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<Record>, WalError>> + Send + 'static {
+        self.reads.read_ahead(lsns, max_bytes)
+    }
 }

@@ -140,4 +140,15 @@ impl Reads {
             .await
             .map_err(|_| WalError::ShutDown)?
     }
+
+    /// Starts reading `lsns` on the pool now (the request is queued before this returns,
+    /// so a pool thread reads while the caller goes on): a subscription's next chunk.
+    pub fn read_ahead(
+        &self,
+        lsns: Range<u64>,
+        max_bytes: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<Record>, WalError>> + Send + 'static {
+        let request = self.pool.send(ReadLsns(RangeRead::new(lsns, max_bytes)));
+        async move { request.await.map_err(|_| WalError::ShutDown)? }
+    }
 }
