@@ -20,7 +20,7 @@
 //! byte what builds before cursors wrote; only a value that needs this part is version 2,
 //! which those builds refuse (`UnsupportedVersion`) instead of dropping the cursors.
 
-use super::meta::MetaFormatError;
+use super::meta_error::MetaFormatError;
 
 /// The most cursors a metadata file may hold (readers' bound; `WalConfig::max_cursors`
 /// is at most this).

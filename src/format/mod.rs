@@ -8,6 +8,7 @@ pub(crate) mod crc_combine;
 pub mod frame;
 pub mod meta;
 pub mod meta_cursors;
+mod meta_error;
 pub mod segment_header;
 
 pub use compress::Compression;

@@ -27,7 +27,7 @@ pub struct LogDir {
     /// What retention keeps below the checkpoint, and the cursors' cap (`retention.rs`):
     /// set by the queue from `WalConfig`; the default (nothing kept, no cap) for other
     /// owners.
-    retention: super::retention::RetentionPolicy,
+    retention: super::retention_policy::RetentionPolicy,
 }
 
 /// Directories locked by live `LogDir`s of this process, and how many (more than one only
@@ -142,12 +142,12 @@ impl LogDir {
     }
 
     /// The retention policy [`Self::retain_with`] applies.
-    pub fn retention_policy(&self) -> super::retention::RetentionPolicy {
+    pub fn retention_policy(&self) -> super::retention_policy::RetentionPolicy {
         self.retention
     }
 
     /// Sets the retention policy (the queue does, from `WalConfig`, before the log runs).
-    pub fn set_retention_policy(&mut self, policy: super::retention::RetentionPolicy) {
+    pub fn set_retention_policy(&mut self, policy: super::retention_policy::RetentionPolicy) {
         self.retention = policy;
     }
 

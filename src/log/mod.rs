@@ -21,6 +21,7 @@ pub mod recovery;
 mod recovery_meta;
 mod recovery_plan;
 pub mod retention;
+mod retention_policy;
 pub mod rewind;
 mod rollover;
 pub mod scan;
