@@ -146,16 +146,7 @@ pub fn encode_frame_with(
 
 /// Appends a single-record frame holding `payload`.
 pub fn encode_record(out: &mut Vec<u8>, lsn: u64, batch_delta: u32, payload: &[u8]) {
-    encode_frame_with(
-        out,
-        FrameKind::Record,
-        0,
-        lsn,
-        batch_delta,
-        1,
-        payload.len() as u32,
-        |o| o.extend_from_slice(payload),
-    );
+    encode_stored(out, FrameKind::Record, 0, lsn, batch_delta, 1, payload);
 }
 
 /// Payload bytes a transaction of these entries needs.
@@ -224,6 +215,16 @@ pub fn transaction_payload<B: AsRef<[u8]>>(entries: &[B]) -> Vec<u8> {
         out.extend_from_slice(e);
     }
     out
+}
+
+/// The records a frame's (decompressed) payload holds, in LSN order: the payload itself
+/// for a record frame, each entry of a transaction ([`split_transaction`]); `None` when a
+/// transaction's entries do not fill the frame.
+pub fn frame_parts(kind: FrameKind, count: u16, payload: &[u8]) -> Option<Vec<&[u8]>> {
+    match kind {
+        FrameKind::Record => Some(vec![payload]),
+        FrameKind::Transaction => split_transaction(payload, count),
+    }
 }
 
 /// Splits a transaction payload into its entries. `None` if the lengths do not add up to

@@ -7,7 +7,7 @@
 use super::batch::Batch;
 use super::reader::{Record, TxnPosition};
 use crate::format::compress::frame_payload;
-use crate::format::frame::split_transaction;
+use crate::format::frame::frame_parts;
 use crate::format::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
 use crate::lsn::Lsn;
 use std::collections::VecDeque;
@@ -37,12 +37,8 @@ pub fn batch_records(batch: &Batch, from: u64, end: u64, out: &mut VecDeque<Reco
                 let Ok(payload) = frame_payload(&h, stored, u64::MAX) else {
                     return false;
                 };
-                let parts = match h.kind {
-                    FrameKind::Record => vec![&payload[..]],
-                    FrameKind::Transaction => match split_transaction(&payload, h.count) {
-                        Some(parts) => parts,
-                        None => return false,
-                    },
+                let Some(parts) = frame_parts(h.kind, h.count, &payload) else {
+                    return false;
                 };
                 for (i, part) in parts.into_iter().enumerate() {
                     let lsn = h.lsn + i as u64;

@@ -10,7 +10,7 @@ use super::reader::{Record, TxnPosition};
 use super::segment::segment_name;
 use crate::error::WalError;
 use crate::format::compress::frame_payload;
-use crate::format::frame::split_transaction;
+use crate::format::frame::frame_parts;
 use crate::format::{FrameHeader, FrameKind, FRAME_HEADER_BYTES};
 use crate::lsn::Lsn;
 use crate::storage::{Storage, StorageFile};
@@ -264,14 +264,9 @@ impl RangeRead {
                 };
                 let payload = frame_payload(&h, &frame[FRAME_HEADER_BYTES..], max_record_bytes)
                     .map_err(|reason| corrupt(pos, reason))?;
-                let parts = match h.kind {
-                    FrameKind::Record => vec![&payload[..]],
-                    FrameKind::Transaction => {
-                        split_transaction(&payload, h.count).ok_or_else(|| {
-                            corrupt(pos, "transaction entries do not fill the frame".into())
-                        })?
-                    }
-                };
+                let parts = frame_parts(h.kind, h.count, &payload).ok_or_else(|| {
+                    corrupt(pos, "transaction entries do not fill the frame".into())
+                })?;
                 for (i, part) in parts.into_iter().enumerate() {
                     let rec_lsn = lsn + i as u64;
                     if rec_lsn < self.next || rec_lsn >= stop_lsn {

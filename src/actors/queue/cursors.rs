@@ -141,12 +141,7 @@ impl Handler<OpenCursor> for Queue {
     type Result = Result<CursorMeta, WalError>;
 
     fn handle(&mut self, msg: OpenCursor, _: &mut Self::Context) -> Self::Result {
-        if let Some(e) = self.refusal() {
-            return Err(e);
-        }
-        let Some(dir) = &self.dir else {
-            return Err(WalError::ShutDown);
-        };
+        let dir = self.writable_dir()?;
         let (cursor, r) =
             dir.open_cursor(&msg.0, self.cfg.max_cursors, self.cfg.max_cursor_name_bytes)?;
         if let Some(r) = r {
@@ -162,12 +157,7 @@ impl Handler<AdvanceCursor> for Queue {
     type Result = Result<(), WalError>;
 
     fn handle(&mut self, msg: AdvanceCursor, _: &mut Self::Context) -> Self::Result {
-        if let Some(e) = self.refusal() {
-            return Err(e);
-        }
-        let Some(dir) = &self.dir else {
-            return Err(WalError::ShutDown);
-        };
+        let dir = self.writable_dir()?;
         if let Some(r) = dir.advance_cursor(&msg.name, msg.lsn, self.durable_end)? {
             self.retained(&r);
         }
@@ -179,12 +169,7 @@ impl Handler<RemoveCursor> for Queue {
     type Result = Result<(), WalError>;
 
     fn handle(&mut self, msg: RemoveCursor, _: &mut Self::Context) -> Self::Result {
-        if let Some(e) = self.refusal() {
-            return Err(e);
-        }
-        let Some(dir) = &self.dir else {
-            return Err(WalError::ShutDown);
-        };
+        let dir = self.writable_dir()?;
         let r = dir.remove_cursor(&msg.0)?;
         self.retained(&r);
         Ok(())

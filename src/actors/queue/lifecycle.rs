@@ -130,12 +130,7 @@ impl Handler<TruncateBefore> for Queue {
         // A poisoned log changes nothing until it is reopened: a rewind it stopped in may
         // have left its intent in `META`, and a first LSN moved past that intent's cut (or
         // the segment it cuts removed) would leave the reopen nothing to complete it in.
-        if let Some(e) = self.refusal() {
-            return Err(e);
-        }
-        let Some(dir) = &self.dir else {
-            return Err(WalError::ShutDown);
-        };
+        let dir = self.writable_dir()?;
         // Only records already durable may be checkpointed away.
         let below = Lsn(msg.0 .0.min(self.durable_end));
         // The checkpoint, then whatever the cursors and the retention policy no longer
@@ -153,12 +148,7 @@ impl Handler<SetMeta> for Queue {
     type Result = Result<(), WalError>;
 
     fn handle(&mut self, msg: SetMeta, _: &mut Self::Context) -> Self::Result {
-        if let Some(e) = self.refusal() {
-            return Err(e);
-        }
-        let Some(dir) = &self.dir else {
-            return Err(WalError::ShutDown);
-        };
+        let dir = self.writable_dir()?;
         let size_bytes = msg.0.len() as u64;
         if size_bytes > self.cfg.max_meta_bytes {
             return Err(WalError::MetaTooLarge {

@@ -259,6 +259,15 @@ impl Queue {
         }
     }
 
+    /// The log directory, for a change to the log: refused as [`Self::refusal`] says, or
+    /// with `ShutDown` once the directory is released.
+    fn writable_dir(&self) -> Result<&crate::log::LogDir, WalError> {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        self.dir.as_ref().ok_or(WalError::ShutDown)
+    }
+
     fn refusal(&self) -> Option<WalError> {
         if let Some(p) = &self.poisoned {
             return Some(p.clone());

@@ -29,12 +29,7 @@ impl Queue {
     /// The refusals that change nothing, checked at arrival and again once drained (a
     /// failed write meanwhile gives LSNs out again).
     fn check(&self, job: Job) -> Result<(), WalError> {
-        if let Some(e) = self.refusal() {
-            return Err(e);
-        }
-        let Some(dir) = &self.dir else {
-            return Err(WalError::ShutDown);
-        };
+        let dir = self.writable_dir()?;
         let next_lsn = self.planner.next_lsn;
         // A rewind never cuts below the checkpoint, even where cursors or the retention
         // policy keep records below it (the first LSN is then lower).
