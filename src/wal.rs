@@ -312,9 +312,11 @@ impl Wal {
     }
 
     /// Replaces the application's metadata slot (a Raft vote, a checkpoint's position):
-    /// durable before it answers, replaced atomically (the whole `META` file is rewritten
-    /// under another name, fsynced and renamed over the old one), never removed by
-    /// truncation, found again at open in [`RecoveryReport::meta`]. More than
+    /// durable before it answers, all or nothing, never removed by truncation, found again
+    /// at open in [`RecoveryReport::meta`]. The log's first value is written into `META`
+    /// (which then turns format version 3: builds before this one refuse the log); later
+    /// ones go into the log as a slot frame with the appends gathering, at the cost of a
+    /// share of their `fdatasync` (docs/format.md, "Slot frames"). More than
     /// `WalConfig::max_meta_bytes` is [`WalError::MetaTooLarge`] and changes nothing.
     pub async fn set_meta(&self, bytes: impl Into<Vec<u8>>) -> Result<(), WalError> {
         self.queue

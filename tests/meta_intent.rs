@@ -268,6 +268,7 @@ fn check_intent_is_a_pure_check_of_meta_against_the_segments() {
         slot: None,
         checkpoint_lsn: first_lsn,
         cursors: Vec::new(),
+        slot_gen: 0,
     };
     let spans = [
         SegmentSpan {

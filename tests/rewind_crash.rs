@@ -260,7 +260,8 @@ fn a_crash_anywhere_in_a_rewind_reset_checkpoint_or_set_meta_leaves_the_log_befo
         let (images, bad, without_a_copy) = failures(op, None);
         assert!(images > 40, "{op:?}: only {images} crash images");
         assert!(
-            without_a_copy > 40,
+            // A slot frame replaces no `META`: fewer images have both copies whole.
+            without_a_copy > 40 || matches!(op, Op::SetMeta),
             "{op:?}: {without_a_copy} images without a copy"
         );
         assert!(
@@ -281,7 +282,9 @@ fn each_operation_done_wrong_is_caught() {
         (Op::After(57), Broken::SkipDirSync),
         (Op::Reset(500), Broken::SkipDirSync),
         (Op::Checkpoint(60), Broken::MetaNotRenamed),
-        (Op::SetMeta, Broken::MetaNotRenamed),
+        // A value after the first goes into the log as a slot frame (issue 23): the
+        // batch's fdatasync is what makes it durable, and skipping it is caught.
+        (Op::SetMeta, Broken::AckBeforeFsync),
     ];
     for (op, broken) in cases {
         let (images, bad, _) = failures(op, Some(broken));

@@ -6,8 +6,8 @@
 //!  4     4    payload_len  payload length in bytes
 //!  8     8    lsn          LSN of the frame's first record
 //! 16     4    batch_delta  lsn minus the LSN of the first frame of the same write batch
-//! 20     2    count        records in the frame: 1, or a transaction's entry count
-//! 22     1    kind         1 = record, 2 = transaction
+//! 20     2    count        records in the frame: 1, a transaction's entry count, 0 for a slot
+//! 22     1    kind         1 = record, 2 = transaction, 3 = metadata slot (`slot_frame.rs`)
 //! 23     1    flags        bit 0 LZ4: the payload is stored compressed; bits 1..8 are 0
 //! 24     ...  payload      payload_len bytes (compressed: see `compress.rs`)
 //! ```
@@ -37,6 +37,10 @@ pub enum FrameKind {
     /// A transaction: `count` entries, each a 4-byte little-endian length and its bytes.
     /// Its records get LSNs `lsn .. lsn + count` and are recovered all or none.
     Transaction = 2,
+    /// A value of the application's metadata slot (`Wal::set_meta`), holding no record:
+    /// `count` is 0 and the frame takes no LSN (`lsn` is the next record's). The payload
+    /// is the slot's generation and bytes ([`super::slot_frame`]).
+    Slot = 3,
 }
 
 impl FrameKind {
@@ -44,6 +48,7 @@ impl FrameKind {
         match v {
             1 => Some(FrameKind::Record),
             2 => Some(FrameKind::Transaction),
+            3 => Some(FrameKind::Slot),
             _ => None,
         }
     }
@@ -86,19 +91,30 @@ impl FrameHeader {
     }
 
     /// Parses a header without checking the CRC. `None` when the bytes cannot be a header
-    /// (unknown kind, an unknown flag bit, zero count, a record with count != 1).
+    /// (unknown kind, an unknown flag bit, a record with count != 1, a transaction with
+    /// count 0, a slot with a count, a flag or a payload shorter than its generation).
     pub fn parse(bytes: &[u8; FRAME_HEADER_BYTES]) -> Option<FrameHeader> {
         let kind = FrameKind::from_u8(bytes[22])?;
         if bytes[23] & !FRAME_FLAGS_KNOWN != 0 {
             return None;
         }
         let count = u16::from_le_bytes([bytes[20], bytes[21]]);
-        if count == 0 || (kind == FrameKind::Record && count != 1) {
+        let payload_len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        let fits = match kind {
+            FrameKind::Record => count == 1,
+            FrameKind::Transaction => count != 0,
+            FrameKind::Slot => {
+                count == 0
+                    && bytes[23] == 0
+                    && payload_len as usize >= super::slot_frame::SLOT_GENERATION_BYTES
+            }
+        };
+        if !fits {
             return None;
         }
         Some(FrameHeader {
             crc: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-            payload_len: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            payload_len,
             lsn: u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8])),
             batch_delta: u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]),
             count,
@@ -218,12 +234,13 @@ pub fn transaction_payload<B: AsRef<[u8]>>(entries: &[B]) -> Vec<u8> {
 }
 
 /// The records a frame's (decompressed) payload holds, in LSN order: the payload itself
-/// for a record frame, each entry of a transaction ([`split_transaction`]); `None` when a
-/// transaction's entries do not fill the frame.
+/// for a record frame, each entry of a transaction ([`split_transaction`]), none for a
+/// slot frame; `None` when a transaction's entries do not fill the frame.
 pub fn frame_parts(kind: FrameKind, count: u16, payload: &[u8]) -> Option<Vec<&[u8]>> {
     match kind {
         FrameKind::Record => Some(vec![payload]),
         FrameKind::Transaction => split_transaction(payload, count),
+        FrameKind::Slot => Some(Vec::new()),
     }
 }
 

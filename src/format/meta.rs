@@ -25,15 +25,26 @@
 //! Version 2 (a value with cursors, or a checkpoint above the first LSN: issue 22) adds,
 //! between the slot and the CRC, the checkpoint LSN and the named cursors
 //! ([`crate::format::meta_cursors`]); a value without them is still written as version 1.
+//! Version 3 (a log whose slot values go into the log as slot frames: issue 23) is
+//! version 2's layout, the cursor part always present, then the slot's generation
+//! (`slot_gen`, 8 bytes) before the CRC. Older builds refuse it, and so never read a log
+//! holding slot frames (`format/slot_frame.rs`), which they would take for damage.
 
 use super::meta_cursors;
 pub use super::meta_cursors::CursorMeta;
 
 /// Bytes at the start of the metadata file.
 pub const META_MAGIC: [u8; 8] = *b"AXWALMET";
-/// The newest metadata format version this build reads and writes: 2, written only for a
-/// value with cursors or a checkpoint above its first LSN ([`LogMeta::needs_cursor_part`]).
+/// The metadata format version with cursors: 2, written only for a value with cursors or
+/// a checkpoint above its first LSN ([`LogMeta::needs_cursor_part`]) and no slot
+/// generation.
 pub const META_VERSION: u32 = 2;
+/// The newest metadata format version this build reads and writes: 3, written for every
+/// value with a slot generation ([`LogMeta::slot_gen`] above 0): the log may hold slot
+/// frames.
+pub const META_VERSION_SLOT_FRAMES: u32 = 3;
+/// Bytes of `slot_gen` in a version-3 file.
+pub const META_SLOT_GEN_BYTES: usize = 8;
 /// The metadata format version of a value without cursors whose checkpoint is its first
 /// LSN: byte for byte what builds before cursors wrote and read.
 pub const META_VERSION_PLAIN: u32 = 1;
@@ -103,6 +114,11 @@ pub struct LogMeta {
     /// The named cursors (`Wal::cursor`), in ascending order of name. The first LSN never
     /// passes a valid one.
     pub cursors: Vec<CursorMeta>,
+    /// The slot's generation (version 3): one more on every slot value attempted, here
+    /// or in a slot frame of the log. 0 in a value written before slot frames, or by a log
+    /// that never wrote one. The slot's value is the one of highest generation among this
+    /// file and the log's slot frames.
+    pub slot_gen: u64,
 }
 
 pub use super::meta_error::MetaFormatError;
@@ -122,9 +138,12 @@ fn le64(b: &[u8], i: usize) -> u64 {
 impl LogMeta {
     /// Bytes the encoded file takes.
     pub fn encoded_len(&self) -> usize {
-        let part = match self.needs_cursor_part() {
-            true => meta_cursors::encoded_len(&self.cursors),
-            false => 0,
+        let part = match self.version() {
+            META_VERSION_SLOT_FRAMES => {
+                meta_cursors::encoded_len(&self.cursors) + META_SLOT_GEN_BYTES
+            }
+            META_VERSION => meta_cursors::encoded_len(&self.cursors),
+            _ => 0,
         };
         META_OVERHEAD_BYTES + self.slot.as_ref().map_or(0, Vec::len) + part
     }
@@ -139,6 +158,18 @@ impl LogMeta {
     /// LSN. Every other value is written as version 1, which older builds read.
     pub fn needs_cursor_part(&self) -> bool {
         !self.cursors.is_empty() || self.checkpoint_lsn > self.first_lsn
+    }
+
+    /// The version this value is written as: 3 with a slot generation, else 2 when it
+    /// needs the cursor part, else 1.
+    pub fn version(&self) -> u32 {
+        if self.slot_gen > 0 {
+            META_VERSION_SLOT_FRAMES
+        } else if self.needs_cursor_part() {
+            META_VERSION
+        } else {
+            META_VERSION_PLAIN
+        }
     }
 
     /// The cursor named `name`.
@@ -180,10 +211,7 @@ impl LogMeta {
         }
         let (intent, intent_lsn) = self.intent.code();
         let mut b = Vec::with_capacity(self.encoded_len());
-        let version = match self.needs_cursor_part() {
-            true => META_VERSION,
-            false => META_VERSION_PLAIN,
-        };
+        let version = self.version();
         b.extend_from_slice(&META_MAGIC);
         b.extend_from_slice(&version.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
@@ -198,8 +226,11 @@ impl LogMeta {
         b.extend_from_slice(&(slot.len() as u32).to_le_bytes());
         debug_assert_eq!(b.len(), META_HEADER_BYTES);
         b.extend_from_slice(slot);
-        if version == META_VERSION {
+        if version != META_VERSION_PLAIN {
             meta_cursors::encode(&mut b, self.checkpoint(), &self.cursors)?;
+        }
+        if version == META_VERSION_SLOT_FRAMES {
+            b.extend_from_slice(&self.slot_gen.to_le_bytes());
         }
         let crc = crc32fast::hash(&b);
         b.extend_from_slice(&crc.to_le_bytes());
@@ -281,7 +312,7 @@ impl LogMeta {
             return Err(MetaFormatError::BadMagic);
         }
         let version = le32(bytes, 8);
-        if version != META_VERSION && version != META_VERSION_PLAIN {
+        if ![META_VERSION_PLAIN, META_VERSION, META_VERSION_SLOT_FRAMES].contains(&version) {
             return Err(MetaFormatError::Version(version));
         }
         let slot_len = u64::from(le32(bytes, 52));
@@ -292,8 +323,11 @@ impl LogMeta {
         // At most 16 MiB + 60 by the check above: no overflow.
         let slot_end = META_HEADER_BYTES + slot_len as usize;
         let mut expected = META_OVERHEAD_BYTES + slot_len as usize;
-        if version == META_VERSION && bytes.len() >= slot_end {
+        if version != META_VERSION_PLAIN && bytes.len() >= slot_end {
             expected += meta_cursors::walk_len(&bytes[slot_end..], slot_end)?;
+        }
+        if version == META_VERSION_SLOT_FRAMES {
+            expected += META_SLOT_GEN_BYTES;
         }
         if bytes.len() < expected {
             return Err(MetaFormatError::Short {
@@ -329,9 +363,16 @@ impl LogMeta {
             _ => return Err(MetaFormatError::Invalid("slot_present is not 0 or 1")),
         };
         let first_lsn = le64(bytes, 24);
+        let (part_end, slot_gen) = match version {
+            META_VERSION_SLOT_FRAMES => {
+                let at = body - META_SLOT_GEN_BYTES;
+                (at, le64(bytes, at))
+            }
+            _ => (body, 0),
+        };
         let (checkpoint_lsn, cursors) = match version {
-            META_VERSION => meta_cursors::decode(&bytes[slot_end..body], slot_end)?,
-            _ => (first_lsn, Vec::new()),
+            META_VERSION_PLAIN => (first_lsn, Vec::new()),
+            _ => meta_cursors::decode(&bytes[slot_end..part_end], slot_end)?,
         };
         let meta = LogMeta {
             seq: le64(bytes, 16),
@@ -341,16 +382,18 @@ impl LogMeta {
             slot,
             checkpoint_lsn,
             cursors,
+            slot_gen,
         };
-        if version == META_VERSION {
-            if checkpoint_lsn < first_lsn {
-                return Err(MetaFormatError::Invalid("checkpoint below the first LSN"));
-            }
-            if !meta.needs_cursor_part() {
-                return Err(MetaFormatError::Invalid(
-                    "version 2 without cursors or a checkpoint above the first LSN",
-                ));
-            }
+        if version != META_VERSION_PLAIN && checkpoint_lsn < first_lsn {
+            return Err(MetaFormatError::Invalid("checkpoint below the first LSN"));
+        }
+        if version == META_VERSION_SLOT_FRAMES && slot_gen == 0 {
+            return Err(MetaFormatError::Invalid("version 3 with slot generation 0"));
+        }
+        if version == META_VERSION && !meta.needs_cursor_part() {
+            return Err(MetaFormatError::Invalid(
+                "version 2 without cursors or a checkpoint above the first LSN",
+            ));
         }
         Ok(meta)
     }

@@ -239,6 +239,7 @@ mod tests {
                 lsn: 5,
                 invalidated: false,
             }],
+            slot_gen: 0,
         };
         let mut expected = Vec::new();
         expected.extend_from_slice(b"AXWALMET");

@@ -15,6 +15,7 @@ pub(crate) fn sample() -> LogMeta {
         slot: Some(b"vote: term 3, node 2".to_vec()),
         checkpoint_lsn: 42,
         cursors: Vec::new(),
+        slot_gen: 0,
     }
 }
 
@@ -38,11 +39,29 @@ pub(crate) fn sample_v2() -> LogMeta {
     }
 }
 
+/// Version-3 values (a slot generation): with the cursors of version 2, and without.
+pub(crate) fn samples_v3() -> [LogMeta; 2] {
+    [
+        LogMeta {
+            slot_gen: 9,
+            ..sample_v2()
+        },
+        LogMeta {
+            slot_gen: u64::MAX,
+            ..sample()
+        },
+    ]
+}
+
 #[test]
 fn round_trips_with_and_without_slot() {
+    let [v3, v3_plain] = samples_v3();
+    assert_eq!((v3.version(), v3_plain.version()), (3, 3));
     for meta in [
         sample(),
         sample_v2(),
+        v3,
+        v3_plain,
         LogMeta::default(),
         LogMeta {
             slot: Some(Vec::new()),
@@ -66,6 +85,7 @@ fn encodes_the_example_of_docs_format_md() {
         slot: Some(b"vote".to_vec()),
         checkpoint_lsn: 1,
         cursors: Vec::new(),
+        slot_gen: 0,
     };
     let mut expected = Vec::new();
     expected.extend_from_slice(b"AXWALMET");
@@ -79,7 +99,8 @@ fn encodes_the_example_of_docs_format_md() {
 
 #[test]
 fn every_truncation_and_extension_is_refused() {
-    for meta in [sample(), sample_v2()] {
+    let [v3, v3_plain] = samples_v3();
+    for meta in [sample(), sample_v2(), v3, v3_plain] {
         every_truncation_and_extension_of(meta);
     }
 }
@@ -102,7 +123,8 @@ fn every_truncation_and_extension_of(meta: LogMeta) {
 
 #[test]
 fn every_single_bit_flip_is_refused() {
-    for meta in [sample(), sample_v2(), LogMeta::default()] {
+    let [v3, v3_plain] = samples_v3();
+    for meta in [sample(), sample_v2(), LogMeta::default(), v3, v3_plain] {
         let b = meta.encode(DEFAULT_MAX_META_BYTES).unwrap();
         for byte in 0..b.len() {
             for bit in 0..8 {
@@ -159,11 +181,19 @@ fn fields_a_writer_never_writes_are_refused_even_with_a_good_crc() {
         ));
     }
     let mut bad = b;
-    bad[8] = 3;
+    bad[8] = 4;
     assert_eq!(
         LogMeta::decode(&recrc(bad), DEFAULT_MAX_META_BYTES),
-        Err(MetaFormatError::Version(3))
+        Err(MetaFormatError::Version(4))
     );
+    // Version 3 with generation 0 (a writer writes 0 as version 1 or 2).
+    let mut zero = samples_v3()[1].encode(DEFAULT_MAX_META_BYTES).unwrap();
+    let at = zero.len() - 12;
+    zero[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+    assert!(matches!(
+        LogMeta::decode(&recrc(zero), DEFAULT_MAX_META_BYTES),
+        Err(MetaFormatError::Invalid(_))
+    ));
 }
 
 fn any_meta() -> impl Strategy<Value = LogMeta> {
@@ -180,9 +210,10 @@ fn any_meta() -> impl Strategy<Value = LogMeta> {
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..2048)),
         any::<u64>(),
         proptest::collection::btree_map("[a-z0-9._-]{1,20}", (any::<u64>(), any::<bool>()), 0..5),
+        prop_oneof![Just(0u64), any::<u64>()],
     )
         .prop_map(
-            |(seq, first_lsn, newest_lsn, intent, slot, above, cursors)| LogMeta {
+            |(seq, first_lsn, newest_lsn, intent, slot, above, cursors, slot_gen)| LogMeta {
                 seq,
                 first_lsn,
                 newest_lsn,
@@ -198,6 +229,7 @@ fn any_meta() -> impl Strategy<Value = LogMeta> {
                         invalidated,
                     })
                     .collect(),
+                slot_gen,
             },
         )
 }

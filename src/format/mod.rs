@@ -10,6 +10,7 @@ pub mod meta;
 pub mod meta_cursors;
 mod meta_error;
 pub mod segment_header;
+pub mod slot_frame;
 
 pub use compress::Compression;
 pub use frame::{FrameHeader, FrameKind, FRAME_FLAG_LZ4, FRAME_HEADER_BYTES};

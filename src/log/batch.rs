@@ -6,6 +6,7 @@ use crate::error::WalError;
 use crate::format::frame::{
     encode_record, encode_stored, encode_transaction, transaction_payload_len, MAX_TXN_ENTRIES,
 };
+use crate::format::slot_frame::{encode_slot, slot_frame_bytes, slot_parts, SLOT_GENERATION_BYTES};
 use crate::format::{FrameKind, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::lsn::Lsn;
 
@@ -83,6 +84,10 @@ pub struct Batch {
     /// This batch replaces every segment from `first_lsn` on (a rewrite after an fsync
     /// failure): later segments are removed before it is written.
     pub rewrite: bool,
+    /// The last slot frame of the batch (`Wal::set_meta`), if it holds one: its
+    /// generation and where it starts in [`Batch::buf`]. Slot frames are encoded in
+    /// ascending generation, so this is the batch's newest slot value.
+    pub slot: Option<(u64, usize)>,
 }
 
 impl Batch {
@@ -109,12 +114,14 @@ impl Batch {
             records: 0,
             start: *planner,
             rewrite: false,
+            slot: None,
         }
     }
 
-    /// True when the batch holds no frame.
+    /// True when the batch holds no frame (a batch of slot frames alone holds no record
+    /// but is not empty).
     pub fn is_empty(&self) -> bool {
-        self.records == 0
+        self.frames.is_empty()
     }
 
     /// Bytes of frames in the batch.
@@ -142,13 +149,17 @@ impl Batch {
             });
         }
         let frame = FRAME_HEADER_BYTES as u64 + payload_len;
-        let header = SEGMENT_HEADER_BYTES as u64;
-        let roll = planner.offset + frame > planner.segment_size_bytes && planner.offset > header;
+        // A segment rolls only once it holds a record: the new one is named by the next
+        // LSN, which a segment holding slot frames alone shares (they take no LSN). Such a
+        // segment takes the frame past its size instead (the queue sends a slot value
+        // that would not fit there through `META`: see `Batch::slot_fits`).
+        let roll = planner.offset + frame > planner.segment_size_bytes
+            && planner.segment_first_lsn < planner.next_lsn;
         // A new chunk starts a new segment unless the batch moved whole into it.
         let new_segment = roll && !self.move_whole(planner, frame, at);
         if new_segment {
             planner.segment_first_lsn = planner.next_lsn;
-            planner.offset = header;
+            planner.offset = SEGMENT_HEADER_BYTES as u64;
         }
         match self.chunks.last_mut() {
             Some(c) if !new_segment && c.segment_first_lsn == planner.segment_first_lsn => {}
@@ -227,6 +238,43 @@ impl Batch {
         let delta = (planner.next_lsn - self.first_lsn) as u32;
         encode_record(&mut self.buf, planner.next_lsn, delta, payload);
         Ok(self.finish_frame(planner, 1, at))
+    }
+
+    /// Whether a slot frame of `slot_len` bytes goes into the log at `planner`'s place
+    /// without growing a segment past its size with slot frames alone: it fits in the
+    /// segment, or the segment holds a record (so the frame may start the next one), and
+    /// its payload is within `max_record_bytes`.
+    pub fn slot_fits(planner: &Planner, slot_len: usize) -> bool {
+        let frame = slot_frame_bytes(slot_len) as u64;
+        (frame - FRAME_HEADER_BYTES as u64) <= planner.max_record_bytes
+            && (planner.segment_first_lsn < planner.next_lsn
+                || planner.offset + frame <= planner.segment_size_bytes)
+    }
+
+    /// Encodes a slot frame (`Wal::set_meta`'s value `slot` at `generation`): it takes no
+    /// LSN. The caller checked [`Batch::slot_fits`] and that generations ascend.
+    pub fn push_slot(
+        &mut self,
+        planner: &mut Planner,
+        generation: u64,
+        slot: &[u8],
+    ) -> Result<(), WalError> {
+        let at = self.buf.len();
+        self.place(planner, (SLOT_GENERATION_BYTES + slot.len()) as u64)?;
+        let delta = (planner.next_lsn - self.first_lsn) as u32;
+        encode_slot(&mut self.buf, planner.next_lsn, delta, generation, slot);
+        self.finish_frame(planner, 0, at);
+        self.slot = Some((generation, at));
+        Ok(())
+    }
+
+    /// The batch's newest slot value, `(generation, bytes)`, if it holds a slot frame.
+    pub fn newest_slot(&self) -> Option<(u64, &[u8])> {
+        let (generation, at) = self.slot?;
+        let payload = self.buf.get(at + FRAME_HEADER_BYTES..)?;
+        let len = u32::from_le_bytes(self.buf.get(at + 4..at + 8)?.try_into().ok()?) as usize;
+        let (_, slot) = slot_parts(payload.get(..len)?)?;
+        Some((generation, slot))
     }
 
     /// Encodes a transaction (all its entries in one frame, so recovery yields all or
@@ -378,11 +426,15 @@ mod tests {
             let mut b = Batch::new(&planner);
             for i in 0..(round % 7 + 1) {
                 let len = ((round * 131 + i * 57) % 900) as usize;
-                match i % 3 {
+                match i % 4 {
                     0 => b.push_record(&mut planner, &vec![1u8; len]).map(|_| ()),
                     1 => b
                         .push_transaction(&mut planner, &[vec![2u8; len], vec![3u8; 9]])
                         .map(|_| ()),
+                    // A slot frame (no LSN) whenever it may go where the planner stands.
+                    3 if Batch::slot_fits(&planner, len / 4) => {
+                        b.push_slot(&mut planner, round * 10 + i, &vec![5u8; len / 4])
+                    }
                     _ => b
                         .push_stored(&mut planner, FrameKind::Record, 0, 1, &vec![4u8; len])
                         .map(|_| ()),
@@ -390,6 +442,10 @@ mod tests {
                 .unwrap();
             }
             assert_eq!(marked(&b), walked(&b), "round {round}");
+            if let Some((generation, slot)) = b.newest_slot() {
+                assert_eq!(generation % 10, 3);
+                assert!(slot.iter().all(|&x| x == 5));
+            }
             let (rewrite, _) = b.as_rewrite();
             assert_eq!(marked(&rewrite), walked(&rewrite));
             let mut again = b.start;

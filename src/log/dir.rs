@@ -28,6 +28,11 @@ pub struct LogDir {
     /// set by the queue from `WalConfig`; the default (nothing kept, no cap) for other
     /// owners.
     retention: super::retention_policy::RetentionPolicy,
+    /// The durable end as the owner last told it ([`Self::set_durable_end`]); `u64::MAX`
+    /// for owners with no batch in flight. A log holding slot frames removes no segment
+    /// whose successor starts at or past it: the segment may end in a slot frame of the
+    /// batch in flight (slot frames take no LSN).
+    durable_end: std::sync::atomic::AtomicU64,
 }
 
 /// Directories locked by live `LogDir`s of this process, and how many (more than one only
@@ -76,6 +81,7 @@ impl LogDir {
             lock,
             meta,
             retention: Default::default(),
+            durable_end: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -151,6 +157,13 @@ impl LogDir {
         self.retention = policy;
     }
 
+    /// Every LSN below `end` is durable (the queue tells it after each batch and rewind):
+    /// see the field's note.
+    pub fn set_durable_end(&self, end: u64) {
+        self.durable_end
+            .store(end, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The storage it is reached through.
     pub fn storage(&self) -> &SharedStorage {
         &self.storage
@@ -216,6 +229,19 @@ impl LogDir {
     /// it), oldest first; never the last. Returns the removed files.
     pub(crate) fn remove_below(&self, lsn: u64) -> Result<Vec<PathBuf>, WalError> {
         let (segments, _) = self.list()?;
+        // With slot frames: `META` holds the slot's newest value before a segment that may
+        // hold its frame goes, and a segment that may end in a slot frame of the batch in
+        // flight stays (removed by a later run).
+        let lsn = match self.meta.current().is_some_and(|m| m.slot_gen > 0) {
+            true => {
+                let durable_end = self.durable_end.load(std::sync::atomic::Ordering::Relaxed);
+                lsn.min(durable_end.saturating_sub(1))
+            }
+            false => lsn,
+        };
+        if segments.windows(2).any(|pair| pair[1].first_lsn <= lsn) {
+            self.meta.fold_slot()?;
+        }
         let doomed: Vec<&SegmentFile> = segments
             .windows(2)
             .take_while(|pair| pair[1].first_lsn <= lsn)

@@ -15,6 +15,7 @@
 //! again, whole, by rename.
 
 pub use super::meta_read::{read_meta, read_meta_copies, read_meta_copy, CopyState, MetaRead};
+pub use super::shared_meta::SharedMeta;
 use crate::error::WalError;
 use crate::format::meta::{LogMeta, DEFAULT_MAX_META_BYTES, MAX_META_BYTES_LIMIT};
 use crate::storage::SharedStorage;
@@ -35,26 +36,29 @@ pub const META_TMP_FILE: &str = "META.tmp";
 /// writer side holds the directory lock); every write is a whole-value [`Self::replace`].
 #[derive(Debug)]
 pub struct MetaStore {
-    storage: SharedStorage,
-    dir: PathBuf,
+    pub(super) storage: SharedStorage,
+    pub(super) dir: PathBuf,
     /// Bound on the application slot for new values (`max_meta_bytes`).
-    max_meta_bytes: u64,
+    pub(super) max_meta_bytes: u64,
     /// The value last made durable (by a replace that succeeded, or found at open).
-    current: Option<LogMeta>,
+    pub(super) current: Option<LogMeta>,
     /// False after a replace failed once `META.copy` may hold its value: the disk may
     /// then hold a value attempted since `current` instead of `current`, until a later
     /// replace succeeds.
-    settled: bool,
+    pub(super) settled: bool,
     /// Generation the next attempt gets: one more on every attempt, failed ones included,
     /// so no two values that may reach the disk share a number.
-    next_seq: u64,
+    pub(super) next_seq: u64,
     /// True once a replace of this store succeeded (both copies written and fsynced by
     /// it): the next one may write each copy in place. False at open and after a failed
     /// replace: a copy may then be missing, torn, or whole only in the page cache (an
     /// earlier process's fsync failed in this boot), and a copy written in place must
     /// never be the only whole one, so the next replace builds each copy under
     /// `META.tmp` and renames it over the copy instead.
-    in_place: bool,
+    pub(super) in_place: bool,
+    /// While a [`SharedMeta`] replace runs: the newest durable slot frame, which the value
+    /// written takes if it is newer ([`MetaStore::replace`]). `None` otherwise.
+    pub(super) log_slot: Option<(u64, Vec<u8>)>,
 }
 
 impl MetaStore {
@@ -83,6 +87,7 @@ impl MetaStore {
             current: read.meta,
             settled: true,
             next_seq,
+            log_slot: None,
         })
     }
 
@@ -143,7 +148,26 @@ impl MetaStore {
     /// On an I/O error nothing is retried: the error is returned, [`Self::current`] keeps
     /// the previous value and, once `META.copy` may hold the new value (its write went
     /// through, or its rename was attempted), [`Self::is_settled`] turns false.
-    pub fn replace(&mut self, mut next: LogMeta) -> Result<&LogMeta, WalError> {
+    pub fn replace(&mut self, next: LogMeta) -> Result<&LogMeta, WalError> {
+        let log_slot = self.log_slot.take();
+        self.replace_merged(next, log_slot.as_ref())
+    }
+
+    /// [`Self::replace`] with the slot of `log_slot` (generation, bytes: the newest slot
+    /// frame made durable) taken into the value when its generation is higher: every
+    /// replace carries the slot's newest durable value, so that segments holding slot
+    /// frames may go once it has been made.
+    fn replace_merged(
+        &mut self,
+        mut next: LogMeta,
+        log_slot: Option<&(u64, Vec<u8>)>,
+    ) -> Result<&LogMeta, WalError> {
+        if let Some((generation, bytes)) = log_slot {
+            if *generation > next.slot_gen {
+                next.slot_gen = *generation;
+                next.slot = Some(bytes.clone());
+            }
+        }
         let slot_bytes = next.slot.as_ref().map_or(0, Vec::len) as u64;
         if slot_bytes > self.max_meta_bytes {
             return Err(WalError::MetaTooLarge {
@@ -241,150 +265,6 @@ impl MetaStore {
         file.write_all_at(bytes, 0)
             .map_err(|e| WalError::io("write", tmp, e))?;
         file.sync_all().map_err(|e| WalError::io("fsync", tmp, e))
-    }
-}
-
-/// The metadata file of an open log, shared by everyone who writes it (the queue's
-/// thread, the flusher's thread, the degraded path) and read by the handles: one
-/// [`MetaStore`] behind a mutex, one replace at a time, and a published copy of the value
-/// last made durable that readers take without waiting for a replace in progress.
-#[derive(Debug)]
-pub struct SharedMeta {
-    store: std::sync::Mutex<MetaStore>,
-    published: std::sync::RwLock<Option<std::sync::Arc<LogMeta>>>,
-}
-
-impl SharedMeta {
-    /// A handle over `dir`'s metadata file, not read yet ([`Self::reload`] reads it). The
-    /// store's bound is the largest there can be, so a value found on disk is always
-    /// carried forward; `Wal::set_meta` applies `max_meta_bytes` to new values itself.
-    pub fn unread(storage: SharedStorage, dir: &Path) -> SharedMeta {
-        SharedMeta {
-            store: std::sync::Mutex::new(MetaStore {
-                storage,
-                dir: dir.to_path_buf(),
-                max_meta_bytes: MAX_META_BYTES_LIMIT,
-                current: None,
-                settled: true,
-                next_seq: 1,
-                in_place: false,
-            }),
-            published: std::sync::RwLock::new(None),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, MetaStore> {
-        // A panic in a replace leaves the store as consistent as a failed replace does.
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs a replace on the locked store and publishes its value before the lock goes:
-    /// published in the order the replaces were made. (Published after the unlock, a
-    /// raise of N on the spare helper's thread could publish its value after a
-    /// checkpoint's newer one, and `truncate_before`, reading the stale first LSN, wrote a
-    /// lower checkpoint over a higher one: issue 20.)
-    fn publish_from(
-        &self,
-        mut store: std::sync::MutexGuard<'_, MetaStore>,
-        replace: impl FnOnce(&mut MetaStore) -> Result<LogMeta, WalError>,
-    ) -> Result<LogMeta, WalError> {
-        let meta = replace(&mut store)?;
-        self.publish(Some(&meta));
-        drop(store);
-        Ok(meta)
-    }
-
-    fn publish(&self, meta: Option<&LogMeta>) {
-        let mut p = self.published.write().unwrap_or_else(|e| e.into_inner());
-        *p = meta.cloned().map(std::sync::Arc::new);
-    }
-
-    /// Path of the metadata file.
-    pub fn path(&self) -> PathBuf {
-        self.lock().path()
-    }
-
-    /// [`MetaStore::is_settled`]: false after a replace failed at or after its rename.
-    pub fn is_settled(&self) -> bool {
-        self.lock().is_settled()
-    }
-
-    /// Reads both copies again (recovery does, before anything writes them), and takes
-    /// the value [`read_meta_copies`] takes. What each copy held is returned: recovery
-    /// writes both back when they are not both whole.
-    pub fn reload(&self) -> Result<MetaRead, WalError> {
-        let mut store = self.lock();
-        let read = read_meta_copies(store.storage.as_ref(), &store.dir)?;
-        let current = read.meta.clone();
-        store.next_seq = store
-            .next_seq
-            .max(current.as_ref().map_or(1, |m| m.seq.saturating_add(1)));
-        store.current = current.clone();
-        store.settled = true;
-        store.in_place = false;
-        self.publish(current.as_ref());
-        drop(store);
-        Ok(read)
-    }
-
-    /// The value last made durable (`None`: the log has no metadata file yet).
-    pub fn current(&self) -> Option<std::sync::Arc<LogMeta>> {
-        self.published
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// [`MetaStore::update`]: one replace, durable before it returns.
-    pub fn update(&self, f: impl FnOnce(&mut LogMeta)) -> Result<(), WalError> {
-        let store = self.lock();
-        self.publish_from(store, |s| s.update(f).cloned())
-            .map(|_| ())
-    }
-
-    /// Raises the newest-segment LSN (N) to `segment_first_lsn` if it is below: the writer
-    /// calls it after the first batch in a segment is durable and before that batch is
-    /// acknowledged. Costs nothing (no lock, no I/O) when N is already there, so one
-    /// replace per segment. A log without a metadata file is left alone.
-    pub fn raise_newest(&self, segment_first_lsn: u64) -> Result<(), WalError> {
-        match self.current() {
-            Some(m) if m.newest_lsn < segment_first_lsn => {}
-            _ => return Ok(()),
-        }
-        let store = self.lock();
-        match store.current() {
-            Some(m) if m.newest_lsn < segment_first_lsn => self
-                .publish_from(store, |s| {
-                    s.update(|m| m.newest_lsn = segment_first_lsn).cloned()
-                })
-                .map(|_| ()),
-            _ => Ok(()),
-        }
-    }
-
-    /// [`Self::raise_newest`] done later (off the commit path, by the flusher's spare
-    /// helper), and only if no replace was attempted since the value whose `seq` is
-    /// `seen_seq` was current and the store is settled: a rewind or reset that lowered N
-    /// meanwhile is never undone by a stale raise. `Ok(false)`: nothing to do, or skipped
-    /// (N stays lower, which is always safe: the log reaches past it).
-    pub fn raise_newest_unless_replaced(
-        &self,
-        segment_first_lsn: u64,
-        seen_seq: u64,
-    ) -> Result<bool, WalError> {
-        let store = self.lock();
-        let unchanged = store.settled
-            && store.next_seq == seen_seq.saturating_add(1)
-            && store
-                .current()
-                .is_some_and(|m| m.seq == seen_seq && m.newest_lsn < segment_first_lsn);
-        if !unchanged {
-            return Ok(false);
-        }
-        self.publish_from(store, |s| {
-            s.update(|m| m.newest_lsn = segment_first_lsn).cloned()
-        })
-        .map(|_| true)
     }
 }
 

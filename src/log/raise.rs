@@ -66,7 +66,14 @@ impl SegmentWriter {
     /// short of it: the log is poisoned instead, nothing removed, and the reopen finds the
     /// batch where it is.
     pub(super) fn raise_newest(&mut self, batch: &Batch) -> Result<(), BatchFailure> {
-        let (Some(meta), Some(last)) = (&self.meta, batch.chunks.last()) else {
+        // The last segment the batch wrote a record into: a segment holding slot frames
+        // alone (they take no LSN) must not become N, which the log must reach past.
+        let last = batch
+            .chunks
+            .iter()
+            .rev()
+            .find(|c| c.segment_first_lsn < batch.end_lsn);
+        let (Some(meta), Some(last)) = (&self.meta, last) else {
             return Ok(());
         };
         if self.fenced() {

@@ -125,6 +125,9 @@ pub struct LogReader {
     adoption: Option<Adoption>,
     /// Whether the directory holds a log (segments or `META`); false for a first start.
     found_log: bool,
+    /// The slot frame of highest generation read so far (generation, bytes), before the
+    /// end a rewind left unfinished: see [`LogReader::slot_frame`].
+    newest_slot: Option<(u64, Vec<u8>)>,
 }
 
 impl LogReader {
@@ -205,6 +208,7 @@ impl LogReader {
             intent,
             adoption: plan.adoption.filter(|a| kept_by_intent(intent, &a.segment)),
             found_log: true,
+            newest_slot: None,
             ..LogReader::empty(storage, lsn.0, max_record_bytes)
         })
     }
@@ -227,6 +231,7 @@ impl LogReader {
             intent: MetaIntent::None,
             adoption: None,
             found_log: false,
+            newest_slot: None,
         }
     }
 
@@ -316,6 +321,10 @@ impl LogReader {
             match cursor.next_frame(seg)? {
                 Some(frame) => {
                     let h = frame.header;
+                    if h.kind == FrameKind::Slot {
+                        self.note_slot(&frame)?;
+                        continue; // a slot value, no record
+                    }
                     if h.lsn + u64::from(h.count) <= self.from_lsn {
                         continue; // wholly below the start: checked, not yielded
                     }
@@ -343,6 +352,7 @@ impl LogReader {
                             payload: payload.into_owned(),
                             ..base
                         }),
+                        FrameKind::Slot => {} // taken above
                         FrameKind::Transaction => {
                             let Some(parts) = split_transaction(&payload, h.count) else {
                                 return Err(WalError::Corruption {
@@ -376,6 +386,43 @@ impl LogReader {
                 }
             }
         }
+    }
+}
+
+impl LogReader {
+    /// Keeps a slot frame's value if it is the newest so far (and lies before the end an
+    /// unfinished rewind leaves: that rewind's `META` already holds the slot).
+    fn note_slot(&mut self, frame: &super::scan::FrameAt) -> Result<(), WalError> {
+        let Some((seg, _)) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if frame.header.lsn >= self.end_lsn {
+            return Ok(());
+        }
+        let payload = seg.payload(frame)?;
+        let Some((generation, slot)) = crate::format::slot_frame::slot_parts(payload) else {
+            return Err(WalError::Corruption {
+                segment: seg.file.path.clone(),
+                offset: frame.offset as u64,
+                reason: "slot frame shorter than its generation".into(),
+            });
+        };
+        if self
+            .newest_slot
+            .as_ref()
+            .is_none_or(|(g, _)| generation > *g)
+        {
+            self.newest_slot = Some((generation, slot.to_vec()));
+        }
+        Ok(())
+    }
+
+    /// The metadata slot's value of highest generation among the slot frames read so
+    /// far (`Wal::set_meta` writes them into the log): `(generation, bytes)`. The slot's
+    /// value is this one when its generation is above `META`'s `slot_gen`, else `META`'s.
+    /// Complete once the reader has reached the end of the log.
+    pub fn slot_frame(&self) -> Option<(u64, &[u8])> {
+        self.newest_slot.as_ref().map(|(g, b)| (*g, b.as_slice()))
     }
 }
 

@@ -75,8 +75,12 @@ pub struct RecoveryOutcome {
     /// `first_lsn` of the options once `open_log` has created it). Records below it are
     /// not counted, replayed or read, even where their segment is kept.
     pub start_lsn: Lsn,
-    /// The application's metadata slot found in `META` (`Wal::meta`).
+    /// The application's metadata slot (`Wal::meta`): `META`'s, or the newest slot frame's
+    /// when its generation is higher (see `slot_frame`).
     pub meta: Option<Vec<u8>>,
+    /// The slot frame of highest generation the scan read (generation, bytes), if any:
+    /// `Wal::set_meta` writes the slot's values into the log (`format/slot_frame.rs`).
+    pub slot_frame: Option<(u64, Vec<u8>)>,
     /// What was wrong with the copies of `META` and was repaired (a copy damaged,
     /// missing, or older than the other: both were written back from the newest whole
     /// one), or that a log without `META` got one. `None` when nothing was.
@@ -84,6 +88,20 @@ pub struct RecoveryOutcome {
 }
 
 impl RecoveryOutcome {
+    /// A slot frame read: kept if its generation is the highest so far.
+    fn saw_slot(&mut self, payload: &[u8]) -> Result<(), String> {
+        let (generation, slot) = crate::format::slot_frame::slot_parts(payload)
+            .ok_or_else(|| "slot frame shorter than its generation".to_string())?;
+        if self
+            .slot_frame
+            .as_ref()
+            .is_none_or(|(g, _)| generation > *g)
+        {
+            self.slot_frame = Some((generation, slot.to_vec()));
+        }
+        Ok(())
+    }
+
     /// Counts a frame's records unless they all lie below the log's first LSN (a
     /// transaction that reaches it counts whole: transactions are never split).
     fn saw_frame(&mut self, lsn: u64, count: u16) {
@@ -219,7 +237,19 @@ impl LogDir {
         // Completing an intent wrote both copies whole; else damaged, stale or missing
         // copies are written back here (and nothing is written when nothing changed).
         let repair = !read.is_whole() && !finished;
+        // The slot's value is the newest among META's and the log's slot frames; a replace
+        // made from here on (a repair, a salvage) carries it into the file.
+        let newer_frame = out
+            .slot_frame
+            .clone()
+            .filter(|(g, _)| *g > self.meta().current().map_or(0, |m| m.slot_gen));
+        if let Some((generation, bytes)) = &newer_frame {
+            self.meta().slot_frame_durable(*generation, bytes);
+        }
         self.settle_meta(found_meta, repair, opts, &mut out)?;
+        if let Some((_, bytes)) = newer_frame {
+            out.meta = Some(bytes);
+        }
         // Nothing at or past where the log goes on is readable (a salvage cut it away), and
         // nothing below its persisted start (the checkpoint).
         out.index.cut(out.next_lsn.0);
@@ -274,8 +304,20 @@ impl LogDir {
             };
             match cursor.next_frame(&mut seg) {
                 Ok(Some(frame)) => {
-                    out.saw_frame(frame.header.lsn, frame.header.count);
                     let h = frame.header;
+                    if h.kind == crate::format::FrameKind::Slot {
+                        let payload = seg.payload(&frame).map_err(|e| salvage(&cursor, e))?;
+                        out.saw_slot(payload).map_err(|reason| {
+                            let err = WalError::Corruption {
+                                segment: file.path.clone(),
+                                offset: frame.offset as u64,
+                                reason,
+                            };
+                            salvage(&cursor, err)
+                        })?;
+                    } else {
+                        out.saw_frame(h.lsn, h.count);
+                    }
                     out.index.note_frame(
                         file.first_lsn,
                         h.lsn,

@@ -20,7 +20,7 @@
 use super::segment::{check_header, read_header, SegmentFile};
 use super::tail::later_batch_frame;
 use crate::error::WalError;
-use crate::format::{FrameHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::format::{FrameHeader, FrameKind, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::storage::{Storage, StorageFile};
 use std::io;
 
@@ -351,7 +351,9 @@ impl SegmentCursor {
                     ));
                 }
                 let after = h.lsn + u64::from(h.count);
-                if at_limit {
+                // A slot frame takes no LSN: one written after the segment's last record
+                // ends it at the next segment's first LSN and is read here, not shadowed.
+                if at_limit && h.kind != FrameKind::Slot {
                     return Err(overlap(
                         seg,
                         self.pos,

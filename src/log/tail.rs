@@ -2,7 +2,7 @@
 //! last segment, in one pass over the bytes.
 //!
 //! Every offset after the damage is a possible frame start. Most fail the header's own
-//! rules (kind 1 or 2, flags byte 0 or 1, count) or the LSN filter at once; the rest are
+//! rules (kind 1, 2 or 3, flags byte 0 or 1, count) or the LSN filter at once; the rest are
 //! *candidates*, and each needs the CRC of its header tail and payload: `crc(a..b)` with
 //! `a = p + 4`, `b = p + 24 + payload_len`. Hashing each payload costs up to
 //! `max_record_bytes` per byte of damage; instead one running CRC `S(i)` of the bytes from
@@ -63,7 +63,7 @@ pub(crate) fn later_batch_frame(
             let i = (p - base) as usize;
             let hdr = &window[i..i + FRAME_HEADER_BYTES];
             p += 1;
-            // The header's own rules first (kind 1 or 2, known flags), then the LSN.
+            // The header's own rules first (kind 1, 2 or 3, known flags), then the LSN.
             if hdr[23] & !FRAME_FLAGS_KNOWN != 0 || !(hdr[22] == 1 || hdr[22] == 2) {
                 continue;
             }

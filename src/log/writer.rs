@@ -263,6 +263,12 @@ impl SegmentWriter {
                     }
                 } else {
                     self.active = None;
+                    // The segments from here on, and the tail of the one before, may hold
+                    // durable slot frames (they take no LSN, so they may lie at the batch's
+                    // first LSN): `META` holds the slot's newest value before they go.
+                    if let Some(Err(e)) = self.meta.as_ref().map(|m| m.fold_slot()) {
+                        return Err(self.undo(batch, done, "fold slot into META", e));
+                    }
                     if let Err(e) = self.remove_from(chunk.segment_first_lsn) {
                         return Err(self.undo(batch, done, "remove later segments", e));
                     }

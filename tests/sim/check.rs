@@ -133,6 +133,11 @@ pub enum Event {
     /// An advance of the named cursor to this LSN is about to be sent (it may reach the
     /// disk whatever its answer).
     CursorAdvance(u64),
+    /// `set_meta` of this value is about to be sent (issue 23: it may go into the log as a
+    /// slot frame). One client sets the slot, so these are in the order of the calls.
+    MetaSet(Vec<u8>),
+    /// That `set_meta` answered Ok: the value is durable.
+    MetaAcked(Vec<u8>),
 }
 
 /// The shared event log of a run.
@@ -215,6 +220,9 @@ pub enum Violation {
     /// `LogReader` on the crash image, before recovery, read other records than the log
     /// recovery opened (issue 20, item 7: offline readers see the log as recovery will).
     ReaderDisagrees(String),
+    /// The metadata slot recovered is older than the last value `set_meta` acknowledged,
+    /// or one never sent (issue 23: slot values as slot frames).
+    StaleSlot(String),
 }
 
 impl Violation {
@@ -235,6 +243,7 @@ impl Violation {
             Violation::FlipMissed(_) => "flip-missed",
             Violation::BelowCheckpoint { .. } => "below-checkpoint",
             Violation::ReaderDisagrees(_) => "reader-disagrees",
+            Violation::StaleSlot(_) => "stale-slot",
         }
     }
 }
@@ -356,6 +365,7 @@ pub fn verify(recs: &[Rec], expect: &Expect<'_>) -> Vec<Violation> {
             Event::CursorAdvance(lsn) => {
                 cursor_hi = Some(cursor_hi.map_or(*lsn, |c| c.max(*lsn)));
             }
+            Event::MetaSet(_) | Event::MetaAcked(_) => {} // `verify_slot`
         }
     }
     // Every record: intact, known, once; transactions whole.

@@ -15,6 +15,7 @@
 
 pub mod broken;
 pub mod check;
+pub mod slot_check;
 
 mod files;
 mod image;

@@ -127,6 +127,8 @@ pub(crate) fn save(
             Event::Checkpointed(l) => json!({"checkpointed": l}),
             Event::CursorAt(l) => json!({"cursor_at": l}),
             Event::CursorAdvance(l) => json!({"cursor_advance": l}),
+            Event::MetaSet(v) => json!({"meta_set": hex(v)}),
+            Event::MetaAcked(v) => json!({"meta_acked": hex(v)}),
         })
         .collect();
     let case = json!({
@@ -235,6 +237,12 @@ pub(crate) fn load(dir: &Path) -> Result<Case, String> {
             }
             if let Some(l) = e.get("cursor_advance") {
                 return Some(Event::CursorAdvance(l.as_u64()?));
+            }
+            if let Some(v) = e.get("meta_set") {
+                return Some(Event::MetaSet(unhex(v.as_str()?)?));
+            }
+            if let Some(v) = e.get("meta_acked") {
+                return Some(Event::MetaAcked(unhex(v.as_str()?)?));
             }
             Some(Event::Checkpointed(e.get("checkpointed")?.as_u64()?))
         })

@@ -1,6 +1,7 @@
 //! The checker's own teeth: tampered record lists it must flag.
 
 use crate::sim::check::{verify, Event, Expect, Kind, Rec, Tag, Violation};
+use crate::sim::slot_check::verify_slot;
 
 /// The checks that no broken storage can reach without also breaking a CRC (the reader
 /// already refuses it) are shown on tampered record lists instead.
@@ -79,6 +80,34 @@ fn the_checker_flags_tampered_logs() {
     assert!(verify(&good, &expect_failed)
         .iter()
         .any(|v| v.kind() == "ghost"));
+}
+
+/// The slot check (issue 23): the last value acknowledged or one sent after it, never an
+/// older one, none, or one never sent.
+#[test]
+fn the_checker_flags_a_stale_or_invented_slot() {
+    let (a, b, c) = (b"a".to_vec(), b"b".to_vec(), b"c".to_vec());
+    let events = vec![
+        Event::MetaSet(a.clone()),
+        Event::MetaAcked(a.clone()),
+        Event::MetaSet(b.clone()),
+        Event::MetaAcked(b.clone()),
+        Event::MetaSet(c.clone()),
+    ];
+    let stale = |found: Option<&[u8]>| !verify_slot(found, &events).is_empty();
+    assert!(!stale(Some(&b)), "the last acknowledged value");
+    assert!(
+        !stale(Some(&c)),
+        "a value sent after it (its outcome unknown)"
+    );
+    assert!(stale(Some(&a)), "an older acknowledged value");
+    assert!(stale(None), "no value after one was acknowledged");
+    assert!(stale(Some(b"x")), "a value never sent");
+    // Nothing acknowledged yet: nothing, or any value sent.
+    let sent_only = &events[..1];
+    assert!(verify_slot(None, sent_only).is_empty());
+    assert!(verify_slot(Some(&a), sent_only).is_empty());
+    assert!(!verify_slot(Some(&b), sent_only).is_empty());
 }
 
 /// A byte of a payload's body (after its tag).

@@ -8,6 +8,7 @@ use crate::sim::check::{
     before_last_batch, read_log, recover, verify, verify_held, Event, Expect, Oracle, Rec, Tag,
     Violation,
 };
+use crate::sim::slot_check::verify_slot;
 use crate::sim::{mix, Rng, SimStorage, Snapshot};
 use crate::workload::{run_actors, run_writer};
 use actix_wal::{RecoveryPolicy, WalError};
@@ -40,14 +41,20 @@ pub(crate) fn check_image(
     image.record(|| 0);
     let first = recover(&storage, dir, &opts);
     let during = image.take_snapshots();
-    match first {
+    let slot = match first {
         Err(e) => return Err(vec![Violation::RecoveryFailed(e.to_string())]),
-        Ok(o) if o.bytes_cut > 0 => found.torn_tails += 1,
-        Ok(_) => {}
-    }
+        Ok(o) => {
+            if o.bytes_cut > 0 {
+                found.torn_tails += 1;
+            }
+            o.meta
+        }
+    };
     let recs = read_log(&storage, dir, MAX_RECORD_BYTES)
         .map_err(|e| vec![Violation::ReadFailed(e.to_string())])?;
     let mut v = verify(&recs, expect);
+    // The metadata slot: the last value acknowledged, or one sent after it.
+    v.extend(verify_slot(slot.as_deref(), expect.events));
     // The named cursor as recovery left it: every acknowledged record from it on is kept.
     if let Ok(Some(m)) = actix_wal::files::read_meta(storage.as_ref(), dir) {
         if let Some(c) = m.cursor(crate::workload::CURSOR).filter(|c| !c.invalidated) {

@@ -74,6 +74,20 @@ pub(crate) async fn actor_client(
             }
             continue;
         }
+        if (8..11).contains(&r) && client == 0 {
+            // The metadata slot (issue 23): one client, so the calls are ordered. Values
+            // are unique, of 0 to 299 bytes (some larger than a small segment's room).
+            let len = rng.below(300) as usize;
+            let mut value = format!("meta:{gen}:{seq}:").into_bytes();
+            value.resize(value.len() + len, b'm');
+            oracle.push(Event::MetaSet(value.clone()));
+            match wal.set_meta(value.clone()).await {
+                Ok(()) => oracle.push(Event::MetaAcked(value)),
+                Err(e) if definite(&e) => {}
+                Err(_) => return,
+            }
+            continue;
+        }
         if r < 8 {
             let mode = if rng.chance(1, 2) {
                 CommitMode::Sync
@@ -162,9 +176,16 @@ pub(crate) fn run_actors(
             compression,
             ..WalConfig::default()
         };
+        // The slot as the last generation left it (checked then): durable, the value every
+        // crash of this generation starts from, its open's recovery included.
+        if let Some(v) = slot_at_start(&cfg.storage) {
+            oracle.push(Event::MetaSet(v.clone()));
+            oracle.push(Event::MetaAcked(v));
+        }
         let wal = Wal::open(DIR, cfg)
             .await
             .map_err(|e| format!("Wal::open on the crashed image: {e}"))?;
+
         if p.truncate {
             // Found where the last generation left it (or created at the first LSN).
             let c = wal
@@ -284,4 +305,20 @@ pub(crate) fn run_writer(
         }
     }
     Ok(())
+}
+
+/// The metadata slot a crash image holds, read without writing: `META`'s value, or the
+/// log's newest slot frame when its generation is higher (docs/format.md, "Slot frames").
+fn slot_at_start(storage: &actix_wal::SharedStorage) -> Option<Vec<u8>> {
+    let dir = std::path::Path::new(DIR);
+    let file = actix_wal::files::read_meta(storage.as_ref(), dir).ok()??;
+    let mut reader =
+        actix_wal::LogReader::open_with(dir, storage.clone(), MAX_RECORD_BYTES).ok()?;
+    for r in reader.by_ref() {
+        r.ok()?;
+    }
+    match reader.slot_frame() {
+        Some((generation, bytes)) if generation > file.slot_gen => Some(bytes.to_vec()),
+        _ => file.slot,
+    }
 }

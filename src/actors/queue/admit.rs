@@ -146,6 +146,15 @@ impl Queue {
         } else {
             entry.compressed(&self.cfg.compression)
         };
+        // A plain segment holding slot frames but no record cannot be left (the next
+        // segment would take its name): the entry goes into it stored plain.
+        let entry = match Some(self.planner.segment_first_lsn) == self.plain_segment
+            && self.planner.segment_first_lsn == self.planner.next_lsn
+            && entry.has_lz4()
+        {
+            true => entry.plain()?,
+            false => entry,
+        };
         self.roll_next = self.plain_segment.is_some() && entry.has_lz4();
         let frame = entry.frame_bytes();
         // The frames cannot fail to encode now: their sizes passed `Entry::check`.
@@ -223,7 +232,7 @@ impl Queue {
 
     /// Encodes one frame of `frame` bytes with `push` into the gathering batch: a new batch
     /// when the last would pass `max_batch_bytes`, or (synchronous mode) for each message.
-    fn encode(
+    pub(super) fn encode(
         &mut self,
         frame: usize,
         new_message: bool,

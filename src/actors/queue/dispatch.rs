@@ -41,6 +41,7 @@ impl Queue {
             return;
         };
         let due = self.urgent_end > front.first_lsn
+            || front.slot.is_some()
             || self.pending.len() > 1
             || self.shutting_down
             || self.requested_mode == WalMode::Sync
@@ -263,6 +264,9 @@ impl Queue {
         self.sync_failures_in_row = 0;
         self.disk_has_room();
         self.durable_end = batch.end_lsn;
+        if let Some(dir) = &self.dir {
+            dir.set_durable_end(batch.end_lsn);
+        }
         self.index_written(&batch);
         self.written_segment = batch
             .chunks
@@ -286,6 +290,7 @@ impl Queue {
         m.bytes_written.increment(batch.bytes() as u64);
         m.flush_duration.record(took.as_secs_f64());
         m.batch_entries.record(batch.records as f64);
+        self.slots_written(&batch);
         let answered = self.answer_durable(batch.end_lsn);
         let flush_ms = took.as_secs_f64() * 1000.0;
         let limit = self.cfg.alert_flush_ms as f64;

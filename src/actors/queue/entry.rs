@@ -19,6 +19,7 @@
 //! first compressed frame the queue places while in it starts a new segment instead.
 
 use crate::config::WalConfig;
+use crate::error::WalError;
 use crate::format::compress::Compression;
 use crate::format::frame::{transaction_payload, transaction_payload_len};
 use crate::format::FRAME_HEADER_BYTES;
@@ -146,6 +147,43 @@ impl Entry {
             Entry::Txn(t) => Entry::Txn(t),
             Entry::Records(r) => Entry::Records(r.into_iter().map(one).collect()),
         }
+    }
+
+    /// The entry with every payload stored plain: for a segment that may not hold a
+    /// compressed frame and cannot be left either (it holds slot frames but no record, so
+    /// the next segment would take its name). `Err` if a payload does not decompress to
+    /// its length (cannot happen for one this process compressed).
+    pub(super) fn plain(self) -> Result<Entry, WalError> {
+        let undo = |stored: &[u8], raw_len: usize| {
+            crate::format::compress::decompress(stored, raw_len as u64).map_err(|reason| {
+                WalError::InvalidConfig(format!("a compressed payload: {reason}"))
+            })
+        };
+        let one = |p: Payload| -> Result<Payload, WalError> {
+            match p {
+                Payload::Lz4 { stored, raw_len } => Ok(Payload::Plain(undo(&stored, raw_len)?)),
+                plain => Ok(plain),
+            }
+        };
+        Ok(match self {
+            Entry::Record(p) => Entry::Record(one(p)?),
+            Entry::Txn(TxnPayload::Lz4 {
+                stored,
+                raw_len,
+                count,
+            }) => {
+                let raw = undo(&stored, raw_len)?;
+                let parts = crate::format::frame::split_transaction(&raw, count as u16)
+                    .ok_or_else(|| WalError::InvalidTransaction {
+                        reason: "a compressed transaction's entries do not fill it".into(),
+                    })?;
+                Entry::Txn(TxnPayload::Plain(
+                    parts.into_iter().map(<[u8]>::to_vec).collect(),
+                ))
+            }
+            Entry::Txn(t) => Entry::Txn(t),
+            Entry::Records(r) => Entry::Records(r.into_iter().map(one).collect::<Result<_, _>>()?),
+        })
     }
 
     /// Whether any of its payloads is stored compressed.

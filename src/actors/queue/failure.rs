@@ -68,6 +68,7 @@ impl Queue {
         self.stats.write_failures += 1;
         self.metrics.write_failures.increment(1);
         self.fail_from(batch.first_lsn, &error);
+        self.fail_slots(&error);
         self.pending.clear();
         self.queued_bytes = 0;
         self.queued_entries = 0;
@@ -137,6 +138,7 @@ impl Queue {
         self.stats.poisoned = true;
         self.metrics.poisoned.set(1.0);
         self.fail_from(0, &err);
+        self.fail_slots(&err);
         self.pending.clear();
         self.queued_bytes = 0;
         self.queued_entries = 0;

@@ -1,12 +1,12 @@
 //! The log's life from the caller's side: `SetMode` (async or synchronous group commit),
-//! `TruncateBefore` (checkpoint), `SetMeta`, and `Shutdown` (drain, answer everyone,
+//! `TruncateBefore` (checkpoint), and `Shutdown` (drain, answer everyone,
 //! settle the flusher, release the directory).
 
 use super::Queue;
 use crate::actors::flusher::Settle;
 use crate::error::WalError;
 use crate::lsn::Lsn;
-use crate::messages::{SetMeta, SetMode, Shutdown, TruncateBefore};
+use crate::messages::{SetMode, Shutdown, TruncateBefore};
 use crate::stats::CommitMode;
 use actix::prelude::*;
 use std::sync::atomic::Ordering;
@@ -138,26 +138,5 @@ impl Handler<TruncateBefore> for Queue {
         let r = dir.retain_with(|m| m.checkpoint_lsn = m.checkpoint().max(below.0))?;
         self.retained(&r);
         Ok(r.removed.len())
-    }
-}
-
-/// On the queue's thread, as `TruncateBefore` is: a replace is two fsyncs, and it must not
-/// run after `Shutdown` released the directory (the lock goes with `self.dir`). It holds
-/// no append back beyond that: batches in flight go on on the flusher's thread.
-impl Handler<SetMeta> for Queue {
-    type Result = Result<(), WalError>;
-
-    fn handle(&mut self, msg: SetMeta, _: &mut Self::Context) -> Self::Result {
-        let dir = self.writable_dir()?;
-        let size_bytes = msg.0.len() as u64;
-        if size_bytes > self.cfg.max_meta_bytes {
-            return Err(WalError::MetaTooLarge {
-                size_bytes,
-                max_bytes: self.cfg.max_meta_bytes,
-            });
-        }
-        let span = tracing::debug_span!("set_meta", size_bytes);
-        let _enter = span.enter();
-        dir.meta().update(|m| m.slot = Some(msg.0))
     }
 }

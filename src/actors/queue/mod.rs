@@ -14,6 +14,7 @@
 //! replies), `admit.rs` (appends and commits in), `dispatch.rs` (batches out and back),
 //! `failure.rs` (failed writes and fsyncs, removed files, the flusher's death and return),
 //! `observe.rs` (metrics, stats, health), `lifecycle.rs` (mode, checkpoint, shutdown),
+//! `slots.rs` (the metadata slot's values, as slot frames),
 //! `cursors.rs` (named cursors and retention runs) and `rewind.rs` (rewind and reset).
 
 mod admit;
@@ -25,6 +26,7 @@ mod lifecycle;
 mod observe;
 mod reads;
 mod rewind;
+mod slots;
 mod waiters;
 
 pub(crate) use failure::{AttachFlusher, EnterDegraded, RemoveLeftover};
@@ -143,6 +145,10 @@ pub struct Queue {
     /// are not answered, even when durable (they are answered or failed once it is
     /// done). `u64::MAX` otherwise.
     answer_limit: u64,
+    /// The generation the next slot value gets (`slots.rs`).
+    next_slot_gen: u64,
+    /// `set_meta` callers whose slot frames are not durable yet, in generation order.
+    slot_waiters: VecDeque<slots::SlotWaiter>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -208,6 +214,8 @@ impl Queue {
             .current()
             .map_or(planner.next_lsn, |m| m.first_lsn.min(planner.next_lsn))
             .max(1);
+        dir.set_durable_end(durable_end);
+        let next_slot_gen = dir.meta().slot_gen() + 1;
         Queue {
             dir: Some(dir),
             planner,
@@ -255,6 +263,8 @@ impl Queue {
             plain_segment,
             roll_next: false,
             answer_limit: u64::MAX,
+            next_slot_gen,
+            slot_waiters: VecDeque::new(),
             cfg,
         }
     }

@@ -169,6 +169,9 @@ impl Queue {
                     self.plain_segment = super::entry::plain_segment(&self.cfg, dir, &self.planner);
                 }
                 self.durable_end = next_lsn;
+                if let Some(dir) = &self.dir {
+                    dir.set_durable_end(next_lsn);
+                }
                 self.urgent_end = self.urgent_end.min(next_lsn);
                 self.written_segment = Some(segment_first_lsn);
                 match job {

@@ -62,6 +62,14 @@ fn print_value(out: &mut impl Write, m: &LogMeta) -> io::Result<()> {
         None => writeln!(out, "slot: none")?,
         Some(s) => writeln!(out, "slot: {} bytes", s.len())?,
     }
+    if m.slot_gen > 0 {
+        // Version 3: `set_meta` writes later values into the log as slot frames.
+        writeln!(
+            out,
+            "slot generation: {} (newer values may be in the log's slot frames)",
+            m.slot_gen
+        )?;
+    }
     writeln!(out, "checkpoint: {}", m.checkpoint())?;
     writeln!(out, "cursors: {}", m.cursors.len())?;
     for c in &m.cursors {
