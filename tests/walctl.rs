@@ -508,3 +508,30 @@ fn dump_and_verify_read_a_compressed_log() {
     }
     assert_eq!(snapshot(d.path()), before, "walctl must not modify the log");
 }
+
+/// Issue 23, item 4: with slot values in the log (slot frames), `walctl meta` names the
+/// value in force: the log's newer one, not `META`'s older one.
+#[test]
+fn walctl_meta_shows_a_newer_slot_value_in_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let d = dir.clone();
+    actix::System::new().block_on(async move {
+        let wal = actix_wal::Wal::open(&d, actix_wal::WalConfig::default())
+            .await
+            .unwrap();
+        wal.set_meta(b"v1".to_vec()).await.unwrap();
+        wal.set_meta(b"the value in force".to_vec()).await.unwrap();
+        wal.shutdown().await.unwrap();
+    });
+    let o = walctl(&["meta"], &dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "slot: 2 bytes",
+        "slot generation: 1",
+        "slot in the log: 18 bytes, generation 2 (the value in force)",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in {out}");
+    }
+}

@@ -64,11 +64,7 @@ fn print_value(out: &mut impl Write, m: &LogMeta) -> io::Result<()> {
     }
     if m.slot_gen > 0 {
         // Version 3: `set_meta` writes later values into the log as slot frames.
-        writeln!(
-            out,
-            "slot generation: {} (newer values may be in the log's slot frames)",
-            m.slot_gen
-        )?;
+        writeln!(out, "slot generation: {}", m.slot_gen)?;
     }
     writeln!(out, "checkpoint: {}", m.checkpoint())?;
     writeln!(out, "cursors: {}", m.cursors.len())?;
@@ -83,6 +79,34 @@ fn print_value(out: &mut impl Write, m: &LogMeta) -> io::Result<()> {
     Ok(())
 }
 
+/// With `META` version 3, the slot's newer value in the log's slot frames, if there is
+/// one (the slot is the value of highest generation: docs/format.md, "Slot frames").
+fn print_log_slot(out: &mut impl Write, dir: &Path, m: &LogMeta) -> io::Result<()> {
+    if m.slot_gen == 0 {
+        return Ok(());
+    }
+    let mut reader = match actix_wal::LogReader::open(dir) {
+        Ok(r) => r,
+        Err(e) => return writeln!(out, "slot frames: not read ({e})"),
+    };
+    for r in reader.by_ref() {
+        if let Err(e) = r {
+            return writeln!(out, "slot frames: not read to the end ({e})");
+        }
+    }
+    match reader.slot_frame() {
+        Some((generation, bytes)) if generation > m.slot_gen => writeln!(
+            out,
+            "slot in the log: {} bytes, generation {generation} (the value in force)",
+            bytes.len()
+        ),
+        _ => writeln!(
+            out,
+            "slot in the log: none newer (META's is the value in force)"
+        ),
+    }
+}
+
 /// `walctl meta DIR`.
 pub fn show(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     existing(dir)?;
@@ -92,7 +116,10 @@ pub fn show(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
                 writeln!(out, "{META_FILE}: {}", read.main)?;
                 writeln!(out, "{META_COPY_FILE}: {}", read.copy)?;
                 match &read.meta {
-                    Some(m) => print_value(out, m),
+                    Some(m) => {
+                        print_value(out, m)?;
+                        print_log_slot(out, dir, m)
+                    }
                     None => writeln!(out, "no META: a new log, or one written before it existed"),
                 }
             })();
