@@ -23,6 +23,9 @@ pub struct SharedMeta {
     /// carries it into the file (every replace does). Its own lock, so that the queue's
     /// thread noting a durable slot frame never waits for a replace in progress.
     log_slot: std::sync::Mutex<Option<(u64, Vec<u8>)>>,
+    /// The slot generation of the file as last read or replaced: above 0 once it is
+    /// version 3 (read without the store's lock, which a replace holds for its fsyncs).
+    file_slot_gen: std::sync::atomic::AtomicU64,
 }
 
 impl SharedMeta {
@@ -43,6 +46,7 @@ impl SharedMeta {
             }),
             published: std::sync::RwLock::new(None),
             log_slot: std::sync::Mutex::new(None),
+            file_slot_gen: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -63,7 +67,10 @@ impl SharedMeta {
             *log_slot = Some((generation, bytes.to_vec()));
         }
         let mut p = self.published.write().unwrap_or_else(|e| e.into_inner());
-        let mut m = p.as_deref().cloned().unwrap_or_default();
+        // A log with slot frames has a metadata file (version 3): nothing else to merge into.
+        let Some(mut m) = p.as_deref().cloned() else {
+            return;
+        };
         if m.slot_gen < generation {
             m.slot_gen = generation;
             m.slot = Some(bytes.to_vec());
@@ -75,7 +82,9 @@ impl SharedMeta {
     /// slot values go into the log as frames, since older builds refuse such a file and so
     /// never read a log holding frames they would take for damage.
     pub fn file_takes_slot_frames(&self) -> bool {
-        self.lock().current().is_some_and(|m| m.slot_gen > 0)
+        self.file_slot_gen
+            .load(std::sync::atomic::Ordering::Acquire)
+            > 0
     }
 
     /// The highest slot generation known: the file's or a durable slot frame's.
@@ -123,6 +132,8 @@ impl SharedMeta {
         let meta = replace(&mut store);
         store.log_slot = None;
         let meta = meta?;
+        self.file_slot_gen
+            .store(meta.slot_gen, std::sync::atomic::Ordering::Release);
         self.publish(Some(&meta));
         drop(store);
         Ok(meta)
@@ -166,6 +177,10 @@ impl SharedMeta {
         store.current = current.clone();
         store.settled = true;
         store.in_place = false;
+        self.file_slot_gen.store(
+            current.as_ref().map_or(0, |m| m.slot_gen),
+            std::sync::atomic::Ordering::Release,
+        );
         self.publish(current.as_ref());
         drop(store);
         Ok(read)
