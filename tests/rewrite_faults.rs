@@ -48,3 +48,101 @@ fn a_failed_rewrite_of_the_first_segment_leaves_a_segment_to_go_on_in() {
         assert_eq!(got, vec![lsn]);
     });
 }
+
+/// Issue 23 (slot frames): a segment may hold slot frames before the first record named
+/// by its LSN, so a batch can begin past its start in a segment named by its own first
+/// LSN. Here the batch's fsync fails and the rewrite's first step (folding the slot's
+/// value into `META`, whose fsync fails too) fails before anything was removed: the
+/// segment, which holds an acknowledged slot value, must stay as it is, and the rewrite
+/// be tried again. Before the fix, the cut-back removed the segment and created it again
+/// empty, and the log went on past a hole where the slot frame had been: the record
+/// acknowledged after it read as nothing (`left: [], right: [Lsn(1)]`).
+#[test]
+fn a_rewrite_that_fails_before_its_removal_keeps_the_slot_frames_before_the_batch() {
+    let sim = SimStorage::new();
+    sim.create_dir_all(Path::new(DIR)).unwrap();
+    sim.sync_dir(Path::new("/")).unwrap();
+    let disk = sim.clone();
+    actix::System::new().block_on(async move {
+        // Two fsyncs fail in a row (the batch's, the fold's): allowed, so that the
+        // rewrite is tried again rather than the log poisoned.
+        let cfg = || WalConfig {
+            max_sync_retries: 3,
+            ..config(disk.shared())
+        };
+        let wal = Wal::open(DIR, cfg()).await.unwrap();
+        wal.set_meta(b"v1".to_vec()).await.unwrap();
+        // A slot frame at the start of segment 1: it takes no LSN, so the next record's
+        // batch begins at LSN 1 in segment 1, after it.
+        wal.set_meta(b"v2 in segment 1".to_vec()).await.unwrap();
+        disk.inject(disk.ops(), sim::Fault::SyncError);
+        disk.inject(disk.ops(), sim::Fault::SyncError);
+        // Its rewrite is tried again once the fold fails: it may be acknowledged.
+        let first = wal.append(old(1)).await;
+        // A power cut now: the acknowledged slot value is still there (before the fix,
+        // the cut-back had removed its segment with `META` still holding `v1`).
+        for seed in 0..8 {
+            let image = disk.snapshot(0).crash(seed);
+            let opts = actix_wal::LogOptions {
+                segment_size_bytes: 1024,
+                max_record_bytes: 256,
+                preallocate: false,
+                recovery_policy: actix_wal::RecoveryPolicy::TolerateTornTail,
+                storage: image.shared(),
+            };
+            let (_w, outcome) = actix_wal::LogWriter::open(Path::new(DIR), opts).unwrap();
+            assert_eq!(
+                outcome.meta.as_deref(),
+                Some(&b"v2 in segment 1"[..]),
+                "crash image {seed}"
+            );
+        }
+        let second = wal.append(old(2)).await.unwrap();
+        assert_eq!(wal.meta().as_deref(), Some(&b"v2 in segment 1"[..]));
+        wal.shutdown().await.unwrap();
+        let acked: Vec<_> = first.into_iter().chain([second]).collect();
+        let got: Vec<_> = LogReader::open_with(DIR, disk.shared(), 256)
+            .unwrap()
+            .map(|r| r.unwrap().lsn)
+            .collect();
+        assert_eq!(got, acked);
+        let wal = Wal::open(DIR, cfg()).await.unwrap();
+        assert_eq!(wal.meta().as_deref(), Some(&b"v2 in segment 1"[..]));
+        wal.shutdown().await.unwrap();
+    });
+}
+
+/// The same start (a batch beginning after a slot frame in the segment named by its first
+/// LSN, its fsync failed), but the rewrite fails after it removed that segment (creating
+/// its replacement fails): the cut-back creates the segment again, empty, and the log must
+/// go on at its start. Before the fix it went on where the batch had begun, past the slot
+/// frame's bytes, now zeros: the records acknowledged after it read as nothing.
+#[test]
+fn a_rewrite_that_fails_after_its_removal_goes_on_at_the_start_of_the_segment() {
+    let sim = SimStorage::new();
+    sim.create_dir_all(Path::new(DIR)).unwrap();
+    sim.sync_dir(Path::new("/")).unwrap();
+    let disk = sim.clone();
+    actix::System::new().block_on(async move {
+        let wal = Wal::open(DIR, config(disk.shared())).await.unwrap();
+        wal.set_meta(b"v1".to_vec()).await.unwrap();
+        wal.set_meta(b"v2 in segment 1".to_vec()).await.unwrap();
+        // A replace of META (a cursor's creation) carries v2 into the file: the rewrite
+        // then has nothing to fold, and goes straight to removing segment 1.
+        wal.cursor("c").await.unwrap();
+        disk.inject_chain(disk.ops(), sim::Fault::SyncError, sim::Fault::WriteError);
+        let failed = wal.append(old(1)).await;
+        assert!(failed.is_err(), "the rewrite failed, yet {failed:?}");
+        let a = wal.append(old(1)).await.unwrap();
+        let b = wal.append(old(2)).await.unwrap();
+        wal.shutdown().await.unwrap();
+        let got: Vec<_> = LogReader::open_with(DIR, disk.shared(), 256)
+            .unwrap()
+            .map(|r| r.unwrap().lsn)
+            .collect();
+        assert_eq!(got, vec![a, b]);
+        let wal = Wal::open(DIR, config(disk.shared())).await.unwrap();
+        assert_eq!(wal.meta().as_deref(), Some(&b"v2 in segment 1"[..]));
+        wal.shutdown().await.unwrap();
+    });
+}

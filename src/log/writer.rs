@@ -269,8 +269,12 @@ impl SegmentWriter {
                     // The segments from here on, and the tail of the one before, may hold
                     // durable slot frames (they take no LSN, so they may lie at the batch's
                     // first LSN): `META` holds the slot's newest value before they go.
+                    // Failed, nothing of the batch is written and nothing removed: the
+                    // segments stay as they are (a cut-back would remove the one named by
+                    // the batch's first LSN, slot frames and all), and the rewrite is
+                    // tried again as after any failed fsync.
                     if let Some(Err(e)) = self.meta.as_ref().map(|m| m.fold_slot()) {
-                        return Err(self.undo(batch, done, "fold slot into META", e));
+                        return Err(BatchFailure::Sync(e));
                     }
                     if let Err(e) = self.remove_from(chunk.segment_first_lsn) {
                         return Err(self.undo(batch, done, "remove later segments", e));

@@ -73,6 +73,13 @@ impl Queue {
         self.queued_bytes = 0;
         self.queued_entries = 0;
         self.planner = batch.start;
+        if batch.rewrite && batch.start.segment_first_lsn == batch.first_lsn {
+            // The rewrite removed the segment the batch began in (named by its first LSN)
+            // and its cut-back created it again empty: the log goes on at its start, not
+            // where the batch began in it (past slot frames, which take no LSN; they were
+            // folded into `META` before the removal).
+            self.planner.offset = crate::format::SEGMENT_HEADER_BYTES as u64;
+        }
         self.urgent_end = 0;
         self.index_cut(batch.first_lsn);
     }
