@@ -20,6 +20,14 @@ fn config(storage: SharedStorage) -> WalConfig {
     cfg
 }
 
+/// A simulated disk holding the log's (empty, durable) directory.
+fn new_disk() -> SimStorage {
+    let sim = SimStorage::new();
+    sim.create_dir_all(Path::new(DIR)).unwrap();
+    sim.sync_dir(Path::new("/")).unwrap();
+    sim
+}
+
 fn old(i: u64) -> Vec<u8> {
     format!("record {i:04}").into_bytes()
 }
@@ -29,10 +37,7 @@ fn old(i: u64) -> Vec<u8> {
 /// still have a segment 1 to go on in: later appends succeed and shutdown is clean.
 #[test]
 fn a_failed_rewrite_of_the_first_segment_leaves_a_segment_to_go_on_in() {
-    let sim = SimStorage::new();
-    sim.create_dir_all(Path::new(DIR)).unwrap();
-    sim.sync_dir(Path::new("/")).unwrap();
-    let disk = sim.clone();
+    let disk = new_disk();
     actix::System::new().block_on(async move {
         let wal = Wal::open(DIR, config(disk.shared())).await.unwrap();
         disk.inject(disk.ops(), sim::Fault::SyncError);
@@ -59,10 +64,7 @@ fn a_failed_rewrite_of_the_first_segment_leaves_a_segment_to_go_on_in() {
 /// acknowledged after it read as nothing (`left: [], right: [Lsn(1)]`).
 #[test]
 fn a_rewrite_that_fails_before_its_removal_keeps_the_slot_frames_before_the_batch() {
-    let sim = SimStorage::new();
-    sim.create_dir_all(Path::new(DIR)).unwrap();
-    sim.sync_dir(Path::new("/")).unwrap();
-    let disk = sim.clone();
+    let disk = new_disk();
     actix::System::new().block_on(async move {
         // Two fsyncs fail in a row (the batch's, the fold's): allowed, so that the
         // rewrite is tried again rather than the log poisoned.
@@ -119,10 +121,7 @@ fn a_rewrite_that_fails_before_its_removal_keeps_the_slot_frames_before_the_batc
 /// frame's bytes, now zeros: the records acknowledged after it read as nothing.
 #[test]
 fn a_rewrite_that_fails_after_its_removal_goes_on_at_the_start_of_the_segment() {
-    let sim = SimStorage::new();
-    sim.create_dir_all(Path::new(DIR)).unwrap();
-    sim.sync_dir(Path::new("/")).unwrap();
-    let disk = sim.clone();
+    let disk = new_disk();
     actix::System::new().block_on(async move {
         let wal = Wal::open(DIR, config(disk.shared())).await.unwrap();
         wal.set_meta(b"v1".to_vec()).await.unwrap();

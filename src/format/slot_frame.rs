@@ -48,6 +48,18 @@ pub fn slot_parts(payload: &[u8]) -> Option<(u64, &[u8])> {
     Some((generation, slot))
 }
 
+/// Keeps in `newest` the slot value of `payload` (a slot frame's) if its generation is the
+/// highest seen so far: what recovery and `LogReader` do with each slot frame they read.
+/// `Err` names what is wrong with a payload shorter than its generation.
+pub fn keep_newest(newest: &mut Option<(u64, Vec<u8>)>, payload: &[u8]) -> Result<(), String> {
+    let (generation, slot) =
+        slot_parts(payload).ok_or_else(|| "slot frame shorter than its generation".to_string())?;
+    if newest.as_ref().is_none_or(|(g, _)| generation > *g) {
+        *newest = Some((generation, slot.to_vec()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

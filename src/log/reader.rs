@@ -400,21 +400,13 @@ impl LogReader {
             return Ok(());
         }
         let payload = seg.payload(frame)?;
-        let Some((generation, slot)) = crate::format::slot_frame::slot_parts(payload) else {
-            return Err(WalError::Corruption {
+        crate::format::slot_frame::keep_newest(&mut self.newest_slot, payload).map_err(|reason| {
+            WalError::Corruption {
                 segment: seg.file.path.clone(),
                 offset: frame.offset as u64,
-                reason: "slot frame shorter than its generation".into(),
-            });
-        };
-        if self
-            .newest_slot
-            .as_ref()
-            .is_none_or(|(g, _)| generation > *g)
-        {
-            self.newest_slot = Some((generation, slot.to_vec()));
-        }
-        Ok(())
+                reason,
+            }
+        })
     }
 
     /// The metadata slot's value of highest generation among the slot frames read so

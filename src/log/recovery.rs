@@ -90,16 +90,7 @@ pub struct RecoveryOutcome {
 impl RecoveryOutcome {
     /// A slot frame read: kept if its generation is the highest so far.
     fn saw_slot(&mut self, payload: &[u8]) -> Result<(), String> {
-        let (generation, slot) = crate::format::slot_frame::slot_parts(payload)
-            .ok_or_else(|| "slot frame shorter than its generation".to_string())?;
-        if self
-            .slot_frame
-            .as_ref()
-            .is_none_or(|(g, _)| generation > *g)
-        {
-            self.slot_frame = Some((generation, slot.to_vec()));
-        }
-        Ok(())
+        crate::format::slot_frame::keep_newest(&mut self.slot_frame, payload)
     }
 
     /// Counts a frame's records unless they all lie below the log's first LSN (a
