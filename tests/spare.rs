@@ -349,3 +349,43 @@ fn a_first_batch_after_open_spanning_two_segments_without_a_spare_recovers_from_
         }
     }
 }
+
+/// Issue 23 (slot frames, which take no LSN): a batch can span into a new segment with
+/// only slot frames in the segment it leaves, so the frames of that segment can end at
+/// the new segment's first LSN although the batch's bytes there were torn. A crash before
+/// the leaving segment's `fdatasync` leaves such a tail: frames that reach the spare's LSN,
+/// then garbage. The spare is not adopted (its batch was never acknowledged); the torn
+/// tail is cut. Before the fix it was adopted, and the segment before it, now not the
+/// last, was refused: "non-zero bytes ... where the next segment begins" (the million-point
+/// torture run found it).
+#[test]
+fn a_spare_after_a_segment_whose_tail_is_torn_is_not_adopted() {
+    use actix_wal::format::SegmentHeader;
+    let d = tempfile::tempdir().unwrap();
+    let written = write_300(d.path());
+    let newest = segment_paths(d.path()).pop().unwrap();
+    // Torn bytes after the newest segment's last frame (where its frames end: LSN 301).
+    let (_, end) = {
+        let (w, outcome) = LogWriter::open(d.path(), small()).unwrap();
+        drop(w);
+        (outcome.next_lsn, outcome.tail_offset)
+    };
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0x5a; 20], end).unwrap();
+    drop(f);
+    // A written spare that starts where those frames end, holding a good record frame.
+    let spare = d.path().join(actix_wal::files::spare_name(9));
+    let mut bytes = SegmentHeader::encode_with_flags(301, 0).to_vec();
+    actix_wal::format::frame::encode_record(&mut bytes, 301, 0, b"never acknowledged");
+    std::fs::write(&spare, &bytes).unwrap();
+    let (w, outcome) = LogWriter::open(d.path(), small()).expect("recovery opens the log");
+    assert_eq!(outcome.adopted_spare, None);
+    assert!(outcome.removed.contains(&spare), "{:?}", outcome.removed);
+    assert_eq!(outcome.next_lsn, Lsn(301));
+    assert_eq!(outcome.bytes_cut, 20);
+    drop(w);
+    assert_eq!(read_all(d.path()), written);
+}

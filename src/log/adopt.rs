@@ -22,7 +22,7 @@
 use super::dir::LogDir;
 use super::recovery::{RecoveryOptions, RecoveryOutcome};
 use super::recovery_plan::Adoption;
-use super::scan::{SegmentCursor, SegmentData};
+use super::scan::{SegmentCursor, SegmentData, SegmentEnd};
 use super::segment::{segment_name, SegmentFile};
 use super::spare::is_spare_name;
 use crate::error::WalError;
@@ -128,13 +128,17 @@ fn spare_first_lsn(storage: &dyn Storage, path: &Path) -> Option<u64> {
 }
 
 /// The LSN after the last good frame of `file` read as the last segment; `None` if it
-/// cannot be read to its end without an error (then nothing is adopted after it).
+/// cannot be read to its end without an error, or if a torn tail follows its frames
+/// (then nothing is adopted after it). A torn tail means the batch that reached the spare
+/// was not durable in this segment; its frames may still reach the spare's first LSN
+/// when the torn bytes were slot frames, which take no LSN.
 fn frames_end(storage: &dyn Storage, file: &SegmentFile, max_record_bytes: u64) -> Option<u64> {
     let mut seg = SegmentData::load(storage, file).ok()?;
     let mut cursor = SegmentCursor::new(file.first_lsn, None, max_record_bytes);
     loop {
         match cursor.next_frame(&mut seg) {
             Ok(Some(_)) => {}
+            Ok(None) if matches!(cursor.end, Some(SegmentEnd::TornTail { .. })) => return None,
             Ok(None) => return Some(cursor.next_lsn),
             Err(_) => return None,
         }
