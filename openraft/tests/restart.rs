@@ -165,3 +165,20 @@ async fn a_fresh_log_refusing_a_batch_with_a_hole_is_left_as_it_was() {
         vec![log_id(1, 1, 0), log_id(1, 1, 1)]
     );
 }
+
+/// Issue 23, item 4: a slot write costs an append now, so `save_committed` writes the
+/// committed log id into the log (a slot frame with the next group commit, not awaited in
+/// openraft's core loop): after a reopen it is there, with no vote or purge after it.
+#[tokio::test]
+async fn the_committed_log_id_survives_reopen_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, 1, 0..11).await;
+    store.save_vote(&Vote::new(3, 1)).await.unwrap();
+    store.save_committed(Some(log_id(1, 1, 9))).await.unwrap();
+    // The next append's fsync makes it durable at the latest.
+    append(&mut store, 1, 11..12).await;
+    let mut store = reopen(store, dir.path()).await;
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 1, 9)));
+    assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+}
