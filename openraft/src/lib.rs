@@ -41,4 +41,4 @@ mod store;
 pub use error::AdapterError;
 pub use reader::WalLogReader;
 pub use recent::RECENT_MAX_BYTES;
-pub use store::WalLogStore;
+pub use store::{WalLogStore, COMMITTED_WRITE_INTERVAL_MS};
