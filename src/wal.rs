@@ -12,6 +12,7 @@ use crate::config::{QueueThread, WalConfig};
 use crate::error::WalError;
 use crate::health::{GetHealth, Health};
 use crate::log::read_at::MAX_READ_BYTES;
+use crate::log::records_read::RecordsRead;
 use crate::log::Record;
 use crate::lsn::Lsn;
 use crate::messages::{
@@ -423,7 +424,7 @@ impl Wal {
         &self,
         lsns: Range<u64>,
         max_bytes: usize,
-    ) -> impl std::future::Future<Output = Result<Vec<Record>, WalError>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<RecordsRead, WalError>> + Send + 'static {
         self.reads.read_ahead(lsns, max_bytes)
     }
 }
