@@ -112,7 +112,9 @@ struct Follow {
     chunk: VecDeque<Record>,
     /// A chunk read ahead on the pool, not yet yielded (copied out record by record as it
     /// is handed out: `log/records_read.rs` says why). Holds records only while `chunk`
-    /// holds none, and follows the records `chunk` held.
+    /// holds none, and follows the records `chunk` held. Once handed out, it keeps its
+    /// buffer for the next chunk read ahead to be read into (dropped when the subscriber
+    /// catches up), so that chunk is not zeroed first.
     read: RecordsRead,
     /// Counts this subscription among those the queue keeps batches for.
     _following: Following,
@@ -194,7 +196,9 @@ impl Follow {
                 return Step::End;
             }
             if self.next >= durable_end {
-                // Caught up: wait for the queue to move the durable end (or shut down).
+                // Caught up: wait for the queue to move the durable end (or shut down),
+                // holding no buffer of a chunk read before.
+                self.read.clear();
                 if self.progress.rx.changed().await.is_err() {
                     return Step::End;
                 }
@@ -202,6 +206,7 @@ impl Follow {
             }
             if !live.is_empty() {
                 // Kept up: the records are in the batches the queue shares.
+                self.read.clear();
                 let whole = live
                     .iter()
                     .all(|b| batch_records(b, self.next, durable_end, &mut self.chunk));
@@ -239,10 +244,12 @@ impl Follow {
                         self.ahead = Some(Ahead {
                             from: after,
                             cuts: self.seen_cuts,
-                            read: Box::pin(
-                                self.wal
-                                    .read_ahead(after..durable_end, SUBSCRIPTION_CHUNK_BYTES),
-                            ),
+                            // Into the buffer of the chunk handed out before, if any.
+                            read: Box::pin(self.wal.read_ahead(
+                                after..durable_end,
+                                SUBSCRIPTION_CHUNK_BYTES,
+                                self.read.take_spare(),
+                            )),
                         });
                     }
                     match records {

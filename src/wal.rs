@@ -419,12 +419,13 @@ impl Wal {
     }
 
     /// A range read started on the reader pool now (see `Reads::read_ahead`); `lsns` non-empty
-    /// and `max_bytes` within [`MAX_READ_BYTES`].
+    /// and `max_bytes` within [`MAX_READ_BYTES`]; read into `spare` if given.
     pub(crate) fn read_ahead(
         &self,
         lsns: Range<u64>,
         max_bytes: usize,
+        spare: Option<Vec<u8>>,
     ) -> impl std::future::Future<Output = Result<RecordsRead, WalError>> + Send + 'static {
-        self.reads.read_ahead(lsns, max_bytes)
+        self.reads.read_ahead(lsns, max_bytes, spare)
     }
 }

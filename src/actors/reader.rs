@@ -165,13 +165,16 @@ impl Reads {
 
     /// Starts reading `lsns` on the pool now (the request is queued before this returns,
     /// so a pool thread reads while the caller goes on): a subscription's next chunk, whose
-    /// records the subscription copies out on its own thread.
+    /// records the subscription copies out on its own thread, read into `spare` (the
+    /// chunk before's buffer) if given.
     pub fn read_ahead(
         &self,
         lsns: Range<u64>,
         max_bytes: usize,
+        spare: Option<Vec<u8>>,
     ) -> impl std::future::Future<Output = Result<RecordsRead, WalError>> + Send + 'static {
-        let request = self.pool.send(ReadAhead(RangeRead::new(lsns, max_bytes)));
+        let read = RangeRead::new(lsns, max_bytes).with_buffer(spare);
+        let request = self.pool.send(ReadAhead(read));
         async move { request.await.map_err(|_| WalError::ShutDown)? }
     }
 }

@@ -109,6 +109,9 @@ pub struct RangeRead {
     out: RecordsRead,
     /// Set once the read is complete (a prefix ended, or the range did).
     done: bool,
+    /// A buffer to read the first span into instead of one allocated (and zeroed) afresh
+    /// ([`RangeRead::with_buffer`]).
+    spare: Option<Vec<u8>>,
 }
 
 /// Why a span read went no further.
@@ -131,7 +134,15 @@ impl RangeRead {
             used: 0,
             out: RecordsRead::default(),
             done: lsns.start >= lsns.end,
+            spare: None,
         }
+    }
+
+    /// Reads the first span into `buf` (resized, its bytes overwritten by the read: a
+    /// buffer a read before this one left, [`RecordsRead::take_spare`]).
+    pub fn with_buffer(mut self, buf: Option<Vec<u8>>) -> RangeRead {
+        self.spare = buf;
+        self
     }
 
     /// Whether the read is complete.
@@ -196,7 +207,16 @@ impl RangeRead {
                 + 2 * INDEX_STRIDE_BYTES;
             let end_offset = span.min_end_offset.max(span.want_end_offset.min(cap));
             let path = dir.join(segment_name(span.segment_first_lsn));
-            let mut buf = vec![0u8; (end_offset - span.start_offset) as usize];
+            let len = (end_offset - span.start_offset) as usize;
+            // Every byte of `buf` is overwritten by the read (a short one is an error, or
+            // for `Wait::No` not in memory, and the buffer is not used).
+            let mut buf = match self.spare.take() {
+                Some(mut b) => {
+                    b.resize(len, 0);
+                    b
+                }
+                None => vec![0u8; len],
+            };
             let file = match cached {
                 Some(f) => f,
                 None => open(storage, &path, self.next)?,

@@ -30,6 +30,10 @@ pub struct RecordsRead {
     /// Bytes the records not yet copied out count against a read's budget
     /// ([`cost_bytes`]).
     cost: usize,
+    /// Once every record is copied out, the largest buffer, for the next read to fill
+    /// again ([`RecordsRead::take_spare`]): a buffer allocated afresh is zeroed first, a
+    /// cost a subscription's reads then skip.
+    spare: Option<Vec<u8>>,
 }
 
 /// Where one record lies, and what the [`Record`] copied out says of it.
@@ -105,9 +109,15 @@ impl RecordsRead {
         self.cost
     }
 
-    /// Drops every record not copied out yet, and the bytes they lie in.
+    /// Drops every record not copied out yet, and the bytes they lie in (the spare too).
     pub fn clear(&mut self) {
         *self = RecordsRead::default();
+    }
+
+    /// Once every record is copied out, the largest buffer they lay in, for another read
+    /// to fill; `None` before, or when taken already.
+    pub fn take_spare(&mut self) -> Option<Vec<u8>> {
+        self.spare.take()
     }
 
     /// Copies every record out.
@@ -121,14 +131,19 @@ impl RecordsRead {
 impl Iterator for RecordsRead {
     type Item = Record;
 
-    /// Copies the next record out; once the last is, the bytes are dropped.
+    /// Copies the next record out; once the last is, the bytes are dropped but for the
+    /// largest buffer, kept as the spare.
     fn next(&mut self) -> Option<Record> {
         let a = *self.at.get(self.next)?;
         self.next += 1;
         self.cost -= cost_bytes(a.len);
         let payload = self.bufs[a.buf][a.start..a.start + a.len].to_vec();
         if self.next == self.at.len() {
+            let spare = std::mem::take(&mut self.bufs)
+                .into_iter()
+                .max_by_key(Vec::len);
             self.clear();
+            self.spare = spare;
         }
         Some(Record {
             lsn: Lsn(a.lsn),
@@ -192,13 +207,27 @@ mod tests {
     }
 
     #[test]
-    fn the_bytes_go_with_the_last_record() {
+    fn the_bytes_go_with_the_last_record_but_the_largest_buffer_as_the_spare() {
         let mut r = RecordsRead::default();
         let b = r.push_buf(vec![1; 4096]);
+        let c = r.push_buf(vec![2; 100]);
         r.push(at(1, b, 0, 10));
+        r.push(at(2, c, 0, 10));
+        assert!(r.next().is_some());
+        assert_eq!(r.take_spare(), None, "no spare while records are left");
         assert!(r.next().is_some());
         assert!(r.is_empty());
-        assert!(r.bufs.is_empty(), "nothing held once all is copied out");
+        assert!(
+            r.bufs.is_empty(),
+            "nothing held once all is copied out but the spare"
+        );
         assert_eq!((r.next().map(|x| x.lsn), r.first_lsn()), (None, None));
+        assert_eq!(r.take_spare().map(|s| s.len()), Some(4096));
+        assert_eq!(r.take_spare(), None, "taken once");
+        let d = r.push_buf(vec![3; 10]);
+        r.push(at(3, d, 0, 10));
+        assert!(r.next().is_some());
+        r.clear();
+        assert_eq!(r.take_spare(), None, "clear drops the spare too");
     }
 }
