@@ -30,16 +30,10 @@ use std::path::Path;
 /// ([`RecordsRead`]).
 pub const MAX_READ_BYTES: usize = 64 << 20;
 
-/// Bytes a record counts against a range read's `max_bytes`: its payload and a frame
-/// header's worth for the record itself, so many empty records are bounded too.
-pub fn record_cost_bytes(r: &Record) -> usize {
-    cost_bytes(r.payload.len())
-}
-
 /// Reads the durable records with LSNs in `lsns`, in order, from the log in `dir`.
 ///
 /// Returns a prefix of the range: it stops before a record that would take the records'
-/// [cost](record_cost_bytes) past `max_bytes`, but always returns at least one record,
+/// [cost](cost_bytes) past `max_bytes`, but always returns at least one record,
 /// and it stops at the durable end. `lsns.start` must be readable: below the log's first
 /// LSN, removed, or not durable is [`WalError::NotFound`], as is a segment that vanished
 /// (a checkpoint removed it) between the lookup and the read. An empty range gives no

@@ -27,9 +27,6 @@ pub struct RecordsRead {
     at: Vec<RecordAt>,
     /// The next record of `at` to copy out.
     next: usize,
-    /// Bytes the records not yet copied out count against a read's budget
-    /// ([`cost_bytes`]).
-    cost: usize,
     /// Once every record is copied out, the largest buffer, for the next read to fill
     /// again ([`RecordsRead::take_spare`]): a buffer allocated afresh is zeroed first, a
     /// cost a subscription's reads then skip.
@@ -59,7 +56,7 @@ pub(crate) struct RecordAt {
 
 /// Bytes a record of `len` bytes of payload counts against a range read's `max_bytes`: its
 /// payload and a frame header's worth for the record itself, so many empty records are
-/// bounded too (`read_at::record_cost_bytes` of the record copied out).
+/// bounded too.
 pub fn cost_bytes(len: usize) -> usize {
     len + FRAME_HEADER_BYTES
 }
@@ -80,7 +77,6 @@ impl RecordsRead {
     /// pushed before it is copied out).
     pub(crate) fn push(&mut self, at: RecordAt) {
         debug_assert!(self.at.last().is_none_or(|l| l.lsn < at.lsn), "LSN order");
-        self.cost += cost_bytes(at.len);
         self.at.push(at);
     }
 
@@ -102,11 +98,6 @@ impl RecordsRead {
     /// LSN of the last record.
     pub fn last_lsn(&self) -> Option<Lsn> {
         self.at[self.next..].last().map(|a| Lsn(a.lsn))
-    }
-
-    /// Bytes the records not copied out count against a read's budget.
-    pub fn cost_bytes(&self) -> usize {
-        self.cost
     }
 
     /// Drops every record not copied out yet, and the bytes they lie in (the spare too).
@@ -136,7 +127,6 @@ impl Iterator for RecordsRead {
     fn next(&mut self) -> Option<Record> {
         let a = *self.at.get(self.next)?;
         self.next += 1;
-        self.cost -= cost_bytes(a.len);
         let payload = self.bufs[a.buf][a.start..a.start + a.len].to_vec();
         if self.next == self.at.len() {
             let spare = std::mem::take(&mut self.bufs)
@@ -178,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn records_come_out_in_order_with_their_bytes_and_the_budget_follows() {
+    fn records_come_out_in_order_with_their_bytes() {
         let mut r = RecordsRead::default();
         let b = r.push_buf(b"..abc.de".to_vec());
         let d = r.push_buf(b"xyz".to_vec());
@@ -189,12 +179,10 @@ mod tests {
             (r.len(), r.first_lsn(), r.last_lsn()),
             (3, Some(Lsn(5)), Some(Lsn(7)))
         );
-        assert_eq!(r.cost_bytes(), 8 + 3 * FRAME_HEADER_BYTES);
         let first = r
             .next()
             .map(|x| (x.lsn, x.payload, x.frame_offset, x.frame_crc));
         assert_eq!(first, Some((Lsn(5), b"abc".to_vec(), 7, 9)));
-        assert_eq!(r.cost_bytes(), 5 + 2 * FRAME_HEADER_BYTES);
         let rest: Vec<_> = r
             .into_records()
             .into_iter()
