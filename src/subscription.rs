@@ -14,9 +14,15 @@
 //! it hands out, and the next, read ahead on the reader pool while it is behind); the watch
 //! keeps only the newest durable end, so a slow subscriber holds up neither commits nor
 //! other subscribers: it reads what it missed from the files.
+//!
+//! A chunk read ahead comes back as the spans read and where each record lies in them
+//! (`log/records_read.rs`); the subscription copies each record out as it hands it out,
+//! on its own thread, so that a record's buffer is allocated by the thread that will most
+//! likely free it.
 
 use crate::error::WalError;
 use crate::log::batch_records::batch_records;
+use crate::log::records_read::RecordsRead;
 use crate::log::Record;
 use crate::lsn::Lsn;
 use crate::progress::{Following, ProgressRx};
@@ -61,7 +67,7 @@ impl Stream for Subscription {
                 return Poll::Ready(None);
             };
             if f.progress.cuts() == f.seen_cuts {
-                if let Some(r) = f.chunk.pop_front() {
+                if let Some(r) = f.pop_front() {
                     f.next = r.lsn.0 + 1;
                     return Poll::Ready(Some(Ok(r)));
                 }
@@ -101,8 +107,15 @@ struct Follow {
     next: u64,
     /// Cuts seen so far (`Progress::cuts`).
     seen_cuts: u64,
-    /// Read, not yet yielded; all below the durable end when read.
+    /// Read, not yet yielded; all below the durable end when read. Taken from the shared
+    /// batches, or read in place (the first chunk, and after a cut).
     chunk: VecDeque<Record>,
+    /// A chunk read ahead on the pool, not yet yielded (copied out record by record as it
+    /// is handed out: `log/records_read.rs` says why). Holds records only while `chunk`
+    /// holds none, and follows the records `chunk` held. Once handed out, it keeps its
+    /// buffer for the next chunk read ahead to be read into (dropped when the subscriber
+    /// catches up), so that chunk is not zeroed first.
+    read: RecordsRead,
     /// Counts this subscription among those the queue keeps batches for.
     _following: Following,
     /// The next chunk, being read on the reader pool while this one is handed out.
@@ -114,7 +127,29 @@ struct Follow {
 struct Ahead {
     from: u64,
     cuts: u64,
-    read: Pin<Box<dyn Future<Output = Result<Vec<Record>, WalError>> + Send>>,
+    read: Pin<Box<dyn Future<Output = Result<RecordsRead, WalError>> + Send>>,
+}
+
+/// A chunk read from the files: in place (copied out already) or ahead on the pool.
+enum Chunk {
+    Copied(Vec<Record>),
+    Ahead(RecordsRead),
+}
+
+impl Chunk {
+    fn first_lsn(&self) -> Option<u64> {
+        match self {
+            Chunk::Copied(r) => r.first().map(|r| r.lsn.0),
+            Chunk::Ahead(r) => r.first_lsn().map(|l| l.0),
+        }
+    }
+
+    fn last_lsn(&self) -> Option<u64> {
+        match self {
+            Chunk::Copied(r) => r.last().map(|r| r.lsn.0),
+            Chunk::Ahead(r) => r.last_lsn().map(|l| l.0),
+        }
+    }
 }
 
 /// What one step of a subscription does.
@@ -125,13 +160,19 @@ enum Step {
 }
 
 impl Follow {
+    /// The next record read, not yet yielded.
+    fn pop_front(&mut self) -> Option<Record> {
+        self.chunk.pop_front().or_else(|| self.read.next())
+    }
+
     async fn step(&mut self) -> Step {
         loop {
             if self.progress.cuts() != self.seen_cuts {
                 // A cut since the chunk was read: what it holds may be gone.
                 self.chunk.clear();
+                self.read.clear();
             }
-            if let Some(r) = self.chunk.pop_front() {
+            if let Some(r) = self.pop_front() {
                 self.next = r.lsn.0 + 1;
                 return Step::Yield(r);
             }
@@ -155,7 +196,9 @@ impl Follow {
                 return Step::End;
             }
             if self.next >= durable_end {
-                // Caught up: wait for the queue to move the durable end (or shut down).
+                // Caught up: wait for the queue to move the durable end (or shut down),
+                // holding no buffer of a chunk read before.
+                self.read.clear();
                 if self.progress.rx.changed().await.is_err() {
                     return Step::End;
                 }
@@ -163,6 +206,7 @@ impl Follow {
             }
             if !live.is_empty() {
                 // Kept up: the records are in the batches the queue shares.
+                self.read.clear();
                 let whole = live
                     .iter()
                     .all(|b| batch_records(b, self.next, durable_end, &mut self.chunk));
@@ -178,13 +222,13 @@ impl Follow {
                 Some(a)
                     if a.from == self.next && a.cuts == self.seen_cuts && a.from >= first_lsn =>
                 {
-                    a.read.await
+                    a.read.await.map(Chunk::Ahead)
                 }
-                _ => {
-                    self.wal
-                        .read_range(Lsn(self.next)..Lsn(durable_end), SUBSCRIPTION_CHUNK_BYTES)
-                        .await
-                }
+                _ => self
+                    .wal
+                    .read_range(Lsn(self.next)..Lsn(durable_end), SUBSCRIPTION_CHUNK_BYTES)
+                    .await
+                    .map(Chunk::Copied),
             };
             // A cut while reading: what was read may be gone or from after the cut; look
             // again (the top of the loop tells whether it removed anything yielded).
@@ -192,21 +236,26 @@ impl Follow {
                 continue;
             }
             match read {
-                Ok(records) if records.first().map(|r| r.lsn.0) == Some(self.next) => {
+                Ok(records) if records.first_lsn() == Some(self.next) => {
                     // Behind the durable end: the next chunk is read while this one is
                     // handed out (two chunks held at most).
-                    let after = records.last().map_or(self.next, |r| r.lsn.0 + 1);
+                    let after = records.last_lsn().map_or(self.next, |l| l + 1);
                     if after < durable_end {
                         self.ahead = Some(Ahead {
                             from: after,
                             cuts: self.seen_cuts,
-                            read: Box::pin(
-                                self.wal
-                                    .read_ahead(after..durable_end, SUBSCRIPTION_CHUNK_BYTES),
-                            ),
+                            // Into the buffer of the chunk handed out before, if any.
+                            read: Box::pin(self.wal.read_ahead(
+                                after..durable_end,
+                                SUBSCRIPTION_CHUNK_BYTES,
+                                self.read.take_spare(),
+                            )),
                         });
                     }
-                    self.chunk = records.into();
+                    match records {
+                        Chunk::Copied(r) => self.chunk = r.into(),
+                        Chunk::Ahead(r) => self.read = r,
+                    }
                 }
                 Ok(_) => {
                     return Step::Fail(WalError::NotFound {
@@ -259,6 +308,7 @@ impl Wal {
             next: from.0,
             seen_cuts: self.progress.cuts(),
             chunk: VecDeque::new(),
+            read: RecordsRead::default(),
             _following: self.progress.follow(),
             ahead: None,
         };

@@ -12,6 +12,7 @@ use crate::config::{QueueThread, WalConfig};
 use crate::error::WalError;
 use crate::health::{GetHealth, Health};
 use crate::log::read_at::MAX_READ_BYTES;
+use crate::log::records_read::RecordsRead;
 use crate::log::Record;
 use crate::lsn::Lsn;
 use crate::messages::{
@@ -420,12 +421,13 @@ impl Wal {
     }
 
     /// A range read started on the reader pool now (see `Reads::read_ahead`); `lsns` non-empty
-    /// and `max_bytes` within [`MAX_READ_BYTES`].
+    /// and `max_bytes` within [`MAX_READ_BYTES`]; read into `spare` if given.
     pub(crate) fn read_ahead(
         &self,
         lsns: Range<u64>,
         max_bytes: usize,
-    ) -> impl std::future::Future<Output = Result<Vec<Record>, WalError>> + Send + 'static {
-        self.reads.read_ahead(lsns, max_bytes)
+        spare: Option<Vec<u8>>,
+    ) -> impl std::future::Future<Output = Result<RecordsRead, WalError>> + Send + 'static {
+        self.reads.read_ahead(lsns, max_bytes, spare)
     }
 }

@@ -2,7 +2,9 @@
 //! committers with no subscriber and with 16 following the log (`Wal::subscribe`);
 //! live delivery, from an append's durable reply to a subscriber receiving the record,
 //! with 1 and with 16 subscribers (a paced committer, one record at a time); and a
-//! subscriber catching up from the files beside `LogReader` reading the same log.
+//! subscriber catching up from the files beside `LogReader` reading the same log, in turns
+//! over rounds (one pass of each moved by 0.7x to 1.0x from run to run on this shared
+//! machine: docs/performance.md, "Subscribers").
 
 use actix_wal::{LogReader, Lsn, Wal, WalConfig};
 use futures::StreamExt;
@@ -23,24 +25,30 @@ pub struct SubscriberFigures {
     pub delivery_1_us: (f64, f64),
     /// The same with 16 subscribers (every delivery of every subscriber).
     pub delivery_16_us: (f64, f64),
-    /// A subscriber from LSN 1 over the whole log, MB/s of payload.
-    pub catch_up_mb_s: f64,
-    /// `LogReader` over the same log, MB/s of payload.
-    pub log_reader_mb_s: f64,
+    /// A subscriber from LSN 1 over the whole log, MB/s of payload, per round.
+    pub catch_up_mb_s: Vec<f64>,
+    /// `LogReader` over the same log, MB/s of payload, per round (each right after that
+    /// round's subscriber).
+    pub log_reader_mb_s: Vec<f64>,
 }
 
 impl SubscriberFigures {
     /// Median over rounds of commits/s with 16 subscribers over commits/s with none.
     pub fn commits_ratio(&self) -> f64 {
-        let mut r: Vec<f64> = self
-            .commits_16
-            .iter()
-            .zip(&self.commits_none)
-            .map(|(a, b)| a / b)
-            .collect();
-        r.sort_by(|a, b| a.total_cmp(b));
-        r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+        median_ratio(&self.commits_16, &self.commits_none)
     }
+
+    /// Median over rounds of the catch-up's MB/s over `LogReader`'s.
+    pub fn catch_up_ratio(&self) -> f64 {
+        median_ratio(&self.catch_up_mb_s, &self.log_reader_mb_s)
+    }
+}
+
+/// The median of `a[i] / b[i]` (same-round ratios).
+fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let mut r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    r.sort_by(|a, b| a.total_cmp(b));
+    r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Commits/s of `actors` committers of `payload` bytes for `window`, with `subs`
@@ -163,7 +171,7 @@ async fn delivery(wal: &Wal, subs: usize, records: u64) -> Result<(f64, f64), St
     Ok(p50_p99(lat))
 }
 
-/// Catch-up from the files: a subscriber from LSN 1 to the end, then `LogReader`.
+/// Catch-up from the files, one round: a subscriber from LSN 1 to the end, then `LogReader`.
 async fn catch_up(wal: &Wal, dir: &Path) -> Result<(f64, f64), String> {
     let end = wal.stats().await.map_err(|e| e.to_string())?.durable_lsn.0;
     let mut sub = wal.subscribe(Lsn(1));
@@ -200,7 +208,12 @@ pub async fn measure(
     }
     let delivery_1_us = delivery(&wal, 1, 2_000).await?;
     let delivery_16_us = delivery(&wal, 16, 2_000).await?;
-    let (catch_up_mb_s, log_reader_mb_s) = catch_up(&wal, dir).await?;
+    let (mut catch_up_mb_s, mut log_reader_mb_s) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        let (sub, reader) = catch_up(&wal, dir).await?;
+        catch_up_mb_s.push(sub);
+        log_reader_mb_s.push(reader);
+    }
     wal.shutdown().await.map_err(|e| e.to_string())?;
     Ok(SubscriberFigures {
         commits_none: none,

@@ -15,6 +15,7 @@
 
 use crate::error::WalError;
 use crate::log::read_at::{RangeRead, ReadFrom, Wait};
+use crate::log::records_read::RecordsRead;
 use crate::log::{Record, SharedIndex};
 use crate::storage::SharedStorage;
 use actix::prelude::*;
@@ -31,6 +32,15 @@ pub(crate) struct ReadLsns(pub RangeRead);
 
 impl Message for ReadLsns {
     type Result = Result<Vec<Record>, WalError>;
+}
+
+/// A range read whose records the sender copies out itself, on its own thread (a
+/// subscription's chunk read ahead: `log/records_read.rs` says why).
+#[derive(Debug)]
+pub(crate) struct ReadAhead(pub RangeRead);
+
+impl Message for ReadAhead {
+    type Result = Result<RecordsRead, WalError>;
 }
 
 /// What a read needs: the log's files and index. Shared by the pool's threads and the
@@ -75,6 +85,18 @@ impl Handler<ReadLsns> for Reader {
         let mut read = msg.0;
         self.source.run(&mut read, Wait::Yes)?;
         Ok(read.into_records())
+    }
+}
+
+impl Handler<ReadAhead> for Reader {
+    type Result = Result<RecordsRead, WalError>;
+
+    fn handle(&mut self, msg: ReadAhead, _: &mut Self::Context) -> Self::Result {
+        let span = tracing::debug_span!("read_ahead_on_pool");
+        let _enter = span.enter();
+        let mut read = msg.0;
+        self.source.run(&mut read, Wait::Yes)?;
+        Ok(read.into_read())
     }
 }
 
@@ -142,13 +164,17 @@ impl Reads {
     }
 
     /// Starts reading `lsns` on the pool now (the request is queued before this returns,
-    /// so a pool thread reads while the caller goes on): a subscription's next chunk.
+    /// so a pool thread reads while the caller goes on): a subscription's next chunk, whose
+    /// records the subscription copies out on its own thread, read into `spare` (the
+    /// chunk before's buffer) if given.
     pub fn read_ahead(
         &self,
         lsns: Range<u64>,
         max_bytes: usize,
-    ) -> impl std::future::Future<Output = Result<Vec<Record>, WalError>> + Send + 'static {
-        let request = self.pool.send(ReadLsns(RangeRead::new(lsns, max_bytes)));
+        spare: Option<Vec<u8>>,
+    ) -> impl std::future::Future<Output = Result<RecordsRead, WalError>> + Send + 'static {
+        let read = RangeRead::new(lsns, max_bytes).with_buffer(spare);
+        let request = self.pool.send(ReadAhead(read));
         async move { request.await.map_err(|_| WalError::ShutDown)? }
     }
 }

@@ -17,6 +17,7 @@ pub mod options;
 mod raise;
 pub mod read_at;
 pub mod reader;
+pub mod records_read;
 pub mod recovery;
 mod recovery_meta;
 mod recovery_plan;

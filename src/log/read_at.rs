@@ -1,12 +1,15 @@
 //! Reading records of the open log by LSN, through the [read index](super::index): look up
 //! the nearest entry at or below the LSN, read the span from there with one positional
 //! read (through a segment handle kept open between reads, `handles.rs`), walk the frame
-//! headers forward to the LSN, check the CRC of every frame whose records are returned.
+//! headers forward to the LSN, check the CRC of every frame whose records are returned,
+//! and note where each record lies in the spans read (`records_read.rs`): whoever takes
+//! the records copies them out.
 //! No actix here; `actors/reader.rs` calls it on the caller's thread (bytes in memory
 //! only) and on the reader threads.
 
 use super::index::{SharedIndex, Span, INDEX_STRIDE_BYTES};
 use super::reader::{Record, TxnPosition};
+use super::records_read::{cost_bytes, RecordAt, RecordsRead};
 use super::segment::segment_name;
 use crate::error::WalError;
 use crate::format::compress::frame_payload;
@@ -19,22 +22,18 @@ use std::ops::Range;
 use std::path::Path;
 
 /// The largest `max_bytes` a range read accepts. One call holds about twice its
-/// `max_bytes` at most: the span read (`max_bytes` plus two index strides, or the first
-/// record's frame if larger) and the records copied out of it; plus, for a compressed
-/// frame, its payload decompressed (at most `max_record_bytes`) while its records are
-/// taken out (the records count against `max_bytes` at their decompressed size).
+/// `max_bytes` at most: the spans read (`max_bytes` plus two index strides each, or the
+/// first record's frame if larger; a read that crosses into the next segment reads a span
+/// of each) and the records copied out of them; plus, for a compressed frame, its payload
+/// decompressed (at most `max_record_bytes`; the records count against `max_bytes` at
+/// their decompressed size). The spans are kept until the records are copied out
+/// ([`RecordsRead`]).
 pub const MAX_READ_BYTES: usize = 64 << 20;
-
-/// Bytes a record counts against a range read's `max_bytes`: its payload and a frame
-/// header's worth for the record itself, so many empty records are bounded too.
-pub fn record_cost_bytes(r: &Record) -> usize {
-    r.payload.len() + FRAME_HEADER_BYTES
-}
 
 /// Reads the durable records with LSNs in `lsns`, in order, from the log in `dir`.
 ///
 /// Returns a prefix of the range: it stops before a record that would take the records'
-/// [cost](record_cost_bytes) past `max_bytes`, but always returns at least one record,
+/// [cost](cost_bytes) past `max_bytes`, but always returns at least one record,
 /// and it stops at the durable end. `lsns.start` must be readable: below the log's first
 /// LSN, removed, or not durable is [`WalError::NotFound`], as is a segment that vanished
 /// (a checkpoint removed it) between the lookup and the read. An empty range gives no
@@ -56,7 +55,7 @@ pub fn read_records(
         max_record_bytes: super::reader::DEFAULT_MAX_RECORD_BYTES,
     };
     read.run(&source, Wait::Yes)?;
-    Ok(read.out)
+    Ok(read.into_records())
 }
 
 /// Where a range read reads: the log's files and read index, and the bound on a frame's
@@ -100,10 +99,13 @@ pub struct RangeRead {
     max_bytes: usize,
     /// Cost of the records read so far.
     used: usize,
-    /// The records read so far.
-    out: Vec<Record>,
+    /// The records read so far, not copied out yet.
+    out: RecordsRead,
     /// Set once the read is complete (a prefix ended, or the range did).
     done: bool,
+    /// A buffer to read the first span into instead of one allocated (and zeroed) afresh
+    /// ([`RangeRead::with_buffer`]).
+    spare: Option<Vec<u8>>,
 }
 
 /// Why a span read went no further.
@@ -124,9 +126,17 @@ impl RangeRead {
             end: lsns.end,
             max_bytes,
             used: 0,
-            out: Vec::new(),
+            out: RecordsRead::default(),
             done: lsns.start >= lsns.end,
+            spare: None,
         }
+    }
+
+    /// Reads the first span into `buf` (resized, its bytes overwritten by the read: a
+    /// buffer a read before this one left, [`RecordsRead::take_spare`]).
+    pub fn with_buffer(mut self, buf: Option<Vec<u8>>) -> RangeRead {
+        self.spare = buf;
+        self
     }
 
     /// Whether the read is complete.
@@ -134,8 +144,14 @@ impl RangeRead {
         self.done
     }
 
-    /// The records read, once [`RangeRead::is_done`].
+    /// The records read, once [`RangeRead::is_done`], copied out on the calling thread.
     pub fn into_records(self) -> Vec<Record> {
+        self.out.into_records()
+    }
+
+    /// The records read, once [`RangeRead::is_done`], to be copied out by whoever takes
+    /// them (a subscription, on its own thread: `records_read.rs` says why).
+    pub fn into_read(self) -> RecordsRead {
         self.out
     }
 
@@ -185,7 +201,16 @@ impl RangeRead {
                 + 2 * INDEX_STRIDE_BYTES;
             let end_offset = span.min_end_offset.max(span.want_end_offset.min(cap));
             let path = dir.join(segment_name(span.segment_first_lsn));
-            let mut buf = vec![0u8; (end_offset - span.start_offset) as usize];
+            let len = (end_offset - span.start_offset) as usize;
+            // Every byte of `buf` is overwritten by the read (a short one is an error, or
+            // for `Wait::No` not in memory, and the buffer is not used).
+            let mut buf = match self.spare.take() {
+                Some(mut b) => {
+                    b.resize(len, 0);
+                    b
+                }
+                None => vec![0u8; len],
+            };
             let file = match cached {
                 Some(f) => f,
                 None => open(storage, &path, self.next)?,
@@ -213,17 +238,46 @@ impl RangeRead {
             }
             break (span, buf, path);
         };
-        self.take_records(&span, &buf, &path, from.max_record_bytes)
+        self.take_records(&span, buf, &path, from.max_record_bytes)
     }
 
     /// Walks the frames of a span read from `span.start_offset`, checks the CRC of every
-    /// frame whose records are returned, and takes the records in the range out.
+    /// frame whose records are returned, and notes where the records in the range lie
+    /// (keeping the span, and any payload decompressed, until they are copied out).
     fn take_records(
+        &mut self,
+        span: &Span,
+        buf: Vec<u8>,
+        path: &Path,
+        max_record_bytes: u64,
+    ) -> Result<SpanEnd, WalError> {
+        // The span goes into `self.out` after the walk, at this index, if a record of it
+        // was taken; payloads decompressed go after it, in `inflated` (only those a
+        // record was taken from).
+        let (span_buf, records_before) = (self.out.next_buf(), self.out.len());
+        let mut inflated: Vec<Vec<u8>> = Vec::new();
+        let end = self.walk_frames(span, &buf, path, max_record_bytes, span_buf, &mut inflated);
+        if self.out.len() > records_before {
+            self.out.push_buf(buf);
+            for b in inflated {
+                self.out.push_buf(b);
+            }
+        } else {
+            debug_assert!(inflated.is_empty(), "kept only when a record was taken");
+        }
+        end
+    }
+
+    /// [`RangeRead::take_records`]'s walk over `buf`, the span (to be kept at index
+    /// `span_buf`), decompressed payloads put in `inflated` (to be kept after it).
+    fn walk_frames(
         &mut self,
         span: &Span,
         buf: &[u8],
         path: &Path,
         max_record_bytes: u64,
+        span_buf: usize,
+        inflated: &mut Vec<Vec<u8>>,
     ) -> Result<SpanEnd, WalError> {
         let stop_lsn = self.end.min(span.end_lsn);
         let corrupt = |at: usize, reason: String| WalError::Corruption {
@@ -254,41 +308,59 @@ impl RangeRead {
                 if crc32fast::hash(&frame[4..]) != h.crc {
                     return Err(corrupt(pos, "frame CRC mismatch".into()));
                 }
-                let base = Record {
-                    lsn: Lsn(lsn),
-                    payload: Vec::new(),
-                    segment_first_lsn: Lsn(span.segment_first_lsn),
-                    frame_offset: span.start_offset + pos as u64,
-                    frame_crc: h.crc,
-                    txn: None,
-                };
                 let payload = frame_payload(&h, &frame[FRAME_HEADER_BYTES..], max_record_bytes)
                     .map_err(|reason| corrupt(pos, reason))?;
-                let parts = frame_parts(h.kind, h.count, &payload).ok_or_else(|| {
-                    corrupt(pos, "transaction entries do not fill the frame".into())
-                })?;
-                for (i, part) in parts.into_iter().enumerate() {
+                // Where the payload lies: in the span, or (compressed) in a buffer of its
+                // own, kept only if a record of it is taken.
+                let (in_buf, payload_start, payload) = match payload {
+                    std::borrow::Cow::Borrowed(p) => (span_buf, pos + FRAME_HEADER_BYTES, p),
+                    std::borrow::Cow::Owned(p) => {
+                        inflated.push(p);
+                        let k = inflated.len() - 1;
+                        (span_buf + 1 + k, 0, &inflated[k][..])
+                    }
+                };
+                // A record frame is its payload: no list built for it (one per record).
+                let one = [payload];
+                let many;
+                let parts: &[&[u8]] = if h.kind == FrameKind::Record {
+                    &one
+                } else {
+                    many = frame_parts(h.kind, h.count, payload).ok_or_else(|| {
+                        corrupt(pos, "transaction entries do not fill the frame".into())
+                    })?;
+                    &many
+                };
+                let mut taken = false;
+                for (i, part) in parts.iter().enumerate() {
                     let rec_lsn = lsn + i as u64;
                     if rec_lsn < self.next || rec_lsn >= stop_lsn {
                         continue;
                     }
-                    let rec = Record {
-                        lsn: Lsn(rec_lsn),
-                        payload: part.to_vec(),
+                    let cost = cost_bytes(part.len());
+                    if !self.out.is_empty() && self.used + cost > self.max_bytes {
+                        drop_unused(inflated, in_buf, span_buf, taken);
+                        return Ok(SpanEnd::Done);
+                    }
+                    self.used += cost;
+                    self.out.push(RecordAt {
+                        lsn: rec_lsn,
+                        buf: in_buf,
+                        // The part is a slice of `payload`: its place in it.
+                        start: payload_start + (part.as_ptr().addr() - payload.as_ptr().addr()),
+                        len: part.len(),
+                        segment_first_lsn: span.segment_first_lsn,
+                        frame_offset: span.start_offset + pos as u64,
+                        frame_crc: h.crc,
                         txn: (h.kind == FrameKind::Transaction).then_some(TxnPosition {
                             index: i as u16,
                             count: h.count,
                         }),
-                        ..base.clone()
-                    };
-                    let cost = record_cost_bytes(&rec);
-                    if !self.out.is_empty() && self.used + cost > self.max_bytes {
-                        return Ok(SpanEnd::Done);
-                    }
-                    self.used += cost;
-                    self.out.push(rec);
+                    });
+                    taken = true;
                     self.next = rec_lsn + 1;
                 }
+                drop_unused(inflated, in_buf, span_buf, taken);
             }
             pos = frame_end;
             lsn = after;
@@ -305,6 +377,14 @@ impl RangeRead {
         }
         // The range is read, or the span read ended inside the segment: a prefix.
         Ok(SpanEnd::Done)
+    }
+}
+
+/// Drops the payload just decompressed into `inflated` (its records at `in_buf`, past the
+/// span's `span_buf`) when no record of it was `taken`: nothing will copy out of it.
+fn drop_unused(inflated: &mut Vec<Vec<u8>>, in_buf: usize, span_buf: usize, taken: bool) {
+    if in_buf != span_buf && !taken {
+        inflated.pop();
     }
 }
 
