@@ -260,3 +260,39 @@ async fn a_compressing_log_goes_on_over_a_plain_segment_of_slot_frames_alone() {
     assert_eq!(payloads(d.path()), want);
     wal.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn subscribers_read_through_slot_frames_from_the_files_and_live() {
+    use futures::StreamExt;
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small_segments()).await.unwrap();
+    wal.set_meta(b"v0".to_vec()).await.unwrap();
+    // From the files: records with slot frames between them, across segments.
+    for i in 0..200u32 {
+        wal.append(i.to_le_bytes().to_vec()).await.unwrap();
+        if i % 3 == 0 {
+            wal.set_meta(format!("v{i}").into_bytes()).await.unwrap();
+        }
+    }
+    let mut sub = wal.subscribe(Lsn(1));
+    // Then live: more of both while it reads.
+    let writer = {
+        let wal = wal.clone();
+        actix_rt::spawn(async move {
+            for i in 200..400u32 {
+                wal.append(i.to_le_bytes().to_vec()).await.unwrap();
+                wal.set_meta(format!("v{i}").into_bytes()).await.unwrap();
+            }
+        })
+    };
+    for i in 0..400u32 {
+        let r = sub.next().await.expect("a record").expect("no error");
+        assert_eq!(
+            (r.lsn.0, r.payload.clone()),
+            (u64::from(i) + 1, i.to_le_bytes().to_vec())
+        );
+    }
+    writer.await.unwrap();
+    assert_eq!(wal.meta().as_deref(), Some(&b"v399"[..]));
+    wal.shutdown().await.unwrap();
+}
