@@ -231,10 +231,19 @@ pub async fn one_committer(
             s,
             &l,
         ));
-        let (n, s, l) = actix_handoff.slice(slice).await.map_err(e)?;
+        let (n, s, l) = actix_handoff.slice(slice, false).await.map_err(e)?;
         row.push(slice_figures(
             "raw-actix",
             format!("{frame} B, I/O actor"),
+            payload,
+            n,
+            s,
+            &l,
+        ));
+        let (n, s, l) = actix_handoff.slice(slice, true).await.map_err(e)?;
+        row.push(slice_figures(
+            "raw-actix",
+            format!("{frame} B, relay + I/O actor"),
             payload,
             n,
             s,
