@@ -9,8 +9,13 @@ use crate::health::AlertKind;
 use crate::log::{Batch, BatchFailure};
 use crate::stats::WalMode;
 use actix::prelude::*;
-use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use futures::future::{FutureExt, LocalBoxFuture};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 /// How a dispatched batch ended.
@@ -22,12 +27,77 @@ pub(super) enum Done {
     Dead(u64, String),
 }
 
-pub(super) type DoneFuture = Shared<LocalBoxFuture<'static, Done>>;
+/// The completion of the batch in flight, taken by the item `dispatch` spawns or, first,
+/// by a `ctx.wait` on the same batch (queue full, synchronous mode, a rewind's drain);
+/// `on_done` ignores the second. Both are polled by the queue's own task, with its one
+/// waker, so a `RefCell` shares the future: `futures::Shared` would add, per batch, an
+/// `Arc` with a `Mutex` and a waker list, and route the flusher's reply through its own
+/// waker before the queue's (issue 23, item 3: a lone committer pays all of it).
+#[derive(Clone)]
+pub(super) struct DoneFuture(Rc<RefCell<DoneState>>);
+
+enum DoneState {
+    Running(LocalBoxFuture<'static, Done>),
+    Finished(Done),
+}
+
+impl DoneFuture {
+    fn new(fut: LocalBoxFuture<'static, Done>) -> DoneFuture {
+        DoneFuture(Rc::new(RefCell::new(DoneState::Running(fut))))
+    }
+}
+
+impl Future for DoneFuture {
+    type Output = Done;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Done> {
+        let mut state = self.0.borrow_mut();
+        let done = match &mut *state {
+            DoneState::Finished(d) => return Poll::Ready(d.clone()),
+            DoneState::Running(fut) => std::task::ready!(fut.as_mut().poll(cx)),
+        };
+        *state = DoneState::Finished(done.clone());
+        Poll::Ready(done)
+    }
+}
 
 pub(super) struct InFlight {
     pub(super) id: u64,
     pub(super) batch: Arc<Batch>,
     pub(super) done: DoneFuture,
+}
+
+/// The flusher's stall timer: one `Sleep` for the queue's life, moved to a new deadline
+/// at each dispatch, instead of a `timeout` per batch. A deadline later than the one set
+/// moves forward without touching the runtime's timer wheel (tokio extends a registered
+/// entry with one atomic), where a `timeout` per batch registered an entry and removed it
+/// under the wheel's lock every batch (issue 23, item 3). Only the batch in flight polls
+/// it; an older batch's future that still did would at worst report the stall of a batch
+/// it no longer owns, which `on_done` ignores (its id is not the one in flight).
+#[derive(Default)]
+pub(super) struct StallTimer(Option<Rc<RefCell<Pin<Box<actix_rt::time::Sleep>>>>>);
+
+/// The stall timer as the batch in flight holds it.
+pub(super) struct StallDeadline(Rc<RefCell<Pin<Box<actix_rt::time::Sleep>>>>);
+
+impl StallTimer {
+    /// Sets the deadline to `stall` from now.
+    fn arm(&mut self, stall: Duration) -> StallDeadline {
+        let deadline = actix_rt::time::Instant::now() + stall;
+        let sleep = self.0.get_or_insert_with(|| {
+            Rc::new(RefCell::new(Box::pin(actix_rt::time::sleep_until(
+                deadline,
+            ))))
+        });
+        sleep.borrow_mut().as_mut().reset(deadline);
+        StallDeadline(sleep.clone())
+    }
+}
+
+impl StallDeadline {
+    fn poll(&self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        self.0.borrow_mut().as_mut().poll(cx)
+    }
 }
 
 impl Queue {
@@ -89,24 +159,34 @@ impl Queue {
         self.next_batch_id += 1;
         let fut: LocalBoxFuture<'static, Done> = match &self.flusher {
             Some(f) => {
-                let addr = f.addr.clone();
                 let generation = f.generation;
                 let stall = Duration::from_millis(self.cfg.flusher_stall_timeout_ms);
-                let msg = WriteBatch {
+                // Sent now, not at the future's first poll: the flusher starts on the batch
+                // while the queue finishes its turn, and the request needs no clone of the
+                // address (an actix `Addr` clone allocates twice).
+                let sent = f.addr.send(WriteBatch {
                     batch: batch.clone(),
-                };
+                });
+                let timer = self.stall_timer.arm(stall);
                 async move {
-                    match actix_rt::time::timeout(stall, addr.send(msg)).await {
-                        Ok(Ok(Ok(took))) => Done::Written(took),
-                        Ok(Ok(Err(FlushFault::Failed(f)))) => Done::Failed(f),
-                        Ok(Ok(Err(FlushFault::Panicked(p)))) => {
+                    let mut sent = std::pin::pin!(sent);
+                    // The reply, or `None` once the stall timer fires: as a `timeout`, the
+                    // reply first.
+                    let reply = std::future::poll_fn(|cx| match sent.as_mut().poll(cx) {
+                        Poll::Ready(r) => Poll::Ready(Some(r)),
+                        Poll::Pending => timer.poll(cx).map(|()| None),
+                    });
+                    match reply.await {
+                        Some(Ok(Ok(took))) => Done::Written(took),
+                        Some(Ok(Err(FlushFault::Failed(f)))) => Done::Failed(f),
+                        Some(Ok(Err(FlushFault::Panicked(p)))) => {
                             Done::Dead(generation, format!("flusher panicked: {p}"))
                         }
-                        Ok(Ok(Err(FlushFault::Stale))) => {
+                        Some(Ok(Err(FlushFault::Stale))) => {
                             Done::Dead(generation, "flusher was replaced".into())
                         }
-                        Ok(Err(e)) => Done::Dead(generation, format!("flusher mailbox: {e}")),
-                        Err(_) => Done::Dead(
+                        Some(Err(e)) => Done::Dead(generation, format!("flusher mailbox: {e}")),
+                        None => Done::Dead(
                             generation,
                             format!("flusher stalled: no reply within {} ms", stall.as_millis()),
                         ),
@@ -139,7 +219,7 @@ impl Queue {
                 .boxed_local()
             }
         };
-        let done = fut.shared();
+        let done = DoneFuture::new(fut);
         tracing::debug!(
             id,
             first_lsn = batch.first_lsn,
