@@ -67,39 +67,6 @@ pub(super) struct InFlight {
     pub(super) done: DoneFuture,
 }
 
-/// The flusher's stall timer: one `Sleep` for the queue's life, moved to a new deadline
-/// at each dispatch, instead of a `timeout` per batch. A deadline later than the one set
-/// moves forward without touching the runtime's timer wheel (tokio extends a registered
-/// entry with one atomic), where a `timeout` per batch registered an entry and removed it
-/// under the wheel's lock every batch (issue 23, item 3). Only the batch in flight polls
-/// it; an older batch's future that still did would at worst report the stall of a batch
-/// it no longer owns, which `on_done` ignores (its id is not the one in flight).
-#[derive(Default)]
-pub(super) struct StallTimer(Option<Rc<RefCell<Pin<Box<actix_rt::time::Sleep>>>>>);
-
-/// The stall timer as the batch in flight holds it.
-pub(super) struct StallDeadline(Rc<RefCell<Pin<Box<actix_rt::time::Sleep>>>>);
-
-impl StallTimer {
-    /// Sets the deadline to `stall` from now.
-    fn arm(&mut self, stall: Duration) -> StallDeadline {
-        let deadline = actix_rt::time::Instant::now() + stall;
-        let sleep = self.0.get_or_insert_with(|| {
-            Rc::new(RefCell::new(Box::pin(actix_rt::time::sleep_until(
-                deadline,
-            ))))
-        });
-        sleep.borrow_mut().as_mut().reset(deadline);
-        StallDeadline(sleep.clone())
-    }
-}
-
-impl StallDeadline {
-    fn poll(&self, cx: &mut TaskContext<'_>) -> Poll<()> {
-        self.0.borrow_mut().as_mut().poll(cx)
-    }
-}
-
 impl Queue {
     /// Dispatches the next batch if none is in flight and it is due; otherwise makes sure
     /// the buffered-flush timer runs.
@@ -167,26 +134,18 @@ impl Queue {
                 let sent = f.addr.send(WriteBatch {
                     batch: batch.clone(),
                 });
-                let timer = self.stall_timer.arm(stall);
                 async move {
-                    let mut sent = std::pin::pin!(sent);
-                    // The reply, or `None` once the stall timer fires: as a `timeout`, the
-                    // reply first.
-                    let reply = std::future::poll_fn(|cx| match sent.as_mut().poll(cx) {
-                        Poll::Ready(r) => Poll::Ready(Some(r)),
-                        Poll::Pending => timer.poll(cx).map(|()| None),
-                    });
-                    match reply.await {
-                        Some(Ok(Ok(took))) => Done::Written(took),
-                        Some(Ok(Err(FlushFault::Failed(f)))) => Done::Failed(f),
-                        Some(Ok(Err(FlushFault::Panicked(p)))) => {
+                    match actix_rt::time::timeout(stall, sent).await {
+                        Ok(Ok(Ok(took))) => Done::Written(took),
+                        Ok(Ok(Err(FlushFault::Failed(f)))) => Done::Failed(f),
+                        Ok(Ok(Err(FlushFault::Panicked(p)))) => {
                             Done::Dead(generation, format!("flusher panicked: {p}"))
                         }
-                        Some(Ok(Err(FlushFault::Stale))) => {
+                        Ok(Ok(Err(FlushFault::Stale))) => {
                             Done::Dead(generation, "flusher was replaced".into())
                         }
-                        Some(Err(e)) => Done::Dead(generation, format!("flusher mailbox: {e}")),
-                        None => Done::Dead(
+                        Ok(Err(e)) => Done::Dead(generation, format!("flusher mailbox: {e}")),
+                        Err(_) => Done::Dead(
                             generation,
                             format!("flusher stalled: no reply within {} ms", stall.as_millis()),
                         ),

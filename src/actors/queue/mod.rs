@@ -96,8 +96,6 @@ pub struct Queue {
     /// Whether a shutdown has settled the flusher's spares yet (`lifecycle.rs`).
     settle: lifecycle::ShutdownSettle,
     timer: Option<SpawnHandle>,
-    /// The flusher's stall timer, moved at each dispatch (`dispatch.rs`).
-    stall_timer: dispatch::StallTimer,
     /// Buffers of written batches (their frames and frame marks), reused by new ones.
     spare: Vec<(Vec<u8>, Vec<crate::log::batch::FrameMark>)>,
     stats: WalStats,
@@ -239,7 +237,6 @@ impl Queue {
             shutdown_waiters: Vec::new(),
             settle: lifecycle::ShutdownSettle::NotAsked,
             timer: None,
-            stall_timer: dispatch::StallTimer::default(),
             spare: Vec::new(),
             stats: WalStats {
                 flusher_healthy: true,
