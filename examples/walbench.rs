@@ -19,6 +19,8 @@
 //! and prints actix-wal's ratio to each and to the best peer: on a shared, noisy machine
 //! only same-run ratios mean anything. docs/performance.md explains every figure.
 
+#[path = "walbench/actix_handoff.rs"]
+mod actix_handoff;
 #[path = "walbench/baselines.rs"]
 mod baselines;
 #[path = "walbench/bulk.rs"]

@@ -204,3 +204,64 @@ async fn switching_modes_under_load_while_the_flusher_dies_loses_nothing() {
     check_log(d.path(), &outcomes);
     scenario.teardown();
 }
+
+/// Stall detection over a long run (issue 23, item 3, where a stall timer shared by all
+/// batches was tried and not kept): after one-record batches for over twice the stall
+/// timeout, none was taken for a stall (a deadline set once, not per batch, would have
+/// fired), and a real stall is still noticed; so is one after an idle spell longer than
+/// the timeout. Each stalled append is answered by the degraded path, not by the flusher
+/// that slept.
+#[actix::test]
+async fn stalls_are_noticed_after_many_batches_and_after_idle_and_none_is_taken_for_one() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let stall_ms = 500;
+    let cfg = WalConfig {
+        flusher_stall_timeout_ms: stall_ms,
+        segment_size_bytes: 1 << 20,
+        ..fault_config()
+    };
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    let mut appended = 0usize;
+    let begin = std::time::Instant::now();
+    while begin.elapsed() < std::time::Duration::from_millis(stall_ms * 5 / 2) {
+        wal.append(format!("busy {appended}").into_bytes())
+            .await
+            .unwrap();
+        appended += 1;
+    }
+    let s = wal.stats().await.unwrap();
+    assert_eq!(
+        s.flusher_deaths,
+        0,
+        "no stall after {appended} one-record batches in {} ms: {s:?}",
+        begin.elapsed().as_millis()
+    );
+    assert!(appended > 10, "a batch every few ms at most: {appended}");
+    for round in 0..2 {
+        let before = wal.stats().await.unwrap().flusher_deaths;
+        // The flusher sleeps four stall timeouts on its next write.
+        fail::cfg(
+            "flusher::before_write",
+            &format!("1*sleep({})", stall_ms * 4),
+        )
+        .unwrap();
+        wal.append(format!("stalled {round}").into_bytes())
+            .await
+            .unwrap();
+        appended += 1;
+        let s = wal.stats().await.unwrap();
+        assert_eq!(
+            s.flusher_deaths,
+            before + 1,
+            "stall {round} noticed before its write woke up: {s:?}"
+        );
+        wait_for(&wal, 10, "back to async", |s| s.mode == WalMode::Async).await;
+        // Idle past the stall timeout (and past the slept write, fenced off by then).
+        actix_rt::time::sleep(std::time::Duration::from_millis(stall_ms * 5)).await;
+        fail::remove("flusher::before_write");
+    }
+    wal.shutdown().await.unwrap();
+    assert_eq!(check_log(d.path(), &[]).len(), appended);
+    scenario.teardown();
+}

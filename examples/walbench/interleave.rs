@@ -6,8 +6,10 @@
 //! The actix-wal committer here is a loop on the System arbiter that sends `Append` to
 //! the queue and awaits the durable reply: the same path a transaction actor takes. A
 //! second actix-wal log, with the queue on the other thread (`WalConfig::queue_thread`),
-//! takes its turn last, so the two placements are compared in the same slices.
+//! takes its turn after the others, so the two placements are compared in the same slices;
+//! the raw handoff through actix (`actix_handoff.rs`) goes last.
 
+use crate::actix_handoff::ActixHandoff;
 use crate::baselines::{slice_figures, Prep, RawLog};
 use crate::pipeline::open;
 use crate::report::Figures;
@@ -120,8 +122,9 @@ pub fn other(q: QueueThread) -> QueueThread {
 
 /// Runs `slices` rounds of `slice` each for actix-wal, the raw file (fallocated and
 /// pre-written), the raw file behind an I/O thread, the naive WAL, okaywal, and actix-wal
-/// with the queue on the other thread, one committer each, `payload`-byte records.
-/// Returns the rounds, actix-wal first.
+/// with the queue on the other thread, and the raw file behind an actor on an arbiter of
+/// its own, one committer each, `payload`-byte records. Returns the rounds, actix-wal
+/// first.
 pub async fn one_committer(
     base: &Path,
     payload: usize,
@@ -143,6 +146,8 @@ pub async fn one_committer(
     let mut fa = RawLog::new(&base.join("raw-fa"), file_bytes, Prep::Fallocate).map_err(e)?;
     let mut pw = RawLog::new(&base.join("raw-pw"), file_bytes, Prep::Prewritten).map_err(e)?;
     let handoff = Handoff::new(&base.join("raw-handoff"), frame, file_bytes).map_err(e)?;
+    let actix_handoff =
+        ActixHandoff::new(&base.join("actix-handoff"), frame, file_bytes).map_err(e)?;
     let (mut naive, _) =
         LogWriter::open(base.join("naive"), LogOptions::default()).map_err(|x| x.to_string())?;
     let okay = okaywal::Configuration::default_for(base.join("okaywal"))
@@ -221,6 +226,24 @@ pub async fn one_committer(
         row.push(slice_figures(
             "actix-wal",
             format!("queue: {other_queue:?}"),
+            payload,
+            n,
+            s,
+            &l,
+        ));
+        let (n, s, l) = actix_handoff.slice(slice, false).await.map_err(e)?;
+        row.push(slice_figures(
+            "raw-actix",
+            format!("{frame} B, I/O actor"),
+            payload,
+            n,
+            s,
+            &l,
+        ));
+        let (n, s, l) = actix_handoff.slice(slice, true).await.map_err(e)?;
+        row.push(slice_figures(
+            "raw-actix",
+            format!("{frame} B, relay + I/O actor"),
             payload,
             n,
             s,

@@ -9,8 +9,13 @@ use crate::health::AlertKind;
 use crate::log::{Batch, BatchFailure};
 use crate::stats::WalMode;
 use actix::prelude::*;
-use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use futures::future::{FutureExt, LocalBoxFuture};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 /// How a dispatched batch ended.
@@ -22,7 +27,39 @@ pub(super) enum Done {
     Dead(u64, String),
 }
 
-pub(super) type DoneFuture = Shared<LocalBoxFuture<'static, Done>>;
+/// The completion of the batch in flight, taken by the item `dispatch` spawns or, first,
+/// by a `ctx.wait` on the same batch (queue full, synchronous mode, a rewind's drain);
+/// `on_done` ignores the second. Both are polled by the queue's own task, with its one
+/// waker, so a `RefCell` shares the future: `futures::Shared` would add, per batch, an
+/// `Arc` with a `Mutex` and a waker list, and route the flusher's reply through its own
+/// waker before the queue's (issue 23, item 3: a lone committer pays all of it).
+#[derive(Clone)]
+pub(super) struct DoneFuture(Rc<RefCell<DoneState>>);
+
+enum DoneState {
+    Running(LocalBoxFuture<'static, Done>),
+    Finished(Done),
+}
+
+impl DoneFuture {
+    fn new(fut: LocalBoxFuture<'static, Done>) -> DoneFuture {
+        DoneFuture(Rc::new(RefCell::new(DoneState::Running(fut))))
+    }
+}
+
+impl Future for DoneFuture {
+    type Output = Done;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Done> {
+        let mut state = self.0.borrow_mut();
+        let done = match &mut *state {
+            DoneState::Finished(d) => return Poll::Ready(d.clone()),
+            DoneState::Running(fut) => std::task::ready!(fut.as_mut().poll(cx)),
+        };
+        *state = DoneState::Finished(done.clone());
+        Poll::Ready(done)
+    }
+}
 
 pub(super) struct InFlight {
     pub(super) id: u64,
@@ -90,14 +127,16 @@ impl Queue {
         self.next_batch_id += 1;
         let fut: LocalBoxFuture<'static, Done> = match &self.flusher {
             Some(f) => {
-                let addr = f.addr.clone();
                 let generation = f.generation;
                 let stall = Duration::from_millis(self.cfg.flusher_stall_timeout_ms);
-                let msg = WriteBatch {
+                // Sent now, not at the future's first poll: the flusher starts on the batch
+                // while the queue finishes its turn, and the request needs no clone of the
+                // address (an actix `Addr` clone allocates twice).
+                let sent = f.addr.send(WriteBatch {
                     batch: batch.clone(),
-                };
+                });
                 async move {
-                    match actix_rt::time::timeout(stall, addr.send(msg)).await {
+                    match actix_rt::time::timeout(stall, sent).await {
                         Ok(Ok(Ok(took))) => Done::Written(took),
                         Ok(Ok(Err(FlushFault::Failed(f)))) => Done::Failed(f),
                         Ok(Ok(Err(FlushFault::Panicked(p)))) => {
@@ -140,7 +179,7 @@ impl Queue {
                 .boxed_local()
             }
         };
-        let done = fut.shared();
+        let done = DoneFuture::new(fut);
         tracing::debug!(
             id,
             first_lsn = batch.first_lsn,
