@@ -343,7 +343,12 @@ fn save_case(
     vs: &[Violation],
     ops: &[String],
 ) -> String {
-    if setup.broken.is_some() || setup.split_txn || setup.policy != RecoveryPolicy::TolerateTornTail
+    // The teeth runs (a broken disk or reader, a split transaction, another policy) are
+    // meant to fail: their cases are not kept.
+    if setup.broken.is_some()
+        || setup.reader_broken.is_some()
+        || setup.split_txn
+        || setup.policy != RecoveryPolicy::TolerateTornTail
     {
         return String::new();
     }
