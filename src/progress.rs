@@ -169,13 +169,18 @@ pub(crate) fn durable(tx: &ProgressTx, end: u64) {
 
 /// Publishes that `batch` is durable: the durable end moves to its end, and while a
 /// subscriber follows, the batch is kept for it (the oldest kept go past the bounds).
+/// With no subscriber the value changes but nobody is woken (tokio's `watch` wakes
+/// through eight locked shards per send: a few hundred instructions per commit). Safe
+/// because the count is read under the watch's lock, and a subscriber counts itself in
+/// before it first reads the value: either the write comes first and the subscriber's
+/// first read sees it, or the count does and the write wakes it.
 pub(crate) fn durable_batch(tx: &ProgressTx, batch: &Arc<Batch>) {
-    let following = tx.subscribers.load(Ordering::Acquire) > 0;
-    tx.tx.send_modify(|p| {
+    tx.tx.send_if_modified(|p| {
         p.durable_end = batch.end_lsn;
+        let following = tx.subscribers.load(Ordering::Acquire) > 0;
         if !following || batch.is_empty() {
             p.clear_live();
-            return;
+            return following;
         }
         if p.live.back().is_some_and(|b| b.end_lsn != batch.first_lsn) {
             p.clear_live(); // kept batches are contiguous
@@ -189,6 +194,7 @@ pub(crate) fn durable_batch(tx: &ProgressTx, batch: &Arc<Batch>) {
                 p.live_bytes -= old.bytes();
             }
         }
+        true
     });
 }
 

@@ -405,3 +405,34 @@ async fn catch_up_equals_reads(cfg: WalConfig) {
     );
     wal.shutdown().await.unwrap();
 }
+
+/// Batches written while nobody follows wake nobody (issue 23: the queue skips the
+/// watch's wake then). A subscriber that arrives after many of them still gets every
+/// record, caught up and then live, with no wake lost: each next record arrives.
+#[actix::test]
+async fn a_subscriber_after_unwatched_batches_misses_no_wake() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default()).await.unwrap();
+    for i in 0..100u32 {
+        wal.append(i.to_le_bytes().to_vec()).await.unwrap();
+    }
+    for round in 0..20u32 {
+        // Caught up at once (from the durable end), then woken by the next append alone.
+        let end = wal.flush().await.unwrap();
+        let mut sub = wal.subscribe(Lsn(end.0 + 1));
+        let next = {
+            let wal = wal.clone();
+            actix_rt::spawn(async move { wal.append(round.to_le_bytes().to_vec()).await })
+        };
+        let got = actix_rt::time::timeout(std::time::Duration::from_secs(5), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no wake within 5 s"))
+            .expect("a record")
+            .expect("no error");
+        assert_eq!(got.lsn, next.await.unwrap().unwrap());
+        drop(sub);
+        // And batches with nobody following again, between rounds.
+        wal.append(b"unwatched".to_vec()).await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+}
