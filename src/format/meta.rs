@@ -154,6 +154,20 @@ impl LogMeta {
         self.checkpoint_lsn.max(self.first_lsn)
     }
 
+    /// Takes `slot` (a slot value, `(generation, bytes)`) if its generation is above this
+    /// value's `slot_gen`: how a value carries the newest durable slot frame's slot.
+    /// Whether it did.
+    pub fn take_newer_slot(&mut self, slot: Option<&(u64, Vec<u8>)>) -> bool {
+        match slot {
+            Some((generation, bytes)) if *generation > self.slot_gen => {
+                self.slot_gen = *generation;
+                self.slot = Some(bytes.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the value needs version 2: it has cursors, or a checkpoint above its first
     /// LSN. Every other value is written as version 1, which older builds read.
     pub fn needs_cursor_part(&self) -> bool {

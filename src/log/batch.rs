@@ -6,7 +6,7 @@ use crate::error::WalError;
 use crate::format::frame::{
     encode_record, encode_stored, encode_transaction, transaction_payload_len, MAX_TXN_ENTRIES,
 };
-use crate::format::slot_frame::{encode_slot, slot_frame_bytes, slot_parts, SLOT_GENERATION_BYTES};
+use crate::format::slot_frame::{encode_slot, slot_frame_bytes, SLOT_GENERATION_BYTES};
 use crate::format::{FrameKind, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::lsn::Lsn;
 
@@ -85,9 +85,9 @@ pub struct Batch {
     /// failure): later segments are removed before it is written.
     pub rewrite: bool,
     /// The last slot frame of the batch (`Wal::set_meta`), if it holds one: its
-    /// generation and where it starts in [`Batch::buf`]. Slot frames are encoded in
-    /// ascending generation, so this is the batch's newest slot value.
-    pub slot: Option<(u64, usize)>,
+    /// generation and where the slot's bytes lie in [`Batch::buf`]. Slot frames are
+    /// encoded in ascending generation, so this is the batch's newest slot value.
+    pub slot: Option<(u64, std::ops::Range<usize>)>,
 }
 
 impl Batch {
@@ -264,17 +264,15 @@ impl Batch {
         let delta = (planner.next_lsn - self.first_lsn) as u32;
         encode_slot(&mut self.buf, planner.next_lsn, delta, generation, slot);
         self.finish_frame(planner, 0, at);
-        self.slot = Some((generation, at));
+        let start = at + FRAME_HEADER_BYTES + SLOT_GENERATION_BYTES;
+        self.slot = Some((generation, start..self.buf.len()));
         Ok(())
     }
 
     /// The batch's newest slot value, `(generation, bytes)`, if it holds a slot frame.
     pub fn newest_slot(&self) -> Option<(u64, &[u8])> {
-        let (generation, at) = self.slot?;
-        let payload = self.buf.get(at + FRAME_HEADER_BYTES..)?;
-        let len = u32::from_le_bytes(self.buf.get(at + 4..at + 8)?.try_into().ok()?) as usize;
-        let (_, slot) = slot_parts(payload.get(..len)?)?;
-        Some((generation, slot))
+        let (generation, bytes) = self.slot.as_ref()?;
+        Some((*generation, self.buf.get(bytes.clone())?))
     }
 
     /// Encodes a transaction (all its entries in one frame, so recovery yields all or

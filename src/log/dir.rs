@@ -239,9 +239,6 @@ impl LogDir {
             }
             false => lsn,
         };
-        if segments.windows(2).any(|pair| pair[1].first_lsn <= lsn) {
-            self.meta.fold_slot()?;
-        }
         let doomed: Vec<&SegmentFile> = segments
             .windows(2)
             .take_while(|pair| pair[1].first_lsn <= lsn)
@@ -253,6 +250,7 @@ impl LogDir {
         // failed is made durable first) and after each one, oldest first: what survives
         // is always a suffix of the log.
         if !doomed.is_empty() {
+            self.meta.fold_slot()?;
             self.sync()?;
         }
         let mut removed = Vec::new();

@@ -56,9 +56,6 @@ pub struct MetaStore {
     /// never be the only whole one, so the next replace builds each copy under
     /// `META.tmp` and renames it over the copy instead.
     pub(super) in_place: bool,
-    /// While a [`SharedMeta`] replace runs: the newest durable slot frame, which the value
-    /// written takes if it is newer ([`MetaStore::replace`]). `None` otherwise.
-    pub(super) log_slot: Option<(u64, Vec<u8>)>,
 }
 
 impl MetaStore {
@@ -87,7 +84,6 @@ impl MetaStore {
             current: read.meta,
             settled: true,
             next_seq,
-            log_slot: None,
         })
     }
 
@@ -148,26 +144,7 @@ impl MetaStore {
     /// On an I/O error nothing is retried: the error is returned, [`Self::current`] keeps
     /// the previous value and, once `META.copy` may hold the new value (its write went
     /// through, or its rename was attempted), [`Self::is_settled`] turns false.
-    pub fn replace(&mut self, next: LogMeta) -> Result<&LogMeta, WalError> {
-        let log_slot = self.log_slot.take();
-        self.replace_merged(next, log_slot.as_ref())
-    }
-
-    /// [`Self::replace`] with the slot of `log_slot` (generation, bytes: the newest slot
-    /// frame made durable) taken into the value when its generation is higher: every
-    /// replace carries the slot's newest durable value, so that segments holding slot
-    /// frames may go once it has been made.
-    fn replace_merged(
-        &mut self,
-        mut next: LogMeta,
-        log_slot: Option<&(u64, Vec<u8>)>,
-    ) -> Result<&LogMeta, WalError> {
-        if let Some((generation, bytes)) = log_slot {
-            if *generation > next.slot_gen {
-                next.slot_gen = *generation;
-                next.slot = Some(bytes.clone());
-            }
-        }
+    pub fn replace(&mut self, mut next: LogMeta) -> Result<&LogMeta, WalError> {
         let slot_bytes = next.slot.as_ref().map_or(0, Vec::len) as u64;
         if slot_bytes > self.max_meta_bytes {
             return Err(WalError::MetaTooLarge {

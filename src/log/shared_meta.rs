@@ -42,7 +42,6 @@ impl SharedMeta {
                 settled: true,
                 next_seq: 1,
                 in_place: false,
-                log_slot: None,
             }),
             published: std::sync::RwLock::new(None),
             log_slot: std::sync::Mutex::new(None),
@@ -71,9 +70,7 @@ impl SharedMeta {
         let Some(mut m) = p.as_deref().cloned() else {
             return;
         };
-        if m.slot_gen < generation {
-            m.slot_gen = generation;
-            m.slot = Some(bytes.to_vec());
+        if m.take_newer_slot(Some(&(generation, bytes.to_vec()))) {
             *p = Some(std::sync::Arc::new(m));
         }
     }
@@ -108,8 +105,7 @@ impl SharedMeta {
         if !behind || store.current().is_none() {
             return Ok(());
         }
-        self.publish_from(store, |s| s.update(|_| {}).cloned())
-            .map(|_| ())
+        self.publish_from(store, |_| {}).map(|_| ())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MetaStore> {
@@ -117,7 +113,9 @@ impl SharedMeta {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs a replace on the locked store and publishes its value before the lock goes:
+    /// Replaces the file with `change` applied to the current value (and the newest durable
+    /// slot frame's slot, if newer: every replace carries it) on the locked store, and
+    /// publishes the value before the lock goes:
     /// published in the order the replaces were made. (Published after the unlock, a
     /// raise of N on the spare helper's thread could publish its value after a
     /// checkpoint's newer one, and `truncate_before`, reading the stale first LSN, wrote a
@@ -125,13 +123,15 @@ impl SharedMeta {
     fn publish_from(
         &self,
         mut store: std::sync::MutexGuard<'_, MetaStore>,
-        replace: impl FnOnce(&mut MetaStore) -> Result<LogMeta, WalError>,
+        change: impl FnOnce(&mut LogMeta),
     ) -> Result<LogMeta, WalError> {
-        // Every replace made here carries the newest durable slot frame's value.
-        store.log_slot = self.log_slot().clone();
-        let meta = replace(&mut store);
-        store.log_slot = None;
-        let meta = meta?;
+        let log_slot = self.log_slot().clone();
+        let meta = store
+            .update(|m| {
+                change(m);
+                m.take_newer_slot(log_slot.as_ref());
+            })?
+            .clone();
         self.file_slot_gen
             .store(meta.slot_gen, std::sync::atomic::Ordering::Release);
         self.publish(Some(&meta));
@@ -144,11 +144,8 @@ impl SharedMeta {
     fn publish(&self, meta: Option<&LogMeta>) {
         let mut p = self.published.write().unwrap_or_else(|e| e.into_inner());
         let mut meta = meta.cloned();
-        if let (Some(m), Some((generation, bytes))) = (meta.as_mut(), self.log_slot().as_ref()) {
-            if *generation > m.slot_gen {
-                m.slot_gen = *generation;
-                m.slot = Some(bytes.clone());
-            }
+        if let Some(m) = meta.as_mut() {
+            m.take_newer_slot(self.log_slot().as_ref());
         }
         *p = meta.map(std::sync::Arc::new);
     }
@@ -197,8 +194,7 @@ impl SharedMeta {
     /// [`MetaStore::update`]: one replace, durable before it returns.
     pub fn update(&self, f: impl FnOnce(&mut LogMeta)) -> Result<(), WalError> {
         let store = self.lock();
-        self.publish_from(store, |s| s.update(f).cloned())
-            .map(|_| ())
+        self.publish_from(store, f).map(|_| ())
     }
 
     /// Raises the newest-segment LSN (N) to `segment_first_lsn` if it is below: the writer
@@ -213,9 +209,7 @@ impl SharedMeta {
         let store = self.lock();
         match store.current() {
             Some(m) if m.newest_lsn < segment_first_lsn => self
-                .publish_from(store, |s| {
-                    s.update(|m| m.newest_lsn = segment_first_lsn).cloned()
-                })
+                .publish_from(store, |m| m.newest_lsn = segment_first_lsn)
                 .map(|_| ()),
             _ => Ok(()),
         }
@@ -240,9 +234,7 @@ impl SharedMeta {
         if !unchanged {
             return Ok(false);
         }
-        self.publish_from(store, |s| {
-            s.update(|m| m.newest_lsn = segment_first_lsn).cloned()
-        })
-        .map(|_| true)
+        self.publish_from(store, |m| m.newest_lsn = segment_first_lsn)
+            .map(|_| true)
     }
 }

@@ -59,10 +59,11 @@ impl SegmentWriter {
             );
         }
         if repair.is_ok() && batch.rewrite && batch.start.segment_first_lsn == batch.first_lsn {
-            // The rewrite replaced the very segment the log goes on in (it held no frame
-            // before the batch): with its replacement gone too, the log would go on in a
-            // segment that no longer exists. It comes back empty, as a rewrite (an
-            // abandoned tail before it stays abandoned).
+            // The rewrite replaced the very segment the log goes on in (it held no record
+            // before the batch; slot frames perhaps, folded into `META` before the
+            // removal): with its replacement gone too, the log would go on in a segment
+            // that no longer exists. It comes back empty, as a rewrite (an abandoned tail
+            // before it stays abandoned), and the queue goes on at its start.
             repair = create_segment_with(
                 self.storage.as_ref(),
                 &self.dir,
