@@ -13,10 +13,12 @@
 //! curl http://127.0.0.1:21003/raft/state                               # id, leader, term, ...
 //! ```
 //!
-//! `--init` on one node makes all `--peers` voters (a no-op once the node has a log, so
-//! it may stay on the command line across restarts); `--join ADDR` on a fresh node asks
-//! the cluster at ADDR to add it (`members`). The node prints `listening on ADDR` once it
-//! serves. `docs/replication.md` has the full walk-through and what survives what.
+//! `--init` on one node makes all `--peers` voters once each has said which incarnation
+//! it is (`identity`, `startup`; a no-op once the node has a log, so it may stay on the
+//! command line across restarts); `--join ADDR` on a fresh node asks the cluster at ADDR
+//! to add it (`members`). The node prints `listening on ADDR` once it serves. A node
+//! that lost its directory is a new incarnation, which the others refuse under its old
+//! id (`identity`). `docs/replication.md` has the full walk-through and what survives what.
 //!
 //! - `PUT /kv/{key}` (body = value): 200 once the write is committed by a majority and
 //!   applied here; a follower answers 307 to the leader's `/kv/{key}`, or 503 with
@@ -36,7 +38,8 @@
 //!   start only after a majority's pre-vote, see `prevote`), bodies in actix-wal's codec,
 //!   each request and reply signed with the cluster's secret (`--cluster-secret-file`,
 //!   HMAC-SHA256, see `auth`); 401 without a valid signature, 400 for a term or index
-//!   no real cluster reaches (`bounds`).
+//!   no real cluster reaches (`bounds`), 409 for or from an incarnation of a node that
+//!   the membership does not name (`identity`; `/raft/identity` answers this node's).
 //!
 //! `--store wal` (the default) keeps the Raft log in actix-wal under `DIR/log`;
 //! `--store mem` keeps it in memory, written the way openraft's `memstore` is: the
@@ -58,6 +61,8 @@ mod bounds;
 mod deadline;
 #[path = "raft_kv/dedup.rs"]
 mod dedup;
+#[path = "raft_kv/identity.rs"]
+mod identity;
 #[path = "raft_kv/members.rs"]
 mod members;
 #[path = "raft_kv/memlog.rs"]
@@ -68,6 +73,8 @@ mod network;
 mod prevote;
 #[path = "raft_kv/snapshot_body.rs"]
 mod snapshot_body;
+#[path = "raft_kv/startup.rs"]
+mod startup;
 #[path = "raft_kv/state.rs"]
 mod state;
 
@@ -76,9 +83,8 @@ use actix_wal_openraft::WalLogStore;
 use actix_web::{web, App, HttpServer};
 use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use openraft::error::{InitializeError, RaftError};
 use openraft::storage::RaftLogStorage as _;
-use openraft::{BasicNode, Config, SnapshotPolicy};
+use openraft::{Config, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{Cursor, Write as _};
@@ -93,8 +99,9 @@ pub type NodeId = u64;
 
 openraft::declare_raft_types!(
     /// The example's Raft types: entries carry a [`Request`]; applying one yields a
-    /// [`Response`]; nodes are [`BasicNode`]s (an address); openraft runs on tokio.
-    pub TypeConfig: D = Request, R = Response
+    /// [`Response`]; nodes are [`identity::Member`]s (an address and an incarnation);
+    /// openraft runs on tokio.
+    pub TypeConfig: D = Request, R = Response, Node = identity::Member
 );
 
 /// The Raft handle of this example.
@@ -168,7 +175,8 @@ struct Args {
     /// This node's id: one of the ids in `--peers` with `--init`; a new one with `--join`.
     #[arg(long)]
     id: NodeId,
-    /// This node's directory: the log (`DIR/log`) and the last snapshot (`DIR/snapshot`).
+    /// This node's directory: the log (`DIR/log`), the last snapshot (`DIR/snapshot`) and
+    /// the identity of this life of the log (`DIR/identity`).
     #[arg(long)]
     dir: PathBuf,
     /// Address to listen on (loopback or a private network: no TLS; cluster RPCs are
@@ -321,32 +329,34 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // snapshot ahead of an empty log would not be a state openraft can start from.
     let snapshot_file = (args.store == StoreKind::Wal).then(|| args.dir.join("snapshot"));
     let sm = state::StateMachine::open(snapshot_file).await?;
-    let network = network::Network::new(secret.clone(), via);
-    let raft_network = network.clone();
     // `read_floor`: the last entry the log holds at start; linearizable reads wait until
     // it is applied (`api::read_floor`). Read here, before openraft has the log: the
-    // metrics of a new `Raft` say nothing until its core has run.
-    let (raft, wal, read_floor) = match args.store {
+    // metrics of a new `Raft` say nothing until its core has run. `empty`: the log holds
+    // no entry, no vote and nothing purged: a new life of this node (`identity`).
+    let (raft, wal, read_floor, me, network) = match args.store {
         StoreKind::Mem => {
             let log = memlog::MemLog::default();
-            (
-                Raft::new(args.id, config, network, log, sm.clone()).await?,
-                None,
-                None,
-            )
+            let me = identity::Identity::settle(&args.dir, args.id, true)?;
+            let network = network::Network::new(me, secret.clone(), via);
+            let raft = Raft::new(args.id, config, network.clone(), log, sm.clone()).await?;
+            (raft, None, None, me, network)
         }
         StoreKind::Wal => {
             let mut log =
                 WalLogStore::<TypeConfig>::open(args.dir.join("log"), WalConfig::default()).await?;
-            let read_floor = log.get_log_state().await?.last_log_id.map(|l| l.index);
+            let state = log.get_log_state().await?;
+            let read_floor = state.last_log_id.map(|l| l.index);
+            let empty = read_floor.is_none()
+                && state.last_purged_log_id.is_none()
+                && log.read_vote().await?.is_none();
+            let me = identity::Identity::settle(&args.dir, args.id, empty)?;
+            let network = network::Network::new(me, secret.clone(), via);
             let wal = log.wal().clone();
-            (
-                Raft::new(args.id, config, network, log, sm.clone()).await?,
-                Some(wal),
-                read_floor,
-            )
+            let raft = Raft::new(args.id, config, network.clone(), log, sm.clone()).await?;
+            (raft, Some(wal), read_floor, me, network)
         }
     };
+    let raft_network = network.clone();
 
     let elections = prevote::Elections::new(
         Duration::from_millis(args.election_ms * 2),
@@ -371,6 +381,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         secret: secret.clone(),
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         elections,
+        me,
+        network: network.clone(),
     };
     let server = HttpServer::new(move || {
         App::new()
@@ -386,22 +398,20 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // A node whose log is empty must not join under an id that is already a member.
     let fresh = read_floor.is_none();
     let join = args.join.map(|at| {
-        members::Join::spawn(server.handle(), secret.clone(), at, (args.id, bound), fresh)
+        let step = members::join(secret.clone(), at, (args.id, bound), fresh);
+        startup::Task::spawn(server.handle(), step)
     });
-
-    if args.init {
-        let nodes: BTreeMap<NodeId, BasicNode> = peers
-            .0
-            .iter()
-            .map(|(id, addr)| (*id, BasicNode::new(addr)))
-            .collect();
-        match raft.initialize(nodes).await {
-            Ok(()) => println!("initialized: {} voters", peers.0.len()),
-            // The node already has a log (a restart): nothing to do.
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(format!("initialize: {e}").into()),
-        }
-    }
+    // `--init` once the node serves: it asks its peers for their identities first. With
+    // a log, the cluster exists: nothing to do.
+    let init = (args.init && read_floor.is_none()).then(|| {
+        let addr = peers.0.get(&args.id).map_or(bound, |a| *a).to_string();
+        let own = identity::Member {
+            addr,
+            incarnation: me.incarnation,
+        };
+        let step = startup::init(raft.clone(), network, peers.0.clone(), (args.id, own));
+        startup::Task::spawn(server.handle(), step)
+    });
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -416,7 +426,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // Returns after SIGINT or SIGTERM, once requests in progress are answered.
     server.await?;
-    let join_failed = join.and_then(members::Join::stop);
+    let failed = join
+        .into_iter()
+        .chain(init)
+        .filter_map(startup::Task::stop)
+        .next();
     raft.shutdown()
         .await
         .map_err(|e| format!("raft shutdown: {e}"))?;
@@ -425,9 +439,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     // Let the runtime drop the Raft tasks before the process exits.
     actix_rt::time::sleep(Duration::from_millis(10)).await;
-    // A join that failed stopped the server: say so in the exit status.
-    if let Some(e) = join_failed {
-        return Err(format!("join: {e}").into());
+    // A startup step that failed stopped the server: say so in the exit status.
+    if let Some(e) = failed {
+        return Err(e.into());
     }
     println!("stopped");
     Ok(())

@@ -4,13 +4,14 @@
 use crate::batcher::{Batcher, WriteError, Written};
 use crate::deadline;
 use crate::dedup::{self, ClientSeq};
+use crate::identity::Member;
 use crate::state::StateMachine;
 use crate::{NodeId, Raft, StoreKind};
 use actix_wal::Wal;
 use actix_web::{web, HttpRequest, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
-use openraft::{BasicNode, ServerState};
+use openraft::ServerState;
 use std::time::{Duration, Instant};
 
 /// Largest value accepted, bytes (`max_payload_entries` of them fit one RPC body).
@@ -57,6 +58,10 @@ pub struct AppState {
     /// The election timer's shared state: appends record a leader's contact in it, and it
     /// answers pre-votes (`prevote`).
     pub elections: crate::prevote::Elections,
+    /// This node's id and incarnation: RPCs for another incarnation are refused.
+    pub me: crate::identity::Identity,
+    /// The RPC client (the leader asks a new learner for its identity through it).
+    pub network: crate::network::Network,
 }
 
 /// The client routes.
@@ -112,7 +117,7 @@ fn bad_key(key: &str) -> Option<HttpResponse> {
 }
 
 /// Not the leader: 307 to the leader's same path, or 503 with `{"leader": id|null}`.
-fn forward(req: &HttpRequest, to: &ForwardToLeader<NodeId, BasicNode>) -> HttpResponse {
+fn forward(req: &HttpRequest, to: &ForwardToLeader<NodeId, Member>) -> HttpResponse {
     match &to.leader_node {
         Some(node) => HttpResponse::TemporaryRedirect()
             .insert_header((

@@ -128,8 +128,17 @@ impl Secret {
         HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
     }
 
-    /// The MAC of a request to node `to` at `path`, sent at `time_ms`, with `body`.
-    fn request_mac(&self, to: u64, path: &str, time_ms: u64, body: &[u8]) -> HmacSha256 {
+    /// The MAC of a request to node `to` at `path`, sent at `time_ms`, with `body` and
+    /// the identity header `identity` (empty: none; covered after the rest, so a request
+    /// without one has the MAC it had before the header existed).
+    fn request_mac(
+        &self,
+        to: u64,
+        path: &str,
+        time_ms: u64,
+        identity: &str,
+        body: &[u8],
+    ) -> HmacSha256 {
         let mut mac = self.hmac();
         for part in [REQUEST_DOMAIN, path.as_bytes(), body] {
             mac.update(&(part.len() as u64).to_le_bytes());
@@ -137,13 +146,30 @@ impl Secret {
         }
         mac.update(&to.to_le_bytes());
         mac.update(&time_ms.to_le_bytes());
+        if !identity.is_empty() {
+            mac.update(&(identity.len() as u64).to_le_bytes());
+            mac.update(identity.as_bytes());
+        }
         mac
     }
 
-    /// The `x-raft-mac` of a request to node `to` at `path`, sent at `time_ms`.
+    /// The `x-raft-mac` of a request to node `to` at `path`, sent at `time_ms`, with no
+    /// identity header (a membership request; a forged RPC in the tests).
     pub fn sign_request(&self, to: u64, path: &str, time_ms: u64, body: &[u8]) -> String {
+        self.sign_request_from(to, path, time_ms, "", body)
+    }
+
+    /// The `x-raft-mac` of an RPC that carries the identity header `identity` (`identity`).
+    pub fn sign_request_from(
+        &self,
+        to: u64,
+        path: &str,
+        time_ms: u64,
+        identity: &str,
+        body: &[u8],
+    ) -> String {
         hex(&self
-            .request_mac(to, path, time_ms, body)
+            .request_mac(to, path, time_ms, identity, body)
             .finalize()
             .into_bytes())
     }
@@ -160,13 +186,26 @@ impl Secret {
         body: &[u8],
         now_ms: u64,
     ) -> Result<String, AuthError> {
+        self.verify_request_from(to, path, (time, mac, None), body, now_ms)
+    }
+
+    /// [`Secret::verify_request`] of a request whose headers `time`, `mac` and
+    /// `identity` are as given (any may be missing).
+    pub fn verify_request_from(
+        &self,
+        to: u64,
+        path: &str,
+        (time, mac, identity): (Option<&str>, Option<&str>, Option<&str>),
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<String, AuthError> {
         let mac = mac.ok_or(AuthError::Missing(MAC_HEADER))?;
         let time = time.ok_or(AuthError::Missing(TIME_HEADER))?;
         let sent_ms: u64 = time
             .parse()
             .map_err(|_| AuthError::Malformed(TIME_HEADER))?;
         let tag = unhex(mac).ok_or(AuthError::Malformed(MAC_HEADER))?;
-        self.request_mac(to, path, sent_ms, body)
+        self.request_mac(to, path, sent_ms, identity.unwrap_or(""), body)
             .verify_slice(&tag)
             .map_err(|_| AuthError::BadMac)?;
         if sent_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS {
@@ -276,6 +315,26 @@ mod tests {
         assert_eq!(bare, Err(AuthError::Missing(MAC_HEADER)));
         let short = s.verify_request(2, "/raft/append", Some("1000000"), Some("abc"), b"", now);
         assert_eq!(short, Err(AuthError::Malformed(MAC_HEADER)));
+    }
+
+    #[test]
+    fn the_identity_header_is_covered() {
+        let (s, now) = (secret(7), 1_000_000);
+        let mac = s.sign_request_from(2, "/raft/append", now, "1 a b", b"body");
+        let check = |identity| {
+            let headers = (Some("1000000"), Some(mac.as_str()), identity);
+            s.verify_request_from(2, "/raft/append", headers, b"body", now)
+        };
+        assert_eq!(check(Some("1 a b")), Ok(mac.clone()));
+        for other in [None, Some(""), Some("1 a c"), Some("3 a b")] {
+            assert_eq!(check(other), Err(AuthError::BadMac), "{other:?}");
+        }
+        // Without the header, the MAC is the one `sign_request` makes.
+        let plain = s.sign_request(2, "/raft/append", now, b"body");
+        assert_eq!(
+            plain,
+            s.sign_request_from(2, "/raft/append", now, "", b"body")
+        );
     }
 
     #[test]

@@ -9,10 +9,10 @@
 //! the writes that queue behind it make the next one.
 
 use crate::dedup::ClientSeq;
+use crate::identity::Member;
 use crate::{NodeId, Raft, Request, TypeConfig, Write, WriteResult};
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::raft::ClientWriteResponse;
-use openraft::BasicNode;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
@@ -23,7 +23,7 @@ const MAX_QUEUED_WRITES: usize = 4_096;
 #[derive(Debug, Clone)]
 pub enum WriteError {
     /// This node does not lead: where to go instead.
-    Forward(ForwardToLeader<NodeId, BasicNode>),
+    Forward(ForwardToLeader<NodeId, Member>),
     /// Anything else (no quorum answer, the node stopping): the text to answer with.
     Failed(String),
     /// Its `Client-Seq` is older than the results kept for its client (`dedup`): not
@@ -161,7 +161,7 @@ fn written(index: u64, results: &[WriteResult], i: usize) -> Result<Written, Wri
 fn outcome(
     proposed: Result<
         ClientWriteResponse<TypeConfig>,
-        RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+        RaftError<NodeId, ClientWriteError<NodeId, Member>>,
     >,
 ) -> Result<(u64, Vec<WriteResult>), WriteError> {
     match proposed {

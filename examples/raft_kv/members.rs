@@ -8,9 +8,9 @@
 //! client signs again for it: `admin` does). `GET /cluster` is this node's view and is
 //! not authenticated, like `/raft/state`.
 //!
-//! Addresses live in the membership (openraft's `BasicNode`), in the log and in
-//! snapshots: a node added later is reachable by every node, and `--peers` is needed only
-//! for `--init`.
+//! Addresses and incarnations live in the membership (`identity::Member`), in the log and
+//! in snapshots: a node added later is reachable by every node, and `--peers` is needed
+//! only for `--init`. The leader asks a new learner for its incarnation before it adds it.
 
 #[path = "members_rules.rs"]
 mod rules;
@@ -18,17 +18,17 @@ mod rules;
 use crate::admin::Admin;
 use crate::api::AppState;
 use crate::auth::{self, Secret, MAC_HEADER, TIME_HEADER};
+use crate::identity::Member;
 use crate::NodeId;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::metrics::WaitError;
-use openraft::{BasicNode, Membership, RaftMetrics, ServerState};
+use openraft::{Membership, RaftMetrics, ServerState};
 use rules::{
     check_learner, check_removal, check_settled, check_voters, NewLearner, Refusal, VotersChange,
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Longest `POST /cluster/learners` waits for the new learner to catch up before it
@@ -97,7 +97,7 @@ impl Signer<'_> {
     fn forward(
         &self,
         req: &HttpRequest,
-        leader: Option<(NodeId, Option<&BasicNode>)>,
+        leader: Option<(NodeId, Option<&Member>)>,
     ) -> HttpResponse {
         match leader {
             Some((id, Some(node))) => {
@@ -119,7 +119,7 @@ impl Signer<'_> {
         &self,
         req: &HttpRequest,
         leader: Option<NodeId>,
-        m: &RaftMetrics<NodeId, BasicNode>,
+        m: &RaftMetrics<NodeId, Member>,
     ) -> HttpResponse {
         let membership = m.membership_config.membership();
         self.forward(req, leader.map(|id| (id, membership.get_node(&id))))
@@ -129,7 +129,7 @@ impl Signer<'_> {
     fn write_failed(
         &self,
         req: &HttpRequest,
-        e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+        e: RaftError<NodeId, ClientWriteError<NodeId, Member>>,
     ) -> HttpResponse {
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(to)) => {
@@ -177,7 +177,7 @@ fn unauthorized(e: auth::AuthError) -> HttpResponse {
 
 /// This node's metrics, and `Some(leader)` (the one it knows of, if any) unless it is
 /// the leader itself.
-fn leader_here(state: &AppState) -> (RaftMetrics<NodeId, BasicNode>, Option<Option<NodeId>>) {
+fn leader_here(state: &AppState) -> (RaftMetrics<NodeId, Member>, Option<Option<NodeId>>) {
     let m = state.raft.metrics().borrow().clone();
     let leads = m.state == ServerState::Leader && m.current_leader == Some(state.id);
     let elsewhere = (!leads).then_some(m.current_leader);
@@ -190,7 +190,7 @@ fn view(
     id: NodeId,
     leader: Option<NodeId>,
     log_index: Option<u64>,
-    m: &Membership<NodeId, BasicNode>,
+    m: &Membership<NodeId, Member>,
 ) -> serde_json::Value {
     let nodes: BTreeMap<String, String> = m
         .nodes()
@@ -247,7 +247,14 @@ async fn add_learner(
         if let Err(refusal) = check_settled(membership) {
             return signer.refuse(refusal);
         }
-        let node = BasicNode::new(&learner.addr);
+        let incarnation = match state.network.identity_of(learner.id, &learner.addr).await {
+            Ok(them) => them.incarnation,
+            Err(e) => return signer.unavailable(format!("ask the new node who it is: {e}")),
+        };
+        let node = Member {
+            addr: learner.addr.clone(),
+            incarnation,
+        };
         match state.raft.add_learner(learner.id, node, false).await {
             Ok(resp) => resp.log_id.index,
             Err(e) => return signer.write_failed(&req, e),
@@ -294,7 +301,7 @@ enum CatchUp {
     Removed,
 }
 
-fn caught_up(m: &RaftMetrics<NodeId, BasicNode>, id: NodeId, entry_index: u64) -> CatchUp {
+fn caught_up(m: &RaftMetrics<NodeId, Member>, id: NodeId, entry_index: u64) -> CatchUp {
     let Some(replication) = &m.replication else {
         return CatchUp::NotLeader;
     };
@@ -353,7 +360,7 @@ fn changed(
     state: &AppState,
     signer: &Signer<'_>,
     index: u64,
-    membership: Option<&Membership<NodeId, BasicNode>>,
+    membership: Option<&Membership<NodeId, Member>>,
 ) -> HttpResponse {
     let leader = state.raft.metrics().borrow().current_leader;
     let body = match membership {
@@ -392,47 +399,18 @@ async fn remove_node(
     }
 }
 
-/// `--join AT`: the task that, once this node serves, asks the cluster at `AT` to add it
-/// as a learner and then as a voter ([`Admin::join`]), and what became of it.
-pub struct Join {
-    task: tokio::task::JoinHandle<()>,
-    /// Why it failed, once it did (it stopped the server then).
-    failed: Arc<Mutex<Option<String>>>,
-}
-
-impl Join {
-    /// Starts the join (`fresh`: this node's log was empty at start). Prints `joined ...`
-    /// when done; on failure records the error and stops the server.
-    pub fn spawn(
-        server: actix_web::dev::ServerHandle,
-        secret: Secret,
-        at: SocketAddr,
-        (id, addr): (NodeId, SocketAddr),
-        fresh: bool,
-    ) -> Join {
-        let failed = Arc::new(Mutex::new(None));
-        let record = failed.clone();
-        let task = actix_rt::spawn(async move {
-            match Admin::new(secret)
-                .join(at, id, addr, fresh, JOIN_TIMEOUT)
-                .await
-            {
-                Ok(()) => println!("joined the cluster at {at} as voter {id}"),
-                Err(e) => {
-                    eprintln!("raft_kv: join {at}: {e}");
-                    *record.lock().expect("join error lock poisoned") = Some(e);
-                    server.stop(true).await;
-                }
-            }
-        });
-        Join { task, failed }
-    }
-
-    /// Stops the join if it still runs (the server stopped for another reason); the error
-    /// that stopped the server, if the join failed.
-    pub fn stop(self) -> Option<String> {
-        self.task.abort();
-        let failed = self.failed.lock().expect("join error lock poisoned");
-        failed.clone()
-    }
+/// `--join AT`: once this node serves, asks the cluster at `AT` to add it as a learner
+/// and then as a voter ([`Admin::join`]; `fresh`: this node's log was empty at start).
+/// Run as a `startup::Task`.
+pub async fn join(
+    secret: Secret,
+    at: SocketAddr,
+    (id, addr): (NodeId, SocketAddr),
+    fresh: bool,
+) -> Result<String, String> {
+    Admin::new(secret)
+        .join(at, id, addr, fresh, JOIN_TIMEOUT)
+        .await
+        .map(|()| format!("joined the cluster at {at} as voter {id}"))
+        .map_err(|e| format!("join {at}: {e}"))
 }

@@ -3,8 +3,9 @@
 //! current membership, unit-tested here; the handlers are in `members`.
 
 use crate::bounds::MAX_PLAUSIBLE;
+use crate::identity::Member;
 use crate::NodeId;
-use openraft::{BasicNode, ChangeMembers, Membership};
+use openraft::{ChangeMembers, Membership};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -47,7 +48,7 @@ pub fn check_id(id: NodeId) -> Result<(), Refusal> {
 /// Whether `learner` may be added to `m`: `Ok(true)` if it is already there at that
 /// address (nothing to change), `Ok(false)` if it is new and fits.
 pub fn check_learner(
-    m: &Membership<NodeId, BasicNode>,
+    m: &Membership<NodeId, Member>,
     learner: &NewLearner,
 ) -> Result<bool, Refusal> {
     check_id(learner.id)?;
@@ -88,7 +89,7 @@ pub fn check_learner(
 }
 
 /// A change is half done (a joint configuration): the next must wait.
-pub fn check_settled(m: &Membership<NodeId, BasicNode>) -> Result<(), Refusal> {
+pub fn check_settled(m: &Membership<NodeId, Member>) -> Result<(), Refusal> {
     if m.get_joint_config().len() > 1 {
         return Err(Refusal::Conflict {
             text: "a membership change is in progress".into(),
@@ -113,9 +114,9 @@ pub struct VotersChange {
 /// The openraft change for `change`, if it is one valid for `m`; `None` if the voters
 /// are already what it asks (nothing to write: `--join` asks again at each start).
 pub fn check_voters(
-    m: &Membership<NodeId, BasicNode>,
+    m: &Membership<NodeId, Member>,
     change: VotersChange,
-) -> Result<Option<ChangeMembers<NodeId, BasicNode>>, Refusal> {
+) -> Result<Option<ChangeMembers<NodeId, Member>>, Refusal> {
     let voters: BTreeSet<NodeId> = m.voter_ids().collect();
     let (ids, result, change) = match change {
         VotersChange {
@@ -175,9 +176,9 @@ pub fn check_voters(
 
 /// The openraft change that removes node `id` from `m`, if it may be removed.
 pub fn check_removal(
-    m: &Membership<NodeId, BasicNode>,
+    m: &Membership<NodeId, Member>,
     id: NodeId,
-) -> Result<ChangeMembers<NodeId, BasicNode>, Refusal> {
+) -> Result<ChangeMembers<NodeId, Member>, Refusal> {
     check_id(id)?;
     if m.get_node(&id).is_none() {
         return Err(Refusal::NotFound(format!("node {id} is not a member")));
@@ -202,11 +203,20 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn membership(voters: &[NodeId], learners: &[NodeId]) -> Membership<NodeId, BasicNode> {
-        let nodes: BTreeMap<NodeId, BasicNode> = voters
+    fn membership(voters: &[NodeId], learners: &[NodeId]) -> Membership<NodeId, Member> {
+        let nodes: BTreeMap<NodeId, Member> = voters
             .iter()
             .chain(learners)
-            .map(|id| (*id, BasicNode::new(format!("127.0.0.1:{}", 21000 + id))))
+            .map(|id| {
+                let addr = format!("127.0.0.1:{}", 21000 + id);
+                (
+                    *id,
+                    Member {
+                        addr,
+                        incarnation: *id,
+                    },
+                )
+            })
             .collect();
         Membership::new(vec![voters.iter().copied().collect()], nodes)
     }

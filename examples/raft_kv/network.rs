@@ -1,16 +1,19 @@
 //! openraft's network over HTTP: the client side (`RaftNetworkFactory` on reqwest, whose
 //! futures are `Send` as openraft's are) and the server side (`POST /raft/append`,
-//! `/raft/vote`, `/raft/snapshot`, and `/raft/prevote` of `prevote`, on actix-web). Bodies are actix-wal's codec (bincode),
-//! a request's and a `Result<response, RaftError>`'s alike.
+//! `/raft/vote`, `/raft/snapshot`, `/raft/prevote` of `prevote` and `/raft/identity` of
+//! `identity`, on actix-web). Bodies are actix-wal's codec (bincode), a request's and a
+//! `Result<response, RaftError>`'s alike.
 //!
 //! Every request is signed with the cluster's secret and so is every reply (`auth`): a
-//! node answers 401 to a request whose MAC does not verify before it decodes the body, and
-//! 400 to one carrying a term or index no real cluster reaches (`bounds`); a client drops
-//! a reply that is not signed for its request, or that carries such a term.
+//! node answers 401 to a request whose MAC does not verify before it decodes the body,
+//! 400 to one carrying a term or index no real cluster reaches (`bounds`), and 409 to one
+//! for or from another life of a node than the membership names (`identity`); a client
+//! drops a reply that is not signed for its request, or that carries such a term.
 
 use crate::api::AppState;
 use crate::auth::{self, Secret, MAC_HEADER, TIME_HEADER};
 use crate::bounds::Plausible;
+use crate::identity::{Identity, Member, IDENTITY_HEADER};
 use crate::prevote::PreVote;
 use crate::{NodeId, TypeConfig};
 use actix_wal::format::codec;
@@ -23,7 +26,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -59,12 +61,14 @@ pub struct Network {
     /// `--peer-via`: peers reached at another address than their membership's (a
     /// test's proxy); at most `MAX_PEERS` entries, as parsed.
     via: Arc<BTreeMap<NodeId, SocketAddr>>,
+    /// This node, as every request names it.
+    me: Identity,
 }
 
 impl Network {
-    /// A network with a fresh connection pool, signing with `secret`, sending to the
-    /// peers in `via` at the address given there.
-    pub fn new(secret: Secret, via: BTreeMap<NodeId, SocketAddr>) -> Network {
+    /// A network with a fresh connection pool for the node `me`, signing with `secret`,
+    /// sending to the peers in `via` at the address given there.
+    pub fn new(me: Identity, secret: Secret, via: BTreeMap<NodeId, SocketAddr>) -> Network {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(MAX_RPC_TIMEOUT)
@@ -76,14 +80,30 @@ impl Network {
             client,
             secret,
             via: Arc::new(via),
+            me,
         }
     }
-}
 
-impl RaftNetworkFactory<TypeConfig> for Network {
-    type Network = Connection;
+    /// The identity of the node `id` that listens at `addr` (`POST /raft/identity`):
+    /// what a membership names it by. An error if it cannot be reached, or if another
+    /// node answers there.
+    pub async fn identity_of(&self, id: NodeId, addr: &str) -> Result<Identity, String> {
+        let unknown = Member {
+            addr: addr.to_owned(),
+            incarnation: 0,
+        };
+        let conn = self.connect(id, &unknown);
+        let option = RPCOption::new(CONNECT_TIMEOUT * 4);
+        let reply: RpcResult<Identity, openraft::error::Infallible> =
+            conn.call("/raft/identity", &(), &option).await;
+        match reply {
+            Ok(them) if them.id == id => Ok(them),
+            Ok(them) => Err(format!("node {} answers at {addr}, not node {id}", them.id)),
+            Err(e) => Err(format!("node {id} at {addr}: {e}")),
+        }
+    }
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
+    fn connect(&self, target: NodeId, node: &Member) -> Connection {
         Connection {
             client: self.client.clone(),
             target,
@@ -92,7 +112,16 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 None => format!("http://{}", node.addr),
             },
             secret: self.secret.clone(),
+            identity: self.me.header_to(node.incarnation),
         }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Connection {
+        self.connect(target, node)
     }
 }
 
@@ -104,9 +133,11 @@ pub struct Connection {
     base: String,
     /// Signs requests and checks replies.
     secret: Secret,
+    /// The identity header of every request: this node, and the peer's incarnation.
+    identity: String,
 }
 
-type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+type RpcResult<T, E> = Result<T, RPCError<NodeId, Member, RaftError<NodeId, E>>>;
 
 impl Connection {
     /// POSTs `req` to `path`, signed, and decodes the peer's `Result` once its MAC
@@ -127,13 +158,16 @@ impl Connection {
         };
         let body = codec::encode(req).map_err(|e| network(&e))?;
         let time_ms = auth::now_ms();
-        let mac = self.secret.sign_request(self.target, path, time_ms, &body);
+        let mac = self
+            .secret
+            .sign_request_from(self.target, path, time_ms, &self.identity, &body);
         let sent = self
             .client
             .post(format!("{}{path}", self.base))
             .timeout(option.hard_ttl().min(MAX_RPC_TIMEOUT))
             .header(TIME_HEADER, time_ms.to_string())
             .header(MAC_HEADER, &mac)
+            .header(IDENTITY_HEADER, &self.identity)
             .body(body)
             .send()
             .await;
@@ -210,13 +244,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/append", web::post().to(append))
             .route("/vote", web::post().to(vote))
             .route("/prevote", web::post().to(prevote))
-            .route("/snapshot", web::post().to(snapshot)),
+            .route("/snapshot", web::post().to(snapshot))
+            .route("/identity", web::post().to(identity)),
     );
 }
 
 /// Checks the request's MAC (401 if it does not verify: nothing is decoded), decodes it,
-/// checks its terms and indexes (400 if implausible), runs `handle` on it, and answers
-/// what it returns, encoded and signed for this request.
+/// checks its terms and indexes (400 if implausible) and, but for `/raft/identity`, that
+/// it is for this node's incarnation and from the sender's that the membership names
+/// (409), runs `handle` on it, and answers what it returns, encoded and signed for it.
 async fn serve<Req, Resp, F, Fut>(
     state: &AppState,
     http: &HttpRequest,
@@ -231,11 +267,11 @@ where
     Fut: Future<Output = Resp>,
 {
     let header = |name| http.headers().get(name).and_then(|v| v.to_str().ok());
-    let verified = state.secret.verify_request(
+    let identity = header(IDENTITY_HEADER);
+    let verified = state.secret.verify_request_from(
         state.id,
         path,
-        header(TIME_HEADER),
-        header(MAC_HEADER),
+        (header(TIME_HEADER), header(MAC_HEADER), identity),
         &body,
         auth::now_ms(),
     );
@@ -249,6 +285,15 @@ where
     };
     if let Err(e) = req.check() {
         return HttpResponse::BadRequest().body(format!("refused: {e}\n"));
+    }
+    if path != "/raft/identity" {
+        let metrics = state.raft.metrics();
+        let checked = state
+            .me
+            .check(identity, metrics.borrow().membership_config.membership());
+        if let Err(e) = checked {
+            return HttpResponse::Conflict().body(format!("refused: {e}\n"));
+        }
     }
     let reply = handle(req).await;
     match codec::encode(&reply) {
@@ -306,5 +351,14 @@ async fn snapshot(state: web::Data<AppState>, http: HttpRequest, body: web::Byte
         body,
         |req: InstallSnapshotRequest<TypeConfig>| state.raft.install_snapshot(req),
     )
+    .await
+}
+
+/// `POST /raft/identity`: this node's id and incarnation (`identity`).
+async fn identity(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let me = state.me;
+    serve(&state, &http, "/raft/identity", body, |()| async move {
+        Ok::<_, RaftError<NodeId>>(me)
+    })
     .await
 }

@@ -236,7 +236,7 @@ impl Elections {
         raft: &Raft,
         network: &Network,
         id: NodeId,
-        m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
+        m: &openraft::RaftMetrics<NodeId, crate::identity::Member>,
     ) -> bool {
         let req = PreVote {
             candidate: id,

@@ -3,13 +3,14 @@
 //! `DIR/snapshot` before openraft may purge the log below it.
 
 use crate::dedup::{DedupTable, Seen};
+use crate::identity::Member;
 use crate::snapshot_body;
 use crate::{NodeId, Request, Response, TypeConfig, WriteResult};
 use actix_wal::format::codec;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ struct Data {
     /// The last entry applied.
     last_applied: Option<LogId<NodeId>>,
     /// The last membership applied.
-    membership: StoredMembership<NodeId, BasicNode>,
+    membership: StoredMembership<NodeId, Member>,
     /// Keys to values.
     map: BTreeMap<String, Vec<u8>>,
     /// The results of idempotent writes, per client (bounded: `dedup`).
@@ -41,7 +42,7 @@ struct Data {
 /// (`snapshot_body`: version 2 in memory and in `RKV2` files, the map alone in `RKV1`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored {
-    meta: SnapshotMeta<NodeId, BasicNode>,
+    meta: SnapshotMeta<NodeId, Member>,
     body: Vec<u8>,
 }
 
@@ -228,7 +229,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, Member>), StorageError<NodeId>>
     {
         let data = self.inner.data.read().expect("state machine lock poisoned");
         Ok((data.last_applied, data.membership.clone()))
@@ -292,7 +293,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     #[tracing::instrument(level = "debug", skip(self, snapshot))]
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
+        meta: &SnapshotMeta<NodeId, Member>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let body = snapshot.into_inner();

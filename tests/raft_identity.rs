@@ -1,0 +1,136 @@
+//! raft_kv's node identity: a node that lost its directory is not the member it was.
+//!
+//! A voter whose directory is deleted and which is started again under its old id, with
+//! its old command line (no `--join`), has forgotten its log and its vote. Were it taken
+//! for the member it was, it could vote twice in one term, and the leader would see a
+//! follower's log go back (openraft 0.9.25's leader panics on that in a debug build:
+//! `follower log reversion is not allowed`). Here the cluster keeps taking writes, the
+//! leader keeps running, and the restarted node is never sent an entry, a snapshot or a
+//! vote request it obeys: its term stays 0 and its log empty. The node that was started
+//! with `--init`, started again with it, makes a cluster of its own whose vote requests
+//! the others refuse: their leader and term stay as they were.
+//!
+//! The nodes are the example binary (tests/common/raft.rs); every request has a timeout,
+//! every wait a deadline, and the `Node` guards kill the processes whatever happens.
+
+#[path = "common/raft.rs"]
+mod raft;
+
+use raft::{client, cluster, leader, put, raft_state};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Keys written before the node loses its directory, and again after it is back.
+const KEYS: usize = 20;
+/// How long the cluster runs with the restarted node among its members.
+const WATCH: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_directory_is_refused_under_its_old_id() {
+    lose_a_directory(Lost::Follower).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_init_node_that_lost_its_directory_starts_no_second_cluster() {
+    lose_a_directory(Lost::InitNode).await;
+}
+
+/// Which node loses its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// A follower, started again without `--init` (as it was started first).
+    Follower,
+    /// Node 1, which was started with `--init`, started again with it (its command line
+    /// kept): with an empty log it asks for its peers' identities and initializes a
+    /// cluster of its own, whose vote requests the others must refuse.
+    InitNode,
+}
+
+/// Three nodes take `KEYS` writes; one loses its directory and starts again under its
+/// old id; for `WATCH` the cluster keeps taking writes with no leader change (and its
+/// term unchanged), and the lost node holds no key; every key reads back.
+async fn lose_a_directory(which: Lost) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nodes = cluster(tmp.path(), &[]);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.start(i == 0);
+    }
+    let http = client();
+    let (lead, _, _) = leader(&http, &addrs, None).await;
+    let mut hint = lead as usize - 1;
+    for i in 0..KEYS {
+        put_until(&http, &addrs, &mut hint, i).await;
+    }
+    let lost = match which {
+        Lost::Follower => nodes.iter().position(|n| n.id != lead).expect("a follower"),
+        Lost::InitNode => 0,
+    };
+    nodes[lost].kill();
+    std::fs::remove_dir_all(&nodes[lost].dir).expect("delete the directory");
+    let others: Vec<SocketAddr> = (0..3).filter(|i| *i != lost).map(|i| addrs[i]).collect();
+    // The others lead (again, if the lost node led) before it comes back.
+    let (lead, term, _) = leader(&http, &others, None).await;
+    nodes[lost].start(which == Lost::InitNode);
+
+    let until = Instant::now() + WATCH;
+    let mut i = KEYS;
+    while Instant::now() < until {
+        put_until(&http, &addrs, &mut hint, i).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leading = lead as usize - 1;
+    let exited = nodes[leading]
+        .child
+        .as_mut()
+        .expect("the leader runs")
+        .try_wait()
+        .expect("the leader's status");
+    assert_eq!(exited, None, "the leader's process exited");
+    let now = leader(&http, &others, None).await;
+    assert_eq!(
+        (now.0, now.1),
+        (lead, term),
+        "the leader or its term changed"
+    );
+
+    let s = raft_state(&http, addrs[lost])
+        .await
+        .expect("the restarted node answers /raft/state");
+    assert_eq!(s["keys"], 0, "the restarted node was sent the map: {s}");
+    assert_ne!(s["state"], "Leader", "{s}");
+    match which {
+        Lost::Follower => {
+            assert_eq!(
+                s["last_log_index"],
+                serde_json::Value::Null,
+                "the restarted node was sent the log: {s}"
+            );
+            assert_eq!(
+                s["term"], 0,
+                "the restarted node took a term from the cluster: {s}"
+            );
+        }
+        // Its own initial membership entry and nothing else.
+        Lost::InitNode => assert_eq!(s["last_log_index"], 0, "{s}"),
+    }
+    for j in 0..i {
+        let r = http
+            .get(format!("http://{}/kv/k{j}", addrs[leading]))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.text().await.expect("a body"), format!("v{j}"), "k{j}");
+    }
+}
+
+/// PUTs `k{i}` = `v{i}` until it is acknowledged (a PUT is idempotent here), within
+/// `raft::WAIT_TIMEOUT`.
+async fn put_until(http: &reqwest::Client, addrs: &[SocketAddr], hint: &mut usize, i: usize) {
+    let deadline = Instant::now() + raft::WAIT_TIMEOUT;
+    while !put(http, addrs, hint, &format!("k{i}"), &format!("v{i}")).await {
+        assert!(Instant::now() < deadline, "PUT k{i} was never acknowledged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
