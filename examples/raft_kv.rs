@@ -409,9 +409,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             addr,
             incarnation: me.incarnation,
         };
-        let step = startup::init(raft.clone(), network, peers.0.clone(), (args.id, own));
+        let step = startup::init(
+            raft.clone(),
+            network.clone(),
+            peers.0.clone(),
+            (args.id, own),
+        );
         startup::Task::spawn(server.handle(), step)
     });
+    let naming = actix_rt::spawn(startup::name_the_unnamed(raft.clone(), network.clone()));
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -426,6 +432,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // Returns after SIGINT or SIGTERM, once requests in progress are answered.
     server.await?;
+    naming.abort();
     let failed = join
         .into_iter()
         .chain(init)

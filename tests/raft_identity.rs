@@ -8,7 +8,9 @@
 //! leader keeps running, and the restarted node is never sent an entry, a snapshot or a
 //! vote request it obeys: its term stays 0 and its log empty. The node that was started
 //! with `--init`, started again with it, makes a cluster of its own whose vote requests
-//! the others refuse: their leader and term stay as they were.
+//! the others refuse: their leader and term stay as they were. A peer that is down while
+//! `--init` runs is named with incarnation 0 until it answers the leader, then with its
+//! own, and is refused as any member once it lost its directory.
 //!
 //! The nodes are the example binary (tests/common/raft.rs); every request has a timeout,
 //! every wait a deadline, and the `Node` guards kill the processes whatever happens.
@@ -33,6 +35,76 @@ async fn a_node_that_lost_its_directory_is_refused_under_its_old_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_init_node_that_lost_its_directory_starts_no_second_cluster() {
     lose_a_directory(Lost::InitNode).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_down_at_init_is_named_once_it_answers_and_then_refused_when_lost() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nodes = cluster(tmp.path(), &[]);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    // Node 3 is down while node 1 initializes: two of three answer, which is a majority.
+    nodes[0].start(true);
+    nodes[1].start(false);
+    let http = client();
+    let (lead, _, _) = leader(&http, &addrs[..2], None).await;
+    let mut hint = lead as usize - 1;
+    for i in 0..KEYS {
+        put_until(&http, &addrs[..2], &mut hint, i).await;
+    }
+    assert_eq!(
+        incarnation_of(&http, addrs[lead as usize - 1], 3).await,
+        "0"
+    );
+    nodes[2].start(false);
+    // The leader names it within a few of its rounds.
+    let deadline = Instant::now() + raft::WAIT_TIMEOUT;
+    while incarnation_of(&http, addrs[lead as usize - 1], 3).await == "0" {
+        assert!(Instant::now() < deadline, "node 3 never named");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let named = incarnation_of(&http, addrs[lead as usize - 1], 3).await;
+    // Named, it is refused once it lost its directory, as any member.
+    nodes[2].kill();
+    std::fs::remove_dir_all(&nodes[2].dir).expect("delete node 3's directory");
+    nodes[2].start(false);
+    let (lead2, term, _) = leader(&http, &addrs[..2], None).await;
+    let until = Instant::now() + WATCH;
+    let mut i = KEYS;
+    while Instant::now() < until {
+        put_until(&http, &addrs[..2], &mut hint, i).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let now = leader(&http, &addrs[..2], None).await;
+    assert_eq!(
+        (now.0, now.1),
+        (lead2, term),
+        "the leader or its term changed"
+    );
+    let s = raft_state(&http, addrs[2]).await.expect("node 3 answers");
+    assert_eq!(s["keys"], 0, "node 3 was sent the map: {s}");
+    assert_eq!(s["term"], 0, "node 3 took a term from the cluster: {s}");
+    let still = incarnation_of(&http, addrs[lead2 as usize - 1], 3).await;
+    assert_eq!(
+        still, named,
+        "the membership's incarnation of node 3 changed"
+    );
+}
+
+/// Node `id`'s incarnation in the membership as the node at `at` sees it (hex).
+async fn incarnation_of(http: &reqwest::Client, at: SocketAddr, id: u64) -> String {
+    let view: serde_json::Value = http
+        .get(format!("http://{at}/cluster"))
+        .send()
+        .await
+        .expect("GET /cluster")
+        .json()
+        .await
+        .expect("JSON");
+    view["incarnations"][id.to_string()]
+        .as_str()
+        .unwrap_or_else(|| panic!("no incarnation of node {id}: {view}"))
+        .to_owned()
 }
 
 /// Which node loses its directory.

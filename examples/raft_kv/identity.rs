@@ -7,7 +7,9 @@
 //! with an empty log (no entry, no vote, nothing purged) and kept in `DIR/identity` while
 //! the log holds anything. The membership names each node's incarnation ([`Member`]):
 //! the leader asks a new learner for it (`POST /raft/identity`, signed as every RPC) and
-//! `--init` asks every peer before it initializes.
+//! `--init` asks every peer before it initializes. A peer that was not up then is named
+//! with incarnation 0 ("not known yet": any life of it is obeyed) until the leader has
+//! asked it and written its incarnation into the membership (`startup::name_the_unnamed`).
 //!
 //! Every RPC carries `x-raft-identity: FROM FROM_INCARNATION TO_INCARNATION` (covered by
 //! its MAC, `auth`). A node answers 409 to one addressed to another incarnation of it
@@ -35,7 +37,8 @@ const FILE_TAG: &str = "raft_kv identity";
 pub struct Member {
     /// `IP:PORT`.
     pub addr: String,
-    /// The incarnation that joined (never 0 in a membership).
+    /// The incarnation that joined; 0 while not known yet (a peer that did not answer
+    /// `--init`, until the leader names it).
     pub incarnation: u64,
 }
 
@@ -121,8 +124,9 @@ impl Identity {
     }
 
     /// Whether to obey an RPC whose [`IDENTITY_HEADER`] is `header`, as this node with
-    /// the membership `members`: addressed to this incarnation, and sent by the
-    /// incarnation of its sender that `members` names (or by a node it does not name).
+    /// the membership `members`: addressed to this incarnation (or to incarnation 0, not
+    /// known yet), and sent by the incarnation of its sender that `members` names (or by
+    /// a node it does not name, or names with incarnation 0).
     pub fn check(
         &self,
         header: Option<&str>,
@@ -140,7 +144,7 @@ impl Identity {
         let (Ok(from), Ok(from_inc), Ok(to_inc)) = parsed else {
             return Err(format!("malformed {IDENTITY_HEADER} header"));
         };
-        if to_inc != self.incarnation {
+        if to_inc != self.incarnation && to_inc != 0 {
             return Err(format!(
                 "addressed to incarnation {to_inc:016x} of node {}, and this is incarnation \
                  {:016x}: this node started again with an empty log, so it is not that \
@@ -149,7 +153,7 @@ impl Identity {
             ));
         }
         match members.get_node(&from) {
-            Some(m) if m.incarnation != from_inc => Err(format!(
+            Some(m) if m.incarnation != from_inc && m.incarnation != 0 => Err(format!(
                 "sent by incarnation {from_inc:016x} of node {from}, and the membership has \
                  incarnation {:016x}: node {from} started again with an empty log",
                 m.incarnation
@@ -224,6 +228,14 @@ mod tests {
             incarnation: 0x7,
         };
         assert_eq!(me.check(Some(&from7.header_to(0xb)), &m), Ok(()));
+        // Incarnations not known yet: any life is obeyed.
+        assert_eq!(me.check(Some(&from1.header_to(0)), &m), Ok(()));
+        let m0 = members(&[(1, 0), (2, 0xb)]);
+        let other1 = Identity {
+            id: 1,
+            incarnation: 0xe,
+        };
+        assert_eq!(me.check(Some(&other1.header_to(0xb)), &m0), Ok(()));
         // To another life of this node; from another life of node 1.
         assert!(me.check(Some(&from1.header_to(0xc)), &m).is_err());
         let reborn = Identity {

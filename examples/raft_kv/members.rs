@@ -184,8 +184,8 @@ fn leader_here(state: &AppState) -> (RaftMetrics<NodeId, Member>, Option<Option<
     (m, elsewhere)
 }
 
-/// The membership as JSON: voters, learners, every node's address, whether a change is
-/// half done (joint), the log index of its entry.
+/// The membership as JSON: voters, learners, every node's address and incarnation,
+/// whether a change is half done (joint), the log index of its entry.
 fn view(
     id: NodeId,
     leader: Option<NodeId>,
@@ -196,6 +196,11 @@ fn view(
         .nodes()
         .map(|(id, n)| (id.to_string(), n.addr.clone()))
         .collect();
+    // Hex; "0" while not known yet (`identity`).
+    let incarnations: BTreeMap<String, String> = m
+        .nodes()
+        .map(|(id, n)| (id.to_string(), format!("{:x}", n.incarnation)))
+        .collect();
     serde_json::json!({
         "id": id,
         "leader": leader,
@@ -204,6 +209,7 @@ fn view(
         "voters": m.voter_ids().collect::<Vec<_>>(),
         "learners": m.learner_ids().collect::<Vec<_>>(),
         "nodes": nodes,
+        "incarnations": incarnations,
     })
 }
 
