@@ -154,7 +154,7 @@ pub use format::codec::CodecStep;
 pub use health::{Alert, AlertKind, AlertState, GetHealth, Health};
 pub use log::{
     Adoption, LogDir, LogOptions, LogReader, LogWriter, Record, RecoveryOptions, RecoveryOutcome,
-    RecoveryPolicy, TxnPosition,
+    RecoveryPolicy, SharedRecord, TxnPosition,
 };
 pub use lsn::Lsn;
 pub use messages::SetMeta;
@@ -166,7 +166,7 @@ pub use messages::{
 pub use replay::{Replay, REPLAY_CHUNK_BYTES};
 pub use stats::{CommitMode, WalMode, WalStats};
 pub use storage::{FsStorage, GroupReadFsStorage, SharedStorage, Storage, StorageFile};
-pub use subscription::{Subscription, SUBSCRIPTION_CHUNK_BYTES};
+pub use subscription::{SharedSubscription, Subscription, SUBSCRIPTION_CHUNK_BYTES};
 pub use wal::Wal;
 
 /// Read-only helpers over a log directory's files, for tools such as `walctl`: how

@@ -19,11 +19,16 @@
 //! (`log/records_read.rs`); the subscription copies each record out as it hands it out,
 //! on its own thread, so that a record's buffer is allocated by the thread that will most
 //! likely free it.
+//!
+//! [`Wal::subscribe_shared`] gives the same records as [`SharedRecord`]s, whose payloads
+//! share the batch or span they lie in instead of being copied out: no allocation and no
+//! copy per record and per subscriber (`log/shared_record.rs`).
 
 use crate::error::WalError;
 use crate::log::batch_records::batch_records;
 use crate::log::records_read::RecordsRead;
-use crate::log::Record;
+use crate::log::shared_record::Delivered;
+use crate::log::{Record, SharedRecord};
 use crate::lsn::Lsn;
 use crate::progress::{Following, ProgressRx};
 use crate::wal::Wal;
@@ -39,15 +44,11 @@ pub const SUBSCRIPTION_CHUNK_BYTES: usize = 1 << 20;
 
 /// Every durable record from an LSN on, as the log grows ([`Wal::subscribe`]). Use it from
 /// tokio (`StreamExt::next`) or from an actor (`ctx.add_stream`).
-pub struct Subscription {
-    /// Where it stands, while no step is under way (`None` once it ended).
-    follow: Option<Follow>,
-    /// The step under way: reading a chunk or waiting for the durable end to move.
-    step: Option<StepFuture>,
-}
+pub struct Subscription(Follower<Record>);
 
-/// A step under way, with the state it gives back.
-type StepFuture = Pin<Box<dyn Future<Output = (Follow, Step)> + Send>>;
+/// [`Subscription`]'s records as [`SharedRecord`]s, their payloads shared rather than
+/// copied out ([`Wal::subscribe_shared`]). The same order, the same errors, the same end.
+pub struct SharedSubscription(Follower<SharedRecord>);
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,11 +56,42 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
+impl std::fmt::Debug for SharedSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedSubscription")
+    }
+}
+
 impl Stream for Subscription {
     type Item = Result<Record, WalError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
+        self.0.poll_next(cx)
+    }
+}
+
+impl Stream for SharedSubscription {
+    type Item = Result<SharedRecord, WalError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_next(cx)
+    }
+}
+
+/// A subscription handing out records of kind `T`.
+struct Follower<T> {
+    /// Where it stands, while no step is under way (`None` once it ended).
+    follow: Option<Follow<T>>,
+    /// The step under way: reading a chunk or waiting for the durable end to move.
+    step: Option<StepFuture<T>>,
+}
+
+/// A step under way, with the state it gives back.
+type StepFuture<T> = Pin<Box<dyn Future<Output = (Follow<T>, Step<T>)> + Send>>;
+
+impl<T: Delivered> Follower<T> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, WalError>>> {
+        let this = self;
         if this.step.is_none() {
             // The common case, without a future and without moving the state: a record of
             // the chunk read, no cut since.
@@ -68,7 +100,7 @@ impl Stream for Subscription {
             };
             if f.progress.cuts() == f.seen_cuts {
                 if let Some(r) = f.pop_front() {
-                    f.next = r.lsn.0 + 1;
+                    f.next = r.lsn() + 1;
                     return Poll::Ready(Some(Ok(r)));
                 }
             }
@@ -100,7 +132,7 @@ impl Stream for Subscription {
 }
 
 /// Where a subscription stands.
-struct Follow {
+struct Follow<T> {
     wal: Wal,
     progress: ProgressRx,
     /// The LSN to yield next.
@@ -109,7 +141,7 @@ struct Follow {
     seen_cuts: u64,
     /// Read, not yet yielded; all below the durable end when read. Taken from the shared
     /// batches, or read in place (the first chunk, and after a cut).
-    chunk: VecDeque<Record>,
+    chunk: VecDeque<T>,
     /// A chunk read ahead on the pool, not yet yielded (copied out record by record as it
     /// is handed out: `log/records_read.rs` says why). Holds records only while `chunk`
     /// holds none, and follows the records `chunk` held. Once handed out, it keeps its
@@ -153,19 +185,21 @@ impl Chunk {
 }
 
 /// What one step of a subscription does.
-enum Step {
-    Yield(Record),
+enum Step<T> {
+    Yield(T),
     Fail(WalError),
     End,
 }
 
-impl Follow {
+impl<T: Delivered> Follow<T> {
     /// The next record read, not yet yielded.
-    fn pop_front(&mut self) -> Option<Record> {
-        self.chunk.pop_front().or_else(|| self.read.next())
+    fn pop_front(&mut self) -> Option<T> {
+        self.chunk
+            .pop_front()
+            .or_else(|| T::next_read(&mut self.read))
     }
 
-    async fn step(&mut self) -> Step {
+    async fn step(&mut self) -> Step<T> {
         loop {
             if self.progress.cuts() != self.seen_cuts {
                 // A cut since the chunk was read: what it holds may be gone.
@@ -173,7 +207,7 @@ impl Follow {
                 self.read.clear();
             }
             if let Some(r) = self.pop_front() {
-                self.next = r.lsn.0 + 1;
+                self.next = r.lsn() + 1;
                 return Step::Yield(r);
             }
             // One look at the watch, its lock held briefly (the batches are shared).
@@ -210,7 +244,7 @@ impl Follow {
                 let whole = live
                     .iter()
                     .all(|b| batch_records(b, self.next, durable_end, &mut self.chunk));
-                if whole && self.chunk.front().map(|r| r.lsn.0) == Some(self.next) {
+                if whole && self.chunk.front().map(T::lsn) == Some(self.next) {
                     continue;
                 }
                 self.chunk.clear(); // never for batches the queue encoded: read the files
@@ -253,7 +287,9 @@ impl Follow {
                         });
                     }
                     match records {
-                        Chunk::Copied(r) => self.chunk = r.into(),
+                        Chunk::Copied(r) => {
+                            self.chunk = r.into_iter().map(T::from_record).collect()
+                        }
                         Chunk::Ahead(r) => self.read = r,
                     }
                 }
@@ -270,7 +306,7 @@ impl Follow {
     /// What a failed step means: the log shut down (the end), a `from` below the first
     /// LSN or a checkpoint that passed the subscriber (a read's `NotFound` below the first
     /// LSN), or the error itself.
-    async fn failed_async(&mut self, e: WalError) -> Step {
+    async fn failed_async(&mut self, e: WalError) -> Step<T> {
         if self.progress.rx.borrow().closed || matches!(e, WalError::ShutDown) {
             return Step::End;
         }
@@ -302,6 +338,28 @@ impl Wal {
     /// # Ok(()) }
     /// ```
     pub fn subscribe(&self, from: Lsn) -> Subscription {
+        Subscription(self.follower(from))
+    }
+
+    /// The records of [`Wal::subscribe`] as [`SharedRecord`]s: each payload a slice of
+    /// the batch the log wrote (or of the span it read) instead of a copy of its own
+    /// (see [`SharedSubscription`]).
+    ///
+    /// ```no_run
+    /// # async fn f(wal: actix_wal::Wal) -> Result<(), actix_wal::WalError> {
+    /// use futures::StreamExt;
+    /// let mut records = wal.subscribe_shared(wal.recovery_report().first_lsn);
+    /// while let Some(record) = records.next().await {
+    ///     let record = record?;
+    ///     println!("{}: {} bytes", record.lsn, record.payload.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_shared(&self, from: Lsn) -> SharedSubscription {
+        SharedSubscription(self.follower(from))
+    }
+
+    fn follower<T: Delivered>(&self, from: Lsn) -> Follower<T> {
         let follow = Follow {
             wal: self.clone(),
             progress: self.progress.clone(),
@@ -312,7 +370,7 @@ impl Wal {
             _following: self.progress.follow(),
             ahead: None,
         };
-        Subscription {
+        Follower {
             follow: Some(follow),
             step: None,
         }

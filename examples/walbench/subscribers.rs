@@ -1,5 +1,7 @@
 //! Subscribers (issue 22's figures), in turns in one run: commits/s of `actors` durable
-//! committers with no subscriber and with 16 following the log (`Wal::subscribe`);
+//! committers with no subscriber and with 16 following the log (`Wal::subscribe`), the 16
+//! on the committers' thread (where the queue runs too: their CPU is the queue's) and on
+//! an arbiter of their own (where an application would put consumers of the log);
 //! live delivery, from an append's durable reply to a subscriber receiving the record,
 //! with 1 and with 16 subscribers (a paced committer, one record at a time); and a
 //! subscriber catching up from the files beside `LogReader` reading the same log, in turns
@@ -19,8 +21,13 @@ use std::time::{Duration, Instant};
 pub struct SubscriberFigures {
     /// Commits/s with no subscriber, per round.
     pub commits_none: Vec<f64>,
-    /// Commits/s with 16 subscribers following, per round.
+    /// Commits/s with 16 subscribers following on the committers' (and the queue's)
+    /// thread, per round.
     pub commits_16: Vec<f64>,
+    /// Commits/s with 16 subscribers following on an arbiter of their own, per round.
+    pub commits_16_own: Vec<f64>,
+    /// The same with `Wal::subscribe_shared` (payloads shared, not copied out).
+    pub commits_16_own_shared: Vec<f64>,
     /// Delivery after the durable reply, 1 subscriber: p50 and p99, microseconds.
     pub delivery_1_us: (f64, f64),
     /// The same with 16 subscribers (every delivery of every subscriber).
@@ -33,9 +40,20 @@ pub struct SubscriberFigures {
 }
 
 impl SubscriberFigures {
-    /// Median over rounds of commits/s with 16 subscribers over commits/s with none.
+    /// Median over rounds of commits/s with 16 subscribers on the committers' thread
+    /// over commits/s with none.
     pub fn commits_ratio(&self) -> f64 {
         median_ratio(&self.commits_16, &self.commits_none)
+    }
+
+    /// The same with the 16 on an arbiter of their own.
+    pub fn commits_own_ratio(&self) -> f64 {
+        median_ratio(&self.commits_16_own, &self.commits_none)
+    }
+
+    /// The same with the 16 shared subscribers on an arbiter of their own.
+    pub fn commits_own_shared_ratio(&self) -> f64 {
+        median_ratio(&self.commits_16_own_shared, &self.commits_none)
     }
 
     /// Median over rounds of the catch-up's MB/s over `LogReader`'s.
@@ -51,33 +69,71 @@ fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
     r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Commits/s of `actors` committers of `payload` bytes for `window`, with `subs`
-/// subscribers following (each counts what it receives; they must see every commit).
+/// Who follows the log while the committers commit.
+#[derive(Clone, Copy)]
+struct Followers<'a> {
+    /// How many.
+    count: usize,
+    /// Their arbiter (`None`: the committers' thread).
+    own: Option<&'a actix_rt::Arbiter>,
+    /// `Wal::subscribe_shared` rather than `Wal::subscribe`.
+    shared: bool,
+}
+
+/// Counts the records `sub` yields until the one numbered `end` (set once the writers are
+/// done), then sends the count.
+async fn follow<S, R>(
+    mut sub: S,
+    lsn: impl Fn(&R) -> u64,
+    end: Arc<AtomicU64>,
+    tx: tokio::sync::oneshot::Sender<u64>,
+) where
+    S: futures::Stream<Item = Result<R, actix_wal::WalError>> + Unpin,
+{
+    let mut n = 0u64;
+    while let Some(Ok(r)) = sub.next().await {
+        n += 1;
+        if lsn(&r) >= end.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let _ = tx.send(n);
+}
+
+/// Commits/s of `actors` committers of `payload` bytes for `window`, with `followers`
+/// following the log (each counts what it receives; they must see every commit).
 async fn commits(
     wal: &Wal,
     actors: usize,
     payload: usize,
     window: Duration,
-    subs: usize,
+    followers: Followers<'_>,
 ) -> Result<f64, String> {
     let from = Lsn(wal.stats().await.map_err(|e| e.to_string())?.next_lsn.0);
     // Followers stop at the record numbered `end` (set once the writers are done; one
     // more append then wakes those already waiting). Nothing per record but the stream's
     // own work: no timer, no select.
     let end = Arc::new(AtomicU64::new(u64::MAX));
-    let followers: Vec<_> = (0..subs)
+    let Followers { count, own, shared } = followers;
+    let followers: Vec<_> = (0..count)
         .map(|_| {
-            let (mut sub, end) = (wal.subscribe(from), end.clone());
-            actix_rt::spawn(async move {
-                let mut n = 0u64;
-                while let Some(Ok(r)) = sub.next().await {
-                    n += 1;
-                    if r.lsn.0 >= end.load(Ordering::Relaxed) {
-                        break;
-                    }
+            let (end, (tx, rx)) = (end.clone(), tokio::sync::oneshot::channel());
+            let task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = if shared {
+                let lsn = |r: &actix_wal::SharedRecord| r.lsn.0;
+                Box::pin(follow(wal.subscribe_shared(from), lsn, end, tx))
+            } else {
+                let lsn = |r: &actix_wal::Record| r.lsn.0;
+                Box::pin(follow(wal.subscribe(from), lsn, end, tx))
+            };
+            match own {
+                Some(arbiter) => {
+                    arbiter.spawn(task);
                 }
-                n
-            })
+                None => {
+                    actix_rt::spawn(task);
+                }
+            }
+            rx
         })
         .collect();
     let done = Arc::new(AtomicU64::new(0));
@@ -201,11 +257,21 @@ pub async fn measure(
     rounds: usize,
 ) -> Result<SubscriberFigures, String> {
     let wal = Wal::open(dir, cfg).await.map_err(|e| e.to_string())?;
-    let (mut none, mut sixteen) = (Vec::new(), Vec::new());
+    let arbiter = actix_rt::Arbiter::new();
+    let (mut none, mut sixteen, mut sixteen_own, mut sixteen_shared) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let followers = |count, own, shared| Followers { count, own, shared };
     for _ in 0..rounds.max(1) {
-        none.push(commits(&wal, actors, 256, window, 0).await?);
-        sixteen.push(commits(&wal, actors, 256, window, 16).await?);
+        let f = followers(0, None, false);
+        none.push(commits(&wal, actors, 256, window, f).await?);
+        let f = followers(16, None, false);
+        sixteen.push(commits(&wal, actors, 256, window, f).await?);
+        let f = followers(16, Some(&arbiter), false);
+        sixteen_own.push(commits(&wal, actors, 256, window, f).await?);
+        let f = followers(16, Some(&arbiter), true);
+        sixteen_shared.push(commits(&wal, actors, 256, window, f).await?);
     }
+    arbiter.stop();
     let delivery_1_us = delivery(&wal, 1, 2_000).await?;
     let delivery_16_us = delivery(&wal, 16, 2_000).await?;
     let (mut catch_up_mb_s, mut log_reader_mb_s) = (Vec::new(), Vec::new());
@@ -218,6 +284,8 @@ pub async fn measure(
     Ok(SubscriberFigures {
         commits_none: none,
         commits_16: sixteen,
+        commits_16_own: sixteen_own,
+        commits_16_own_shared: sixteen_shared,
         delivery_1_us,
         delivery_16_us,
         catch_up_mb_s,

@@ -364,7 +364,7 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
     if b.wants("subscribers") {
         // 10. Subscribers (issue 22): commits with 16 followers, live delivery, catch-up.
         let dir = b.fresh("subscribers");
-        b.say("subscribers: commits with 0 and 16 subscribers in turns, delivery, catch-up beside LogReader in turns");
+        b.say("subscribers: commits with 0, 16 subscribers beside the queue, 16 on an arbiter of their own and 16 shared ones there, in turns; delivery; catch-up beside LogReader in turns");
         let (cfg, actors) = (b.config(), b.opts.actors as usize);
         let window = Duration::from_secs_f64(b.opts.seconds);
         let rounds = b.opts.rounds.max(3);
@@ -373,9 +373,37 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
             .block_on(subscribers::measure(&dir, cfg, actors, window, rounds));
         remove(&dir);
         let f = f?;
+        let own = f.commits_own_ratio();
+        checks.push(Check {
+            figure: format!(
+                "{actors} committers: commits/s with 16 subscribers on an arbiter of their own over none"
+            ),
+            target: ">= 0.90 (median of same-round ratios)".into(),
+            measured: format!(
+                "{own:.2} ({:?} vs {:?} commits/s)",
+                f.commits_16_own.iter().map(|c| c.round()).collect::<Vec<_>>(),
+                f.commits_none.iter().map(|c| c.round()).collect::<Vec<_>>(),
+            ),
+            met: own >= 0.9,
+        });
+        let shared = f.commits_own_shared_ratio();
+        checks.push(Check {
+            figure: format!(
+                "{actors} committers: commits/s with 16 shared subscribers (Wal::subscribe_shared) on an arbiter of their own over none"
+            ),
+            target: ">= 0.90 (median of same-round ratios)".into(),
+            measured: format!(
+                "{shared:.2} ({:?} vs {:?} commits/s)",
+                f.commits_16_own_shared.iter().map(|c| c.round()).collect::<Vec<_>>(),
+                f.commits_none.iter().map(|c| c.round()).collect::<Vec<_>>(),
+            ),
+            met: shared >= 0.9,
+        });
         let ratio = f.commits_ratio();
         checks.push(Check {
-            figure: format!("{actors} committers: commits/s with 16 subscribers over none"),
+            figure: format!(
+                "{actors} committers: commits/s with 16 subscribers on the committers' and the queue's thread over none"
+            ),
             target: ">= 0.90 (median of same-round ratios)".into(),
             measured: format!(
                 "{ratio:.2} ({:?} vs {:?} commits/s); delivery after the durable reply p50/p99: 1 subscriber {:.0}/{:.0} us, 16 subscribers {:.0}/{:.0} us",

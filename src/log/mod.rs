@@ -28,6 +28,7 @@ mod rollover;
 pub mod scan;
 pub mod segment;
 mod shared_meta;
+pub mod shared_record;
 pub mod spare;
 pub mod sync_log;
 mod tail;
@@ -43,6 +44,7 @@ pub use recovery_plan::Adoption;
 pub use retention::{Retained, RetentionPolicy, SegmentUse};
 pub use segment::segment_name;
 pub use shared_meta::SharedMeta;
+pub use shared_record::SharedRecord;
 pub use sync_log::{open_log_from, LogWriter};
 pub use writer::{BatchFailure, SegmentWriter};
 // Only for the crate's tests and benches (`actix_wal::internals`, feature `internals`).

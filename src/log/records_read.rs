@@ -14,8 +14,10 @@
 //! usually the same block each time, as with `LogReader`.
 
 use super::reader::{Record, TxnPosition};
+use super::shared_record::SharedRecord;
 use crate::format::FRAME_HEADER_BYTES;
 use crate::lsn::Lsn;
+use bytes::Bytes;
 
 /// Records read, in LSN order, not yet copied out; an iterator that copies each out
 /// ([`Iterator::next`]) as it is taken.
@@ -31,6 +33,9 @@ pub struct RecordsRead {
     /// again ([`RecordsRead::take_spare`]): a buffer allocated afresh is zeroed first, a
     /// cost a subscription's reads then skip.
     spare: Option<Vec<u8>>,
+    /// `bufs` as `Bytes` (the same indices), once a record is handed out shared
+    /// ([`RecordsRead::next_shared`]); then no spare is kept.
+    shared: Vec<Bytes>,
 }
 
 /// Where one record lies, and what the [`Record`] copied out says of it.
@@ -147,6 +152,34 @@ impl Iterator for RecordsRead {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.len(), Some(self.len()))
+    }
+}
+
+impl RecordsRead {
+    /// The next record, its payload sharing the buffer it lies in (no copy); once the last
+    /// is handed out, the buffers are the records' alone (no spare is kept). Not to be
+    /// mixed with [`Iterator::next`] on one read.
+    pub fn next_shared(&mut self) -> Option<SharedRecord> {
+        let a = *self.at.get(self.next)?;
+        self.next += 1;
+        if self.shared.is_empty() {
+            self.shared = std::mem::take(&mut self.bufs)
+                .into_iter()
+                .map(Bytes::from)
+                .collect();
+        }
+        let payload = self.shared[a.buf].slice(a.start..a.start + a.len);
+        if self.next == self.at.len() {
+            self.clear();
+        }
+        Some(SharedRecord {
+            lsn: Lsn(a.lsn),
+            payload,
+            segment_first_lsn: Lsn(a.segment_first_lsn),
+            frame_offset: a.frame_offset,
+            frame_crc: a.frame_crc,
+            txn: a.txn,
+        })
     }
 }
 
