@@ -63,14 +63,20 @@ async fn equal_live_and_catching_up(cfg: WalConfig) {
             tokio::spawn(async move {
                 for i in 0..150u64 {
                     match i % 3 {
-                        0 => drop(wal.append(payload(w * 1000 + i)).await.unwrap()),
+                        0 => {
+                            wal.append(payload(w * 1000 + i)).await.unwrap();
+                        }
                         1 => {
                             let entries = (0..3).map(|k| payload(i * 7 + k)).collect();
-                            drop(wal.commit(entries).await.unwrap());
+                            {
+                                wal.commit(entries).await.unwrap();
+                            };
                         }
                         _ => {
                             let records = (0..2).map(|k| payload(i * 11 + k)).collect();
-                            drop(wal.append_batch(records).await.unwrap());
+                            {
+                                wal.append_batch(records).await.unwrap();
+                            };
                         }
                     }
                 }
