@@ -10,7 +10,8 @@
 //!
 //! Addresses and incarnations live in the membership (`identity::Member`), in the log and
 //! in snapshots: a node added later is reachable by every node, and `--peers` is needed
-//! only for `--init`. The leader asks a new learner for its incarnation before it adds it.
+//! only for `--init`. The leader asks a new learner for its incarnation before it adds it
+//! (one that does not answer yet is added with 0, "not known yet", and named later).
 
 #[path = "members_rules.rs"]
 mod rules;
@@ -253,9 +254,11 @@ async fn add_learner(
         if let Err(refusal) = check_settled(membership) {
             return signer.refuse(refusal);
         }
+        // Not answering yet (started after this request): added as "not known yet", and
+        // named once it answers (`startup::name_the_unnamed`).
         let incarnation = match state.network.identity_of(learner.id, &learner.addr).await {
             Ok(them) => them.incarnation,
-            Err(e) => return signer.unavailable(format!("ask the new node who it is: {e}")),
+            Err(_) => 0,
         };
         let node = Member {
             addr: learner.addr.clone(),
