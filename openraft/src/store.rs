@@ -32,6 +32,9 @@ pub struct WalLogStore<C: RaftTypeConfig> {
     meta: RaftMeta<C::NodeId>,
     /// When `save_committed` last sent the slot to the log (`None`: never).
     committed_sent_at: Option<std::time::Instant>,
+    /// The log's next LSN after this store's last append, while nothing else moved it
+    /// (`None`: ask the log): spares each append a round trip to the log's thread.
+    next_lsn: Option<Lsn>,
 }
 
 /// `save_committed` writes the slot at most this often (a slot frame per commit slowed
@@ -54,6 +57,7 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             reader,
             meta: meta.unwrap_or_default(),
             committed_sent_at: None,
+            next_lsn: None,
         };
         store.settle_purge().await?;
         Ok(store)
@@ -118,12 +122,20 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
         let Some(first) = entries.first().map(|e| e.get_log_id().index) else {
             return Ok(None);
         };
-        let stats = self.wal().stats().await?;
-        let fresh = stats.first_lsn == stats.next_lsn && purged.is_none();
+        // The log's next LSN: known since the last append, or asked (`take`: an error
+        // below leaves it unknown). `next`: where the entries go (a fresh log moves).
+        let (log_next, fresh) = match self.next_lsn.take() {
+            Some(n) => (n, false),
+            None => {
+                let stats = self.wal().stats().await?;
+                let fresh = stats.first_lsn == stats.next_lsn && purged.is_none();
+                (stats.next_lsn, fresh)
+            }
+        };
         let next = if fresh {
             Lsn(first.saturating_add(1))
         } else {
-            stats.next_lsn
+            log_next
         };
         // Consecutive from the log's next LSN: no hole, no overwrite.
         for (i, index) in entries.iter().map(|e| e.get_log_id().index).enumerate() {
@@ -132,7 +144,7 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
                 return Err(AdapterError::NotNext { index, lsn });
             }
         }
-        if next != stats.next_lsn {
+        if next != log_next {
             self.reader.recent.clear();
             self.wal().reset(next).await?;
         }
@@ -151,6 +163,7 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             }
         }
         self.reader.recent.push(first, &records);
+        self.next_lsn = Some(Lsn(next.0 + entries.len() as u64));
         Ok(Some(Lsn(next.0 + entries.len() as u64 - 1)))
     }
 }
@@ -248,6 +261,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
         // Keeps the entries below `log_id.index`: LSNs up to and including `index`.
+        self.next_lsn = None;
         self.reader.recent.truncate_from(log_id.index);
         let truncated = self.wal().truncate_after(Lsn(log_id.index)).await;
         if truncated.is_err() {
@@ -257,6 +271,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
+        self.next_lsn = None;
         self.update(|m| m.last_purged = Some(log_id))
             .await
             .map_err(storage(Logs, Delete))?;
