@@ -342,8 +342,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             (raft, None, None, me, network)
         }
         StoreKind::Wal => {
-            let mut log =
-                WalLogStore::<TypeConfig>::open(args.dir.join("log"), WalConfig::default()).await?;
+            // On this System's arbiter (`Wal::open`), where openraft's core runs: its
+            // appends reach the log's queue without crossing threads.
+            let wal = actix_wal::Wal::open(args.dir.join("log"), WalConfig::default()).await?;
+            let mut log = WalLogStore::<TypeConfig>::new(wal).await?;
             let state = log.get_log_state().await?;
             let read_floor = state.last_log_id.map(|l| l.index);
             let empty = read_floor.is_none()
