@@ -8,6 +8,7 @@
 //! over rounds (one pass of each moved by 0.7x to 1.0x from run to run on this shared
 //! machine: docs/performance.md, "Subscribers").
 
+use super::Check;
 use actix_wal::{LogReader, Lsn, Wal, WalConfig};
 use futures::StreamExt;
 use serde::Serialize;
@@ -291,4 +292,70 @@ pub async fn measure(
         catch_up_mb_s,
         log_reader_mb_s,
     })
+}
+
+/// The suite's checks of these figures (`actors` committers).
+pub fn checks(f: &SubscriberFigures, actors: usize) -> Vec<Check> {
+    let mut out = Vec::new();
+    let own = f.commits_own_ratio();
+    out.push(Check {
+        figure: format!(
+            "{actors} committers: commits/s with 16 subscribers on an arbiter of their own over none"
+        ),
+        target: ">= 0.90 (median of same-round ratios)".into(),
+        measured: format!(
+            "{own:.2} ({:?} vs {:?} commits/s)",
+            f.commits_16_own.iter().map(|c| c.round()).collect::<Vec<_>>(),
+            f.commits_none.iter().map(|c| c.round()).collect::<Vec<_>>(),
+        ),
+        met: own >= 0.9,
+    });
+    let shared = f.commits_own_shared_ratio();
+    out.push(Check {
+        figure: format!(
+            "{actors} committers: commits/s with 16 shared subscribers (Wal::subscribe_shared) on an arbiter of their own over none"
+        ),
+        target: ">= 0.90 (median of same-round ratios)".into(),
+        measured: format!(
+            "{shared:.2} ({:?} vs {:?} commits/s)",
+            f.commits_16_own_shared.iter().map(|c| c.round()).collect::<Vec<_>>(),
+            f.commits_none.iter().map(|c| c.round()).collect::<Vec<_>>(),
+        ),
+        met: shared >= 0.9,
+    });
+    let ratio = f.commits_ratio();
+    out.push(Check {
+        figure: format!(
+            "{actors} committers: commits/s with 16 subscribers on the committers' and the queue's thread over none"
+        ),
+        target: ">= 0.90 (median of same-round ratios)".into(),
+        measured: format!(
+            "{ratio:.2} ({:?} vs {:?} commits/s); delivery after the durable reply p50/p99: 1 subscriber {:.0}/{:.0} us, 16 subscribers {:.0}/{:.0} us",
+            f.commits_16.iter().map(|c| c.round()).collect::<Vec<_>>(),
+            f.commits_none.iter().map(|c| c.round()).collect::<Vec<_>>(),
+            f.delivery_1_us.0,
+            f.delivery_1_us.1,
+            f.delivery_16_us.0,
+            f.delivery_16_us.1
+        ),
+        met: ratio >= 0.9,
+    });
+    let catch = f.catch_up_ratio();
+    out.push(Check {
+        figure: "a subscriber catching up from the files, beside LogReader".into(),
+        target: ">= 0.80x LogReader's MB/s (median of same-round ratios)".into(),
+        measured: format!(
+            "{catch:.2}x ({:?} vs {:?} MB/s of payload)",
+            f.catch_up_mb_s
+                .iter()
+                .map(|c| c.round())
+                .collect::<Vec<_>>(),
+            f.log_reader_mb_s
+                .iter()
+                .map(|c| c.round())
+                .collect::<Vec<_>>()
+        ),
+        met: catch >= 0.8,
+    });
+    out
 }
