@@ -5,9 +5,13 @@
 //! below what it received is `SubscriberRewound` naming the cut (one above it is not); it
 //! ends cleanly at shutdown; an actor takes it with `ctx.add_stream`.
 
+#[path = "common/mixed.rs"]
+mod mixed;
+
 use actix::prelude::*;
 use actix_wal::*;
 use futures::StreamExt;
+use mixed::payload;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,10 +19,6 @@ fn small() -> WalConfig {
     WalConfig::default()
         .segment_size_bytes(16 * 1024)
         .preallocate(false)
-}
-
-fn payload(i: u64) -> Vec<u8> {
-    format!("r{i}-{}", "y".repeat((i % 200) as usize)).into_bytes()
 }
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -274,7 +274,7 @@ async fn live_records_equal_reads(cfg: WalConfig) {
     let mut sub = wal.subscribe(Lsn(1));
     // It reads while the writers write (not after: older batches than the newest kept are
     // read from the files instead, which would test nothing new).
-    const TOTAL: usize = 4 * (50 + 50 * 3 + 50 * 2);
+    const TOTAL: usize = mixed::MIXED_RECORDS;
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
         while got.len() < TOTAL {
@@ -282,38 +282,8 @@ async fn live_records_equal_reads(cfg: WalConfig) {
         }
         got
     });
-    let writers: Vec<_> = (0..4u64)
-        .map(|w| {
-            let wal = wal.clone();
-            tokio::spawn(async move {
-                let mut written = 0u64;
-                for i in 0..150u64 {
-                    written += match i % 3 {
-                        0 => {
-                            wal.append(payload(w * 1000 + i)).await.unwrap();
-                            1
-                        }
-                        1 => {
-                            let entries = (0..3).map(|k| payload(i * 7 + k)).collect();
-                            wal.commit(entries).await.unwrap();
-                            3
-                        }
-                        _ => {
-                            let records = (0..2).map(|k| payload(i * 11 + k)).collect();
-                            wal.append_batch(records).await.unwrap();
-                            2
-                        }
-                    };
-                }
-                written
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for w in writers {
-        total += w.await.unwrap();
-    }
-    assert_eq!(total as usize, TOTAL);
+    let total = mixed::write_mixed(&wal).await;
+    assert_eq!(total, TOTAL);
     let got = reader.await.unwrap();
     let mut txns = 0;
     for (i, r) in got.iter().enumerate() {
@@ -324,7 +294,7 @@ async fn live_records_equal_reads(cfg: WalConfig) {
     }
     assert_eq!(
         txns,
-        4 * 50 * 3,
+        mixed::MIXED_TXN_RECORDS,
         "every transaction's entries carry their place"
     );
     assert!(

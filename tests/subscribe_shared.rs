@@ -6,8 +6,12 @@
 //! `SubscriberRewound` naming the cut) and the same end at shutdown; a payload stays valid
 //! after the log moved on and shut down.
 
+#[path = "common/mixed.rs"]
+mod mixed;
+
 use actix_wal::*;
 use futures::StreamExt;
+use mixed::{payload, write_mixed, MIXED_RECORDS, MIXED_TXN_RECORDS};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -16,10 +20,6 @@ fn small() -> WalConfig {
     WalConfig::default()
         .segment_size_bytes(16 * 1024)
         .preallocate(false)
-}
-
-fn payload(i: u64) -> Vec<u8> {
-    format!("r{i}-{}", "y".repeat((i % 200) as usize)).into_bytes()
 }
 
 /// The next item, or a failure if none comes within `WAIT`.
@@ -45,7 +45,7 @@ async fn shared_records_of_a_compressing_log_equal_copied_ones() {
 async fn equal_live_and_catching_up(cfg: WalConfig) {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open_standalone(d.path(), cfg).await.unwrap();
-    const TOTAL: usize = 4 * (50 + 50 * 3 + 50 * 2);
+    const TOTAL: usize = MIXED_RECORDS;
     let mut shared = wal.subscribe_shared(Lsn(1));
     let mut copied = wal.subscribe(Lsn(1));
     let live = tokio::spawn(async move {
@@ -57,35 +57,7 @@ async fn equal_live_and_catching_up(cfg: WalConfig) {
         }
         got
     });
-    let writers: Vec<_> = (0..4u64)
-        .map(|w| {
-            let wal = wal.clone();
-            tokio::spawn(async move {
-                for i in 0..150u64 {
-                    match i % 3 {
-                        0 => {
-                            wal.append(payload(w * 1000 + i)).await.unwrap();
-                        }
-                        1 => {
-                            let entries = (0..3).map(|k| payload(i * 7 + k)).collect();
-                            {
-                                wal.commit(entries).await.unwrap();
-                            };
-                        }
-                        _ => {
-                            let records = (0..2).map(|k| payload(i * 11 + k)).collect();
-                            {
-                                wal.append_batch(records).await.unwrap();
-                            };
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.await.unwrap();
-    }
+    assert_eq!(write_mixed(&wal).await, TOTAL);
     let got = live.await.unwrap();
     let mut txns = 0;
     for (i, (s, c)) in got.iter().enumerate() {
@@ -105,8 +77,7 @@ async fn equal_live_and_catching_up(cfg: WalConfig) {
         txns += usize::from(s.txn.is_some());
     }
     assert_eq!(
-        txns,
-        4 * 50 * 3,
+        txns, MIXED_TXN_RECORDS,
         "every transaction's entries carry their place"
     );
     assert!(

@@ -140,14 +140,7 @@ impl Iterator for RecordsRead {
             self.clear();
             self.spare = spare;
         }
-        Some(Record {
-            lsn: Lsn(a.lsn),
-            payload,
-            segment_first_lsn: Lsn(a.segment_first_lsn),
-            frame_offset: a.frame_offset,
-            frame_crc: a.frame_crc,
-            txn: a.txn,
-        })
+        Some(a.record(payload))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -172,14 +165,33 @@ impl RecordsRead {
         if self.next == self.at.len() {
             self.clear();
         }
-        Some(SharedRecord {
-            lsn: Lsn(a.lsn),
+        Some(a.shared(payload))
+    }
+}
+
+impl RecordAt {
+    /// The record it says of, with `payload` copied out.
+    pub(crate) fn record(&self, payload: Vec<u8>) -> Record {
+        Record {
+            lsn: Lsn(self.lsn),
             payload,
-            segment_first_lsn: Lsn(a.segment_first_lsn),
-            frame_offset: a.frame_offset,
-            frame_crc: a.frame_crc,
-            txn: a.txn,
-        })
+            segment_first_lsn: Lsn(self.segment_first_lsn),
+            frame_offset: self.frame_offset,
+            frame_crc: self.frame_crc,
+            txn: self.txn,
+        }
+    }
+
+    /// The record it says of, with `payload` shared.
+    pub(crate) fn shared(&self, payload: Bytes) -> SharedRecord {
+        SharedRecord {
+            lsn: Lsn(self.lsn),
+            payload,
+            segment_first_lsn: Lsn(self.segment_first_lsn),
+            frame_offset: self.frame_offset,
+            frame_crc: self.frame_crc,
+            txn: self.txn,
+        }
     }
 }
 

@@ -131,14 +131,7 @@ impl Delivered for Record {
     }
 
     fn of_part(at: &RecordAt, source: &mut Source<'_>) -> Self {
-        Record {
-            lsn: Lsn(at.lsn),
-            payload: source.bytes()[at.start..at.start + at.len].to_vec(),
-            segment_first_lsn: Lsn(at.segment_first_lsn),
-            frame_offset: at.frame_offset,
-            frame_crc: at.frame_crc,
-            txn: at.txn,
-        }
+        at.record(source.bytes()[at.start..at.start + at.len].to_vec())
     }
 }
 
@@ -156,13 +149,6 @@ impl Delivered for SharedRecord {
     }
 
     fn of_part(at: &RecordAt, source: &mut Source<'_>) -> Self {
-        SharedRecord {
-            lsn: Lsn(at.lsn),
-            payload: source.shared().slice(at.start..at.start + at.len),
-            segment_first_lsn: Lsn(at.segment_first_lsn),
-            frame_offset: at.frame_offset,
-            frame_crc: at.frame_crc,
-            txn: at.txn,
-        }
+        at.shared(source.shared().slice(at.start..at.start + at.len))
     }
 }
