@@ -77,6 +77,8 @@ mod snapshot_body;
 mod startup;
 #[path = "raft_kv/state.rs"]
 mod state;
+#[path = "raft_kv/value_bytes.rs"]
+mod value_bytes;
 
 use actix_wal::WalConfig;
 use actix_wal_openraft::WalLogStore;
@@ -116,6 +118,7 @@ pub enum Request {
     Set {
         /// `(key, value)` pairs: keys of 1 to [`api::MAX_KEY_BYTES`] bytes, values of at
         /// most [`api::MAX_VALUE_BYTES`].
+        #[serde(with = "value_bytes")]
         writes: Vec<(String, Vec<u8>)>,
     },
     /// Set each key to its value, in order, each write that carries a client id and seq
@@ -132,6 +135,7 @@ pub struct Write {
     /// 1 to [`api::MAX_KEY_BYTES`] bytes.
     pub key: String,
     /// At most [`api::MAX_VALUE_BYTES`].
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// `Client-Id` and `Client-Seq`, if the PUT carried them.
     pub once: Option<dedup::ClientSeq>,
