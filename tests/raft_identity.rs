@@ -10,7 +10,8 @@
 //! with `--init`, started again with it, makes a cluster of its own whose vote requests
 //! the others refuse: their leader and term stay as they were. A peer that is down while
 //! `--init` runs is named with incarnation 0 until it answers the leader, then with its
-//! own, and is refused as any member once it lost its directory.
+//! own, and is refused as any member once it lost its directory. A node whose identity
+//! file is missing, damaged or another node's refuses to start; put back, it rejoins.
 //!
 //! The nodes are the example binary (tests/common/raft.rs); every request has a timeout,
 //! every wait a deadline, and the `Node` guards kill the processes whatever happens.
@@ -89,6 +90,78 @@ async fn a_peer_down_at_init_is_named_once_it_answers_and_then_refused_when_lost
         still, named,
         "the membership's incarnation of node 3 changed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_identity_file_is_lost_or_damaged_refuses_to_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut nodes = cluster(tmp.path(), &[]);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.start(i == 0);
+    }
+    let http = client();
+    let (lead, _, _) = leader(&http, &addrs, None).await;
+    let mut hint = lead as usize - 1;
+    put_until(&http, &addrs, &mut hint, 0).await;
+    let follower = nodes.iter().position(|n| n.id != lead).expect("a follower");
+    let (node, file) = (&mut nodes[follower], "identity");
+    // Its log holds the cluster's entries by now (the PUT was acknowledged by a majority;
+    // wait until this follower has it too).
+    let deadline = Instant::now() + raft::WAIT_TIMEOUT;
+    while raft_state(&http, node.addr).await.map(|s| s["keys"] == 1) != Some(true) {
+        assert!(Instant::now() < deadline, "the follower never got the key");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.kill();
+    let path = node.dir.join(file);
+    let kept = std::fs::read(&path).expect("the identity file");
+    for (what, damage) in [
+        ("missing", None),
+        ("damaged", Some(b"raft_kv identity 2 zz\n".to_vec())),
+        ("another node's", Some(b"raft_kv identity 7 abc\n".to_vec())),
+    ] {
+        match &damage {
+            None => std::fs::remove_file(&path).expect("remove the identity file"),
+            Some(bytes) => std::fs::write(&path, bytes).expect("damage the identity file"),
+        }
+        let out = std::process::Command::new(raft::example_binary())
+            .args([
+                "--id",
+                &node.id.to_string(),
+                "--addr",
+                &node.addr.to_string(),
+            ])
+            .arg("--dir")
+            .arg(&node.dir)
+            .args(["--peers", &node.peers])
+            .arg("--cluster-secret-file")
+            .arg(&node.secret)
+            .output()
+            .expect("run raft_kv");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: started anyway");
+        assert!(
+            stderr.contains("identity"),
+            "{what}: the error names the file: {stderr}"
+        );
+    }
+    // Put back, the node starts and takes the cluster's writes again.
+    std::fs::write(&path, kept).expect("restore the identity file");
+    node.start(false);
+    put_until(&http, &addrs, &mut hint, 1).await;
+    let deadline = Instant::now() + raft::WAIT_TIMEOUT;
+    while raft_state(&http, nodes[follower].addr)
+        .await
+        .map(|s| s["keys"] == 2)
+        != Some(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the restored node never got the new key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Node `id`'s incarnation in the membership as the node at `at` sees it (hex).

@@ -87,9 +87,10 @@ impl Identity {
             .ok_or_else(|| format!("{}: not a raft_kv identity file", path.display()))?;
         if me.id != id {
             return Err(format!(
-                "{} is node {}'s directory, not node {id}'s",
-                dir.display(),
-                me.id
+                "{} names node {}, not node {id}: {} is another node's directory",
+                path.display(),
+                me.id,
+                dir.display()
             ));
         }
         Ok(me)
