@@ -30,6 +30,8 @@ pub const IDENTITY_HEADER: &str = "x-raft-identity";
 pub const IDENTITY_FILE: &str = "identity";
 /// What the identity file starts with.
 const FILE_TAG: &str = "raft_kv identity";
+/// Longest identity file read (its line is under 60 bytes; a longer file is damaged).
+const MAX_FILE_BYTES: u64 = 256;
 
 /// A node in the membership (openraft's node type): where it listens and which life of
 /// its directory is the member.
@@ -73,7 +75,7 @@ impl Identity {
                 .map_err(|e| format!("write {}: {e}", path.display()))?;
             return Ok(me);
         }
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_bounded(&path) {
             Ok(t) => t,
             Err(e) => {
                 return Err(format!(
@@ -178,6 +180,22 @@ impl Plausible for Identity {
     }
 }
 
+/// The file at `path` as text; an error if it is longer than [`MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than {MAX_FILE_BYTES} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
 /// A random nonzero incarnation from the operating system.
 fn new_incarnation() -> Result<u64, String> {
     loop {
@@ -273,6 +291,12 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let long = format!("raft_kv identity 3 1{}", " ".repeat(300));
+        std::fs::write(&path, long).expect("a long file");
+        assert!(
+            Identity::settle(dir, 3, false).is_err(),
+            "a file past the bound"
+        );
         for damaged in [
             "",
             "raft_kv identity 3",
