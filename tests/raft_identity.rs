@@ -95,13 +95,7 @@ async fn a_peer_down_at_init_is_named_once_it_answers_and_then_refused_when_lost
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_identity_file_is_lost_or_damaged_refuses_to_start() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut nodes = cluster(tmp.path(), &[]);
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.start(i == 0);
-    }
-    let http = client();
-    let (lead, _, _) = leader(&http, &addrs, None).await;
+    let (mut nodes, addrs, http, lead) = started(tmp.path()).await;
     let mut hint = lead as usize - 1;
     put_until(&http, &addrs, &mut hint, 0).await;
     let follower = nodes.iter().position(|n| n.id != lead).expect("a follower");
@@ -196,13 +190,7 @@ enum Lost {
 /// term unchanged), and the lost node holds no key; every key reads back.
 async fn lose_a_directory(which: Lost) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut nodes = cluster(tmp.path(), &[]);
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.start(i == 0);
-    }
-    let http = client();
-    let (lead, _, _) = leader(&http, &addrs, None).await;
+    let (mut nodes, addrs, http, lead) = started(tmp.path()).await;
     let mut hint = lead as usize - 1;
     for i in 0..KEYS {
         put_until(&http, &addrs, &mut hint, i).await;
@@ -268,6 +256,21 @@ async fn lose_a_directory(which: Lost) {
             .expect("GET");
         assert_eq!(r.text().await.expect("a body"), format!("v{j}"), "k{j}");
     }
+}
+
+/// Three nodes under `root` started (node 1 with `--init`), their addresses, a client,
+/// and the leader's id once there is one.
+async fn started(
+    root: &std::path::Path,
+) -> (Vec<raft::Node>, Vec<SocketAddr>, reqwest::Client, u64) {
+    let mut nodes = cluster(root, &[]);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.start(i == 0);
+    }
+    let http = client();
+    let (lead, _, _) = leader(&http, &addrs, None).await;
+    (nodes, addrs, http, lead)
 }
 
 /// PUTs `k{i}` = `v{i}` until it is acknowledged (a PUT is idempotent here), within
