@@ -180,7 +180,7 @@ impl Bench {
             config: self.config(),
             readers: 0,
             payloads: None,
-            via_wal: false,
+            via_wal: self.opts.via_wal,
         }
     }
 

@@ -362,12 +362,12 @@ impl Wal {
     fn follower<T: Delivered>(&self, from: Lsn) -> Follower<T> {
         let follow = Follow {
             wal: self.clone(),
-            progress: self.progress.clone(),
+            progress: self.progress().clone(),
             next: from.0,
-            seen_cuts: self.progress.cuts(),
+            seen_cuts: self.progress().cuts(),
             chunk: VecDeque::new(),
             read: RecordsRead::default(),
-            _following: self.progress.follow(),
+            _following: self.progress().follow(),
             ahead: None,
         };
         Follower {

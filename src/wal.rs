@@ -29,7 +29,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use tracing::Instrument;
 
-/// A handle to an open log. Cheap to clone; every clone talks to the same actors.
+/// A handle to an open log. Cheap to clone (one reference count); every clone talks to
+/// the same actors.
 ///
 /// [`Wal::open`] runs the actors on the caller's actix `System` (and must be called
 /// inside one); [`Wal::open_standalone`] and [`Wal::open_blocking`] give the log a
@@ -37,6 +38,12 @@ use tracing::Instrument;
 /// any thread or runtime.
 #[derive(Clone, Debug)]
 pub struct Wal {
+    inner: Arc<Handles>,
+}
+
+/// What every clone of a [`Wal`] shares.
+#[derive(Clone, Debug)]
+struct Handles {
     queue: Addr<Queue>,
     supervisor: Addr<Supervisor>,
     report: Arc<RecoveryReport>,
@@ -52,7 +59,7 @@ pub struct Wal {
     /// The log's metadata file, for [`Wal::meta`] (written only through the queue).
     meta: Arc<crate::log::SharedMeta>,
     /// The queue's durable end and cuts, for subscriptions ([`Wal::subscribe`]).
-    pub(crate) progress: crate::progress::ProgressRx,
+    progress: crate::progress::ProgressRx,
     /// `WalConfig::compression`: with it on, [`Wal::append`], [`Wal::commit`] and
     /// [`Wal::append_batch`] compress on the caller's thread, not the queue's.
     compression: crate::config::Compression,
@@ -106,9 +113,18 @@ impl Wal {
     }
 
     /// This handle, owning the standalone system thread it runs on.
-    pub(crate) fn with_standalone(mut self, standalone: Arc<Standalone>) -> Wal {
-        self.standalone = Some(standalone);
-        self
+    /// (The system thread keeps a clone without it, so it gets handles of its own.)
+    pub(crate) fn with_standalone(self, standalone: Arc<Standalone>) -> Wal {
+        let mut handles = Handles::clone(&self.inner);
+        handles.standalone = Some(standalone);
+        Wal {
+            inner: Arc::new(handles),
+        }
+    }
+
+    /// The queue's durable end and cuts, for subscriptions.
+    pub(crate) fn progress(&self) -> &crate::progress::ProgressRx {
+        &self.inner.progress
     }
 
     async fn open_inner(dir: std::path::PathBuf, mut config: WalConfig) -> Result<Wal, WalError> {
@@ -179,26 +195,28 @@ impl Wal {
             "log open"
         );
         Ok(Wal {
-            queue,
-            supervisor,
-            report: Arc::new(recovered.report),
-            reads,
-            queue_keeper,
-            standalone: None,
-            meta,
-            progress,
-            compression,
+            inner: Arc::new(Handles {
+                queue,
+                supervisor,
+                report: Arc::new(recovered.report),
+                reads,
+                queue_keeper,
+                standalone: None,
+                meta,
+                progress,
+                compression,
+            }),
         })
     }
 
     /// What recovery found and did at open.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.report
+        &self.inner.report
     }
 
     /// The queue actor, for transaction actors that send [`Append`] or [`Commit`] themselves.
     pub fn queue(&self) -> &Addr<Queue> {
-        &self.queue
+        &self.inner.queue
     }
 
     /// Appends a record durably (or as the config's default durability says). Resolves to
@@ -207,9 +225,9 @@ impl Wal {
     /// With `WalConfig::compression` on, the payload is compressed here, on the caller's
     /// thread (an `Append` sent to [`Wal::queue`] is compressed on the queue's).
     pub async fn append(&self, payload: impl Into<Vec<u8>>) -> Result<Lsn, WalError> {
-        if self.compression.is_on() {
+        if self.inner.compression.is_on() {
             return self
-                .send(AppendEntry::record(payload.into(), &self.compression))
+                .send(AppendEntry::record(payload.into(), &self.inner.compression))
                 .await;
         }
         self.send(Append::new(payload)).await
@@ -219,9 +237,9 @@ impl Wal {
     /// its first entry once it is fsynced.
     /// Compressed on the caller's thread, as [`Wal::append`] says.
     pub async fn commit(&self, entries: Vec<Vec<u8>>) -> Result<Lsn, WalError> {
-        if self.compression.is_on() {
+        if self.inner.compression.is_on() {
             return self
-                .send(AppendEntry::txn(entries, &self.compression))
+                .send(AppendEntry::txn(entries, &self.inner.compression))
                 .await;
         }
         self.send(Commit::new(entries)).await
@@ -232,9 +250,9 @@ impl Wal {
     /// is fsynced. Not atomic (see [`AppendBatch`]).
     /// Compressed on the caller's thread, as [`Wal::append`] says.
     pub async fn append_batch(&self, records: Vec<Vec<u8>>) -> Result<Lsn, WalError> {
-        if self.compression.is_on() {
+        if self.inner.compression.is_on() {
             return self
-                .send(AppendEntry::records(records, &self.compression))
+                .send(AppendEntry::records(records, &self.inner.compression))
                 .await;
         }
         self.send(AppendBatch::new(records)).await
@@ -251,7 +269,7 @@ impl Wal {
         R: Send + 'static,
         Queue: Handler<M>,
     {
-        self.queue.send(msg).await.map_err(closed)?
+        self.inner.queue.send(msg).await.map_err(closed)?
     }
 
     /// Makes everything appended so far durable; resolves to the highest durable LSN.
@@ -269,24 +287,28 @@ impl Wal {
 
     /// The log's figures.
     pub async fn stats(&self) -> Result<WalStats, WalError> {
-        self.queue.send(GetStats).await.map_err(closed)
+        self.inner.queue.send(GetStats).await.map_err(closed)
     }
 
     /// How the log is: mode, flusher, poison, queue depth, active alerts.
     pub async fn health(&self) -> Result<Health, WalError> {
-        self.queue.send(GetHealth).await.map_err(closed)
+        self.inner.queue.send(GetHealth).await.map_err(closed)
     }
 
     /// Switches between `CommitMode::Async` and `CommitMode::Sync` at run time (the log
     /// enters and leaves `WalMode::Degraded` by itself).
     pub async fn set_mode(&self, mode: CommitMode) -> Result<(), WalError> {
-        self.queue.send(SetMode(mode)).await.map_err(closed)?
+        self.inner.queue.send(SetMode(mode)).await.map_err(closed)?
     }
 
     /// Removes whole segments whose records all lie below `lsn` (a checkpoint). Returns the
     /// number of segments removed.
     pub async fn truncate_before(&self, lsn: Lsn) -> Result<usize, WalError> {
-        self.queue.send(TruncateBefore(lsn)).await.map_err(closed)?
+        self.inner
+            .queue
+            .send(TruncateBefore(lsn))
+            .await
+            .map_err(closed)?
     }
 
     /// Rewind: durably removes every record with an LSN above `lsn`; the next append gets
@@ -320,7 +342,8 @@ impl Wal {
     /// share of their `fdatasync` (docs/format.md, "Slot frames"). More than
     /// `WalConfig::max_meta_bytes` is [`WalError::MetaTooLarge`] and changes nothing.
     pub async fn set_meta(&self, bytes: impl Into<Vec<u8>>) -> Result<(), WalError> {
-        self.queue
+        self.inner
+            .queue
             .send(crate::messages::SetMeta(bytes.into()))
             .await
             .map_err(closed)?
@@ -329,12 +352,16 @@ impl Wal {
     /// The metadata slot's current value: the last one made durable by
     /// [`Wal::set_meta`] (or found at open); `None` if it was never set.
     pub fn meta(&self) -> Option<Vec<u8>> {
-        self.meta.current().and_then(|m| m.slot.clone())
+        self.inner.meta.current().and_then(|m| m.slot.clone())
     }
 
     /// Asks the supervisor to try a flusher restart now (after it gave up).
     pub async fn restart_flusher(&self) -> Result<(), WalError> {
-        self.supervisor.send(RestartFlusher).await.map_err(closed)
+        self.inner
+            .supervisor
+            .send(RestartFlusher)
+            .await
+            .map_err(closed)
     }
 
     /// Stops taking appends, writes and fsyncs everything queued, answers every waiter,
@@ -345,18 +372,22 @@ impl Wal {
     /// once the queue's own thread is gone). Returns the poisoning error if the log was
     /// poisoned. For a standalone log, also stops its `System` and joins its thread.
     pub async fn shutdown(&self) -> Result<(), WalError> {
-        if let Some(standalone) = &self.standalone {
+        if let Some(standalone) = &self.inner.standalone {
             return standalone.shutdown().await;
         }
         let span = tracing::debug_span!("shutdown");
         async {
             let started = std::time::Instant::now();
-            let result = match self.queue.send(Shutdown).await {
+            let result = match self.inner.queue.send(Shutdown).await {
                 Ok(r) => r,
                 Err(_) => Ok(()),
             };
-            let _ = self.supervisor.send(StopFlusher { release: None }).await;
-            if let Some(keeper) = &self.queue_keeper {
+            let _ = self
+                .inner
+                .supervisor
+                .send(StopFlusher { release: None })
+                .await;
+            if let Some(keeper) = &self.inner.queue_keeper {
                 let _ = keeper.send(JoinQueueThread).await;
             }
             tracing::debug!(
@@ -417,7 +448,7 @@ impl Wal {
     }
 
     async fn read_lsns(&self, lsns: Range<u64>, max_bytes: usize) -> Result<Vec<Record>, WalError> {
-        self.reads.read(lsns, max_bytes).await
+        self.inner.reads.read(lsns, max_bytes).await
     }
 
     /// A range read started on the reader pool now (see `Reads::read_ahead`); `lsns` non-empty
@@ -428,6 +459,6 @@ impl Wal {
         max_bytes: usize,
         spare: Option<Vec<u8>>,
     ) -> impl std::future::Future<Output = Result<RecordsRead, WalError>> + Send + 'static {
-        self.reads.read_ahead(lsns, max_bytes, spare)
+        self.inner.reads.read_ahead(lsns, max_bytes, spare)
     }
 }

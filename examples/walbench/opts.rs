@@ -35,6 +35,10 @@ pub(crate) struct Opts {
     /// Send single-entry `Commit` messages instead of `Append`.
     #[arg(long)]
     pub(crate) commit: bool,
+    /// Append through `Wal::append` (the handle applications hold) instead of sending
+    /// `Append` to `Wal::queue()`.
+    #[arg(long)]
+    pub(crate) via_wal: bool,
     /// Pace the actors to this many commits per second in total (default: flat out).
     #[arg(long)]
     pub(crate) rate: Option<f64>,

@@ -455,13 +455,14 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
     Ok(Figures {
         system: "actix-wal".into(),
         note: format!(
-            "{}{}{}{}{}{}",
+            "{}{}{}{}{}{}{}",
             if spec.durability == Durability::Buffered {
                 "buffered"
             } else {
                 "durable"
             },
             if spec.commit_messages { ", Commit" } else { "" },
+            if spec.via_wal { ", Wal::append" } else { "" },
             match spec.rate {
                 Some(r) => format!(", paced {}/s", crate::report::thousands(r)),
                 None => String::new(),
