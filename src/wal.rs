@@ -4,7 +4,7 @@
 //! Transaction actors can also send the messages to [`Wal::queue`] directly.
 
 use crate::actors::queue::entry::AppendEntry;
-use crate::actors::queue::{Queue, QueueSetup};
+use crate::actors::queue::{Intake, Pushed, Queue, QueueSetup};
 use crate::actors::reader::Reads;
 use crate::actors::recovery::{Recover, Recovery};
 use crate::actors::supervisor::{RestartFlusher, SetQueue, StartFlusher, StopFlusher, Supervisor};
@@ -16,8 +16,8 @@ use crate::log::records_read::RecordsRead;
 use crate::log::Record;
 use crate::lsn::Lsn;
 use crate::messages::{
-    Append, AppendBatch, Commit, Flush, GetStats, RecoveryReport, Reset, SetMode, Shutdown,
-    TruncateAfter, TruncateBefore, WaitDurable,
+    Flush, GetStats, RecoveryReport, Reset, SetMode, Shutdown, TruncateAfter, TruncateBefore,
+    WaitDurable,
 };
 use crate::queue_thread::{self, JoinQueueThread, QueueKeeper};
 use crate::standalone::Standalone;
@@ -63,6 +63,9 @@ struct Handles {
     /// `WalConfig::compression`: with it on, [`Wal::append`], [`Wal::commit`] and
     /// [`Wal::append_batch`] compress on the caller's thread, not the queue's.
     compression: crate::config::Compression,
+    /// Where [`Wal::append`], [`Wal::commit`] and [`Wal::append_batch`] put their entries
+    /// for the queue (`actors/queue/intake.rs`): no actix message each.
+    intake: Arc<Intake>,
 }
 
 fn closed(_: MailboxError) -> WalError {
@@ -166,6 +169,7 @@ impl Wal {
         let meta = recovered.dir.meta().clone();
         let queue_thread = cfg.queue_thread;
         let compression = cfg.compression;
+        let intake = Intake::new(cfg.max_queue_entries, cfg.max_queue_bytes);
         let setup = QueueSetup {
             cfg,
             dir: recovered.dir,
@@ -176,6 +180,7 @@ impl Wal {
             stop_supervisor: supervisor.clone().recipient(),
             index,
             progress: progress_tx,
+            intake: intake.clone(),
         };
         let (queue, queue_keeper) = match queue_thread {
             QueueThread::Own => {
@@ -205,6 +210,7 @@ impl Wal {
                 meta,
                 progress,
                 compression,
+                intake,
             }),
         })
     }
@@ -214,8 +220,22 @@ impl Wal {
         &self.inner.report
     }
 
-    /// The queue actor, for transaction actors that send [`Append`] or [`Commit`] themselves.
+    /// The queue actor, for transaction actors that send [`Append`](crate::Append) or
+    /// [`Commit`](crate::Commit) themselves.
+    ///
+    /// Its messages keep their order with this handle's appends ([`Wal::append`],
+    /// [`Wal::commit`], [`Wal::append_batch`]) when sent on the address as it is returned
+    /// (`wal.queue().send(..)`): appends started before the call come first, those started
+    /// after it later. An address kept and used later is not ordered against the handle's
+    /// appends started meanwhile unless their replies are awaited between them.
     pub fn queue(&self) -> &Addr<Queue> {
+        self.mailbox()
+    }
+
+    /// The queue's address for a message of the handle's own, with the appends started
+    /// before it fenced off (`actors/queue/intake.rs`): they are handled before it.
+    fn mailbox(&self) -> &Addr<Queue> {
+        self.inner.intake.fence();
         &self.inner.queue
     }
 
@@ -225,41 +245,40 @@ impl Wal {
     /// With `WalConfig::compression` on, the payload is compressed here, on the caller's
     /// thread (an `Append` sent to [`Wal::queue`] is compressed on the queue's).
     pub async fn append(&self, payload: impl Into<Vec<u8>>) -> Result<Lsn, WalError> {
-        if self.inner.compression.is_on() {
-            return self
-                .send(AppendEntry::record(payload.into(), &self.inner.compression))
-                .await;
-        }
-        self.send(Append::new(payload)).await
+        let compression = &self.inner.compression;
+        self.submit(AppendEntry::record(payload.into(), compression))
+            .await
     }
 
     /// Commits a transaction (all entries or none after a crash). Resolves to the LSN of
     /// its first entry once it is fsynced.
     /// Compressed on the caller's thread, as [`Wal::append`] says.
     pub async fn commit(&self, entries: Vec<Vec<u8>>) -> Result<Lsn, WalError> {
-        if self.inner.compression.is_on() {
-            return self
-                .send(AppendEntry::txn(entries, &self.inner.compression))
-                .await;
-        }
-        self.send(Commit::new(entries)).await
+        self.submit(AppendEntry::txn(entries, &self.inner.compression))
+            .await
     }
 
     /// Appends many records durably (or as the config's default durability says), each in
     /// a frame of its own, with consecutive LSNs. Resolves to the first LSN once the last
-    /// is fsynced. Not atomic (see [`AppendBatch`]).
+    /// is fsynced. Not atomic (see [`AppendBatch`](crate::AppendBatch)).
     /// Compressed on the caller's thread, as [`Wal::append`] says.
     pub async fn append_batch(&self, records: Vec<Vec<u8>>) -> Result<Lsn, WalError> {
-        if self.inner.compression.is_on() {
-            return self
-                .send(AppendEntry::records(records, &self.inner.compression))
-                .await;
-        }
-        self.send(AppendBatch::new(records)).await
+        self.submit(AppendEntry::records(records, &self.inner.compression))
+            .await
     }
 
-    /// Sends a queue message whose reply is a `Result<R, WalError>` — [`Append`],
-    /// [`Commit`], [`AppendBatch`], [`Flush`], [`WaitDurable`] (`R` = [`Lsn`]), [`SetMode`], [`Shutdown`] (`R` = `()`),
+    /// Puts an entry into the queue's intake (`actors/queue/intake.rs`), or sends it as a
+    /// message when the intake is at its bounds; answered as its message would be.
+    async fn submit(&self, entry: AppendEntry) -> Result<Lsn, WalError> {
+        match self.inner.intake.push(entry, &self.inner.queue) {
+            Pushed::Taken(reply) => reply.await.unwrap_or(Err(WalError::ShutDown)),
+            Pushed::Full(entry) => self.send(entry).await,
+            Pushed::Closed => Err(WalError::ShutDown),
+        }
+    }
+
+    /// Sends a queue message whose reply is a `Result<R, WalError>` — [`Append`](crate::Append),
+    /// [`Commit`](crate::Commit), [`AppendBatch`](crate::AppendBatch), [`Flush`], [`WaitDurable`] (`R` = [`Lsn`]), [`SetMode`], [`Shutdown`] (`R` = `()`),
     /// [`TruncateBefore`] (`R` = `usize`) — and flattens the reply: a stopped queue is
     /// [`WalError::ShutDown`]. [`GetStats`] and [`GetHealth`](crate::GetHealth), whose
     /// replies are not results, go through [`Wal::stats`] and [`Wal::health`].
@@ -269,7 +288,7 @@ impl Wal {
         R: Send + 'static,
         Queue: Handler<M>,
     {
-        self.inner.queue.send(msg).await.map_err(closed)?
+        self.mailbox().send(msg).await.map_err(closed)?
     }
 
     /// Makes everything appended so far durable; resolves to the highest durable LSN.
@@ -287,25 +306,24 @@ impl Wal {
 
     /// The log's figures.
     pub async fn stats(&self) -> Result<WalStats, WalError> {
-        self.inner.queue.send(GetStats).await.map_err(closed)
+        self.mailbox().send(GetStats).await.map_err(closed)
     }
 
     /// How the log is: mode, flusher, poison, queue depth, active alerts.
     pub async fn health(&self) -> Result<Health, WalError> {
-        self.inner.queue.send(GetHealth).await.map_err(closed)
+        self.mailbox().send(GetHealth).await.map_err(closed)
     }
 
     /// Switches between `CommitMode::Async` and `CommitMode::Sync` at run time (the log
     /// enters and leaves `WalMode::Degraded` by itself).
     pub async fn set_mode(&self, mode: CommitMode) -> Result<(), WalError> {
-        self.inner.queue.send(SetMode(mode)).await.map_err(closed)?
+        self.mailbox().send(SetMode(mode)).await.map_err(closed)?
     }
 
     /// Removes whole segments whose records all lie below `lsn` (a checkpoint). Returns the
     /// number of segments removed.
     pub async fn truncate_before(&self, lsn: Lsn) -> Result<usize, WalError> {
-        self.inner
-            .queue
+        self.mailbox()
             .send(TruncateBefore(lsn))
             .await
             .map_err(closed)?
@@ -342,8 +360,7 @@ impl Wal {
     /// share of their `fdatasync` (docs/format.md, "Slot frames"). More than
     /// `WalConfig::max_meta_bytes` is [`WalError::MetaTooLarge`] and changes nothing.
     pub async fn set_meta(&self, bytes: impl Into<Vec<u8>>) -> Result<(), WalError> {
-        self.inner
-            .queue
+        self.mailbox()
             .send(crate::messages::SetMeta(bytes.into()))
             .await
             .map_err(closed)?
@@ -378,7 +395,7 @@ impl Wal {
         let span = tracing::debug_span!("shutdown");
         async {
             let started = std::time::Instant::now();
-            let result = match self.inner.queue.send(Shutdown).await {
+            let result = match self.mailbox().send(Shutdown).await {
                 Ok(r) => r,
                 Err(_) => Ok(()),
             };

@@ -135,7 +135,7 @@ impl LogDir {
     }
 
     /// One retention run: `change` applied to the current `META` value (a new checkpoint,
-    /// a cursor moved or removed), then [`plan`] with this directory's policy; `META`
+    /// a cursor moved or removed), then `plan` with this directory's policy; `META`
     /// replaced once, durably, if any field changed (F raised, C raised, cursors changed
     /// or invalidated); then every segment wholly below the new F removed, oldest first.
     /// The caller checked `change` (and that a new checkpoint is durable). A log without

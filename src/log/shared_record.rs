@@ -15,8 +15,9 @@ use crate::lsn::Lsn;
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// A record read back from the log whose payload shares the buffer it lies in (see the
-/// [module](self) docs). Convert it into a [`Record`] with `Record::from`.
+/// A record read back from the log whose payload shares the buffer it lies in (the batch
+/// the log wrote, or the span it read) instead of owning a copy. Convert it into a
+/// [`Record`] with `Record::from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedRecord {
     /// The record's LSN.

@@ -264,7 +264,8 @@ impl Queue {
         push(batch, &mut self.planner)
     }
 
-    /// Admits the append held while the queue was full, once there is room.
+    /// Admits the append held while the queue was full, once there is room, then the
+    /// intake's entries taken after it (`intake.rs`).
     pub(super) fn admit_stash(&mut self, ctx: &mut Context<Self>) {
         let Some(stashed) = self.stash.take() else {
             return;
@@ -275,6 +276,7 @@ impl Queue {
                 let _ = tx.send(Err(e));
             }
             self.stats.blocked_appends = 0;
+            self.drain_backlog(ctx);
             return;
         }
         let frame = stashed.entry.frame_bytes();
@@ -285,29 +287,19 @@ impl Queue {
         }
         self.stats.blocked_appends = 0;
         let arrived = stashed.arrived;
-        match self.admit(
+        let resp = match self.admit(
             stashed.entry,
             stashed.decided,
             &stashed.options,
             arrived,
             ctx,
         ) {
-            Ok(Some(lsn)) => {
-                if let Some(tx) = tx {
-                    let _ = tx.send(Ok(lsn));
-                }
-            }
-            Ok(None) => {
-                if let Some(w) = self.replies.borrow_mut().waiters.back_mut() {
-                    w.tx = tx;
-                }
-            }
-            Err(e) => {
-                if let Some(tx) = tx {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        }
+            Ok(Some(lsn)) => LsnResponse(Resp::Ready(Ok(lsn))),
+            Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
+            Err(e) => LsnResponse(Resp::Ready(Err(e))),
+        };
+        resp.deliver(tx);
+        self.drain_backlog(ctx);
     }
 }
 

@@ -17,6 +17,7 @@ impl Queue {
         self.in_flight.is_none()
             && (self.pending.is_empty() || self.poisoned.is_some())
             && self.stash.is_none()
+            && self.intake.backlog.is_empty()
     }
 
     pub(super) fn finish_shutdown_if_idle(&mut self, ctx: &mut Context<Self>) {

@@ -11,7 +11,8 @@
 //! queue is in degraded mode: it writes and fsyncs batches itself on a blocking thread.
 //!
 //! The queue's rooms: `waiters.rs` (callers waiting for durability and their parked
-//! replies), `admit.rs` (appends and commits in), `dispatch.rs` (batches out and back),
+//! replies), `admit.rs` (appends and commits in), `intake.rs` (the handles' appends, taken a
+//! turn's worth at a time), `dispatch.rs` (batches out and back),
 //! `failure.rs` (failed writes and fsyncs, removed files, the flusher's death and return),
 //! `observe.rs` (metrics, stats, health), `lifecycle.rs` (mode, checkpoint, shutdown),
 //! `slots.rs` (the metadata slot's values, as slot frames),
@@ -22,6 +23,7 @@ mod cursors;
 mod dispatch;
 pub(crate) mod entry;
 mod failure;
+mod intake;
 mod lifecycle;
 mod observe;
 mod reads;
@@ -30,6 +32,7 @@ mod slots;
 mod waiters;
 
 pub(crate) use failure::{AttachFlusher, EnterDegraded, RemoveLeftover};
+pub(crate) use intake::{Intake, Pushed};
 
 use crate::actors::flusher::Flusher;
 use crate::actors::supervisor::{FlusherDied, StopFlusher};
@@ -64,6 +67,8 @@ pub struct Queue {
     next_batch_id: u64,
     replies: Rc<RefCell<Replies>>,
     stash: Option<Stashed>,
+    /// The handles' entries (`intake.rs`), and those taken but not handled yet.
+    intake: intake::IntakeEnd,
     /// All LSNs below this are durable.
     durable_end: u64,
     /// The LSN this log started from as far as this process knows: its first LSN at open,
@@ -179,6 +184,8 @@ pub(crate) struct QueueSetup {
     pub index: SharedIndex,
     /// Where the queue publishes its durable end and cuts for subscribers.
     pub progress: crate::progress::ProgressTx,
+    /// Where the handles put their appends (`intake.rs`).
+    pub intake: Arc<Intake>,
 }
 
 impl Queue {
@@ -194,6 +201,7 @@ impl Queue {
             stop_supervisor,
             index,
             progress,
+            intake,
         } = setup;
         let mut dir = dir;
         dir.set_retention_policy(cfg.retention_policy());
@@ -224,6 +232,7 @@ impl Queue {
             next_batch_id: 0,
             replies: Rc::default(),
             stash: None,
+            intake: intake::IntakeEnd::new(intake),
             durable_end,
             assigned_from,
             urgent_end: 0,

@@ -200,7 +200,16 @@ impl Queue {
     /// [`crate::metrics::ENQUEUE_WAIT`] (the time since the message was built, one sample
     /// per stamped message) and for the commit latency, which counts from here.
     pub(super) fn arrived(&self, options: &crate::messages::AppendOptions) -> Instant {
-        let now = Instant::now();
+        self.arrived_at(options, Instant::now())
+    }
+
+    /// [`Self::arrived`] with the clock read already (`now`), for entries taken together
+    /// from the intake (`intake.rs`): one sample each still.
+    pub(super) fn arrived_at(
+        &self,
+        options: &crate::messages::AppendOptions,
+        now: Instant,
+    ) -> Instant {
         if let Some(built) = options.built_at {
             self.metrics
                 .enqueue_wait

@@ -80,11 +80,9 @@ pub(super) enum Resp {
     Stash(Rc<RefCell<Replies>>),
 }
 
-impl<M> MessageResponse<Queue, M> for LsnResponse
-where
-    M: Message<Result = Result<Lsn, WalError>>,
-{
-    fn handle(self, _ctx: &mut Context<Queue>, tx: Option<OneshotSender<M::Result>>) {
+impl LsnResponse {
+    /// Answers now, or parks `tx` where the response says.
+    pub(super) fn deliver(self, tx: Option<Tx>) {
         match self.0 {
             Resp::Ready(r) => {
                 if let Some(tx) = tx {
@@ -103,5 +101,14 @@ where
             }
             Resp::Stash(slots) => slots.borrow_mut().stash_tx = tx,
         }
+    }
+}
+
+impl<M> MessageResponse<Queue, M> for LsnResponse
+where
+    M: Message<Result = Result<Lsn, WalError>>,
+{
+    fn handle(self, _ctx: &mut Context<Queue>, tx: Option<OneshotSender<M::Result>>) {
+        self.deliver(tx);
     }
 }
