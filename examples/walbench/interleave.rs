@@ -91,8 +91,9 @@ impl Drop for Handoff {
     }
 }
 
-/// One slice of durable appends from one committer on the System arbiter: commits,
-/// seconds, each commit's latency in nanoseconds.
+/// One slice of durable appends (`Wal::append`, what applications call) from one
+/// committer on the System arbiter: commits, seconds, each commit's latency in
+/// nanoseconds.
 async fn wal_slice(
     wal: &Wal,
     record: &[u8],
@@ -102,10 +103,8 @@ async fn wal_slice(
     let begin = Instant::now();
     while begin.elapsed() < slice {
         let t = Instant::now();
-        wal.queue()
-            .send(Append::new(record.to_vec()))
+        wal.append(record.to_vec())
             .await
-            .map_err(|x| x.to_string())?
             .map_err(|x| x.to_string())?;
         lat.push(t.elapsed().as_nanos() as u64);
     }
