@@ -304,7 +304,12 @@ pub async fn open(dir: &Path, config: WalConfig) -> Result<(Wal, LogThreads), St
 /// Runs one workload on a fresh log in `dir` and returns its figures.
 pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
     drop(take_local());
-    let (wal, flusher) = open(dir, spec.config.clone()).await?;
+    let mut config = spec.config.clone();
+    if spec.via_wal {
+        // `Wal::append` takes the config's durability.
+        config.durability = spec.durability;
+    }
+    let (wal, flusher) = open(dir, config).await?;
     let arbiters: Vec<Arbiter> = (0..spec.arbiters).map(|_| Arbiter::new()).collect();
     let limit = match spec.window {
         Window::Commits(m) => m,
