@@ -23,6 +23,8 @@
 mod actix_handoff;
 #[path = "walbench/baselines.rs"]
 mod baselines;
+#[path = "walbench/batch_flush.rs"]
+mod batch_flush;
 #[path = "walbench/bulk.rs"]
 mod bulk;
 #[path = "walbench/compression.rs"]
@@ -31,6 +33,8 @@ mod compression;
 mod interleave;
 #[path = "walbench/issue11.rs"]
 mod issue11;
+#[path = "walbench/log_under_test.rs"]
+mod log_under_test;
 #[path = "walbench/meta.rs"]
 mod meta;
 #[path = "walbench/opts.rs"]

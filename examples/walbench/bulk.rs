@@ -23,7 +23,7 @@ pub async fn append_batches(
     timing: Timing,
     config: WalConfig,
 ) -> Result<Figures, String> {
-    let (wal, threads) = crate::pipeline::open(dir, config).await?;
+    let (wal, threads) = crate::log_under_test::open(dir, config).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let recording = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));

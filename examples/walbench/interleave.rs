@@ -11,7 +11,7 @@
 
 use crate::actix_handoff::ActixHandoff;
 use crate::baselines::{slice_figures, Prep, RawLog};
-use crate::pipeline::open;
+use crate::log_under_test::open;
 use crate::report::Figures;
 use actix::prelude::*;
 use actix_wal::{Append, LogOptions, LogWriter, QueueThread, Wal, WalConfig};

@@ -4,15 +4,17 @@
 //! Each [`Committer`] is a real actor. It sends [`Append`] (or [`Commit`]) to
 //! `Wal::queue()` and, when the reply comes back, sends the next one: a closed loop, one
 //! commit outstanding per actor (or `pipeline` of them). Latencies go into a histogram
-//! local to the actor's thread, so recording costs no lock and no message.
+//! local to the actor's thread, so recording costs no lock and no message. (With
+//! `via_wal`, through `Wal::append` instead.)
 
+use crate::log_under_test::{clock, open, stats};
 use crate::report::{new_histogram, CallerTime, Figures, Latency};
-use crate::sys::{self, Tid};
+use crate::sys;
 use actix::prelude::*;
 use actix_wal::Queue;
-use actix_wal::{Append, Commit, Durability, QueueThread, Wal, WalConfig, WalStats};
+use actix_wal::{Append, Commit, Durability, QueueThread, Wal, WalConfig};
 use futures::channel::mpsc;
-use futures::future::{join_all, Either};
+use futures::future::Either;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use std::cell::RefCell;
@@ -248,59 +250,6 @@ impl Committer {
     }
 }
 
-/// CPU and clock at one moment.
-#[derive(Debug, Clone, Copy)]
-struct Clock {
-    at: Instant,
-    flusher_ns: u64,
-    queue_ns: u64,
-    process_ns: u64,
-}
-
-fn clock(threads: &LogThreads) -> Clock {
-    Clock {
-        at: Instant::now(),
-        flusher_ns: threads.flusher.and_then(sys::thread_cpu_ns).unwrap_or(0),
-        queue_ns: sys::thread_cpu_ns(threads.queue).unwrap_or(0),
-        process_ns: sys::process_cpu_ns().unwrap_or(0),
-    }
-}
-
-async fn stats(wal: &Wal) -> Result<(Instant, WalStats), String> {
-    let s = wal.stats().await.map_err(|e| format!("stats: {e}"))?;
-    Ok((Instant::now(), s))
-}
-
-/// The log's threads, for their CPU time.
-#[derive(Debug, Clone, Copy)]
-pub struct LogThreads {
-    /// The flusher's arbiter, if it was found.
-    pub flusher: Option<Tid>,
-    /// The queue's: its own arbiter (`QueueThread::Own`), or the System arbiter (the main
-    /// thread) where it runs beside the transaction actors placed there.
-    pub queue: Tid,
-}
-
-/// Opens the log and returns it with its threads: the arbiter threads that appeared while
-/// it opened, the flusher's first (it is started first; thread ids grow).
-pub async fn open(dir: &Path, config: WalConfig) -> Result<(Wal, LogThreads), String> {
-    let before = sys::threads_named("actix-rt");
-    let wal = Wal::open(dir, config)
-        .await
-        .map_err(|e| format!("open {}: {e}", dir.display()))?;
-    let new: Vec<Tid> = sys::threads_named("actix-rt")
-        .into_iter()
-        .filter(|t| !before.contains(t))
-        .collect();
-    Ok((
-        wal,
-        LogThreads {
-            flusher: new.first().copied(),
-            queue: new.get(1).copied().unwrap_or_else(std::process::id),
-        },
-    ))
-}
-
 /// Runs one workload on a fresh log in `dir` and returns its figures.
 pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
     drop(take_local());
@@ -522,84 +471,5 @@ pub async fn run(spec: &Spec, dir: &Path) -> Result<Figures, String> {
             latency: Latency::of(h),
         }),
         errors: local.errors,
-    })
-}
-
-/// The flush of one large batch, again and again for `seconds`: `records` buffered appends
-/// of `record_bytes` gather into one batch, then `Flush` dispatches it. The latency is the
-/// flusher's own write + fdatasync time per batch (`WalStats::last_flush_us`); the caller's
-/// `Flush` round trip is reported beside it. The note counts batches that were split.
-pub async fn batch_flush(
-    dir: &Path,
-    records: usize,
-    record_bytes: usize,
-    seconds: Duration,
-    config: WalConfig,
-) -> Result<Figures, String> {
-    // No timer flush while a batch gathers: the Flush alone dispatches it.
-    let config = WalConfig {
-        durability: Durability::Buffered,
-        flush_interval_ms: 600_000,
-        ..config
-    };
-    let (wal, _) = open(dir, config).await?;
-    let payload = vec![0x5Au8; record_bytes];
-    let mut flush_us = new_histogram();
-    let mut caller = new_histogram();
-    let mut rounds = 0u64;
-    let mut split = 0u64;
-    let begin = Instant::now();
-    while begin.elapsed() < seconds {
-        let (_, before) = stats(&wal).await?;
-        let sends = (0..records).map(|_| wal.queue().send(Append::new(payload.clone())));
-        for r in join_all(sends).await {
-            r.map_err(|e| format!("append: {e}"))?
-                .map_err(|e| format!("append: {e}"))?;
-        }
-        let t = Instant::now();
-        wal.flush().await.map_err(|e| format!("flush: {e}"))?;
-        let took = t.elapsed();
-        let (_, after) = stats(&wal).await?;
-        if after.flushes - before.flushes != 1 {
-            split += 1;
-        }
-        let _ = flush_us.record((after.last_flush_us * 1000).max(1));
-        let _ = caller.record((took.as_nanos() as u64).max(1));
-        rounds += 1;
-    }
-    let seconds = begin.elapsed().as_secs_f64();
-    wal.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
-    let bytes = rounds * (records * record_bytes) as u64;
-    Ok(Figures {
-        system: "actix-wal".into(),
-        note: format!(
-            "{records}x{record_bytes} B batch{}",
-            if split > 0 {
-                format!(", {split} split")
-            } else {
-                String::new()
-            }
-        ),
-        committers: 1,
-        payload_bytes: records * record_bytes,
-        seconds,
-        commits: rounds,
-        commits_per_s: rounds as f64 / seconds,
-        mb_per_s: bytes as f64 / seconds / 1e6,
-        disk_mb_per_s: 0.0,
-        latency: Latency::of(&flush_us),
-        fsyncs_per_s: Some(rounds as f64 / seconds),
-        mean_batch: Some(records as f64),
-        flusher_cpu: None,
-        queue_thread_cpu: None,
-        process_cpu: None,
-        cpu_us_per_commit: None,
-        peak_queue_bytes: None,
-        peak_rss_bytes: sys::peak_rss_bytes(),
-        caller: Some(CallerTime {
-            what: "caller's Flush round trip".into(),
-            latency: Latency::of(&caller),
-        }),
-        errors: 0,
     })
 }

@@ -6,7 +6,7 @@ use super::pipeline::Spec;
 use super::recovery::RecoveryFigures;
 use super::report::{thousands, Figures, Section};
 use super::{
-    interleave, issue11, meta, one, peers, pipeline, recovery, remove, retention, rewind,
+    batch_flush, interleave, issue11, meta, one, peers, recovery, remove, retention, rewind,
     subscribers, sys,
 };
 use super::{Bench, Check, Res};
@@ -230,7 +230,7 @@ pub(super) fn suite(b: &mut Bench) -> Res<(Vec<Section>, Option<RecoveryFigures>
                     let cfg = b.config();
                     let r = b
                         .sys
-                        .block_on(pipeline::batch_flush(&dir, 1000, 1024, secs, cfg));
+                        .block_on(batch_flush::batch_flush(&dir, 1000, 1024, secs, cfg));
                     remove(&dir);
                     r
                 }),
