@@ -128,24 +128,45 @@ impl LogIndex {
         offset: u64,
         frame_bytes: u64,
     ) {
-        let seg = self.segments.entry(segment_first_lsn).or_default();
-        let due = seg
-            .entries
-            .last()
-            .is_none_or(|&(_, last)| offset >= last + INDEX_STRIDE_BYTES);
-        if due {
-            seg.entries.push((lsn, offset));
-        }
-        debug_assert!(
-            seg.end_lsn == 0 || seg.end_lsn == lsn,
-            "frames noted in order"
+        self.note_frames(
+            segment_first_lsn,
+            std::iter::once((lsn, count, offset, frame_bytes)),
         );
-        seg.end_lsn = lsn + count;
-        seg.end_offset = offset + frame_bytes;
-        if self.recent.len() == RECENT_FRAMES {
-            self.recent.pop_front();
+    }
+
+    /// [`Self::note_frame`] for consecutive frames of one segment, each `(lsn, count,
+    /// offset, frame_bytes)`: the segment is looked up once, not per frame. No frame, no
+    /// change.
+    pub fn note_frames(
+        &mut self,
+        segment_first_lsn: u64,
+        frames: impl IntoIterator<Item = (u64, u64, u64, u64)>,
+    ) {
+        let mut frames = frames.into_iter().peekable();
+        if frames.peek().is_none() {
+            return;
         }
-        self.recent.push_back((segment_first_lsn, lsn, offset));
+        let seg = self.segments.entry(segment_first_lsn).or_default();
+        let recent = &mut self.recent;
+        for (lsn, count, offset, frame_bytes) in frames {
+            let due = seg
+                .entries
+                .last()
+                .is_none_or(|&(_, last)| offset >= last + INDEX_STRIDE_BYTES);
+            if due {
+                seg.entries.push((lsn, offset));
+            }
+            debug_assert!(
+                seg.end_lsn == 0 || seg.end_lsn == lsn,
+                "frames noted in order"
+            );
+            seg.end_lsn = lsn + count;
+            seg.end_offset = offset + frame_bytes;
+            if recent.len() == RECENT_FRAMES {
+                recent.pop_front();
+            }
+            recent.push_back((segment_first_lsn, lsn, offset));
+        }
     }
 
     /// Every LSN below `end` is durable (and noted).

@@ -26,22 +26,22 @@ impl Queue {
             idx.cut(batch.first_lsn);
         }
         // The frames as the batch noted them while encoding (no header read back), each
-        // placed by the chunk holding it.
-        let mut chunks = batch.chunks.iter().peekable();
-        for (start, end, mark) in batch.frame_spans() {
-            while chunks.next_if(|c| start >= c.end).is_some() {}
-            let Some(c) = chunks.peek() else {
-                debug_assert!(false, "a batch frame outside its chunks");
-                break;
-            };
-            idx.note_frame(
-                c.segment_first_lsn,
-                mark.lsn,
-                u64::from(mark.count),
-                c.offset + (start - c.start) as u64,
-                (end - start) as u64,
+        // chunk's together (one segment lookup per chunk, not per frame).
+        let mut spans = batch.frame_spans().peekable();
+        for c in &batch.chunks {
+            let frames = std::iter::from_fn(|| spans.next_if(|&(start, _, _)| start < c.end)).map(
+                |(start, end, mark)| {
+                    (
+                        mark.lsn,
+                        u64::from(mark.count),
+                        c.offset + (start - c.start) as u64,
+                        (end - start) as u64,
+                    )
+                },
             );
+            idx.note_frames(c.segment_first_lsn, frames);
         }
+        debug_assert!(spans.next().is_none(), "a batch frame outside its chunks");
         idx.set_durable_end(batch.end_lsn);
         drop(idx);
         if batch.rewrite {
