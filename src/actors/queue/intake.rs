@@ -37,6 +37,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
+/// Room for entries the intake's list and the queue's backlog keep once drained (a burst
+/// of more is freed after it).
+const KEPT_ITEMS: usize = 1024;
+
 /// One entry waiting in the intake, with its caller's reply sender.
 pub(super) struct Item {
     entry: AppendEntry,
@@ -131,7 +135,7 @@ impl Intake {
             unreachable!("a run was pushed just above if there was none")
         };
         run.items.push(Item { entry, tx });
-        run.bytes += bytes;
+        run.bytes = run.bytes.saturating_add(bytes);
         if !run.drain_sent {
             // Under the lock: see the module's note on order. `do_send` ignores the
             // mailbox's capacity; there is one of these in it per run.
@@ -163,6 +167,8 @@ impl Intake {
                 run.drain_sent = false;
                 let n = run.items.len();
                 backlog.extend(run.items.drain(..));
+                // A burst's room is not kept for ever.
+                run.items.shrink_to(KEPT_ITEMS);
                 (n, std::mem::take(&mut run.bytes))
             }
             _ => {
@@ -174,8 +180,8 @@ impl Intake {
                 (n, run.bytes)
             }
         };
-        s.items -= n;
-        s.bytes -= bytes;
+        s.items = s.items.saturating_sub(n);
+        s.bytes = s.bytes.saturating_sub(bytes);
     }
 
     /// Closes the intake and drops what it holds (their callers get `ShutDown`).
@@ -248,6 +254,9 @@ impl Queue {
             let arrived = self.arrived_at(&entry.options, now);
             let resp: LsnResponse = self.submit(entry.entry, true, entry.options, arrived, ctx);
             resp.deliver(Some(tx));
+        }
+        if self.intake.backlog.is_empty() {
+            self.intake.backlog.shrink_to(KEPT_ITEMS);
         }
     }
 }
