@@ -154,39 +154,52 @@ async fn more_appends_than_the_bounds_all_land_once() {
 }
 
 /// Appends on their way when the log shuts down are each answered (written, or
-/// `ShutDown`), none hangs, and appends after it get `ShutDown`.
+/// `ShutDown`), none hangs, and appends after it get `ShutDown`: on either queue thread
+/// (with its own, the queue is gone after the shutdown, and its intake closed).
 #[actix::test]
 async fn appends_racing_a_shutdown_are_answered_and_later_ones_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), WalConfig::default()).await.unwrap();
-    let mut pending = Vec::new();
-    for i in 0..200u32 {
-        let w = wal.clone();
-        pending.push(started(
-            async move { w.append(i.to_le_bytes().to_vec()).await },
-        ));
-    }
-    wal.shutdown().await.unwrap();
-    let results = tokio::time::timeout(std::time::Duration::from_secs(10), join_all(pending))
-        .await
-        .expect("every append is answered");
-    let written: Vec<Lsn> = results.iter().filter_map(|r| r.clone().ok()).collect();
-    for r in &results {
-        if let Err(e) = r {
-            assert!(matches!(e, WalError::ShutDown), "unexpected error {e}");
+    for queue_thread in [QueueThread::Caller, QueueThread::Own] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = WalConfig {
+            queue_thread,
+            ..WalConfig::default()
+        };
+        let wal = Wal::open(dir.path(), config.clone()).await.unwrap();
+        let mut pending = Vec::new();
+        for i in 0..200u32 {
+            let w = wal.clone();
+            pending.push(started(
+                async move { w.append(i.to_le_bytes().to_vec()).await },
+            ));
         }
+        wal.shutdown().await.unwrap();
+        let results = tokio::time::timeout(std::time::Duration::from_secs(10), join_all(pending))
+            .await
+            .expect("every append is answered");
+        let written: Vec<Lsn> = results.iter().filter_map(|r| r.clone().ok()).collect();
+        for r in &results {
+            if let Err(e) = r {
+                assert!(matches!(e, WalError::ShutDown), "unexpected error {e}");
+            }
+        }
+        assert_eq!(
+            written.len(),
+            200,
+            "sent before the shutdown: all written first"
+        );
+        let late = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            wal.append(b"late".to_vec()),
+        )
+        .await
+        .expect("a late append is answered");
+        assert!(
+            matches!(late, Err(WalError::ShutDown)),
+            "{queue_thread:?}: {late:?}"
+        );
+        drop(wal);
+        let wal = Wal::open(dir.path(), config).await.unwrap();
+        assert_eq!(wal.recovery_report().next_lsn, Lsn(201));
+        wal.shutdown().await.unwrap();
     }
-    assert_eq!(
-        written.len(),
-        200,
-        "sent before the shutdown: all written first"
-    );
-    assert!(matches!(
-        wal.append(b"late".to_vec()).await,
-        Err(WalError::ShutDown)
-    ));
-    drop(wal);
-    let wal = Wal::open(dir.path(), WalConfig::default()).await.unwrap();
-    assert_eq!(wal.recovery_report().next_lsn, Lsn(201));
-    wal.shutdown().await.unwrap();
 }
