@@ -7,7 +7,7 @@
 
 use crate::model::{on_error, op_strategy, Entry, Model, Op};
 use crate::sim::broken::{Broken, BrokenStorage};
-use crate::sim::check::{Kind, Tag};
+use crate::sim::oracle::{Kind, Tag};
 use crate::sim::SimStorage;
 use actix::prelude::*;
 use actix_wal::{
