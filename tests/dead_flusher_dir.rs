@@ -3,8 +3,8 @@
 //! released, nothing of that dead flusher may change the directory (the next opener's
 //! recovery removes leftover spares, and once raced a dead flusher removing the same one:
 //! "open failed: I/O error during remove on …/spare-….wal.tmp: not found", 1 run of
-//! tests/model.rs's flusher-death model in about 30). And recovery takes a leftover
-//! spare already gone as removed.
+//! tests/model_flusher_deaths.rs in about 30). And recovery takes a leftover spare
+//! already gone as removed.
 #![cfg(feature = "failpoints")]
 
 mod common;

@@ -1,7 +1,8 @@
 //! Power-loss torture: seeded workloads on the simulated disk ([`sim::SimStorage`]), a
 //! crash point before every mutating operation, recovery on the crashed image, and the
-//! checks of [`sim::check`]; then appending goes on on a recovered image, for several
-//! generations. docs/testing.md describes the fault model, the budget and how to replay.
+//! checks of [`sim::check`] against [`sim::oracle`]; then appending goes on on a recovered
+//! image, for several generations. docs/testing.md describes the fault model, the budget
+//! and how to replay.
 //!
 //! - `TORTURE_SEEDS=N`: seeded crash points in all, half per engine (default 5,000).
 //! - `TORTURE_SEED=actors:SEED` or `writer:SEED`: replays one workload seed, as printed

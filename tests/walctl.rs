@@ -1,80 +1,20 @@
 //! The `walctl` tool, run as a process: summaries of good logs, exit codes and one-line
 //! errors naming segment and offset for damaged ones, JSON lines from `dump`, and counts
-//! from `stat`. It must never modify the log it reads.
+//! from `stat`; a log private to its owner, a compressed log. It must never modify the log
+//! it reads. Where the log starts and `META`: tests/walctl_meta.rs.
 
 mod common;
+#[path = "common/walctl.rs"]
+mod walctl;
+
 use actix_wal::files::segment_name;
 use actix_wal::format::FRAME_HEADER_BYTES;
-use actix_wal::{LogOptions, LogReader, LogWriter, Lsn};
+use actix_wal::{LogReader, Lsn};
 use common::segment_count;
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
-
-/// Small segments, so that the logs span several of them.
-fn options() -> LogOptions {
-    LogOptions {
-        segment_size_bytes: 1024,
-        max_record_bytes: 256,
-        ..LogOptions::default()
-    }
-}
-
-/// Writes 40 records (LSNs 1..=40, in batches of 4), then a transaction of three
-/// entries (LSNs 41..=43).
-fn write_log(dir: &Path) {
-    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
-    for i in 1..=40u64 {
-        log.append(format!("record {i}").as_bytes()).unwrap();
-        if i % 4 == 0 {
-            log.sync().unwrap();
-        }
-    }
-    let entries: [&[u8]; 3] = [b"txn a", b"txn b", b"\x00\xffbinary\n"];
-    assert_eq!(log.append_transaction(&entries).unwrap(), Lsn(41));
-    log.sync().unwrap();
-}
-
-fn walctl(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_walctl"))
-        .args(args)
-        .arg(dir)
-        .output()
-        .expect("run walctl")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("stderr is UTF-8")
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Asserts stderr is exactly one line, mentioning each of `needles`.
-fn assert_one_line_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(err.lines().count(), 1, "stderr is one line: {err:?}");
-    assert!(err.starts_with("walctl: "), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr {err:?} does not mention {n:?}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
-}
+use std::process::Command;
+use walctl::*;
 
 #[test]
 fn verify_on_a_good_log_exits_0_with_a_summary() {
@@ -294,47 +234,6 @@ fn max_record_bytes_below_the_log_s_records_is_reported_as_damage() {
     assert_one_line_error(&o, &["max_record_bytes", "offset"]);
 }
 
-/// Issue 15, item 3: a log whose first segment is gone looks like a checkpointed one, so
-/// `verify` says where the log starts and the two reasons it may start there.
-#[test]
-fn verify_says_where_the_log_starts_and_why() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write_log(dir);
-    let o = walctl(&["verify"], dir);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let line = format!(
-        "start: log starts at LSN 1: the first segment file is {}, the beginning of the log",
-        segment_name(1)
-    );
-    assert!(stdout(&o).lines().any(|l| l == line), "{}", stdout(&o));
-
-    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
-    assert!(log.truncate_before(Lsn(40)).unwrap() > 0);
-    drop(log);
-    let first = fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.unwrap().file_name().into_string().ok())
-        .filter_map(|n| actix_wal::files::parse_segment_name(&n))
-        .min()
-        .unwrap();
-    assert!(first > 1 && first <= 40);
-    let o = walctl(&["verify"], dir);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    // Where the log starts is META's first LSN (issue 20, item 10), not the first
-    // segment's name.
-    let line = format!(
-        "start: log starts at LSN 40 (META's first LSN: records below it were removed by \
-         truncate_before); the first segment file is {}, from LSN {first}",
-        segment_name(first)
-    );
-    let out = stdout(&o);
-    assert!(out.lines().any(|l| l == line), "{out}");
-    // The first record shown is the checkpoint persisted in META (issue 11): records of
-    // the kept segment below it are hidden.
-    assert!(out.lines().any(|l| l == "first lsn: 40"), "{out}");
-}
-
 /// A log is private to its owner: `walctl dump --payload` run as `nobody` is refused with
 /// a permission error (exit 2), and prints no record. We run as root, which ignores modes,
 /// so it runs through `setpriv`; the tempdir is opened to all so that only the log's own
@@ -371,101 +270,6 @@ fn dump_as_another_user_is_refused() {
     let o = as_nobody(&dir);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("record 1"), "{}", stdout(&o));
-}
-
-/// Issue 20, item 10: on a log checkpointed inside its first segment, `verify` and `stat`
-/// say the log starts where `META` says, not at the first segment's name.
-#[test]
-fn verify_and_stat_take_where_the_log_starts_from_meta() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write_log(dir);
-    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
-    log.truncate_before(Lsn(12)).unwrap();
-    drop(log);
-    assert!(dir.join(segment_name(1)).exists());
-    let o = walctl(&["verify"], dir);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let out = stdout(&o);
-    let line = format!(
-        "start: log starts at LSN 12 (META's first LSN: records below it were removed by \
-         truncate_before); the first segment file is {}, from LSN 1",
-        segment_name(1)
-    );
-    assert!(out.lines().any(|l| l == line), "{out}");
-    assert!(!out.contains("log starts at LSN 1:"), "{out}");
-    let o = walctl(&["stat"], dir);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let out = stdout(&o);
-    assert!(out.lines().any(|l| l == "log starts at: 12"), "{out}");
-}
-
-/// Issue 20, item 5: `walctl meta` shows both copies of `META`; `walctl repair-meta`
-/// writes a damaged copy back from the good one, and refuses to invent a slot when
-/// neither is good unless told there was none.
-#[test]
-fn walctl_meta_shows_the_copies_and_repair_meta_repairs_them() {
-    use actix_wal::files::{META_COPY_FILE, META_FILE};
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    write_log(dir);
-    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
-    log.truncate_before(Lsn(12)).unwrap();
-    drop(log);
-    let o = walctl(&["meta"], dir);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let out = stdout(&o);
-    for needle in [
-        "first lsn: 12",
-        "intent: none",
-        "slot: none",
-        "META: ok, seq ",
-        "META.copy: ok, seq ",
-    ] {
-        assert!(out.contains(needle), "{needle:?} not in {out}");
-    }
-    assert!(
-        out.lines().any(|l| l.starts_with("newest segment: ")),
-        "{out}"
-    );
-    assert!(out.lines().any(|l| l.starts_with("seq: ")), "{out}");
-
-    // One copy damaged: `meta` says which, exits 1; `repair-meta` writes it back.
-    let good = fs::read(dir.join(META_FILE)).unwrap();
-    fs::write(dir.join(META_COPY_FILE), b"garbage").unwrap();
-    let o = walctl(&["meta"], dir);
-    assert_eq!(o.status.code(), Some(1), "stdout: {}", stdout(&o));
-    assert!(stdout(&o).contains("META.copy: damaged"), "{}", stdout(&o));
-    assert!(stdout(&o).contains("first lsn: 12"), "{}", stdout(&o));
-    let o = walctl(&["repair-meta"], dir);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    assert_eq!(
-        fs::read(dir.join(META_COPY_FILE)).unwrap(),
-        fs::read(dir.join(META_FILE)).unwrap()
-    );
-    let o = walctl(&["meta"], dir);
-    assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
-    let _ = good;
-
-    // Both gone: refused (the slot cannot be known), unless told there was none.
-    fs::remove_file(dir.join(META_FILE)).unwrap();
-    fs::write(dir.join(META_COPY_FILE), b"garbage").unwrap();
-    let before = snapshot(dir);
-    let o = walctl(&["repair-meta"], dir);
-    assert_eq!(o.status.code(), Some(1), "stdout: {}", stdout(&o));
-    assert_one_line_error(&o, &["META", "--without-slot"]);
-    assert_eq!(snapshot(dir), before);
-    let o = walctl(&["repair-meta", "--without-slot"], dir);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let o = walctl(&["meta"], dir);
-    assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
-    let out = stdout(&o);
-    let first = actix_wal::files::list_segments(&actix_wal::storage::FsStorage, dir)
-        .unwrap()
-        .0[0]
-        .first_lsn;
-    assert!(out.contains(&format!("first lsn: {first}")), "{out}");
-    assert!(out.contains("slot: none"), "{out}");
 }
 
 #[test]
@@ -507,31 +311,4 @@ fn dump_and_verify_read_a_compressed_log() {
         assert!(line.contains(&format!("len={}", p.len())), "{line}");
     }
     assert_eq!(snapshot(d.path()), before, "walctl must not modify the log");
-}
-
-/// Issue 23, item 4: with slot values in the log (slot frames), `walctl meta` names the
-/// value in force: the log's newer one, not `META`'s older one.
-#[test]
-fn walctl_meta_shows_a_newer_slot_value_in_the_log() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let d = dir.clone();
-    actix::System::new().block_on(async move {
-        let wal = actix_wal::Wal::open(&d, actix_wal::WalConfig::default())
-            .await
-            .unwrap();
-        wal.set_meta(b"v1".to_vec()).await.unwrap();
-        wal.set_meta(b"the value in force".to_vec()).await.unwrap();
-        wal.shutdown().await.unwrap();
-    });
-    let o = walctl(&["meta"], &dir);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let out = stdout(&o);
-    for needle in [
-        "slot: 2 bytes",
-        "slot generation: 1",
-        "slot in the log: 18 bytes, generation 2 (the value in force)",
-    ] {
-        assert!(out.contains(needle), "{needle:?} not in {out}");
-    }
 }

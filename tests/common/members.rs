@@ -1,6 +1,6 @@
-//! Shared by tests/raft_membership.rs: `raft_kv` nodes that `--init` alone or `--join`,
-//! the membership as `GET /cluster` shows it, signed changes retried while they may pass,
-//! a writer of keys never written before. Included with
+//! Shared by tests/raft_membership.rs and raft_membership_auth.rs: `raft_kv` nodes that
+//! `--init` alone or `--join`, the membership as `GET /cluster` shows it, signed changes
+//! retried while they may pass, a writer of keys never written before. Included with
 //! `#[path = "common/members.rs"] mod members;` beside `admin`, `auth` and `raft`.
 #![allow(dead_code)]
 

@@ -15,6 +15,7 @@
 
 pub mod broken;
 pub mod check;
+pub mod oracle;
 pub mod slot_check;
 
 mod files;

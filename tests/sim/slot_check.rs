@@ -1,7 +1,8 @@
 //! The metadata slot's check for the torture test (issue 23): what a recovery may give
 //! after the `set_meta` calls of a workload.
 
-use super::check::{Event, Violation};
+use super::check::Violation;
+use super::oracle::Event;
 
 /// The metadata slot a recovery found (`found`) against the `set_meta` calls of `events`:
 /// the last value acknowledged, or one sent after it (its outcome unknown or failed: it

@@ -1,7 +1,8 @@
 //! Exhaustive: every bit of a small log flipped in turn, and each flip caught.
 
 use crate::setup::{make_entries, Params, DIR, MAX_RECORD_BYTES};
-use crate::sim::check::{before_last_batch, read_log, recover, Kind};
+use crate::sim::check::{before_last_batch, read_log, recover};
+use crate::sim::oracle::Kind;
 use crate::sim::{Rng, SimStorage};
 use actix_wal::LogWriter;
 use actix_wal::{LogOptions, RecoveryPolicy};

@@ -7,7 +7,8 @@
 
 use crate::crash::{check_image, summarize};
 use crate::setup::{Engine, Found, Params, Setup};
-use crate::sim::check::{Event, Expect, Kind, Rec, Tag};
+use crate::sim::check::{Expect, Rec};
+use crate::sim::oracle::{Event, Kind, Tag};
 use crate::sim::{Rng, SimStorage};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The checker's own teeth: tampered record lists it must flag.
 
-use crate::sim::check::{verify, Event, Expect, Kind, Rec, Tag, Violation};
+use crate::sim::check::{verify, Expect, Rec, Violation};
+use crate::sim::oracle::{Event, Kind, Tag};
 use crate::sim::slot_check::verify_slot;
 
 /// The checks that no broken storage can reach without also breaking a CRC (the reader
@@ -111,4 +112,4 @@ fn the_checker_flags_a_stale_or_invented_slot() {
 }
 
 /// A byte of a payload's body (after its tag).
-const TAG_BODY_BYTE: usize = crate::sim::check::TAG_BYTES + 3;
+const TAG_BODY_BYTE: usize = crate::sim::oracle::TAG_BYTES + 3;

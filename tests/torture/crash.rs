@@ -5,9 +5,9 @@ use crate::case::Origin;
 use crate::setup::{Engine, Found, Params, Setup, DIR, MAX_RECORD_BYTES};
 use crate::sim::broken::BrokenStorage;
 use crate::sim::check::{
-    before_last_batch, read_log, recover, verify, verify_held, Event, Expect, Oracle, Rec, Tag,
-    Violation,
+    before_last_batch, read_log, recover, verify, verify_held, Expect, Rec, Violation,
 };
+use crate::sim::oracle::{Event, Oracle, Tag};
 use crate::sim::slot_check::verify_slot;
 use crate::sim::{mix, Rng, SimStorage, Snapshot};
 use crate::workload::{run_actors, run_writer};

@@ -2,7 +2,7 @@
 //! with, a seed's workload parameters, and the client work and faults it is made of.
 
 use crate::sim::broken::{Broken, BrokenStorage};
-use crate::sim::check::{Kind, Tag};
+use crate::sim::oracle::{Kind, Tag};
 use crate::sim::{Fault, Rng, SimStorage};
 use actix_wal::{LogOptions, RecoveryPolicy, SharedStorage, WalError};
 

@@ -2,7 +2,7 @@
 //! actor pipeline, or the synchronous `LogWriter`, both recording what they saw.
 
 use crate::setup::{arm_faults, definite, make_entries, Params, Setup, DIR, MAX_RECORD_BYTES};
-use crate::sim::check::{Event, Kind, Oracle, Tag};
+use crate::sim::oracle::{Event, Kind, Oracle, Tag};
 use crate::sim::{mix, Rng, SimStorage};
 use actix_wal::LogWriter;
 use actix_wal::{Append, CommitMode, Durability, Lsn, Wal, WalConfig};

@@ -1,0 +1,175 @@
+//! The `walctl` tool, run as a process, on where a log starts and on `META`: `verify` and
+//! `stat` say where the log starts and why (`META`'s first LSN after a checkpoint, not the
+//! first segment's name); `walctl meta` shows both copies of `META` and the slot value in
+//! force (a newer one in the log); `walctl repair-meta` repairs a damaged copy.
+
+#[path = "common/walctl.rs"]
+mod walctl;
+
+use actix_wal::files::segment_name;
+use actix_wal::{LogWriter, Lsn};
+use std::fs;
+use walctl::*;
+
+/// Issue 15, item 3: a log whose first segment is gone looks like a checkpointed one, so
+/// `verify` says where the log starts and the two reasons it may start there.
+#[test]
+fn verify_says_where_the_log_starts_and_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    let o = walctl(&["verify"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let line = format!(
+        "start: log starts at LSN 1: the first segment file is {}, the beginning of the log",
+        segment_name(1)
+    );
+    assert!(stdout(&o).lines().any(|l| l == line), "{}", stdout(&o));
+
+    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
+    assert!(log.truncate_before(Lsn(40)).unwrap() > 0);
+    drop(log);
+    let first = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|n| actix_wal::files::parse_segment_name(&n))
+        .min()
+        .unwrap();
+    assert!(first > 1 && first <= 40);
+    let o = walctl(&["verify"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    // Where the log starts is META's first LSN (issue 20, item 10), not the first
+    // segment's name.
+    let line = format!(
+        "start: log starts at LSN 40 (META's first LSN: records below it were removed by \
+         truncate_before); the first segment file is {}, from LSN {first}",
+        segment_name(first)
+    );
+    let out = stdout(&o);
+    assert!(out.lines().any(|l| l == line), "{out}");
+    // The first record shown is the checkpoint persisted in META (issue 11): records of
+    // the kept segment below it are hidden.
+    assert!(out.lines().any(|l| l == "first lsn: 40"), "{out}");
+}
+
+/// Issue 20, item 10: on a log checkpointed inside its first segment, `verify` and `stat`
+/// say the log starts where `META` says, not at the first segment's name.
+#[test]
+fn verify_and_stat_take_where_the_log_starts_from_meta() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
+    log.truncate_before(Lsn(12)).unwrap();
+    drop(log);
+    assert!(dir.join(segment_name(1)).exists());
+    let o = walctl(&["verify"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let line = format!(
+        "start: log starts at LSN 12 (META's first LSN: records below it were removed by \
+         truncate_before); the first segment file is {}, from LSN 1",
+        segment_name(1)
+    );
+    assert!(out.lines().any(|l| l == line), "{out}");
+    assert!(!out.contains("log starts at LSN 1:"), "{out}");
+    let o = walctl(&["stat"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.lines().any(|l| l == "log starts at: 12"), "{out}");
+}
+
+/// Issue 20, item 5: `walctl meta` shows both copies of `META`; `walctl repair-meta`
+/// writes a damaged copy back from the good one, and refuses to invent a slot when
+/// neither is good unless told there was none.
+#[test]
+fn walctl_meta_shows_the_copies_and_repair_meta_repairs_them() {
+    use actix_wal::files::{META_COPY_FILE, META_FILE};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
+    log.truncate_before(Lsn(12)).unwrap();
+    drop(log);
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "first lsn: 12",
+        "intent: none",
+        "slot: none",
+        "META: ok, seq ",
+        "META.copy: ok, seq ",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in {out}");
+    }
+    assert!(
+        out.lines().any(|l| l.starts_with("newest segment: ")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("seq: ")), "{out}");
+
+    // One copy damaged: `meta` says which, exits 1; `repair-meta` writes it back.
+    let good = fs::read(dir.join(META_FILE)).unwrap();
+    fs::write(dir.join(META_COPY_FILE), b"garbage").unwrap();
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(1), "stdout: {}", stdout(&o));
+    assert!(stdout(&o).contains("META.copy: damaged"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("first lsn: 12"), "{}", stdout(&o));
+    let o = walctl(&["repair-meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(
+        fs::read(dir.join(META_COPY_FILE)).unwrap(),
+        fs::read(dir.join(META_FILE)).unwrap()
+    );
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
+    let _ = good;
+
+    // Both gone: refused (the slot cannot be known), unless told there was none.
+    fs::remove_file(dir.join(META_FILE)).unwrap();
+    fs::write(dir.join(META_COPY_FILE), b"garbage").unwrap();
+    let before = snapshot(dir);
+    let o = walctl(&["repair-meta"], dir);
+    assert_eq!(o.status.code(), Some(1), "stdout: {}", stdout(&o));
+    assert_one_line_error(&o, &["META", "--without-slot"]);
+    assert_eq!(snapshot(dir), before);
+    let o = walctl(&["repair-meta", "--without-slot"], dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
+    let out = stdout(&o);
+    let first = actix_wal::files::list_segments(&actix_wal::storage::FsStorage, dir)
+        .unwrap()
+        .0[0]
+        .first_lsn;
+    assert!(out.contains(&format!("first lsn: {first}")), "{out}");
+    assert!(out.contains("slot: none"), "{out}");
+}
+
+/// Issue 23, item 4: with slot values in the log (slot frames), `walctl meta` names the
+/// value in force: the log's newer one, not `META`'s older one.
+#[test]
+fn walctl_meta_shows_a_newer_slot_value_in_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let d = dir.clone();
+    actix::System::new().block_on(async move {
+        let wal = actix_wal::Wal::open(&d, actix_wal::WalConfig::default())
+            .await
+            .unwrap();
+        wal.set_meta(b"v1".to_vec()).await.unwrap();
+        wal.set_meta(b"the value in force".to_vec()).await.unwrap();
+        wal.shutdown().await.unwrap();
+    });
+    let o = walctl(&["meta"], &dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "slot: 2 bytes",
+        "slot generation: 1",
+        "slot in the log: 18 bytes, generation 2 (the value in force)",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in {out}");
+    }
+}
