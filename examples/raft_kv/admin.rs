@@ -1,8 +1,8 @@
 //! The client side of the membership endpoints (`/cluster/*`, served by `members`):
 //! requests signed with the cluster's secret, as `/raft/*` RPCs are, redirects to the
 //! leader followed (signed again for it), replies checked. `--join` uses it; so do the
-//! tests (tests/raft_membership.rs and raft_membership_auth.rs include this file with `auth.rs`): no types of the
-//! example here.
+//! tests (tests/raft_membership.rs and raft_membership_auth.rs include this file with
+//! `auth.rs`): no types of the example here.
 //!
 //! A request's MAC names the node it is addressed to (`auth`), so the client first asks
 //! the node at the address for its id (`GET /raft/state`, unauthenticated: a wrong answer
