@@ -244,6 +244,10 @@ impl Wal {
     ///
     /// With `WalConfig::compression` on, the payload is compressed here, on the caller's
     /// thread (an `Append` sent to [`Wal::queue`] is compressed on the queue's).
+    ///
+    /// As with a `send()`, do not wrap it in a timeout: an append whose future is dropped
+    /// after its first poll may or may not be in the log (it is usually written, its reply
+    /// lost; when the queue's intake is full it went as a message, which actix may drop).
     pub async fn append(&self, payload: impl Into<Vec<u8>>) -> Result<Lsn, WalError> {
         let compression = &self.inner.compression;
         self.submit(AppendEntry::record(payload.into(), compression))
