@@ -1,6 +1,6 @@
 //! Records whose payloads share the buffer they were written or read in
 //! ([`SharedRecord`], what [`crate::SharedSubscription`] yields), and the one way a
-//! subscription builds either kind of record ([`Delivered`]): out of a live batch, out
+//! subscription builds either kind of record (`Delivered`): out of a live batch, out
 //! of a chunk read from the files, or from a record read already.
 //!
 //! A [`crate::Record`] owns its payload (`Vec<u8>`): handing one out costs an allocation

@@ -112,7 +112,7 @@ pub struct SegmentWriter {
     /// [`SEGMENT_FLAG_COMPRESSED`](crate::format::SEGMENT_FLAG_COMPRESSED) when the log
     /// compresses. An existing segment without them that it is about to write its first
     /// frame into (an empty tail: a new log's first segment, after a reset or a rewind to
-    /// a segment's start) is created again with them first ([`Self::active_file`]); one
+    /// a segment's start) is created again with them first (`active_file`); one
     /// that holds frames is left as it is, and the queue writes only plain frames into it
     /// until the log rolls over.
     pub segment_flags: u32,
