@@ -243,8 +243,10 @@ impl Queue {
         if self.intake.backlog.is_empty() {
             return;
         }
-        let _span =
-            tracing::debug_span!("drain_intake", items = self.intake.backlog.len()).entered();
+        // Only for a `tracing` subscriber that wants it (see `SegmentWriter::write_batch`).
+        let _span = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            tracing::debug_span!("drain_intake", items = self.intake.backlog.len()).entered()
+        });
         // One clock read for the lot: they reached the queue together.
         let now = Instant::now();
         while self.stash.is_none() {
