@@ -121,7 +121,14 @@ impl Queue {
             // Nothing in flight to wait for (cannot happen while anything is queued):
             // admit over the limit rather than wait forever.
         }
-        match self.admit(entry, decided, &options, arrived, ctx) {
+        let admitted = self.admit(entry, decided, &options, arrived, ctx);
+        self.response(admitted)
+    }
+
+    /// The response to what [`Self::admit`] did: the LSN now (buffered), the waiter it
+    /// parked (durable), or the error.
+    fn response(&self, admitted: Result<Option<Lsn>, WalError>) -> LsnResponse {
+        match admitted {
             Ok(Some(lsn)) => LsnResponse(Resp::Ready(Ok(lsn))),
             Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
             Err(e) => LsnResponse(Resp::Ready(Err(e))),
@@ -287,18 +294,14 @@ impl Queue {
         }
         self.stats.blocked_appends = 0;
         let arrived = stashed.arrived;
-        let resp = match self.admit(
+        let admitted = self.admit(
             stashed.entry,
             stashed.decided,
             &stashed.options,
             arrived,
             ctx,
-        ) {
-            Ok(Some(lsn)) => LsnResponse(Resp::Ready(Ok(lsn))),
-            Ok(None) => LsnResponse(Resp::Park(self.replies.clone())),
-            Err(e) => LsnResponse(Resp::Ready(Err(e))),
-        };
-        resp.deliver(tx);
+        );
+        self.response(admitted).deliver(tx);
         self.drain_backlog(ctx);
     }
 }
