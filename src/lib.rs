@@ -166,7 +166,9 @@ pub use messages::{
 pub use replay::{Replay, REPLAY_CHUNK_BYTES};
 pub use stats::{CommitMode, WalMode, WalStats};
 pub use storage::{FsStorage, GroupReadFsStorage, SharedStorage, Storage, StorageFile};
-pub use subscription::{SharedSubscription, Subscription, SUBSCRIPTION_CHUNK_BYTES};
+pub use subscription::{
+    SharedSubscription, Subscription, SUBSCRIPTION_CHUNK_BYTES, SUBSCRIPTION_MAX_CHUNK_BYTES,
+};
 pub use wal::Wal;
 
 /// Read-only helpers over a log directory's files, for tools such as `walctl`: how

@@ -38,9 +38,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// Bytes of payload (each record counted with 24 more) one read of a [`Subscription`]
-/// asks for: a subscription holds two such chunks at most.
+/// Bytes of payload (each record counted with 24 more) a [`Subscription`]'s first read
+/// of the files asks for. While it stays behind, each read asks for twice the last, up
+/// to [`SUBSCRIPTION_MAX_CHUNK_BYTES`]: a subscriber that fell briefly behind the shared
+/// batches reads little, one catching up reads in chunks large enough that the two
+/// thread wakes of each (the reader pool's, its own) cost little.
 pub const SUBSCRIPTION_CHUNK_BYTES: usize = 1 << 20;
+
+/// The largest read of a [`Subscription`] (see [`SUBSCRIPTION_CHUNK_BYTES`]): it holds
+/// two chunks at most, so at most twice this.
+pub const SUBSCRIPTION_MAX_CHUNK_BYTES: usize = 4 << 20;
+
+/// Bytes of the shared batches (`progress.rs`) one look at them takes: what a subscriber
+/// that keeps up holds (copied out, for [`Wal::subscribe`]) before it looks again. No
+/// read waits behind a look, so a smaller take than a read's costs nothing.
+const LIVE_TAKE_BYTES: usize = 1 << 20;
 
 /// Every durable record from an LSN on, as the log grows ([`Wal::subscribe`]). Use it from
 /// tokio (`StreamExt::next`) or from an actor (`ctx.add_stream`).
@@ -152,6 +164,10 @@ struct Follow<T> {
     _following: Following,
     /// The next chunk, being read on the reader pool while this one is handed out.
     ahead: Option<Ahead>,
+    /// Bytes the next read of the files asks for: [`SUBSCRIPTION_CHUNK_BYTES`], doubled
+    /// by each read while behind, back to it once the subscriber takes from the shared
+    /// batches or catches up.
+    chunk_bytes: usize,
 }
 
 /// A chunk read ahead: from `from`, started when `cuts` cuts had been seen (used only if
@@ -219,7 +235,7 @@ impl<T: Delivered> Follow<T> {
                     p.closed,
                     p.durable_end,
                     p.first_lsn,
-                    p.live_from(self.next, SUBSCRIPTION_CHUNK_BYTES),
+                    p.live_from(self.next, LIVE_TAKE_BYTES),
                 )
             };
             if let Some(cut) = cut {
@@ -233,6 +249,7 @@ impl<T: Delivered> Follow<T> {
                 // Caught up: wait for the queue to move the durable end (or shut down),
                 // holding no buffer of a chunk read before.
                 self.read.clear();
+                self.chunk_bytes = SUBSCRIPTION_CHUNK_BYTES;
                 if self.progress.rx.changed().await.is_err() {
                     return Step::End;
                 }
@@ -241,6 +258,7 @@ impl<T: Delivered> Follow<T> {
             if !live.is_empty() {
                 // Kept up: the records are in the batches the queue shares.
                 self.read.clear();
+                self.chunk_bytes = SUBSCRIPTION_CHUNK_BYTES;
                 let whole = live
                     .iter()
                     .all(|b| batch_records(b, self.next, durable_end, &mut self.chunk));
@@ -260,7 +278,7 @@ impl<T: Delivered> Follow<T> {
                 }
                 _ => self
                     .wal
-                    .read_range(Lsn(self.next)..Lsn(durable_end), SUBSCRIPTION_CHUNK_BYTES)
+                    .read_range(Lsn(self.next)..Lsn(durable_end), self.chunk_bytes)
                     .await
                     .map(Chunk::Copied),
             };
@@ -275,13 +293,14 @@ impl<T: Delivered> Follow<T> {
                     // handed out (two chunks held at most).
                     let after = records.last_lsn().map_or(self.next, |l| l + 1);
                     if after < durable_end {
+                        self.chunk_bytes = (self.chunk_bytes * 2).min(SUBSCRIPTION_MAX_CHUNK_BYTES);
                         self.ahead = Some(Ahead {
                             from: after,
                             cuts: self.seen_cuts,
                             // Into the buffer of the chunk handed out before, if any.
                             read: Box::pin(self.wal.read_ahead(
                                 after..durable_end,
-                                SUBSCRIPTION_CHUNK_BYTES,
+                                self.chunk_bytes,
                                 self.read.take_spare(),
                             )),
                         });
@@ -369,6 +388,7 @@ impl Wal {
             read: RecordsRead::default(),
             _following: self.progress().follow(),
             ahead: None,
+            chunk_bytes: SUBSCRIPTION_CHUNK_BYTES,
         };
         Follower {
             follow: Some(follow),

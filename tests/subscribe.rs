@@ -112,27 +112,41 @@ async fn a_subscriber_from_the_middle_after_a_restart_and_its_end_at_shutdown() 
 #[tokio::test]
 async fn below_the_first_lsn_or_passed_by_a_checkpoint_is_subscriber_behind() {
     let d = tempfile::tempdir().unwrap();
-    let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
+    let cfg = small().segment_size_bytes(256 * 1024);
+    let wal = Wal::open_standalone(d.path(), cfg).await.unwrap();
     let big = |i: u64| {
         let mut p = payload(i);
         p.resize(1_000, b'z');
         p
     };
-    for i in 1..=2_000 {
-        wal.append(big(i)).await.unwrap();
+    // 1,000-byte records: a chunk of SUBSCRIPTION_CHUNK_BYTES holds about this many. The
+    // log holds three chunks' worth before the subscriber starts, so what it reads first
+    // (a chunk, and the next read ahead) is not the whole log.
+    let per_chunk = (SUBSCRIPTION_CHUNK_BYTES / 1_000) as u64;
+    let before = 3 * per_chunk;
+    let mut i = 1;
+    while i <= before {
+        let n = 100.min(before + 1 - i);
+        wal.append_batch((i..i + n).map(big).collect())
+            .await
+            .unwrap();
+        i += n;
     }
     // A slow subscriber: one record read, then it stalls while commits go on.
     let mut slow = wal.subscribe(Lsn(1));
     assert_eq!(next(&mut slow).await.unwrap().unwrap().lsn, Lsn(1));
-    for i in 2_001..=4_000 {
+    for i in before + 1..=before + 2_000 {
         tokio::time::timeout(WAIT, wal.append(big(i)))
             .await
             .expect("a stalled subscriber held up a commit")
             .unwrap();
     }
-    wal.truncate_before(Lsn(3_000)).await.unwrap();
+    wal.truncate_before(Lsn(before + 1_000)).await.unwrap();
     let first = wal.stats().await.unwrap().first_lsn;
-    assert!(first > Lsn(1_000));
+    assert!(
+        first > Lsn(2 * per_chunk + 1),
+        "past the chunk read ahead too: {first}"
+    );
     // The slow one yields what it held, then is told it was passed.
     let mut last = Lsn(1);
     let err = loop {
@@ -151,8 +165,6 @@ async fn below_the_first_lsn_or_passed_by_a_checkpoint_is_subscriber_behind() {
         }
         e => panic!("expected SubscriberBehind, got {e:?}"),
     }
-    // 1,000-byte records: a chunk of SUBSCRIPTION_CHUNK_BYTES holds about 256 of them.
-    let per_chunk = (SUBSCRIPTION_CHUNK_BYTES / 1_000) as u64;
     assert!(
         last.0 <= 1 + per_chunk,
         "it held one chunk, not the log: {last}"
@@ -317,20 +329,27 @@ async fn a_subscriber_catching_up_through_a_compressing_log_gets_the_records_dec
 
 /// Subscribed after everything is written, the subscriber reads the files: its first
 /// chunk in place, the next ones read ahead on the reader pool and copied out on its own
-/// thread (`log/records_read.rs`). Several chunks of single records, transactions and
-/// batches across rollovers: each record must equal what `LogReader` (a decoder of its
-/// own) gives (payload, segment, frame offset, CRC, place in its transaction).
+/// thread (`log/records_read.rs`), each read twice the last up to
+/// `SUBSCRIPTION_MAX_CHUNK_BYTES`, into the buffer of the chunk before. Several chunks of
+/// the largest size, of single records, transactions and batches across rollovers: each
+/// record must equal what `LogReader` (a decoder of its own) gives (payload, segment,
+/// frame offset, CRC, place in its transaction).
 async fn catch_up_equals_reads(cfg: WalConfig) {
     let d = tempfile::tempdir().unwrap();
-    let cfg = cfg.segment_size_bytes(1 << 20).preallocate(false);
+    let cfg = cfg
+        .segment_size_bytes(1 << 20)
+        .preallocate(false)
+        .durability(Durability::Buffered);
     let wal = Wal::open_standalone(d.path(), cfg).await.unwrap();
     let big = |i: u64| {
         let mut p = payload(i);
         p.resize(1_000 + (i % 100) as usize, b'z');
         p
     };
-    let mut written = 0u64;
-    for i in 0..1_500u64 {
+    // The first read, the doubled ones, then three of the largest.
+    let to_catch_up = (SUBSCRIPTION_CHUNK_BYTES + 3 * SUBSCRIPTION_MAX_CHUNK_BYTES) as u64;
+    let (mut written, mut i, mut txns_written) = (0u64, 0u64, 0usize);
+    while written * 1_050 <= to_catch_up {
         written += match i % 3 {
             0 => {
                 wal.append(big(i)).await.unwrap();
@@ -340,6 +359,7 @@ async fn catch_up_equals_reads(cfg: WalConfig) {
                 wal.commit((0..3).map(|k| big(i * 7 + k)).collect())
                     .await
                     .unwrap();
+                txns_written += 3;
                 3
             }
             _ => {
@@ -349,12 +369,9 @@ async fn catch_up_equals_reads(cfg: WalConfig) {
                 2
             }
         };
+        i += 1;
     }
-    let bytes_written = written * 1_050;
-    assert!(
-        bytes_written > 3 * (1 << 20),
-        "more than three chunks to catch up: {bytes_written} bytes"
-    );
+    wal.flush().await.unwrap();
     let files: Vec<Record> = LogReader::open(d.path())
         .unwrap()
         .map(|r| r.unwrap())
@@ -369,8 +386,7 @@ async fn catch_up_equals_reads(cfg: WalConfig) {
         txns += usize::from(r.txn.is_some());
     }
     assert_eq!(
-        txns,
-        500 * 3,
+        txns, txns_written,
         "every transaction's entries carry their place"
     );
     wal.shutdown().await.unwrap();
