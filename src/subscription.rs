@@ -38,11 +38,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// Bytes of payload (each record counted with 24 more) a [`Subscription`]'s first read
-/// of the files asks for. While it stays behind, each read asks for twice the last, up
-/// to [`SUBSCRIPTION_MAX_CHUNK_BYTES`]: a subscriber that fell briefly behind the shared
-/// batches reads little, one catching up reads in chunks large enough that the two
-/// thread wakes of each (the reader pool's, its own) cost little.
+/// Bytes of payload (each record counted with 24 more) a [`Subscription`]'s first two
+/// reads of the files ask for. While it stays behind, each read after them asks for
+/// twice the last, up to [`SUBSCRIPTION_MAX_CHUNK_BYTES`]: a subscriber that fell briefly
+/// behind the shared batches reads little, one catching up reads in chunks large enough
+/// that the two thread wakes of each (the reader pool's, its own) cost little.
 pub const SUBSCRIPTION_CHUNK_BYTES: usize = 1 << 20;
 
 /// The largest read of a [`Subscription`] (see [`SUBSCRIPTION_CHUNK_BYTES`]): it holds
@@ -53,6 +53,14 @@ pub const SUBSCRIPTION_MAX_CHUNK_BYTES: usize = 4 << 20;
 /// that keeps up holds (copied out, for [`Wal::subscribe`]) before it looks again. No
 /// read waits behind a look, so a smaller take than a read's costs nothing.
 const LIVE_TAKE_BYTES: usize = 1 << 20;
+
+/// Bytes a read of the files asks for after `reads_behind` reads since the subscriber
+/// last kept up: [`SUBSCRIPTION_CHUNK_BYTES`] for the first two, then twice the last, up
+/// to [`SUBSCRIPTION_MAX_CHUNK_BYTES`].
+fn read_bytes(reads_behind: u32) -> usize {
+    let doublings = reads_behind.saturating_sub(1).min(8);
+    (SUBSCRIPTION_CHUNK_BYTES << doublings).min(SUBSCRIPTION_MAX_CHUNK_BYTES)
+}
 
 /// Every durable record from an LSN on, as the log grows ([`Wal::subscribe`]). Use it from
 /// tokio (`StreamExt::next`) or from an actor (`ctx.add_stream`).
@@ -164,10 +172,9 @@ struct Follow<T> {
     _following: Following,
     /// The next chunk, being read on the reader pool while this one is handed out.
     ahead: Option<Ahead>,
-    /// Bytes the next read of the files asks for: [`SUBSCRIPTION_CHUNK_BYTES`], doubled
-    /// by each read while behind, back to it once the subscriber takes from the shared
-    /// batches or catches up.
-    chunk_bytes: usize,
+    /// Reads of the files since the subscriber last took from the shared batches or
+    /// caught up: what the next read asks for ([`read_bytes`]).
+    reads_behind: u32,
 }
 
 /// A chunk read ahead: from `from`, started when `cuts` cuts had been seen (used only if
@@ -249,7 +256,7 @@ impl<T: Delivered> Follow<T> {
                 // Caught up: wait for the queue to move the durable end (or shut down),
                 // holding no buffer of a chunk read before.
                 self.read.clear();
-                self.chunk_bytes = SUBSCRIPTION_CHUNK_BYTES;
+                self.reads_behind = 0;
                 if self.progress.rx.changed().await.is_err() {
                     return Step::End;
                 }
@@ -258,7 +265,7 @@ impl<T: Delivered> Follow<T> {
             if !live.is_empty() {
                 // Kept up: the records are in the batches the queue shares.
                 self.read.clear();
-                self.chunk_bytes = SUBSCRIPTION_CHUNK_BYTES;
+                self.reads_behind = 0;
                 let whole = live
                     .iter()
                     .all(|b| batch_records(b, self.next, durable_end, &mut self.chunk));
@@ -278,7 +285,10 @@ impl<T: Delivered> Follow<T> {
                 }
                 _ => self
                     .wal
-                    .read_range(Lsn(self.next)..Lsn(durable_end), self.chunk_bytes)
+                    .read_range(
+                        Lsn(self.next)..Lsn(durable_end),
+                        read_bytes(self.reads_behind),
+                    )
                     .await
                     .map(Chunk::Copied),
             };
@@ -293,14 +303,14 @@ impl<T: Delivered> Follow<T> {
                     // handed out (two chunks held at most).
                     let after = records.last_lsn().map_or(self.next, |l| l + 1);
                     if after < durable_end {
-                        self.chunk_bytes = (self.chunk_bytes * 2).min(SUBSCRIPTION_MAX_CHUNK_BYTES);
+                        self.reads_behind = self.reads_behind.saturating_add(1);
                         self.ahead = Some(Ahead {
                             from: after,
                             cuts: self.seen_cuts,
                             // Into the buffer of the chunk handed out before, if any.
                             read: Box::pin(self.wal.read_ahead(
                                 after..durable_end,
-                                self.chunk_bytes,
+                                read_bytes(self.reads_behind),
                                 self.read.take_spare(),
                             )),
                         });
@@ -388,11 +398,24 @@ impl Wal {
             read: RecordsRead::default(),
             _following: self.progress().follow(),
             ahead: None,
-            chunk_bytes: SUBSCRIPTION_CHUNK_BYTES,
+            reads_behind: 0,
         };
         Follower {
             follow: Some(follow),
             step: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_double_after_the_first_two_up_to_the_largest() {
+        let mib = 1 << 20;
+        let sizes: Vec<usize> = (0..6).map(read_bytes).collect();
+        assert_eq!(sizes, [mib, mib, 2 * mib, 4 * mib, 4 * mib, 4 * mib]);
+        assert_eq!(read_bytes(u32::MAX), SUBSCRIPTION_MAX_CHUNK_BYTES);
     }
 }
