@@ -1,7 +1,8 @@
 //! Live subscribers (issue 22, item 1): [`Wal::subscribe`] gives a [`Subscription`], a
 //! [`futures::Stream`] of every durable record from an LSN on, in LSN order, with no gap
-//! and no duplicate: read from the files ([`Wal::read_range`], in chunks of at most
-//! [`SUBSCRIPTION_CHUNK_BYTES`]) up to the durable end, then woken by the queue each time
+//! and no duplicate: read from the files ([`Wal::read_range`], in chunks of
+//! [`SUBSCRIPTION_CHUNK_BYTES`], growing to [`SUBSCRIPTION_MAX_CHUNK_BYTES`] while it
+//! stays behind) up to the durable end, then woken by the queue each time
 //! the durable end moves (`progress.rs`: a watch channel, no polling, no sleep). While it
 //! keeps up, it takes the records from the newest durable batches the queue shares with
 //! every subscriber (read once for all, `log/batch_records.rs`) instead of the files.
