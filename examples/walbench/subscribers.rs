@@ -1,4 +1,5 @@
-//! Subscribers (issue 22's figures), in turns in one run: commits/s of `actors` durable
+//! Subscribers (issue 22's figures), in turns in one run (each round starting one
+//! configuration later than the last): commits/s of `actors` durable
 //! committers with no subscriber and with 16 following the log (`Wal::subscribe`), the 16
 //! on the committers' thread (where the queue runs too: their CPU is the queue's) and on
 //! an arbiter of their own (where an application would put consumers of the log);
@@ -228,9 +229,18 @@ async fn delivery(wal: &Wal, subs: usize, records: u64) -> Result<(f64, f64), St
     Ok(p50_p99(lat))
 }
 
-/// Catch-up from the files, one round: a subscriber from LSN 1 to the end, then `LogReader`.
-async fn catch_up(wal: &Wal, dir: &Path) -> Result<(f64, f64), String> {
+/// Catch-up from the files, one round: a subscriber from LSN 1 to the end, and
+/// `LogReader` over the same log (first when `reader_first`). MB/s of payload of each.
+async fn catch_up(wal: &Wal, dir: &Path, reader_first: bool) -> Result<(f64, f64), String> {
     let end = wal.stats().await.map_err(|e| e.to_string())?.durable_lsn.0;
+    let reader = || -> Result<f64, String> {
+        let (started, mut bytes) = (Instant::now(), 0u64);
+        for r in LogReader::open(dir).map_err(|e| e.to_string())? {
+            bytes += r.map_err(|e| e.to_string())?.payload.len() as u64;
+        }
+        Ok(bytes as f64 / 1e6 / started.elapsed().as_secs_f64())
+    };
+    let reader_mb_s = if reader_first { Some(reader()?) } else { None };
     let mut sub = wal.subscribe(Lsn(1));
     let (started, mut bytes) = (Instant::now(), 0u64);
     while let Some(r) = sub.next().await {
@@ -241,11 +251,10 @@ async fn catch_up(wal: &Wal, dir: &Path) -> Result<(f64, f64), String> {
         }
     }
     let sub_mb_s = bytes as f64 / 1e6 / started.elapsed().as_secs_f64();
-    let (started, mut rbytes) = (Instant::now(), 0u64);
-    for r in LogReader::open(dir).map_err(|e| e.to_string())? {
-        rbytes += r.map_err(|e| e.to_string())?.payload.len() as u64;
-    }
-    let reader_mb_s = rbytes as f64 / 1e6 / started.elapsed().as_secs_f64();
+    let reader_mb_s = match reader_mb_s {
+        Some(r) => r,
+        None => reader()?,
+    };
     Ok((sub_mb_s, reader_mb_s))
 }
 
@@ -262,22 +271,38 @@ pub async fn measure(
     let (mut none, mut sixteen, mut sixteen_own, mut sixteen_shared) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let followers = |count, own, shared| Followers { count, own, shared };
-    for _ in 0..rounds.max(1) {
-        let f = followers(0, None, false);
-        none.push(commits(&wal, actors, 256, window, f).await?);
-        let f = followers(16, None, false);
-        sixteen.push(commits(&wal, actors, 256, window, f).await?);
-        let f = followers(16, Some(&arbiter), false);
-        sixteen_own.push(commits(&wal, actors, 256, window, f).await?);
-        let f = followers(16, Some(&arbiter), true);
-        sixteen_shared.push(commits(&wal, actors, 256, window, f).await?);
+    for round in 0..rounds.max(1) {
+        // Each round starts one configuration later than the last: the disk slows as the
+        // log grows past a few GB (docs/performance.md), and no configuration should
+        // always run first in its round.
+        for k in 0..4 {
+            match (k + round) % 4 {
+                0 => {
+                    let f = followers(0, None, false);
+                    none.push(commits(&wal, actors, 256, window, f).await?);
+                }
+                1 => {
+                    let f = followers(16, None, false);
+                    sixteen.push(commits(&wal, actors, 256, window, f).await?);
+                }
+                2 => {
+                    let f = followers(16, Some(&arbiter), false);
+                    sixteen_own.push(commits(&wal, actors, 256, window, f).await?);
+                }
+                _ => {
+                    let f = followers(16, Some(&arbiter), true);
+                    sixteen_shared.push(commits(&wal, actors, 256, window, f).await?);
+                }
+            }
+        }
     }
     arbiter.stop();
     let delivery_1_us = delivery(&wal, 1, 2_000).await?;
     let delivery_16_us = delivery(&wal, 16, 2_000).await?;
     let (mut catch_up_mb_s, mut log_reader_mb_s) = (Vec::new(), Vec::new());
-    for _ in 0..rounds.max(1) {
-        let (sub, reader) = catch_up(&wal, dir).await?;
+    for round in 0..rounds.max(1) {
+        // In turns: the subscriber first in even rounds, `LogReader` first in odd ones.
+        let (sub, reader) = catch_up(&wal, dir, round % 2 == 1).await?;
         catch_up_mb_s.push(sub);
         log_reader_mb_s.push(reader);
     }
