@@ -276,7 +276,9 @@ impl Wal {
     async fn submit(&self, entry: AppendEntry) -> Result<Lsn, WalError> {
         match self.inner.intake.push(entry, &self.inner.queue) {
             Pushed::Taken(reply) => reply.await.unwrap_or(Err(WalError::ShutDown)),
-            Pushed::Full(entry) => self.send(entry).await,
+            // Boxed: the rare path would otherwise size every append's future (576
+            // bytes with it inline, moved at each spawn or box of the caller's).
+            Pushed::Full(entry) => Box::pin(self.send(entry)).await,
             Pushed::Closed => Err(WalError::ShutDown),
         }
     }
