@@ -193,6 +193,8 @@ impl Intake {
             s.bytes = 0;
             std::mem::take(&mut s.runs)
         };
+        // Dropped after the lock: each reply sender dropped wakes its caller, whose
+        // next push must not find the lock held.
         drop(runs);
     }
 }
