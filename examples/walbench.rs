@@ -29,6 +29,8 @@ mod batch_flush;
 mod bulk;
 #[path = "walbench/compression.rs"]
 mod compression;
+#[path = "walbench/delivery.rs"]
+mod delivery;
 #[path = "walbench/interleave.rs"]
 mod interleave;
 #[path = "walbench/issue11.rs"]

@@ -3,12 +3,13 @@
 //! committers with no subscriber and with 16 following the log (`Wal::subscribe`), the 16
 //! on the committers' thread (where the queue runs too: their CPU is the queue's) and on
 //! an arbiter of their own (where an application would put consumers of the log);
-//! live delivery, from an append's durable reply to a subscriber receiving the record,
-//! with 1 and with 16 subscribers (a paced committer, one record at a time); and a
+//! live delivery (`delivery.rs`: when a subscriber has each record, beside when its
+//! committer has the durable reply; 1 and 16 subscribers, a paced committer); and a
 //! subscriber catching up from the files beside `LogReader` reading the same log, in turns
 //! over rounds (one pass of each moved by 0.7x to 1.0x from run to run on this shared
 //! machine: docs/performance.md, "Subscribers").
 
+use super::delivery::{self, Delivery};
 use super::Check;
 use actix_wal::{LogReader, Lsn, Wal, WalConfig};
 use futures::StreamExt;
@@ -30,10 +31,9 @@ pub struct SubscriberFigures {
     pub commits_16_own: Vec<f64>,
     /// The same with `Wal::subscribe_shared` (payloads shared, not copied out).
     pub commits_16_own_shared: Vec<f64>,
-    /// Delivery after the durable reply, 1 subscriber: p50 and p99, microseconds.
-    pub delivery_1_us: (f64, f64),
-    /// The same with 16 subscribers (every delivery of every subscriber).
-    pub delivery_16_us: (f64, f64),
+    /// Live delivery: 1 and 16 subscribers on the committer's thread, 16 on an arbiter
+    /// of their own (`delivery.rs`).
+    pub delivery: Vec<Delivery>,
     /// A subscriber from LSN 1 over the whole log, MB/s of payload, per round.
     pub catch_up_mb_s: Vec<f64>,
     /// `LogReader` over the same log, MB/s of payload, per round (each right after that
@@ -172,63 +172,6 @@ async fn commits(
     Ok(rate)
 }
 
-/// p50 and p99 of `v`, microseconds.
-fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| v.get(((v.len() as f64 - 1.0) * q) as usize).copied();
-    (at(0.5).unwrap_or(f64::NAN), at(0.99).unwrap_or(f64::NAN))
-}
-
-/// Delivery after the durable reply: `records` appends one at a time, `subs` subscribers;
-/// for each delivery, the time from the append's reply to its receipt (0 when the record
-/// arrived first: the queue wakes subscribers before it answers).
-async fn delivery(wal: &Wal, subs: usize, records: u64) -> Result<(f64, f64), String> {
-    let from = Lsn(wal.stats().await.map_err(|e| e.to_string())?.next_lsn.0);
-    let replies: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
-        Arc::new(std::sync::Mutex::new(vec![None; records as usize]));
-    let followers: Vec<_> = (0..subs)
-        .map(|_| {
-            let (mut sub, replies) = (wal.subscribe(from), replies.clone());
-            actix_rt::spawn(async move {
-                let mut got = Vec::new();
-                for _ in 0..records {
-                    match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
-                        Ok(Some(Ok(r))) => got.push((r.lsn.0 - from.0, Instant::now())),
-                        _ => break,
-                    }
-                }
-                // Replies are all in by now (the writer finished before this is read).
-                (got, replies)
-            })
-        })
-        .collect();
-    for i in 0..records {
-        wal.append(vec![7u8; 256])
-            .await
-            .map_err(|e| e.to_string())?;
-        replies.lock().unwrap()[i as usize] = Some(Instant::now());
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
-    let mut lat = Vec::new();
-    for f in followers {
-        let (got, replies) = f.await.map_err(|e| e.to_string())?;
-        let replies = replies.lock().unwrap();
-        for (i, at) in got {
-            if let Some(Some(reply)) = replies.get(i as usize) {
-                lat.push(at.saturating_duration_since(*reply).as_secs_f64() * 1e6);
-            }
-        }
-    }
-    if lat.len() < (records as usize) * subs {
-        return Err(format!(
-            "{} of {} deliveries",
-            lat.len(),
-            records as usize * subs
-        ));
-    }
-    Ok(p50_p99(lat))
-}
-
 /// Catch-up from the files, one round: a subscriber from LSN 1 to the end, and
 /// `LogReader` over the same log (first when `reader_first`). MB/s of payload of each.
 async fn catch_up(wal: &Wal, dir: &Path, reader_first: bool) -> Result<(f64, f64), String> {
@@ -296,9 +239,12 @@ pub async fn measure(
             }
         }
     }
+    let delivery = vec![
+        delivery::measure(&wal, 1, None, 2_000).await?,
+        delivery::measure(&wal, 16, None, 2_000).await?,
+        delivery::measure(&wal, 16, Some(&arbiter), 2_000).await?,
+    ];
     arbiter.stop();
-    let delivery_1_us = delivery(&wal, 1, 2_000).await?;
-    let delivery_16_us = delivery(&wal, 16, 2_000).await?;
     let (mut catch_up_mb_s, mut log_reader_mb_s) = (Vec::new(), Vec::new());
     for round in 0..rounds.max(1) {
         // In turns: the subscriber first in even rounds, `LogReader` first in odd ones.
@@ -312,8 +258,7 @@ pub async fn measure(
         commits_16: sixteen,
         commits_16_own: sixteen_own,
         commits_16_own_shared: sixteen_shared,
-        delivery_1_us,
-        delivery_16_us,
+        delivery,
         catch_up_mb_s,
         log_reader_mb_s,
     })
@@ -355,13 +300,14 @@ pub fn checks(f: &SubscriberFigures, actors: usize) -> Vec<Check> {
         ),
         target: ">= 0.90 (median of same-round ratios)".into(),
         measured: format!(
-            "{ratio:.2} ({:?} vs {:?} commits/s); delivery after the durable reply p50/p99: 1 subscriber {:.0}/{:.0} us, 16 subscribers {:.0}/{:.0} us",
+            "{ratio:.2} ({:?} vs {:?} commits/s); live delivery, p50/p99: {}",
             f.commits_16.iter().map(|c| c.round()).collect::<Vec<_>>(),
             f.commits_none.iter().map(|c| c.round()).collect::<Vec<_>>(),
-            f.delivery_1_us.0,
-            f.delivery_1_us.1,
-            f.delivery_16_us.0,
-            f.delivery_16_us.1
+            f.delivery
+                .iter()
+                .map(delivery::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
         met: ratio >= 0.9,
     });
