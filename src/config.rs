@@ -172,7 +172,8 @@ pub struct WalConfig {
     pub max_cursor_lag_bytes: u64,
     /// Bound on the number of named cursors (`Wal::cursor`). Default 64, at most 1,024.
     pub max_cursors: usize,
-    /// Bound on a cursor name's length in bytes. Default 64, at most 255.
+    /// Bound on a new cursor name's length in bytes (an existing cursor is found whatever
+    /// its name's length). Default 64, at most 255.
     pub max_cursor_name_bytes: usize,
 }
 

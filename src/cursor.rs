@@ -104,7 +104,9 @@ impl Wal {
     /// the existing one where it stands (after a restart too). Names are 1 to
     /// `WalConfig::max_cursor_name_bytes` bytes of ASCII letters, digits, `.`, `_` and `-`
     /// ([`WalError::InvalidCursorName`]); at most `WalConfig::max_cursors` exist
-    /// ([`WalError::TooManyCursors`]). An invalidated cursor is
+    /// ([`WalError::TooManyCursors`]). Both limits are checked when a cursor is created:
+    /// one made under larger limits is still found after a restart with smaller ones.
+    /// An invalidated cursor is
     /// [`WalError::CursorInvalidated`]: remove it ([`Wal::remove_cursor`]) and create it
     /// again.
     pub async fn cursor(&self, name: impl AsRef<str>) -> Result<Cursor, WalError> {

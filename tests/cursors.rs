@@ -150,6 +150,19 @@ async fn cursor_names_and_counts_are_bounded() {
     wal.remove_cursor("12345678").await.unwrap();
     wal.cursor("third").await.unwrap();
     wal.shutdown().await.unwrap();
+    // The limit on names is for new cursors: one made under a longer limit is still found
+    // (and advanced, and removed) after a restart with a shorter one.
+    let wal = Wal::open(d.path(), small().max_cursor_name_bytes(4))
+        .await
+        .unwrap();
+    let c = wal.cursor("a.b_c-1").await.unwrap();
+    c.advance(c.lsn()).await.unwrap();
+    assert!(matches!(
+        wal.cursor("abcde").await,
+        Err(WalError::InvalidCursorName { .. })
+    ));
+    wal.remove_cursor("a.b_c-1").await.unwrap();
+    wal.shutdown().await.unwrap();
     for cfg in [
         small().max_cursors(1025),
         small().max_cursor_name_bytes(0),

@@ -190,8 +190,9 @@ impl LogDir {
     }
 
     /// The cursor `name`, created durably at the log's first LSN if it does not exist
-    /// (after a retention run, so that it starts where the log now starts). Checked: the
-    /// name ([`WalError::InvalidCursorName`]), the count ([`WalError::TooManyCursors`]);
+    /// (after a retention run, so that it starts where the log now starts). Checked for a
+    /// new one: the name ([`WalError::InvalidCursorName`]), the count
+    /// ([`WalError::TooManyCursors`]);
     /// an invalidated cursor is [`WalError::CursorInvalidated`]. With the retention run
     /// that preceded a creation, if there was one.
     pub fn open_cursor(
@@ -200,15 +201,17 @@ impl LogDir {
         max_cursors: usize,
         max_name_bytes: usize,
     ) -> Result<(CursorMeta, Option<Retained>), WalError> {
+        // An existing cursor first: the limits on names and counts are for new ones (a
+        // cursor made under a longer `max_cursor_name_bytes` is still its consumer's).
+        let current = self.meta().current();
+        if let Some(c) = current.as_ref().and_then(|m| m.cursor(name)) {
+            return valid(c).map(|c| (c, None));
+        }
         if let Some(reason) = crate::format::meta_cursors::check_cursor_name(name, max_name_bytes) {
             return Err(WalError::InvalidCursorName {
                 name: name.to_string(),
                 reason,
             });
-        }
-        let current = self.meta().current();
-        if let Some(c) = current.as_ref().and_then(|m| m.cursor(name)) {
-            return valid(c).map(|c| (c, None));
         }
         let count = current.as_ref().map_or(0, |m| m.cursors.len());
         if count >= max_cursors {
