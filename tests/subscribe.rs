@@ -178,6 +178,31 @@ async fn below_the_first_lsn_or_passed_by_a_checkpoint_is_subscriber_behind() {
     wal.shutdown().await.unwrap();
 }
 
+/// A new log that starts at `WalConfig::first_lsn` 100: a `from` below it is behind at
+/// once, before anything is written (it waited for the first append), and 100 is where
+/// the records start.
+#[tokio::test]
+async fn below_the_first_lsn_of_a_new_log_started_past_1_is_subscriber_behind_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), small().first_lsn(100))
+        .await
+        .unwrap();
+    for from in [1, 99] {
+        let mut sub = wal.subscribe(Lsn(from));
+        let got = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
+        match got {
+            Ok(Some(Err(WalError::SubscriberBehind { next, first_lsn }))) => {
+                assert_eq!((next, first_lsn), (Lsn(from), Lsn(100)));
+            }
+            other => panic!("from {from}: expected SubscriberBehind, got {other:?}"),
+        }
+    }
+    let mut at_first = wal.subscribe(Lsn(100));
+    assert_eq!(wal.append(b"first".to_vec()).await.unwrap(), Lsn(100));
+    assert_eq!(next(&mut at_first).await.unwrap().unwrap().lsn, Lsn(100));
+    wal.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_rewind_below_what_was_received_is_subscriber_rewound_naming_the_cut() {
     let d = tempfile::tempdir().unwrap();

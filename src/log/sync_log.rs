@@ -72,6 +72,11 @@ pub fn open_log_from(
                 })?;
                 outcome.next_lsn = Lsn(first);
                 outcome.start_lsn = Lsn(first);
+                // The read index too (recovery built it for a log starting at 1): reads
+                // and subscriptions below `first` are below the first LSN, not waiting
+                // for records up to it.
+                outcome.index.set_first_lsn(first);
+                outcome.index.set_durable_end(first);
             }
             let first = outcome.next_lsn.0;
             create_segment(
