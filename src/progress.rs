@@ -34,6 +34,9 @@ pub(crate) struct Progress {
     pub(crate) cuts: u64,
     /// The newest cuts: (their count, the LSN from which records were removed).
     pub(crate) recent_cuts: VecDeque<(u64, u64)>,
+    /// The lowest LSN any cut since the open removed records from (`None`: no cut yet):
+    /// a replay of what the log held at open ends there ([`crate::Replay`]).
+    pub(crate) lowest_cut: Option<u64>,
     /// The log shut down: subscriptions end.
     pub(crate) closed: bool,
     /// The log's first LSN as of its last checkpoint here (0 before any): a chunk read
@@ -224,6 +227,7 @@ pub(crate) fn cut(tx: &ProgressTx, lsn: u64) {
             p.recent_cuts.pop_front();
         }
         p.recent_cuts.push_back((p.cuts, lsn));
+        p.lowest_cut = Some(p.lowest_cut.map_or(lsn, |c| c.min(lsn)));
         p.durable_end = p.durable_end.min(lsn);
         p.clear_live();
     });
@@ -251,6 +255,17 @@ mod tests {
         assert_eq!(p.cut_below(0, 9), Some(8));
         assert_eq!(p.cut_below(1, 9), None, "seen already");
         assert_eq!(p.durable_end, 8);
+    }
+
+    #[test]
+    fn the_lowest_cut_since_the_open_is_kept_past_the_cuts_remembered() {
+        let (tx, rx) = channel(1_000);
+        assert_eq!(rx.rx.borrow().lowest_cut, None);
+        cut(&tx, 500);
+        for i in 0..(CUTS_KEPT as u64 + 5) {
+            cut(&tx, 900 - i);
+        }
+        assert_eq!(rx.rx.borrow().lowest_cut, Some(500));
     }
 
     #[test]

@@ -18,12 +18,15 @@ use std::task::{Context, Poll};
 pub const REPLAY_CHUNK_BYTES: usize = 1 << 20;
 
 /// The records the log held at open, from its checkpoint (its first LSN, unless cursors or
-/// the retention policy keep records below the checkpoint) to the end recovery found
+/// the retention policy keep records below the checkpoint) or `WalConfig::replay_from`,
+/// whichever is later (where `replay_to` starts), to the end recovery found
 /// ([`Wal::replay`]), in LSN order, with no gap and no duplicate. Records appended since
-/// the open are not in it. It ends after the last, or after the first error: a record
-/// removed since the open (by [`Wal::truncate_before`], [`Wal::truncate_after`] or
-/// [`Wal::reset`]) is [`WalError::NotFound`] naming its LSN, as [`Wal::read`] says, and
-/// the stream ends there.
+/// the open are not in it, even where a rewind gave their LSNs out again. It ends after
+/// the last, or after the first error: a record removed since the open (by
+/// [`Wal::truncate_before`], [`Wal::truncate_after`] or [`Wal::reset`]) is
+/// [`WalError::NotFound`] naming its LSN, as [`Wal::read`] says, and the stream ends
+/// there. (A rewind's cut is checked before each record is handed out: from the first
+/// LSN a rewind or a reset removed on, nothing is, even a record read before the cut.)
 pub struct Replay {
     inner: Pin<Box<dyn Stream<Item = Result<Record, WalError>> + Send>>,
 }
@@ -51,6 +54,16 @@ struct Cursor {
     chunk: VecDeque<Record>,
 }
 
+impl Cursor {
+    /// Where the records the log held at open end now: the end recovery found, or the
+    /// lowest LSN a cut removed records from since the open (a rewind, a reset, a
+    /// rewrite), whichever is lower.
+    fn held_end(&self) -> Lsn {
+        let cut = self.wal.progress().rx.borrow().lowest_cut;
+        cut.map_or(self.end, |c| self.end.min(Lsn(c)))
+    }
+}
+
 impl Wal {
     /// The records the log held at open, as a stream (see [`Replay`]): what
     /// `WalConfig::replay_to` sends an actor, for any caller.
@@ -70,14 +83,22 @@ impl Wal {
         let report = self.recovery_report();
         let cursor = Cursor {
             wal: self.clone(),
-            next: report.checkpoint_lsn.max(report.first_lsn),
+            next: report
+                .checkpoint_lsn
+                .max(report.first_lsn)
+                .max(self.replay_from()),
             end: report.next_lsn,
             chunk: VecDeque::new(),
         };
         let inner = stream::unfold(Some(cursor), |state| async move {
             let mut c = state?;
-            if c.chunk.is_empty() && c.next < c.end {
-                let read = c.wal.read_range(c.next..c.end, REPLAY_CHUNK_BYTES).await;
+            let end = c.held_end();
+            if c.next >= end && c.next < c.end {
+                // Removed since the open (and maybe given out again since).
+                return Some((Err(WalError::NotFound { lsn: c.next }), None));
+            }
+            if c.chunk.is_empty() && c.next < end {
+                let read = c.wal.read_range(c.next..end, REPLAY_CHUNK_BYTES).await;
                 match read {
                     Ok(records) if !records.is_empty() => c.chunk = records.into(),
                     // Never expected (a non-empty range reads at least one record or
@@ -87,6 +108,10 @@ impl Wal {
                 }
             }
             let record = c.chunk.pop_front()?;
+            if record.lsn >= c.held_end() {
+                // A cut since the read: this record may not be the one the log held.
+                return Some((Err(WalError::NotFound { lsn: record.lsn }), None));
+            }
             if record.lsn != c.next {
                 // Never expected (reads are in LSN order, with no gap): said, not skipped.
                 let e = WalError::NotFound { lsn: c.next };

@@ -11,7 +11,9 @@
 //! end). A cut (`truncate_after`, `reset`) below what it already yielded ends it with
 //! [`WalError::SubscriberRewound`] naming the cut; a `from` below the log's first LSN, or
 //! a checkpoint that passes it, with [`WalError::SubscriberBehind`]. It ends cleanly
-//! (`None`) when the log shuts down. Each subscription holds at most two chunks (the one
+//! (`None`) when the log shuts down; it does not keep a standalone log open (the log of
+//! [`Wal::open_standalone`] shuts down when the application's last handle goes, and its
+//! subscriptions end then). Each subscription holds at most two chunks (the one
 //! it hands out, and the next, read ahead on the reader pool while it is behind); the watch
 //! keeps only the newest durable end, so a slow subscriber holds up neither commits nor
 //! other subscribers: it reads what it missed from the files.
@@ -391,7 +393,9 @@ impl Wal {
 
     fn follower<T: Delivered>(&self, from: Lsn) -> Follower<T> {
         let follow = Follow {
-            wal: self.clone(),
+            // Not a handle of its own: a standalone log shuts down when the application's
+            // last handle goes, and the stream ends then.
+            wal: self.detached(),
             progress: self.progress().clone(),
             next: from.0,
             seen_cuts: self.progress().cuts(),

@@ -66,6 +66,9 @@ struct Handles {
     /// Where [`Wal::append`], [`Wal::commit`] and [`Wal::append_batch`] put their entries
     /// for the queue (`actors/queue/intake.rs`): no actix message each.
     intake: Arc<Intake>,
+    /// `WalConfig::replay_from` (0 when unset): [`Wal::replay`] starts there at the
+    /// earliest, as `replay_to` does.
+    replay_from: Lsn,
 }
 
 fn closed(_: MailboxError) -> WalError {
@@ -130,6 +133,25 @@ impl Wal {
         &self.inner.progress
     }
 
+    /// `WalConfig::replay_from` (0 when unset).
+    pub(crate) fn replay_from(&self) -> Lsn {
+        self.inner.replay_from
+    }
+
+    /// A handle that does not keep a standalone log open (for what follows the log, such
+    /// as a [`crate::Subscription`], which ends when the log shuts down): once the
+    /// application's last handle goes, its calls are [`WalError::ShutDown`].
+    pub(crate) fn detached(&self) -> Wal {
+        if self.inner.standalone.is_none() {
+            return self.clone();
+        }
+        let mut handles = Handles::clone(&self.inner);
+        handles.standalone = None;
+        Wal {
+            inner: Arc::new(handles),
+        }
+    }
+
     async fn open_inner(dir: std::path::PathBuf, mut config: WalConfig) -> Result<Wal, WalError> {
         config.validate()?;
         // Every part of the log (recovery, the flusher, the queue, the readers) creates
@@ -169,6 +191,7 @@ impl Wal {
         let meta = recovered.dir.meta().clone();
         let queue_thread = cfg.queue_thread;
         let compression = cfg.compression;
+        let replay_from = cfg.replay_from.unwrap_or(Lsn(0));
         let intake = Intake::new(cfg.max_queue_entries, cfg.max_queue_bytes);
         let setup = QueueSetup {
             cfg,
@@ -211,6 +234,7 @@ impl Wal {
                 progress,
                 compression,
                 intake,
+                replay_from,
             }),
         })
     }

@@ -75,6 +75,77 @@ async fn a_record_checkpointed_away_since_the_open_ends_the_replay_with_its_lsn(
     wal.shutdown().await.unwrap();
 }
 
+/// A record of about 1,000 bytes tagged `tag`: a replay's first read (1 MiB) holds about
+/// a thousand of them.
+fn tagged(tag: &str, i: u64) -> Vec<u8> {
+    let mut v = format!("{tag}-{i}").into_bytes();
+    v.resize(1_000, b'.');
+    v
+}
+
+/// A log of 3,000 tagged records "old", reopened: 2,501 to 3,000 are rewound away and
+/// 500 "new" records take their LSNs, after `replay` is called or before.
+#[tokio::test]
+async fn a_rewind_since_the_open_ends_the_replay_at_the_cut_with_nothing_appended_after_it() {
+    for replay_first in [true, false] {
+        let d = tempfile::tempdir().unwrap();
+        let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
+        for i in 1..=3_000 {
+            wal.append(tagged("old", i)).await.unwrap();
+        }
+        wal.shutdown().await.unwrap();
+        let wal = Wal::open_standalone(d.path(), small()).await.unwrap();
+        let mut replay = replay_first.then(|| wal.replay());
+        if let Some(r) = replay.as_mut() {
+            // The first read, well below the cut, is in hand before the rewind.
+            assert_eq!(r.next().await.unwrap().unwrap().lsn, Lsn(1));
+        }
+        wal.truncate_after(Lsn(2_500)).await.unwrap();
+        for i in 2_501..=3_000 {
+            assert_eq!(wal.append(tagged("new", i)).await.unwrap(), Lsn(i));
+        }
+        let rest: Vec<Result<Record, WalError>> = match replay {
+            Some(r) => r.collect().await,
+            None => wal.replay().collect().await,
+        };
+        wal.shutdown().await.unwrap();
+        let (last, records) = rest.split_last().unwrap();
+        let new = records
+            .iter()
+            .flatten()
+            .filter(|r| r.payload.starts_with(b"new-"))
+            .count();
+        assert_eq!(
+            new, 0,
+            "replay_first {replay_first}: records appended since the open"
+        );
+        let first = if replay_first { 2 } else { 1 };
+        let lsns: Vec<u64> = records.iter().map(|r| r.as_ref().unwrap().lsn.0).collect();
+        assert_eq!(
+            lsns,
+            (first..=2_500).collect::<Vec<_>>(),
+            "replay_first {replay_first}"
+        );
+        assert!(
+            matches!(last, Err(WalError::NotFound { lsn }) if *lsn == Lsn(2_501)),
+            "replay_first {replay_first}: ends with the cut's LSN, got {last:?}"
+        );
+    }
+}
+
+/// `WalConfig::replay_from` moves where `replay_to` starts; the stream starts there too.
+#[tokio::test]
+async fn the_replay_starts_at_replay_from_as_replay_to_does() {
+    let d = tempfile::tempdir().unwrap();
+    write_log(d.path(), 10).await;
+    let wal = Wal::open_standalone(d.path(), small().replay_from(Lsn(6)))
+        .await
+        .unwrap();
+    let lsns: Vec<u64> = wal.replay().map(|r| r.unwrap().lsn.0).collect().await;
+    wal.shutdown().await.unwrap();
+    assert_eq!(lsns, vec![6, 7, 8, 9, 10]);
+}
+
 /// Records as (LSN, payload), as `replay_to` sent them.
 type Seen = Arc<Mutex<Vec<(Lsn, Vec<u8>)>>>;
 

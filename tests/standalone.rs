@@ -188,3 +188,47 @@ fn wal_open_outside_any_runtime_is_an_error_naming_open_standalone() {
     let e = futures::executor::block_on(Wal::open(d.path(), cfg())).unwrap_err();
     assert!(matches!(e, WalError::NoActixSystem), "{e:?}");
 }
+
+/// Counts what `sub` yields until it ends; says so on `first` after the first record.
+async fn count<S, R>(mut sub: S, first: tokio::sync::oneshot::Sender<()>) -> usize
+where
+    S: futures::Stream<Item = Result<R, WalError>> + Unpin,
+{
+    use futures::StreamExt;
+    let (mut n, mut first) = (0, Some(first));
+    while let Some(r) = sub.next().await {
+        r.unwrap();
+        n += 1;
+        if let Some(tx) = first.take() {
+            let _ = tx.send(());
+        }
+    }
+    n
+}
+
+/// A subscription is not a handle: it does not keep the log open. Dropping the last
+/// handle shuts the log down while tasks still follow it; their streams end (`None`) and
+/// the directory reopens.
+#[tokio::test]
+async fn dropping_the_last_handle_ends_its_subscriptions_and_unlocks_the_log() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    wal.append(b"one".to_vec()).await.unwrap();
+    let (tx1, rx1) = tokio::sync::oneshot::channel();
+    let (tx2, rx2) = tokio::sync::oneshot::channel();
+    let copied = tokio::spawn(count(wal.subscribe(Lsn(1)), tx1));
+    let shared = tokio::spawn(count(wal.subscribe_shared(Lsn(1)), tx2));
+    rx1.await.unwrap();
+    rx2.await.unwrap();
+    drop(wal);
+    let wait = std::time::Duration::from_secs(10);
+    for (what, task) in [("subscribe", copied), ("subscribe_shared", shared)] {
+        match tokio::time::timeout(wait, task).await {
+            Ok(n) => assert_eq!(n.unwrap(), 1, "{what}"),
+            Err(_) => panic!("{what}: still following 10 s after the last handle went"),
+        }
+    }
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    assert_eq!(wal.recovery_report().records, 1);
+    wal.shutdown().await.unwrap();
+}
