@@ -415,3 +415,111 @@ fn decode_of_wrong_bytes_is_a_typed_error() {
     ));
     assert!(e.to_string().contains("trailing"), "{e}");
 }
+
+/// A 9-byte payload whose first varint says 2^60 - 1 bytes follow. Decoded as a string
+/// (or anything holding one), the codec must refuse it, not allocate what it claims: with
+/// no limit, bincode asked for 1 EiB and the allocator aborted the process.
+const CLAIMS_AN_EXABYTE: [u8; 9] = [0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F];
+
+#[test]
+fn a_length_prefix_past_the_payload_is_a_typed_error_not_an_allocation() {
+    for (what, result) in [
+        (
+            "String",
+            codec::decode::<String>(&CLAIMS_AN_EXABYTE).map(drop),
+        ),
+        (
+            "Transfer",
+            codec::decode::<Transfer>(&CLAIMS_AN_EXABYTE).map(drop),
+        ),
+        (
+            "Vec<u8>",
+            codec::decode::<Vec<u8>>(&CLAIMS_AN_EXABYTE).map(drop),
+        ),
+        (
+            "bytes",
+            codec::decode::<serde_bytes_like::Bytes>(&CLAIMS_AN_EXABYTE).map(drop),
+        ),
+    ] {
+        assert!(
+            matches!(
+                result,
+                Err(WalError::Codec {
+                    step: CodecStep::Decode,
+                    ..
+                })
+            ),
+            "{what}: {result:?}"
+        );
+    }
+    // Through a real log and `Record::decode`, as an application reads a record.
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = LogWriter::open(d.path(), LogOptions::default()).unwrap();
+    w.append(&CLAIMS_AN_EXABYTE).unwrap();
+    w.sync().unwrap();
+    drop(w);
+    let record = LogReader::open(d.path()).unwrap().next().unwrap().unwrap();
+    assert!(matches!(
+        record.decode::<String>(),
+        Err(WalError::Codec {
+            step: CodecStep::Decode,
+            ..
+        })
+    ));
+    // Strings that are there decode whatever their length.
+    let long = "x".repeat(3 << 20);
+    let bytes = codec::encode(&long).unwrap();
+    assert_eq!(codec::decode::<String>(&bytes).unwrap(), long);
+}
+
+/// A type whose bytes claim more than they hold: `Append::encode` refuses it
+/// (`WouldNotDecode`) instead of letting its own check allocate what the bytes claim.
+struct Liar;
+
+impl Serialize for Liar {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64((1u64 << 60) - 1)
+    }
+}
+
+impl<'de> Deserialize<'de> for Liar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Liar, D::Error> {
+        String::deserialize(d).map(|_| Liar)
+    }
+}
+
+#[test]
+fn a_value_whose_bytes_claim_more_than_they_hold_is_refused_at_encode() {
+    assert!(matches!(
+        Append::encode(&Liar),
+        Err(WalError::Codec {
+            step: CodecStep::WouldNotDecode,
+            ..
+        })
+    ));
+}
+
+/// `serde_bytes`-style byte buffers without the crate: a newtype that asks the format for
+/// bytes (`deserialize_byte_buf`).
+mod serde_bytes_like {
+    use serde::de::{Deserializer, Visitor};
+
+    #[derive(Debug)]
+    pub struct Bytes(#[allow(dead_code)] pub Vec<u8>);
+
+    impl<'de> serde::Deserialize<'de> for Bytes {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Bytes;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                    Ok(Bytes(v))
+                }
+            }
+            d.deserialize_byte_buf(V)
+        }
+    }
+}

@@ -6,8 +6,9 @@
 //! # The bytes
 //!
 //! A payload is bincode 2 with its *standard* configuration (little endian, variable-length
-//! integers, no limit), through serde, and nothing else: no header, no length prefix (the
-//! frame records the length). Any reader of that configuration decodes it: bincode 2's
+//! integers), through serde, and nothing else: no header, no length prefix (the frame
+//! records the length). Decoding adds a limit (no string or byte buffer may claim more
+//! bytes than the payload holds), which changes no byte. Any reader of that configuration decodes it: bincode 2's
 //! `decode_from_slice(bytes, bincode::config::standard())`, or wincode configured the same
 //! way (`Configuration::default().with_varint_encoding()`: little endian, varint integers,
 //! lengths as varint `u64`, variant tags as varint `u32`). wincode's *default* is bincode
@@ -76,10 +77,32 @@ pub fn encode<T: Serialize + DeserializeOwned>(value: &T) -> Result<Vec<u8>, Wal
     Ok(bytes)
 }
 
-/// Decodes a value encoded by [`encode`]; trailing bytes are an error.
+/// Decodes `bytes` with a bincode limit of at least their length: through serde, bincode
+/// claims (and allocates at once) only the bytes of strings and byte buffers, each read
+/// whole from the input next, so a value that is there never claims more than the input
+/// holds. A length prefix that claims more is refused before anything is allocated (with
+/// no limit, 9 bytes claiming 2^60 made the allocator abort the process). The limit is a
+/// type parameter in bincode 2: the smallest of a few powers of 16 at least `bytes.len()`,
+/// so a refused claim is at most 16 times the payload (64 KiB for small ones).
+fn decode_limited<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::serde::decode_from_slice;
+    let std = bincode::config::standard();
+    match bytes.len() {
+        n if n <= 1 << 16 => decode_from_slice(bytes, std.with_limit::<{ 1 << 16 }>()),
+        n if n <= 1 << 20 => decode_from_slice(bytes, std.with_limit::<{ 1 << 20 }>()),
+        n if n <= 1 << 24 => decode_from_slice(bytes, std.with_limit::<{ 1 << 24 }>()),
+        n if n <= 1 << 28 => decode_from_slice(bytes, std.with_limit::<{ 1 << 28 }>()),
+        // A record is at most 4 GiB - 1 (`max_record_bytes`).
+        _ => decode_from_slice(bytes, std.with_limit::<{ u32::MAX as usize }>()),
+    }
+}
+
+/// Decodes a value encoded by [`encode`]; trailing bytes are an error, and so is a length
+/// that claims more bytes than the payload holds (see `decode_limited`).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WalError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| error(CodecStep::Decode, e))?;
+    let (value, used) = decode_limited(bytes).map_err(|e| error(CodecStep::Decode, e))?;
     if used != bytes.len() {
         let trailing_bytes = bytes.len() - used;
         return Err(error(CodecStep::Decode, TrailingBytes { trailing_bytes }));
