@@ -68,6 +68,18 @@ async fn health_counts_the_prepared_spare() {
 
 #[actix::test]
 async fn health_counts_the_segment_bytes_across_rollovers_a_checkpoint_and_a_rewind() {
+    across_rollovers_a_checkpoint_and_a_rewind(true).await;
+}
+
+/// Without preallocation the segment being written grows with each batch: a health check
+/// sizes it again (it reported the size the segment had when it was made: 32 bytes, with
+/// 52,432 on disk).
+#[actix::test]
+async fn health_counts_the_growth_of_the_segment_being_written_without_preallocation() {
+    across_rollovers_a_checkpoint_and_a_rewind(false).await;
+}
+
+async fn across_rollovers_a_checkpoint_and_a_rewind(preallocate: bool) {
     // A rollover counts the new segment and re-sizes the one it left, rather than
     // listing every segment; the figure must still be the files' sum.
     let d = tempfile::tempdir().unwrap();
@@ -76,8 +88,13 @@ async fn health_counts_the_segment_bytes_across_rollovers_a_checkpoint_and_a_rew
         max_record_bytes: 4096,
         max_batch_bytes: 16 * 1024,
         ..WalConfig::default()
-    };
+    }
+    .preallocate(preallocate);
     let wal = Wal::open(d.path(), config).await.unwrap();
+    for i in 0..10u8 {
+        wal.append(vec![i; 500]).await.unwrap();
+    }
+    health_matches_disk(&wal, d.path(), "after 10 appends").await;
     let mut last = Lsn(0);
     for round in 0..4u8 {
         let lsns = futures::future::join_all(

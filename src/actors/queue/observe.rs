@@ -92,15 +92,28 @@ impl Queue {
         }
     }
 
-    /// Sizes the spares (`.wal.tmp` files) again: at a health check.
-    fn recount_spares(&mut self) {
+    /// Sizes the spares (`.wal.tmp` files) and the segment being written again: at a
+    /// health check.
+    fn recount_growing(&mut self) {
         let Some(dir) = &self.dir else {
             return;
         };
         if let Ok((_, temps)) = dir.list() {
             self.spare_bytes = sum_sizes(dir.storage().as_ref(), &temps);
-            self.publish_disk_bytes();
         }
+        // The segment being written grows with each batch when it was not preallocated:
+        // sized again here, not per batch.
+        if let Some((lsn, counted)) = self.counted_tail {
+            let path = dir.path().join(crate::log::segment_name(lsn));
+            if let Ok(now) = dir.storage().open(&path, false).and_then(|f| f.size_bytes()) {
+                self.disk_bytes = (self.disk_bytes + now).saturating_sub(counted);
+                self.counted_tail = Some((lsn, now));
+                if let Some(s) = self.segment_sizes.iter_mut().find(|s| s.first_lsn == lsn) {
+                    s.size_bytes = now;
+                }
+            }
+        }
+        self.publish_disk_bytes();
     }
 
     /// Bytes of the log's files on disk: segments and spares.
@@ -175,7 +188,7 @@ impl Handler<GetHealth> for Queue {
 
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
         self.verify_files("health check");
-        self.recount_spares();
+        self.recount_growing();
         self.publish_cursors();
         let meta = self.dir.as_ref().and_then(|d| d.meta().current());
         MessageResult(Health {
