@@ -216,3 +216,33 @@ fn shutdown_joins_the_queues_thread_and_dropping_every_handle_stops_it() {
         }
     });
 }
+
+/// After `shutdown` every call on the handle is `ShutDown`, whichever thread the queue ran
+/// on: with `Caller` the queue actor outlives the shutdown (its arbiter is the caller's),
+/// and `stats`, `health` and `flush` were answered with figures of a log no longer open
+/// (a first LSN of 0, a healthy flusher) where `Own` said `ShutDown`.
+#[test]
+fn after_shutdown_every_call_is_shut_down_whichever_thread_the_queue_ran_on() {
+    let _serial = serial();
+    actix::System::new().block_on(after_shutdown());
+}
+
+async fn after_shutdown() {
+    for qt in [QueueThread::Caller, QueueThread::Own] {
+        let d = tempfile::tempdir().unwrap();
+        let wal = Wal::open(d.path(), cfg(qt)).await.unwrap();
+        wal.append(b"a".to_vec()).await.unwrap();
+        wal.shutdown().await.unwrap();
+        let shut = |what: &str, r: Result<(), WalError>| {
+            assert!(matches!(r, Err(WalError::ShutDown)), "{qt:?} {what}: {r:?}");
+        };
+        shut("stats", wal.stats().await.map(drop));
+        shut("health", wal.health().await.map(drop));
+        shut("flush", wal.flush().await.map(drop));
+        shut("wait_durable", wal.wait_durable(Lsn(1)).await.map(drop));
+        shut("append", wal.append(b"b".to_vec()).await.map(drop));
+        shut("read", wal.read(Lsn(1)).await.map(drop));
+        // A second shutdown is not an error.
+        wal.shutdown().await.unwrap();
+    }
+}
