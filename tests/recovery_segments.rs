@@ -126,6 +126,15 @@ fn truncate_before_through_log_dir_keeps_records_at_and_after_the_lsn() {
     let removed = log_dir.truncate_before(checkpoint).unwrap();
     assert!(!removed.is_empty());
     drop(log_dir);
+    // `META` was read before the change: its first LSN and checkpoint moved up before the
+    // segments went, so the log opens (it did not: META was left unread, the segments were
+    // removed below a first LSN of 1, and recovery refused "the first segment starts at
+    // LSN 69 above the log's first LSN 1").
+    let meta = actix_wal::files::read_meta(&actix_wal::storage::FsStorage, dir)
+        .unwrap()
+        .unwrap();
+    assert!(meta.checkpoint() >= checkpoint.0, "{meta:?}");
+    LogWriter::open(dir, options(RecoveryPolicy::default())).unwrap();
     let (records, err) = read_log(dir);
     assert!(err.is_none(), "{err:?}");
     let first = records[0].lsn;
@@ -137,6 +146,37 @@ fn truncate_before_through_log_dir_keeps_records_at_and_after_the_lsn() {
         let seg_first: u64 = name.trim_end_matches(".wal").parse().unwrap();
         assert!(seg_first < u64::from(first));
     }
+}
+
+/// `LogDir::update_meta` on a directory opened without recovery changes the value on disk,
+/// not a default one: the first LSN, the checkpoint, the newest segment and the slot stay.
+/// (It wrote the change over an empty value: the checkpoint went to 0 and the newest
+/// segment was forgotten.)
+#[test]
+fn update_meta_through_log_dir_changes_the_value_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_records(dir, 150, 4, options(RecoveryPolicy::default()));
+    let log = LogDir::open(dir, default_storage()).unwrap();
+    log.truncate_before(Lsn(77)).unwrap();
+    drop(log);
+    let read = || {
+        actix_wal::files::read_meta(&actix_wal::storage::FsStorage, dir)
+            .unwrap()
+            .unwrap()
+    };
+    let before = read();
+    let log = LogDir::open(dir, default_storage()).unwrap();
+    log.update_meta(|m| m.slot = Some(b"vote".to_vec()))
+        .unwrap();
+    drop(log);
+    let after = read();
+    assert_eq!(after.slot.as_deref(), Some(&b"vote"[..]));
+    assert_eq!(
+        (after.first_lsn, after.checkpoint(), after.newest_lsn),
+        (before.first_lsn, before.checkpoint(), before.newest_lsn)
+    );
+    LogWriter::open(dir, options(RecoveryPolicy::default())).unwrap();
 }
 
 /// The real file system, except that the next `fail_syncs` calls to `fdatasync` fail.

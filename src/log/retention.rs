@@ -141,6 +141,10 @@ impl LogDir {
     /// The caller checked `change` (and that a new checkpoint is durable). A log without
     /// a `META` file gets none for a checkpoint alone (as before cursors).
     pub fn retain_with(&self, change: impl FnOnce(&mut LogMeta)) -> Result<Retained, WalError> {
+        // Decided from the value on disk (a directory opened without recovery has not
+        // read it yet: segments went below a first LSN left at 1, and the log no longer
+        // opened).
+        self.meta().ensure_read()?;
         let mut segments = self.segment_uses()?;
         let before = self.meta().current().map(|m| (*m).clone());
         let mut next = before.clone().unwrap_or_default();
@@ -203,6 +207,7 @@ impl LogDir {
     ) -> Result<(CursorMeta, Option<Retained>), WalError> {
         // An existing cursor first: the limits on names and counts are for new ones (a
         // cursor made under a longer `max_cursor_name_bytes` is still its consumer's).
+        self.meta().ensure_read()?;
         let current = self.meta().current();
         if let Some(c) = current.as_ref().and_then(|m| m.cursor(name)) {
             return valid(c).map(|c| (c, None));
@@ -278,6 +283,7 @@ impl LogDir {
 
     /// The cursor `name` as `META` holds it, or [`WalError::CursorNotFound`].
     fn cursor_meta(&self, name: &str) -> Result<CursorMeta, WalError> {
+        self.meta().ensure_read()?;
         self.meta()
             .current()
             .and_then(|m| m.cursor(name).cloned())

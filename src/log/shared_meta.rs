@@ -26,6 +26,10 @@ pub struct SharedMeta {
     /// The slot generation of the file as last read or replaced: above 0 once it is
     /// version 3 (read without the store's lock, which a replace holds for its fsyncs).
     file_slot_gen: std::sync::atomic::AtomicU64,
+    /// Whether the file was read ([`Self::reload`], even if that failed): a change to an
+    /// unread store reads it first ([`Self::ensure_read`]), so that it changes the value on
+    /// disk, never a default one written over it.
+    read: std::sync::atomic::AtomicBool,
 }
 
 impl SharedMeta {
@@ -46,6 +50,16 @@ impl SharedMeta {
             published: std::sync::RwLock::new(None),
             log_slot: std::sync::Mutex::new(None),
             file_slot_gen: std::sync::atomic::AtomicU64::new(0),
+            read: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Reads the file unless it was read already (a directory opened without recovery,
+    /// `LogDir::open`, leaves it unread): before anything changes it or decides from it.
+    pub fn ensure_read(&self) -> Result<(), WalError> {
+        match self.read.load(std::sync::atomic::Ordering::Acquire) {
+            true => Ok(()),
+            false => self.reload().map(drop),
         }
     }
 
@@ -165,6 +179,9 @@ impl SharedMeta {
     /// writes both back when they are not both whole.
     pub fn reload(&self) -> Result<MetaRead, WalError> {
         let mut store = self.lock();
+        // Read, whatever the outcome: after a failed read, a change is an explicit
+        // replace (what `walctl repair-meta --without-slot` makes).
+        self.read.store(true, std::sync::atomic::Ordering::Release);
         *self.log_slot() = None;
         let read = read_meta_copies(store.storage.as_ref(), &store.dir)?;
         let current = read.meta.clone();
@@ -193,6 +210,7 @@ impl SharedMeta {
 
     /// [`MetaStore::update`]: one replace, durable before it returns.
     pub fn update(&self, f: impl FnOnce(&mut LogMeta)) -> Result<(), WalError> {
+        self.ensure_read()?;
         let store = self.lock();
         self.publish_from(store, f).map(|_| ())
     }
