@@ -220,3 +220,82 @@ fn a_spare_renamed_after_the_reader_listed_it_is_read_under_its_segment_name() {
     let read: Vec<Vec<u8>> = reader.map(|r| r.unwrap().payload).collect();
     assert_eq!(read, written);
 }
+
+/// A log whose files break `META`'s promises, which recovery refuses as corruption: the
+/// offline readers refuse it too, so `walctl verify` never calls a log sound that
+/// `Wal::open` will not open. (They read every record and exited 0 before: recovery's
+/// checks of `META` against the segments were left out of the read-only plan.)
+#[test]
+fn readers_refuse_what_recovery_refuses_against_meta() {
+    for case in [
+        "the newest segment deleted",
+        "the first segment deleted",
+        "both copies of META deleted",
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), 300);
+        let segs = segments(d.path());
+        assert!(segs.len() >= 3, "{segs:?}");
+        match case {
+            "the newest segment deleted" => std::fs::remove_file(&segs[segs.len() - 1]).unwrap(),
+            "the first segment deleted" => std::fs::remove_file(&segs[0]).unwrap(),
+            _ => {
+                std::fs::remove_file(d.path().join(files::META_FILE)).unwrap();
+                std::fs::remove_file(d.path().join(files::META_COPY_FILE)).unwrap();
+            }
+        }
+        let opened = LogWriter::open(d.path(), options()).map(drop).unwrap_err();
+        assert!(opened.is_corruption(), "{case}: recovery: {opened}");
+        let read: Result<Vec<Record>, WalError> =
+            LogReader::open(d.path()).and_then(|r| r.collect());
+        match read {
+            Err(e) => assert!(e.is_corruption(), "{case}: LogReader: {e}"),
+            Ok(records) => panic!("{case}: LogReader read {} records", records.len()),
+        }
+        // `meta` shows `META`, which is whole in the first two cases.
+        let meta = case == "both copies of META deleted";
+        let commands: &[&[&str]] = if meta {
+            &[&["verify"], &["dump"], &["stat"], &["meta"]]
+        } else {
+            &[&["verify"], &["dump"], &["stat"]]
+        };
+        for args in commands {
+            let out = walctl(args, d.path());
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{case}: walctl {args:?} must say the log is damaged: {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// A directory with no log in it: every command says so (exit 2), `meta` and `cursors`
+/// included (they printed a new log's values and exited 0).
+#[test]
+fn every_command_says_there_is_no_log_in_an_empty_directory() {
+    let d = tempfile::tempdir().unwrap();
+    for args in [
+        &["verify"][..],
+        &["dump"],
+        &["stat"],
+        &["meta"],
+        &["cursors"],
+    ] {
+        let out = walctl(args, d.path());
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "walctl {args:?}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no actix-wal log"),
+            "walctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

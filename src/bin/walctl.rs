@@ -33,7 +33,7 @@ use actix_wal::files::SegmentEnd;
 use actix_wal::files::DEFAULT_MAX_RECORD_BYTES;
 use actix_wal::format::meta::MetaIntent;
 use actix_wal::format::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
-use actix_wal::{LogReader, Record, WalError};
+use actix_wal::{LogReader, Lsn, Record, WalError};
 use clap::{Args, Parser, Subcommand};
 use std::fmt;
 use std::io::{self, BufWriter, Write};
@@ -347,6 +347,18 @@ fn walk(
     }
     summary.tail = reader.tail_end();
     summary.start_lsn = u64::from(reader.start_lsn());
+    // Where each segment's frames really end (compressed frames are shorter on disk than
+    // their records, slot frames hold none): the reader's scan says, where it got there.
+    let mut ends = 0;
+    for seg in &mut summary.segments {
+        if let Some(end) = reader.frames_end(Lsn(seg.first_lsn)) {
+            seg.frames_end = end;
+            ends += 1;
+        }
+    }
+    if ends == summary.segments.len() {
+        summary.frame_bytes = summary.segments.iter().map(|s| s.frames_end).sum();
+    }
     Ok(summary)
 }
 

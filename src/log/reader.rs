@@ -9,9 +9,12 @@
 //! spare that recovery adopts (a rollover's rename lost in a crash) is read as the last
 //! segment, under its spare name; a rewind or reset a crash left unfinished in `META` is
 //! read as done (nothing past the rewind's LSN, nothing at all after a reset, and a log
-//! whose reset removed every segment reads as empty, not as no log). So an application
-//! that rebuilds its state with a `LogReader` before it opens the log, or an operator
-//! reading `walctl`, sees the records `Wal::open` will hold.
+//! whose reset removed every segment reads as empty, not as no log). A log that breaks
+//! `META`'s promises, which recovery refuses, is corruption here too (at open: `META`
+//! lost, the first segment above the first LSN; at the end of the scan: a lost newest
+//! segment, a log ending below its first LSN). So an application that rebuilds its state
+//! with a `LogReader` before it opens the log, or an operator reading `walctl`, sees the
+//! records `Wal::open` will hold, and no log `Wal::open` will refuse reads as sound.
 //!
 //! [`LogReader::open_from`] starts at an LSN: it picks the segment by name (the last whose
 //! first LSN is at or below it) and skips the frames below it inside that segment.
@@ -45,7 +48,7 @@
 //!   not found), when a failed write cut the segment it reads back below the size it saw
 //!   at open (an I/O error, unexpected end of file), and on real damage.
 
-use super::recovery_plan::{kept_by_intent, Adoption, RecoveryPlan};
+use super::recovery_plan::{kept_by_intent, Adoption, MetaBreach, RecoveryPlan};
 use super::scan::{NextSegment, SegmentCursor, SegmentData, SegmentEnd};
 use super::segment::SegmentFile;
 use crate::error::WalError;
@@ -128,6 +131,12 @@ pub struct LogReader {
     /// The slot frame of highest generation read so far (generation, bytes), before the
     /// end a rewind left unfinished: see [`LogReader::slot_frame`].
     newest_slot: Option<(u64, Vec<u8>)>,
+    /// The directory and recovery's plan as read at open, for the checks of `META`'s
+    /// promises once the scan ends (taken then).
+    plan: Option<(PathBuf, RecoveryPlan)>,
+    /// Each segment read to its end: (its first LSN, the offset after its last whole
+    /// frame), in order ([`LogReader::frames_end`]).
+    frames_ends: Vec<(u64, u64)>,
 }
 
 impl LogReader {
@@ -194,6 +203,19 @@ impl LogReader {
                 path: dir.to_path_buf(),
             });
         }
+        // What recovery refuses before it scans, the reader refuses at open: a log whose
+        // `META` is lost, or whose first segment starts above its first LSN.
+        let corrupt = |reason: String| WalError::Corruption {
+            segment: dir.join(super::meta::META_FILE),
+            offset: 0,
+            reason,
+        };
+        if let Some(reason) = plan.lost_meta(storage.as_ref()) {
+            return Err(corrupt(reason));
+        }
+        if let Some(b @ MetaBreach::FirstSegmentAbove { .. }) = plan.breach_at_end(u64::MAX) {
+            return Err(corrupt(b.reason()));
+        }
         // Segment `i` holds the LSNs from its name up to the next segment's: the one to
         // start in is the last whose first LSN is at or below `lsn` (the first if none is).
         let start = segments
@@ -206,9 +228,13 @@ impl LogReader {
             start_lsn: plan.start_lsn(),
             end_lsn: plan.end_lsn(),
             intent,
-            adoption: plan.adoption.filter(|a| kept_by_intent(intent, &a.segment)),
+            adoption: plan
+                .adoption
+                .clone()
+                .filter(|a| kept_by_intent(intent, &a.segment)),
             found_log: true,
             newest_slot: None,
+            plan: Some((dir.to_path_buf(), plan)),
             ..LogReader::empty(storage, lsn.0, max_record_bytes)
         })
     }
@@ -232,7 +258,19 @@ impl LogReader {
             adoption: None,
             found_log: false,
             newest_slot: None,
+            plan: None,
+            frames_ends: Vec::new(),
         }
+    }
+
+    /// Where the frames of the segment starting at `segment_first_lsn` end on disk (the
+    /// offset after its last whole frame: records, transactions, slot frames, compressed
+    /// or not), once this reader has read that segment to its end; `None` before.
+    pub fn frames_end(&self, segment_first_lsn: Lsn) -> Option<u64> {
+        self.frames_ends
+            .iter()
+            .find(|&&(first, _)| first == segment_first_lsn.0)
+            .map(|&(_, end)| end)
     }
 
     /// Whether the directory holds a log (segments or `META`). False when it is missing or
@@ -382,6 +420,8 @@ impl LogReader {
                 None => {
                     self.expected_lsn = Some(cursor.next_lsn);
                     self.tail_end = cursor.end;
+                    self.frames_ends
+                        .push((seg.file.first_lsn, cursor.pos as u64));
                     self.current = None;
                 }
             }
@@ -447,7 +487,7 @@ impl LogReader {
             Ok(true) => self.pending.pop_front().map(Ok),
             Ok(false) => {
                 self.done = true;
-                None
+                self.breach_at_end().map(Err)
             }
             Err(e) => {
                 self.done = true;
@@ -455,6 +495,29 @@ impl LogReader {
                 Some(Err(e))
             }
         }
+    }
+}
+
+impl LogReader {
+    /// Once the scan ended cleanly: a promise of `META` the log breaks (a lost newest
+    /// segment, a log ending below its first LSN), as the corruption recovery would refuse
+    /// it with. Beside a live writer the log may have moved on since it was listed (a
+    /// segment created, `META` raised): the plan is read again, and if anything changed,
+    /// what was read is a prefix of a live log, not a loss.
+    fn breach_at_end(&mut self) -> Option<WalError> {
+        let (dir, plan) = self.plan.take()?;
+        let last = self.segments.last().map_or(0, |s| s.first_lsn);
+        let next = self.expected_lsn.unwrap_or(last);
+        let breach = plan.breach_at_end(next)?;
+        let again = RecoveryPlan::read(self.storage.as_ref(), &dir, self.max_record_bytes).ok()?;
+        if again.segments() != plan.segments() || again.meta != plan.meta {
+            return None;
+        }
+        Some(WalError::Corruption {
+            segment: dir.join(super::meta::META_FILE),
+            offset: 0,
+            reason: breach.reason(),
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 use super::dir::LogDir;
 use super::meta::META_TMP_FILE;
 use super::recovery::{RecoveryOptions, RecoveryOutcome, RecoveryPolicy};
+use super::recovery_plan::{meta_breach, MetaBreach};
 use super::segment::SegmentFile;
 use crate::error::WalError;
 use crate::format::meta::{LogMeta, MetaIntent};
@@ -123,43 +124,22 @@ impl LogDir {
         };
         let next = out.next_lsn.0;
         let (mut first, mut newest) = (m.first_lsn, m.newest_lsn);
-        let problem = if let Some(seg) = segments.first() {
-            if seg.first_lsn > m.first_lsn {
-                first = seg.first_lsn;
-                Some(corrupt(format!(
-                    "the first segment starts at LSN {} above the log's first LSN {}: records are missing",
-                    seg.first_lsn, m.first_lsn
-                )))
-            } else if next < m.first_lsn {
+        if segments.is_empty() {
+            out.next_lsn = Lsn(next.max(m.first_lsn));
+        }
+        let breach = meta_breach(&m, segments.first().map(|s| s.first_lsn), next);
+        // Under `SkipToLastGood`, what `META` is lowered to: the log found.
+        match breach {
+            Some(MetaBreach::FirstSegmentAbove { segment, .. }) => first = segment,
+            Some(MetaBreach::EndsBelowFirst { .. }) => {
                 first = next;
                 newest = 0;
-                Some(corrupt(format!(
-                    "the log ends at LSN {} below its first LSN {}",
-                    next.saturating_sub(1),
-                    m.first_lsn
-                )))
-            } else if m.newest_lsn > 0 && next <= m.newest_lsn {
-                newest = newest_with_record(&segments, out);
-                Some(corrupt(format!(
-                    "lost newest segment: the log ends cleanly at LSN {} but the segment from LSN {} held acknowledged records",
-                    next.saturating_sub(1),
-                    m.newest_lsn
-                )))
-            } else {
-                None
             }
-        } else {
-            out.next_lsn = Lsn(next.max(m.first_lsn));
-            if m.newest_lsn > 0 {
-                newest = 0;
-                Some(corrupt(format!(
-                    "no segment left, but the segment from LSN {} held acknowledged records: the log was lost",
-                    m.newest_lsn
-                )))
-            } else {
-                None
-            }
-        };
+            Some(MetaBreach::LostNewest { .. }) => newest = newest_with_record(&segments, out),
+            Some(MetaBreach::NoSegment { .. }) => newest = 0,
+            None => {}
+        }
+        let problem = breach.map(|b| corrupt(b.reason()));
         if let Some(err) = problem {
             if opts.policy != RecoveryPolicy::SkipToLastGood {
                 return Err(err);

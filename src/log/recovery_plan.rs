@@ -8,13 +8,15 @@
 //!
 //! What the plan leaves to the scan, which reader and recovery share (`scan.rs`): a torn
 //! tail of the last segment ends both cleanly (recovery then cuts it), and damage before
-//! it stops both. What it does not check: `META`'s promises against the log (a lost
-//! newest segment, a first segment above the log's first LSN), which recovery refuses and
-//! a reader reads up to.
+//! it stops both. `META`'s promises against the log ([`meta_breach`]: a first segment
+//! above the log's first LSN, a lost newest segment, a log ending below its first LSN, no
+//! segment where one held records) are one predicate that recovery refuses by (or
+//! salvages past) and the reader reports as corruption, as is a log with no `META` whose
+//! newest segment was written beside one ([`RecoveryPlan::lost_meta`]).
 
 use super::adopt::decide_spare;
 use super::meta::read_meta;
-use super::segment::{list_segments, SegmentFile};
+use super::segment::{list_segments, read_header, SegmentFile};
 use crate::error::WalError;
 use crate::format::meta::{LogMeta, MetaIntent};
 use crate::storage::Storage;
@@ -112,5 +114,118 @@ pub fn kept_by_intent(intent: MetaIntent, s: &SegmentFile) -> bool {
         MetaIntent::None => true,
         MetaIntent::TruncateAfter(x) => s.first_lsn <= x.saturating_add(1),
         MetaIntent::Reset(_) => false,
+    }
+}
+
+/// A promise of `META` that the log's files break (docs/format.md, "The metadata file /
+/// Protocols / Recovery"), for a log whose first segment starts at `first_segment`
+/// (`None`: no segment) and whose scan ended cleanly before `next`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaBreach {
+    /// The first segment starts above the log's first LSN: records are missing.
+    FirstSegmentAbove {
+        /// The first segment's first LSN.
+        segment: u64,
+        /// `META`'s first LSN.
+        first: u64,
+    },
+    /// The log ends below its first LSN.
+    EndsBelowFirst {
+        /// Where the log ends.
+        next: u64,
+        /// `META`'s first LSN.
+        first: u64,
+    },
+    /// A lost newest segment: the log ends cleanly at or below the segment `META` says
+    /// held acknowledged records.
+    LostNewest {
+        /// Where the log ends.
+        next: u64,
+        /// `META`'s newest-segment LSN.
+        newest: u64,
+    },
+    /// No segment is left, but one held acknowledged records.
+    NoSegment {
+        /// `META`'s newest-segment LSN.
+        newest: u64,
+    },
+}
+
+impl MetaBreach {
+    /// What recovery's corruption says.
+    pub fn reason(&self) -> String {
+        match *self {
+            MetaBreach::FirstSegmentAbove { segment, first } => format!(
+                "the first segment starts at LSN {segment} above the log's first LSN {first}: records are missing"
+            ),
+            MetaBreach::EndsBelowFirst { next, first } => format!(
+                "the log ends at LSN {} below its first LSN {first}",
+                next.saturating_sub(1)
+            ),
+            MetaBreach::LostNewest { next, newest } => format!(
+                "lost newest segment: the log ends cleanly at LSN {} but the segment from LSN {newest} held acknowledged records",
+                next.saturating_sub(1)
+            ),
+            MetaBreach::NoSegment { newest } => format!(
+                "no segment left, but the segment from LSN {newest} held acknowledged records: the log was lost"
+            ),
+        }
+    }
+}
+
+/// The first promise of `m` the log breaks (see [`MetaBreach`]), if any.
+pub fn meta_breach(m: &LogMeta, first_segment: Option<u64>, next: u64) -> Option<MetaBreach> {
+    let Some(segment) = first_segment else {
+        return (m.newest_lsn > 0).then_some(MetaBreach::NoSegment {
+            newest: m.newest_lsn,
+        });
+    };
+    if segment > m.first_lsn {
+        Some(MetaBreach::FirstSegmentAbove {
+            segment,
+            first: m.first_lsn,
+        })
+    } else if next < m.first_lsn {
+        Some(MetaBreach::EndsBelowFirst {
+            next,
+            first: m.first_lsn,
+        })
+    } else if m.newest_lsn > 0 && next <= m.newest_lsn {
+        Some(MetaBreach::LostNewest {
+            next,
+            newest: m.newest_lsn,
+        })
+    } else {
+        None
+    }
+}
+
+impl RecoveryPlan {
+    /// A log with no `META` whose newest segment was written beside one (its header's
+    /// `KEEPS_META`): both copies are lost, which recovery refuses before it scans
+    /// (`recovery_meta.rs`). The reason, if so.
+    pub fn lost_meta(&self, storage: &dyn Storage) -> Option<String> {
+        if self.meta.is_some() {
+            return None;
+        }
+        let newest = self.segments().pop()?;
+        match read_header(storage, &newest) {
+            Ok(h) if h.keeps_meta() => Some(format!(
+                "no copy of META beside segments written with one (the header of {} says so): \
+                 the slot and the checkpoint are lost",
+                newest.path.display()
+            )),
+            _ => None,
+        }
+    }
+
+    /// The promise of `META` broken by a log whose scan ended cleanly before `next`, if
+    /// any (none with an unfinished rewind or reset, which recovery completes first).
+    pub fn breach_at_end(&self, next: u64) -> Option<MetaBreach> {
+        let m = self.meta.as_ref()?;
+        if self.intent() != MetaIntent::None {
+            return None;
+        }
+        meta_breach(m, self.segments().first().map(|s| s.first_lsn), next)
     }
 }

@@ -40,6 +40,14 @@ pub fn show(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure>
     let segments = list_segments(&FsStorage, dir)
         .map_err(|e| Failure::Failed(e.to_string()))?
         .0;
+    // Neither `META` nor a segment: nothing here to keep or remove (exit 2, as the other
+    // commands say it).
+    if segments.is_empty() && read_meta(&FsStorage, dir).ok().flatten().is_none() {
+        return Err(Failure::Failed(format!(
+            "no actix-wal log in {}",
+            dir.display()
+        )));
+    }
     // (first LSN, bytes) of each segment; one gone meanwhile counts as none.
     let sizes: Vec<(u64, u64)> = segments
         .iter()

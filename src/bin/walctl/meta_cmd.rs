@@ -107,6 +107,24 @@ fn print_log_slot(out: &mut impl Write, dir: &Path, m: &LogMeta) -> io::Result<(
     }
 }
 
+/// `walctl meta DIR` on a directory with no copy of `META`: no log at all (exit 2), a log
+/// whose `META` was lost (its newest segment was written beside one: exit 1, as recovery
+/// refuses it), or a log written before `META` existed (exit 0).
+fn no_meta(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
+    match actix_wal::LogReader::open(dir) {
+        Ok(r) if !r.found_log() => Err(Failure::Failed(format!(
+            "no actix-wal log in {}",
+            dir.display()
+        ))),
+        Ok(_) => writeln!(
+            out,
+            "no META: a log written before it existed (the next open writes one)"
+        )
+        .map_err(Failure::output),
+        Err(e) => Err(wal_failure(e)),
+    }
+}
+
 /// `walctl meta DIR`.
 pub fn show(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     existing(dir)?;
@@ -120,10 +138,13 @@ pub fn show(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
                         print_value(out, m)?;
                         print_log_slot(out, dir, m)
                     }
-                    None => writeln!(out, "no META: a new log, or one written before it existed"),
+                    None => Ok(()),
                 }
             })();
             w.map_err(Failure::output)?;
+            if read.meta.is_none() {
+                return no_meta(dir, out);
+            }
             match read.problem() {
                 Some(p) => Err(Failure::Damaged(format!(
                     "{p}; `walctl repair-meta` writes both copies back (so does the next open)"
