@@ -105,7 +105,11 @@ impl Queue {
         // sized again here, not per batch.
         if let Some((lsn, counted)) = self.counted_tail {
             let path = dir.path().join(crate::log::segment_name(lsn));
-            if let Ok(now) = dir.storage().open(&path, false).and_then(|f| f.size_bytes()) {
+            if let Ok(now) = dir
+                .storage()
+                .open(&path, false)
+                .and_then(|f| f.size_bytes())
+            {
                 self.disk_bytes = (self.disk_bytes + now).saturating_sub(counted);
                 self.counted_tail = Some((lsn, now));
                 if let Some(s) = self.segment_sizes.iter_mut().find(|s| s.first_lsn == lsn) {
