@@ -45,6 +45,8 @@
 //! `Wal::truncate_before` the snapshot's LSN) so the log and the replay at start stay
 //! bounded; see docs/operations.md.
 
+#[path = "kv_server/budget.rs"]
+mod budget;
 #[path = "kv_server/http.rs"]
 mod http;
 #[path = "kv_server/store.rs"]
@@ -53,6 +55,7 @@ mod store;
 use actix::prelude::*;
 use actix_wal::{QueueThread, Wal, WalConfig};
 use actix_web::{web, App, HttpServer};
+use budget::Budget;
 use clap::{Parser, ValueEnum};
 use http::{delete, get, health, metrics, put, AppState};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -191,7 +194,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Replay rebuilds the map: the store receives every record before the log takes appends.
-    let store = Store::new(args.max_keys, args.max_bytes).start();
+    let budget = Budget::new(args.max_bytes);
+    let store = Store::new(args.max_keys, budget.clone()).start();
     let config = WalConfig {
         replay_to: Some(store.clone().recipient()),
         queue_thread: match args.queue_thread {
@@ -209,6 +213,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let state = AppState {
         store,
+        budget,
         wal: wal.clone(),
         prometheus,
         body_timeout: Duration::from_millis(args.body_timeout_ms.max(1)),

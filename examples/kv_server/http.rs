@@ -1,20 +1,29 @@
 //! The HTTP side: the handlers of `/kv/{key}`, `/metrics` and `/health`, and how a
 //! write's outcome becomes a status code.
 
+use crate::budget::{Budget, Refused, Reservation};
 use crate::store::{Get, Op, Store, Write, WriteError};
 use crate::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use actix::prelude::*;
 use actix_wal::{Wal, WalError};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// How much more room a chunked body (no `Content-Length`) reserves each time it
+/// outgrows what it has, in bytes: its buffer grows by this much, not by doubling, so
+/// what it reserves stays within this of what arrived.
+const CHUNKED_STEP_BYTES: usize = 64 * 1024;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) store: Addr<Store>,
+    /// `--max-bytes`: each PUT body is reserved here before it is read.
+    pub(crate) budget: Arc<Budget>,
     pub(crate) wal: Wal,
     pub(crate) prometheus: PrometheusHandle,
     /// How long a request body may take to arrive (`Args::body_timeout_ms`).
@@ -27,9 +36,26 @@ fn bad_key(key: &str) -> Option<HttpResponse> {
         .then(|| HttpResponse::BadRequest().body(format!("a key is 1 to {MAX_KEY_BYTES} bytes\n")))
 }
 
+/// The answer to a body refused for want of room in `--max-bytes`. The body is left
+/// unread, so the connection is closed after the answer.
+fn refused(why: Refused) -> HttpResponse {
+    match why {
+        Refused::MapFull => HttpResponse::InsufficientStorage()
+            .force_close()
+            .body("too many bytes held\n"),
+        Refused::BodiesInFlight => HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .force_close()
+            .body(concat!(
+                "too many bytes in flight: the bodies being received and written hold ",
+                "the rest of --max-bytes\n"
+            )),
+    }
+}
+
 /// Answers a write: 200 (with the LSN) only once the operation is durable.
-async fn write(state: &AppState, op: Op) -> HttpResponse {
-    let reply = match state.store.send(Write(op)).await {
+async fn write(state: &AppState, op: Op, reservation: Option<Reservation>) -> HttpResponse {
+    let reply = match state.store.send(Write(op, reservation)).await {
         Ok(r) => r,
         Err(_) => Err(WriteError::Unavailable),
     };
@@ -66,23 +92,45 @@ async fn write(state: &AppState, op: Op) -> HttpResponse {
     HttpResponse::build(status).body(format!("{text}\n"))
 }
 
-/// `PUT /kv/{key}`: the body is the value.
+/// The 413 answer to a value longer than `MAX_VALUE_BYTES`; its body is left unread.
+fn too_large() -> HttpResponse {
+    HttpResponse::PayloadTooLarge()
+        .force_close()
+        .body(format!("a value is at most {MAX_VALUE_BYTES} bytes\n"))
+}
+
+/// `PUT /kv/{key}`: the body is the value. Its bytes (the key and the `Content-Length`,
+/// or a chunked body's as it grows) are reserved in `--max-bytes` before it is read:
+/// refused with 503 (or 507 if the map alone is full) rather than held in memory.
 pub(crate) async fn put(
     state: web::Data<AppState>,
     key: web::Path<String>,
+    req: HttpRequest,
     body: web::Payload,
 ) -> HttpResponse {
     let key = key.into_inner();
     if let Some(r) = bad_key(&key) {
         return r;
     }
-    let value = match read_body(body, state.body_timeout).await {
+    // actix-web has answered 400 to a `Content-Length` that is not a number.
+    let declared_bytes = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared_bytes > MAX_VALUE_BYTES {
+        return too_large();
+    }
+    let mut reservation = match state.budget.reserve(key.len() + declared_bytes) {
+        Ok(r) => r,
+        Err(why) => return refused(why),
+    };
+    let read = read_body(body, declared_bytes, &mut reservation, state.body_timeout);
+    let value = match read.await {
         Ok(v) => v,
-        Err(BodyError::TooLarge) => {
-            return HttpResponse::PayloadTooLarge()
-                .force_close()
-                .body(format!("a value is at most {MAX_VALUE_BYTES} bytes\n"))
-        }
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Refused(why)) => return refused(why),
         // The connection is closed after the answer: the rest of the body never comes.
         Err(BodyError::TimedOut) => {
             return HttpResponse::RequestTimeout().force_close().body(format!(
@@ -97,7 +145,7 @@ pub(crate) async fn put(
         }
     };
     let op = Op::Put { key, value };
-    write(&state, op).await
+    write(&state, op, Some(reservation)).await
 }
 
 /// `DELETE /kv/{key}`: 404 if the key is not there.
@@ -106,7 +154,7 @@ pub(crate) async fn delete(state: web::Data<AppState>, key: web::Path<String>) -
     if let Some(r) = bad_key(&key) {
         return r;
     }
-    write(&state, Op::Delete { key }).await
+    write(&state, Op::Delete { key }, None).await
 }
 
 /// `GET /kv/{key}`: the value, or 404.
@@ -141,25 +189,44 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
 enum BodyError {
     /// Longer than `MAX_VALUE_BYTES`.
     TooLarge,
+    /// A chunked body outgrew its reservation and `--max-bytes` had no more room.
+    Refused(Refused),
     /// Not all there within the body timeout.
     TimedOut,
     /// The connection failed or the body was malformed.
     Broken(actix_web::error::PayloadError),
 }
 
-/// Reads a request body of at most `MAX_VALUE_BYTES`, all of it within `timeout`.
+/// Reads a request body of at most `MAX_VALUE_BYTES`, all of it within `timeout`, into
+/// a buffer of `declared_bytes` (already reserved); a chunked body, or one longer than it
+/// said, grows its buffer and `reservation` by `CHUNKED_STEP_BYTES` at a time.
 ///
 /// actix-web bounds the wait for a request's head (`client_request_timeout`, 5 s), not
 /// for its body: a client sending a byte now and then would hold a connection, and the
 /// bytes so far, for as long as it liked. The deadline is for the whole body, not per
 /// chunk, so a trickle is cut off as surely as a stall.
-async fn read_body(mut body: web::Payload, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+async fn read_body(
+    mut body: web::Payload,
+    declared_bytes: usize,
+    reservation: &mut Reservation,
+    timeout: Duration,
+) -> Result<Vec<u8>, BodyError> {
     let read = async {
-        let mut value = Vec::new();
+        let mut value = Vec::with_capacity(declared_bytes);
+        let mut room_bytes = declared_bytes;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(BodyError::Broken)?;
-            if value.len() + chunk.len() > MAX_VALUE_BYTES {
+            let len = value.len() + chunk.len();
+            if len > MAX_VALUE_BYTES {
                 return Err(BodyError::TooLarge);
+            }
+            if len > room_bytes {
+                let grown = (room_bytes + CHUNKED_STEP_BYTES).clamp(len, MAX_VALUE_BYTES);
+                reservation
+                    .grow(grown - room_bytes)
+                    .map_err(BodyError::Refused)?;
+                value.reserve_exact(grown - value.len());
+                room_bytes = grown;
             }
             value.extend_from_slice(&chunk);
         }

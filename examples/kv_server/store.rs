@@ -1,12 +1,14 @@
 //! The `Store` actor: the service's state (a map rebuilt by replay), the write path
 //! (log the operation, apply it once durable) and the reads.
 
+use crate::budget::{Budget, Reservation};
 use actix::prelude::*;
 use actix_wal::format::codec;
 use actix_wal::Queue;
 use actix_wal::{Append, Lsn, Replayed, WalError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// One logged operation: the payload of one WAL record, encoded with the crate's codec.
 /// The log is the truth; the map is what replaying these in LSN order yields.
@@ -47,7 +49,7 @@ struct Slot {
 }
 
 /// The transaction actor: owns the map, logs each write and applies it once durable.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Store {
     /// The state: keys to values (and tombstones, see [`Slot::value`]). A `BTreeMap`, not
     /// a `HashMap`: it never moves every key at once as a `HashMap` does each time it
@@ -60,8 +62,9 @@ pub(crate) struct Store {
     queue: Option<Addr<Queue>>,
     /// See `Args::max_keys`.
     max_keys: usize,
-    /// See `Args::max_bytes`.
-    max_bytes: usize,
+    /// `--max-bytes`, shared with the HTTP handlers, which reserve each body's bytes in
+    /// it before reading it; the store publishes `held_bytes` there.
+    budget: Arc<Budget>,
     /// Bytes of keys and values in `entries` (tombstones count their key).
     held_bytes: usize,
     /// Bytes of keys and values of the PUTs in flight: counted against `max_bytes` from
@@ -76,11 +79,17 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(max_keys: usize, max_bytes: usize) -> Store {
+    pub(crate) fn new(max_keys: usize, budget: Arc<Budget>) -> Store {
         Store {
+            entries: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            queue: None,
             max_keys,
-            max_bytes,
-            ..Store::default()
+            budget,
+            held_bytes: 0,
+            in_flight_bytes: 0,
+            replayed: 0,
+            replay_error: None,
         }
     }
 
@@ -103,6 +112,7 @@ impl Store {
         if let Some(old) = old {
             self.held_bytes -= slot_bytes(key_bytes, &old.value);
         }
+        self.budget.set_held(self.held_bytes);
     }
 
     /// The write to `key` is no longer in flight; drop its tombstone if it was the last.
@@ -114,6 +124,7 @@ impl Store {
                 if self.entries.get(key).is_some_and(|s| s.value.is_none()) {
                     self.entries.remove(key);
                     self.held_bytes -= key.len();
+                    self.budget.set_held(self.held_bytes);
                 }
             }
         }
@@ -179,15 +190,16 @@ pub(crate) enum WriteError {
     Unavailable,
 }
 
-/// Log an operation and apply it once durable. Replies with its LSN.
+/// Log an operation and apply it once durable. Replies with its LSN. A PUT comes with
+/// the reservation of its bytes, held until the write is answered.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Lsn, WriteError>")]
-pub(crate) struct Write(pub(crate) Op);
+pub(crate) struct Write(pub(crate) Op, pub(crate) Option<Reservation>);
 
 impl Handler<Write> for Store {
     type Result = ResponseActFuture<Self, Result<Lsn, WriteError>>;
 
-    fn handle(&mut self, Write(op): Write, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, Write(op, reservation): Write, _: &mut Self::Context) -> Self::Result {
         let refuse = |e| -> Self::Result { Box::pin(fut::ready(Err(e))) };
         let Some(queue) = self.queue.clone() else {
             return refuse(WriteError::Unavailable);
@@ -211,7 +223,7 @@ impl Handler<Write> for Store {
             Op::Put { key, value } => key.len() + value.len(),
             Op::Delete { .. } => 0,
         };
-        if self.held_bytes + self.in_flight_bytes + adds > self.max_bytes {
+        if self.held_bytes + self.in_flight_bytes + adds > self.budget.max_bytes() {
             return refuse(WriteError::TooManyBytes);
         }
         let payload = match codec::encode(&op) {
@@ -234,6 +246,8 @@ impl Handler<Write> for Store {
             };
             act.in_flight_bytes -= adds;
             act.settle(&key);
+            // Given back once the map counts the value (or the write failed).
+            drop(reservation);
             result
         }))
     }
