@@ -33,13 +33,21 @@
 //! the move.
 //!
 //! Its bounds: keys (`--max-keys`) and the bytes of keys and values held in memory
-//! (`--max-bytes`, 256 MiB): a PUT past either is answered 507; a value is at most
-//! 256 KiB (413); a request body must arrive within `--body-timeout-ms` (10 s) of its
-//! head, or the answer is 408 and the connection closed (actix-web bounds only the wait
-//! for the head).
+//! (`--max-bytes`, 256 MiB): a PUT past either is answered 507. The bodies on their way
+//! in count against `--max-bytes` too, from their request's head until their write is
+//! answered (the `Content-Length`, or a chunked body's bytes 64 KiB at a time as they
+//! arrive): a body with no room is answered 503 (`Retry-After: 1`) unread and its
+//! connection closed, so clients holding bodies half sent cannot fill the memory. A value
+//! is at most 256 KiB (413, before its body is read); a request body must arrive within
+//! `--body-timeout-ms` (10 s) of its head, or the answer is 408 and the connection closed
+//! (actix-web bounds only the wait for the head). What `--max-bytes` does not count:
+//! actix-web's buffers of each connection (up to about 64 KiB while a body arrives,
+//! bounded by its connection limit) and, while a write is on its way to the log, the
+//! value's encoded copy.
 //!
 //! The code: this file (command line, start and stop), `kv_server/store.rs` (the `Store`
-//! actor: the map and the write path), `kv_server/http.rs` (the handlers).
+//! actor: the map and the write path), `kv_server/http.rs` (the handlers),
+//! `kv_server/budget.rs` (the bytes counted against `--max-bytes`).
 //!
 //! What a real service would add: a checkpoint (snapshot the map, then
 //! `Wal::truncate_before` the snapshot's LSN) so the log and the replay at start stay
@@ -110,8 +118,9 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     max_keys: usize,
     /// Most bytes of keys and values the map holds (writes in flight count too); a PUT
-    /// that would pass it is answered 507. Default 256 MiB. The map's own overhead comes
-    /// on top (about 100 bytes a key). A log replayed at start that holds more is loaded
+    /// that would pass it is answered 507. The bodies being received count too, from
+    /// their head: one with no room left is answered 503 before it is read. Default
+    /// 256 MiB. The map's own overhead comes on top (about 100 bytes a key). A log replayed at start that holds more is loaded
     /// whole (the log is the truth); PUTs are then refused until deletes make room.
     #[arg(long, default_value_t = 256 << 20)]
     max_bytes: usize,
