@@ -339,8 +339,20 @@ impl Wal {
     /// it already is), or with the error that prevented it; [`WalError::LsnNotAssigned`]
     /// for an LSN the log has not given out (at or past the next LSN, 0, or below where
     /// the log started). See [`WaitDurable`].
+    ///
+    /// After [`Wal::shutdown`], an LSN that was durable is still answered at once (what is
+    /// durable stays so), whichever thread the queue ran on; any other is
+    /// [`WalError::ShutDown`].
     pub async fn wait_durable(&self, lsn: Lsn) -> Result<Lsn, WalError> {
-        self.send(WaitDurable(lsn)).await
+        let shut = {
+            let p = self.progress().rx.borrow();
+            p.closed.then_some(p.durable_end)
+        };
+        match shut {
+            Some(end) if lsn.0 >= 1 && lsn.0 < end => Ok(lsn),
+            Some(_) => Err(WalError::ShutDown),
+            None => self.send(WaitDurable(lsn)).await,
+        }
     }
 
     /// The log's figures.
