@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What the metadata slot holds: everything openraft keeps besides the entries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -35,6 +37,9 @@ pub struct WalLogStore<C: RaftTypeConfig> {
     /// The log's next LSN after this store's last append, while nothing else moved it
     /// (`None`: ask the log): spares each append a round trip to the log's thread.
     next_lsn: Option<Lsn>,
+    /// Set by an append's callback task when its write failed (the log gave its LSNs
+    /// back): `next_lsn` is stale then, and the next append asks the log.
+    write_failed: Arc<AtomicBool>,
 }
 
 /// `save_committed` writes the slot at most this often (a slot frame per commit slowed
@@ -58,6 +63,7 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             meta: meta.unwrap_or_default(),
             committed_sent_at: None,
             next_lsn: None,
+            write_failed: Arc::new(AtomicBool::new(false)),
         };
         store.settle_purge().await?;
         Ok(store)
@@ -123,7 +129,11 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             return Ok(None);
         };
         // The log's next LSN: known since the last append, or asked (`take`: an error
-        // below leaves it unknown). `next`: where the entries go (a fresh log moves).
+        // below leaves it unknown; so does a write that failed since, which gave its LSNs
+        // back). `next`: where the entries go (a fresh log moves).
+        if self.write_failed.swap(false, Ordering::AcqRel) {
+            self.next_lsn = None;
+        }
         let (log_next, fresh) = match self.next_lsn.take() {
             Some(n) => (n, false),
             None => {
@@ -154,7 +164,11 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
         match sent {
             Ok(lsn) if lsn == next => {}
             Ok(lsn) => {
+                // Placed elsewhere than checked (the log moved since it was asked, a
+                // write failing meanwhile): taken back before the refusal, so that no
+                // entry stays at the place of another.
                 self.reader.recent.clear();
+                self.wal().truncate_after(Lsn(lsn.0 - 1)).await?;
                 return Err(AdapterError::NotNext { index: first, lsn });
             }
             Err(e) => {
@@ -246,12 +260,14 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
             return Ok(());
         };
         let (wal, recent) = (self.wal().clone(), self.reader.recent.clone());
+        let write_failed = self.write_failed.clone();
         // Detached: the callback reports the fsync (or its failure); openraft waits on it.
         drop(C::AsyncRuntime::spawn(async move {
             let durable = wal.wait_durable(last).await;
             if durable.is_err() {
-                // A failed write may give its LSNs out again: what is in memory no longer
-                // matches the log.
+                // A failed write may give its LSNs out again: what is in memory, and the
+                // next LSN the store expects, no longer match the log.
+                write_failed.store(true, Ordering::Release);
                 recent.clear();
             }
             callback.log_io_completed(durable.map(drop).map_err(std::io::Error::other));
