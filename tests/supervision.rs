@@ -121,6 +121,44 @@ async fn a_stalled_flusher_is_replaced_and_its_late_write_changes_nothing() {
     scenario.teardown();
 }
 
+/// The stalled flusher's late write, where its batch's offsets were given to another
+/// record since: the degraded path wrote the batch, a rewind cut it, and a new append took
+/// its LSN and offset. The stalled thread checked its generation before the batch and
+/// before its fsync but not before its write: it woke and wrote "old6" over the
+/// acknowledged "new6".
+#[actix::test]
+async fn a_stalled_flusher_that_wakes_after_a_rewind_writes_nothing() {
+    let scenario = FailScenario::setup();
+    let d = tempfile::tempdir().unwrap();
+    let cfg = WalConfig {
+        flusher_stall_timeout_ms: 100,
+        ..fault_config()
+    };
+    let wal = Wal::open(d.path(), cfg).await.unwrap();
+    for i in 1..=5 {
+        wal.append(format!("pre{i}")).await.unwrap();
+    }
+    fail::cfg("flusher::before_write", "1*sleep(1500)").unwrap();
+    // Written by the degraded path once the stall is noticed.
+    assert_eq!(wal.append(b"old6".to_vec()).await.unwrap(), Lsn(6));
+    wal.truncate_after(Lsn(5)).await.unwrap();
+    assert_eq!(wal.append(b"new6".to_vec()).await.unwrap(), Lsn(6));
+    // The stalled thread wakes.
+    actix_rt::time::sleep(std::time::Duration::from_millis(2000)).await;
+    fail::remove("flusher::before_write");
+    wal.shutdown().await.unwrap();
+    let payloads: Vec<Vec<u8>> = LogReader::open(d.path())
+        .unwrap()
+        .map(|r| r.unwrap().payload)
+        .collect();
+    let want: Vec<Vec<u8>> = ["pre1", "pre2", "pre3", "pre4", "pre5", "new6"]
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    assert_eq!(payloads, want);
+    scenario.teardown();
+}
+
 #[actix::test]
 async fn the_mode_reads_degraded_while_the_flusher_is_dead() {
     let scenario = FailScenario::setup();

@@ -328,6 +328,15 @@ impl SegmentWriter {
                 );
                 Err(self.undo(batch, done, "write", e))
             });
+            // A flusher replaced while it stalled writes nothing: since it was fenced, the
+            // degraded path may have written this batch, a rewind cut it, and these
+            // offsets gone to acknowledged records (checked here, not only before the
+            // batch and its fsync: a write after the fence would put the stale frames,
+            // whose CRCs check, over them). What this check cannot fence is a thread
+            // stalled inside the `pwrite` itself (docs/architecture.md).
+            if self.fenced() {
+                return Err(BatchFailure::Fenced);
+            }
             let empty = chunk.offset == crate::format::SEGMENT_HEADER_BYTES as u64;
             let res = self
                 .active_file(chunk.segment_first_lsn, empty)
