@@ -308,3 +308,24 @@ async fn a_consumer_resumes_from_its_cursor_without_gap_or_duplicate() {
     assert_eq!(seen, (1..=200).collect::<Vec<_>>());
     wal.shutdown().await.unwrap();
 }
+
+/// A cursor asked of a directory that holds no log yet, through `LogDir` (no recovery):
+/// refused as no log, rather than a `META` with a first LSN of 0 that the log's first
+/// segment (LSN 1) then broke: after one append, neither recovery nor the reader opened
+/// the log ("the first segment starts at LSN 1 above the log's first LSN 0").
+#[test]
+fn a_cursor_of_a_directory_with_no_log_is_refused_and_leaves_it_openable() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = LogDir::open(d.path(), actix_wal::storage::default_storage()).unwrap();
+    assert!(matches!(
+        dir.open_cursor("c", 8, 64),
+        Err(WalError::NoLog { .. })
+    ));
+    drop(dir);
+    let (mut w, _) = LogWriter::open(d.path(), LogOptions::default()).unwrap();
+    assert_eq!(w.append(b"a").unwrap(), Lsn(1));
+    w.sync().unwrap();
+    drop(w);
+    assert_eq!(LogReader::open(d.path()).unwrap().count(), 1);
+    LogWriter::open(d.path(), LogOptions::default()).unwrap();
+}

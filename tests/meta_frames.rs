@@ -296,3 +296,56 @@ async fn subscribers_read_through_slot_frames_from_the_files_and_live() {
     assert_eq!(wal.meta().as_deref(), Some(&b"v399"[..]));
     wal.shutdown().await.unwrap();
 }
+
+/// `LogDir::truncate_before` through a directory opened without recovery, on a log whose
+/// newest slot value is only in a slot frame (a crash came before the raise that carries it
+/// into `META`, which runs off the commit path): the value is folded into `META` before the
+/// segment holding its frame goes. (The directory had never scanned the log, so it knew
+/// of no slot frame: the segment went, and the next open reported the older value.)
+#[test]
+fn truncate_before_through_log_dir_keeps_a_slot_value_held_only_in_a_frame() {
+    let cfg = || {
+        WalConfig::default()
+            .segment_size_bytes(4096)
+            .preallocate(false)
+    };
+    let slot = |dir: std::path::PathBuf| {
+        actix::System::new().block_on(async move {
+            let wal = Wal::open(&dir, cfg()).await.unwrap();
+            let m = wal.meta();
+            wal.shutdown().await.unwrap();
+            m
+        })
+    };
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    actix::System::new().block_on(async {
+        let wal = Wal::open(&dir, cfg()).await.unwrap();
+        wal.set_meta(b"v1".to_vec()).await.unwrap();
+        wal.append(b"r".to_vec()).await.unwrap();
+        wal.set_meta(b"v2".to_vec()).await.unwrap();
+        let (main, copy) = (
+            std::fs::read(dir.join(files::META_FILE)).unwrap(),
+            std::fs::read(dir.join(files::META_COPY_FILE)).unwrap(),
+        );
+        for i in 0..200u32 {
+            wal.append(format!("r{i:05}").into_bytes()).await.unwrap();
+        }
+        wal.shutdown().await.unwrap();
+        // The crash image: `META` as it was right after `set_meta(v2)`.
+        std::fs::write(dir.join(files::META_FILE), main).unwrap();
+        std::fs::write(dir.join(files::META_COPY_FILE), copy).unwrap();
+    });
+    assert_eq!(
+        read_meta(&FsStorage, &dir)
+            .unwrap()
+            .unwrap()
+            .slot
+            .as_deref(),
+        Some(&b"v1"[..])
+    );
+    let log = LogDir::open(&dir, actix_wal::storage::default_storage()).unwrap();
+    assert!(!log.truncate_before(Lsn(150)).unwrap().is_empty());
+    drop(log);
+    assert_eq!(slot(dir).as_deref(), Some(&b"v2"[..]));
+}

@@ -225,6 +225,26 @@ impl LogDir {
             .map(|r| r.removed)
     }
 
+    /// A directory that never scanned its log (opened without recovery, or `META` read
+    /// again since) does not know its slot frames: before a removal that may take the one
+    /// holding the slot's newest value, the log is read (`LogReader`, read-only) and that
+    /// frame noted, so that `fold_slot` carries it into `META` first.
+    fn note_log_slot(&self) -> Result<(), WalError> {
+        if self.meta.log_scanned() || self.meta.current().is_none_or(|m| m.slot_gen == 0) {
+            return Ok(());
+        }
+        let mut reader =
+            super::LogReader::open_with(&self.path, self.storage.clone(), u64::from(u32::MAX))?;
+        if let Some(e) = reader.by_ref().find_map(Result::err) {
+            return Err(e);
+        }
+        if let Some((generation, bytes)) = reader.slot_frame() {
+            self.meta.slot_frame_durable(generation, bytes);
+        }
+        self.meta.set_log_scanned();
+        Ok(())
+    }
+
     /// Removes every whole segment below `lsn` (one whose next segment starts at or below
     /// it), oldest first; never the last. Returns the removed files.
     pub(crate) fn remove_below(&self, lsn: u64) -> Result<Vec<PathBuf>, WalError> {
@@ -250,6 +270,7 @@ impl LogDir {
         // failed is made durable first) and after each one, oldest first: what survives
         // is always a suffix of the log.
         if !doomed.is_empty() {
+            self.note_log_slot()?;
             self.meta.fold_slot()?;
             self.sync()?;
         }

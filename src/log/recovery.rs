@@ -237,6 +237,7 @@ impl LogDir {
         if let Some((generation, bytes)) = &newer_frame {
             self.meta().slot_frame_durable(*generation, bytes);
         }
+        self.meta().set_log_scanned();
         self.settle_meta(found_meta, repair, opts, &mut out)?;
         if let Some((_, bytes)) = newer_frame {
             out.meta = Some(bytes);

@@ -197,8 +197,10 @@ impl LogDir {
     /// (after a retention run, so that it starts where the log now starts). Checked for a
     /// new one: the name ([`WalError::InvalidCursorName`]), the count
     /// ([`WalError::TooManyCursors`]);
-    /// an invalidated cursor is [`WalError::CursorInvalidated`]. With the retention run
-    /// that preceded a creation, if there was one.
+    /// an invalidated cursor is [`WalError::CursorInvalidated`]; a directory with no
+    /// `META` (no log yet, or one not opened since `META` existed) is
+    /// [`WalError::NoLog`]. With the retention run that preceded a creation, if there was
+    /// one.
     pub fn open_cursor(
         &self,
         name: &str,
@@ -211,6 +213,14 @@ impl LogDir {
         let current = self.meta().current();
         if let Some(c) = current.as_ref().and_then(|m| m.cursor(name)) {
             return valid(c).map(|c| (c, None));
+        }
+        // No `META`: no log here yet, or one written before `META` existed, which its next
+        // open gives one. A cursor made now would write a `META` with a first LSN of 0, which
+        // the log's first segment then breaks: refused until the log is opened.
+        if current.is_none() {
+            return Err(WalError::NoLog {
+                path: self.path().to_path_buf(),
+            });
         }
         if let Some(reason) = crate::format::meta_cursors::check_cursor_name(name, max_name_bytes) {
             return Err(WalError::InvalidCursorName {

@@ -30,6 +30,10 @@ pub struct SharedMeta {
     /// unread store reads it first ([`Self::ensure_read`]), so that it changes the value on
     /// disk, never a default one written over it.
     read: std::sync::atomic::AtomicBool,
+    /// Whether the slot frames in the log are known: recovery scanned it (and noted the
+    /// newest, if newer than the file's) since the file was last read. A removal by a
+    /// directory that never scanned its log looks for them first (`LogDir::remove_below`).
+    log_scanned: std::sync::atomic::AtomicBool,
 }
 
 impl SharedMeta {
@@ -51,7 +55,20 @@ impl SharedMeta {
             log_slot: std::sync::Mutex::new(None),
             file_slot_gen: std::sync::atomic::AtomicU64::new(0),
             read: std::sync::atomic::AtomicBool::new(false),
+            log_scanned: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the log's slot frames are known (see the field).
+    pub fn log_scanned(&self) -> bool {
+        self.log_scanned.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The log was scanned: its newest slot frame, if newer than the file's, was given to
+    /// [`Self::slot_frame_durable`].
+    pub fn set_log_scanned(&self) {
+        self.log_scanned
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Reads the file unless it was read already (a directory opened without recovery,
@@ -182,6 +199,9 @@ impl SharedMeta {
         // Read, whatever the outcome: after a failed read, a change is an explicit
         // replace (what `walctl repair-meta --without-slot` makes).
         self.read.store(true, std::sync::atomic::Ordering::Release);
+        // The log slot is forgotten below: known again only after a scan.
+        self.log_scanned
+            .store(false, std::sync::atomic::Ordering::Release);
         *self.log_slot() = None;
         let read = read_meta_copies(store.storage.as_ref(), &store.dir)?;
         let current = read.meta.clone();
