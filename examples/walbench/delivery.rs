@@ -46,6 +46,21 @@ fn us_since(base: Instant, t: Instant) -> f64 {
     }
 }
 
+/// Runs `task` on `own`, an arbiter, or on the calling thread's.
+pub fn spawn_on(
+    own: Option<&actix_rt::Arbiter>,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    match own {
+        Some(arbiter) => {
+            arbiter.spawn(task);
+        }
+        None => {
+            actix_rt::spawn(task);
+        }
+    }
+}
+
 /// Each subscriber's receipts: (record's number from the first, when).
 type Receipts = Vec<(u64, Instant)>;
 
@@ -73,14 +88,7 @@ pub async fn measure(
                 }
                 let _ = tx.send(got);
             };
-            match own {
-                Some(arbiter) => {
-                    arbiter.spawn(task);
-                }
-                None => {
-                    actix_rt::spawn(task);
-                }
-            }
+            spawn_on(own, task);
             rx
         })
         .collect();

@@ -127,14 +127,7 @@ async fn commits(
                 let lsn = |r: &actix_wal::Record| r.lsn.0;
                 Box::pin(follow(wal.subscribe(from), lsn, end, tx))
             };
-            match own {
-                Some(arbiter) => {
-                    arbiter.spawn(task);
-                }
-                None => {
-                    actix_rt::spawn(task);
-                }
-            }
+            delivery::spawn_on(own, task);
             rx
         })
         .collect();
