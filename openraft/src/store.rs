@@ -5,7 +5,8 @@
 use crate::error::{storage, AdapterError, RaftResult};
 use crate::reader::WalLogReader;
 use actix_wal::format::codec;
-use actix_wal::{AppendBatch, Durability, Lsn, SetMeta, Wal, WalConfig};
+use actix_wal::format::FRAME_HEADER_BYTES;
+use actix_wal::{AppendBatch, Durability, Lsn, SetMeta, Wal, WalConfig, WalError};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::ErrorSubject::{Logs, Vote as VoteSubject};
 use openraft::ErrorVerb::{Delete, Read, Write};
@@ -160,7 +161,16 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
         }
         let batch = AppendBatch::encode(entries.iter().copied())?.durability(Durability::Buffered);
         let records = batch.records.clone();
-        let sent = self.wal().send(batch).await;
+        let sent = match self.wal().send(batch).await {
+            // More than the log's queue takes at once, each entry within the record bound
+            // (a leader that sends large batches): in parts, one after another.
+            Err(WalError::BatchTooLarge {
+                max_records,
+                max_bytes,
+                ..
+            }) => self.send_in_parts(&records, max_records, max_bytes).await,
+            sent => sent,
+        };
         match sent {
             Ok(lsn) if lsn == next => {}
             Ok(lsn) => {
@@ -179,6 +189,43 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
         self.reader.recent.push(first, &records);
         self.next_lsn = Some(Lsn(next.0 + entries.len() as u64));
         Ok(Some(Lsn(next.0 + entries.len() as u64 - 1)))
+    }
+}
+
+impl<C: RaftTypeConfig> WalLogStore<C> {
+    /// Sends `records` as consecutive `AppendBatch`es of at most `max_records` records and
+    /// `max_bytes` bytes of frames each (the queue's bounds); the first LSN given out, or
+    /// the first of a part that did not follow on from the part before (the caller takes it
+    /// back as a misplaced append).
+    async fn send_in_parts(
+        &self,
+        records: &[Vec<u8>],
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Lsn, WalError> {
+        let (mut first, mut expected) = (None, None);
+        let mut rest = records;
+        while !rest.is_empty() {
+            let (mut n, mut bytes) = (0, 0);
+            for r in rest {
+                let frame = FRAME_HEADER_BYTES + r.len();
+                if n > 0 && (n == max_records || bytes + frame > max_bytes) {
+                    break;
+                }
+                n += 1;
+                bytes += frame;
+            }
+            let (part, later) = rest.split_at(n);
+            let part = AppendBatch::new(part.to_vec()).durability(Durability::Buffered);
+            let lsn = self.wal().send(part).await?;
+            if expected.is_some_and(|e| e != lsn) {
+                return Ok(lsn);
+            }
+            first.get_or_insert(lsn);
+            expected = Some(Lsn(lsn.0 + n as u64));
+            rest = later;
+        }
+        first.ok_or(WalError::EmptyBatch)
     }
 }
 

@@ -182,3 +182,38 @@ async fn the_committed_log_id_survives_reopen_on_its_own() {
     assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 1, 9)));
     assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
 }
+
+/// One `append` of more entries than the log's queue takes at once (`max_queue_bytes`),
+/// each within the record bound: stored in parts, one after another, and read back whole
+/// after a reopen. (It was one `AppendBatch`, refused whole with `BatchTooLarge`: a
+/// `StorageError`, which stops openraft, for entries the log could hold.)
+#[tokio::test]
+async fn an_append_larger_than_the_queue_takes_is_stored_in_parts() {
+    use openraft::{EntryPayload, RaftLogId};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = actix_wal::WalConfig {
+        max_record_bytes: 256 * 1024,
+        max_batch_bytes: 512 * 1024,
+        max_queue_bytes: 1 << 20,
+        ..Default::default()
+    };
+    let mut store = Store::open(dir.path(), cfg.clone()).await.unwrap();
+    let entries = (0..20u64).map(|i| openraft::Entry::<Config> {
+        log_id: log_id(1, 1, i),
+        payload: EntryPayload::Normal(format!("{i}-{}", "x".repeat(100 * 1024))),
+    });
+    store.blocking_append(entries).await.unwrap();
+    store.wal().shutdown().await.unwrap();
+    drop(store);
+    let mut store = Store::open(dir.path(), cfg).await.unwrap();
+    let got = store.try_get_log_entries(0..20).await.unwrap();
+    assert_eq!(got.len(), 20);
+    for (i, e) in got.iter().enumerate() {
+        assert_eq!(e.get_log_id().index, i as u64);
+        match &e.payload {
+            EntryPayload::Normal(s) => assert!(s.starts_with(&format!("{i}-"))),
+            other => panic!("entry {i}: {other:?}"),
+        }
+    }
+    store.wal().shutdown().await.unwrap();
+}
