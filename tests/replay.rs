@@ -233,3 +233,64 @@ async fn a_replay_reader_that_panics_fails_the_open() {
     assert_eq!(wal.recovery_report().replayed, 100);
     wal.shutdown().await.unwrap();
 }
+
+/// A chunk ends before the record that would take it past `max_queue_bytes` of payload,
+/// not after it (it held almost twice the bound: four records of 3,000 bytes against 4,096
+/// came as two chunks of 6,000), and a transaction is still never split.
+#[actix::test]
+async fn a_chunk_never_holds_more_than_max_queue_bytes_unless_one_unit_does() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = || WalConfig {
+        max_record_bytes: 4000,
+        max_batch_bytes: 4096,
+        max_queue_bytes: 4096,
+        ..WalConfig::default()
+    };
+    let wal = Wal::open(d.path(), cfg()).await.unwrap();
+    for i in 0..4u8 {
+        wal.append(vec![i; 3000]).await.unwrap();
+    }
+    // A transaction of 3 x 1,000 bytes: whole in one chunk, alone or after a small record.
+    wal.append(vec![9u8; 500]).await.unwrap();
+    wal.commit(vec![vec![7u8; 1000]; 3]).await.unwrap();
+    wal.append(vec![8u8; 3000]).await.unwrap();
+    wal.shutdown().await.unwrap();
+
+    let sizes: Arc<Mutex<Vec<Vec<usize>>>> = Arc::default();
+    struct Sizes(Arc<Mutex<Vec<Vec<usize>>>>);
+    impl Actor for Sizes {
+        type Context = Context<Self>;
+    }
+    impl Handler<Replayed> for Sizes {
+        type Result = ();
+        fn handle(&mut self, m: Replayed, _: &mut Self::Context) {
+            let chunk = m.records.iter().map(|r| r.payload.len()).collect();
+            self.0.lock().unwrap().push(chunk);
+        }
+    }
+    let to = Sizes(sizes.clone()).start().recipient();
+    let wal = Wal::open(
+        d.path(),
+        WalConfig {
+            replay_to: Some(to),
+            ..cfg()
+        },
+    )
+    .await
+    .unwrap();
+    wal.shutdown().await.unwrap();
+    let sizes = sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().flatten().count(), 9, "{sizes:?}");
+    for c in &sizes {
+        assert!(
+            c.len() == 1 || c.iter().sum::<usize>() <= 4096,
+            "a chunk over max_queue_bytes: {sizes:?}"
+        );
+    }
+    assert!(
+        sizes
+            .iter()
+            .any(|c| c.iter().filter(|&&n| n == 1000).count() == 3),
+        "the transaction in one chunk: {sizes:?}"
+    );
+}

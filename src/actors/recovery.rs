@@ -162,6 +162,8 @@ async fn replay(
         // Never preallocate from a caller's number: a chunk grows as records arrive.
         let mut buf = Vec::with_capacity(bounds.records.min(1024));
         let mut bytes = 0usize;
+        // The unit being read: a record, or a transaction's records so far (never split).
+        let (mut unit, mut unit_bytes) = (Vec::new(), 0usize);
         for r in records {
             #[cfg(feature = "failpoints")]
             fail::fail_point!("replay::read");
@@ -172,10 +174,24 @@ async fn replay(
                 }
                 Ok(rec) => {
                     let inside_txn = rec.txn.is_some_and(|t| t.index + 1 < t.count);
-                    bytes = bytes.saturating_add(rec.payload.len());
-                    buf.push(rec);
-                    let full = buf.len() >= bounds.records || bytes >= bounds.bytes;
-                    if full && !inside_txn {
+                    unit_bytes = unit_bytes.saturating_add(rec.payload.len());
+                    unit.push(rec);
+                    if inside_txn {
+                        continue;
+                    }
+                    // The chunk ends before a unit that would take it past a bound (a
+                    // unit past a bound on its own travels alone), and once it is full.
+                    let over = buf.len() + unit.len() > bounds.records
+                        || bytes.saturating_add(unit_bytes) > bounds.bytes;
+                    if over && !buf.is_empty() {
+                        bytes = 0;
+                        if tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err() {
+                            return;
+                        }
+                    }
+                    bytes = bytes.saturating_add(std::mem::take(&mut unit_bytes));
+                    buf.append(&mut unit);
+                    if buf.len() >= bounds.records || bytes >= bounds.bytes {
                         bytes = 0;
                         if tx.blocking_send(Ok(std::mem::take(&mut buf))).is_err() {
                             return;
@@ -188,6 +204,9 @@ async fn replay(
                 }
             }
         }
+        // A transaction the log ends inside of (not expected: the reader yields whole
+        // frames) goes with the rest.
+        buf.append(&mut unit);
         if !buf.is_empty() {
             let _ = tx.blocking_send(Ok(buf));
         }
