@@ -323,16 +323,19 @@ fn truncate_before_through_log_dir_keeps_a_slot_value_held_only_in_a_frame() {
         let wal = Wal::open(&dir, cfg()).await.unwrap();
         wal.set_meta(b"v1".to_vec()).await.unwrap();
         wal.append(b"r".to_vec()).await.unwrap();
-        wal.set_meta(b"v2".to_vec()).await.unwrap();
+        // `META` before `v2`: what a crash leaves when it comes before the raise that
+        // carries `v2` into the file (copied here, not after `set_meta(v2)`: that raise
+        // runs off the commit path and may already have run by then).
         let (main, copy) = (
             std::fs::read(dir.join(files::META_FILE)).unwrap(),
             std::fs::read(dir.join(files::META_COPY_FILE)).unwrap(),
         );
+        wal.set_meta(b"v2".to_vec()).await.unwrap();
         for i in 0..200u32 {
             wal.append(format!("r{i:05}").into_bytes()).await.unwrap();
         }
         wal.shutdown().await.unwrap();
-        // The crash image: `META` as it was right after `set_meta(v2)`.
+        // The crash image: `META` as it was before `set_meta(v2)`; `v2` is in the log.
         std::fs::write(dir.join(files::META_FILE), main).unwrap();
         std::fs::write(dir.join(files::META_COPY_FILE), copy).unwrap();
     });
