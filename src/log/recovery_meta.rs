@@ -67,19 +67,13 @@ impl LogDir {
         let Some(newest) = segments.last() else {
             return Ok(());
         };
-        match super::segment::read_header(self.storage().as_ref(), newest) {
-            Ok(h) if h.keeps_meta() => Err(WalError::Corruption {
+        match super::recovery_plan::lost_meta(self.storage().as_ref(), newest) {
+            Some(reason) => Err(WalError::Corruption {
                 segment: self.meta().path(),
                 offset: 0,
-                reason: format!(
-                    "no copy of META (META, {}) beside segments written with one (the header \
-                     of {} says so): the slot and the checkpoint are lost; `walctl \
-                     repair-meta --without-slot` writes a META without them",
-                    super::meta::META_COPY_FILE,
-                    newest.path.display()
-                ),
+                reason,
             }),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

@@ -208,15 +208,7 @@ impl RecoveryPlan {
         if self.meta.is_some() {
             return None;
         }
-        let newest = self.segments().pop()?;
-        match read_header(storage, &newest) {
-            Ok(h) if h.keeps_meta() => Some(format!(
-                "no copy of META beside segments written with one (the header of {} says so): \
-                 the slot and the checkpoint are lost",
-                newest.path.display()
-            )),
-            _ => None,
-        }
+        lost_meta(storage, &self.segments().pop()?)
     }
 
     /// The promise of `META` broken by a log whose scan ended cleanly before `next`, if
@@ -227,5 +219,21 @@ impl RecoveryPlan {
             return None;
         }
         meta_breach(m, self.segments().first().map(|s| s.first_lsn), next)
+    }
+}
+
+/// For a log with no `META`: why it is lost, if its newest segment `newest` was written
+/// beside one (its header's `KEEPS_META`). A log written before `META` existed (no such
+/// header) is not, nor one whose header cannot be read (the scan reports that).
+pub fn lost_meta(storage: &dyn Storage, newest: &SegmentFile) -> Option<String> {
+    match read_header(storage, newest) {
+        Ok(h) if h.keeps_meta() => Some(format!(
+            "no copy of META (META, {}) beside segments written with one (the header of {} \
+             says so): the slot and the checkpoint are lost; `walctl repair-meta \
+             --without-slot` writes a META without them",
+            super::meta::META_COPY_FILE,
+            newest.path.display()
+        )),
+        _ => None,
     }
 }

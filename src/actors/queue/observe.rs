@@ -50,13 +50,7 @@ impl Queue {
         };
         // The spare, if one was prepared, is now the new segment, counted below.
         self.spare_bytes = 0;
-        let size = |lsn: u64| {
-            let path = dir.path().join(crate::log::segment_name(lsn));
-            dir.storage()
-                .open(&path, false)
-                .and_then(|f| f.size_bytes())
-                .ok()
-        };
+        let size = |lsn: u64| segment_bytes(dir, lsn);
         if let Some((lsn, counted)) = self.counted_tail {
             if lsn != first_lsn {
                 // Gone (a truncation raced the rollover) counts as no bytes.
@@ -104,12 +98,7 @@ impl Queue {
         // The segment being written grows with each batch when it was not preallocated:
         // sized again here, not per batch.
         if let Some((lsn, counted)) = self.counted_tail {
-            let path = dir.path().join(crate::log::segment_name(lsn));
-            if let Ok(now) = dir
-                .storage()
-                .open(&path, false)
-                .and_then(|f| f.size_bytes())
-            {
+            if let Some(now) = segment_bytes(dir, lsn) {
                 self.disk_bytes = (self.disk_bytes + now).saturating_sub(counted);
                 self.counted_tail = Some((lsn, now));
                 if let Some(s) = self.segment_sizes.iter_mut().find(|s| s.first_lsn == lsn) {
@@ -234,6 +223,15 @@ impl Queue {
         }
         now
     }
+}
+
+/// The size of the segment starting at `lsn` (`None`: gone, or not readable).
+fn segment_bytes(dir: &crate::log::LogDir, lsn: u64) -> Option<u64> {
+    let path = dir.path().join(crate::log::segment_name(lsn));
+    dir.storage()
+        .open(&path, false)
+        .and_then(|f| f.size_bytes())
+        .ok()
 }
 
 /// The summed sizes of `files` (one gone meanwhile counts as no bytes).
