@@ -63,6 +63,8 @@ mod deadline;
 mod dedup;
 #[path = "raft_kv/identity.rs"]
 mod identity;
+#[path = "raft_kv/intake.rs"]
+mod intake;
 #[path = "raft_kv/members.rs"]
 mod members;
 #[path = "raft_kv/memlog.rs"]
@@ -241,6 +243,18 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(
               *deadline::REQUEST_TIMEOUT_MS_RANGE.start()..=*deadline::REQUEST_TIMEOUT_MS_RANGE.end()))]
     request_timeout_ms: u64,
+    /// A request body not all there within this many ms of its head is answered 408 and
+    /// its connection closed (`intake`).
+    #[arg(long, default_value_t = intake::DEFAULT_BODY_TIMEOUT_MS)]
+    body_timeout_ms: u64,
+    /// Bytes of signed RPC bodies larger than 64 KiB read or handled at once at most; one
+    /// past it is answered 503 before its body is read (`intake`).
+    #[arg(long, default_value_t = intake::DEFAULT_RPC_BYTES_IN_FLIGHT)]
+    max_rpc_bytes_in_flight: usize,
+    /// Connections open at once at most, shared out among the workers (a new one waits in
+    /// the listen queue): well below the file descriptors the log needs as well.
+    #[arg(long, default_value_t = 4_096)]
+    max_connections: usize,
 }
 
 /// `--peers`: node ids to addresses.
@@ -389,7 +403,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         elections,
         me,
         network: network.clone(),
+        intake: intake::Intake::new(args.body_timeout_ms, args.max_rpc_bytes_in_flight),
     };
+    let workers = args.workers.max(1);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -397,7 +413,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .configure(network::routes)
             .configure(members::routes)
     })
-    .workers(args.workers.max(1))
+    .workers(workers)
+    .max_connections((args.max_connections / workers).max(1))
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     .listen(listener)?
     .run();

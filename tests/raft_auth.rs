@@ -19,7 +19,7 @@ mod auth;
 mod raft;
 
 use actix_wal::format::codec;
-use auth::{Secret, MAC_HEADER, TIME_HEADER};
+use auth::{Secret, HEAD_MAC_HEADER, MAC_HEADER, TIME_HEADER};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta,
@@ -116,9 +116,13 @@ async fn send(
         .post(format!("http://{addr}{path}"))
         .body(body.to_vec());
     if let Some((time, mac)) = signed {
+        // The head is signed as properly as the whole: a proper head with a forged MAC
+        // over the body is refused when the body is in (`intake`, then `network::serve`).
+        let head = secret.sign_head(to, path, time, "", body.len() as u64);
         req = req
             .header(TIME_HEADER, time.to_string())
-            .header(MAC_HEADER, mac);
+            .header(MAC_HEADER, mac)
+            .header(HEAD_MAC_HEADER, head);
     }
     req.send()
         .await

@@ -187,7 +187,7 @@ async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
     let after = cluster_view(&http, addrs[0]).await.expect("node 1's view");
     assert_eq!(after, before, "the membership changed");
 
-    // The command line: with another secret, refused (401, exit 1); with the cluster's,
+    // The command line: with another secret, refused (an unsigned 401, exit 1); with the cluster's,
     // the same add is obeyed (the refusals above were the MAC's), then node 2 made a voter.
     let admin_cli = |secret: &Path, args: &[String]| {
         let out = std::process::Command::new(raft::admin_binary())
@@ -198,11 +198,17 @@ async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
             .output()
             .expect("run raft_kv_admin");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        (out.status.success(), stdout)
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stdout + &stderr)
     };
     let add = ["add-learner".to_string(), "2".into(), addrs[1].to_string()];
     let (ok, out) = admin_cli(&root.join("other-secret"), &add);
-    assert!(!ok && out.starts_with("401 "), "another secret: {out}");
+    // The node's 401 cannot be signed for a request under another secret: reported as
+    // an answer not signed, never as the node's word.
+    assert!(
+        !ok && out.contains("answered 401 Unauthorized not signed"),
+        "another secret: {out}"
+    );
     assert_eq!(
         cluster_view(&http, addrs[0]).await,
         Some(before.clone()),
@@ -260,4 +266,58 @@ async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
         settled["log_index"],
         "the membership changed"
     );
+}
+
+/// A stand-in at the address the operator named: it says it is node 1 (`/raft/state` is
+/// not authenticated) and answers everything else 401, unsigned, as if refused (a probe
+/// relayed the signed request to the real leader meanwhile, and it was applied).
+async fn impostor() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let serve = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let (status, body) = if head.starts_with(b"GET /raft/state ") {
+                ("200 OK", r#"{"id":1}"#)
+            } else {
+                ("401 Unauthorized", "bad MAC")
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    (addr, serve)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_refusal_is_not_taken_for_the_nodes_answer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write_secret(&tmp.path().join("secret"));
+    let secret = Secret::load(&tmp.path().join("secret")).expect("the secret");
+    let (at, serve) = impostor().await;
+    let admin = Admin::new(secret);
+    let body = br#"{"remove":[2]}"#;
+    let got = admin.send(at, Method::POST, "/cluster/voters", body).await;
+    serve.abort();
+    // What answered is not known to be a node of the cluster, nor that the request was
+    // not applied: not a refusal the operator may act on.
+    let e = match got {
+        Err(e) => e.to_string(),
+        Ok(reply) => panic!("an unsigned 401 taken for the node's answer: {reply:?}"),
+    };
+    assert!(e.contains("not signed"), "{e}");
+    assert!(e.contains("may have been applied"), "{e}");
 }

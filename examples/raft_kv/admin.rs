@@ -5,11 +5,15 @@
 //! `auth.rs`): no types of the example here.
 //!
 //! A request's MAC names the node it is addressed to (`auth`), so the client first asks
-//! the node at the address for its id (`GET /raft/state`, unauthenticated: a wrong answer
-//! only earns a 401); a 307 names the leader's id (`x-raft-leader`) and address.
+//! the node at the address for its id (`GET /raft/state`, unauthenticated); a 307 names
+//! the leader's id (`x-raft-leader`) and address. Whatever answers there learns no more
+//! than the request it is sent: a request is valid only at the node it names and only
+//! as the operator wrote it. An answer counts only if it is signed for the request: an
+//! unsigned one (a node's 401 to another secret, or a stand-in's lie) is an error that
+//! says the outcome is not known.
 #![allow(dead_code)]
 
-use crate::auth::{self, Secret, MAC_HEADER, TIME_HEADER};
+use crate::auth::{self, Secret, HEAD_MAC_HEADER, MAC_HEADER, TIME_HEADER};
 use reqwest::{Method, StatusCode};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -45,11 +49,21 @@ pub enum AdminError {
     /// More redirects than [`MAX_HOPS`].
     #[error("more than {MAX_HOPS} redirects: the leader keeps changing")]
     TooManyHops,
-    /// The reply is not signed for this request with the cluster's secret.
-    #[error("{at}: the reply is not signed with the cluster's secret ({source})")]
+    /// The reply is not signed for this request with the cluster's secret: it is not
+    /// known to come from a node of the cluster, nor, if something there relayed the
+    /// request, that the request was not applied. A node answers 401 unsigned when the
+    /// request's MAC does not verify (another secret, a clock more than 30 s off).
+    #[error(
+        "{at} answered {status} not signed with the cluster's secret ({source}): either the \
+         node refused this request's signature (another secret file, or a clock more than \
+         30 s off) or something else answers there, in which case the request may have been \
+         applied (`show` tells)"
+    )]
     Unsigned {
         /// Where.
         at: SocketAddr,
+        /// The HTTP status it answered.
+        status: StatusCode,
         /// Why it did not verify.
         source: auth::AuthError,
     },
@@ -118,11 +132,15 @@ impl Admin {
             let http = |source| AdminError::Http { at, source };
             let time_ms = auth::now_ms();
             let mac = self.secret.sign_request(to, path, time_ms, body);
+            let head_mac = self
+                .secret
+                .sign_head(to, path, time_ms, "", body.len() as u64);
             let reply = self
                 .http
                 .request(method.clone(), format!("http://{at}{path}"))
                 .header(TIME_HEADER, time_ms.to_string())
                 .header(MAC_HEADER, &mac)
+                .header(HEAD_MAC_HEADER, head_mac)
                 .header("content-type", "application/json")
                 .body(body.to_vec())
                 .send()
@@ -142,11 +160,10 @@ impl Admin {
                 header("x-raft-leader"),
             );
             let bytes = reply.bytes().await.map_err(http)?;
-            if status != StatusCode::UNAUTHORIZED {
-                self.secret
-                    .verify_reply(&mac, reply_mac.as_deref(), &bytes)
-                    .map_err(|source| AdminError::Unsigned { at, source })?;
-            }
+            // Every answer, a 401 too: an unsigned one is not the node's word.
+            self.secret
+                .verify_reply(&mac, reply_mac.as_deref(), &bytes)
+                .map_err(|source| AdminError::Unsigned { at, status, source })?;
             if status == StatusCode::TEMPORARY_REDIRECT {
                 let next = location
                     .as_deref()

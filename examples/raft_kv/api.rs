@@ -62,13 +62,14 @@ pub struct AppState {
     pub me: crate::identity::Identity,
     /// The RPC client (the leader asks a new learner for its identity through it).
     pub network: crate::network::Network,
+    /// Reads request bodies: within a deadline, and signed RPCs' within a budget.
+    pub intake: crate::intake::Intake,
 }
 
 /// The client routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/kv/{key}")
-            .app_data(web::PayloadConfig::new(MAX_VALUE_BYTES))
             .route(web::put().to(put))
             .route(web::get().to(get)),
     )
@@ -137,13 +138,21 @@ async fn put(
     state: web::Data<AppState>,
     req: HttpRequest,
     key: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let started = Instant::now();
     let key = key.into_inner();
     if let Some(r) = bad_key(&key) {
         return r;
     }
+    let body = match state
+        .intake
+        .client_body(&req, payload, MAX_VALUE_BYTES)
+        .await
+    {
+        Ok(body) => body.bytes,
+        Err(refused) => return refused,
+    };
     // A soft bound (writes in flight are not counted): the map cannot grow without limit.
     let (known, keys) = state.sm.contains(&key);
     if !known && keys >= state.max_keys {

@@ -27,11 +27,17 @@ pub const MAX_SECRET_BYTES: usize = 4_096;
 pub const TIME_HEADER: &str = "x-raft-time";
 /// The header with the MAC of a request or a reply, hex.
 pub const MAC_HEADER: &str = "x-raft-mac";
+/// The header with the MAC of a request's head (`x-raft-head-mac`, hex): the node it is
+/// addressed to, its path, send time, identity header and `Content-Length`, checked
+/// before a byte of the body is read (`intake`).
+pub const HEAD_MAC_HEADER: &str = "x-raft-head-mac";
 /// Furthest a request's send time may be from the receiver's clock, ms: the window in
 /// which a captured request can be replayed (docs/replication.md).
 pub const MAX_CLOCK_SKEW_MS: u64 = 30_000;
 /// What a request's MAC covers first: names the protocol and its version.
 const REQUEST_DOMAIN: &[u8] = b"raft_kv rpc request v1";
+/// What a request head's MAC covers first.
+const HEAD_DOMAIN: &[u8] = b"raft_kv rpc head v1";
 /// What a reply's MAC covers first.
 const REPLY_DOMAIN: &[u8] = b"raft_kv rpc reply v1";
 
@@ -214,6 +220,71 @@ impl Secret {
         Ok(mac.to_owned())
     }
 
+    /// The MAC of the head of a request to node `to` at `path`, sent at `time_ms`, with
+    /// the identity header `identity` (empty: none) and a body of `body_bytes` bytes.
+    fn head_mac(
+        &self,
+        to: u64,
+        path: &str,
+        time_ms: u64,
+        identity: &str,
+        body_bytes: u64,
+    ) -> HmacSha256 {
+        let mut mac = self.hmac();
+        for part in [HEAD_DOMAIN, path.as_bytes(), identity.as_bytes()] {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        for n in [to, time_ms, body_bytes] {
+            mac.update(&n.to_le_bytes());
+        }
+        mac
+    }
+
+    /// The `x-raft-head-mac` of a request to node `to` at `path`, sent at `time_ms`, with
+    /// the identity header `identity` (empty: none) and a body of `body_bytes` bytes.
+    pub fn sign_head(
+        &self,
+        to: u64,
+        path: &str,
+        time_ms: u64,
+        identity: &str,
+        body_bytes: u64,
+    ) -> String {
+        hex(&self
+            .head_mac(to, path, time_ms, identity, body_bytes)
+            .finalize()
+            .into_bytes())
+    }
+
+    /// Checks the head of a request that node `to` received at `path`, with headers
+    /// `time`, `head_mac` and `identity` (any may be missing) and a `Content-Length` of
+    /// `body_bytes`, when its clock read `now_ms`: the MAC first, in constant time, then
+    /// the window. Only the head: [`Secret::verify_request_from`] checks the whole
+    /// request once its body is in.
+    pub fn verify_head(
+        &self,
+        to: u64,
+        path: &str,
+        (time, head_mac, identity): (Option<&str>, Option<&str>, Option<&str>),
+        body_bytes: u64,
+        now_ms: u64,
+    ) -> Result<(), AuthError> {
+        let head_mac = head_mac.ok_or(AuthError::Missing(HEAD_MAC_HEADER))?;
+        let time = time.ok_or(AuthError::Missing(TIME_HEADER))?;
+        let sent_ms: u64 = time
+            .parse()
+            .map_err(|_| AuthError::Malformed(TIME_HEADER))?;
+        let tag = unhex(head_mac).ok_or(AuthError::Malformed(HEAD_MAC_HEADER))?;
+        self.head_mac(to, path, sent_ms, identity.unwrap_or(""), body_bytes)
+            .verify_slice(&tag)
+            .map_err(|_| AuthError::BadMac)?;
+        if sent_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS {
+            return Err(AuthError::OutOfWindow { sent_ms, now_ms });
+        }
+        Ok(())
+    }
+
     /// The MAC of the reply `body` to the request whose MAC was `request_mac`.
     fn reply_mac(&self, request_mac: &str, body: &[u8]) -> HmacSha256 {
         let mut mac = self.hmac();
@@ -269,152 +340,5 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn secret(fill: u8) -> Secret {
-        Secret::from_bytes(&[fill; 32]).expect("32 bytes")
-    }
-
-    #[test]
-    fn a_request_verifies_only_as_signed() {
-        let (s, now) = (secret(7), 1_000_000);
-        let mac = s.sign_request(2, "/raft/append", now, b"body");
-        let ok = s.verify_request(2, "/raft/append", Some("1000000"), Some(&mac), b"body", now);
-        assert_eq!(ok, Ok(mac.clone()));
-        let check = |to, path, time: &str, body: &[u8]| {
-            s.verify_request(to, path, Some(time), Some(&mac), body, now)
-        };
-        assert_eq!(
-            check(3, "/raft/append", "1000000", b"body"),
-            Err(AuthError::BadMac)
-        );
-        assert_eq!(
-            check(2, "/raft/vote", "1000000", b"body"),
-            Err(AuthError::BadMac)
-        );
-        assert_eq!(
-            check(2, "/raft/append", "1000001", b"body"),
-            Err(AuthError::BadMac)
-        );
-        assert_eq!(
-            check(2, "/raft/append", "1000000", b"bodY"),
-            Err(AuthError::BadMac)
-        );
-        let other = secret(8).sign_request(2, "/raft/append", now, b"body");
-        let forged = s.verify_request(
-            2,
-            "/raft/append",
-            Some("1000000"),
-            Some(&other),
-            b"body",
-            now,
-        );
-        assert_eq!(forged, Err(AuthError::BadMac));
-        let bare = s.verify_request(2, "/raft/append", Some("1000000"), None, b"body", now);
-        assert_eq!(bare, Err(AuthError::Missing(MAC_HEADER)));
-        let short = s.verify_request(2, "/raft/append", Some("1000000"), Some("abc"), b"", now);
-        assert_eq!(short, Err(AuthError::Malformed(MAC_HEADER)));
-    }
-
-    #[test]
-    fn the_identity_header_is_covered() {
-        let (s, now) = (secret(7), 1_000_000);
-        let mac = s.sign_request_from(2, "/raft/append", now, "1 a b", b"body");
-        let check = |identity| {
-            let headers = (Some("1000000"), Some(mac.as_str()), identity);
-            s.verify_request_from(2, "/raft/append", headers, b"body", now)
-        };
-        assert_eq!(check(Some("1 a b")), Ok(mac.clone()));
-        for other in [None, Some(""), Some("1 a c"), Some("3 a b")] {
-            assert_eq!(check(other), Err(AuthError::BadMac), "{other:?}");
-        }
-        // Without the header, the MAC is the one `sign_request` makes.
-        let plain = s.sign_request(2, "/raft/append", now, b"body");
-        assert_eq!(
-            plain,
-            s.sign_request_from(2, "/raft/append", now, "", b"body")
-        );
-    }
-
-    #[test]
-    fn a_request_out_of_the_window_is_refused() {
-        let s = secret(7);
-        let sent = 1_000_000;
-        let mac = s.sign_request(1, "/raft/vote", sent, b"");
-        let at = |now| s.verify_request(1, "/raft/vote", Some("1000000"), Some(&mac), b"", now);
-        assert!(at(sent + MAX_CLOCK_SKEW_MS).is_ok());
-        assert!(at(sent - MAX_CLOCK_SKEW_MS).is_ok());
-        let late = at(sent + MAX_CLOCK_SKEW_MS + 1);
-        assert!(
-            matches!(late, Err(AuthError::OutOfWindow { .. })),
-            "{late:?}"
-        );
-        let early = at(sent - MAX_CLOCK_SKEW_MS - 1);
-        assert!(
-            matches!(early, Err(AuthError::OutOfWindow { .. })),
-            "{early:?}"
-        );
-    }
-
-    #[test]
-    fn a_reply_verifies_only_for_its_request() {
-        let s = secret(7);
-        let mac = s.sign_reply("req-a", b"reply");
-        assert_eq!(s.verify_reply("req-a", Some(&mac), b"reply"), Ok(()));
-        assert_eq!(
-            s.verify_reply("req-b", Some(&mac), b"reply"),
-            Err(AuthError::BadMac)
-        );
-        assert_eq!(
-            s.verify_reply("req-a", Some(&mac), b"other"),
-            Err(AuthError::BadMac)
-        );
-        let none = s.verify_reply("req-a", None, b"reply");
-        assert_eq!(none, Err(AuthError::Missing(MAC_HEADER)));
-    }
-
-    #[test]
-    fn secret_files_that_are_weak_or_open_are_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let write = |name: &str, body: &[u8], mode: u32| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, body).expect("write");
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let perms = std::fs::Permissions::from_mode(mode);
-                std::fs::set_permissions(&path, perms).expect("chmod");
-            }
-            path
-        };
-        let good = write("good", &[b'a'; 65], 0o600);
-        assert!(Secret::load(&good).is_ok());
-        assert!(Secret::load(&dir.path().join("missing")).is_err());
-        assert!(Secret::load(dir.path()).is_err(), "a directory");
-        let empty = write("empty", b"", 0o600);
-        assert!(Secret::load(&empty).is_err());
-        let short = write("short", b"0123456789abcdef0123456789abcde\n\n", 0o600);
-        assert!(Secret::load(&short).is_err(), "31 bytes and newlines");
-        let long = write("long", &[b'a'; MAX_SECRET_BYTES + 1], 0o600);
-        assert!(Secret::load(&long).is_err());
-        #[cfg(unix)]
-        for mode in [0o640, 0o604, 0o620, 0o644] {
-            let open = write(&format!("open{mode:o}"), &[b'a'; 64], mode);
-            let err = Secret::load(&open).expect_err("readable by others");
-            assert!(err.contains("chmod 600"), "{err}");
-        }
-        // The trailing newline is not part of the key: a file with and one without
-        // sign alike.
-        let bare = write("bare", &[b'k'; 40], 0o600);
-        let newline = write("newline", &[&[b'k'; 40][..], b"\n"].concat(), 0o600);
-        let (a, b) = (
-            Secret::load(&bare).unwrap(),
-            Secret::load(&newline).unwrap(),
-        );
-        assert_eq!(
-            a.sign_request(1, "/p", 5, b"x"),
-            b.sign_request(1, "/p", 5, b"x")
-        );
-    }
-}
+#[path = "auth_tests.rs"]
+mod tests;

@@ -44,7 +44,6 @@ const MAX_BODY_BYTES: usize = 4 * 1024;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/cluster")
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .route("", web::get().to(show))
             .route("/learners", web::post().to(add_learner))
             .route("/voters", web::post().to(change_voters))
@@ -150,30 +149,40 @@ impl Signer<'_> {
     }
 }
 
-/// Checks the request's MAC for this node and its path.
-fn authenticate<'a>(
+/// Reads the body of a request to this node whose head is signed (`intake`: refused
+/// before a byte of it otherwise) and checks the request's MAC for this node and its path;
+/// the answer to send if either fails (401: not signed, nothing to sign it for).
+async fn authenticate<'a>(
     state: &'a AppState,
     req: &HttpRequest,
-    body: &[u8],
-) -> Result<Signer<'a>, auth::AuthError> {
+    payload: web::Payload,
+) -> Result<(Signer<'a>, web::Bytes), HttpResponse> {
+    let path = req.path();
+    let signer = (&state.secret, state.id, path);
+    let body = state
+        .intake
+        .signed_body(req, payload, signer, MAX_BODY_BYTES)
+        .await?
+        .bytes;
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let verified = state.secret.verify_request(
         state.id,
-        req.path(),
+        path,
         header(TIME_HEADER),
         header(MAC_HEADER),
-        body,
+        &body,
         auth::now_ms(),
     );
-    verified.map(|request_mac| Signer {
-        secret: &state.secret,
-        request_mac,
-    })
-}
-
-/// The 401 for a request whose MAC does not verify (not signed: nothing to sign it for).
-fn unauthorized(e: auth::AuthError) -> HttpResponse {
-    HttpResponse::Unauthorized().body(format!("{e}\n"))
+    match verified {
+        Ok(request_mac) => Ok((
+            Signer {
+                secret: &state.secret,
+                request_mac,
+            },
+            body,
+        )),
+        Err(e) => Err(HttpResponse::Unauthorized().body(format!("{e}\n"))),
+    }
 }
 
 /// This node's metrics, and `Some(leader)` (the one it knows of, if any) unless it is
@@ -228,11 +237,11 @@ async fn show(state: web::Data<AppState>) -> HttpResponse {
 async fn add_learner(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let signer = match authenticate(&state, &req, &body) {
+    let (signer, body) = match authenticate(&state, &req, payload).await {
         Ok(s) => s,
-        Err(e) => return unauthorized(e),
+        Err(refused) => return refused,
     };
     let learner: NewLearner = match serde_json::from_slice(&body) {
         Ok(l) => l,
@@ -334,11 +343,11 @@ fn caught_up(m: &RaftMetrics<NodeId, Member>, id: NodeId, entry_index: u64) -> C
 async fn change_voters(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let signer = match authenticate(&state, &req, &body) {
+    let (signer, body) = match authenticate(&state, &req, payload).await {
         Ok(s) => s,
-        Err(e) => return unauthorized(e),
+        Err(refused) => return refused,
     };
     let change: VotersChange = match serde_json::from_slice(&body) {
         Ok(c) => c,
@@ -386,11 +395,11 @@ async fn remove_node(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<NodeId>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let signer = match authenticate(&state, &req, &body) {
+    let (signer, _body) = match authenticate(&state, &req, payload).await {
         Ok(s) => s,
-        Err(e) => return unauthorized(e),
+        Err(refused) => return refused,
     };
     let id = id.into_inner();
     let (m, elsewhere) = leader_here(&state);

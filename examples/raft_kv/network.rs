@@ -11,9 +11,10 @@
 //! drops a reply that is not signed for its request, or that carries such a term.
 
 use crate::api::AppState;
-use crate::auth::{self, Secret, MAC_HEADER, TIME_HEADER};
+use crate::auth::{self, Secret, HEAD_MAC_HEADER, MAC_HEADER, TIME_HEADER};
 use crate::bounds::Plausible;
 use crate::identity::{Identity, Member, IDENTITY_HEADER};
+use crate::intake::SMALL_BODY_BYTES;
 use crate::prevote::PreVote;
 use crate::{NodeId, TypeConfig};
 use actix_wal::format::codec;
@@ -161,12 +162,20 @@ impl Connection {
         let mac = self
             .secret
             .sign_request_from(self.target, path, time_ms, &self.identity, &body);
+        let head_mac = self.secret.sign_head(
+            self.target,
+            path,
+            time_ms,
+            &self.identity,
+            body.len() as u64,
+        );
         let sent = self
             .client
             .post(format!("{}{path}", self.base))
             .timeout(option.hard_ttl().min(MAX_RPC_TIMEOUT))
             .header(TIME_HEADER, time_ms.to_string())
             .header(MAC_HEADER, &mac)
+            .header(HEAD_MAC_HEADER, head_mac)
             .header(IDENTITY_HEADER, &self.identity)
             .body(body)
             .send()
@@ -236,11 +245,10 @@ impl RaftNetwork<TypeConfig> for Connection {
     }
 }
 
-/// The raft RPC routes, with their own body limit.
+/// The raft RPC routes (their bodies are read by `intake`, each within its route's limit).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/raft")
-            .app_data(web::PayloadConfig::new(MAX_RPC_BYTES))
             .route("/append", web::post().to(append))
             .route("/vote", web::post().to(vote))
             .route("/prevote", web::post().to(prevote))
@@ -249,15 +257,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Checks the request's MAC (401 if it does not verify: nothing is decoded), decodes it,
-/// checks its terms and indexes (400 if implausible) and, but for `/raft/identity`, that
-/// it is for this node's incarnation and from the sender's that the membership names
-/// (409), runs `handle` on it, and answers what it returns, encoded and signed for it.
+/// Reads the body of a request whose head is signed (`intake`: 401 before a byte of it
+/// otherwise, 413 past `max_bytes`, 408 if it does not arrive in time, 503 when the bodies
+/// in flight fill the budget), checks the request's MAC (401 if it does not verify:
+/// nothing is decoded), decodes it, checks its terms and indexes (400 if implausible)
+/// and, but for `/raft/identity`, that it is for this node's incarnation and from the
+/// sender's that the membership names (409), runs `handle` on it, and answers what it
+/// returns, encoded and signed for it.
 async fn serve<Req, Resp, F, Fut>(
     state: &AppState,
     http: &HttpRequest,
-    path: &'static str,
-    body: web::Bytes,
+    (path, max_bytes): (&'static str, usize),
+    payload: web::Payload,
     handle: F,
 ) -> HttpResponse
 where
@@ -266,20 +277,30 @@ where
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Resp>,
 {
+    let signer = (&state.secret, state.id, path);
+    let body = match state
+        .intake
+        .signed_body(http, payload, signer, max_bytes)
+        .await
+    {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let body = &body.bytes;
     let header = |name| http.headers().get(name).and_then(|v| v.to_str().ok());
     let identity = header(IDENTITY_HEADER);
     let verified = state.secret.verify_request_from(
         state.id,
         path,
         (header(TIME_HEADER), header(MAC_HEADER), identity),
-        &body,
+        body,
         auth::now_ms(),
     );
     let request_mac = match verified {
         Ok(mac) => mac,
         Err(e) => return HttpResponse::Unauthorized().body(format!("{e}\n")),
     };
-    let req = match codec::decode::<Req>(&body) {
+    let req = match codec::decode::<Req>(body) {
         Ok(r) => r,
         Err(e) => return HttpResponse::BadRequest().body(format!("not a raft request: {e}\n")),
     };
@@ -305,11 +326,11 @@ where
     }
 }
 
-async fn append(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn append(state: web::Data<AppState>, http: HttpRequest, body: web::Payload) -> HttpResponse {
     serve(
         &state,
         &http,
-        "/raft/append",
+        ("/raft/append", MAX_RPC_BYTES),
         body,
         |req: AppendEntriesRequest<TypeConfig>| async {
             let answer = state.raft.append_entries(req).await;
@@ -324,30 +345,39 @@ async fn append(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes)
 }
 
 /// `POST /raft/prevote`: would this node vote for the sender now (`prevote`)?
-async fn prevote(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn prevote(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
     let st = &state;
-    serve(&state, &http, "/raft/prevote", body, |req: PreVote| async move {
+    let path = ("/raft/prevote", SMALL_BODY_BYTES);
+    serve(&state, &http, path, body, |req: PreVote| async move {
         Ok::<_, RaftError<NodeId>>(st.elections.answer(&st.raft, &req))
     })
     .await
 }
 
-async fn vote(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn vote(state: web::Data<AppState>, http: HttpRequest, body: web::Payload) -> HttpResponse {
     serve(
         &state,
         &http,
-        "/raft/vote",
+        ("/raft/vote", SMALL_BODY_BYTES),
         body,
         |req: VoteRequest<NodeId>| state.raft.vote(req),
     )
     .await
 }
 
-async fn snapshot(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn snapshot(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
     serve(
         &state,
         &http,
-        "/raft/snapshot",
+        ("/raft/snapshot", MAX_RPC_BYTES),
         body,
         |req: InstallSnapshotRequest<TypeConfig>| state.raft.install_snapshot(req),
     )
@@ -355,9 +385,14 @@ async fn snapshot(state: web::Data<AppState>, http: HttpRequest, body: web::Byte
 }
 
 /// `POST /raft/identity`: this node's id and incarnation (`identity`).
-async fn identity(state: web::Data<AppState>, http: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn identity(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
     let me = state.me;
-    serve(&state, &http, "/raft/identity", body, |()| async move {
+    let path = ("/raft/identity", SMALL_BODY_BYTES);
+    serve(&state, &http, path, body, |()| async move {
         Ok::<_, RaftError<NodeId>>(me)
     })
     .await
