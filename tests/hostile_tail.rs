@@ -9,7 +9,9 @@
 //!   search took 11.5 s (16 MiB, release build) and hours in a debug build.
 //! - Random and mutated small tails, and every bit flip of a small one, get the same verdict
 //!   (records, torn or clean end, or the same corruption at the same offset) as the
-//!   reference.
+//!   reference. The reference changed once since: an intact frame longer than
+//!   `max_record_bytes` is corruption (the log was written with a larger limit), no longer
+//!   a torn tail to cut (tests/record_limit.rs).
 
 use actix_wal::files::segment_name;
 use actix_wal::files::SegmentEnd;
@@ -37,23 +39,39 @@ enum End {
     Corrupt { offset: u64, reason: String },
 }
 
-fn ref_decode(data: &[u8], pos: usize, max: u64) -> Result<FrameHeader, &'static str> {
+/// Why `ref_decode` found no frame.
+enum NoFrame {
+    /// Damage, or a torn write: the tail search decides.
+    Bad(&'static str),
+    /// An intact frame longer than the limit: corruption at once (the log was written with
+    /// a larger `max_record_bytes`; cutting it would lose a record).
+    TooLong(String),
+}
+
+fn ref_decode(data: &[u8], pos: usize, max: u64) -> Result<FrameHeader, NoFrame> {
     let Some(hdr) = data.get(pos..pos + FRAME_HEADER_BYTES) else {
-        return Err("partial frame header");
+        return Err(NoFrame::Bad("partial frame header"));
     };
     let hdr: &[u8; FRAME_HEADER_BYTES] = hdr.try_into().unwrap();
     let Some(h) = FrameHeader::parse(hdr) else {
-        return Err("invalid frame header");
+        return Err(NoFrame::Bad("invalid frame header"));
     };
-    if u64::from(h.payload_len) > max {
-        return Err("frame length exceeds max_record_bytes");
-    }
     let end = pos + h.frame_bytes();
+    if u64::from(h.payload_len) > max {
+        if end <= data.len() && crc32fast::hash(&data[pos + 4..end]) == h.crc {
+            return Err(NoFrame::TooLong(format!(
+                "an intact frame with {} payload bytes, more than max_record_bytes ({max}): \
+                 the log was written with a larger max_record_bytes; open it with that",
+                h.payload_len
+            )));
+        }
+        return Err(NoFrame::Bad("frame length exceeds max_record_bytes"));
+    }
     if end > data.len() {
-        return Err("frame extends past the end of the file");
+        return Err(NoFrame::Bad("frame extends past the end of the file"));
     }
     if crc32fast::hash(&data[pos + 4..end]) != h.crc {
-        return Err("frame CRC mismatch");
+        return Err(NoFrame::Bad("frame CRC mismatch"));
     }
     Ok(h)
 }
@@ -107,7 +125,11 @@ fn reference(data: &[u8], first_lsn: u64, max: u64) -> (Vec<u64>, End) {
                 pos += h.frame_bytes();
                 next = h.lsn + u64::from(h.count);
             }
-            Err(reason) => {
+            Err(NoFrame::TooLong(reason)) => {
+                let offset = pos as u64;
+                return (lsns, End::Corrupt { offset, reason });
+            }
+            Err(NoFrame::Bad(reason)) => {
                 let rest = data.get(pos..).unwrap_or(&[]);
                 let extent = rest.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
                 if extent == 0 {

@@ -161,6 +161,12 @@ impl LogDir {
                     out.next_lsn = Lsn(cursor.next_lsn);
                     out.tail_segment = Some(file.clone());
                     out.tail_offset = cursor.pos as u64;
+                    let rewrites = tail_crc.is_some()
+                        || matches!(cursor.end, Some(SegmentEnd::TornTail { .. }));
+                    if rewrites {
+                        let found = found_meta.as_ref();
+                        self.refuse_breach_before_cutting(found, &segments, cursor.next_lsn, opts)?;
+                    }
                     if let Some(SegmentEnd::TornTail { garbage_bytes }) = cursor.end {
                         if opts.policy == RecoveryPolicy::AbsoluteConsistency {
                             return Err(WalError::Corruption {

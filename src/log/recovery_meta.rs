@@ -80,6 +80,30 @@ impl LogDir {
     /// After the scan: checks the log against `META` (salvaging under `SkipToLastGood`),
     /// or writes `META` for a log that has segments but none. A new log (no segment, no
     /// `META`) is left to `open_log`, which knows `first_lsn`.
+    /// The refusal [`Self::settle_meta`] would make of a scan that ends at `next`, made
+    /// before a torn tail is cut or the last segment rebuilt: a refused open changes
+    /// nothing. (Under `SkipToLastGood` there is no refusal: `settle_meta` lowers `META`.)
+    pub(super) fn refuse_breach_before_cutting(
+        &self,
+        found: Option<&LogMeta>,
+        segments: &[SegmentFile],
+        next: u64,
+        opts: &RecoveryOptions,
+    ) -> Result<(), WalError> {
+        let Some(m) = found else { return Ok(()) };
+        if opts.policy == RecoveryPolicy::SkipToLastGood {
+            return Ok(());
+        }
+        match meta_breach(m, segments.first().map(|s| s.first_lsn), next) {
+            Some(breach) => Err(WalError::Corruption {
+                segment: self.meta().path(),
+                offset: 0,
+                reason: breach.reason(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn settle_meta(
         &self,
         found: Option<LogMeta>,

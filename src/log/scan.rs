@@ -241,10 +241,20 @@ fn decode_at(seg: &mut SegmentData, pos: u64, max_record_bytes: u64) -> Result<D
     let Some(h) = FrameHeader::parse(&hdr) else {
         return Ok(Decoded::Bad("invalid frame header"));
     };
+    let end = header_end + u64::from(h.payload_len);
     if u64::from(h.payload_len) > max_record_bytes {
+        // Whole and intact, it was written so: the log was written with a larger limit,
+        // and cutting it as torn would lose an acknowledged record.
+        let whole = end <= seg.size_bytes();
+        if whole && crc_in_pieces(seg, pos + 4, h.frame_bytes() - 4)? == h.crc {
+            return Ok(Decoded::Invalid(format!(
+                "an intact frame with {} payload bytes, more than max_record_bytes ({max_record_bytes}): \
+                 the log was written with a larger max_record_bytes; open it with that",
+                h.payload_len
+            )));
+        }
         return Ok(Decoded::Bad("frame length exceeds max_record_bytes"));
     }
-    let end = header_end + u64::from(h.payload_len);
     if end > seg.size_bytes() {
         return Ok(Decoded::Bad("frame extends past the end of the file"));
     }
@@ -268,6 +278,19 @@ fn decode_at(seg: &mut SegmentData, pos: u64, max_record_bytes: u64) -> Result<D
         }
     }
     Ok(Decoded::Good(h))
+}
+
+/// The CRC of bytes `offset..offset + len` of the segment, read a window at a time (a
+/// frame longer than `max_record_bytes` is never held whole).
+fn crc_in_pieces(seg: &mut SegmentData, offset: u64, len: usize) -> Result<u32, WalError> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut done = 0;
+    while done < len {
+        let piece = (len - done).min(READ_WINDOW_BYTES);
+        crc.update(seg.bytes(offset + done as u64, piece)?);
+        done += piece;
+    }
+    Ok(crc.finalize())
 }
 
 /// Index one past the last non-zero byte of `data`, or 0 if it is all zeros.
