@@ -203,8 +203,8 @@ impl Admin {
     /// `--join`: asks the cluster that the node at `at` belongs to to add node `id` (at
     /// `addr`) as a learner, which it answers once the learner has caught up, then to make
     /// it a voter. Retries what may pass (no leader yet, another change in progress, a
-    /// node unreachable) until `timeout`; gives up at once on a refusal (401, 400, 409
-    /// for an id or address taken).
+    /// node unreachable) until `timeout`; gives up at once on a refusal (400, 409 for an
+    /// id or address taken) and on an answer not signed (a 401 to another secret).
     ///
     /// `fresh`: this node's log was empty when it started. Such a node whose id is already
     /// a member lost its directory (or crashed before it had anything): it forgot its
@@ -246,6 +246,11 @@ impl Admin {
                         return Err(format!("POST {path}: {} {}", r.status, r.body))
                     }
                     Ok(r) => format!("{} {}", r.status, r.body),
+                    // A node's refusal of the signature (another secret), or not a node:
+                    // asking again does not help either.
+                    Err(e @ AdminError::Unsigned { .. }) => {
+                        return Err(format!("POST {path}: {e}"))
+                    }
                     Err(e) => e.to_string(),
                 };
                 if Instant::now() >= deadline {
