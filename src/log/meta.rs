@@ -12,7 +12,9 @@
 //! later ones write in place, two `fsync`s (see [`MetaStore::replace`]). A failed step is
 //! never retried on the same bytes (after a failed fsync Linux may have dropped the
 //! pages and marked them clean): the replace fails, and the next one writes both copies
-//! again, whole, by rename.
+//! again, whole, by rename. Room for that build is kept in `META.reserve` (see
+//! [`META_RESERVE_FILE`]), so that a log whose disk filled up can still take the
+//! checkpoint that frees space.
 
 pub use super::meta_read::{read_meta, read_meta_copies, read_meta_copy, CopyState, MetaRead};
 pub use super::shared_meta::SharedMeta;
@@ -32,6 +34,15 @@ pub const META_COPIES: [&str; 2] = [META_COPY_FILE, META_FILE];
 /// in place); a leftover is removed by recovery and by the next such build, and ignored
 /// by readers.
 pub const META_TMP_FILE: &str = "META.tmp";
+/// Name of the room kept for `META.tmp` on a full disk: a file of zeros, removed (freeing
+/// its blocks) when building `META.tmp` fails for want of space, and made again once a
+/// replace succeeds. Never read; a crash may leave it short or missing, which costs only
+/// the room. Without it, the first replace after an open builds `META.tmp` and cannot on
+/// a disk that filled up: not even the checkpoint that would free space could run.
+pub const META_RESERVE_FILE: &str = "META.reserve";
+/// The least room kept in [`META_RESERVE_FILE`], bytes (twice the value's encoded size if
+/// that is more).
+pub const META_RESERVE_MIN_BYTES: usize = 64 * 1024;
 /// The metadata file of a log held open for writing. One owner writes it (the log's
 /// writer side holds the directory lock); every write is a whole-value [`Self::replace`].
 #[derive(Debug)]
@@ -56,6 +67,9 @@ pub struct MetaStore {
     /// never be the only whole one, so the next replace builds each copy under
     /// `META.tmp` and renames it over the copy instead.
     pub(super) in_place: bool,
+    /// Whether [`META_RESERVE_FILE`] is known to hold room for the value: checked (and
+    /// made if need be) after the first replace that succeeds, again after it is used.
+    pub(super) reserve_kept: bool,
 }
 
 impl MetaStore {
@@ -81,6 +95,7 @@ impl MetaStore {
             dir,
             max_meta_bytes,
             in_place: false,
+            reserve_kept: false,
             current: read.meta,
             settled: true,
             next_seq,
@@ -180,6 +195,9 @@ impl MetaStore {
         }
         self.in_place = true;
         self.settled = true;
+        if !self.reserve_kept {
+            self.reserve_kept = self.keep_reserve(bytes.len());
+        }
         tracing::debug!(seq = next.seq, first_lsn = next.first_lsn, newest_lsn = next.newest_lsn, intent = ?next.intent, "replaced metadata file");
         Ok(self.current.insert(next))
     }
@@ -207,11 +225,17 @@ impl MetaStore {
     /// Both copies built under `META.tmp` and renamed over, `META.copy` first, then the
     /// directory fsynced. On an error, also whether the disk may hold the new value (a
     /// rename was attempted).
-    fn write_renamed(&self, bytes: &[u8]) -> Result<(), (WalError, bool)> {
+    fn write_renamed(&mut self, bytes: &[u8]) -> Result<(), (WalError, bool)> {
         let tmp = self.dir.join(META_TMP_FILE);
         for name in META_COPIES {
             let renamed_one = name == META_FILE;
-            if let Err(e) = self.write_tmp(&tmp, bytes) {
+            let mut built = self.write_tmp(&tmp, bytes);
+            if matches!(built, Err(WalError::DiskFull { .. })) && self.release_reserve() {
+                // A new file, built again whole: no step of the failed build is trusted.
+                let _ = self.storage.remove(&tmp);
+                built = self.write_tmp(&tmp, bytes);
+            }
+            if let Err(e) = built {
                 // Best effort: the next replace removes it anyway, and never reuses it.
                 let _ = self.storage.remove(&tmp);
                 return Err((e, renamed_one));
@@ -224,6 +248,39 @@ impl MetaStore {
         self.storage
             .sync_dir(&self.dir)
             .map_err(|e| (WalError::io("fsync dir", &self.dir, e), true))
+    }
+
+    /// Removes [`META_RESERVE_FILE`] to free its blocks; whether there was one.
+    fn release_reserve(&mut self) -> bool {
+        self.reserve_kept = false;
+        let released = self
+            .storage
+            .remove(&self.dir.join(META_RESERVE_FILE))
+            .is_ok();
+        if released {
+            tracing::warn!(dir = %self.dir.display(), "disk full: the room kept for META.tmp released");
+        }
+        released
+    }
+
+    /// Makes sure [`META_RESERVE_FILE`] holds at least twice `value_bytes` (and
+    /// [`META_RESERVE_MIN_BYTES`]) of zeros: best effort (no fsync; on a full disk there
+    /// is no room for it yet). Whether it does.
+    fn keep_reserve(&self, value_bytes: usize) -> bool {
+        let path = self.dir.join(META_RESERVE_FILE);
+        let want = (2 * value_bytes).max(META_RESERVE_MIN_BYTES);
+        let held = self.storage.open(&path, false).and_then(|f| f.size_bytes());
+        if held.is_ok_and(|n| n >= want as u64) {
+            return true;
+        }
+        let made = self
+            .storage
+            .create(&path)
+            .and_then(|f| f.write_all_at(&vec![0; want], 0));
+        if made.is_err() {
+            let _ = self.storage.remove(&path);
+        }
+        made.is_ok()
     }
 
     /// Builds a fresh `META.tmp` holding `bytes`, durably. A leftover is removed first, so

@@ -50,6 +50,7 @@ impl SharedMeta {
                 settled: true,
                 next_seq: 1,
                 in_place: false,
+                reserve_kept: false,
             }),
             published: std::sync::RwLock::new(None),
             log_slot: std::sync::Mutex::new(None),
