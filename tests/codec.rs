@@ -523,3 +523,111 @@ mod serde_bytes_like {
         }
     }
 }
+
+/// bincode's standard varint of `n` (at least 2^32: the marker 253, then 8 bytes LE).
+fn varint_u64_large(n: u64) -> Vec<u8> {
+    assert!(n >= 1 << 32);
+    let mut b = vec![253];
+    b.extend_from_slice(&n.to_le_bytes());
+    b
+}
+
+/// Runs `f` on a thread of its own (2 MiB of stack, as a runtime's worker has), and
+/// panics if it takes more than 20 s.
+fn within_20_s<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawn");
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what}: not done within 20 s"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Unit;
+
+#[test]
+fn zero_sized_elements_past_the_bound_are_refused_not_decoded_for_ever() {
+    // 9 bytes claiming 2^60 elements of zero bytes each: bincode's byte limit counts none
+    // of them (a probe's decode of these ran for ever).
+    for claim in [1u64 << 32, 1 << 60] {
+        let bytes = varint_u64_large(claim);
+        let b = bytes.clone();
+        let units = within_20_s("Vec<()>", move || {
+            codec::decode::<Vec<()>>(&b).map(|v| v.len())
+        });
+        assert!(matches!(units, Err(WalError::Codec { .. })), "{units:?}");
+        let b = bytes.clone();
+        let set = within_20_s("HashSet<()>", move || {
+            codec::decode::<HashSet<()>>(&b).map(|v| v.len())
+        });
+        assert!(matches!(set, Err(WalError::Codec { .. })), "{set:?}");
+        let b = bytes.clone();
+        let structs = within_20_s("Vec<Unit>", move || {
+            codec::decode::<Vec<Unit>>(&b).map(|v| v.len())
+        });
+        assert!(
+            matches!(structs, Err(WalError::Codec { .. })),
+            "{structs:?}"
+        );
+    }
+    // Within the bound they read back.
+    let many = vec![Unit; 1 << 16];
+    let bytes = codec::encode(&many).unwrap();
+    assert_eq!(codec::decode::<Vec<Unit>>(&bytes).unwrap(), many);
+    // Past it, refused at encode: such a value would not read back.
+    let too_many = vec![(); (codec::EXTRA_ELEMENTS + 64) as usize];
+    let err = codec::encode(&too_many).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WalError::Codec {
+                step: codec::CodecStep::WouldNotDecode,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Deep(Option<Box<Deep>>);
+
+impl Deep {
+    fn depth(&self) -> usize {
+        let mut n = 0;
+        let mut at = self;
+        while let Some(next) = &at.0 {
+            n += 1;
+            at = next;
+        }
+        n
+    }
+}
+
+#[test]
+fn a_value_nested_past_the_depth_bound_is_refused_not_a_stack_overflow() {
+    // 10,001 bytes of a recursive type: each byte one more level (a probe's decode
+    // overflowed its thread's stack, which aborts the process).
+    let mut bytes = vec![1u8; 10_000];
+    bytes.push(0);
+    let got = within_20_s("Deep", move || {
+        codec::decode::<Deep>(&bytes).map(|d| {
+            let n = d.depth();
+            // Dropping it is as recursive as decoding it.
+            std::mem::forget(d);
+            n
+        })
+    });
+    assert!(matches!(got, Err(WalError::Codec { .. })), "{got:?}");
+    // Shallower ones read back.
+    let mut shallow = Deep(None);
+    for _ in 0..(codec::MAX_DEPTH / 2 - 1) {
+        shallow = Deep(Some(Box::new(shallow)));
+    }
+    let bytes = codec::encode(&shallow).unwrap();
+    assert_eq!(codec::decode::<Deep>(&bytes).unwrap(), shallow);
+}

@@ -28,6 +28,10 @@
 //!   tagged enums (`#[serde(tag = "t", content = "c")]`), untagged enums, structs with
 //!   `#[serde(flatten)]`, and self-describing values such as `serde_json::Value`. Use
 //!   serde's default (externally tagged) enums in records.
+//! - Refused at encode and at decode, as limits on what one decode may do: values nested
+//!   more than [`MAX_DEPTH`] levels deep (a sequence, map, enum, `Some` or newtype struct
+//!   is a level), and more elements of sequences and maps in all than the payload's
+//!   length and [`EXTRA_ELEMENTS`] (only zero-sized elements can reach it).
 //! - Do not use `#[serde(skip_serializing_if = ..)]`: bincode writes no field names, so a
 //!   skipped field shifts the fields after it. The check below refuses such a value
 //!   whenever the shifted bytes fail to decode (in every case `tests/codec.rs` tries), but
@@ -38,8 +42,11 @@
 //! succeeds and uses every byte. So a value that would not read back never reaches the
 //! log. The check costs one decode per record (figures in `docs/performance.md`).
 
+use super::codec_limits::{Budget, Limited};
+pub use super::codec_limits::{EXTRA_ELEMENTS, MAX_DEPTH};
 use crate::error::WalError;
 use serde::{de::DeserializeOwned, Serialize};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 pub use crate::error::CodecStep;
@@ -84,18 +91,27 @@ pub fn encode<T: Serialize + DeserializeOwned>(value: &T) -> Result<Vec<u8>, Wal
 /// no limit, 9 bytes claiming 2^60 made the allocator abort the process). The limit is a
 /// type parameter in bincode 2: the smallest of a few powers of 16 at least `bytes.len()`,
 /// so a refused claim is at most 16 times the payload (64 KiB for small ones).
+///
+/// The value is decoded through [`Limited`] as well: at most [`MAX_DEPTH`] levels deep, and
+/// at most the payload's length and [`EXTRA_ELEMENTS`] elements in all
+/// (`codec_limits.rs` says why).
 fn decode_limited<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<(T, usize), bincode::error::DecodeError> {
-    use bincode::serde::decode_from_slice;
+    use bincode::serde::seed_decode_from_slice as decode;
     let std = bincode::config::standard();
+    let budget = Budget::for_payload(bytes.len());
+    let seed = || Limited {
+        inner: PhantomData::<T>,
+        budget: &budget,
+    };
     match bytes.len() {
-        n if n <= 1 << 16 => decode_from_slice(bytes, std.with_limit::<{ 1 << 16 }>()),
-        n if n <= 1 << 20 => decode_from_slice(bytes, std.with_limit::<{ 1 << 20 }>()),
-        n if n <= 1 << 24 => decode_from_slice(bytes, std.with_limit::<{ 1 << 24 }>()),
-        n if n <= 1 << 28 => decode_from_slice(bytes, std.with_limit::<{ 1 << 28 }>()),
+        n if n <= 1 << 16 => decode(seed(), bytes, std.with_limit::<{ 1 << 16 }>()),
+        n if n <= 1 << 20 => decode(seed(), bytes, std.with_limit::<{ 1 << 20 }>()),
+        n if n <= 1 << 24 => decode(seed(), bytes, std.with_limit::<{ 1 << 24 }>()),
+        n if n <= 1 << 28 => decode(seed(), bytes, std.with_limit::<{ 1 << 28 }>()),
         // A record is at most 4 GiB - 1 (`max_record_bytes`).
-        _ => decode_from_slice(bytes, std.with_limit::<{ u32::MAX as usize }>()),
+        _ => decode(seed(), bytes, std.with_limit::<{ u32::MAX as usize }>()),
     }
 }
 

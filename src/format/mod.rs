@@ -3,6 +3,7 @@
 //! describes the same layout byte by byte.
 
 pub mod codec;
+mod codec_limits;
 pub mod compress;
 pub(crate) mod crc_combine;
 pub mod frame;
