@@ -152,6 +152,12 @@ pub enum WalError {
     /// The log has been shut down (or its actors have stopped); nothing more is accepted.
     /// Also what a stopped queue's mailbox becomes (`From<MailboxError>`), so a message
     /// sent to [`crate::Wal::queue`] flattens with `queue.send(msg).await??`.
+    ///
+    /// To a call that [`crate::Wal::shutdown`] refused, it means not written. To a call
+    /// already in flight when the actors stopped without `shutdown` (their `System`
+    /// stopped, the process going down), the outcome is not known, as after a crash: its
+    /// batch may have been written and fsynced before its answer was lost. Read the
+    /// record back after the next open before taking it for not written.
     #[error("the log is shut down")]
     ShutDown,
     /// A message sent with a deadline (`queue.send(msg).timeout(d)`) got no reply in

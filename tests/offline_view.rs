@@ -254,8 +254,10 @@ fn readers_refuse_what_recovery_refuses_against_meta() {
         }
         // `meta` shows `META`, which is whole in the first two cases.
         let meta = case == "both copies of META deleted";
+        // `cursors` too, which reads `META` as `meta` does: it printed no cursors and a
+        // checkpoint of 0, exit 0, for a log whose copies of `META` were both lost.
         let commands: &[&[&str]] = if meta {
-            &[&["verify"], &["dump"], &["stat"], &["meta"]]
+            &[&["verify"], &["dump"], &["stat"], &["meta"], &["cursors"]]
         } else {
             &[&["verify"], &["dump"], &["stat"]]
         };
@@ -272,8 +274,8 @@ fn readers_refuse_what_recovery_refuses_against_meta() {
     }
 }
 
-/// A directory with no log in it: every command says so (exit 2), `meta` and `cursors`
-/// included (they printed a new log's values and exited 0).
+/// A directory with no log in it: every command says so (exit 2) and leaves nothing in
+/// it, `meta`, `cursors` and `repair-meta` included (they printed a new log's values and exited 0).
 #[test]
 fn every_command_says_there_is_no_log_in_an_empty_directory() {
     let d = tempfile::tempdir().unwrap();
@@ -283,6 +285,8 @@ fn every_command_says_there_is_no_log_in_an_empty_directory() {
         &["stat"],
         &["meta"],
         &["cursors"],
+        &["repair-meta"],
+        &["repair-meta", "--without-slot"],
     ] {
         let out = walctl(args, d.path());
         assert_eq!(
@@ -297,5 +301,8 @@ fn every_command_says_there_is_no_log_in_an_empty_directory() {
             "walctl {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Nothing left behind (`repair-meta` took the log's LOCK in a directory with no log).
+        let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert!(left.is_empty(), "walctl {args:?} left {left:?}");
     }
 }

@@ -31,6 +31,10 @@ struct Report {
 
 /// `walctl cursors DIR [--json]`.
 pub fn show(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure> {
+    // No log (exit 2), or one whose META recovery refuses before it scans (exit 1: both
+    // copies lost), as the other commands say it: not a log with no cursors and a
+    // checkpoint of 0. (What only a scan finds, `verify` says.)
+    super::meta_cmd::log_there(dir)?;
     let meta = read_meta(&FsStorage, dir)
         .map_err(|e| match e.is_corruption() {
             true => Failure::Damaged(e.to_string()),
@@ -40,14 +44,6 @@ pub fn show(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure>
     let segments = list_segments(&FsStorage, dir)
         .map_err(|e| Failure::Failed(e.to_string()))?
         .0;
-    // Neither `META` nor a segment: nothing here to keep or remove (exit 2, as the other
-    // commands say it).
-    if segments.is_empty() && read_meta(&FsStorage, dir).ok().flatten().is_none() {
-        return Err(Failure::Failed(format!(
-            "no actix-wal log in {}",
-            dir.display()
-        )));
-    }
     // (first LSN, bytes) of each segment; one gone meanwhile counts as none.
     let sizes: Vec<(u64, u64)> = segments
         .iter()

@@ -107,6 +107,20 @@ fn print_log_slot(out: &mut impl Write, dir: &Path, m: &LogMeta) -> io::Result<(
     }
 }
 
+/// The log in `dir` as the reader opens it (`META` checked as recovery checks it before
+/// its scan): an error if there is no log (exit 2) or one whose `META` was lost (exit 1).
+/// Breaches only a scan finds (a newest segment missing) are `verify`'s.
+pub fn log_there(dir: &Path) -> Result<(), Failure> {
+    match actix_wal::LogReader::open(dir) {
+        Ok(r) if !r.found_log() => Err(Failure::Failed(format!(
+            "no actix-wal log in {}",
+            dir.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(wal_failure(e)),
+    }
+}
+
 /// `walctl meta DIR` on a directory with no copy of `META`: no log at all (exit 2), a log
 /// whose `META` was lost (its newest segment was written beside one: exit 1, as recovery
 /// refuses it), or a log written before `META` existed (exit 0).
@@ -169,6 +183,18 @@ pub fn show(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
 /// `walctl repair-meta DIR [--without-slot]`.
 pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<(), Failure> {
     existing(dir)?;
+    // Neither a segment nor a copy of META (whole or not): no log to repair, and no LOCK
+    // left behind in a directory that held none.
+    let segments = actix_wal::files::list_segments(&FsStorage, dir).map_err(wal_failure)?;
+    let any_meta = [META_FILE, META_COPY_FILE]
+        .iter()
+        .any(|name| dir.join(name).exists());
+    if segments.0.is_empty() && !any_meta {
+        return Err(Failure::Failed(format!(
+            "no actix-wal log in {}",
+            dir.display()
+        )));
+    }
     // The log's lock: no writer may replace META meanwhile.
     let log = LogDir::open(dir, default_storage()).map_err(wal_failure)?;
     let lost = match log.reload_meta() {
