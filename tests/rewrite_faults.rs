@@ -145,3 +145,43 @@ fn a_rewrite_that_fails_after_its_removal_goes_on_at_the_start_of_the_segment() 
         wal.shutdown().await.unwrap();
     });
 }
+
+/// A batch in the middle of segment 1 fails its fsync, and its rewrite fails at its own
+/// fsync: the batch fails (its callers are told), and the log goes on. It must not go on
+/// in segment 1, the file whose fsync failed (after a failed fsync Linux may have marked
+/// its pages clean: nothing written there is known to reach the disk), but in a fresh
+/// segment named by the next batch's first LSN, as after any failed fsync. Before the fix
+/// the next batch was written and fsynced in segment 1, where the failed one had begun
+/// (a fault probe of the public API, 2026-12-07).
+#[test]
+fn after_a_failed_rewrite_the_log_goes_on_in_a_fresh_segment() {
+    let disk = new_disk();
+    actix::System::new().block_on(async move {
+        let wal = Wal::open(DIR, config(disk.shared())).await.unwrap();
+        let first = wal.append(old(1)).await.unwrap();
+        let second = wal.append(old(2)).await.unwrap();
+        // The batch's fsync, then the rewrite's (its fresh segment's, under `.tmp`).
+        disk.inject(disk.ops(), sim::Fault::SyncError);
+        disk.inject(disk.ops(), sim::Fault::SyncError);
+        let failed = wal.append(old(3)).await;
+        assert!(failed.is_err(), "both fsyncs failed, yet {failed:?}");
+        let third = wal.append(old(3)).await.unwrap();
+        let fourth = wal.append(old(4)).await.unwrap();
+        wal.shutdown().await.unwrap();
+        let got: Vec<_> = LogReader::open_with(DIR, disk.shared(), 256)
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                (r.lsn, r.segment_first_lsn, r.payload)
+            })
+            .collect();
+        let want = vec![
+            (first, first, old(1)),
+            (second, first, old(2)),
+            // A fresh segment, named by the first LSN of the batch after the failed one.
+            (third, third, old(3)),
+            (fourth, third, old(4)),
+        ];
+        assert_eq!(got, want);
+    });
+}

@@ -97,6 +97,10 @@ impl Queue {
         if let Some(t) = self.timer.take() {
             ctx.cancel_future(t);
         }
+        self.rewrite_front_if_due();
+        let Some(front) = self.pending.front() else {
+            return;
+        };
         // A new segment is created through the directory's path: it must still name the
         // directory this log locked, or the segment lands elsewhere (or beside a second
         // writer).

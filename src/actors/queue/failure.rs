@@ -73,6 +73,12 @@ impl Queue {
         self.queued_bytes = 0;
         self.queued_entries = 0;
         self.planner = batch.start;
+        if batch.rewrite && batch.start.segment_first_lsn < batch.first_lsn {
+            // The log would go on where the batch began, in the segment whose fsync failed
+            // (cut back there): a file never fsynced again with anything new in it. The
+            // next batch is a rewrite too, into a fresh segment named by its first LSN.
+            self.rewrite_next = true;
+        }
         if batch.rewrite && batch.start.segment_first_lsn == batch.first_lsn {
             // The rewrite removed the segment the batch began in (named by its first LSN)
             // and its cut-back created it again empty: the log goes on at its start, not
@@ -82,6 +88,25 @@ impl Queue {
         }
         self.urgent_end = 0;
         self.index_cut(batch.first_lsn);
+    }
+
+    /// After a failed rewrite ([`Self::on_write_failed`]), the batch about to be
+    /// dispatched is planned into a fresh segment named by its first LSN (and the batches
+    /// after it behind it), as [`Self::on_sync_failed`] plans a rewrite.
+    pub(super) fn rewrite_front_if_due(&mut self) {
+        if !self.rewrite_next {
+            return;
+        }
+        let Some(front) = self.pending.pop_front() else {
+            return;
+        };
+        self.rewrite_next = false;
+        let (rewrite, mut after) = front.as_rewrite();
+        for b in self.pending.iter_mut() {
+            b.replan(&mut after);
+        }
+        self.planner = after;
+        self.pending.push_front(rewrite);
     }
 
     /// An fsync failed: never fsync that file again. Write the batch, from our own copy,

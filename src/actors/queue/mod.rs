@@ -94,6 +94,9 @@ pub struct Queue {
     /// dropped), so the flusher thread and the supervisor go with it.
     stop_supervisor: Recipient<StopFlusher>,
     sync_failures_in_row: u32,
+    /// A rewrite failed after writing where its batch had begun, in the segment whose
+    /// fsync failed: the next batch goes to a fresh segment too (`failure.rs`).
+    rewrite_next: bool,
     /// Batch writes (and fsyncs) that failed for a full disk since the last batch written:
     /// while above 0 the `DiskFull` alert is active and the log unhealthy (`failure.rs`).
     disk_full_failures: u64,
@@ -248,6 +251,7 @@ impl Queue {
             supervisor,
             stop_supervisor,
             sync_failures_in_row: 0,
+            rewrite_next: false,
             disk_full_failures: 0,
             poisoned: None,
             shutting_down: false,
