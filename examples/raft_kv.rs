@@ -248,7 +248,8 @@ struct Args {
     #[arg(long, default_value_t = intake::DEFAULT_BODY_TIMEOUT_MS)]
     body_timeout_ms: u64,
     /// Bytes of signed RPC bodies larger than 64 KiB read or handled at once at most; one
-    /// past it is answered 503 before its body is read (`intake`).
+    /// past it is answered 503 before its body is read (`intake`). At least 32 MiB (the
+    /// largest RPC body).
     #[arg(long, default_value_t = intake::DEFAULT_RPC_BYTES_IN_FLIGHT)]
     max_rpc_bytes_in_flight: usize,
     /// Connections open at once at most, shared out among the workers (a new one waits in
@@ -313,6 +314,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("--id {} is not in --peers", args.id).into());
     }
     check_reachable_privately(args.addr)?;
+    if args.max_rpc_bytes_in_flight < network::MAX_RPC_BYTES {
+        // A largest RPC could never be reserved: the cluster would stall on it.
+        return Err(format!(
+            "--max-rpc-bytes-in-flight {} is below the largest RPC body, {}",
+            args.max_rpc_bytes_in_flight,
+            network::MAX_RPC_BYTES
+        )
+        .into());
+    }
     let via = args.peer_via.clone().map(|p| p.0).unwrap_or_default();
     for addr in peers
         .0
