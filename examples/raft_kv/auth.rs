@@ -205,19 +205,11 @@ impl Secret {
         body: &[u8],
         now_ms: u64,
     ) -> Result<String, AuthError> {
-        let mac = mac.ok_or(AuthError::Missing(MAC_HEADER))?;
-        let time = time.ok_or(AuthError::Missing(TIME_HEADER))?;
-        let sent_ms: u64 = time
-            .parse()
-            .map_err(|_| AuthError::Malformed(TIME_HEADER))?;
-        let tag = unhex(mac).ok_or(AuthError::Malformed(MAC_HEADER))?;
-        self.request_mac(to, path, sent_ms, identity.unwrap_or(""), body)
-            .verify_slice(&tag)
-            .map_err(|_| AuthError::BadMac)?;
-        if sent_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS {
-            return Err(AuthError::OutOfWindow { sent_ms, now_ms });
-        }
-        Ok(mac.to_owned())
+        let identity = identity.unwrap_or("");
+        check_signed((MAC_HEADER, mac), time, now_ms, |sent_ms| {
+            self.request_mac(to, path, sent_ms, identity, body)
+        })
+        .map(str::to_owned)
     }
 
     /// The MAC of the head of a request to node `to` at `path`, sent at `time_ms`, with
@@ -270,19 +262,11 @@ impl Secret {
         body_bytes: u64,
         now_ms: u64,
     ) -> Result<(), AuthError> {
-        let head_mac = head_mac.ok_or(AuthError::Missing(HEAD_MAC_HEADER))?;
-        let time = time.ok_or(AuthError::Missing(TIME_HEADER))?;
-        let sent_ms: u64 = time
-            .parse()
-            .map_err(|_| AuthError::Malformed(TIME_HEADER))?;
-        let tag = unhex(head_mac).ok_or(AuthError::Malformed(HEAD_MAC_HEADER))?;
-        self.head_mac(to, path, sent_ms, identity.unwrap_or(""), body_bytes)
-            .verify_slice(&tag)
-            .map_err(|_| AuthError::BadMac)?;
-        if sent_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS {
-            return Err(AuthError::OutOfWindow { sent_ms, now_ms });
-        }
-        Ok(())
+        let identity = identity.unwrap_or("");
+        check_signed((HEAD_MAC_HEADER, head_mac), time, now_ms, |sent_ms| {
+            self.head_mac(to, path, sent_ms, identity, body_bytes)
+        })
+        .map(drop)
     }
 
     /// The MAC of the reply `body` to the request whose MAC was `request_mac`.
@@ -314,6 +298,29 @@ impl Secret {
             .verify_slice(&tag)
             .map_err(|_| AuthError::BadMac)
     }
+}
+
+/// Checks the MAC in the header `(name, value)` against the one `expected` makes for the
+/// send time in `time` (in constant time), then that time against `now_ms`; the MAC.
+fn check_signed<'a>(
+    (name, mac): (&'static str, Option<&'a str>),
+    time: Option<&str>,
+    now_ms: u64,
+    expected: impl FnOnce(u64) -> HmacSha256,
+) -> Result<&'a str, AuthError> {
+    let mac = mac.ok_or(AuthError::Missing(name))?;
+    let time = time.ok_or(AuthError::Missing(TIME_HEADER))?;
+    let sent_ms: u64 = time
+        .parse()
+        .map_err(|_| AuthError::Malformed(TIME_HEADER))?;
+    let tag = unhex(mac).ok_or(AuthError::Malformed(name))?;
+    expected(sent_ms)
+        .verify_slice(&tag)
+        .map_err(|_| AuthError::BadMac)?;
+    if sent_ms.abs_diff(now_ms) > MAX_CLOCK_SKEW_MS {
+        return Err(AuthError::OutOfWindow { sent_ms, now_ms });
+    }
+    Ok(mac)
 }
 
 /// Unix time, ms (0 if the clock is before 1970: every request is then out of window).
