@@ -19,7 +19,7 @@ mod auth;
 mod raft;
 
 use actix_wal::format::codec;
-use auth::{Secret, HEAD_MAC_HEADER, MAC_HEADER, TIME_HEADER};
+use auth::{Secret, HEAD_MAC_HEADER, MAC_HEADER, NONCE_HEADER, TIME_HEADER};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta,
@@ -118,11 +118,20 @@ async fn send(
     if let Some((time, mac)) = signed {
         // The head is signed as properly as the whole: a proper head with a forged MAC
         // over the body is refused when the body is in (`intake`, then `network::serve`).
-        let head = secret.sign_head(to, path, time, "", body.len() as u64);
+        let head = auth::Head {
+            time_ms: time,
+            identity: "",
+            body_bytes: body.len() as u64,
+            request_mac: &mac,
+            nonce: auth::next_nonce(),
+        };
+        let nonce = head.nonce;
+        let head = secret.sign_head(to, path, head);
         req = req
             .header(TIME_HEADER, time.to_string())
             .header(MAC_HEADER, mac)
-            .header(HEAD_MAC_HEADER, head);
+            .header(HEAD_MAC_HEADER, head)
+            .header(NONCE_HEADER, nonce.to_string());
     }
     req.send()
         .await

@@ -13,7 +13,7 @@ mod auth;
 #[path = "common/raft.rs"]
 mod raft;
 
-use auth::{Secret, HEAD_MAC_HEADER, MAC_HEADER, TIME_HEADER};
+use auth::{Secret, HEAD_MAC_HEADER, MAC_HEADER, NONCE_HEADER, TIME_HEADER};
 use raft::{client, cluster, leader, put, Node};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -51,6 +51,26 @@ async fn status_within(s: &mut TcpStream, wait: Duration) -> Option<u16> {
     let _ = tokio::time::timeout(wait, read).await;
     let line = String::from_utf8_lossy(&got);
     line.split(' ').nth(1)?.parse().ok()
+}
+
+/// The head of a POST to node `to` at `path` declaring `declared` bytes, signed with
+/// `secret` (its head MAC, over the junk request MAC `"{n:064x}"`, so that each `n`
+/// makes another request: the body MAC is checked only once the body is in).
+fn signed_head(secret: &Secret, to: u64, path: &str, declared: u64, n: u64) -> String {
+    let now = auth::now_ms();
+    let request_mac = format!("{n:064x}");
+    let head = auth::Head {
+        time_ms: now,
+        identity: "",
+        body_bytes: declared,
+        request_mac: &request_mac,
+        nonce: n,
+    };
+    let head_mac = secret.sign_head(to, path, head);
+    format!(
+        "POST {path} HTTP/1.1\r\nContent-Length: {declared}\r\n{TIME_HEADER}: {now}\r\n\
+         {MAC_HEADER}: {request_mac}\r\n{HEAD_MAC_HEADER}: {head_mac}\r\n{NONCE_HEADER}: {n}"
+    )
 }
 
 async fn started_cluster(root: &std::path::Path) -> (Vec<Node>, Vec<SocketAddr>, u64) {
@@ -117,15 +137,7 @@ async fn a_body_that_stalls_is_answered_408() {
     // sends.
     let mut put_stalled =
         start_request(at, "PUT /kv/stalled HTTP/1.1\r\nContent-Length: 50000", 100).await;
-    let now = auth::now_ms();
-    let path = "/raft/append";
-    let declared = 1_000_000u64;
-    let head_mac = secret.sign_head(lead, path, now, "", declared);
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nContent-Length: {declared}\r\n{TIME_HEADER}: {now}\r\n\
-         {MAC_HEADER}: {}\r\n{HEAD_MAC_HEADER}: {head_mac}",
-        "0".repeat(64)
-    );
+    let head = signed_head(&secret, lead, "/raft/append", 1_000_000, 1);
     let mut rpc_stalled = start_request(at, &head, 100).await;
     let put_status = status_within(&mut put_stalled, BODY_DEADLINE).await;
     let rpc_status = status_within(&mut rpc_stalled, BODY_DEADLINE).await;
@@ -142,18 +154,10 @@ async fn signed_rpc_bodies_in_flight_fit_a_budget() {
     // A follower: what a leader's heartbeats must keep reaching.
     let follower = (1..=3).find(|id| *id != lead).expect("a follower");
     let at = addrs[(follower - 1) as usize];
-    let path = "/raft/append";
-    let declared = 32u64 << 20;
     let mut held = Vec::new();
     let mut refused = 0;
-    for _ in 0..8 {
-        let now = auth::now_ms();
-        let head_mac = secret.sign_head(follower, path, now, "", declared);
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nContent-Length: {declared}\r\n{TIME_HEADER}: {now}\r\n\
-             {MAC_HEADER}: {}\r\n{HEAD_MAC_HEADER}: {head_mac}",
-            "0".repeat(64)
-        );
+    for n in 0..8 {
+        let head = signed_head(&secret, follower, "/raft/append", 32 << 20, n);
         let mut s = start_request(at, &head, 1_000).await;
         match status_within(&mut s, Duration::from_millis(500)).await {
             Some(503) => refused += 1,
@@ -176,4 +180,43 @@ async fn signed_rpc_bodies_in_flight_fit_a_budget() {
     let (still, _, _) = leader(&http, &addrs, None).await;
     assert_eq!(still, lead, "the leader was deposed");
     drop(held);
+}
+
+/// A signed head taken once is refused when it comes again (401), and its copy holds no
+/// room: a probe replayed captured heads of large appends, headers only, 2,000 at a time,
+/// until the leader's real appends were answered 503 and it was deposed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_signed_head_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (nodes, addrs, lead) = started_cluster(tmp.path()).await;
+    let secret = Secret::load(&nodes[0].secret).expect("the cluster's secret");
+    let follower = (1..=3).find(|id| *id != lead).expect("a follower");
+    let at = addrs[(follower - 1) as usize];
+    let head = signed_head(&secret, follower, "/raft/append", 32 << 20, 7);
+    let mut first = start_request(at, &head, 1_000).await;
+    assert_eq!(
+        status_within(&mut first, Duration::from_millis(500)).await,
+        None,
+        "the first is held, its body awaited"
+    );
+    let mut copies = Vec::new();
+    for _ in 0..6 {
+        let mut copy = start_request(at, &head, 1_000).await;
+        let status = status_within(&mut copy, PROMPT).await;
+        assert_eq!(status, Some(401), "a copy of a head taken");
+        copies.push(copy);
+    }
+    // The copies took no room: three more heads of 32 MiB fit beside the first.
+    let mut held = Vec::new();
+    for n in 100..103 {
+        let head = signed_head(&secret, follower, "/raft/append", 32 << 20, n);
+        let mut s = start_request(at, &head, 1_000).await;
+        let status = status_within(&mut s, Duration::from_millis(500)).await;
+        assert_eq!(
+            status, None,
+            "head {n}: refused room a copy should not hold"
+        );
+        held.push(s);
+    }
+    drop((first, copies, held));
 }

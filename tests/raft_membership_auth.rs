@@ -321,3 +321,103 @@ async fn an_unsigned_refusal_is_not_taken_for_the_nodes_answer() {
     assert!(e.contains("not signed"), "{e}");
     assert!(e.contains("may have been applied"), "{e}");
 }
+
+/// A relay at the address the operator named: it passes each request to the real node
+/// `to` and its answer back, signed body and MAC untouched, but with the status line
+/// `status` (a stand-in on the port of a node that is down, on-path).
+async fn relay_rewriting_status(
+    to: std::net::SocketAddr,
+    status: &'static str,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let serve = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            // One request: its head, then its Content-Length of body.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            let head_end = loop {
+                if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&req[..head_end]).to_ascii_lowercase();
+            let length = |head: &str| -> usize {
+                head.lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            while req.len() < head_end + length(&head) {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let Ok(mut node) = tokio::net::TcpStream::connect(to).await else {
+                return;
+            };
+            if node.write_all(&req).await.is_err() {
+                return;
+            }
+            let mut reply = Vec::new();
+            let reply_head_end = loop {
+                if let Some(i) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match node.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => reply.extend_from_slice(&buf[..n]),
+                }
+            };
+            let reply_head = String::from_utf8_lossy(&reply[..reply_head_end]).into_owned();
+            while reply.len() < reply_head_end + length(&reply_head.to_ascii_lowercase()) {
+                match node.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => reply.extend_from_slice(&buf[..n]),
+                }
+            }
+            let first_line_end = reply_head.find("\r\n").unwrap_or(0);
+            // One request per connection: the client must not reuse it.
+            let mut forged = format!("HTTP/1.1 {status}\r\nconnection: close").into_bytes();
+            forged.extend_from_slice(&reply[first_line_end..]);
+            let _ = s.write_all(&forged).await;
+        }
+    });
+    (addr, serve)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_cannot_change_the_status_of_a_signed_answer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    write_secret(&root.join("secret"));
+    let secret = Secret::load(&root.join("secret")).expect("the secret");
+    let addrs = free_addrs(1);
+    let mut one = node(root, 1, addrs[0], None);
+    one.start(true);
+    let http = client();
+    leader(&http, &addrs, None).await;
+    wait_voters(&http, &addrs, &[1]).await;
+    // Node 7 is no member: the node refuses to make it a voter (not 200). The relay says
+    // 200 with the node's signed body.
+    let (at, serve) = relay_rewriting_status(addrs[0], "200 OK").await;
+    let admin = Admin::new(secret);
+    let got = admin
+        .send(at, Method::POST, "/cluster/voters", br#"{"add":[7]}"#)
+        .await;
+    serve.abort();
+    match got {
+        Err(e) => assert!(e.to_string().contains("not signed"), "{e}"),
+        Ok(reply) => panic!("a relayed status taken for the node's: {reply:?}"),
+    }
+    let view = cluster_view(&http, addrs[0]).await.expect("node 1's view");
+    assert_eq!(ids(&view["voters"]), BTreeSet::from([1]), "{view}");
+}

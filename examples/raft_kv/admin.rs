@@ -5,15 +5,16 @@
 //! `auth.rs`): no types of the example here.
 //!
 //! A request's MAC names the node it is addressed to (`auth`), so the client first asks
-//! the node at the address for its id (`GET /raft/state`, unauthenticated); a 307 names
-//! the leader's id (`x-raft-leader`) and address. Whatever answers there learns no more
+//! the node at the address for its id (`GET /raft/state`, unauthenticated); a 307's
+//! signed body names the leader's id and address (its `Location` and `x-raft-leader`
+//! headers say the same for other clients, but no MAC covers headers). Whatever answers there learns no more
 //! than the request it is sent: a request is valid only at the node it names and only
 //! as the operator wrote it. An answer counts only if it is signed for the request: an
 //! unsigned one (a node's 401 to another secret, or a stand-in's lie) is an error that
 //! says the outcome is not known.
 #![allow(dead_code)]
 
-use crate::auth::{self, Secret, HEAD_MAC_HEADER, MAC_HEADER, TIME_HEADER};
+use crate::auth::{self, Secret, HEAD_MAC_HEADER, MAC_HEADER, NONCE_HEADER, TIME_HEADER};
 use reqwest::{Method, StatusCode};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -43,7 +44,7 @@ pub enum AdminError {
     /// `/raft/state` did not say which node answers there.
     #[error("{0}: no node id in /raft/state")]
     NoId(SocketAddr),
-    /// A 307 without a usable `location` or `x-raft-leader`.
+    /// A signed 307 whose body names no leader (`{"leader": id, "addr": "IP:PORT"}`).
     #[error("{0}: a redirect that names no leader")]
     BadRedirect(SocketAddr),
     /// More redirects than [`MAX_HOPS`].
@@ -132,45 +133,44 @@ impl Admin {
             let http = |source| AdminError::Http { at, source };
             let time_ms = auth::now_ms();
             let mac = self.secret.sign_request(to, path, time_ms, body);
-            let head_mac = self
-                .secret
-                .sign_head(to, path, time_ms, "", body.len() as u64);
+            let head = auth::Head {
+                time_ms,
+                identity: "",
+                body_bytes: body.len() as u64,
+                request_mac: &mac,
+                nonce: auth::next_nonce(),
+            };
+            let nonce = head.nonce;
+            let head_mac = self.secret.sign_head(to, path, head);
             let reply = self
                 .http
                 .request(method.clone(), format!("http://{at}{path}"))
                 .header(TIME_HEADER, time_ms.to_string())
                 .header(MAC_HEADER, &mac)
                 .header(HEAD_MAC_HEADER, head_mac)
+                .header(NONCE_HEADER, nonce.to_string())
                 .header("content-type", "application/json")
                 .body(body.to_vec())
                 .send()
                 .await
                 .map_err(http)?;
             let status = reply.status();
-            let header = |name: &str| {
-                reply
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let (reply_mac, location, leader) = (
-                header(MAC_HEADER),
-                header("location"),
-                header("x-raft-leader"),
-            );
+            let reply_mac = reply
+                .headers()
+                .get(MAC_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let bytes = reply.bytes().await.map_err(http)?;
-            // Every answer, a 401 too: an unsigned one is not the node's word.
+            // Every answer, a 401 too: an unsigned one is not the node's word. The MAC
+            // covers the status and the body, not the headers: a redirect's leader and
+            // address are read from its body.
             self.secret
-                .verify_reply(&mac, reply_mac.as_deref(), &bytes)
+                .verify_reply(&mac, (status.as_u16(), reply_mac.as_deref()), &bytes)
                 .map_err(|source| AdminError::Unsigned { at, status, source })?;
             if status == StatusCode::TEMPORARY_REDIRECT {
-                let next = location
-                    .as_deref()
-                    .and_then(|l| l.strip_prefix("http://"))
-                    .and_then(|l| l.split('/').next())
-                    .and_then(|a| a.parse().ok());
-                let leader = leader.and_then(|l| l.parse().ok());
+                let signed: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                let next = signed["addr"].as_str().and_then(|a| a.parse().ok());
+                let leader = signed["leader"].as_u64();
                 match (next, leader) {
                     (Some(next), Some(leader)) => {
                         (at, id) = (next, Some(leader));

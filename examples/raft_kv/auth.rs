@@ -5,8 +5,8 @@
 //!
 //! A request's MAC covers a domain string, the node it is addressed to, its path, its
 //! send time (Unix ms, `x-raft-time`) and its body, each length-prefixed; it travels in
-//! `x-raft-mac` as hex. A reply's MAC covers another domain string, the request's MAC and
-//! the reply's body, so a reply answers that request only. A request whose time is more
+//! `x-raft-mac` as hex. A reply's MAC covers another domain string, the request's MAC,
+//! the reply's body and its HTTP status, so a reply answers that request only, as sent. A request whose time is more
 //! than [`MAX_CLOCK_SKEW_MS`] from the receiver's clock is refused. docs/replication.md
 //! ("Security") says what this stops and what it does not.
 #![allow(dead_code)]
@@ -28,9 +28,13 @@ pub const TIME_HEADER: &str = "x-raft-time";
 /// The header with the MAC of a request or a reply, hex.
 pub const MAC_HEADER: &str = "x-raft-mac";
 /// The header with the MAC of a request's head (`x-raft-head-mac`, hex): the node it is
-/// addressed to, its path, send time, identity header and `Content-Length`, checked
-/// before a byte of the body is read (`intake`).
+/// addressed to, its path, send time, identity header, `Content-Length`, `x-raft-mac`
+/// and `x-raft-nonce`, checked before a byte of the body is read (`intake`).
 pub const HEAD_MAC_HEADER: &str = "x-raft-head-mac";
+/// The header with a request's nonce (`x-raft-nonce`, decimal), which its head MAC
+/// covers: two requests alike to the byte (two heartbeats in one millisecond) still have
+/// two heads, and a copy of either is still a copy (`replays`).
+pub const NONCE_HEADER: &str = "x-raft-nonce";
 /// Furthest a request's send time may be from the receiver's clock, ms: the window in
 /// which a captured request can be replayed (docs/replication.md).
 pub const MAX_CLOCK_SKEW_MS: u64 = 30_000;
@@ -39,7 +43,7 @@ const REQUEST_DOMAIN: &[u8] = b"raft_kv rpc request v1";
 /// What a request head's MAC covers first.
 const HEAD_DOMAIN: &[u8] = b"raft_kv rpc head v1";
 /// What a reply's MAC covers first.
-const REPLY_DOMAIN: &[u8] = b"raft_kv rpc reply v1";
+const REPLY_DOMAIN: &[u8] = b"raft_kv rpc reply v2";
 
 /// Why a request or reply was refused. The text is what the 401 body says.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -213,91 +217,134 @@ impl Secret {
     }
 
     /// The MAC of the head of a request to node `to` at `path`, sent at `time_ms`, with
-    /// the identity header `identity` (empty: none) and a body of `body_bytes` bytes.
-    fn head_mac(
-        &self,
-        to: u64,
-        path: &str,
-        time_ms: u64,
-        identity: &str,
-        body_bytes: u64,
-    ) -> HmacSha256 {
+    /// the identity header `identity` (empty: none), a body of `body_bytes` bytes and the
+    /// request MAC `request_mac` (its `x-raft-mac`, which covers the body: no two requests
+    /// but copies share a head MAC).
+    fn head_mac(&self, (to, path): (u64, &str), head: Head<'_>) -> HmacSha256 {
         let mut mac = self.hmac();
-        for part in [HEAD_DOMAIN, path.as_bytes(), identity.as_bytes()] {
+        for part in [
+            HEAD_DOMAIN,
+            path.as_bytes(),
+            head.identity.as_bytes(),
+            head.request_mac.as_bytes(),
+        ] {
             mac.update(&(part.len() as u64).to_le_bytes());
             mac.update(part);
         }
-        for n in [to, time_ms, body_bytes] {
+        for n in [to, head.time_ms, head.body_bytes, head.nonce] {
             mac.update(&n.to_le_bytes());
         }
         mac
     }
 
-    /// The `x-raft-head-mac` of a request to node `to` at `path`, sent at `time_ms`, with
-    /// the identity header `identity` (empty: none) and a body of `body_bytes` bytes.
-    pub fn sign_head(
-        &self,
-        to: u64,
-        path: &str,
-        time_ms: u64,
-        identity: &str,
-        body_bytes: u64,
-    ) -> String {
-        hex(&self
-            .head_mac(to, path, time_ms, identity, body_bytes)
-            .finalize()
-            .into_bytes())
+    /// The `x-raft-head-mac` of a request to node `to` at `path` with the head `head`.
+    pub fn sign_head(&self, to: u64, path: &str, head: Head<'_>) -> String {
+        hex(&self.head_mac((to, path), head).finalize().into_bytes())
     }
 
     /// Checks the head of a request that node `to` received at `path`, with headers
-    /// `time`, `head_mac` and `identity` (any may be missing) and a `Content-Length` of
-    /// `body_bytes`, when its clock read `now_ms`: the MAC first, in constant time, then
-    /// the window. Only the head: [`Secret::verify_request_from`] checks the whole
-    /// request once its body is in.
+    /// `time`, `head_mac`, `identity` and `mac` (any may be missing) and a
+    /// `Content-Length` of `body_bytes`, when its clock read `now_ms`: the MAC first, in
+    /// constant time, then the window. Returns its send time. Only the head:
+    /// [`Secret::verify_request_from`] checks the whole request once its body is in.
     pub fn verify_head(
         &self,
-        to: u64,
-        path: &str,
-        (time, head_mac, identity): (Option<&str>, Option<&str>, Option<&str>),
+        (to, path): (u64, &str),
+        headers: HeadHeaders<'_>,
         body_bytes: u64,
         now_ms: u64,
-    ) -> Result<(), AuthError> {
-        let identity = identity.unwrap_or("");
-        check_signed((HEAD_MAC_HEADER, head_mac), time, now_ms, |sent_ms| {
-            self.head_mac(to, path, sent_ms, identity, body_bytes)
-        })
-        .map(drop)
+    ) -> Result<u64, AuthError> {
+        let request_mac = headers.mac.ok_or(AuthError::Missing(MAC_HEADER))?;
+        let nonce = headers.nonce.ok_or(AuthError::Missing(NONCE_HEADER))?;
+        let nonce: u64 = nonce
+            .parse()
+            .map_err(|_| AuthError::Malformed(NONCE_HEADER))?;
+        let identity = headers.identity.unwrap_or("");
+        let mut sent = 0;
+        check_signed(
+            (HEAD_MAC_HEADER, headers.head_mac),
+            headers.time,
+            now_ms,
+            |time_ms| {
+                sent = time_ms;
+                let head = Head {
+                    time_ms,
+                    identity,
+                    body_bytes,
+                    request_mac,
+                    nonce,
+                };
+                self.head_mac((to, path), head)
+            },
+        )?;
+        Ok(sent)
     }
 
-    /// The MAC of the reply `body` to the request whose MAC was `request_mac`.
-    fn reply_mac(&self, request_mac: &str, body: &[u8]) -> HmacSha256 {
+    /// The MAC of the reply with HTTP status `status` and `body` to the request whose MAC
+    /// was `request_mac`.
+    fn reply_mac(&self, request_mac: &str, status: u16, body: &[u8]) -> HmacSha256 {
         let mut mac = self.hmac();
         for part in [REPLY_DOMAIN, request_mac.as_bytes(), body] {
             mac.update(&(part.len() as u64).to_le_bytes());
             mac.update(part);
         }
+        mac.update(&status.to_le_bytes());
         mac
     }
 
-    /// The `x-raft-mac` of the reply `body` to the request whose MAC was `request_mac`.
-    pub fn sign_reply(&self, request_mac: &str, body: &[u8]) -> String {
-        hex(&self.reply_mac(request_mac, body).finalize().into_bytes())
+    /// The `x-raft-mac` of the reply with HTTP status `status` and `body` to the request
+    /// whose MAC was `request_mac`: a relay can change neither.
+    pub fn sign_reply(&self, request_mac: &str, status: u16, body: &[u8]) -> String {
+        hex(&self
+            .reply_mac(request_mac, status, body)
+            .finalize()
+            .into_bytes())
     }
 
-    /// Checks the reply `body` with MAC header `mac` to the request whose MAC was
-    /// `request_mac`, in constant time.
+    /// Checks the reply with HTTP status `status`, `body` and MAC header `mac` to the
+    /// request whose MAC was `request_mac`, in constant time.
     pub fn verify_reply(
         &self,
         request_mac: &str,
-        mac: Option<&str>,
+        (status, mac): (u16, Option<&str>),
         body: &[u8],
     ) -> Result<(), AuthError> {
         let mac = mac.ok_or(AuthError::Missing(MAC_HEADER))?;
         let tag = unhex(mac).ok_or(AuthError::Malformed(MAC_HEADER))?;
-        self.reply_mac(request_mac, body)
+        self.reply_mac(request_mac, status, body)
             .verify_slice(&tag)
             .map_err(|_| AuthError::BadMac)
     }
+}
+
+/// What a request's head MAC covers besides the node and the path.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// Its send time, Unix ms (`x-raft-time`).
+    pub time_ms: u64,
+    /// Its identity header (empty: none).
+    pub identity: &'a str,
+    /// Its `Content-Length`.
+    pub body_bytes: u64,
+    /// Its `x-raft-mac`.
+    pub request_mac: &'a str,
+    /// Its `x-raft-nonce` ([`next_nonce`]).
+    pub nonce: u64,
+}
+
+/// The headers of a request as received, for [`Secret::verify_head`] (any may be missing).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadHeaders<'a> {
+    /// `x-raft-time`.
+    pub time: Option<&'a str>,
+    /// `x-raft-head-mac`.
+    pub head_mac: Option<&'a str>,
+    /// The identity header.
+    pub identity: Option<&'a str>,
+    /// `x-raft-mac`.
+    pub mac: Option<&'a str>,
+    /// `x-raft-nonce`.
+    pub nonce: Option<&'a str>,
 }
 
 /// Checks the MAC in the header `(name, value)` against the one `expected` makes for the
@@ -321,6 +368,20 @@ fn check_signed<'a>(
         return Err(AuthError::OutOfWindow { sent_ms, now_ms });
     }
     Ok(mac)
+}
+
+/// A nonce for the next request of this process: a counter from a random start, so no
+/// two requests of a process share one (and processes almost never do).
+pub fn next_nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static NEXT: OnceLock<AtomicU64> = OnceLock::new();
+    NEXT.get_or_init(|| {
+        // Without randomness, the clock: a restarted process starts elsewhere still.
+        let start = getrandom::u64().unwrap_or_else(|_| now_ms() << 20);
+        AtomicU64::new(start)
+    })
+    .fetch_add(1, Ordering::Relaxed)
 }
 
 /// Unix time, ms (0 if the clock is before 1970: every request is then out of window).

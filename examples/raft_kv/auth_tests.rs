@@ -70,39 +70,76 @@ fn the_identity_header_is_covered() {
 #[test]
 fn a_head_verifies_only_as_signed() {
     let (s, now) = (secret(7), 1_000_000);
-    let mac = s.sign_head(2, "/raft/append", now, "1 a b", 300);
-    let check = |to, path, identity, bytes, mac: &str| {
-        let headers = (Some("1000000"), Some(mac), identity);
-        s.verify_head(to, path, headers, bytes, now)
+    let head = |identity, body_bytes, request_mac| Head {
+        time_ms: now,
+        identity,
+        body_bytes,
+        request_mac,
+        nonce: 42,
     };
-    assert_eq!(check(2, "/raft/append", Some("1 a b"), 300, &mac), Ok(()));
-    for (to, path, identity, bytes) in [
-        (3, "/raft/append", Some("1 a b"), 300),
-        (2, "/raft/vote", Some("1 a b"), 300),
-        (2, "/raft/append", None, 300),
-        (2, "/raft/append", Some("1 a c"), 300),
-        (2, "/raft/append", Some("1 a b"), 301),
+    let mac = s.sign_head(2, "/raft/append", head("1 a b", 300, "m1"));
+    let check = |to, path, identity, bytes, request_mac, mac: &str| {
+        let headers = HeadHeaders {
+            time: Some("1000000"),
+            head_mac: Some(mac),
+            identity,
+            mac: Some(request_mac),
+            nonce: Some("42"),
+        };
+        s.verify_head((to, path), headers, bytes, now)
+    };
+    let ok = check(2, "/raft/append", Some("1 a b"), 300, "m1", &mac);
+    assert_eq!(ok, Ok(now));
+    for (to, path, identity, bytes, request_mac) in [
+        (3, "/raft/append", Some("1 a b"), 300, "m1"),
+        (2, "/raft/vote", Some("1 a b"), 300, "m1"),
+        (2, "/raft/append", None, 300, "m1"),
+        (2, "/raft/append", Some("1 a c"), 300, "m1"),
+        (2, "/raft/append", Some("1 a b"), 301, "m1"),
+        // Another request's MAC: another body.
+        (2, "/raft/append", Some("1 a b"), 300, "m2"),
     ] {
-        let got = check(to, path, identity, bytes, &mac);
+        let got = check(to, path, identity, bytes, request_mac, &mac);
         assert_eq!(
             got,
             Err(AuthError::BadMac),
-            "{to} {path} {identity:?} {bytes}"
+            "{to} {path} {identity:?} {bytes} {request_mac}"
         );
     }
-    let other = secret(8).sign_head(2, "/raft/append", now, "1 a b", 300);
-    let forged = check(2, "/raft/append", Some("1 a b"), 300, &other);
+    // Another nonce: another head.
+    let again = s.sign_head(
+        2,
+        "/raft/append",
+        Head {
+            nonce: 43,
+            ..head("1 a b", 300, "m1")
+        },
+    );
+    assert_ne!(again, mac);
+    let other = secret(8).sign_head(2, "/raft/append", head("1 a b", 300, "m1"));
+    let forged = check(2, "/raft/append", Some("1 a b"), 300, "m1", &other);
     assert_eq!(forged, Err(AuthError::BadMac));
     // The body's MAC is not the head's.
     let body_mac = s.sign_request_from(2, "/raft/append", now, "1 a b", b"");
-    let swapped = check(2, "/raft/append", Some("1 a b"), 0, &body_mac);
+    let swapped = check(2, "/raft/append", Some("1 a b"), 0, "m1", &body_mac);
     assert_eq!(swapped, Err(AuthError::BadMac));
-    let none = s.verify_head(2, "/raft/append", (Some("1"), None, None), 0, now);
+    let bare = HeadHeaders {
+        time: Some("1"),
+        mac: Some("m1"),
+        nonce: Some("42"),
+        ..HeadHeaders::default()
+    };
+    let none = s.verify_head((2, "/raft/append"), bare, 0, now);
     assert_eq!(none, Err(AuthError::Missing(HEAD_MAC_HEADER)));
     let late = s.verify_head(
-        2,
-        "/raft/append",
-        (Some("1000000"), Some(&mac), Some("1 a b")),
+        (2, "/raft/append"),
+        HeadHeaders {
+            time: Some("1000000"),
+            head_mac: Some(&mac),
+            identity: Some("1 a b"),
+            mac: Some("m1"),
+            nonce: Some("42"),
+        },
         300,
         now + MAX_CLOCK_SKEW_MS + 1,
     );
@@ -133,19 +170,24 @@ fn a_request_out_of_the_window_is_refused() {
 }
 
 #[test]
-fn a_reply_verifies_only_for_its_request() {
+fn a_reply_verifies_only_for_its_request_and_status() {
     let s = secret(7);
-    let mac = s.sign_reply("req-a", b"reply");
-    assert_eq!(s.verify_reply("req-a", Some(&mac), b"reply"), Ok(()));
+    let mac = s.sign_reply("req-a", 404, b"reply");
+    assert_eq!(s.verify_reply("req-a", (404, Some(&mac)), b"reply"), Ok(()));
     assert_eq!(
-        s.verify_reply("req-b", Some(&mac), b"reply"),
+        s.verify_reply("req-b", (404, Some(&mac)), b"reply"),
         Err(AuthError::BadMac)
     );
     assert_eq!(
-        s.verify_reply("req-a", Some(&mac), b"other"),
+        s.verify_reply("req-a", (404, Some(&mac)), b"other"),
         Err(AuthError::BadMac)
     );
-    let none = s.verify_reply("req-a", None, b"reply");
+    // A relay that says 200 for the node's 404.
+    assert_eq!(
+        s.verify_reply("req-a", (200, Some(&mac)), b"reply"),
+        Err(AuthError::BadMac)
+    );
+    let none = s.verify_reply("req-a", (404, None), b"reply");
     assert_eq!(none, Err(AuthError::Missing(MAC_HEADER)));
 }
 

@@ -1,19 +1,24 @@
 //! Request bodies in, before any handler sees them: each read whole within a deadline
 //! (`--body-timeout-ms`; 408 and the connection closed otherwise), no longer than its
 //! route allows (413), and, for `/raft/*` and `/cluster/*`, only after the request's head
-//! is signed with the cluster's secret (`auth::Secret::verify_head`; 401 otherwise) and
-//! with its declared length reserved from the byte budget of RPC bodies in flight (503
-//! when it is spent).
+//! is signed with the cluster's secret (`auth::Secret::verify_head`; 401 otherwise), is
+//! the first of its copies (`replays`; 401 otherwise), and has its declared length
+//! reserved from the byte budget of RPC bodies in flight (503 when it is spent).
 //!
-//! actix-web bounds the wait for a request's head (`client_request_timeout`, 5 s), not
-//! for its body, and its `Bytes` extractor reads the body whole before a handler can check
+//! actix-web bounds the wait for a connection's first head (`client_request_timeout`,
+//! 5 s), not for a body, and its `Bytes` extractor reads the body whole before a handler can check
 //! a MAC over it: a stranger could hold bodies of 32 MiB for as long as it liked, or make
 //! a node read and hash them. Bodies of at most [`SMALL_BODY_BYTES`] (votes, heartbeats,
 //! membership requests, every client value) are not counted against the budget: a leader's
 //! heartbeat is never refused for want of room, and their memory is bounded by the
-//! connection cap (`--max-connections`) times that size.
+//! connection cap (`--max-connections`) times that size and actix's buffers (about 145 KB
+//! a held client PUT, measured). What actix-http leaves unbounded (the head of a
+//! connection's second request, a chunked body nobody reads) is in docs/replication.md,
+//! "Denial of service".
 
-use crate::auth::{self, Secret, HEAD_MAC_HEADER, TIME_HEADER};
+use crate::auth::{
+    self, HeadHeaders, Secret, HEAD_MAC_HEADER, MAC_HEADER, NONCE_HEADER, TIME_HEADER,
+};
 use crate::identity::IDENTITY_HEADER;
 use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -21,6 +26,9 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+#[path = "replays.rs"]
+mod replays;
 
 /// Bodies up to this size are not counted against the budget (see the module's doc).
 pub const SMALL_BODY_BYTES: usize = 64 * 1024;
@@ -38,6 +46,8 @@ pub struct Intake {
     /// Permits are bytes of signed bodies larger than [`SMALL_BODY_BYTES`] being read or
     /// handled.
     rpc_bytes: Arc<Semaphore>,
+    /// Heads taken within the clock window: a copy is refused (`replays`).
+    seen: Arc<replays::Seen>,
 }
 
 /// A body read whole; the room it holds in the budget is given back when it is dropped
@@ -57,6 +67,7 @@ impl Intake {
             rpc_bytes: Arc::new(Semaphore::new(
                 rpc_bytes_in_flight.min(Semaphore::MAX_PERMITS),
             )),
+            seen: Arc::default(),
         }
     }
 
@@ -95,15 +106,36 @@ impl Intake {
             return Err(too_large(max_bytes));
         }
         let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let head = (
-            header(TIME_HEADER),
-            header(HEAD_MAC_HEADER),
-            header(IDENTITY_HEADER),
-        );
-        if let Err(e) = secret.verify_head(to, path, head, declared as u64, auth::now_ms()) {
-            return Err(HttpResponse::Unauthorized()
-                .force_close()
-                .body(format!("{e}\n")));
+        let head = HeadHeaders {
+            time: header(TIME_HEADER),
+            head_mac: header(HEAD_MAC_HEADER),
+            identity: header(IDENTITY_HEADER),
+            mac: header(MAC_HEADER),
+            nonce: header(NONCE_HEADER),
+        };
+        let now_ms = auth::now_ms();
+        let sent_ms = match secret.verify_head((to, path), head, declared as u64, now_ms) {
+            Ok(sent_ms) => sent_ms,
+            Err(e) => {
+                return Err(HttpResponse::Unauthorized()
+                    .force_close()
+                    .body(format!("{e}\n")))
+            }
+        };
+        // Verified, so there is a head MAC.
+        let head_mac = head.head_mac.unwrap_or_default();
+        match self.seen.first_sight(head_mac, sent_ms, now_ms) {
+            Ok(()) => {}
+            Err(replays::Refused::Replayed) => {
+                return Err(HttpResponse::Unauthorized()
+                    .force_close()
+                    .body("a copy of a request already taken\n"))
+            }
+            Err(replays::Refused::Full) => {
+                return Err(HttpResponse::ServiceUnavailable()
+                    .force_close()
+                    .body("too many signed requests in the clock window: try again\n"))
+            }
         }
         let room = if declared > SMALL_BODY_BYTES {
             // `declared <= max_bytes`, far below u32::MAX.

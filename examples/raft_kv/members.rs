@@ -21,6 +21,7 @@ use crate::api::AppState;
 use crate::auth::{self, Secret, MAC_HEADER, TIME_HEADER};
 use crate::identity::Member;
 use crate::NodeId;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::metrics::WaitError;
@@ -59,13 +60,25 @@ struct Signer<'a> {
 }
 
 impl Signer<'_> {
+    /// The answer with `builder`'s status and headers and the JSON `body`, its status and
+    /// body signed for the request (headers are not: a redirect's leader is in the body).
     fn json(&self, mut builder: HttpResponseBuilder, body: serde_json::Value) -> HttpResponse {
         let bytes = body.to_string();
-        let mac = self.secret.sign_reply(&self.request_mac, bytes.as_bytes());
-        builder
-            .content_type("application/json")
-            .insert_header((MAC_HEADER, mac))
-            .body(bytes)
+        let mut answer = builder.content_type("application/json").body(bytes.clone());
+        let status = answer.status().as_u16();
+        let mac = self
+            .secret
+            .sign_reply(&self.request_mac, status, bytes.as_bytes());
+        match HeaderValue::from_str(&mac) {
+            Ok(v) => {
+                answer
+                    .headers_mut()
+                    .insert(HeaderName::from_static(MAC_HEADER), v);
+                answer
+            }
+            // Hex digits always make a header value.
+            Err(e) => HttpResponse::InternalServerError().body(format!("sign the answer: {e}\n")),
+        }
     }
 
     fn refuse(&self, refusal: Refusal) -> HttpResponse {
@@ -105,7 +118,8 @@ impl Signer<'_> {
                 builder
                     .insert_header(("location", format!("http://{}{}", node.addr, req.path())))
                     .insert_header(("x-raft-leader", id.to_string()));
-                self.json(builder, serde_json::json!({ "leader": id }))
+                let body = serde_json::json!({ "leader": id, "addr": node.addr });
+                self.json(builder, body)
             }
             other => self.json(
                 HttpResponse::ServiceUnavailable(),

@@ -11,7 +11,7 @@
 //! drops a reply that is not signed for its request, or that carries such a term.
 
 use crate::api::AppState;
-use crate::auth::{self, Secret, HEAD_MAC_HEADER, MAC_HEADER, TIME_HEADER};
+use crate::auth::{self, Secret, HEAD_MAC_HEADER, MAC_HEADER, NONCE_HEADER, TIME_HEADER};
 use crate::bounds::Plausible;
 use crate::identity::{Identity, Member, IDENTITY_HEADER};
 use crate::intake::SMALL_BODY_BYTES;
@@ -162,13 +162,15 @@ impl Connection {
         let mac = self
             .secret
             .sign_request_from(self.target, path, time_ms, &self.identity, &body);
-        let head_mac = self.secret.sign_head(
-            self.target,
-            path,
+        let head = auth::Head {
             time_ms,
-            &self.identity,
-            body.len() as u64,
-        );
+            identity: &self.identity,
+            body_bytes: body.len() as u64,
+            request_mac: &mac,
+            nonce: auth::next_nonce(),
+        };
+        let nonce = head.nonce;
+        let head_mac = self.secret.sign_head(self.target, path, head);
         let sent = self
             .client
             .post(format!("{}{path}", self.base))
@@ -176,6 +178,7 @@ impl Connection {
             .header(TIME_HEADER, time_ms.to_string())
             .header(MAC_HEADER, &mac)
             .header(HEAD_MAC_HEADER, head_mac)
+            .header(NONCE_HEADER, nonce.to_string())
             .header(IDENTITY_HEADER, &self.identity)
             .body(body)
             .send()
@@ -203,7 +206,7 @@ impl Connection {
         // Whoever answers on the peer's port must know the secret (a process that took the
         // port of a node that is down does not).
         self.secret
-            .verify_reply(&mac, reply_mac.as_deref(), &bytes)
+            .verify_reply(&mac, (status.as_u16(), reply_mac.as_deref()), &bytes)
             .map_err(|e| network(&e))?;
         let decoded: Result<Resp, RaftError<NodeId, E>> =
             codec::decode(&bytes).map_err(|e| network(&e))?;
@@ -320,7 +323,10 @@ where
     match codec::encode(&reply) {
         Ok(bytes) => HttpResponse::Ok()
             .content_type("application/octet-stream")
-            .insert_header((MAC_HEADER, state.secret.sign_reply(&request_mac, &bytes)))
+            .insert_header((
+                MAC_HEADER,
+                state.secret.sign_reply(&request_mac, 200, &bytes),
+            ))
             .body(bytes),
         Err(e) => HttpResponse::InternalServerError().body(format!("encode the reply: {e}\n")),
     }
