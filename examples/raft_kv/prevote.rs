@@ -12,8 +12,9 @@
 //! 2. a majority of the voters (this node included) answer a signed pre-vote
 //!    (`POST /raft/prevote`, authenticated as the other `/raft/*` RPCs) saying they too
 //!    have heard no leader for a lease, are not standing themselves (within a jitter of
-//!    their own `elect`), that the candidate's last log id is at least theirs, and its
-//!    term at least theirs.
+//!    their own `elect`), and that the candidate's last log id is at least theirs (not
+//!    its term: a candidate behind in term stands at its next term, learns the higher
+//!    one from openraft's refusal, and stands above it; see [`Elections::answer`]).
 //!
 //! A pre-vote changes nothing on either side (no term, no vote is written), so a node
 //! that cannot reach a majority never raises its term and comes back without
@@ -153,10 +154,15 @@ impl Elections {
             .lock()
             .expect("stood lock poisoned")
             .is_some_and(|at| at.elapsed() < self.inner.jitter);
+        // Not the candidate's term: a candidate behind in term but not in log stands at
+        // its next term, is refused by openraft's vote for that term, and stands again
+        // above it. Refusing it here for its term alone deadlocked a cluster for good: the
+        // node with the longest log had the lowest term, the one with the highest term a
+        // shorter log, and neither could win (a probe, after a leader was removed and
+        // killed mid-change).
         let granted = m.state != ServerState::Leader
             && !heard_lately
             && !standing
-            && req.term >= m.current_term
             && req.last_log_id >= last_log_id;
         tracing::info!(
             candidate = req.candidate,

@@ -1,13 +1,14 @@
 //! What a node does once it serves: `--init` (ask every peer for its identity, then make
 //! them the first voters) or `--join` (`members::join`), each a [`Task`] that stops the
 //! server if it fails, so the exit status says so; and, on every node, naming the
-//! members whose incarnation `--init` could not learn ([`name_the_unnamed`]).
+//! members whose incarnation `--init` could not learn ([`name_the_unnamed`]), and, on the
+//! leader, finishing a membership change cut short between its two steps.
 
 use crate::identity::Member;
 use crate::network::Network;
 use crate::{NodeId, Raft};
 use openraft::error::{InitializeError, RaftError};
-use openraft::{ChangeMembers, ServerState};
+use openraft::{ChangeMembers, RaftMetrics, ServerState};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -138,6 +139,27 @@ pub async fn init(
     }
 }
 
+/// A membership change whose leader lost leadership (or crashed) between openraft's two
+/// steps leaves the membership joint: openraft runs the second step from the call that
+/// asked for the change, and nothing else finishes it, while every later change is
+/// refused (`members_rules::check_settled`: 409, retry) and a leader needs a majority in
+/// both configurations. The leader finishes it: the voters of the joint's last
+/// configuration (the change's goal), voters left out kept as learners (whether the
+/// change removed them is not known; `remove-node` removes them). A probe left clusters
+/// joint for good by killing the leader a few ms into `voters remove 3`.
+async fn finish_a_change_cut_short(raft: &Raft, m: &RaftMetrics<NodeId, Member>) {
+    let joint = m.membership_config.membership().get_joint_config();
+    let Some(goal) = joint.last().filter(|_| joint.len() > 1).cloned() else {
+        return;
+    };
+    // Not committed yet, another change running, leadership lost: the next round tries
+    // again.
+    let finish = ChangeMembers::ReplaceAllVoters(goal.clone());
+    if raft.change_membership(finish, true).await.is_ok() {
+        println!("finished a membership change cut short: voters {goal:?}");
+    }
+}
+
 /// While this node leads, names every member the membership has with incarnation 0
 /// (down at `--init`): asks it for its identity every [`NAMING_PERIOD`] and, once it
 /// answers, writes its incarnation into the membership (`SetNodes`, voters unchanged).
@@ -149,6 +171,7 @@ pub async fn name_the_unnamed(raft: Raft, network: Network) {
         if m.state != ServerState::Leader {
             continue;
         }
+        finish_a_change_cut_short(&raft, &m).await;
         let unnamed: Vec<(NodeId, String)> = m
             .membership_config
             .membership()
