@@ -379,6 +379,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let empty = read_floor.is_none()
                 && state.last_purged_log_id.is_none()
                 && log.read_vote().await?.is_none();
+            sm.check_covers_purged(state.last_purged_log_id.map(|l| l.index), args.id)?;
             let me = identity::Identity::settle(&args.dir, args.id, empty)?;
             let network = network::Network::new(me, secret.clone(), via);
             let wal = log.wal().clone();

@@ -111,6 +111,35 @@ impl StateMachine {
         data.map.get(key).cloned()
     }
 
+    /// The index of the last entry the snapshot loaded at start (or built since) covers.
+    fn snapshot_index(&self) -> Option<u64> {
+        let snapshot = self.inner.snapshot.lock().expect("snapshot lock poisoned");
+        snapshot.as_ref()?.meta.last_log_id.map(|l| l.index)
+    }
+
+    /// At start: an error naming the snapshot file if the log was purged up to `purged`
+    /// and the snapshot loaded does not reach it (the file deleted or older). openraft
+    /// would fail later, reading entries that are gone, and say only that (a probe saw
+    /// "Failed to get log entries, expected index: [0, 64), got [Some(40), ...)").
+    pub fn check_covers_purged(&self, purged: Option<u64>, id: NodeId) -> Result<(), String> {
+        let held = self.snapshot_index();
+        if purged <= held {
+            return Ok(());
+        }
+        let file = self
+            .inner
+            .file
+            .as_ref()
+            .map_or("the snapshot file".into(), |f| f.display().to_string());
+        let holds = held.map_or("no snapshot".into(), |i| format!("a snapshot to index {i}"));
+        Err(format!(
+            "the log was purged up to index {}, but {file} holds {holds}: the state below \
+             the log is gone; restore the snapshot file, or remove node {id} from the \
+             cluster and join a node with an empty directory",
+            purged.unwrap_or(0)
+        ))
+    }
+
     /// How many keys the map holds.
     pub fn key_count(&self) -> usize {
         self.inner
