@@ -322,6 +322,36 @@ async fn an_unsigned_refusal_is_not_taken_for_the_nodes_answer() {
     assert!(e.contains("may have been applied"), "{e}");
 }
 
+/// One HTTP message read from `s`: its head, then as many body bytes as its
+/// `Content-Length` says; the bytes and where the head ends. None if the stream ends first.
+async fn read_message(s: &mut tokio::net::TcpStream) -> Option<(Vec<u8>, usize)> {
+    use tokio::io::AsyncReadExt;
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = msg.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&msg[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while msg.len() < head_end + length {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some((msg, head_end))
+}
+
 /// A relay at the address the operator named: it passes each request to the real node
 /// `to` and its answer back, signed body and MAC untouched, but with the status line
 /// `status` (a stand-in on the port of a node that is down, on-path).
@@ -329,61 +359,26 @@ async fn relay_rewriting_status(
     to: std::net::SocketAddr,
     status: &'static str,
 ) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("local_addr");
     let serve = tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            // One request: its head, then its Content-Length of body.
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            let head_end = loop {
-                if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
+            let Some((req, _)) = read_message(&mut s).await else {
+                return;
             };
-            let head = String::from_utf8_lossy(&req[..head_end]).to_ascii_lowercase();
-            let length = |head: &str| -> usize {
-                head.lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0)
-            };
-            while req.len() < head_end + length(&head) {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
             let Ok(mut node) = tokio::net::TcpStream::connect(to).await else {
                 return;
             };
             if node.write_all(&req).await.is_err() {
                 return;
             }
-            let mut reply = Vec::new();
-            let reply_head_end = loop {
-                if let Some(i) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                match node.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => reply.extend_from_slice(&buf[..n]),
-                }
+            let Some((reply, reply_head_end)) = read_message(&mut node).await else {
+                return;
             };
             let reply_head = String::from_utf8_lossy(&reply[..reply_head_end]).into_owned();
-            while reply.len() < reply_head_end + length(&reply_head.to_ascii_lowercase()) {
-                match node.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => reply.extend_from_slice(&buf[..n]),
-                }
-            }
             let first_line_end = reply_head.find("\r\n").unwrap_or(0);
             // One request per connection: the client must not reuse it.
             let mut forged = format!("HTTP/1.1 {status}\r\nconnection: close").into_bytes();

@@ -14,11 +14,14 @@
 mod admin;
 #[path = "../examples/raft_kv/auth.rs"]
 mod auth;
+#[path = "common/members.rs"]
+mod members;
 #[path = "common/raft.rs"]
 mod raft;
 
 use admin::Admin;
 use auth::Secret;
+use members::cluster_view;
 use raft::{client, cluster, leader, Node};
 use reqwest::{Method, StatusCode};
 use std::net::SocketAddr;
@@ -58,16 +61,7 @@ async fn a_change_cut_short_by_a_leader_crash_is_finished_and_later_changes_pass
         nodes[i].start(false);
         // Right after the restart: joint or not.
         for addr in &addrs {
-            let view: Option<serde_json::Value> = async {
-                http.get(format!("http://{addr}/cluster"))
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()
-            }
-            .await;
+            let view = cluster_view(&http, *addr).await;
             if view.is_some_and(|v| v["joint"] == true) {
                 joint_seen += 1;
                 break;

@@ -33,7 +33,10 @@ async fn a_node_whose_snapshot_is_gone_refuses_to_start_and_names_it() {
         if purged.is_some_and(|p| p > 0) {
             break;
         }
-        assert!(Instant::now() < deadline, "the follower never purged its log");
+        assert!(
+            Instant::now() < deadline,
+            "the follower never purged its log"
+        );
         for _ in 0..20 {
             put(&http, &addrs, &mut hint, &format!("k{i}"), "v").await;
             i += 1;
@@ -44,7 +47,12 @@ async fn a_node_whose_snapshot_is_gone_refuses_to_start_and_names_it() {
     node.kill();
     std::fs::remove_file(node.dir.join("snapshot")).expect("remove the snapshot file");
     let out = Command::new(example_binary())
-        .args(["--id", &node.id.to_string(), "--addr", &node.addr.to_string()])
+        .args([
+            "--id",
+            &node.id.to_string(),
+            "--addr",
+            &node.addr.to_string(),
+        ])
         .arg("--dir")
         .arg(&node.dir)
         .args(["--peers", &node.peers])
