@@ -154,16 +154,13 @@ impl Elections {
             .lock()
             .expect("stood lock poisoned")
             .is_some_and(|at| at.elapsed() < self.inner.jitter);
-        // Not the candidate's term: a candidate behind in term but not in log stands at
-        // its next term, is refused by openraft's vote for that term, and stands again
-        // above it. Refusing it here for its term alone deadlocked a cluster for good: the
-        // node with the longest log had the lowest term, the one with the highest term a
-        // shorter log, and neither could win (a probe, after a leader was removed and
-        // killed mid-change).
-        let granted = m.state != ServerState::Leader
-            && !heard_lately
-            && !standing
-            && req.last_log_id >= last_log_id;
+        let here = Here {
+            leads: m.state == ServerState::Leader,
+            heard_lately,
+            standing,
+            last_log_id,
+        };
+        let granted = here.grants(req);
         tracing::info!(
             candidate = req.candidate,
             granted,
@@ -284,6 +281,31 @@ impl Elections {
 }
 
 /// splitmix64, seeded with the node id and the clock: enough to spread timeouts.
+/// What a voter knows of itself when a pre-vote comes.
+#[derive(Debug, Clone, Copy)]
+struct Here {
+    /// It is the leader.
+    leads: bool,
+    /// It heard a leader within the lease.
+    heard_lately: bool,
+    /// It stood itself within a jitter.
+    standing: bool,
+    /// Its last log id.
+    last_log_id: Option<LogId<NodeId>>,
+}
+
+impl Here {
+    /// Whether it would vote for `req`'s candidate now. Not by the candidate's term: a
+    /// candidate behind in term but not in log stands at its next term, is refused by
+    /// openraft's vote for that term, and stands again above it. Refusing it here for its
+    /// term alone deadlocked a cluster for good: the node with the longest log had the
+    /// lowest term, the one with the highest term a shorter log, and neither could win
+    /// (a probe, after a leader was removed and killed mid-change).
+    fn grants(&self, req: &PreVote) -> bool {
+        !self.leads && !self.heard_lately && !self.standing && req.last_log_id >= self.last_log_id
+    }
+}
+
 struct Rng(u64);
 
 impl Rng {
@@ -309,5 +331,58 @@ impl Rng {
             return Duration::ZERO;
         }
         Duration::from_millis(self.next() % ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::CommittedLeaderId;
+
+    fn log_id(term: u64, index: u64) -> Option<LogId<NodeId>> {
+        Some(LogId::new(CommittedLeaderId::new(term, 1), index))
+    }
+
+    #[test]
+    fn a_pre_vote_is_granted_on_the_log_whatever_the_term() {
+        // The probe's deadlock: this voter is at term 21 with its log to 8204; the
+        // candidate, at term 20, holds one more entry of the same leader (the longest
+        // log). It must be granted: the term the voter is at plays no part.
+        let voter = Here {
+            leads: false,
+            heard_lately: false,
+            standing: false,
+            last_log_id: log_id(19, 8204),
+        };
+        let longer_lower_term = PreVote {
+            candidate: 3,
+            term: 20,
+            last_log_id: log_id(19, 8205),
+        };
+        assert!(voter.grants(&longer_lower_term));
+        // A shorter log is refused, whatever its term.
+        let shorter = PreVote {
+            candidate: 2,
+            term: 40,
+            last_log_id: log_id(19, 8200),
+        };
+        assert!(!voter.grants(&shorter));
+        // A voter that leads, heard a leader lately, or stands itself refuses.
+        for busy in [
+            Here {
+                leads: true,
+                ..voter
+            },
+            Here {
+                heard_lately: true,
+                ..voter
+            },
+            Here {
+                standing: true,
+                ..voter
+            },
+        ] {
+            assert!(!busy.grants(&longer_lower_term), "{busy:?}");
+        }
     }
 }
