@@ -119,20 +119,7 @@ async fn a_node_whose_identity_file_is_lost_or_damaged_refuses_to_start() {
             None => std::fs::remove_file(&path).expect("remove the identity file"),
             Some(bytes) => std::fs::write(&path, bytes).expect("damage the identity file"),
         }
-        let out = std::process::Command::new(raft::example_binary())
-            .args([
-                "--id",
-                &node.id.to_string(),
-                "--addr",
-                &node.addr.to_string(),
-            ])
-            .arg("--dir")
-            .arg(&node.dir)
-            .args(["--peers", &node.peers])
-            .arg("--cluster-secret-file")
-            .arg(&node.secret)
-            .output()
-            .expect("run raft_kv");
+        let out = node.run_to_exit();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{what}: started anyway");
         assert!(

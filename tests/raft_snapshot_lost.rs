@@ -6,9 +6,8 @@
 #[path = "common/raft.rs"]
 mod raft;
 
-use raft::{client, cluster, example_binary, leader, put, raft_state, Node, WAIT_TIMEOUT};
+use raft::{client, cluster, leader, put, raft_state, Node, WAIT_TIMEOUT};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,21 +45,7 @@ async fn a_node_whose_snapshot_is_gone_refuses_to_start_and_names_it() {
     let node = &mut nodes[follower];
     node.kill();
     std::fs::remove_file(node.dir.join("snapshot")).expect("remove the snapshot file");
-    let out = Command::new(example_binary())
-        .args([
-            "--id",
-            &node.id.to_string(),
-            "--addr",
-            &node.addr.to_string(),
-        ])
-        .arg("--dir")
-        .arg(&node.dir)
-        .args(["--peers", &node.peers])
-        .arg("--cluster-secret-file")
-        .arg(&node.secret)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run raft_kv");
+    let out = node.run_to_exit();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "it started: {stderr}");
     assert!(

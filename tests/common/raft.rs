@@ -106,6 +106,26 @@ impl Node {
         }
     }
 
+    /// Runs the node's binary with its id, address, directory, peers and secret (no
+    /// other flag) until it exits: a start that must fail. Its output.
+    pub fn run_to_exit(&self) -> std::process::Output {
+        Command::new(example_binary())
+            .args([
+                "--id",
+                &self.id.to_string(),
+                "--addr",
+                &self.addr.to_string(),
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--peers", &self.peers])
+            .arg("--cluster-secret-file")
+            .arg(&self.secret)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run raft_kv")
+    }
+
     /// SIGKILL: no shutdown, no flush.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
