@@ -160,6 +160,20 @@ fn after_a_failed_rewrite_the_log_goes_on_in_a_fresh_segment() {
         let wal = Wal::open(DIR, config(disk.shared())).await.unwrap();
         let first = wal.append(old(1)).await.unwrap();
         let second = wal.append(old(2)).await.unwrap();
+        // Work off the commit path (the raise of `META` after the first batch) takes
+        // fsyncs too: the faults are armed once the disk has been still for 200 ms.
+        let mut still_since = (disk.ops(), std::time::Instant::now());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while still_since.1.elapsed() < std::time::Duration::from_millis(200) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the disk never went still"
+            );
+            actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+            if disk.ops() != still_since.0 {
+                still_since = (disk.ops(), std::time::Instant::now());
+            }
+        }
         // The batch's fsync, then the rewrite's (its fresh segment's, under `.tmp`).
         disk.inject(disk.ops(), sim::Fault::SyncError);
         disk.inject(disk.ops(), sim::Fault::SyncError);
