@@ -59,19 +59,8 @@ pub struct Node {
 impl Node {
     /// Starts the node; returns once it prints `listening on`.
     pub fn start(&mut self, init: bool) {
-        let mut cmd = Command::new(example_binary());
-        cmd.args([
-            "--id",
-            &self.id.to_string(),
-            "--addr",
-            &self.addr.to_string(),
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .args(["--peers", &self.peers])
-        .arg("--cluster-secret-file")
-        .arg(&self.secret)
-        .args(["--heartbeat-ms", "100", "--workers", "1"]);
+        let mut cmd = self.command();
+        cmd.args(["--heartbeat-ms", "100", "--workers", "1"]);
         // clap refuses a flag given twice: the default only when `extra` has none.
         if !self.extra.iter().any(|a| a == "--election-ms") {
             cmd.args(["--election-ms", "500"]);
@@ -106,21 +95,23 @@ impl Node {
         }
     }
 
-    /// Runs the node's binary with its id, address, directory, peers and secret (no
-    /// other flag) until it exits: a start that must fail. Its output.
-    pub fn run_to_exit(&self) -> std::process::Output {
-        Command::new(example_binary())
-            .args([
-                "--id",
-                &self.id.to_string(),
-                "--addr",
-                &self.addr.to_string(),
-            ])
+    /// The node's binary with its id, address, directory, peers and secret.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(example_binary());
+        cmd.args(["--id", &self.id.to_string()])
+            .args(["--addr", &self.addr.to_string()])
             .arg("--dir")
             .arg(&self.dir)
             .args(["--peers", &self.peers])
             .arg("--cluster-secret-file")
-            .arg(&self.secret)
+            .arg(&self.secret);
+        cmd
+    }
+
+    /// Runs the node's binary with its id, address, directory, peers and secret (no
+    /// other flag) until it exits: a start that must fail. Its output.
+    pub fn run_to_exit(&self) -> std::process::Output {
+        self.command()
             .stdin(Stdio::null())
             .output()
             .expect("run raft_kv")
