@@ -61,6 +61,8 @@ mod bounds;
 mod deadline;
 #[path = "raft_kv/dedup.rs"]
 mod dedup;
+#[path = "raft_kv/heads.rs"]
+mod heads;
 #[path = "raft_kv/identity.rs"]
 mod identity;
 #[path = "raft_kv/intake.rs"]
@@ -84,7 +86,7 @@ mod value_bytes;
 
 use actix_wal::WalConfig;
 use actix_wal_openraft::WalLogStore;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use openraft::storage::RaftLogStorage as _;
@@ -272,8 +274,6 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Entries in one AppendEntries RPC at most: with `MAX_BATCH_BYTES` entries (plus one
 /// value), within `network::MAX_RPC_BYTES`.
 const MAX_PAYLOAD_ENTRIES: u64 = 64;
-/// How long requests in progress may take to finish once a stop signal arrives, s.
-const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
 fn parse_peers(s: &str) -> Result<Peers, String> {
     let mut peers = BTreeMap::new();
@@ -416,19 +416,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         network: network.clone(),
         intake: intake::Intake::new(args.body_timeout_ms, args.max_rpc_bytes_in_flight),
     };
-    let workers = args.workers.max(1);
-    let server = HttpServer::new(move || {
+    let server = heads::serve(listener, args.workers, args.max_connections, move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .configure(api::routes)
             .configure(network::routes)
             .configure(members::routes)
-    })
-    .workers(workers)
-    .max_connections((args.max_connections / workers).max(1))
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-    .listen(listener)?
-    .run();
+    })?;
     // A node whose log is empty must not join under an id that is already a member.
     let fresh = read_floor.is_none();
     let join = args.join.map(|at| {

@@ -12,9 +12,9 @@
 //! membership requests, every client value) are not counted against the budget: a leader's
 //! heartbeat is never refused for want of room, and their memory is bounded by the
 //! connection cap (`--max-connections`) times that size and actix's buffers (about 145 KB
-//! a held client PUT, measured). What actix-http leaves unbounded (the head of a
-//! connection's second request, a chunked body nobody reads) is in docs/replication.md,
-//! "Denial of service".
+//! a held client PUT, measured). Heads, and the rest of a body a handler left unread,
+//! have their own deadline (`heads`); docs/replication.md, "Denial of service", says
+//! what is left.
 
 use crate::auth::{
     self, HeadHeaders, Secret, HEAD_MAC_HEADER, MAC_HEADER, NONCE_HEADER, TIME_HEADER,

@@ -1,0 +1,233 @@
+//! The node's HTTP server, built so that no connection is held for a head that does not
+//! come. actix-http bounds the wait for a connection's *first* head only
+//! (`client_request_timeout`), and any byte read clears its keep-alive timer: a client
+//! could send one request, then one byte of a second head, and hold the connection for
+//! as long as it liked (a probe filled `--max-connections` on each follower that way, and
+//! every PUT got 504). A body its handler left unread (a refusal at the head) is drained
+//! with no timer either.
+//!
+//! So each connection's stream is [`Watched`]: the next head must be whole within
+//! [`HEAD_TIMEOUT`] of its first byte read while no request is in progress, and within
+//! the keep-alive and [`HEAD_TIMEOUT`] of the last answer, or the read fails and
+//! actix-http closes the connection. A head is whole when the service is called with it;
+//! a request is over when its answer is made. The rest of a body left unread is read as
+//! the next head, so it is cut off too. Bodies themselves are bounded by `intake`
+//! (`--body-timeout-ms`).
+
+use actix_http::HttpService;
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt as _};
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::App;
+use std::cell::Cell;
+use std::future::Future as _;
+use std::io;
+use std::net::TcpListener;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+/// How long a head may take from its first byte to its last: actix-web's wait for a
+/// connection's first head (`client_request_timeout`), for every head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// actix-web's keep-alive (an idle connection is closed after it) and its wait for a
+/// closed connection's last bytes to go out, as `HttpServer` sets them.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long requests in progress may take to finish once a stop signal arrives, s.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// What a connection's requests tell its stream: heads taken and answers made.
+#[derive(Default)]
+struct Requests {
+    heads: Cell<u64>,
+    answers: Cell<u64>,
+    /// When the last answer was made.
+    answered_at: Cell<Option<Instant>>,
+}
+
+impl Requests {
+    /// Whether no request is in progress: a byte read now is the next head's.
+    fn between(&self) -> bool {
+        self.heads.get() == self.answers.get()
+    }
+}
+
+/// A connection's stream that fails a read once a head has taken [`HEAD_TIMEOUT`].
+pub struct Watched {
+    io: TcpStream,
+    requests: Rc<Requests>,
+    /// Heads taken and answers made when the stream last looked.
+    heads_seen: u64,
+    answers_seen: u64,
+    /// The deadline of the head being read, if one is.
+    head_deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl Watched {
+    fn new(io: TcpStream) -> Self {
+        Watched {
+            io,
+            requests: Rc::default(),
+            heads_seen: 0,
+            answers_seen: 0,
+            head_deadline: None,
+        }
+    }
+
+    /// Sets the deadline of the head to come.
+    fn arm(&mut self, cx: &mut Context<'_>, at: Instant) {
+        let mut deadline = Box::pin(tokio::time::sleep_until(at));
+        // Registers the waker: a read that then waits for ever is woken to fail.
+        let _ = deadline.as_mut().poll(cx);
+        self.head_deadline = Some(deadline);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let (heads, answers) = (this.requests.heads.get(), this.requests.answers.get());
+        if heads != this.heads_seen {
+            // The head being read is whole.
+            this.heads_seen = heads;
+            this.head_deadline = None;
+        }
+        if answers != this.answers_seen {
+            this.answers_seen = answers;
+            if this.requests.between() {
+                // An idle connection is closed after the keep-alive; one that is not
+                // idle is reading the next head, or the rest of a body nobody reads.
+                let answered_at = this.requests.answered_at.get();
+                let at = answered_at.unwrap_or_else(Instant::now) + KEEP_ALIVE + HEAD_TIMEOUT;
+                this.arm(cx, at);
+            }
+        }
+        if let Some(deadline) = this.head_deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "a head not whole within the head timeout",
+                )));
+            }
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        let got_bytes = buf.filled().len() > before;
+        if got_bytes && this.head_deadline.is_none() && this.requests.between() {
+            this.arm(cx, Instant::now() + HEAD_TIMEOUT);
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Counts a request's head when the service is called with it, and its answer when the
+/// service has made it (actix-web middleware around [`serve`]'s `App`).
+async fn count_requests<B: MessageBody>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let requests = req.conn_data::<Rc<Requests>>().cloned();
+    if let Some(r) = &requests {
+        r.heads.set(r.heads.get() + 1);
+    }
+    let answer = next.call(req).await;
+    if let Some(r) = &requests {
+        r.answers.set(r.answers.get() + 1);
+        r.answered_at.set(Some(Instant::now()));
+    }
+    answer
+}
+
+/// Serves `app` on `listener` with `workers` threads and at most `max_connections`
+/// connections at once (shared out among them), each connection [`Watched`]: what
+/// `HttpServer` would do, with a deadline on every head. Stopped by SIGINT or SIGTERM,
+/// as `HttpServer` is, after at most [`SHUTDOWN_TIMEOUT_SECS`] for requests in progress.
+pub fn serve<F, T, B>(
+    listener: TcpListener,
+    workers: usize,
+    max_connections: usize,
+    app: F,
+) -> io::Result<Server>
+where
+    F: Fn() -> App<T> + Send + Clone + 'static,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
+    let workers = workers.max(1);
+    Ok(Server::build()
+        .workers(workers)
+        .max_concurrent_connections((max_connections / workers).max(1))
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen("raft_kv", listener, move || {
+            let app = app.clone();
+            let http = HttpService::<Watched, _, _>::build()
+                .keep_alive(KEEP_ALIVE)
+                .client_request_timeout(HEAD_TIMEOUT)
+                .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+                .on_connect_ext(|io: &Watched, data| {
+                    data.insert(io.requests.clone());
+                })
+                // The app reads no connection info: the default `AppConfig` stands.
+                .h1(map_config(
+                    app()
+                        .wrap(from_fn(count_requests))
+                        .into_factory()
+                        .map_err(|e| e.error_response()),
+                    |_| AppConfig::default(),
+                ));
+            fn_service(|io: TcpStream| async move {
+                let peer = io.peer_addr().ok();
+                io.set_nodelay(true)?;
+                Ok::<_, io::Error>((Watched::new(io), peer))
+            })
+            .map_err(actix_http::error::DispatchError::Io)
+            .and_then(http)
+        })?
+        .run())
+}

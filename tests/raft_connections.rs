@@ -1,0 +1,178 @@
+//! A raft_kv node holds no connection for a head that does not come. actix-http bounds
+//! the wait for a connection's first head only, and drains a body its handler left
+//! unread with no timer: a probe held about 4,100 connections on each follower with one
+//! request and then one byte of a second head, which filled `--max-connections`, and
+//! every client PUT got 504 until it let go. Each head must now be whole within the
+//! node's head timeout (5 s) of its first byte and within the keep-alive and the head
+//! timeout (10 s) of the last answer; the rest of a body left unread counts as the next
+//! head.
+//!
+//! Raw HTTP over TCP against one node (no cluster is needed to be connected to).
+
+#[path = "common/raft.rs"]
+mod raft;
+
+use raft::cluster;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The node's keep-alive and head timeout (5 s each) and some: a connection held after
+/// an answer must be closed by then.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(16);
+
+/// Reads one answer on `s` (its head, then `Content-Length` bytes of body); its status,
+/// or None if the connection ended or nothing came within 5 s.
+async fn read_answer(s: &mut TcpStream) -> Option<u16> {
+    let read = async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let head_end = loop {
+            if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while got.len() < head_end + length {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        head.split(' ').nth(1)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// How long after this call the node closed `s` (a read of 0 bytes or an error), reading
+/// and dropping whatever it sends; None if it was still open after `wait`.
+async fn closed_within(s: &mut TcpStream, wait: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(wait, read)
+        .await
+        .ok()
+        .map(|_| started.elapsed())
+}
+
+/// A request that the node answers at once, without a body.
+fn health(addr: SocketAddr) -> String {
+    format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+}
+
+/// One node of a three-node cluster, started alone (it serves, with no leader).
+fn one_node(root: &std::path::Path) -> (raft::Node, SocketAddr) {
+    let mut node = cluster(root, &[]).swap_remove(0);
+    node.start(false);
+    let addr = node.addr;
+    (node, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_head_that_does_not_come_closes_the_connection() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, addr) = one_node(tmp.path());
+    let mut held = Vec::new();
+    // One byte of the second head and then nothing; and a byte every 500 ms (each read
+    // must not start the wait again).
+    for trickle in [false, true] {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(health(addr).as_bytes()).await.expect("send");
+        assert!(read_answer(&mut s).await.is_some(), "the first request");
+        s.write_all(b"G").await.expect("one byte");
+        let closed = if trickle {
+            let (mut rd, mut wr) = s.into_split();
+            let drip = tokio::spawn(async move {
+                for _ in 0..40 {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if wr.write_all(b"E").await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut buf = [0u8; 64];
+            let waited = tokio::time::timeout(CLOSE_DEADLINE, async {
+                while let Ok(n) = rd.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+            drip.abort();
+            waited.ok()
+        } else {
+            closed_within(&mut s, CLOSE_DEADLINE).await.map(|_| ())
+        };
+        if closed.is_none() {
+            held.push(if trickle { "trickled" } else { "one byte" });
+        }
+    }
+    assert!(
+        held.is_empty(),
+        "second heads held past {CLOSE_DEADLINE:?}: {held:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_nobody_reads_is_not_drained_for_ever() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, addr) = one_node(tmp.path());
+    // Unsigned, so refused at its head; its chunked body is never read by a handler.
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /raft/vote HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("send");
+    assert!(read_answer(&mut s).await.is_some(), "the refusal");
+    assert!(
+        closed_within(&mut s, CLOSE_DEADLINE).await.is_some(),
+        "a chunked body held the connection past {CLOSE_DEADLINE:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_kept_alive_between_whole_requests_stays_open() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_node, addr) = one_node(tmp.path());
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    // Six requests 2 s apart (inside actix's keep-alive of 5 s), 10 s in all: longer than
+    // the head timeout, each head whole when it comes.
+    for i in 0..6 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        s.write_all(health(addr).as_bytes()).await.expect("send");
+        assert!(
+            read_answer(&mut s).await.is_some(),
+            "request {i} not answered"
+        );
+    }
+    // A head sent in two halves 1 s apart is whole in time.
+    let whole = health(addr);
+    let (first, second) = whole.split_at(10);
+    s.write_all(first.as_bytes()).await.expect("send");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    s.write_all(second.as_bytes()).await.expect("send");
+    assert!(read_answer(&mut s).await.is_some(), "a head sent in halves");
+}
