@@ -12,7 +12,7 @@
 #[path = "common/raft.rs"]
 mod raft;
 
-use raft::cluster;
+use raft::{cluster, read_message};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,41 +25,19 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(16);
 /// Reads one answer on `s` (its head, then `Content-Length` bytes of body); its status,
 /// or None if the connection ended or nothing came within 5 s.
 async fn read_answer(s: &mut TcpStream) -> Option<u16> {
-    let read = async {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        let head_end = loop {
-            if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while got.len() < head_end + length {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        head.split(' ').nth(1)?.parse().ok()
-    };
-    tokio::time::timeout(Duration::from_secs(5), read)
+    let (msg, head_end) = tokio::time::timeout(Duration::from_secs(5), read_message(s))
         .await
-        .ok()
-        .flatten()
+        .ok()??;
+    let head = String::from_utf8_lossy(&msg[..head_end]);
+    head.split(' ').nth(1)?.parse().ok()
 }
 
 /// How long after this call the node closed `s` (a read of 0 bytes or an error), reading
 /// and dropping whatever it sends; None if it was still open after `wait`.
-async fn closed_within(s: &mut TcpStream, wait: Duration) -> Option<Duration> {
+async fn closed_within(
+    s: &mut (impl tokio::io::AsyncRead + Unpin),
+    wait: Duration,
+) -> Option<Duration> {
     let started = Instant::now();
     let read = async {
         let mut buf = [0u8; 4096];
@@ -110,19 +88,11 @@ async fn a_second_head_that_does_not_come_closes_the_connection() {
                     }
                 }
             });
-            let mut buf = [0u8; 64];
-            let waited = tokio::time::timeout(CLOSE_DEADLINE, async {
-                while let Ok(n) = rd.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            })
-            .await;
+            let waited = closed_within(&mut rd, CLOSE_DEADLINE).await;
             drip.abort();
-            waited.ok()
+            waited
         } else {
-            closed_within(&mut s, CLOSE_DEADLINE).await.map(|_| ())
+            closed_within(&mut s, CLOSE_DEADLINE).await
         };
         if closed.is_none() {
             held.push(if trickle { "trickled" } else { "one byte" });

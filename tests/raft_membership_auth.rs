@@ -24,7 +24,7 @@ mod raft;
 use admin::Admin;
 use auth::Secret;
 use members::{cluster_view, exit_status, ids, node, raw, wait_voters};
-use raft::{client, free_addrs, leader, raft_state, write_secret, WAIT_TIMEOUT};
+use raft::{client, free_addrs, leader, raft_state, read_message, write_secret, WAIT_TIMEOUT};
 use reqwest::{Method, StatusCode};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -320,36 +320,6 @@ async fn an_unsigned_refusal_is_not_taken_for_the_nodes_answer() {
     };
     assert!(e.contains("not signed"), "{e}");
     assert!(e.contains("may have been applied"), "{e}");
-}
-
-/// One HTTP message read from `s`: its head, then as many body bytes as its
-/// `Content-Length` says; the bytes and where the head ends. None if the stream ends first.
-async fn read_message(s: &mut tokio::net::TcpStream) -> Option<(Vec<u8>, usize)> {
-    use tokio::io::AsyncReadExt;
-    let mut msg = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = msg.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => msg.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&msg[..head_end]).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while msg.len() < head_end + length {
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => msg.extend_from_slice(&buf[..n]),
-        }
-    }
-    Some((msg, head_end))
 }
 
 /// A relay at the address the operator named: it passes each request to the real node

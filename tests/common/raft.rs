@@ -279,3 +279,33 @@ pub fn build_example(name: &str) -> PathBuf {
     assert!(bin.exists(), "no example binary at {}", bin.display());
     bin
 }
+
+/// One HTTP message read from `s`: its head, then as many body bytes as its
+/// `Content-Length` says; the bytes and where the head ends. None if the stream ends first.
+pub async fn read_message(s: &mut tokio::net::TcpStream) -> Option<(Vec<u8>, usize)> {
+    use tokio::io::AsyncReadExt;
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = msg.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&msg[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while msg.len() < head_end + length {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some((msg, head_end))
+}
