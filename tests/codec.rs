@@ -631,3 +631,30 @@ fn a_value_nested_past_the_depth_bound_is_refused_not_a_stack_overflow() {
     let bytes = codec::encode(&shallow).unwrap();
     assert_eq!(codec::decode::<Deep>(&bytes).unwrap(), shallow);
 }
+
+/// Every value that decodes is taken, whatever its size: bincode's own byte limit counts
+/// each integer at its full width (8 bytes for a `u64` written in one) and each length
+/// prefix as 8, so a limit near the payload's length refused values just under 64 KiB,
+/// 1 MiB and 16 MiB, and payloads of small integers. A probe's Raft entries of about
+/// 65.5 KB were refused at encode (`WouldNotDecode`), and a `raft_kv` node stopped.
+#[test]
+fn values_that_decode_are_taken_whatever_their_size_or_integers() {
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(what: &str, value: T) {
+        let bytes = codec::encode(&value).unwrap_or_else(|e| panic!("{what}: encode: {e}"));
+        let back: T = codec::decode(&bytes).unwrap_or_else(|e| panic!("{what}: decode: {e}"));
+        assert!(back == value, "{what}: another value read back");
+    }
+    for len in (65_500..=65_540).chain(1_048_540..=1_048_580) {
+        round_trip(&format!("a string of {len} bytes"), "s".repeat(len));
+        round_trip(&format!("({len} bytes, 7)"), ("t".repeat(len), 7u64));
+    }
+    round_trip("10,000 u64 zeros", vec![0u64; 10_000]);
+    round_trip("4,096 u128 ones", vec![1u128; 4_096]);
+    round_trip("20,000 chars", vec!['a'; 20_000]);
+    round_trip(
+        "1,000 transfers",
+        (0..1_000u64)
+            .map(|i| (i, i as u32, -(i as i64), i as f32))
+            .collect::<Vec<_>>(),
+    );
+}

@@ -7,8 +7,8 @@
 //!
 //! A payload is bincode 2 with its *standard* configuration (little endian, variable-length
 //! integers), through serde, and nothing else: no header, no length prefix (the frame
-//! records the length). Decoding adds a limit (no string or byte buffer may claim more
-//! bytes than the payload holds), which changes no byte. Any reader of that configuration decodes it: bincode 2's
+//! records the length). Decoding adds bounds (no string or byte buffer may claim more
+//! bytes than the payload holds; depth and element counts below), which change no byte. Any reader of that configuration decodes it: bincode 2's
 //! `decode_from_slice(bytes, bincode::config::standard())`, or wincode configured the same
 //! way (`Configuration::default().with_varint_encoding()`: little endian, varint integers,
 //! lengths as varint `u64`, variant tags as varint `u32`). wincode's *default* is bincode
@@ -84,35 +84,20 @@ pub fn encode<T: Serialize + DeserializeOwned>(value: &T) -> Result<Vec<u8>, Wal
     Ok(bytes)
 }
 
-/// Decodes `bytes` with a bincode limit of at least their length: through serde, bincode
-/// claims (and allocates at once) only the bytes of strings and byte buffers, each read
-/// whole from the input next, so a value that is there never claims more than the input
-/// holds. A length prefix that claims more is refused before anything is allocated (with
-/// no limit, 9 bytes claiming 2^60 made the allocator abort the process). The limit is a
-/// type parameter in bincode 2: the smallest of a few powers of 16 at least `bytes.len()`,
-/// so a refused claim is at most 16 times the payload (64 KiB for small ones).
-///
-/// The value is decoded through [`Limited`] as well: at most [`MAX_DEPTH`] levels deep, and
-/// at most the payload's length and [`EXTRA_ELEMENTS`] elements in all
-/// (`codec_limits.rs` says why).
+/// Decodes `bytes` through [`Limited`]: at most [`MAX_DEPTH`] levels deep, at most the
+/// payload's length and [`EXTRA_ELEMENTS`] elements in all, and no string or byte buffer
+/// allocated before its bytes are found in the payload (`codec_limits.rs` says why; 9
+/// bytes claiming 2^60 made the allocator abort the process when bincode allocated what
+/// they claimed).
 fn decode_limited<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<(T, usize), bincode::error::DecodeError> {
-    use bincode::serde::seed_decode_from_slice as decode;
-    let std = bincode::config::standard();
     let budget = Budget::for_payload(bytes.len());
-    let seed = || Limited {
+    let seed = Limited {
         inner: PhantomData::<T>,
         budget: &budget,
     };
-    match bytes.len() {
-        n if n <= 1 << 16 => decode(seed(), bytes, std.with_limit::<{ 1 << 16 }>()),
-        n if n <= 1 << 20 => decode(seed(), bytes, std.with_limit::<{ 1 << 20 }>()),
-        n if n <= 1 << 24 => decode(seed(), bytes, std.with_limit::<{ 1 << 24 }>()),
-        n if n <= 1 << 28 => decode(seed(), bytes, std.with_limit::<{ 1 << 28 }>()),
-        // A record is at most 4 GiB - 1 (`max_record_bytes`).
-        _ => decode(seed(), bytes, std.with_limit::<{ u32::MAX as usize }>()),
-    }
+    bincode::serde::seed_decode_from_slice(seed, bytes, config())
 }
 
 /// Decodes a value encoded by [`encode`]; trailing bytes are an error, and so is a length

@@ -2,8 +2,16 @@
 //! ([`MAX_DEPTH`]) and how many elements of sequences and maps it reads in all (the
 //! payload's length and [`EXTRA_ELEMENTS`] more).
 //!
-//! bincode's byte limit (`codec::decode_limited`) bounds what a length prefix may make it
-//! allocate, not how long it runs or how deep it recurses: a 9-byte payload claiming 2^60
+//! A length prefix must not make bincode allocate what the payload does not hold: bincode
+//! allocates an owned string or byte buffer of the length claimed before it reads it (9
+//! bytes claiming 2^60 made the allocator abort the process). So [`Limited`] asks the
+//! format for a *borrowed* `str` or byte slice instead, which bincode takes from the
+//! payload only if it is there, and hands the visitor an owned copy, as it asked. (bincode's
+//! own byte limit is no bound for it: it counts each integer at its full width and each
+//! length prefix as 8 bytes, so a limit near the payload's length refused values that
+//! decode, and one far above it let a prefix claim that much.)
+//!
+//! Nor must a decode run for ever or recurse past the stack: a 9-byte payload claiming 2^60
 //! elements of a zero-sized type (`Vec<()>`) kept a thread busy for ever, and 10,000 bytes
 //! of a recursive type (`struct Deep(Option<Box<Deep>>)`) overflowed the stack, which
 //! aborts the process. [`Limited`] wraps the seed of the value (bincode's
@@ -69,6 +77,27 @@ impl Budget {
     }
 }
 
+/// A visitor that asked for an owned string or byte buffer, handed the borrowed one the
+/// format lends (`visit_borrowed_str`, `visit_borrowed_bytes`) as an owned copy: the
+/// copy is made once the bytes are known to be in the payload.
+struct Owned<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Owned<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.0.expecting(f)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.0.visit_string(v.to_owned())
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        self.0.visit_byte_buf(v.to_vec())
+    }
+}
+
 /// A deserializer, visitor, access or seed, wrapped to spend `budget`.
 pub struct Limited<'b, T> {
     /// What is wrapped.
@@ -103,9 +132,21 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
         deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
         deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
-        deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
-        deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_str deserialize_bytes deserialize_option deserialize_unit deserialize_seq deserialize_map
         deserialize_identifier deserialize_ignored_any
+    }
+
+    /// Asked of the format as a borrowed `str`, which bincode checks is in the payload
+    /// before a byte is copied; the visitor gets it owned, as it asked.
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        let visitor = Owned(self.wrap(visitor));
+        self.inner.deserialize_str(visitor)
+    }
+
+    /// As [`Self::deserialize_string`], for a byte buffer.
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        let visitor = Owned(self.wrap(visitor));
+        self.inner.deserialize_bytes(visitor)
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
