@@ -5,6 +5,7 @@
 use crate::error::{storage, AdapterError, RaftResult};
 use crate::reader::WalLogReader;
 use actix_wal::format::codec;
+use actix_wal::format::meta::MAX_RESET_LSN as LAST_LSN;
 use actix_wal::format::FRAME_HEADER_BYTES;
 use actix_wal::{AppendBatch, Durability, Lsn, SetMeta, Wal, WalConfig, WalError};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -334,6 +335,14 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
+        // The log goes on at LSN `index + 2`: past its last LSN, the second step could
+        // never be taken, and every open would take it again. Refused before the purge
+        // point is written.
+        let keep = log_id.index.saturating_add(2);
+        if keep > LAST_LSN {
+            let refused = AdapterError::Wal(WalError::LsnOutOfRange { lsn: Lsn(keep) });
+            return Err(storage(Logs, Delete)(refused));
+        }
         self.next_lsn = None;
         self.update(|m| m.last_purged = Some(log_id))
             .await

@@ -217,3 +217,31 @@ async fn an_append_larger_than_the_queue_takes_is_stored_in_parts() {
     }
     store.wal().shutdown().await.unwrap();
 }
+
+/// A purge whose index the log cannot reach (index `i` is LSN `i + 1`, and the log ends
+/// at 2^63 - 1) is refused before the purge point is written: a probe's purge at 2^63
+/// wrote it, failed its second step, and every later open failed the same way.
+#[tokio::test]
+async fn a_purge_past_the_last_lsn_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, 1, 0..3).await;
+    for index in [1u64 << 63, (1 << 63) - 2, u64::MAX] {
+        let refused = store.purge(log_id(2, 1, index)).await;
+        assert!(refused.is_err(), "purge({index}) taken");
+    }
+    let mut store = reopen(store, dir.path()).await;
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, None);
+    assert_eq!(
+        log_ids(&mut store).await,
+        (0..3).map(|i| log_id(1, 1, i)).collect::<Vec<_>>()
+    );
+    // The highest purge the log can reach is taken (the log moves on past it).
+    let highest = (1u64 << 63) - 3;
+    store.purge(log_id(2, 1, highest)).await.unwrap();
+    let store = reopen(store, dir.path()).await;
+    let mut store = store;
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(2, 1, highest)));
+}
