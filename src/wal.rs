@@ -374,7 +374,10 @@ impl Wal {
     }
 
     /// Removes whole segments whose records all lie below `lsn` (a checkpoint). Returns the
-    /// number of segments removed.
+    /// number of segments removed. If a removal fails (`PermissionDenied`, an I/O error)
+    /// once the new checkpoint is durable in `META`, that error is returned, and the
+    /// checkpoint stands all the same: reads begin at the new first LSN, and the next
+    /// retention run removes the segments left.
     pub async fn truncate_before(&self, lsn: Lsn) -> Result<usize, WalError> {
         self.mailbox()
             .send(TruncateBefore(lsn))

@@ -10,6 +10,7 @@ mod common;
 use actix::prelude::*;
 use actix_wal::files::read_meta;
 use actix_wal::*;
+use common::alerts::AlertLog;
 use common::segment_lsns;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -232,21 +233,6 @@ async fn retention_secs_removes_segments_below_the_checkpoint_once_they_are_olde
     wal.shutdown().await.unwrap();
 }
 
-/// Collects alerts.
-#[derive(Default)]
-struct Alerts(Arc<Mutex<Vec<Alert>>>);
-
-impl Actor for Alerts {
-    type Context = Context<Self>;
-}
-
-impl Handler<Alert> for Alerts {
-    type Result = ();
-    fn handle(&mut self, a: Alert, _: &mut Self::Context) {
-        self.0.lock().unwrap().push(a);
-    }
-}
-
 #[actix::test]
 async fn a_cursor_over_the_cap_is_invalidated_with_an_alert_instead_of_filling_the_disk() {
     let d = tempfile::tempdir().unwrap();
@@ -254,7 +240,7 @@ async fn a_cursor_over_the_cap_is_invalidated_with_an_alert_instead_of_filling_t
     let cap = 5 * SEGMENT;
     let cfg = small()
         .max_cursor_lag_bytes(cap)
-        .alert_to(Alerts(alerts.clone()).start().recipient());
+        .alert_to(AlertLog(alerts.clone()).start().recipient());
     let wal = Wal::open(d.path(), cfg).await.unwrap();
     let lagging = wal.cursor("lagging").await.unwrap();
     let keeping_up = wal.cursor("keeping-up").await.unwrap();
@@ -324,7 +310,7 @@ async fn the_alert_clears_once_no_invalidated_cursor_is_left() {
     let alerts = Arc::new(Mutex::new(Vec::new()));
     let cfg = small()
         .max_cursor_lag_bytes(2 * SEGMENT)
-        .alert_to(Alerts(alerts.clone()).start().recipient());
+        .alert_to(AlertLog(alerts.clone()).start().recipient());
     let wal = Wal::open(d.path(), cfg).await.unwrap();
     let a = wal.cursor("a").await.unwrap();
     let b = wal.cursor("b").await.unwrap();

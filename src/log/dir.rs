@@ -216,13 +216,16 @@ impl LogDir {
     /// ([`Self::retain_with`]; with neither cursors nor a policy, `lsn` itself), then
     /// removes every whole segment whose records all lie below the first LSN (a segment
     /// qualifies when the next segment starts at or below it). The last segment is never
-    /// removed. Returns the removed files. The caller makes sure every record below `lsn`
-    /// is durable.
+    /// removed. Returns the removed files, or the removal that failed (the checkpoint
+    /// stands). The caller makes sure every record below `lsn` is durable.
     pub fn truncate_before(&self, lsn: Lsn) -> Result<Vec<PathBuf>, WalError> {
         // Step 1 of the protocol (docs/format.md): from here nothing below the new first
         // LSN is returned again, whether or not the removals below happen.
-        self.retain_with(|m| m.checkpoint_lsn = m.checkpoint().max(lsn.0))
-            .map(|r| r.removed)
+        let r = self.retain_with(|m| m.checkpoint_lsn = m.checkpoint().max(lsn.0))?;
+        match r.removal_failed {
+            Some(e) => Err(e),
+            None => Ok(r.removed),
+        }
     }
 
     /// A directory that never scanned its log (opened without recovery, or `META` read

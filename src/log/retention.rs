@@ -108,6 +108,10 @@ pub struct Retained {
     pub first_lsn: u64,
     /// The segments left.
     pub segments: Vec<SegmentUse>,
+    /// The removal that failed after `META` was replaced (its new first LSN, checkpoint
+    /// and cursors stand; the segments below are removed by a later run): the caller
+    /// applies the run, then reports this.
+    pub removal_failed: Option<WalError>,
 }
 
 impl LogDir {
@@ -138,6 +142,8 @@ impl LogDir {
     /// a cursor moved or removed), then `plan` with this directory's policy; `META`
     /// replaced once, durably, if any field changed (F raised, C raised, cursors changed
     /// or invalidated); then every segment wholly below the new F removed, oldest first.
+    /// A removal that fails once `META` was replaced is in [`Retained::removal_failed`]:
+    /// the run's changes stand, and the caller must apply them.
     /// The caller checked `change` (and that a new checkpoint is durable). A log without
     /// a `META` file gets none for a checkpoint alone (as before cursors).
     pub fn retain_with(&self, change: impl FnOnce(&mut LogMeta)) -> Result<Retained, WalError> {
@@ -183,13 +189,21 @@ impl LogDir {
         if !plan.invalidate.is_empty() {
             tracing::warn!(invalidated = ?plan.invalidate, max_cursor_lag_bytes = self.retention_policy().max_cursor_lag_bytes, "cursors invalidated");
         }
-        let removed = self.remove_below(next.first_lsn)?;
+        let (removed, removal_failed) = match self.remove_below(next.first_lsn) {
+            Ok(removed) => (removed, None),
+            Err(e) if changed => {
+                tracing::warn!(error = %e, first_lsn = next.first_lsn, "segments below the new first LSN not removed; the next run removes them");
+                (Vec::new(), Some(e))
+            }
+            Err(e) => return Err(e),
+        };
         segments.drain(..removed.len());
         Ok(Retained {
             removed,
             invalidated: plan.invalidate,
             first_lsn: next.first_lsn,
             segments,
+            removal_failed,
         })
     }
 

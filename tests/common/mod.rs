@@ -2,6 +2,7 @@
 //! that every acknowledged record is on disk exactly once.
 #![allow(dead_code)]
 
+pub mod alerts;
 pub mod faulty;
 
 use actix::prelude::*;

@@ -17,9 +17,10 @@ use actix::prelude::*;
 
 impl Queue {
     /// After a retention run: the read index forgets the removed segments and starts at
-    /// the new first LSN, the disk figures are recounted if files went, and the cursors'
-    /// gauges and alert are updated.
-    pub(super) fn retained(&mut self, r: &Retained) {
+    /// the new first LSN, the disk figures are recounted if files went (or a removal
+    /// failed), and the cursors' gauges and alert are updated. Then the removal that
+    /// failed in it, if one did: the run's changes to `META` stand all the same.
+    pub(super) fn retained(&mut self, r: Retained) -> Result<Retained, WalError> {
         self.index_truncated(&r.removed, r.first_lsn);
         if let (Some(first_lsn), Some(dir)) = (self.written_segment, &self.dir) {
             let written = dir.path().join(crate::log::segment_name(first_lsn));
@@ -27,22 +28,56 @@ impl Queue {
                 self.written_segment = None;
             }
         }
-        if !r.removed.is_empty() {
+        if !r.removed.is_empty() || r.removal_failed.is_some() {
             self.refresh_disk_bytes();
         } else {
             self.segment_sizes = r.segments.clone();
         }
         for (name, held) in &r.invalidated {
-            self.metrics.cursors_invalidated.increment(1);
-            // One alert per cursor invalidated, even while another is still listed.
-            self.alerts.event(
-                AlertKind::CursorInvalidated,
-                *held as f64,
-                self.cfg.max_cursor_lag_bytes as f64,
-            );
-            tracing::warn!(cursor = %name, held_bytes = held, "cursor invalidated");
+            self.cursor_invalidated(name, *held);
         }
         self.publish_cursors();
+        match r.removal_failed {
+            Some(e) => Err(e),
+            None => Ok(r),
+        }
+    }
+
+    /// The cursor `name` was found invalidated, having held `held_bytes`: counted and
+    /// alerted, once per cursor (one alert each, even while another is still listed).
+    fn cursor_invalidated(&mut self, name: &str, held_bytes: u64) {
+        if self.invalidated_cursors.contains_key(name) {
+            return;
+        }
+        self.invalidated_cursors
+            .insert(name.to_string(), held_bytes);
+        self.metrics.cursors_invalidated.increment(1);
+        self.alerts.event(
+            AlertKind::CursorInvalidated,
+            held_bytes as f64,
+            self.cfg.max_cursor_lag_bytes as f64,
+        );
+        tracing::warn!(cursor = %name, held_bytes, "cursor invalidated");
+    }
+
+    /// `result` with the bytes an invalidated cursor held filled in, where this log knows
+    /// them (`META` keeps only that it was invalidated).
+    pub(super) fn with_held_bytes<T>(&self, result: Result<T, WalError>) -> Result<T, WalError> {
+        result.map_err(|e| match e {
+            WalError::CursorInvalidated {
+                name,
+                lsn,
+                lag_bytes: 0,
+            } => {
+                let lag_bytes = self.invalidated_cursors.get(&name).copied().unwrap_or(0);
+                WalError::CursorInvalidated {
+                    name,
+                    lsn,
+                    lag_bytes,
+                }
+            }
+            e => e,
+        })
     }
 
     /// Runs retention with no other change (the `retention_secs` timer): segments that
@@ -55,9 +90,9 @@ impl Queue {
         let Some(dir) = &self.dir else {
             return;
         };
-        match dir.retain_with(|_| {}) {
-            Ok(r) => self.retained(&r),
-            Err(e) => tracing::warn!(error = %e, "retention run failed"),
+        let run = dir.retain_with(|_| {}).and_then(|r| self.retained(r));
+        if let Err(e) = run {
+            tracing::warn!(error = %e, "retention run failed");
         }
     }
 
@@ -111,6 +146,14 @@ impl Queue {
         for c in &cursors {
             crate::metrics::cursor_lag(&c.name, c.lag_bytes, c.lag_records);
         }
+        // Cursors found invalidated otherwise than by a run of this log (at open: by a
+        // run before a restart or a crash) are alerted too; the ones no longer listed
+        // are forgotten.
+        for c in cursors.iter().filter(|c| c.invalidated) {
+            self.cursor_invalidated(&c.name, 0);
+        }
+        self.invalidated_cursors
+            .retain(|name, _| cursors.iter().any(|c| c.invalidated && c.name == *name));
         let invalidated = cursors.iter().filter(|c| c.invalidated).count();
         if invalidated == 0 {
             self.alerts.update(
@@ -142,12 +185,13 @@ impl Handler<OpenCursor> for Queue {
 
     fn handle(&mut self, msg: OpenCursor, _: &mut Self::Context) -> Self::Result {
         let dir = self.writable_dir()?;
-        let (cursor, r) =
-            dir.open_cursor(&msg.0, self.cfg.max_cursors, self.cfg.max_cursor_name_bytes)?;
-        if let Some(r) = r {
-            self.retained(&r);
-        } else {
-            self.publish_cursors();
+        let opened = dir.open_cursor(&msg.0, self.cfg.max_cursors, self.cfg.max_cursor_name_bytes);
+        let (cursor, r) = self.with_held_bytes(opened)?;
+        match r {
+            // The cursor stands even if the run before it left segments to remove (logged
+            // by the run; the next one removes them).
+            Some(r) => drop(self.retained(r)),
+            None => self.publish_cursors(),
         }
         Ok(cursor)
     }
@@ -158,8 +202,9 @@ impl Handler<AdvanceCursor> for Queue {
 
     fn handle(&mut self, msg: AdvanceCursor, _: &mut Self::Context) -> Self::Result {
         let dir = self.writable_dir()?;
-        if let Some(r) = dir.advance_cursor(&msg.name, msg.lsn, self.durable_end)? {
-            self.retained(&r);
+        let advanced = dir.advance_cursor(&msg.name, msg.lsn, self.durable_end);
+        if let Some(r) = self.with_held_bytes(advanced)? {
+            self.retained(r)?;
         }
         Ok(())
     }
@@ -171,8 +216,7 @@ impl Handler<RemoveCursor> for Queue {
     fn handle(&mut self, msg: RemoveCursor, _: &mut Self::Context) -> Self::Result {
         let dir = self.writable_dir()?;
         let r = dir.remove_cursor(&msg.0)?;
-        self.retained(&r);
-        Ok(())
+        self.retained(r).map(drop)
     }
 }
 

@@ -137,7 +137,6 @@ impl Handler<TruncateBefore> for Queue {
         // The checkpoint, then whatever the cursors and the retention policy no longer
         // hold (`log/retention.rs`; without either, everything below `below`).
         let r = dir.retain_with(|m| m.checkpoint_lsn = m.checkpoint().max(below.0))?;
-        self.retained(&r);
-        Ok(r.removed.len())
+        Ok(self.retained(r)?.removed.len())
     }
 }

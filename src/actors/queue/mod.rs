@@ -121,6 +121,10 @@ pub struct Queue {
     /// a rewind; the new segment added at a rollover), in LSN order: the cursors' lag in
     /// bytes and the bytes retained below the checkpoint, without a listing per question.
     segment_sizes: Vec<crate::log::SegmentUse>,
+    /// The cursors found invalidated (the `CursorInvalidated` alert sent for each), with
+    /// the bytes each held when it was (0 when not known: found so at open). At most
+    /// `max_cursors` entries: only listed cursors are kept.
+    invalidated_cursors: std::collections::BTreeMap<String, u64>,
     /// Bytes of the `.wal.tmp` files beside the segments: the prepared spare (a whole
     /// preallocated segment) and any file a rewrite is building. Counted at open, after a
     /// truncation or a rewind and at each health check (the spare is prepared on the
@@ -268,6 +272,7 @@ impl Queue {
             disk_bytes: 0,
             counted_tail: None,
             segment_sizes: Vec::new(),
+            invalidated_cursors: Default::default(),
             spare_bytes: 0,
             written_segment: Some(planner.segment_first_lsn),
             holding: false,
