@@ -336,7 +336,7 @@ pub enum WalError {
     /// No cursor of that name (never created, or removed).
     #[error("no cursor named {name:?}")]
     CursorNotFound {
-        /// The name asked for.
+        /// The name asked for (its first 255 bytes and `...` if it was longer).
         name: String,
     },
     /// The cursor was invalidated: it would have held more than
@@ -387,7 +387,8 @@ pub enum WalError {
     /// holds a byte other than an ASCII letter, digit, `.`, `_` or `-`. Refused.
     #[error("invalid cursor name {name:?}: {reason}")]
     InvalidCursorName {
-        /// The name given.
+        /// The name given: its first 255 bytes and `...` if it was longer (the reason
+        /// gives its length).
         name: String,
         /// What is wrong with it.
         reason: String,

@@ -173,6 +173,39 @@ async fn cursor_names_and_counts_are_bounded() {
 }
 
 #[actix::test]
+async fn a_refused_cursor_name_is_not_echoed_whole() {
+    // A caller's 1 MiB name (a bug, or a name taken from a request) must not reach every
+    // log line that prints the error: the error keeps the start of it and its length.
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let huge = "n".repeat(1 << 20);
+    match wal.cursor(&huge).await {
+        Err(e @ WalError::InvalidCursorName { .. }) => {
+            let shown = e.to_string();
+            assert!(shown.len() < 1024, "{} bytes shown", shown.len());
+            assert!(shown.contains("1048576 bytes"), "{shown}");
+        }
+        other => panic!(
+            "expected InvalidCursorName, got {:?}",
+            other.map(|c| c.lsn())
+        ),
+    }
+    match wal.remove_cursor(&huge).await {
+        Err(e @ WalError::CursorNotFound { .. }) => {
+            assert!(e.to_string().len() < 1024, "{} bytes", e.to_string().len())
+        }
+        other => panic!("expected CursorNotFound, got {other:?}"),
+    }
+    // A name cut at a character's boundary: no panic on multi-byte characters.
+    let wide = "é".repeat(1 << 10);
+    assert!(matches!(
+        wal.cursor(&wide).await,
+        Err(WalError::InvalidCursorName { .. })
+    ));
+    wal.shutdown().await.unwrap();
+}
+
+#[actix::test]
 async fn a_removed_cursor_is_gone_and_meta_is_version_1_again() {
     let d = tempfile::tempdir().unwrap();
     let wal = Wal::open(d.path(), small()).await.unwrap();

@@ -69,6 +69,21 @@ pub fn check_cursor_name(name: &str, max_bytes: usize) -> Option<String> {
     None
 }
 
+/// `name` as an error shows it: whole up to [`MAX_CURSOR_NAME_LIMIT`] bytes; longer, its
+/// first bytes up to that limit (cut at a character's boundary) and `...`, so that a
+/// caller's huge name does not fill every log line that prints the error (the reason
+/// gives its length).
+pub fn shown_name(name: &str) -> String {
+    if name.len() <= MAX_CURSOR_NAME_LIMIT {
+        return name.to_string();
+    }
+    let mut end = MAX_CURSOR_NAME_LIMIT;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &name[..end])
+}
+
 fn le64(b: &[u8], i: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[i..i + 8]);

@@ -238,7 +238,7 @@ impl LogDir {
         }
         if let Some(reason) = crate::format::meta_cursors::check_cursor_name(name, max_name_bytes) {
             return Err(WalError::InvalidCursorName {
-                name: name.to_string(),
+                name: crate::format::meta_cursors::shown_name(name),
                 reason,
             });
         }
@@ -312,7 +312,7 @@ impl LogDir {
             .current()
             .and_then(|m| m.cursor(name).cloned())
             .ok_or_else(|| WalError::CursorNotFound {
-                name: name.to_string(),
+                name: crate::format::meta_cursors::shown_name(name),
             })
     }
 }
