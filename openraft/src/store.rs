@@ -274,8 +274,11 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
     /// latest with the next append's `fsync`. openraft 0.9 calls this in its core loop at
     /// every commit; awaiting the `fsync` there would hold the loop up. The committed log
     /// id is a hint (openraft re-applies from it after a restart), so one older by up to
-    /// the interval costs re-applying a few entries. A failure is not reported here: the
-    /// log's next write reports it.
+    /// the interval costs re-applying a few entries. A write of it that fails is reported
+    /// to no one (`do_send` takes no answer, and the batch that failed may hold nothing
+    /// else): the next write of the slot (the next call after the interval, a vote, a
+    /// purge) carries the current value again. An answer awaited here would not keep the
+    /// order of slot writes that `do_send` keeps (a later vote could land first).
     ///
     /// A node that led comes back as the leader of the same term with this id under
     /// openraft's read barrier: an application serving `ensure_linearizable` reads must
