@@ -111,6 +111,9 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             self.reader.recent.clear();
             self.wal().reset(keep).await?;
         } else if keep < stats.next_lsn && keep > stats.first_lsn {
+            // The log checkpoints only durable records: entries appended and not yet
+            // durable (a caller that did not wait for the callback) are waited for.
+            self.wal().wait_durable(Lsn(keep.0 - 1)).await?;
             self.wal().truncate_before(keep).await?;
         }
         Ok(())
