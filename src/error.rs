@@ -325,10 +325,11 @@ pub enum WalError {
         /// The log's first LSN.
         first_lsn: crate::lsn::Lsn,
     },
-    /// The log was cut back (`truncate_after`, `reset`) at `cut`, below records this
-    /// subscription had already yielded: they are no longer in the log. Subscribe again
-    /// from `cut` (or from where the application's state is still right).
-    #[error("subscription: the log was cut back at LSN {cut}, below records already received")]
+    /// The log was cut back (`truncate_after`, `reset`) at `cut`, below where this
+    /// subscription stood: records it had yielded are no longer in the log, or (a reset
+    /// past where it waited) the next record it would yield is not the one it waited for.
+    /// Subscribe again from `cut` (or from where the application's state is still right).
+    #[error("subscription: the log was cut back at LSN {cut}, below where the subscription stood")]
     SubscriberRewound {
         /// The first LSN removed.
         cut: crate::lsn::Lsn,
