@@ -150,6 +150,8 @@ enum Failure {
     Damaged(String),
     /// The command could not run: no log, I/O error, bad input (exit 2).
     Failed(String),
+    /// A file went while it was read: a live writer removed or renamed it (exit 2).
+    Moved(String),
     /// Standard output was closed (`walctl dump DIR | head`): stop quietly (exit 0).
     OutputClosed,
 }
@@ -158,7 +160,7 @@ impl Failure {
     fn code(&self) -> ExitCode {
         match self {
             Failure::Damaged(_) => ExitCode::from(1),
-            Failure::Failed(_) => ExitCode::from(2),
+            Failure::Failed(_) | Failure::Moved(_) => ExitCode::from(2),
             Failure::OutputClosed => ExitCode::SUCCESS,
         }
     }
@@ -172,8 +174,12 @@ impl Failure {
             ),
             None => String::new(),
         };
+        let gone =
+            matches!(&e, WalError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound);
         if e.is_corruption() {
             Failure::Damaged(format!("{e}{after}"))
+        } else if gone {
+            Failure::Moved(format!("{e}{after}"))
         } else {
             Failure::Failed(format!("{e}{after}"))
         }
@@ -193,6 +199,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Damaged(m) => write!(f, "damaged log: {m}"),
             Failure::Failed(m) => write!(f, "error: {m}"),
+            Failure::Moved(m) => write!(f, "error: {m} (the log changed while it was read)"),
             Failure::OutputClosed => f.write_str("standard output closed"),
         }
     }
@@ -327,9 +334,13 @@ fn walk(
     }
     for seg in reader.segment_files() {
         let path = &seg.path;
-        let bytes_on_disk = std::fs::metadata(path)
-            .map_err(|e| Failure::Failed(format!("stat {}: {e}", path.display())))?
-            .len();
+        let bytes_on_disk = match std::fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Failure::Moved(format!("stat {}: {e}", path.display())))
+            }
+            Err(e) => return Err(Failure::Failed(format!("stat {}: {e}", path.display()))),
+        };
         summary.bytes_on_disk += bytes_on_disk;
         summary.frame_bytes += SEGMENT_HEADER_BYTES as u64;
         summary.segments.push(SegmentStat {
@@ -362,6 +373,19 @@ fn walk(
     Ok(summary)
 }
 
+/// [`walk`] for a command that prints nothing per record (`verify`, `stat`): read again,
+/// up to 5 times in all, when a file went meanwhile (a live writer's checkpoint or
+/// rollover removes or renames files between the listing and the read).
+fn walk_settled(log: &LogArgs) -> Result<Summary, Failure> {
+    let mut tries = 1;
+    loop {
+        match walk(log, |_| Ok(())) {
+            Err(Failure::Moved(_)) if tries < 5 => tries += 1,
+            done => return done,
+        }
+    }
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
@@ -370,7 +394,7 @@ fn file_name(path: &Path) -> String {
 }
 
 fn verify(log: &LogArgs, strict: bool, out: &mut impl Write) -> Result<(), Failure> {
-    let s = walk(log, |_| Ok(()))?;
+    let s = walk_settled(log)?;
     let last_seg = s.segments.last();
     let tail = match (s.tail, last_seg) {
         (Some(SegmentEnd::TornTail { garbage_bytes }), Some(seg)) => {
@@ -416,7 +440,7 @@ fn verify(log: &LogArgs, strict: bool, out: &mut impl Write) -> Result<(), Failu
 }
 
 fn stat(log: &LogArgs, out: &mut impl Write) -> Result<(), Failure> {
-    let s = walk(log, |_| Ok(()))?;
+    let s = walk_settled(log)?;
     let w = (|| -> io::Result<()> {
         writeln!(
             out,
