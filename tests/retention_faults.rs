@@ -168,3 +168,28 @@ async fn a_cursor_found_invalidated_at_open_keeps_the_alert_on() {
     assert!(wal.health().await.unwrap().active_alerts.is_empty());
     wal.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn segments_a_failed_run_left_are_removed_at_the_next_open() {
+    // Left by a run whose removals failed, as by a crash between `META` and the removals:
+    // the next open removes them, not only the next checkpoint (a probe's `retained_bytes`
+    // stayed above `retention_bytes` after a crash until the application checkpointed).
+    let d = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let wal = Wal::open(d.path(), small(&fs)).await.unwrap();
+    append_n(&wal, 400).await;
+    fs.fail_remove(".wal", EACCES);
+    assert!(wal.truncate_before(Lsn(300)).await.is_err());
+    wal.shutdown().await.unwrap();
+    fs.heal();
+    let left = segment_lsns(d.path());
+    assert!(left[0] < 300 && left[1] <= 300, "{left:?}");
+    let wal = Wal::open(d.path(), small(&fs)).await.unwrap();
+    let now = segment_lsns(d.path());
+    assert!(
+        now.len() == 1 || now[1] > 300,
+        "segments wholly below the first LSN 300 left after the open: {now:?}"
+    );
+    assert_eq!(wal.read(Lsn(300)).await.unwrap().lsn, Lsn(300));
+    wal.shutdown().await.unwrap();
+}

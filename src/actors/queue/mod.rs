@@ -325,6 +325,9 @@ impl Actor for Queue {
         // The mailbox bounds how many `send()`s wait here; a full queue stops taking
         // messages, so senders wait in their own futures, not in our memory.
         ctx.set_mailbox_capacity(1024);
+        // Segments wholly below the first LSN left by a run that stopped between `META`
+        // and its removals (a crash, a removal refused) go now, not at the next checkpoint.
+        self.run_retention();
         self.publish_cursors();
         if self.cfg.retention_secs > 0 {
             // Age is the one reason to remove a segment that no message brings: a timer.
