@@ -146,3 +146,51 @@ async fn a_connection_kept_alive_between_whole_requests_stays_open() {
     s.write_all(second.as_bytes()).await.expect("send");
     assert!(read_answer(&mut s).await.is_some(), "a head sent in halves");
 }
+
+/// The node's open file descriptors (Linux: `/proc/PID/fd`).
+fn open_fds(node: &raft::Node) -> usize {
+    let pid = node.child.as_ref().expect("the node runs").id();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the node's fds")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_none_of_its_answers_is_closed() {
+    // Pipelined requests whose answers the client never reads: once the node's writes
+    // wait on it, the connection is closed within the write timeout (10 s). With the
+    // client's side half-closed, actix-http no longer read, so the head deadline never
+    // fired: a probe held `--max-connections` that way for as long as it liked.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (node, addr) = one_node(tmp.path());
+    let before = open_fds(&node);
+    let mut held = Vec::new();
+    for half_close in [true, false] {
+        for _ in 0..4 {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.set_recv_buffer_size(1024).expect("SO_RCVBUF");
+            let mut s = socket.connect(addr).await.expect("connect");
+            let requests = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").repeat(500);
+            s.write_all(requests.as_bytes()).await.expect("send");
+            if half_close {
+                s.shutdown().await.expect("half-close");
+            }
+            held.push(s);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            open_fds(&node) >= before + 4,
+            "the connections were not taken"
+        );
+        let deadline = Instant::now() + Duration::from_secs(25);
+        while open_fds(&node) > before && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let left = open_fds(&node).saturating_sub(before);
+        assert_eq!(
+            left, 0,
+            "half-closed {half_close}: connections held after 25 s"
+        );
+    }
+    drop(held);
+}

@@ -12,7 +12,9 @@
 //! actix-http closes the connection. A head is whole when the service is called with it;
 //! a request is over when its answer is made. The rest of a body left unread is read as
 //! the next head, so it is cut off too. Bodies themselves are bounded by `intake`
-//! (`--body-timeout-ms`).
+//! (`--body-timeout-ms`). And a write that waits [`WRITE_STALL`] with no progress (a
+//! client that reads none of its answers: after it half-closes its side, actix-http reads
+//! no more, so no head deadline would fire) fails, and the connection is closed.
 
 use actix_http::HttpService;
 use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt as _};
@@ -39,6 +41,10 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// closed connection's last bytes to go out, as `HttpServer` sets them.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a write to a client may wait with no progress (the client reads nothing)
+/// before the connection is closed: as long as a body may take to arrive
+/// (`--body-timeout-ms` by default).
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
 /// How long requests in progress may take to finish once a stop signal arrives, s.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
@@ -67,6 +73,8 @@ pub struct Watched {
     answers_seen: u64,
     /// The deadline of the head being read, if one is.
     head_deadline: Option<Pin<Box<Sleep>>>,
+    /// When a write that made no progress must have made some, if one is waiting.
+    write_deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl Watched {
@@ -77,6 +85,7 @@ impl Watched {
             heads_seen: 0,
             answers_seen: 0,
             head_deadline: None,
+            write_deadline: None,
         }
     }
 
@@ -130,13 +139,42 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// `write`'s outcome, with a deadline on a write that waits: a client that reads
+    /// none of its answers (having half-closed its side, or pipelined requests it never
+    /// reads the answers of) fails the write after [`WRITE_STALL`] with no progress, and
+    /// actix-http closes the connection. (After a half-close actix-http reads no more,
+    /// so the head deadline alone never fired.)
+    fn poll_progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let done = write(Pin::new(&mut self.io), cx);
+        if done.is_ready() {
+            self.write_deadline = None;
+            return done;
+        }
+        let deadline = self
+            .write_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "answers not read by the client within the write timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        self.poll_progress(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -144,7 +182,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        self.poll_progress(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -152,11 +190,11 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        self.poll_progress(cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        self.poll_progress(cx, |io, cx| io.poll_shutdown(cx))
     }
 }
 
