@@ -186,6 +186,9 @@ async fn put(
     }
 }
 
+/// How long a GET waits before it asks again for a quorum that one round missed.
+const QUORUM_RETRY: Duration = Duration::from_millis(50);
+
 /// `GET /kv/{key}`: linearizable on the leader (its leadership confirmed by a quorum, its
 /// state machine caught up to the commit index), 404 if absent.
 async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
@@ -194,10 +197,16 @@ async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String
         return r;
     }
     let confirm = async {
-        let confirmed = state.raft.ensure_linearizable().await;
-        match confirmed {
-            Ok(_) => Ok(read_floor(&state).await),
-            Err(e) => Err(e),
+        loop {
+            match state.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(read_floor(&state).await),
+                // One round of heartbeats missed a quorum (a follower slow or paused):
+                // asked again until the deadline, which answers 504 as for a PUT.
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                    tokio::time::sleep(QUORUM_RETRY).await
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     let Some(confirmed) = deadline::within(state.request_timeout, confirm).await else {
