@@ -14,7 +14,7 @@ mod auth;
 mod raft;
 
 use auth::{Secret, HEAD_MAC_HEADER, MAC_HEADER, NONCE_HEADER, TIME_HEADER};
-use raft::{client, cluster, leader, put, Node};
+use raft::{client, leader, put, started_cluster};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -73,20 +73,10 @@ fn signed_head(secret: &Secret, to: u64, path: &str, declared: u64, n: u64) -> S
     )
 }
 
-async fn started_cluster(root: &std::path::Path) -> (Vec<Node>, Vec<SocketAddr>, u64) {
-    let mut nodes = cluster(root, &[]);
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.start(i == 0);
-    }
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
-    let (lead, _, _) = leader(&client(), &addrs, None).await;
-    (nodes, addrs, lead)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpcs_whose_heads_are_not_signed_are_refused_before_their_bodies() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (_nodes, addrs, lead) = started_cluster(tmp.path()).await;
+    let (_nodes, addrs, lead) = started_cluster(tmp.path(), &[]).await;
     let now = auth::now_ms();
     let junk = "0".repeat(64);
     // (path, declared body bytes): each within its path's limit, so that only the
@@ -129,7 +119,7 @@ async fn rpcs_whose_heads_are_not_signed_are_refused_before_their_bodies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stalls_is_answered_408() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (nodes, addrs, lead) = started_cluster(tmp.path()).await;
+    let (nodes, addrs, lead) = started_cluster(tmp.path(), &[]).await;
     let secret = Secret::load(&nodes[0].secret).expect("the cluster's secret");
     let at = addrs[(lead - 1) as usize];
     let started = Instant::now();
@@ -149,7 +139,7 @@ async fn a_body_that_stalls_is_answered_408() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_rpc_bodies_in_flight_fit_a_budget() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (nodes, addrs, lead) = started_cluster(tmp.path()).await;
+    let (nodes, addrs, lead) = started_cluster(tmp.path(), &[]).await;
     let secret = Secret::load(&nodes[0].secret).expect("the cluster's secret");
     // A follower: what a leader's heartbeats must keep reaching.
     let follower = (1..=3).find(|id| *id != lead).expect("a follower");
@@ -188,7 +178,7 @@ async fn signed_rpc_bodies_in_flight_fit_a_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_of_a_signed_head_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (nodes, addrs, lead) = started_cluster(tmp.path()).await;
+    let (nodes, addrs, lead) = started_cluster(tmp.path(), &[]).await;
     let secret = Secret::load(&nodes[0].secret).expect("the cluster's secret");
     let follower = (1..=3).find(|id| *id != lead).expect("a follower");
     let at = addrs[(follower - 1) as usize];

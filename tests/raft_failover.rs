@@ -14,7 +14,7 @@
 #[path = "common/raft.rs"]
 mod raft;
 
-use raft::{client, cluster, leader, put, raft_state, Node};
+use raft::{client, put, raft_state, started_cluster, Node};
 use reqwest::StatusCode;
 use rustix::process::{kill_process, Pid, Signal};
 use std::net::SocketAddr;
@@ -49,15 +49,31 @@ fn resume(nodes: &[Node], frozen: &[usize]) {
     }
 }
 
+/// Sends the request `build` makes to the node at index `lead` while every other node is
+/// frozen, with a client that would wait out the partition (the bound must come from the
+/// server); the answer and how long it took.
+async fn sent_while_isolated(
+    nodes: &[Node],
+    lead: usize,
+    build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder,
+) -> (reqwest::Result<reqwest::Response>, Duration) {
+    let frozen = isolate(nodes, lead);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PARTITION + Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client");
+    let sent = Instant::now();
+    let answer = build(&http).send().await;
+    let took = sent.elapsed();
+    resume(nodes, &frozen);
+    (answer, took)
+}
+
 /// A started cluster, its addresses, and one acknowledged write; the leader's index.
 async fn started(root: &std::path::Path) -> (Vec<Node>, Vec<SocketAddr>, usize) {
-    let mut nodes = cluster(root, &[]);
-    for (i, n) in nodes.iter_mut().enumerate() {
-        n.start(i == 0);
-    }
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let (nodes, addrs, lead) = started_cluster(root, &[]).await;
     let http = client();
-    let (lead, _, _) = leader(&http, &addrs, None).await;
     let mut hint = (lead - 1) as usize;
     let deadline = Instant::now() + raft::WAIT_TIMEOUT;
     while !put(&http, &addrs, &mut hint, "warm", "up").await {
@@ -70,21 +86,9 @@ async fn started(root: &std::path::Path) -> (Vec<Node>, Vec<SocketAddr>, usize) 
 async fn a_put_to_an_isolated_leader_is_answered_within_the_deadline() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (nodes, addrs, lead) = started(tmp.path()).await;
-    let frozen = isolate(&nodes, lead);
-    // A client that would wait out the partition: the bound must come from the server.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(PARTITION + Duration::from_secs(5))
-        .build()
-        .expect("an HTTP client");
-    let sent = Instant::now();
-    let answer = http
-        .put(format!("http://{}/kv/cut-off", addrs[lead]))
-        .body("maybe")
-        .send()
-        .await;
-    let took = sent.elapsed();
-    resume(&nodes, &frozen);
+    let url = format!("http://{}/kv/cut-off", addrs[lead]);
+    let (answer, took) =
+        sent_while_isolated(&nodes, lead, |http| http.put(url).body("maybe")).await;
     let answer = answer.expect("the leader answers");
     let status = answer.status();
     let body: serde_json::Value = answer.json().await.unwrap_or_default();
@@ -111,19 +115,8 @@ async fn a_get_at_an_isolated_leader_is_answered_at_the_deadline_as_a_put_is() {
     // healthy cluster, 6 in 6,848 under load).
     let tmp = tempfile::tempdir().expect("tempdir");
     let (nodes, addrs, lead) = started(tmp.path()).await;
-    let frozen = isolate(&nodes, lead);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(PARTITION + Duration::from_secs(5))
-        .build()
-        .expect("an HTTP client");
-    let sent = Instant::now();
-    let answer = http
-        .get(format!("http://{}/kv/warm", addrs[lead]))
-        .send()
-        .await;
-    let took = sent.elapsed();
-    resume(&nodes, &frozen);
+    let url = format!("http://{}/kv/warm", addrs[lead]);
+    let (answer, took) = sent_while_isolated(&nodes, lead, |http| http.get(url)).await;
     let status = answer.expect("the leader answers").status();
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "after {took:?}");
     assert!(

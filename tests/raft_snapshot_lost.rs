@@ -6,20 +6,14 @@
 #[path = "common/raft.rs"]
 mod raft;
 
-use raft::{client, cluster, leader, put, raft_state, Node, WAIT_TIMEOUT};
-use std::net::SocketAddr;
+use raft::{client, put, raft_state, started_cluster, WAIT_TIMEOUT};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_snapshot_is_gone_refuses_to_start_and_names_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut nodes: Vec<Node> = cluster(tmp.path(), &["--snapshot-logs", "20"]);
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.start(i == 0);
-    }
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let (mut nodes, addrs, lead) = started_cluster(tmp.path(), &["--snapshot-logs", "20"]).await;
     let http = client();
-    let (lead, _, _) = leader(&http, &addrs, None).await;
     let mut hint = (lead - 1) as usize;
     let follower = (1..=3).find(|id| *id != lead).expect("a follower") as usize - 1;
     // Writes until the follower has purged its log below a snapshot.

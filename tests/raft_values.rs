@@ -7,19 +7,14 @@
 #[path = "common/raft.rs"]
 mod raft;
 
-use raft::{client, cluster, leader, put};
-use std::net::SocketAddr;
+use raft::{client, leader, put, started_cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_of_every_size_near_the_limit_are_stored_and_the_leader_stays() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut nodes = cluster(tmp.path(), &[]);
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.start(i == 0);
-    }
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let (_nodes, addrs, lead) = started_cluster(tmp.path(), &[]).await;
     let http = client();
-    let (lead, term, _) = leader(&http, &addrs, None).await;
+    let (_, term, _) = leader(&http, &addrs, None).await;
     let mut hint = (lead - 1) as usize;
     // Around the codec's old limit of 64 KiB (a batch entry holds the value, its key and
     // some framing), and the largest value taken.

@@ -158,6 +158,18 @@ pub fn cluster(root: &Path, extra: &[&str]) -> Vec<Node> {
         .collect()
 }
 
+/// Three nodes under `root` (`extra` on every command line) started, node 1 with
+/// `--init`; the nodes, their addresses, and the leader's id once one leads.
+pub async fn started_cluster(root: &Path, extra: &[&str]) -> (Vec<Node>, Vec<SocketAddr>, u64) {
+    let mut nodes = cluster(root, extra);
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.start(i == 0);
+    }
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let (lead, _, _) = leader(&client(), &addrs, None).await;
+    (nodes, addrs, lead)
+}
+
 /// Free loopback addresses (bound, read, released).
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
     let listeners: Vec<TcpListener> = (0..n)
