@@ -112,7 +112,8 @@ fn request_bytes(req: &ServiceRequest) -> u64 {
         (None, true) => CHUNKED_BODY_BYTES,
         (None, false) => 0,
     };
-    (line + headers + 2) as u64 + body
+    // A declared length may be any u64 (the route refuses it later): the sum saturates.
+    ((line + headers + 2) as u64).saturating_add(body)
 }
 
 /// A connection's stream that fails a read once a head has taken [`HEAD_TIMEOUT`].
@@ -184,8 +185,12 @@ impl AsyncRead for Watched {
             }
         }
         // Read no further than READ_AHEAD_BYTES past the requests taken.
-        let room =
-            (this.requests.taken_bytes.get() + READ_AHEAD_BYTES).saturating_sub(this.read_bytes);
+        let room = (this
+            .requests
+            .taken_bytes
+            .get()
+            .saturating_add(READ_AHEAD_BYTES))
+        .saturating_sub(this.read_bytes);
         if room == 0 {
             this.requests.read_waker.set(Some(cx.waker().clone()));
             return Poll::Pending;
@@ -203,7 +208,7 @@ impl AsyncRead for Watched {
             (read, n)
         };
         let (read, got) = read;
-        this.read_bytes += got as u64;
+        this.read_bytes = this.read_bytes.saturating_add(got as u64);
         if got > 0 && this.head_deadline.is_none() && this.requests.between() {
             this.arm(cx, Instant::now() + HEAD_TIMEOUT);
         }
@@ -279,7 +284,8 @@ async fn count_requests<B: MessageBody>(
     let requests = req.conn_data::<Rc<Requests>>().cloned();
     if let Some(r) = &requests {
         r.heads.set(r.heads.get() + 1);
-        r.taken_bytes.set(r.taken_bytes.get() + request_bytes(&req));
+        r.taken_bytes
+            .set(r.taken_bytes.get().saturating_add(request_bytes(&req)));
         r.wake_read();
     }
     let answer = next.call(req).await;
