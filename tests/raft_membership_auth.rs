@@ -30,15 +30,22 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
+/// A secret under `root`, `n` free addresses, and node 1 started at the first as a
+/// cluster of its own.
+fn first_node(root: &Path, n: usize) -> (Secret, Vec<std::net::SocketAddr>, raft::Node) {
+    write_secret(&root.join("secret"));
+    let secret = Secret::load(&root.join("secret")).expect("the secret");
+    let addrs = free_addrs(n);
+    let mut one = node(root, 1, addrs[0], None);
+    one.start(true);
+    (secret, addrs, one)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_membership_changes_are_refused_and_change_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
-    write_secret(&root.join("secret"));
-    let secret = Secret::load(&root.join("secret")).expect("the secret");
-    let addrs = free_addrs(2);
-    let mut one = node(root, 1, addrs[0], None);
-    one.start(true);
+    let (secret, addrs, _one) = first_node(root, 2);
     // Node 2 runs, in no cluster: what an attacker would add.
     let mut two = node(root, 2, addrs[1], None);
     two.start(false);
@@ -363,11 +370,7 @@ async fn relay_rewriting_status(
 async fn a_relay_cannot_change_the_status_of_a_signed_answer() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
-    write_secret(&root.join("secret"));
-    let secret = Secret::load(&root.join("secret")).expect("the secret");
-    let addrs = free_addrs(1);
-    let mut one = node(root, 1, addrs[0], None);
-    one.start(true);
+    let (secret, addrs, _one) = first_node(root, 1);
     let http = client();
     leader(&http, &addrs, None).await;
     wait_voters(&http, &addrs, &[1]).await;

@@ -22,9 +22,8 @@ mod raft;
 use admin::Admin;
 use auth::Secret;
 use members::cluster_view;
-use raft::{client, cluster, leader, Node};
+use raft::{client, leader, started_cluster};
 use reqwest::{Method, StatusCode};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Tries of remove-kill-restart.
@@ -35,11 +34,7 @@ const PASS_WITHIN: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_cut_short_by_a_leader_crash_is_finished_and_later_changes_pass() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut nodes: Vec<Node> = cluster(tmp.path(), &[]);
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.start(i == 0);
-    }
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let (mut nodes, addrs, _) = started_cluster(tmp.path(), &[]).await;
     let admin = Admin::new(Secret::load(&nodes[0].secret).expect("the secret"));
     let http = client();
     let mut joint_seen = 0;
