@@ -34,6 +34,10 @@ use std::sync::Arc;
 /// handle to the same name from another `Wal::cursor` call learns of an advance made
 /// through this one at its own next call: the log refuses an advance below the durable
 /// value whatever the handle believes).
+///
+/// A cursor is not a handle: it does not keep a log from [`Wal::open_standalone`] open.
+/// Once the application's last `Wal` is gone (or after [`Wal::shutdown`]), its calls are
+/// [`WalError::ShutDown`], as a [`crate::Subscription`] then ends.
 #[derive(Debug, Clone)]
 pub struct Cursor {
     wal: Wal,
@@ -112,7 +116,9 @@ impl Wal {
     pub async fn cursor(&self, name: impl AsRef<str>) -> Result<Cursor, WalError> {
         let meta = self.send(OpenCursor(name.as_ref().to_string())).await?;
         Ok(Cursor {
-            wal: self.clone(),
+            // Not a handle: the consumer holding it must not keep a standalone log open
+            // (its subscription ends when the application's last handle goes).
+            wal: self.detached(),
             name: meta.name,
             lsn: Arc::new(AtomicU64::new(meta.lsn)),
         })

@@ -27,6 +27,10 @@ pub const REPLAY_CHUNK_BYTES: usize = 1 << 20;
 /// [`WalError::NotFound`] naming its LSN, as [`Wal::read`] says, and the stream ends
 /// there. (A rewind's cut is checked before each record is handed out: from the first
 /// LSN a rewind or a reset removed on, nothing is, even a record read before the cut.)
+///
+/// A replay is not a handle: it does not keep a log from [`Wal::open_standalone`] open.
+/// Once the application's last `Wal` is gone (or after [`Wal::shutdown`]), it hands out
+/// what it read already, then ends with [`WalError::ShutDown`] if records remained.
 pub struct Replay {
     inner: Pin<Box<dyn Stream<Item = Result<Record, WalError>> + Send>>,
 }
@@ -82,7 +86,8 @@ impl Wal {
     pub fn replay(&self) -> Replay {
         let report = self.recovery_report();
         let cursor = Cursor {
-            wal: self.clone(),
+            // Not a handle: a replay half-way does not keep a standalone log open.
+            wal: self.detached(),
             next: report
                 .checkpoint_lsn
                 .max(report.first_lsn)

@@ -99,9 +99,10 @@ impl Wal {
     ///
     /// [`Wal::shutdown`] shuts the log down, stops that `System` and joins its thread.
     /// The log lives as long as its standalone handles: dropping the last one does the
-    /// same as `shutdown` (an `Addr<Queue>` taken from [`Wal::queue`] does not keep it
-    /// open), and blocks the dropping thread until the log's thread has ended, so a reopen
-    /// right after finds the directory unlocked. Prefer `shutdown().await` in async code.
+    /// same as `shutdown` (an `Addr<Queue>` taken from [`Wal::queue`], a subscription, a
+    /// [`crate::Cursor`] and a [`crate::Replay`] do not keep it open), and blocks the
+    /// dropping thread until the log's thread has ended, so a reopen right after finds
+    /// the directory unlocked. Prefer `shutdown().await` in async code.
     pub async fn open_standalone(
         dir: impl AsRef<Path>,
         config: WalConfig,

@@ -232,3 +232,73 @@ async fn dropping_the_last_handle_ends_its_subscriptions_and_unlocks_the_log() {
     assert_eq!(wal.recovery_report().records, 1);
     wal.shutdown().await.unwrap();
 }
+
+/// Nor are a cursor and a replay handles (probe, 2026-12-07): a consumer that follows the
+/// log with a cursor (the README's pattern) or is half-way through its replay when the
+/// application drops its last handle sees the log shut down, and the directory reopens.
+/// Both once kept a clone of the handle that held the log open: the consumer followed
+/// for ever and a reopen was `Locked`.
+#[tokio::test]
+async fn a_cursor_or_a_replay_does_not_keep_the_log_open() {
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    for i in 0..3u8 {
+        wal.append(vec![i; 8]).await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+
+    let wal = Wal::open_standalone(d.path(), cfg()).await.unwrap();
+    let cursor = wal.cursor("archiver").await.unwrap();
+    let mut replay = wal.replay();
+    use futures::StreamExt;
+    assert_eq!(replay.next().await.unwrap().unwrap().lsn, Lsn(1));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let consumer = {
+        let records = wal.subscribe(cursor.lsn());
+        let cursor = cursor.clone();
+        tokio::spawn(async move {
+            let mut records = records;
+            let mut tx = Some(tx);
+            let mut n = 0;
+            while let Some(record) = records.next().await {
+                let lsn = record.unwrap().lsn;
+                cursor.advance(Lsn(lsn.0 + 1)).await.unwrap();
+                n += 1;
+                if n == 3 {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+            n
+        })
+    };
+    rx.await.unwrap();
+    drop(wal);
+    let wait = std::time::Duration::from_secs(10);
+    match tokio::time::timeout(wait, consumer).await {
+        Ok(n) => assert_eq!(n.unwrap(), 3),
+        Err(_) => panic!("the cursor's consumer still follows 10 s after the last handle went"),
+    }
+    let reopened = Wal::open_standalone(d.path(), cfg()).await;
+    let wal = reopened.expect("reopen after the last handle went (cursor and replay held)");
+    assert_eq!(wal.cursor("archiver").await.unwrap().lsn(), Lsn(4));
+    wal.shutdown().await.unwrap();
+    // The old log's cursor and replay say so.
+    assert!(matches!(
+        cursor.advance(Lsn(4)).await,
+        Err(WalError::ShutDown)
+    ));
+    // (What it read before the shutdown it may still hand out, in order.)
+    let rest: Vec<_> = replay.collect().await;
+    let mut next = 2;
+    for r in &rest {
+        match r {
+            Ok(record) => {
+                assert_eq!(record.lsn, Lsn(next), "{rest:?}");
+                next += 1;
+            }
+            Err(e) => assert!(matches!(e, WalError::ShutDown), "{rest:?}"),
+        }
+    }
+}
