@@ -51,6 +51,8 @@
 mod admin;
 #[path = "raft_kv/api.rs"]
 mod api;
+#[path = "raft_kv/append_budget.rs"]
+mod append_budget;
 #[path = "raft_kv/auth.rs"]
 mod auth;
 #[path = "raft_kv/batcher.rs"]

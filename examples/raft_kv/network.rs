@@ -11,6 +11,7 @@
 //! drops a reply that is not signed for its request, or that carries such a term.
 
 use crate::api::AppState;
+use crate::append_budget::AppendBudget;
 use crate::auth::{self, Secret, HEAD_MAC_HEADER, MAC_HEADER, NONCE_HEADER, TIME_HEADER};
 use crate::bounds::Plausible;
 use crate::identity::{Identity, Member, IDENTITY_HEADER};
@@ -20,7 +21,8 @@ use crate::{NodeId, TypeConfig};
 use actix_wal::format::codec;
 use actix_web::{web, HttpRequest, HttpResponse};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -114,6 +116,7 @@ impl Network {
             },
             secret: self.secret.clone(),
             identity: self.me.header_to(node.incarnation),
+            append_budget: AppendBudget::new(MAX_RPC_BYTES),
         }
     }
 }
@@ -136,6 +139,9 @@ pub struct Connection {
     secret: Secret,
     /// The identity header of every request: this node, and the peer's incarnation.
     identity: String,
+    /// The bytes an append to this peer may carry (`append_budget`): an append that
+    /// could not be answered within its deadline is sent as several.
+    append_budget: AppendBudget,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, Member, RaftError<NodeId, E>>>;
@@ -154,10 +160,22 @@ impl Connection {
         Resp: Serialize + DeserializeOwned + Plausible,
         E: std::error::Error + Serialize + DeserializeOwned,
     {
-        let network = |e: &(dyn std::error::Error + 'static)| {
-            RPCError::Network(NetworkError::new(&AnyText(e.to_string())))
-        };
-        let body = codec::encode(req).map_err(|e| network(&e))?;
+        let body = codec::encode(req).map_err(|e| network_error(&e))?;
+        self.send(path, body, option).await
+    }
+
+    /// POSTs the encoded request `body` to `path`, as [`Self::call`] does.
+    async fn send<Resp, E>(
+        &self,
+        path: &'static str,
+        body: Vec<u8>,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Resp: Serialize + DeserializeOwned + Plausible,
+        E: std::error::Error + Serialize + DeserializeOwned,
+    {
+        let network = network_error::<E>;
         let time_ms = auth::now_ms();
         let mac = self
             .secret
@@ -217,6 +235,13 @@ impl Connection {
     }
 }
 
+/// A transport error, for openraft.
+fn network_error<E: std::error::Error>(
+    e: &(dyn std::error::Error + 'static),
+) -> RPCError<NodeId, Member, RaftError<NodeId, E>> {
+    RPCError::Network(NetworkError::new(&AnyText(e.to_string())))
+}
+
 /// An error known only by its text (reqwest's and the codec's errors, boxed for openraft).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -228,7 +253,17 @@ impl RaftNetwork<TypeConfig> for Connection {
         req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        self.call("/raft/append", &req, &option).await
+        let entries = req.entries.len();
+        let body = codec::encode(&req).map_err(|e| network_error(&e))?;
+        if let Some(hint) = self.append_budget.entries_hint(entries, body.len()) {
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint),
+            ));
+        }
+        let watch = self.append_budget.watch(body.len(), option.hard_ttl());
+        let answer = self.send("/raft/append", body, &option).await;
+        watch.finished(answer.is_ok());
+        answer
     }
 
     async fn install_snapshot(
