@@ -32,6 +32,15 @@ pub enum AdapterError {
         /// The index of the entry it holds.
         index: u64,
     },
+    /// The log's range read answered the record at `lsn` where the one at `expected` was
+    /// next (it answers a prefix of the range, in order: a bug in the log, not a race).
+    #[error("the log's read answered LSN {lsn} where LSN {expected} was next")]
+    OutOfOrder {
+        /// The LSN the read was at.
+        expected: Lsn,
+        /// The LSN of the record it answered.
+        lsn: Lsn,
+    },
 }
 
 /// Maps an adapter error to openraft's `StorageError`, naming what was being done.

@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cuts;
 mod error;
 mod reader;
 mod recent;

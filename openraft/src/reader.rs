@@ -1,9 +1,10 @@
 //! `WalLogReader`: Raft entries read back from the open log by LSN (`Wal::read_range`).
 
+use crate::cuts::Cuts;
 use crate::error::{storage, AdapterError, RaftResult};
 use crate::recent::{Recent, RECENT_MAX_BYTES};
 use actix_wal::format::codec;
-use actix_wal::{Lsn, Wal};
+use actix_wal::{Lsn, Wal, WalError};
 use openraft::{ErrorSubject::Logs, ErrorVerb::Read, RaftLogId, RaftLogReader, RaftTypeConfig};
 use std::fmt::Debug;
 use std::marker::PhantomData;
@@ -13,27 +14,72 @@ use std::ops::{Bound, Range, RangeBounds};
 /// again for the rest). Also the most that `limited_get_log_entries` hands replication.
 pub const READ_BATCH_BYTES: usize = 4 << 20;
 
+/// Times a read of the log is made at most when a cut of the store overlaps it, or the
+/// range moves under it (each time after the cut is done). A read still overlapped after
+/// that returns nothing; one whose range still moves returns the last error.
+const MAX_READ_ATTEMPTS: u32 = 8;
+
 /// Reads Raft entries from the log: the `LogReader` replication tasks use. Cheap to clone.
+///
+/// A read that the store's truncation, purge or reset overtakes (a follower's conflict, a
+/// snapshot; the read from a replication task left over from an earlier leadership, or for
+/// a node just removed, which openraft's purge guard does not cover) returns the entries
+/// of its range that the log holds once the cut is done, never an error for it: openraft
+/// 0.9.25 stops the node on a replication read's error. Whatever it returns is what the log
+/// held at one moment (the store counts its cuts, `Cuts` in `cuts.rs`, and a read that one
+/// overlapped is made again once it is done), with consecutive indexes. A real failure (I/O, a poisoned
+/// or shut log, a record that is not the entry it should be) is still an error.
+///
+/// - `try_get_log_entries` returns the entries of the range that the log holds ("not
+///   found is allowed"), from the later of the range's start and the first index kept.
+/// - `limited_get_log_entries` (replication's read) returns a prefix of the range from
+///   exactly the index asked for, at most [`READ_BATCH_BYTES`]; nothing when that index is
+///   purged (or truncated away, or past the end), never a later entry in its place.
+///   openraft's contract asks for a non-empty result, and openraft 0.9.25 takes an empty one
+///   as a heartbeat, with a warning, and asks again 10 ms later
+///   (`replication/mod.rs`, `send_log_entries`), where an error stops the node. A current
+///   leader's replication never asks for a purged index (its purge guard); a leftover
+///   task sends that heartbeat with its old vote, and ends when it next looks at its
+///   channel, which openraft closed when it let the task go.
 #[derive(Clone)]
 pub struct WalLogReader<C> {
     pub(crate) wal: Wal,
     /// The entries the store appended last (shared by the store's reader and its clones;
     /// a reader made on its own with [`WalLogReader::new`] has none and reads the log).
     pub(crate) recent: Recent,
+    /// The store's cuts (shared likewise; a reader made on its own counts none).
+    pub(crate) cuts: Cuts,
     _config: PhantomData<C>,
 }
 
 impl<C> WalLogReader<C> {
     /// A reader on `wal`, a log written by [`WalLogStore`](crate::WalLogStore). It reads
     /// from the log only: the reader the store hands openraft also reads the entries it
-    /// appended last from memory.
+    /// appended last from memory, and sees the store's cuts. This one does not: a read of it
+    /// that a store's cut overtakes may fail, or join entries from both sides of the cut;
+    /// use it on a log that no store is cutting meanwhile.
     pub fn new(wal: Wal) -> Self {
         WalLogReader {
             wal,
             recent: Recent::new(RECENT_MAX_BYTES),
+            cuts: Cuts::new(),
             _config: PhantomData,
         }
     }
+}
+
+/// Whether `e` says the range moved under the read (a cut between the log's bounds and the
+/// read, a write that failed and gave its LSNs back): asked again, the log answers what it
+/// holds now.
+fn moved(e: &AdapterError) -> bool {
+    matches!(
+        e,
+        AdapterError::Wal(
+            WalError::NotFound { .. }
+                | WalError::TruncatedAway { .. }
+                | WalError::LsnNotAssigned { .. }
+        )
+    )
 }
 
 /// The LSNs of the Raft indexes in `range` (index `i` is LSN `i + 1`), as `start..end`.
@@ -52,17 +98,43 @@ fn lsns(range: &impl RangeBounds<u64>) -> Range<u64> {
 }
 
 impl<C: RaftTypeConfig> WalLogReader<C> {
-    /// The entries at the LSNs in `lsns` that the log holds, once the last is durable
-    /// (`append` returns before its fsync, and the log reads durable records only). With
-    /// `all`, all of them; without, the first `read_range` prefix, from `lsns.start` exactly
-    /// (a purged start is `WalError::NotFound`, never a later entry in its place).
+    /// The entries at the LSNs in `lsns` that the log holds (see [`WalLogReader`]): from
+    /// the recent entries in memory if they hold the first, else from the log, made again
+    /// when a cut of the store overlapped the read or the range moved under it.
     #[tracing::instrument(level = "debug", skip(self))]
     async fn read(&self, lsns: Range<u64>, all: bool) -> Result<Vec<C::Entry>, AdapterError> {
-        if let Some(entries) = self.read_recent(&lsns, all)? {
-            return Ok(entries);
+        let mut moved_by = None;
+        for _ in 0..MAX_READ_ATTEMPTS {
+            let before = self.cuts.settled().await;
+            if let Some(entries) = self.read_recent(&lsns, all)? {
+                return Ok(entries);
+            }
+            let read = self.read_log(&lsns, all).await;
+            let overlapped = !self.cuts.unchanged(before);
+            match read {
+                Ok(entries) if !overlapped => return Ok(entries),
+                Err(e) if !moved(&e) => return Err(e),
+                Err(e) if !overlapped => moved_by = Some(e),
+                _ => moved_by = None,
+            }
+            tracing::debug!(overlapped, "the log moved under a read: reading again");
         }
+        match moved_by {
+            Some(e) => Err(e),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// One read of the log: the entries at the LSNs in `lsns` that it holds, once the last
+    /// is durable (`append` returns before its fsync, and the log reads durable records
+    /// only). With `all`, all of them from the first LSN kept on; without, the first
+    /// `read_range` prefix, from `lsns.start` exactly (nothing if that is purged).
+    async fn read_log(&self, lsns: &Range<u64>, all: bool) -> Result<Vec<C::Entry>, AdapterError> {
         let stats = self.wal.stats().await?;
-        let first = if all { stats.first_lsn.0 } else { 0 };
+        let first = stats.first_lsn.0;
+        if !all && lsns.start < first {
+            return Ok(Vec::new()); // purged: no later entry in its place
+        }
         let (mut next, end) = (lsns.start.max(first), lsns.end.min(stats.next_lsn.0));
         let mut entries = Vec::new();
         if next < end {
@@ -74,6 +146,12 @@ impl<C: RaftTypeConfig> WalLogReader<C> {
                 .read_range(Lsn(next)..Lsn(end), READ_BATCH_BYTES)
                 .await?;
             for record in &records {
+                if record.lsn.0 != next {
+                    return Err(AdapterError::OutOfOrder {
+                        expected: Lsn(next),
+                        lsn: record.lsn,
+                    });
+                }
                 let entry: C::Entry = record.decode()?;
                 let index = entry.get_log_id().index;
                 if index.checked_add(1) != Some(record.lsn.0) {
@@ -83,10 +161,10 @@ impl<C: RaftTypeConfig> WalLogReader<C> {
                     });
                 }
                 entries.push(entry);
+                next += 1;
             }
-            match records.last() {
-                Some(last) if all => next = last.lsn.0 + 1,
-                _ => break,
+            if !all || records.is_empty() {
+                break;
             }
         }
         Ok(entries)

@@ -102,6 +102,8 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
         let Some(purged) = &self.meta.last_purged else {
             return Ok(());
         };
+        // A cut until this returns: the store's readers read again a read it overlaps.
+        let _cut = self.reader.cuts.begin();
         let (keep, stats) = (
             Lsn(purged.index.saturating_add(2)),
             self.wal().stats().await?,
@@ -160,6 +162,7 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
             }
         }
         if next != log_next {
+            let _cut = self.reader.cuts.begin();
             self.reader.recent.clear();
             self.wal().reset(next).await?;
         }
@@ -181,6 +184,7 @@ impl<C: RaftTypeConfig> WalLogStore<C> {
                 // Placed elsewhere than checked (the log moved since it was asked, a
                 // write failing meanwhile): taken back before the refusal, so that no
                 // entry stays at the place of another.
+                let _cut = self.reader.cuts.begin();
                 self.reader.recent.clear();
                 self.wal().truncate_after(Lsn(lsn.0 - 1)).await?;
                 return Err(AdapterError::NotNext { index: first, lsn });
@@ -332,6 +336,8 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalLogStore<C> {
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> RaftResult<(), C> {
         // Keeps the entries below `log_id.index`: LSNs up to and including `index`.
         self.next_lsn = None;
+        // A cut until this returns: the store's readers read again a read it overlaps.
+        let _cut = self.reader.cuts.begin();
         self.reader.recent.truncate_from(log_id.index);
         let truncated = self.wal().truncate_after(Lsn(log_id.index)).await;
         if truncated.is_err() {

@@ -44,8 +44,9 @@ async fn a_purge_of_entries_not_yet_durable_purges_them() {
         .collect();
     assert_eq!(indexes, (7..10).collect::<Vec<_>>(), "purged entries read");
     let mut reader = WalLogReader::<Config>::new(store.wal().clone());
+    let purged_start = reader.limited_get_log_entries(4, 8).await.unwrap();
     assert!(
-        reader.limited_get_log_entries(4, 8).await.is_err(),
+        purged_start.is_empty(),
         "a limited read from a purged index"
     );
     store.wal().shutdown().await.unwrap();

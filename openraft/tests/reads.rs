@@ -1,6 +1,7 @@
 //! Reads through `WalLogReader`: `try_get_log_entries` returns the entries of a range that
 //! the log holds; `limited_get_log_entries` (replication's read) starts exactly where it
-//! is asked to, or fails.
+//! is asked to, or returns nothing (a purged start: openraft 0.9.25 takes that as a
+//! heartbeat, where an error would stop the node; see `WalLogReader`).
 
 mod common;
 
@@ -15,7 +16,7 @@ fn indexes(entries: &[openraft::Entry<Config>]) -> Vec<u64> {
 }
 
 #[tokio::test]
-async fn a_limited_read_from_a_purged_index_fails_instead_of_starting_later() {
+async fn a_limited_read_from_a_purged_index_returns_nothing_instead_of_starting_later() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = WalLogStore::<Config>::open(dir.path(), Default::default())
         .await
@@ -25,8 +26,8 @@ async fn a_limited_read_from_a_purged_index_fails_instead_of_starting_later() {
     store.purge(log_id(1, 1, 4)).await.unwrap();
     let mut reader = store.get_log_reader().await;
 
-    let purged_start = reader.limited_get_log_entries(2, 8).await;
-    assert!(purged_start.is_err(), "got {purged_start:?}");
+    let purged_start = reader.limited_get_log_entries(2, 8).await.unwrap();
+    assert!(purged_start.is_empty(), "got {purged_start:?}");
     let kept = reader.limited_get_log_entries(5, 8).await.unwrap();
     assert!(!kept.is_empty() && kept.len() <= 3);
     assert_eq!(kept[0].get_log_id().index, 5);
