@@ -238,9 +238,12 @@ async fn race(seed: u64, recent_bytes: Option<usize>, segment_bytes: Option<u64>
     let reader = store.get_log_reader().await;
     let model = Arc::new(Mutex::new(Model::default()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Set once the writer has truncated, purged and reset at least once each: the readers
+    // go on past `secs` until then (a loaded machine gets few rounds in), up to a minute.
+    let varied = Arc::new(AtomicBool::new(false));
 
     let writer = {
-        let (model, stop) = (model.clone(), stop.clone());
+        let (model, stop, varied) = (model.clone(), stop.clone(), varied.clone());
         tokio::spawn(async move {
             let mut rng = Rng(seed);
             let (mut term, mut cuts, mut purges, mut resets) = (1u64, 0u64, 0u64, 0u64);
@@ -298,6 +301,9 @@ async fn race(seed: u64, recent_bytes: Option<usize>, segment_bytes: Option<u64>
                     }
                     _ => {}
                 }
+                if cuts > 0 && purges > 0 && resets > 0 {
+                    varied.store(true, Ordering::Relaxed);
+                }
             }
             store.wal().shutdown().await.unwrap();
             (cuts, purges, resets)
@@ -308,13 +314,18 @@ async fn race(seed: u64, recent_bytes: Option<usize>, segment_bytes: Option<u64>
         .into_iter()
         .enumerate()
         .map(|(k, limited)| {
-            let (model, mut reader) = (model.clone(), reader.clone());
+            let (model, mut reader, varied) = (model.clone(), reader.clone(), varied.clone());
             // A seed of its own for each reader, never 0 (xorshift stays at 0).
             let mut rng = Rng(seed.rotate_left(8 * (k as u32 + 1)) | 1);
             tokio::spawn(async move {
                 let deadline = Instant::now() + Duration::from_secs(secs);
+                let cap = deadline + Duration::from_secs(60);
                 let (mut reads, mut entries, mut empty) = (0u64, 0u64, 0u64);
-                while Instant::now() < deadline {
+                loop {
+                    let now = Instant::now();
+                    if now >= cap || (now >= deadline && varied.load(Ordering::Relaxed)) {
+                        break;
+                    }
                     let (first, end) = {
                         let m = model.lock().unwrap();
                         (m.first, m.end)
