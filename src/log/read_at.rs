@@ -22,9 +22,10 @@ use std::ops::Range;
 use std::path::Path;
 
 /// The largest `max_bytes` a range read accepts. One call holds about twice its
-/// `max_bytes` at most: the spans read (`max_bytes` plus two index strides each, or the
-/// first record's frame if larger; a read that crosses into the next segment reads a span
-/// of each) and the records copied out of them; plus, for a compressed frame, its payload
+/// `max_bytes` at most: the spans read (`max_bytes` plus two index strides, or the first
+/// record's frame if larger; a read that crosses into the next segment reads a span of
+/// each, the later ones within what is left of `max_bytes`, plus two strides each) and the
+/// records copied out of them; plus, for a compressed frame, its payload
 /// decompressed (at most `max_record_bytes`; the records count against `max_bytes` at
 /// their decompressed size). The spans are kept until the records are copied out
 /// ([`RecordsRead`]).
@@ -37,8 +38,8 @@ pub const MAX_READ_BYTES: usize = 64 << 20;
 /// and it stops at the durable end. `lsns.start` must be readable: below the log's first
 /// LSN, removed, or not durable is [`WalError::NotFound`], as is a segment that vanished
 /// (a checkpoint removed it) between the lookup and the read. An empty range gives no
-/// records. Costs one positional read per segment touched (two strides more than
-/// `max_bytes` at most each).
+/// records. Costs one positional read per segment touched (together `max_bytes` and two
+/// strides more per segment at most, or the first record's frame if larger).
 #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the crate's tests only
 pub fn read_records(
     storage: &dyn Storage,
@@ -195,10 +196,16 @@ impl RangeRead {
                 }
             };
             // One read: from the entry through the frame wanted, and on through the range
-            // as far as the budget (and two strides of frames walked past) allows.
-            let cap = span.start_offset
-                + (self.max_bytes.min(MAX_READ_BYTES) as u64)
-                + 2 * INDEX_STRIDE_BYTES;
+            // as far as what is left of the budget (and two strides of frames walked
+            // past) allows: a read that crosses into the next segment holds its budget
+            // once, not once per segment. The frame wanted is read whole even past that
+            // (the first record of a read is returned whatever its size), but in a later
+            // span the prefix ends before it instead (the next read starts with it).
+            let left = self.max_bytes.min(MAX_READ_BYTES).saturating_sub(self.used);
+            let cap = span.start_offset + left as u64 + 2 * INDEX_STRIDE_BYTES;
+            if !self.out.is_empty() && span.min_end_offset > cap {
+                return Ok(SpanEnd::Done);
+            }
             let end_offset = span.min_end_offset.max(span.want_end_offset.min(cap));
             let path = dir.join(segment_name(span.segment_first_lsn));
             let len = (end_offset - span.start_offset) as usize;

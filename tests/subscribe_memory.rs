@@ -1,0 +1,166 @@
+//! What reads and subscriptions hold in memory, measured by a counting global allocator
+//! (this binary's own): a range read that crosses into the next segment holds its budget
+//! once, not once per segment.
+//!
+//! The allocator counts every thread's allocations, so the tests here run one at a time
+//! (`ONE_AT_A_TIME`), each on a runtime of its own.
+
+use actix_wal::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Live heap bytes.
+static HEAP: AtomicUsize = AtomicUsize::new(0);
+/// Bytes of the live allocations of at least `BIG_BYTES` (read spans, not records).
+static BIG: AtomicUsize = AtomicUsize::new(0);
+/// The most `BIG` reached since `reset_peaks`.
+static BIG_PEAK: AtomicUsize = AtomicUsize::new(0);
+/// An allocation this large or larger counts in `BIG`.
+const BIG_BYTES: usize = 128 << 10;
+
+/// The system allocator, counting.
+struct Counting;
+
+fn on_alloc(n: usize) {
+    HEAP.fetch_add(n, Relaxed);
+    if n >= BIG_BYTES {
+        let b = BIG.fetch_add(n, Relaxed) + n;
+        BIG_PEAK.fetch_max(b, Relaxed);
+    }
+}
+
+fn on_free(n: usize) {
+    HEAP.fetch_sub(n, Relaxed);
+    if n >= BIG_BYTES {
+        BIG.fetch_sub(n, Relaxed);
+    }
+}
+
+// SAFETY: every call is passed to `System` unchanged; only counters are updated beside.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = System.alloc(l);
+        if !p.is_null() {
+            on_alloc(l.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(l);
+        if !p.is_null() {
+            on_alloc(l.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l);
+        on_free(l.size());
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = System.realloc(p, l, new);
+        if !q.is_null() {
+            on_free(l.size());
+            on_alloc(new);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// The counters are the whole process's: one test at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs `f` alone, on a runtime of its own.
+fn alone<F: std::future::Future<Output = ()>>(f: F) {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f);
+}
+
+fn reset_peaks() {
+    BIG_PEAK.store(BIG.load(Relaxed), Relaxed);
+}
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+/// `actix_wal`'s read index stride (`INDEX_STRIDE_BYTES`): a span read goes up to two of
+/// them past its budget.
+const STRIDE: usize = 16 * KIB;
+
+/// A record of `len` bytes, its LSN in front.
+fn record(lsn: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![(lsn % 251) as u8; len];
+    v[..8].copy_from_slice(&lsn.to_le_bytes());
+    v
+}
+
+fn check(r: &Record, len: usize) {
+    assert_eq!(r.payload.len(), len, "record {}", r.lsn);
+    assert_eq!(r.payload[..8], r.lsn.0.to_le_bytes(), "record {}", r.lsn);
+}
+
+/// The first LSNs of the log's segment files, in order.
+fn segment_lsns(dir: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".wal")?.parse().ok()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_range_read_into_the_next_segment_holds_its_budget_once() {
+    alone(async {
+        let d = tempfile::tempdir().unwrap();
+        let config = WalConfig::default()
+            .segment_size_bytes(2 * MIB as u64)
+            .preallocate(false);
+        let wal = Wal::open_standalone(d.path(), config).await.unwrap();
+        let len = 16 * KIB;
+        let mut lsn = 1;
+        while segment_lsns(d.path()).len() < 3 {
+            let batch: Vec<Vec<u8>> = (lsn..lsn + 16).map(|l| record(l, len)).collect();
+            wal.append_batch(batch).await.unwrap();
+            lsn += 16;
+        }
+        let second = segment_lsns(d.path())[1];
+        // From 30 records before the second segment: about 480 KiB read from the first
+        // segment, the rest of the budget from the second.
+        let max_bytes = MIB;
+        let from = second - 30;
+        reset_peaks();
+        let before = BIG.load(Relaxed);
+        let got = wal
+            .read_range(Lsn(from)..Lsn(lsn), max_bytes)
+            .await
+            .unwrap();
+        let held = BIG_PEAK.load(Relaxed) - before;
+        assert_eq!(got[0].lsn, Lsn(from));
+        assert!(
+            got.last().unwrap().lsn.0 > second,
+            "the read goes on in the next segment"
+        );
+        for r in &got {
+            check(r, len);
+        }
+        assert!(
+            held <= max_bytes + 4 * STRIDE,
+            "a read of {max_bytes} bytes across two segments held {held} bytes of spans"
+        );
+        wal.shutdown().await.unwrap();
+    });
+}
