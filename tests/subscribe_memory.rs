@@ -1,15 +1,18 @@
 //! What reads and subscriptions hold in memory, measured by a counting global allocator
 //! (this binary's own): a range read that crosses into the next segment holds its budget
-//! once, not once per segment.
+//! once, not once per segment; a subscription's read buffer grows to the span it reads,
+//! not by doubling.
 //!
 //! The allocator counts every thread's allocations, so the tests here run one at a time
 //! (`ONE_AT_A_TIME`), each on a runtime of its own.
 
 use actix_wal::*;
+use futures::StreamExt;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Live heap bytes.
 static HEAP: AtomicUsize = AtomicUsize::new(0);
@@ -17,6 +20,8 @@ static HEAP: AtomicUsize = AtomicUsize::new(0);
 static BIG: AtomicUsize = AtomicUsize::new(0);
 /// The most `BIG` reached since `reset_peaks`.
 static BIG_PEAK: AtomicUsize = AtomicUsize::new(0);
+/// The largest single allocation (a `realloc` counts at its new size) since `reset_peaks`.
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
 /// An allocation this large or larger counts in `BIG`.
 const BIG_BYTES: usize = 128 << 10;
 
@@ -25,6 +30,7 @@ struct Counting;
 
 fn on_alloc(n: usize) {
     HEAP.fetch_add(n, Relaxed);
+    LARGEST.fetch_max(n, Relaxed);
     if n >= BIG_BYTES {
         let b = BIG.fetch_add(n, Relaxed) + n;
         BIG_PEAK.fetch_max(b, Relaxed);
@@ -89,6 +95,7 @@ fn alone<F: std::future::Future<Output = ()>>(f: F) {
 
 fn reset_peaks() {
     BIG_PEAK.store(BIG.load(Relaxed), Relaxed);
+    LARGEST.store(0, Relaxed);
 }
 
 const KIB: usize = 1 << 10;
@@ -107,6 +114,15 @@ fn record(lsn: u64, len: usize) -> Vec<u8> {
 fn check(r: &Record, len: usize) {
     assert_eq!(r.payload.len(), len, "record {}", r.lsn);
     assert_eq!(r.payload[..8], r.lsn.0.to_le_bytes(), "record {}", r.lsn);
+}
+
+/// The subscription's next record (a failure if none comes within 30 s, or an error).
+async fn next(sub: &mut Subscription) -> Record {
+    tokio::time::timeout(Duration::from_secs(30), sub.next())
+        .await
+        .expect("a record within 30 s")
+        .expect("no end while the log is open")
+        .unwrap()
 }
 
 /// The first LSNs of the log's segment files, in order.
@@ -161,6 +177,38 @@ fn a_range_read_into_the_next_segment_holds_its_budget_once() {
             held <= max_bytes + 4 * STRIDE,
             "a read of {max_bytes} bytes across two segments held {held} bytes of spans"
         );
+        wal.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn a_subscription_grows_its_read_buffer_to_the_span_not_by_doubling() {
+    alone(async {
+        let d = tempfile::tempdir().unwrap();
+        let config = WalConfig::default()
+            .max_record_bytes(6 * MIB as u64)
+            .preallocate(false);
+        let wal = Wal::open_standalone(d.path(), config).await.unwrap();
+        // Each record larger than a subscription's largest chunk, each larger than the
+        // one before: every read is one record, into the buffer of the read before.
+        let lens: Vec<usize> = (0..5).map(|i| 4 * MIB + i * MIB / 4).collect();
+        for (i, &len) in lens.iter().enumerate() {
+            wal.append(record(i as u64 + 1, len)).await.unwrap();
+        }
+        reset_peaks();
+        let mut sub = wal.subscribe(Lsn(1));
+        for (i, &len) in lens.iter().enumerate() {
+            let r = next(&mut sub).await;
+            assert_eq!(r.lsn, Lsn(i as u64 + 1));
+            check(&r, len);
+        }
+        let largest = LARGEST.load(Relaxed);
+        let frame = lens[lens.len() - 1] + 64;
+        assert!(
+            largest <= frame + 2 * STRIDE,
+            "largest allocation {largest} bytes for frames of {frame} bytes at most"
+        );
+        drop(sub);
         wal.shutdown().await.unwrap();
     });
 }

@@ -105,7 +105,7 @@ pub struct RangeRead {
     /// Set once the read is complete (a prefix ended, or the range did).
     done: bool,
     /// A buffer to read the first span into instead of one allocated (and zeroed) afresh
-    /// ([`RangeRead::with_buffer`]).
+    /// ([`RangeRead::with_buffer`]), if not more than twice the span's size.
     spare: Option<Vec<u8>>,
 }
 
@@ -133,8 +133,10 @@ impl RangeRead {
         }
     }
 
-    /// Reads the first span into `buf` (resized, its bytes overwritten by the read: a
-    /// buffer a read before this one left, [`RecordsRead::take_spare`]).
+    /// Reads the first span into `buf` (resized to exactly the span, its bytes
+    /// overwritten by the read: a buffer a read before this one left,
+    /// [`RecordsRead::take_spare`]); one more than twice the span's size is dropped
+    /// instead, and a buffer allocated.
     pub fn with_buffer(mut self, buf: Option<Vec<u8>>) -> RangeRead {
         self.spare = buf;
         self
@@ -211,12 +213,18 @@ impl RangeRead {
             let len = (end_offset - span.start_offset) as usize;
             // Every byte of `buf` is overwritten by the read (a short one is an error, or
             // for `Wait::No` not in memory, and the buffer is not used).
+            // The spare is grown to exactly the span (`resize` alone grows by doubling: a
+            // 4 MiB spare for a span a little longer became 8 MiB), and not kept for a span
+            // of less than half its size (a spare of a large record is not held for small
+            // reads).
             let mut buf = match self.spare.take() {
-                Some(mut b) => {
+                Some(mut b) if b.capacity() <= len.saturating_mul(2) => {
+                    b.truncate(len);
+                    b.reserve_exact(len - b.len());
                     b.resize(len, 0);
                     b
                 }
-                None => vec![0u8; len],
+                _ => vec![0u8; len],
             };
             let file = match cached {
                 Some(f) => f,
