@@ -173,7 +173,8 @@ struct Follow<T> {
     read: RecordsRead,
     /// Counts this subscription among those the queue keeps batches for.
     _following: Following,
-    /// The next chunk, being read on the reader pool while this one is handed out.
+    /// The next chunk, being read on the reader pool while this one is handed out;
+    /// dropped once the subscriber takes from the shared batches or catches up.
     ahead: Option<Ahead>,
     /// Reads of the files since the subscriber last took from the shared batches or
     /// caught up: what the next read asks for ([`read_bytes`]).
@@ -257,8 +258,9 @@ impl<T: Delivered> Follow<T> {
             }
             if self.next >= durable_end {
                 // Caught up: wait for the queue to move the durable end (or shut down),
-                // holding no buffer of a chunk read before.
+                // holding no buffer of a chunk read before, nor one read ahead.
                 self.read.clear();
+                self.ahead = None;
                 self.reads_behind = 0;
                 if self.progress.rx.changed().await.is_err() {
                     return Step::End;
@@ -273,6 +275,9 @@ impl<T: Delivered> Follow<T> {
                     .iter()
                     .all(|b| batch_records(b, self.next, durable_end, &mut self.chunk));
                 if whole && self.chunk.front().map(T::lsn) == Some(self.next) {
+                    // A chunk read ahead from the files while it was behind is not needed:
+                    // dropped, not held (up to a chunk's size) while it keeps up or idles.
+                    self.ahead = None;
                     continue;
                 }
                 self.chunk.clear(); // never for batches the queue encoded: read the files

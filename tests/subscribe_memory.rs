@@ -1,7 +1,7 @@
 //! What reads and subscriptions hold in memory, measured by a counting global allocator
 //! (this binary's own): a range read that crosses into the next segment holds its budget
 //! once, not once per segment; a subscription's read buffer grows to the span it reads,
-//! not by doubling.
+//! not by doubling; a subscriber that caught up holds no chunk read ahead.
 //!
 //! The allocator counts every thread's allocations, so the tests here run one at a time
 //! (`ONE_AT_A_TIME`), each on a runtime of its own.
@@ -209,6 +209,45 @@ fn a_subscription_grows_its_read_buffer_to_the_span_not_by_doubling() {
             "largest allocation {largest} bytes for frames of {frame} bytes at most"
         );
         drop(sub);
+        wal.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn a_caught_up_subscriber_holds_no_chunk_read_ahead() {
+    alone(async {
+        let d = tempfile::tempdir().unwrap();
+        let config = WalConfig::default().preallocate(false);
+        let wal = Wal::open_standalone(d.path(), config).await.unwrap();
+        let len = 64 * KIB;
+        for lsn in 1..=20 {
+            wal.append(record(lsn, len)).await.unwrap();
+        }
+        let mut sub = wal.subscribe(Lsn(1));
+        // The first chunk (1 MiB: records 1 to 15) is read, and the rest (16 to 20) read
+        // ahead.
+        check(&next(&mut sub).await, len);
+        // 40 more while the subscriber is behind: kept in the shared batches, and read
+        // ahead from the files once it takes 16 to 20.
+        wal.append_batch((21..=60).map(|l| record(l, len)).collect())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for lsn in 2..=60 {
+            let r = next(&mut sub).await;
+            assert_eq!(r.lsn, Lsn(lsn));
+            check(&r, len);
+        }
+        // Caught up (21 to 60 came from the shared batches); the read ahead is done.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = HEAP.load(Relaxed);
+        drop(sub);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let held = idle.saturating_sub(HEAP.load(Relaxed));
+        assert!(
+            held < 256 * KIB,
+            "a caught-up, idle subscriber held {held} bytes"
+        );
         wal.shutdown().await.unwrap();
     });
 }
