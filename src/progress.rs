@@ -7,12 +7,13 @@
 //! While a subscriber follows, the queue also publishes the newest durable batches
 //! themselves (shared, not copied: the buffer the flusher wrote), at most
 //! [`LIVE_BATCHES_MAX_BYTES`] of them: a subscriber that keeps up takes its records from
-//! there, read once for all, instead of reading the files.
+//! there, read once for all, instead of reading the files. They go when the last
+//! subscriber does.
 
 use crate::log::Batch;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tokio::sync::watch;
 
 /// Bytes of the newest durable batches kept for live subscribers (the batches' encoded
@@ -102,7 +103,9 @@ impl Progress {
 /// The queue's end of the channel.
 #[derive(Debug)]
 pub(crate) struct ProgressTx {
-    tx: watch::Sender<Progress>,
+    /// Shared (weakly) with the subscribers, so that the last to go drops the batches
+    /// kept for them ([`Following`]); only the queue's keeps the channel open.
+    tx: Arc<watch::Sender<Progress>>,
     /// `Progress::cuts`, readable without the watch's lock (a subscriber checks it before
     /// every record it yields).
     cuts: Arc<AtomicU64>,
@@ -117,16 +120,37 @@ pub(crate) struct ProgressRx {
     pub(crate) rx: watch::Receiver<Progress>,
     cuts: Arc<AtomicU64>,
     subscribers: Arc<AtomicUsize>,
+    /// The queue's end, while it is there (weak: a subscriber does not keep the channel
+    /// open, it learns of its close).
+    tx: Weak<watch::Sender<Progress>>,
 }
 
 /// A subscription's place in the count of subscribers ([`ProgressRx::follow`]); dropping
 /// it leaves.
 #[derive(Debug)]
-pub(crate) struct Following(Arc<AtomicUsize>);
+pub(crate) struct Following {
+    subscribers: Arc<AtomicUsize>,
+    tx: Weak<watch::Sender<Progress>>,
+}
 
 impl Drop for Following {
+    /// The last subscriber to go drops the batches kept for subscribers (up to
+    /// [`LIVE_BATCHES_MAX_BYTES`]), rather than leave them to the next commit: a log that
+    /// then idles would hold them for nobody. The count is read again under the watch's
+    /// lock, as [`durable_batch`] reads it: a subscriber that came meanwhile keeps them.
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if self.subscribers.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let Some(tx) = self.tx.upgrade() else {
+            return; // the log shut down: nothing kept
+        };
+        tx.send_if_modified(|p| {
+            if self.subscribers.load(Ordering::Acquire) == 0 {
+                p.clear_live();
+            }
+            false // nobody to wake
+        });
     }
 }
 
@@ -139,7 +163,10 @@ impl ProgressRx {
     /// Counts a subscriber in until the returned value is dropped.
     pub(crate) fn follow(&self) -> Following {
         self.subscribers.fetch_add(1, Ordering::AcqRel);
-        Following(self.subscribers.clone())
+        Following {
+            subscribers: self.subscribers.clone(),
+            tx: self.tx.clone(),
+        }
     }
 }
 
@@ -149,11 +176,12 @@ pub(crate) fn channel(durable_end: u64) -> (ProgressTx, ProgressRx) {
         durable_end,
         ..Progress::default()
     });
+    let tx = Arc::new(tx);
     let cuts = Arc::new(AtomicU64::new(0));
     let subscribers = Arc::new(AtomicUsize::new(0));
     (
         ProgressTx {
-            tx,
+            tx: tx.clone(),
             cuts: cuts.clone(),
             subscribers: subscribers.clone(),
         },
@@ -161,6 +189,7 @@ pub(crate) fn channel(durable_end: u64) -> (ProgressTx, ProgressRx) {
             rx,
             cuts,
             subscribers,
+            tx: Arc::downgrade(&tx),
         },
     )
 }

@@ -1,7 +1,8 @@
 //! What reads and subscriptions hold in memory, measured by a counting global allocator
 //! (this binary's own): a range read that crosses into the next segment holds its budget
 //! once, not once per segment; a subscription's read buffer grows to the span it reads,
-//! not by doubling; a subscriber that caught up holds no chunk read ahead.
+//! not by doubling; a subscriber that caught up holds no chunk read ahead; the batches
+//! kept for subscribers go when the last of them does.
 //!
 //! The allocator counts every thread's allocations, so the tests here run one at a time
 //! (`ONE_AT_A_TIME`), each on a runtime of its own.
@@ -224,6 +225,9 @@ fn a_caught_up_subscriber_holds_no_chunk_read_ahead() {
             wal.append(record(lsn, len)).await.unwrap();
         }
         let mut sub = wal.subscribe(Lsn(1));
+        // Never polled: keeps the shared batches when `sub` goes, so that what goes with
+        // `sub` is its own.
+        let keeper = wal.subscribe(Lsn(1));
         // The first chunk (1 MiB: records 1 to 15) is read, and the rest (16 to 20) read
         // ahead.
         check(&next(&mut sub).await, len);
@@ -247,6 +251,40 @@ fn a_caught_up_subscriber_holds_no_chunk_read_ahead() {
         assert!(
             held < 256 * KIB,
             "a caught-up, idle subscriber held {held} bytes"
+        );
+        drop(keeper);
+        wal.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn the_shared_batches_go_with_the_last_subscriber() {
+    alone(async {
+        let d = tempfile::tempdir().unwrap();
+        let config = WalConfig::default().preallocate(false);
+        let wal = Wal::open_standalone(d.path(), config).await.unwrap();
+        let len = 64 * KIB;
+        let mut sub = wal.subscribe(Lsn(1));
+        // 2.5 MiB kept in the shared batches for the subscriber, which takes it there.
+        wal.append_batch((1..=40).map(|l| record(l, len)).collect())
+            .await
+            .unwrap();
+        for lsn in 1..=40 {
+            let r = next(&mut sub).await;
+            assert_eq!(r.lsn, Lsn(lsn));
+            check(&r, len);
+        }
+        drop(sub);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let gone = HEAP.load(Relaxed) as i64;
+        // A commit after the last subscriber went lets go of what was kept for it: it
+        // must have gone already.
+        wal.append(vec![1; 100]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let kept = gone - HEAP.load(Relaxed) as i64;
+        assert!(
+            kept < 512 * KIB as i64,
+            "{kept} bytes kept for subscribers after the last went, until the next commit"
         );
         wal.shutdown().await.unwrap();
     });
