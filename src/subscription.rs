@@ -14,9 +14,11 @@
 //! (`None`) when the log shuts down; it does not keep a standalone log open (the log of
 //! [`Wal::open_standalone`] shuts down when the application's last handle goes, and its
 //! subscriptions end then). Each subscription holds at most two chunks (the one
-//! it hands out, and the next, read ahead on the reader pool while it is behind); the watch
-//! keeps only the newest durable end, so a slow subscriber holds up neither commits nor
-//! other subscribers: it reads what it missed from the files.
+//! it hands out, and the next, read ahead on the reader pool while it is behind;
+//! [`SUBSCRIPTION_MAX_CHUNK_BYTES`] says what a chunk holds), and none once it takes from
+//! the shared batches or catches up; the watch keeps only the newest durable end, so a
+//! slow subscriber holds up neither commits nor other subscribers: it reads what it missed
+//! from the files.
 //!
 //! A chunk read ahead comes back as the spans read and where each record lies in them
 //! (`log/records_read.rs`); the subscription copies each record out as it hands it out,
@@ -48,13 +50,22 @@ use std::task::{Context, Poll};
 /// that the two thread wakes of each (the reader pool's, its own) cost little.
 pub const SUBSCRIPTION_CHUNK_BYTES: usize = 1 << 20;
 
-/// The largest read of a [`Subscription`] (see [`SUBSCRIPTION_CHUNK_BYTES`]): it holds
-/// two chunks at most, so at most twice this.
+/// The largest read of a [`Subscription`] (see [`SUBSCRIPTION_CHUNK_BYTES`]). One catching
+/// up holds two chunks at most, so about twice this: each chunk is the span it read (this
+/// much and two index strides, 16 KiB each, more per segment it touched), or a record's
+/// frame if larger (a record larger than the chunk makes its chunk that large); with
+/// compression, a chunk holds the span read (compressed, up to this much) and the records'
+/// payloads decompressed (up to this much, or a compressed frame's whole payload, at most
+/// `max_record_bytes`), so up to about twice as much. One that takes from the shared
+/// batches holds no chunk (a copying one holds what it copied out of them: at most 1 MiB,
+/// or one batch if larger, up to `max_batch_bytes`); the shared batches themselves, up to
+/// 4 MiB, are the log's, kept for all subscribers while there is one.
 pub const SUBSCRIPTION_MAX_CHUNK_BYTES: usize = 4 << 20;
 
-/// Bytes of the shared batches (`progress.rs`) one look at them takes: what a subscriber
-/// that keeps up holds (copied out, for [`Wal::subscribe`]) before it looks again. No
-/// read waits behind a look, so a smaller take than a read's costs nothing.
+/// Bytes of the shared batches (`progress.rs`) one look at them takes, at least one whole
+/// batch (up to `max_batch_bytes`): what a subscriber that keeps up holds (copied out,
+/// for [`Wal::subscribe`]) before it looks again. No read waits behind a look, so a
+/// smaller take than a read's costs nothing.
 const LIVE_TAKE_BYTES: usize = 1 << 20;
 
 /// Bytes a read of the files asks for after `reads_behind` reads since the subscriber
