@@ -190,6 +190,11 @@ impl RangeRead {
                 // pushes).
                 let idx = index.read().unwrap_or_else(|p| p.into_inner());
                 match idx.locate(self.next, self.end) {
+                    // A later span whose frame wanted passes what is left of the budget:
+                    // the prefix ends before it (the next read starts with it, whole).
+                    Ok(s) if !self.out.is_empty() && s.min_end_offset > self.cap(&s) => {
+                        return Ok(SpanEnd::Done)
+                    }
                     Ok(s) => (s, idx.generation(), idx.handles().take(s.segment_first_lsn)),
                     Err(WalError::NotFound { .. }) if !self.out.is_empty() => {
                         return Ok(SpanEnd::Done)
@@ -197,26 +202,19 @@ impl RangeRead {
                     Err(e) => return Err(e),
                 }
             };
-            // One read: from the entry through the frame wanted, and on through the range
-            // as far as what is left of the budget (and two strides of frames walked
-            // past) allows: a read that crosses into the next segment holds its budget
-            // once, not once per segment. The frame wanted is read whole even past that
-            // (the first record of a read is returned whatever its size), but in a later
-            // span the prefix ends before it instead (the next read starts with it).
-            let left = self.max_bytes.min(MAX_READ_BYTES).saturating_sub(self.used);
-            let cap = span.start_offset + left as u64 + 2 * INDEX_STRIDE_BYTES;
-            if !self.out.is_empty() && span.min_end_offset > cap {
-                return Ok(SpanEnd::Done);
-            }
-            let end_offset = span.min_end_offset.max(span.want_end_offset.min(cap));
+            // One read: from the entry through the frame wanted (whole, even past the
+            // cap: the first record of a read is returned whatever its size), and on
+            // through the range up to the cap.
+            let end_offset = span
+                .min_end_offset
+                .max(span.want_end_offset.min(self.cap(&span)));
             let path = dir.join(segment_name(span.segment_first_lsn));
             let len = (end_offset - span.start_offset) as usize;
             // Every byte of `buf` is overwritten by the read (a short one is an error, or
-            // for `Wait::No` not in memory, and the buffer is not used).
-            // The spare is grown to exactly the span (`resize` alone grows by doubling: a
-            // 4 MiB spare for a span a little longer became 8 MiB), and not kept for a span
-            // of less than half its size (a spare of a large record is not held for small
-            // reads).
+            // for `Wait::No` not in memory, and the buffer is not used). The spare is
+            // grown to exactly the span (`resize` alone grows by doubling: a 4 MiB spare
+            // for a span a little longer became 8 MiB), and not kept for a span of less
+            // than half its size (a spare of a large record is not held for small reads).
             let mut buf = match self.spare.take() {
                 Some(mut b) if b.capacity() <= len.saturating_mul(2) => {
                     b.truncate(len);
@@ -254,6 +252,15 @@ impl RangeRead {
             break (span, buf, path);
         };
         self.take_records(&span, buf, &path, from.max_record_bytes)
+    }
+
+    /// Where a read of `span` stops (unless the frame wanted ends past it): what is left
+    /// of the budget, and two strides of frames walked past, from the span's start. A
+    /// read that crosses into the next segment holds its budget once, not once per
+    /// segment.
+    fn cap(&self, span: &Span) -> u64 {
+        let left = self.max_bytes.min(MAX_READ_BYTES).saturating_sub(self.used);
+        span.start_offset + left as u64 + 2 * INDEX_STRIDE_BYTES
     }
 
     /// Walks the frames of a span read from `span.start_offset`, checks the CRC of every
