@@ -223,3 +223,60 @@ fn repair_meta_without_slot_is_the_way_on_from_a_lost_meta() {
     assert_eq!(report.next_lsn, Lsn(61));
     assert_eq!(report.meta_repair, None, "{report:?}");
 }
+
+/// The same with the newest segment's header unreadable too (a byte flipped in it, or the
+/// file a symlink to itself): the earlier segments' headers still say `KEEPS_META`, so
+/// `META` is lost, under every policy (`SkipToLastGood` wrote a fresh one: checkpoint,
+/// cursors and slot forgotten), and `walctl meta` and `walctl verify` say so (exit 1).
+#[test]
+fn a_missing_meta_is_corruption_when_the_newest_header_is_unreadable() {
+    for damage in ["flipped", "symlink loop"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        write_log(dir);
+        for name in [META_FILE, META_COPY_FILE] {
+            fs::remove_file(dir.join(name)).unwrap();
+        }
+        let mut wals: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+            .collect();
+        wals.sort();
+        assert!(wals.len() >= 2, "{wals:?}");
+        let newest = wals.last().unwrap();
+        if damage == "flipped" {
+            let mut bytes = fs::read(newest).unwrap();
+            bytes[20] ^= 0xff;
+            fs::write(newest, bytes).unwrap();
+        } else {
+            fs::remove_file(newest).unwrap();
+            std::os::unix::fs::symlink(newest, newest).unwrap();
+        }
+        for policy in [
+            RecoveryPolicy::SkipToLastGood,
+            RecoveryPolicy::TolerateTornTail,
+            RecoveryPolicy::AbsoluteConsistency,
+        ] {
+            match open(dir, policy) {
+                Err(e) => {
+                    assert!(e.is_corruption(), "{damage}, {policy:?}: {e}");
+                    assert!(e.to_string().contains("META"), "{damage}, {policy:?}: {e}");
+                }
+                Ok((report, meta)) => {
+                    panic!("{damage}, {policy:?}: opened as {report:?}, slot {meta:?}")
+                }
+            }
+            assert!(!dir.join(META_FILE).exists(), "{damage}, {policy:?}");
+            assert!(!dir.join(META_COPY_FILE).exists(), "{damage}, {policy:?}");
+        }
+        for cmd in ["meta", "verify"] {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_walctl"))
+                .arg(cmd)
+                .arg(dir)
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(1), "{damage}, walctl {cmd}: {o:?}");
+        }
+    }
+}

@@ -57,17 +57,14 @@ impl LogDir {
         Ok(found)
     }
 
-    /// A log without `META` whose newest segment was written beside one (its header's
-    /// `KEEPS_META`) has lost both copies: corruption naming `META`, under every policy,
+    /// A log without `META` whose segments were written beside one (a readable header's
+    /// `KEEPS_META`, the newest's or, if it cannot be read, an earlier one's) has lost both
+    /// copies: corruption naming `META`, under every policy,
     /// before anything is scanned or changed. Starting afresh would forget the slot (a
     /// Raft vote) and the checkpoint; `walctl repair-meta --without-slot` is the explicit
-    /// way on. A log written before `META` existed (no such header) gets one, as before. A
-    /// header that cannot be read is left to the scan to report.
+    /// way on. A log written before `META` existed (no such header) gets one, as before.
     fn refuse_lost_meta(&self, segments: &[SegmentFile]) -> Result<(), WalError> {
-        let Some(newest) = segments.last() else {
-            return Ok(());
-        };
-        match super::recovery_plan::lost_meta(self.storage().as_ref(), newest) {
+        match super::recovery_plan::lost_meta(self.storage().as_ref(), segments) {
             Some(reason) => Err(WalError::Corruption {
                 segment: self.meta().path(),
                 offset: 0,

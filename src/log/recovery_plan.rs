@@ -12,7 +12,7 @@
 //! above the log's first LSN, a lost newest segment, a log ending below its first LSN, no
 //! segment where one held records) are one predicate that recovery refuses by (or
 //! salvages past) and the reader reports as corruption, as is a log with no `META` whose
-//! newest segment was written beside one ([`RecoveryPlan::lost_meta`]).
+//! segments were written beside one ([`RecoveryPlan::lost_meta`]).
 
 use super::adopt::decide_spare;
 use super::meta::read_meta;
@@ -201,14 +201,14 @@ pub fn meta_breach(m: &LogMeta, first_segment: Option<u64>, next: u64) -> Option
 }
 
 impl RecoveryPlan {
-    /// A log with no `META` whose newest segment was written beside one (its header's
+    /// A log with no `META` whose segments were written beside one (a header's
     /// `KEEPS_META`): both copies are lost, which recovery refuses before it scans
     /// (`recovery_meta.rs`). The reason, if so.
     pub fn lost_meta(&self, storage: &dyn Storage) -> Option<String> {
         if self.meta.is_some() {
             return None;
         }
-        lost_meta(storage, &self.segments().pop()?)
+        lost_meta(storage, &self.segments())
     }
 
     /// The promise of `META` broken by a log whose scan ended cleanly before `next`, if
@@ -222,18 +222,21 @@ impl RecoveryPlan {
     }
 }
 
-/// For a log with no `META`: why it is lost, if its newest segment `newest` was written
-/// beside one (its header's `KEEPS_META`). A log written before `META` existed (no such
-/// header) is not, nor one whose header cannot be read (the scan reports that).
-pub fn lost_meta(storage: &dyn Storage, newest: &SegmentFile) -> Option<String> {
-    match read_header(storage, newest) {
-        Ok(h) if h.keeps_meta() => Some(format!(
-            "no copy of META (META, {}) beside segments written with one (the header of {} \
-             says so): the slot and the checkpoint are lost; `walctl repair-meta \
-             --without-slot` writes a META without them",
-            super::meta::META_COPY_FILE,
-            newest.path.display()
-        )),
-        _ => None,
-    }
+/// For a log with no `META`: why it is lost, if any of its segments was written beside
+/// one (a readable header that says `KEEPS_META`; the newest first). A log written before
+/// `META` existed (no such header) is not. A header that cannot be read (damaged, or not a
+/// file) says nothing: the others are asked, so that a damaged newest segment does not
+/// make a log that lost `META` pass for one that never had it.
+pub fn lost_meta(storage: &dyn Storage, segments: &[SegmentFile]) -> Option<String> {
+    let keeps = segments
+        .iter()
+        .rev()
+        .find(|s| read_header(storage, s).is_ok_and(|h| h.keeps_meta()))?;
+    Some(format!(
+        "no copy of META (META, {}) beside segments written with one (the header of {} \
+         says so): the slot and the checkpoint are lost; `walctl repair-meta \
+         --without-slot` writes a META without them",
+        super::meta::META_COPY_FILE,
+        keeps.path.display()
+    ))
 }
