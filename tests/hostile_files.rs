@@ -317,3 +317,98 @@ fn symlink_named_like_a_segment_is_refused_even_to_a_valid_segment() {
         FileKind::Symlink,
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// LSNs out of range (CRC-valid files)
+// ---------------------------------------------------------------------------------------
+
+/// A log of one segment at `first` holding `frames` (each a transaction of that many
+/// one-byte entries, or a record for 1), every CRC valid; no `META`, no `KEEPS_META`.
+fn crafted_log(dir: &Path, first: u64, frames: &[(u64, usize)]) -> PathBuf {
+    use actix_wal::format::frame::{encode_record, encode_transaction};
+    let mut bytes = SegmentHeader::encode(first).to_vec();
+    for &(lsn, count) in frames {
+        match count {
+            1 => encode_record(&mut bytes, lsn, 0, b"x"),
+            n => encode_transaction(&mut bytes, lsn, 0, &vec![b"a".to_vec(); n]),
+        }
+    }
+    let path = dir.join(segment_name(first));
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// LSNs are `1..=2^63-1`: a segment named for an LSN outside that range, or a frame whose
+/// LSNs reach past it, is corruption naming the file, refused by the reader, `LogWriter`,
+/// `Wal::open` under every policy (changing nothing) and `walctl verify` (exit 1). They
+/// overflowed `lsn + count` (a panic in debug builds; a wrap to LSN 0 or 1 in release),
+/// and a segment at LSN 0 was read.
+#[test]
+fn lsns_outside_their_range_are_corruption_under_every_policy() {
+    const MAX: u64 = actix_wal::format::MAX_LSN;
+    let cases: [(&str, u64, &[(u64, usize)]); 6] = [
+        ("a record at u64::MAX", u64::MAX, &[(u64::MAX, 1)]),
+        (
+            "a transaction across u64::MAX",
+            u64::MAX - 1,
+            &[(u64::MAX - 1, 3)],
+        ),
+        (
+            "a record after u64::MAX",
+            u64::MAX,
+            &[(u64::MAX, 1), (0, 1)],
+        ),
+        ("a segment at LSN 0", 0, &[(0, 1), (1, 1)]),
+        ("a transaction past 2^63-1", MAX - 1, &[(MAX - 1, 3)]),
+        ("a record past 2^63-1", MAX, &[(MAX, 1), (MAX + 1, 1)]),
+    ];
+    for (what, first, frames) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let seg = crafted_log(dir, first, frames);
+        let before = fs::read(&seg).unwrap();
+        let names = segment_names(dir);
+        let is_ours =
+            |e: &WalError| matches!(e, WalError::Corruption { segment, .. } if segment == &seg);
+
+        let (lsns, err) = read_log(dir);
+        assert!(
+            lsns.iter().all(|&l| (1..=MAX).contains(&l)),
+            "{what}: read {lsns:?}"
+        );
+        let err = err.unwrap_or_else(|| panic!("{what}: the reader read {lsns:?}"));
+        assert!(is_ours(&err), "{what}: reader: {err:?}");
+
+        let d = dir.to_path_buf();
+        let writer = promptly("LogWriter::open", move || {
+            LogWriter::open(&d, options()).map(|(_, outcome)| outcome.next_lsn)
+        });
+        match writer {
+            Err(e) => assert!(is_ours(&e), "{what}: LogWriter::open: {e:?}"),
+            Ok(next) => panic!("{what}: LogWriter::open opened, next LSN {next:?}"),
+        }
+        for policy in [
+            RecoveryPolicy::TolerateTornTail,
+            RecoveryPolicy::AbsoluteConsistency,
+            RecoveryPolicy::SkipToLastGood,
+        ] {
+            let d = dir.to_path_buf();
+            let opened = promptly("Wal::open", move || {
+                actix::System::new().block_on(async move {
+                    let wal = Wal::open(&d, config().recovery_policy(policy)).await?;
+                    let next = wal.recovery_report().next_lsn;
+                    wal.shutdown().await?;
+                    Ok::<_, WalError>(next)
+                })
+            });
+            match opened {
+                Err(e) => assert!(is_ours(&e), "{what}, {policy:?}: Wal::open: {e:?}"),
+                Ok(next) => panic!("{what}, {policy:?}: Wal::open opened, next LSN {next:?}"),
+            }
+            assert_eq!(fs::read(&seg).unwrap(), before, "{what}, {policy:?}");
+            assert_eq!(segment_names(dir), names, "{what}, {policy:?}");
+        }
+        let out = walctl(&["verify"], dir);
+        assert_eq!(out.status.code(), Some(1), "{what}: walctl verify: {out:?}");
+    }
+}

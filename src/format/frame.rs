@@ -160,6 +160,18 @@ pub fn encode_frame_with(
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// The largest LSN a record may have: `2^63-1` (LSNs are `1..=2^63-1`, so that the LSN
+/// after any record, and any LSN plus a frame's count, fits a `u64`). A segment name or
+/// header, or a frame, with an LSN outside that range is corruption, never added to.
+pub const MAX_LSN: u64 = (1 << 63) - 1;
+
+/// `lsn + count`, the LSN after a frame of `count` records at `lsn`, if all of its
+/// records lie in `1..=MAX_LSN`; `None` otherwise (the frame is corrupt).
+pub fn lsn_after(lsn: u64, count: u64) -> Option<u64> {
+    let after = lsn.checked_add(count)?;
+    (lsn >= 1 && after <= MAX_LSN + 1).then_some(after)
+}
+
 /// Appends a single-record frame holding `payload`.
 pub fn encode_record(out: &mut Vec<u8>, lsn: u64, batch_delta: u32, payload: &[u8]) {
     encode_stored(out, FrameKind::Record, 0, lsn, batch_delta, 1, payload);

@@ -60,7 +60,7 @@ pub const DEFAULT_MAX_META_BYTES: u64 = 64 << 10;
 pub const MAX_META_BYTES_LIMIT: u64 = 16 << 20;
 
 /// The largest LSN a reset may go on at (`reset` refuses more with `LsnOutOfRange`).
-pub const MAX_RESET_LSN: u64 = (1 << 63) - 1;
+pub const MAX_RESET_LSN: u64 = super::frame::MAX_LSN;
 
 /// A rewind or reset in progress: recorded before its first file operation and cleared
 /// after its last, so that recovery after a crash in between completes it.

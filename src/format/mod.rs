@@ -14,7 +14,7 @@ pub mod segment_header;
 pub mod slot_frame;
 
 pub use compress::Compression;
-pub use frame::{FrameHeader, FrameKind, FRAME_FLAG_LZ4, FRAME_HEADER_BYTES};
+pub use frame::{FrameHeader, FrameKind, FRAME_FLAG_LZ4, FRAME_HEADER_BYTES, MAX_LSN};
 pub use segment_header::{
     SegmentHeader, FORMAT_VERSION, SEGMENT_FLAGS_KNOWN_BEFORE_COMPRESSION, SEGMENT_FLAG_COMPRESSED,
     SEGMENT_FLAG_REWRITE, SEGMENT_HEADER_BYTES, SEGMENT_LOG_KEEPS_META, SEGMENT_MAGIC,

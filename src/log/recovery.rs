@@ -106,6 +106,18 @@ impl RecoveryOutcome {
     }
 }
 
+/// What `SkipToLastGood` may do with damage a segment's scan stopped at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Salvage {
+    /// Cut the segment at this offset (after its last good frame), the log going on at
+    /// this LSN, and drop every later segment.
+    CutAt(u64, u64),
+    /// Drop this segment (its header is bad) and every later one.
+    DropSegment,
+    /// Nothing: the damage is refused under every policy (LSNs out of range).
+    Refuse,
+}
+
 impl LogDir {
     /// Runs recovery on this (locked) log directory.
     pub fn recover(&self, opts: &RecoveryOptions) -> Result<RecoveryOutcome, WalError> {
@@ -114,6 +126,18 @@ impl LogDir {
         let _enter = span.enter();
         let storage = self.storage();
         let (mut segments, mut temps) = self.list()?;
+        // A segment named for an LSN outside `1..=MAX_LSN` is refused under every policy,
+        // before anything is changed: no salvage makes its LSNs (or the next one) valid.
+        if let Some((file, reason)) = segments
+            .iter()
+            .find_map(|s| super::segment::first_lsn_out_of_range(s.first_lsn).map(|r| (s, r)))
+        {
+            return Err(WalError::Corruption {
+                segment: file.path.clone(),
+                offset: 0,
+                reason,
+            });
+        }
         let mut out = RecoveryOutcome {
             next_lsn: Lsn::FIRST,
             ..Default::default()
@@ -190,21 +214,24 @@ impl LogDir {
                     }
                 }
                 Err((err, salvage_at)) => {
-                    if opts.policy != RecoveryPolicy::SkipToLastGood {
+                    if opts.policy != RecoveryPolicy::SkipToLastGood
+                        || salvage_at == Salvage::Refuse
+                    {
                         return Err(err);
                     }
                     tracing::warn!(error = %err, "salvaging: cutting the log at the first damage");
                     // Keep this segment up to the damage (or drop it if its header is bad),
                     // drop every later segment.
                     let first_removed = match salvage_at {
-                        Some((pos, next_lsn)) => {
+                        Salvage::Refuse => return Err(err),
+                        Salvage::CutAt(pos, next_lsn) => {
                             self.cut(file, pos, opts)?;
                             out.tail_segment = Some(file.clone());
                             out.tail_offset = pos;
                             out.next_lsn = Lsn(next_lsn);
                             i + 1
                         }
-                        None => {
+                        Salvage::DropSegment => {
                             if let Some(prev) = out.tail_segment.clone() {
                                 self.cut(&prev, out.tail_offset, opts)?;
                             } else {
@@ -263,8 +290,8 @@ impl LogDir {
         Ok(out)
     }
 
-    /// Scans one segment. On damage returns the error and, if the header was good, the
-    /// offset and next LSN of the last good frame (for salvage). With `want_tail`, for the
+    /// Scans one segment. On damage returns the error and what salvage may do with it
+    /// ([`Salvage`]: if the header was good, cut after the last good frame). With `want_tail`, for the
     /// last segment, also the CRC of its frames (header excluded) as they were read, for
     /// [`Self::rebuild_last_segment`].
     #[allow(clippy::type_complexity)]
@@ -276,7 +303,7 @@ impl LogDir {
         opts: &RecoveryOptions,
         out: &mut RecoveryOutcome,
         want_tail: bool,
-    ) -> Result<(SegmentCursor, u64, Option<u32>), (WalError, Option<(u64, u64)>)> {
+    ) -> Result<(SegmentCursor, u64, Option<u32>), (WalError, Salvage)> {
         if let Some(expected) = expected {
             if file.first_lsn != expected {
                 let err = WalError::Corruption {
@@ -287,17 +314,22 @@ impl LogDir {
                         file.first_lsn
                     ),
                 };
-                return Err((err, None));
+                return Err((err, Salvage::DropSegment));
             }
         }
-        let mut seg = SegmentData::load(self.storage().as_ref(), file).map_err(|e| (e, None))?;
+        let mut seg = SegmentData::load(self.storage().as_ref(), file)
+            .map_err(|e| (e, Salvage::DropSegment))?;
         let mut frames_crc = (limit.is_none() && want_tail).then(crc32fast::Hasher::new);
         let mut cursor = SegmentCursor::new(file.first_lsn, limit, opts.max_record_bytes);
         loop {
             // Where salvage can cut: after the last good frame, for damage. A read that
             // fails is treated as a failed load was before reads moved into the walk.
             let salvage = |c: &SegmentCursor, e: WalError| {
-                let at = e.is_corruption().then_some((c.pos as u64, c.next_lsn));
+                let at = match (c.past_max_lsn, e.is_corruption()) {
+                    (true, _) => Salvage::Refuse,
+                    (false, true) => Salvage::CutAt(c.pos as u64, c.next_lsn),
+                    (false, false) => Salvage::DropSegment,
+                };
                 (e, at)
             };
             match cursor.next_frame(&mut seg) {

@@ -218,6 +218,10 @@ pub struct SegmentCursor {
     /// The offset at which damage followed by a later batch's frame was read again from
     /// the file (at most once per offset; see [`SegmentCursor::next_frame`]).
     reread_at: Option<usize>,
+    /// Whether it stopped at a frame whose LSNs lie past [`crate::format::MAX_LSN`]:
+    /// corruption that no salvage may cut away (the LSN after the cut could be out of
+    /// range too), so recovery refuses it under every policy.
+    pub past_max_lsn: bool,
 }
 
 enum Decoded {
@@ -321,6 +325,7 @@ impl SegmentCursor {
             max_record_bytes,
             end: None,
             reread_at: None,
+            past_max_lsn: false,
         }
     }
 
@@ -373,7 +378,19 @@ impl SegmentCursor {
                         format!("expected LSN {}, found {}", self.next_lsn, h.lsn),
                     ));
                 }
-                let after = h.lsn + u64::from(h.count);
+                let Some(after) = crate::format::frame::lsn_after(h.lsn, u64::from(h.count)) else {
+                    self.past_max_lsn = true;
+                    return Err(corrupt(
+                        seg,
+                        self.pos,
+                        format!(
+                            "frame of {} records at LSN {} reaches past the largest LSN {}",
+                            h.count,
+                            h.lsn,
+                            crate::format::MAX_LSN
+                        ),
+                    ));
+                };
                 // A slot frame takes no LSN: one written after the segment's last record
                 // ends it at the next segment's first LSN and is read here, not shadowed.
                 if at_limit && h.kind != FrameKind::Slot {

@@ -73,6 +73,17 @@ pub fn list_segments(
     Ok((segments, temps))
 }
 
+/// Why a segment named for `first_lsn` cannot be one, if it cannot: its first LSN lies
+/// outside `1..=MAX_LSN` (a header's first LSN must equal its name's).
+pub fn first_lsn_out_of_range(first_lsn: u64) -> Option<String> {
+    (first_lsn == 0 || first_lsn > crate::format::MAX_LSN).then(|| {
+        format!(
+            "segment first LSN {first_lsn} lies outside 1..={}",
+            crate::format::MAX_LSN
+        )
+    })
+}
+
 /// Checks the header at the start of `bytes` (a segment's first bytes) against the file it
 /// came from: its name's first LSN, the magic, the CRC, the version and the flag bits.
 pub fn check_header(file: &SegmentFile, bytes: &[u8]) -> Result<SegmentHeader, WalError> {
@@ -81,6 +92,9 @@ pub fn check_header(file: &SegmentFile, bytes: &[u8]) -> Result<SegmentHeader, W
         offset: 0,
         reason,
     };
+    if let Some(reason) = first_lsn_out_of_range(file.first_lsn) {
+        return Err(corrupt(reason));
+    }
     match SegmentHeader::decode(bytes) {
         Ok(h) if h.first_lsn == file.first_lsn => Ok(h),
         Ok(h) => Err(corrupt(format!(
