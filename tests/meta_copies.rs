@@ -280,3 +280,37 @@ fn a_missing_meta_is_corruption_when_the_newest_header_is_unreadable() {
         }
     }
 }
+
+/// A refused open leaves the `POISONED` marker where it was: the log's segments gone (the
+/// log was lost), a `POISONED` marker beside `META` and one copy of `META` damaged (fuzzer
+/// seed 201332). Recovery cleared the marker before `META`'s check refused the log, so a
+/// later open no longer knew the page cache might hold bytes the disk never got.
+#[test]
+fn a_refused_open_keeps_the_poisoned_marker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    for e in fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "wal") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    fs::write(dir.join("POISONED"), b"fsync failed").unwrap();
+    let mut copy = fs::read(dir.join(META_COPY_FILE)).unwrap();
+    copy[20] ^= 0xff;
+    fs::write(dir.join(META_COPY_FILE), copy).unwrap();
+    for policy in [
+        RecoveryPolicy::TolerateTornTail,
+        RecoveryPolicy::AbsoluteConsistency,
+    ] {
+        match open(dir, policy) {
+            Err(e) => assert!(e.is_corruption(), "{policy:?}: {e}"),
+            Ok((report, _)) => panic!("{policy:?}: opened as {report:?}"),
+        }
+        assert!(
+            dir.join("POISONED").exists(),
+            "{policy:?}: the refused open removed POISONED"
+        );
+    }
+}

@@ -255,9 +255,6 @@ impl LogDir {
                 }
             }
         }
-        if poisoned_before && self.poison_marker() {
-            self.clear_poison_marker()?;
-        }
         // Completing an intent wrote both copies whole; else damaged, stale or missing
         // copies are written back here (and nothing is written when nothing changed).
         let repair = !read.is_whole() && !finished;
@@ -283,6 +280,11 @@ impl LogDir {
             .set_first_lsn(first.max(out.start_lsn.0).min(out.next_lsn.0));
         out.index.set_durable_end(out.next_lsn.0);
         out.segments = self.list()?.0.len();
+        // Only now, with nothing left to refuse the log: a refused open keeps the marker
+        // (the page cache may still hold bytes the disk never got).
+        if poisoned_before && self.poison_marker() {
+            self.clear_poison_marker()?;
+        }
         if out.records > 0 {
             out.last_lsn = Some(Lsn(out.next_lsn.0 - 1));
         }
