@@ -307,3 +307,58 @@ fn check_intent_is_a_pure_check_of_meta_against_the_segments() {
     assert!(check_intent(&meta(MetaIntent::Reset(0), 0, 0), &spans).is_err());
     assert!(check_intent(&meta(MetaIntent::Reset(u64::MAX), u64::MAX, 0), &spans).is_err());
 }
+
+/// A `META` whose values conflict though it has no intent is refused when it is loaded,
+/// as `MetaStore` refuses to write one (`LogMeta::conflict`), under every policy and by
+/// the reader: a valid cursor below the first LSN (it was obeyed: the cursor read from LSN
+/// 5, records the log no longer keeps, and the next checkpoint failed with
+/// `MetaConflict`), and LSNs outside `1..=2^63-1` (the first LSN, the checkpoint, a cursor).
+#[test]
+fn a_meta_whose_values_conflict_is_refused_when_loaded() {
+    use actix_wal::format::meta::CursorMeta;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir, 200);
+    let cursor = |lsn: u64| CursorMeta {
+        name: "c2".into(),
+        lsn,
+        invalidated: false,
+    };
+    let cases: [(&str, Box<dyn Fn(&mut LogMeta)>); 3] = [
+        (
+            "a cursor below the first LSN",
+            Box::new(move |m| {
+                m.first_lsn = 50;
+                m.checkpoint_lsn = 50;
+                m.cursors = vec![cursor(5)];
+            }),
+        ),
+        (
+            "a checkpoint past 2^63-1",
+            Box::new(|m| m.checkpoint_lsn = u64::MAX),
+        ),
+        (
+            "a cursor past 2^63-1",
+            Box::new(move |m| m.cursors = vec![cursor(u64::MAX)]),
+        ),
+    ];
+    let pristine = files(dir);
+    for (what, f) in &cases {
+        for (name, bytes) in &pristine {
+            fs::write(dir.join(name), bytes).unwrap();
+        }
+        craft(dir, f);
+        for policy in POLICIES {
+            let err = open_refused(dir, policy);
+            assert!(err.is_corruption(), "{what}, {policy:?}: {err}");
+            assert!(
+                err.to_string().contains("META"),
+                "{what}, {policy:?}: {err}"
+            );
+        }
+        match actix_wal::LogReader::open(dir) {
+            Err(e) => assert!(e.is_corruption(), "{what}: reader: {e}"),
+            Ok(_) => panic!("{what}: the reader opened the log"),
+        }
+    }
+}

@@ -262,8 +262,23 @@ impl LogMeta {
     /// - `Reset(n)`: `n` is in `1..=2^63-1`, F = `n` and N = 0, which is what the
     ///   reset's first step writes.
     ///
-    /// A value without an intent never conflicts. Pure: no I/O.
+    /// Whatever the intent: an LSN outside the range LSNs have (the first LSN, the
+    /// checkpoint and a cursor at most `MAX_LSN + 1`, the LSN after the largest; the
+    /// newest-segment LSN at most `MAX_LSN`), and a valid cursor below the first LSN.
+    /// Pure: no I/O.
     pub fn conflict(&self) -> Option<String> {
+        let max = super::frame::MAX_LSN;
+        let past = [
+            ("first LSN", self.first_lsn, max + 1),
+            ("checkpoint", self.checkpoint_lsn, max + 1),
+            ("newest-segment LSN", self.newest_lsn, max),
+        ]
+        .into_iter()
+        .chain(self.cursors.iter().map(|c| ("cursor", c.lsn, max + 1)))
+        .find(|&(_, lsn, bound)| lsn > bound);
+        if let Some((what, lsn, bound)) = past {
+            return Some(format!("{what} {lsn} lies past {bound}, beyond any LSN"));
+        }
         if let Some(c) = self
             .cursors
             .iter()

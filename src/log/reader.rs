@@ -213,6 +213,9 @@ impl LogReader {
         if let Some(reason) = plan.lost_meta(storage.as_ref()) {
             return Err(corrupt(reason));
         }
+        if let Some(reason) = plan.meta_conflict() {
+            return Err(corrupt(reason));
+        }
         if let Some(b @ MetaBreach::FirstSegmentAbove { .. }) = plan.breach_at_end(u64::MAX) {
             return Err(corrupt(b.reason()));
         }

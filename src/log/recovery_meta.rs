@@ -47,6 +47,15 @@ impl LogDir {
                 });
             }
         }
+        // A value `MetaStore` would refuse to write (a cursor below the first LSN, an LSN
+        // out of range) is refused as read, under every policy, before anything is done.
+        if let Some(reason) = found.as_ref().and_then(LogMeta::conflict) {
+            return Err(WalError::Corruption {
+                segment: self.meta().path(),
+                offset: 0,
+                reason,
+            });
+        }
         if found.is_none() {
             self.refuse_lost_meta(segments)?;
         }

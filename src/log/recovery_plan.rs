@@ -211,6 +211,12 @@ impl RecoveryPlan {
         lost_meta(storage, &self.segments())
     }
 
+    /// Why `META`'s value is one no writer writes, if it is ([`LogMeta::conflict`]: a
+    /// cursor below the first LSN, an LSN out of range), which recovery refuses as read.
+    pub fn meta_conflict(&self) -> Option<String> {
+        self.meta.as_ref()?.conflict()
+    }
+
     /// The promise of `META` broken by a log whose scan ended cleanly before `next`, if
     /// any (none with an unfinished rewind or reset, which recovery completes first).
     pub fn breach_at_end(&self, next: u64) -> Option<MetaBreach> {
