@@ -338,6 +338,9 @@ fn crafted_log(dir: &Path, first: u64, frames: &[(u64, usize)]) -> PathBuf {
     path
 }
 
+/// A crafted log: what it holds, its segment's first LSN, its frames (LSN, records).
+type Crafted = (&'static str, u64, &'static [(u64, usize)]);
+
 /// LSNs are `1..=2^63-1`: a segment named for an LSN outside that range, or a frame whose
 /// LSNs reach past it, is corruption naming the file, refused by the reader, `LogWriter`,
 /// `Wal::open` under every policy (changing nothing) and `walctl verify` (exit 1). They
@@ -346,7 +349,7 @@ fn crafted_log(dir: &Path, first: u64, frames: &[(u64, usize)]) -> PathBuf {
 #[test]
 fn lsns_outside_their_range_are_corruption_under_every_policy() {
     const MAX: u64 = actix_wal::format::MAX_LSN;
-    let cases: [(&str, u64, &[(u64, usize)]); 6] = [
+    let cases: [Crafted; 6] = [
         ("a record at u64::MAX", u64::MAX, &[(u64::MAX, 1)]),
         (
             "a transaction across u64::MAX",

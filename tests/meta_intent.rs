@@ -308,6 +308,9 @@ fn check_intent_is_a_pure_check_of_meta_against_the_segments() {
     assert!(check_intent(&meta(MetaIntent::Reset(u64::MAX), u64::MAX, 0), &spans).is_err());
 }
 
+/// A change made to `META`'s value by [`craft`].
+type Edit = dyn Fn(&mut LogMeta);
+
 /// A `META` whose values conflict though it has no intent is refused when it is loaded,
 /// as `MetaStore` refuses to write one (`LogMeta::conflict`), under every policy and by
 /// the reader: a valid cursor below the first LSN (it was obeyed: the cursor read from LSN
@@ -324,7 +327,7 @@ fn a_meta_whose_values_conflict_is_refused_when_loaded() {
         lsn,
         invalidated: false,
     };
-    let cases: [(&str, Box<dyn Fn(&mut LogMeta)>); 3] = [
+    let cases: [(&str, Box<Edit>); 3] = [
         (
             "a cursor below the first LSN",
             Box::new(move |m| {
