@@ -7,10 +7,12 @@
 //! The allocator counts every thread's allocations, so the tests here run one at a time
 //! (`ONE_AT_A_TIME`), each on a runtime of its own.
 
+mod common;
+
 use actix_wal::*;
+use common::segment_lsns;
 use futures::StreamExt;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -124,19 +126,6 @@ async fn next(sub: &mut Subscription) -> Record {
         .expect("a record within 30 s")
         .expect("no end while the log is open")
         .unwrap()
-}
-
-/// The first LSNs of the log's segment files, in order.
-fn segment_lsns(dir: &Path) -> Vec<u64> {
-    let mut v: Vec<u64> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".wal")?.parse().ok()
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -17,7 +17,7 @@ mod common;
 
 use actix_wal::WalConfig;
 use actix_wal_openraft::WalLogStore;
-use common::Config;
+use common::{Config, Rng};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::testing::log_id;
 use openraft::{Entry, EntryPayload, RaftLogId, RaftLogReader};
@@ -167,18 +167,6 @@ async fn a_read_overtaken_by_a_reset_returns_nothing() {
     for read in [Read::Limited, Read::TryGet] {
         let got = read_beside(read, reset).await;
         assert_eq!(got, Ok(vec![]), "{read:?} of 5..20 beside purge(25)");
-    }
-}
-
-/// A small seeded generator (xorshift), so that a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
     }
 }
 

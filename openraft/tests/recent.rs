@@ -7,22 +7,10 @@
 mod common;
 
 use actix_wal_openraft::{WalLogReader, WalLogStore};
-use common::Config;
+use common::{Config, Rng};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::testing::{blank_ent, log_id};
 use openraft::{Entry, RaftLogId, RaftLogReader};
-
-/// A small seeded generator (xorshift), so that a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
 
 fn ids(entries: &[Entry<Config>]) -> Vec<(u64, u64)> {
     entries

@@ -116,3 +116,16 @@ impl RaftStateMachine<Config> for MemStateMachine {
         }))
     }
 }
+
+/// A small seeded generator (xorshift), so that a failure names its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `n` (0 for `n` of 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
