@@ -5,12 +5,15 @@
 //! - a segment header with flag bits this build does not know (a newer format);
 //! - files named like segments that are not regular files: a FIFO (whose `open(2)` for
 //!   reading blocks until a writer comes, so the log hung) and a symbolic link.
+//! - the other names the log owns (a leftover `.wal.tmp`, `META.tmp`, `META.reserve`,
+//!   `POISONED`) that are not regular files: refused alike, nothing changed.
 
 use actix_wal::files::segment_name;
 use actix_wal::format::{SegmentHeader, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use actix_wal::storage::FileKind;
 use actix_wal::{LogOptions, LogReader, LogWriter, Lsn, RecoveryPolicy, Wal, WalConfig, WalError};
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -414,4 +417,72 @@ fn lsns_outside_their_range_are_corruption_under_every_policy() {
         let out = walctl(&["verify"], dir);
         assert_eq!(out.status.code(), Some(1), "{what}: walctl verify: {out:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Names the log owns beside its segments, not regular files
+// ---------------------------------------------------------------------------------------
+
+/// A log of records 1..=10, and in `name`'s place what `make` makes; every opener refuses
+/// it with `NotAFile` naming it, and nothing in the directory is changed. The reader and
+/// `walctl` used to skip such a file and read the log as clean, while `Wal::open` failed
+/// removing it (`Io { op: "remove", IsADirectory }`), after rebuilding the newest segment
+/// first when the name was `POISONED`.
+fn assert_leftover_refused(name: &str, make: impl Fn(&Path), kind: FileKind) {
+    let tmp = tempfile::tempdir().unwrap();
+    let segment = write_log(tmp.path(), 10);
+    let bad = tmp.path().join(name);
+    // `META.reserve` is there already, a regular file: replaced.
+    let _ = fs::remove_file(&bad);
+    make(&bad);
+    let names_before = segment_names(tmp.path());
+    let bytes_before = fs::read(&segment).unwrap();
+    let inode_before = fs::metadata(&segment).unwrap().ino();
+    let is_refused =
+        |e: &WalError| matches!(e, WalError::NotAFile { path, kind: k } if path == &bad && *k == kind);
+
+    let (_, err) = read_log(tmp.path());
+    let err = err.unwrap_or_else(|| panic!("{name}: the reader read the log as clean"));
+    assert!(is_refused(&err), "{name}: reader: {err:?}");
+
+    let err = wal_open(tmp.path(), config).expect_err("Wal::open refuses the file");
+    assert!(is_refused(&err), "{name}: Wal::open: {err:?}");
+
+    let out = walctl(&["verify"], tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{name}: walctl verify: {stderr}");
+    assert!(
+        stderr.contains(name) && stderr.contains("not a regular file"),
+        "{name}: walctl verify: {stderr}"
+    );
+    // Refused, and nothing changed: not removed, no segment rebuilt or renamed.
+    assert!(fs::symlink_metadata(&bad).is_ok(), "{name} removed");
+    assert_eq!(segment_names(tmp.path()), names_before, "{name}");
+    assert_eq!(fs::read(&segment).unwrap(), bytes_before, "{name}: segment changed");
+    let inode = fs::metadata(&segment).unwrap().ino();
+    assert_eq!(inode, inode_before, "{name}: segment replaced");
+}
+
+fn mkdir(path: &Path) {
+    fs::create_dir(path).unwrap();
+}
+
+#[test]
+fn leftover_names_that_are_not_regular_files_are_refused_and_nothing_is_changed() {
+    let spare = "spare-00000000000000000070.wal.tmp";
+    assert_leftover_refused(spare, mkdir, FileKind::Directory);
+    assert_leftover_refused(spare, mkfifo, FileKind::Fifo);
+    assert_leftover_refused("00000000000000000099.wal.tmp", mkdir, FileKind::Directory);
+    assert_leftover_refused("META.tmp", mkdir, FileKind::Directory);
+    assert_leftover_refused("META.reserve", mkdir, FileKind::Directory);
+    assert_leftover_refused("POISONED", mkdir, FileKind::Directory);
+    // A symbolic link to a written spare that continues the log: never followed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join(spare);
+    fs::write(&target, SegmentHeader::encode(11)).unwrap();
+    assert_leftover_refused(
+        spare,
+        |p| std::os::unix::fs::symlink(&target, p).unwrap(),
+        FileKind::Symlink,
+    );
 }

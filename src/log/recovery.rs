@@ -126,6 +126,8 @@ impl LogDir {
         let _enter = span.enter();
         let storage = self.storage();
         let (mut segments, mut temps) = self.list()?;
+        // A leftover name that is not a regular file is refused before anything changes.
+        super::recovery_plan::refuse_non_files(storage.as_ref(), self.path(), &temps)?;
         // A segment named for an LSN outside `1..=MAX_LSN` is refused under every policy,
         // before anything is changed: no salvage makes its LSNs (or the next one) valid.
         if let Some((file, reason)) = segments

@@ -15,12 +15,43 @@
 //! segments were written beside one ([`RecoveryPlan::lost_meta`]).
 
 use super::adopt::decide_spare;
-use super::meta::read_meta;
+use super::dir::POISON_MARKER;
+use super::meta::{read_meta, META_RESERVE_FILE, META_TMP_FILE};
 use super::segment::{list_segments, read_header, SegmentFile};
 use crate::error::WalError;
 use crate::format::meta::{LogMeta, MetaIntent};
-use crate::storage::Storage;
+use crate::storage::{not_a_file_kind, Storage};
 use std::path::{Path, PathBuf};
+
+/// The names the log owns beside its segments, `META` and its copy (each refused where it
+/// is not a regular file when it is read) and the leftover `.wal.tmp` files: recovery
+/// removes `META.tmp`, the writer removes and makes `META.reserve` again, and `POISONED`
+/// makes recovery rebuild the newest segment.
+const OWNED_NAMES: [&str; 3] = [META_TMP_FILE, META_RESERVE_FILE, POISON_MARKER];
+
+/// Refuses (`WalError::NotAFile`, naming it) a leftover `.wal.tmp` file in `temps`, or a
+/// `META.tmp`, `META.reserve` or `POISONED` in `dir`, that is not a regular file (a
+/// directory, a FIFO, a symbolic link...). Recovery would otherwise fail removing it after
+/// changing the log, or act on it (a directory named `POISONED` made it rebuild the newest
+/// segment), while offline readers skipped it: each opener refuses it alike, before
+/// anything is read or changed (docs/format.md, "Files"). Opens each with the storage's
+/// `O_NOFOLLOW | O_NONBLOCK` rules and reads nothing; a name that is absent or cannot be
+/// opened for another reason is left to the step that uses it.
+pub(crate) fn refuse_non_files(
+    storage: &dyn Storage,
+    dir: &Path,
+    temps: &[PathBuf],
+) -> Result<(), WalError> {
+    let owned = OWNED_NAMES.iter().map(|name| dir.join(name));
+    for path in temps.iter().cloned().chain(owned) {
+        if let Err(e) = storage.open(&path, false) {
+            if not_a_file_kind(&e).is_some() {
+                return Err(WalError::io("open", &path, e));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// A written spare that recovery adopts as the log's last segment (its rename lost in a
 /// crash).
@@ -52,6 +83,7 @@ impl RecoveryPlan {
         max_record_bytes: u64,
     ) -> Result<RecoveryPlan, WalError> {
         let (named, temps) = list_segments(storage, dir)?;
+        refuse_non_files(storage, dir, &temps)?;
         let adoption = decide_spare(storage, &named, &temps, max_record_bytes).adoption();
         let meta = read_meta(storage, dir)?;
         Ok(RecoveryPlan {
