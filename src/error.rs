@@ -99,13 +99,18 @@ pub enum WalError {
         /// The directory looked at.
         path: PathBuf,
     },
-    /// The path exists but is not a directory.
+    /// The log's path exists but is not a directory, or lies under a file (`file/log`).
     #[error("{} is not a directory", path.display())]
     NotADirectory {
-        /// The path given.
+        /// The path that is not a directory: the one given, or the ancestor of it that is a
+        /// file.
         path: PathBuf,
     },
-    /// Another handle (in this or another process) holds the log's lock file.
+    /// Another handle (in this or another process) holds the log's lock file. Another
+    /// process's lock is reported after 250 ms of trying again. A log of this very process
+    /// is waited for up to 2 s first (`Wal::open`, `Wal::open_standalone`, `LogWriter`):
+    /// its last handle may have been dropped without `shutdown`, its actors still
+    /// stopping; so `Locked` for a log this process still uses comes after 2 s.
     #[error("log {} is already open (lock file held by another opener)", path.display())]
     Locked {
         /// The log directory.

@@ -134,6 +134,32 @@ fn a_file_given_as_the_log_directory_is_not_a_directory() {
     assert_eq!(snapshot(tmp.path()), before);
 }
 
+/// A path under a regular file (`file/log`): the file is what is not a directory, for each
+/// opener, and nothing is created (it used to be `Io { op: "stat" | "create dir",
+/// NotADirectory }` from each).
+#[test]
+fn a_log_directory_under_a_file_names_the_file_as_not_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    fs::write(&file, b"some bytes that are not a log").unwrap();
+    let under = file.join("log");
+    let before = snapshot(tmp.path());
+
+    match LogReader::open(&under) {
+        Err(WalError::NotADirectory { path }) if path == file => {}
+        other => panic!("LogReader: expected NotADirectory, got {other:?}"),
+    }
+    match LogDir::open(&under, default_storage()) {
+        Err(WalError::NotADirectory { path }) if path == file => {}
+        other => panic!("LogDir: expected NotADirectory, got {other:?}"),
+    }
+    match LogWriter::open(&under, small()) {
+        Err(WalError::NotADirectory { path }) if path == file => {}
+        other => panic!("LogWriter: expected NotADirectory, got {other:?}"),
+    }
+    assert_eq!(snapshot(tmp.path()), before);
+}
+
 #[test]
 fn segment_with_a_wrong_magic_is_not_a_segment() {
     let tmp = tempfile::tempdir().unwrap();

@@ -438,8 +438,7 @@ fn assert_leftover_refused(name: &str, make: impl Fn(&Path), kind: FileKind) {
     let names_before = segment_names(tmp.path());
     let bytes_before = fs::read(&segment).unwrap();
     let inode_before = fs::metadata(&segment).unwrap().ino();
-    let is_refused =
-        |e: &WalError| matches!(e, WalError::NotAFile { path, kind: k } if path == &bad && *k == kind);
+    let is_refused = |e: &WalError| matches!(e, WalError::NotAFile { path, kind: k } if path == &bad && *k == kind);
 
     let (_, err) = read_log(tmp.path());
     let err = err.unwrap_or_else(|| panic!("{name}: the reader read the log as clean"));
@@ -450,7 +449,11 @@ fn assert_leftover_refused(name: &str, make: impl Fn(&Path), kind: FileKind) {
 
     let out = walctl(&["verify"], tmp.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{name}: walctl verify: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{name}: walctl verify: {stderr}"
+    );
     assert!(
         stderr.contains(name) && stderr.contains("not a regular file"),
         "{name}: walctl verify: {stderr}"
@@ -458,7 +461,11 @@ fn assert_leftover_refused(name: &str, make: impl Fn(&Path), kind: FileKind) {
     // Refused, and nothing changed: not removed, no segment rebuilt or renamed.
     assert!(fs::symlink_metadata(&bad).is_ok(), "{name} removed");
     assert_eq!(segment_names(tmp.path()), names_before, "{name}");
-    assert_eq!(fs::read(&segment).unwrap(), bytes_before, "{name}: segment changed");
+    assert_eq!(
+        fs::read(&segment).unwrap(),
+        bytes_before,
+        "{name}: segment changed"
+    );
     let inode = fs::metadata(&segment).unwrap().ino();
     assert_eq!(inode, inode_before, "{name}: segment replaced");
 }

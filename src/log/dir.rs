@@ -63,13 +63,17 @@ impl LogDir {
     /// Errors: [`WalError::Locked`] when a `LogDir` of this process holds it (at once) or
     /// another process does (after 250 ms of trying again: a child process
     /// being started can hold a just-released lock for a moment); [`WalError::NotADirectory`]
-    /// when the path names something else; [`WalError::Io`] for the rest.
+    /// when the path names something else or lies under a file; [`WalError::Io`] for the
+    /// rest.
     pub fn open(path: impl AsRef<Path>, storage: SharedStorage) -> Result<LogDir, WalError> {
         let path = path.as_ref().to_path_buf();
         match storage.is_dir(&path) {
             Ok(true) => {}
             Ok(false) => return Err(WalError::NotADirectory { path }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir_durably(&storage, &path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(super::segment::not_a_directory(storage.as_ref(), &path))
+            }
             Err(e) => return Err(WalError::io("stat", &path, e)),
         }
         let lock = lock_dir(&storage, &path)?;
@@ -334,9 +338,10 @@ fn create_dir_durably(storage: &SharedStorage, path: &Path) -> Result<(), WalErr
         }
         p = dir.parent();
     }
-    storage
-        .create_dir_all(path)
-        .map_err(|e| WalError::io("create dir", path, e))?;
+    storage.create_dir_all(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotADirectory => super::segment::not_a_directory(storage.as_ref(), path),
+        _ => WalError::io("create dir", path, e),
+    })?;
     for dir in created.iter().rev() {
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,

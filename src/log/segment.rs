@@ -52,6 +52,9 @@ pub fn list_segments(
                 path: dir.to_path_buf(),
             })
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(not_a_directory(storage, dir))
+        }
         Err(e) => return Err(WalError::io("stat", dir, e)),
     }
     let names = storage
@@ -71,6 +74,25 @@ pub fn list_segments(
     }
     segments.sort_by_key(|s| s.first_lsn);
     Ok((segments, temps))
+}
+
+/// The error for a log path that cannot be a directory because one of its ancestors is
+/// not one (`file/log`): `NotADirectory` naming the nearest ancestor that exists and is
+/// not a directory, which is what the operator must fix (or `path` itself, if none is
+/// found: the tree changed meanwhile).
+pub(crate) fn not_a_directory(storage: &dyn Storage, path: &Path) -> WalError {
+    let found = path
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .find_map(|a| match storage.is_dir(a) {
+            Ok(is_dir) => Some((!is_dir).then(|| a.to_path_buf())),
+            Err(_) => None,
+        })
+        .flatten();
+    WalError::NotADirectory {
+        path: found.unwrap_or_else(|| path.to_path_buf()),
+    }
 }
 
 /// Why a segment named for `first_lsn` cannot be one, if it cannot: its first LSN lies
