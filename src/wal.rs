@@ -446,6 +446,9 @@ impl Wal {
     /// `Addr<Queue>` kept from [`Wal::queue`] gets `MailboxError::Closed` once the queue's
     /// own thread is gone). Returns the poisoning error if the log was
     /// poisoned. For a standalone log, also stops its `System` and joins its thread.
+    /// A log whose queue is already gone (shut down before, or its `System` stopped)
+    /// returns `Ok` again: nothing is left queued (each append it held was answered, or
+    /// failed with an error: none is acknowledged unwritten).
     pub async fn shutdown(&self) -> Result<(), WalError> {
         if let Some(standalone) = &self.inner.standalone {
             return standalone.shutdown().await;
@@ -455,6 +458,8 @@ impl Wal {
             let started = std::time::Instant::now();
             let result = match self.mailbox().send(Shutdown).await {
                 Ok(r) => r,
+                // The queue is gone: shut down before (or its System stopped), every
+                // message in its mailbox answered or dropped with its sender's error.
                 Err(_) => Ok(()),
             };
             let _ = self
