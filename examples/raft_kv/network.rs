@@ -385,7 +385,8 @@ async fn append(state: web::Data<AppState>, http: HttpRequest, body: web::Payloa
     .await
 }
 
-/// `POST /raft/prevote`: would this node vote for the sender now (`prevote`)?
+/// `POST /raft/prevote`: would this node vote for the sender now (`prevote`)? A node
+/// whose Raft core stopped answers the error that stopped it, as `/raft/vote` does.
 async fn prevote(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -394,7 +395,9 @@ async fn prevote(
     let st = &state;
     let path = ("/raft/prevote", SMALL_BODY_BYTES);
     serve(&state, &http, path, body, |req: PreVote| async move {
-        Ok::<_, RaftError<NodeId>>(st.elections.answer(&st.raft, &req))
+        st.elections
+            .answer(&st.raft, &req)
+            .map_err(|fatal| RaftError::<NodeId>::Fatal(*fatal))
     })
     .await
 }

@@ -15,6 +15,10 @@
 //!    their own `elect`), and that the candidate's last log id is at least theirs (not
 //!    its term: a candidate behind in term stands at its next term, learns the higher
 //!    one from openraft's refusal, and stands above it; see [`Elections::answer`]).
+//!    A node whose Raft core stopped (openraft's `Fatal`) answers every pre-vote with the
+//!    error that stopped it, as it answers `/raft/vote`: it cannot vote in the election a
+//!    granted pre-vote would start, so counting it let a candidate that could not win
+//!    raise its term at every attempt (`tests/raft_stopped_node.rs`).
 //!
 //! A pre-vote changes nothing on either side (no term, no vote is written), so a node
 //! that cannot reach a majority never raises its term and comes back without
@@ -26,6 +30,7 @@
 use crate::bounds::{Implausible, Plausible, MAX_PLAUSIBLE};
 use crate::network::Network;
 use crate::{NodeId, Raft};
+use openraft::error::Fatal;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::{LogId, ServerState};
 use serde::{Deserialize, Serialize};
@@ -143,9 +148,19 @@ impl Elections {
         *self.inner.contact.lock().expect("contact lock poisoned")
     }
 
-    /// Answers a pre-vote from what this node knows now.
-    pub fn answer(&self, raft: &Raft, req: &PreVote) -> PreVoteReply {
+    /// Answers a pre-vote from what this node knows now; the error that stopped its Raft
+    /// core, if it stopped: such a node cannot vote, so it vouches for no candidate.
+    /// (Boxed: a `Fatal` is a few hundred bytes, the reply 16.)
+    pub fn answer(&self, raft: &Raft, req: &PreVote) -> Result<PreVoteReply, Box<Fatal<NodeId>>> {
         let m = raft.metrics().borrow().clone();
+        if let Err(fatal) = &m.running_state {
+            tracing::info!(
+                candidate = req.candidate,
+                error = %fatal,
+                "pre-vote refused: this node's Raft core stopped"
+            );
+            return Err(Box::new(fatal.clone()));
+        }
         let last_log_id = raft.data_metrics().borrow().last_log;
         let heard_lately = self.contact().elapsed() < self.inner.lease;
         let standing = self
@@ -167,10 +182,10 @@ impl Elections {
             heard_lately,
             "pre-vote answered"
         );
-        PreVoteReply {
+        Ok(PreVoteReply {
             granted,
             term: m.current_term,
-        }
+        })
     }
 
     /// Starts the timer on the current runtime, ticking every `tick`; it ends when the
@@ -264,7 +279,15 @@ impl Elections {
                         &RPCOption::new(ttl),
                     )
                     .await;
-                asked.is_ok_and(|r| r.granted)
+                match asked {
+                    Ok(reply) => reply.granted,
+                    // Unreachable, or refused with an error (a peer whose core stopped):
+                    // not a vote.
+                    Err(e) => {
+                        tracing::debug!(peer, error = %e, "pre-vote not granted");
+                        false
+                    }
+                }
             });
         }
         let mut granted = 1; // this node

@@ -1,0 +1,84 @@
+//! A raft_kv node whose Raft core stopped (openraft returned a `Fatal` error: here its log
+//! lost its active segment, so its next append failed) stays up, serves nothing and takes
+//! no part in elections: it grants no pre-vote, so a candidate that cannot win (its only
+//! other voter stopped) never raises its term (docs/replication.md, "Errors").
+//!
+//! Three processes on loopback (`tests/common/raft.rs`). A follower's core is stopped by
+//! deleting its log's segments while the leader writes: the log's writer finds its
+//! segment has no name after the next fsync and fails the batch (`FileRemoved`), and
+//! openraft stops the node on that `StorageError`.
+
+#[path = "common/raft.rs"]
+mod raft;
+
+use raft::{client, put, raft_state, started_cluster, Node};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long the survivor is watched once the leader is gone: several election attempts
+/// (tests run with `--election-ms 500`: a first attempt after 1 to 1.5 s of silence, then
+/// one every 0.5 to 1 s).
+const WATCH: Duration = Duration::from_secs(6);
+
+/// A node's `/raft/state` field `key` as a number (0 if absent).
+async fn state_u64(http: &reqwest::Client, addr: SocketAddr, key: &str) -> u64 {
+    let s = raft_state(http, addr).await.expect("the node answers");
+    s[key].as_u64().unwrap_or(0)
+}
+
+/// Stops the Raft core of the node at index `victim` (not the leader): deletes its log's
+/// segments, then writes through the leader (index `lead`) until the node says its core
+/// no longer runs.
+async fn stop_core(nodes: &[Node], addrs: &[SocketAddr], victim: usize, lead: usize) {
+    let log = nodes[victim].dir.join("log");
+    for entry in std::fs::read_dir(&log).expect("read the victim's log directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_some_and(|e| e == "wal") {
+            std::fs::remove_file(&path).expect("delete a segment");
+        }
+    }
+    let http = client();
+    let deadline = Instant::now() + raft::WAIT_TIMEOUT;
+    for i in 0.. {
+        let s = raft_state(&http, addrs[victim])
+            .await
+            .expect("the victim answers");
+        if s["running"] == false {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {} still runs after its segments were deleted: {s}",
+            nodes[victim].id
+        );
+        let mut hint = lead;
+        put(&http, addrs, &mut hint, &format!("stop-{i}"), "x").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_grants_no_pre_vote_so_a_lone_candidate_keeps_its_term() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut nodes, addrs, lead) = started_cluster(tmp.path(), &[]).await;
+    let lead = (lead - 1) as usize;
+    let (stopped, survivor) = ((lead + 1) % 3, (lead + 2) % 3);
+    stop_core(&nodes, &addrs, stopped, lead).await;
+    let http = client();
+    let term = state_u64(&http, addrs[survivor], "term").await;
+    // The leader goes: the survivor hears no one and asks for pre-votes. The stopped node
+    // cannot vote in the election itself, so a pre-vote granted by it would let the
+    // survivor stand, again and again, each time at a higher term it cannot win.
+    nodes[lead].kill();
+    let deadline = Instant::now() + WATCH;
+    while Instant::now() < deadline {
+        let now = state_u64(&http, addrs[survivor], "term").await;
+        assert_eq!(
+            now, term,
+            "node {} raised its term from {term} to {now} with the leader gone and node {}'s \
+             core stopped: the stopped node granted its pre-vote",
+            nodes[survivor].id, nodes[stopped].id
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
