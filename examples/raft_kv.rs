@@ -27,6 +27,8 @@
 //!   at most once, a retry answered with the first result (`dedup`).
 //! - `GET /kv/{key}`: a linearizable read (`ensure_linearizable` on the leader): 200 with
 //!   the value or 404; a follower answers 307 as above.
+//! - A node whose Raft core stopped (a `Fatal` error) answers both 503 `{"error":
+//!   "stopped", "leader": id|null, ...}`, never a 307 (`stopped` says why).
 //! - `GET /raft/state`: this node's view (id, leader, term, last_log_index, last_applied,
 //!   snapshot, purged, state, store) as JSON.
 //! - `GET /cluster` (the membership), `POST /cluster/learners`, `POST /cluster/voters`,
@@ -83,6 +85,8 @@ mod snapshot_body;
 mod startup;
 #[path = "raft_kv/state.rs"]
 mod state;
+#[path = "raft_kv/stopped.rs"]
+mod stopped;
 #[path = "raft_kv/value_bytes.rs"]
 mod value_bytes;
 

@@ -1,7 +1,8 @@
 //! A raft_kv node whose Raft core stopped (openraft returned a `Fatal` error: here its log
 //! lost its active segment, so its next append failed) stays up, serves nothing and takes
 //! no part in elections: it grants no pre-vote, so a candidate that cannot win (its only
-//! other voter stopped) never raises its term (docs/replication.md, "Errors").
+//! other voter stopped) never raises its term; and it answers client PUTs and GETs 503
+//! `{"error": "stopped", "leader": ...}`, never a 307 (docs/replication.md, "Errors").
 //!
 //! Three processes on loopback (`tests/common/raft.rs`). A follower's core is stopped by
 //! deleting its log's segments while the leader writes: the log's writer finds its
@@ -12,6 +13,7 @@
 mod raft;
 
 use raft::{client, put, raft_state, started_cluster, Node};
+use reqwest::StatusCode;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -81,4 +83,45 @@ async fn a_stopped_node_grants_no_pre_vote_so_a_lone_candidate_keeps_its_term() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_follower_answers_503_stopped_naming_the_leader_it_last_knew() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (nodes, addrs, leader_id) = started_cluster(tmp.path(), &[]).await;
+    let lead = (leader_id - 1) as usize;
+    let stopped = (lead + 1) % 3;
+    stop_core(&nodes, &addrs, stopped, lead).await;
+    let http = client();
+    let url = format!("http://{}/kv/stopped", addrs[stopped]);
+    // A PUT that came after the stop was never proposed; a read has no outcome.
+    for (what, req, outcome) in [
+        (
+            "PUT",
+            http.put(&url).body("value"),
+            serde_json::json!("not applied"),
+        ),
+        ("GET", http.get(&url), serde_json::Value::Null),
+    ] {
+        let answer = req.send().await.expect("the stopped node answers");
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(
+            (status, &body["error"], &body["leader"], &body["outcome"]),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!("stopped"),
+                &serde_json::json!(leader_id),
+                &outcome
+            ),
+            "{what} at the stopped follower: {status} {text}"
+        );
+    }
+    // The rest of the cluster serves on.
+    let mut hint = lead;
+    assert!(
+        put(&http, &addrs, &mut hint, "after", "stop").await,
+        "the leader took no write after a follower stopped"
+    );
 }

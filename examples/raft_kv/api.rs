@@ -1,11 +1,13 @@
 //! The client API: `PUT`/`GET /kv/{key}` (writes through Raft, linearizable reads on the
-//! leader, 307 to it from a follower), `GET /raft/state`, `GET /metrics`, `GET /health`.
+//! leader, 307 to it from a follower; 503 `{"error": "stopped", ...}` from a node whose
+//! Raft core stopped, see `stopped`), `GET /raft/state`, `GET /metrics`, `GET /health`.
 
 use crate::batcher::{Batcher, WriteError, Written};
 use crate::deadline;
 use crate::dedup::{self, ClientSeq};
 use crate::identity::Member;
 use crate::state::StateMachine;
+use crate::stopped::{self, Asked};
 use crate::{NodeId, Raft, StoreKind};
 use actix_wal::Wal;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -145,6 +147,9 @@ async fn put(
     if let Some(r) = bad_key(&key) {
         return r;
     }
+    if let Some(r) = stopped::refusal(&state.raft, state.id, Asked::WriteNotProposed) {
+        return r;
+    }
     let body = match state
         .intake
         .client_body(&req, payload, MAX_VALUE_BYTES)
@@ -182,7 +187,10 @@ async fn put(
             "detail": format!("Client-Seq older than the last {} kept for this client: not applied now; whether an earlier attempt was is no longer known", dedup::SEQS_PER_CLIENT),
         })),
         Err(WriteError::Forward(to)) => forward(&req, &to),
-        Err(WriteError::Failed(e)) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+        Err(WriteError::Failed(e)) => {
+            stopped::refusal(&state.raft, state.id, Asked::WriteInFlight)
+                .unwrap_or_else(|| HttpResponse::ServiceUnavailable().body(format!("{e}\n")))
+        }
     }
 }
 
@@ -194,6 +202,9 @@ const QUORUM_RETRY: Duration = Duration::from_millis(50);
 async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
     let key = key.into_inner();
     if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    if let Some(r) = stopped::refusal(&state.raft, state.id, Asked::Read) {
         return r;
     }
     let confirm = async {
@@ -223,7 +234,8 @@ async fn get(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String
             },
         },
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => forward(&req, &to),
-        Err(e) => HttpResponse::ServiceUnavailable().body(format!("{e}\n")),
+        Err(e) => stopped::refusal(&state.raft, state.id, Asked::Read)
+            .unwrap_or_else(|| HttpResponse::ServiceUnavailable().body(format!("{e}\n"))),
     }
 }
 
