@@ -23,8 +23,8 @@ use crate::format::meta::{LogMeta, MetaIntent};
 use crate::storage::{not_a_file_kind, Storage};
 use std::path::{Path, PathBuf};
 
-/// The names the log owns beside its segments, `META` and its copy (each refused where it
-/// is not a regular file when it is read) and the leftover `.wal.tmp` files: recovery
+/// Names the log owns besides its segments, the leftover `.wal.tmp` files and the two
+/// copies of `META` (which are refused as they are read when not regular files): recovery
 /// removes `META.tmp`, the writer removes and makes `META.reserve` again, and `POISONED`
 /// makes recovery rebuild the newest segment.
 const OWNED_NAMES: [&str; 3] = [META_TMP_FILE, META_RESERVE_FILE, POISON_MARKER];
@@ -34,7 +34,7 @@ const OWNED_NAMES: [&str; 3] = [META_TMP_FILE, META_RESERVE_FILE, POISON_MARKER]
 /// directory, a FIFO, a symbolic link...). Recovery would otherwise fail removing it after
 /// changing the log, or act on it (a directory named `POISONED` made it rebuild the newest
 /// segment), while offline readers skipped it: each opener refuses it alike, before
-/// anything is read or changed (docs/format.md, "Files"). Opens each with the storage's
+/// anything is read or changed (docs/format.md, "The log directory"). Opens each with the storage's
 /// `O_NOFOLLOW | O_NONBLOCK` rules and reads nothing; a name that is absent or cannot be
 /// opened for another reason is left to the step that uses it.
 pub(crate) fn refuse_non_files(
