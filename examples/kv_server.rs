@@ -15,6 +15,11 @@
 //! exit) and listens on 127.0.0.1:8080, or on an ephemeral port if 8080 is taken. The
 //! bound address is printed as `listening on ADDR`. `KV_SERVER_DIR` and `KV_SERVER_ADDR`
 //! stand in for the flags. It serves loopback addresses only: it has no authentication.
+//! Nor may a web page the user's browser visits reach it: a request whose `Host` is not
+//! `localhost`, an IP address or a name given with `--allowed-host` (the shape of a DNS
+//! rebinding: `Host: attacker.example:8080`), or that carries another site's `Origin`,
+//! is answered 403 before any handler runs (`shared/hosts.rs`). Any local process can
+//! still connect and send what it likes.
 //! SIGINT or SIGTERM stops it cleanly: requests in progress finish, then the log is shut
 //! down (everything queued fsynced, the directory lock released).
 //!
@@ -47,7 +52,8 @@
 //!
 //! The code: this file (command line, start and stop), `kv_server/store.rs` (the `Store`
 //! actor: the map and the write path), `kv_server/http.rs` (the handlers),
-//! `kv_server/budget.rs` (the bytes counted against `--max-bytes`).
+//! `kv_server/budget.rs` (the bytes counted against `--max-bytes`), `shared/hosts.rs`
+//! (the `Host` and `Origin` rule, shared with `raft_kv`).
 //!
 //! What a real service would add: a checkpoint (snapshot the map, then
 //! `Wal::truncate_before` the snapshot's LSN) so the log and the replay at start stay
@@ -55,6 +61,8 @@
 
 #[path = "kv_server/budget.rs"]
 mod budget;
+#[path = "shared/hosts.rs"]
+mod hosts;
 #[path = "kv_server/http.rs"]
 mod http;
 #[path = "kv_server/store.rs"]
@@ -62,6 +70,7 @@ mod store;
 
 use actix::prelude::*;
 use actix_wal::{QueueThread, Wal, WalConfig};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use budget::Budget;
 use clap::{Parser, ValueEnum};
@@ -134,6 +143,11 @@ struct Args {
     /// of the log's own).
     #[arg(long, value_enum, default_value_t = QueueOn::Caller)]
     queue_thread: QueueOn,
+    /// A name clients may give as the `Host` (repeatable; no port), besides `localhost`
+    /// and IP addresses: any other is answered 403, as is a request with another site's
+    /// `Origin`, so that no web page can reach the service through the user's browser.
+    #[arg(long = "allowed-host", value_name = "NAME", value_parser = hosts::parse_name)]
+    allowed_hosts: Vec<String>,
 }
 
 /// `--queue-thread`: [`QueueThread`] on the command line.
@@ -227,8 +241,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         prometheus,
         body_timeout: Duration::from_millis(args.body_timeout_ms.max(1)),
     };
+    let allowed = hosts::AllowedHosts::new(args.allowed_hosts);
     let server = HttpServer::new(move || {
+        let allowed = allowed.clone();
         App::new()
+            .wrap(from_fn(move |req, next| {
+                hosts::guard(allowed.clone(), req, next)
+            }))
             .app_data(web::Data::new(state.clone()))
             .route("/kv/{key}", web::put().to(put))
             .route("/kv/{key}", web::delete().to(delete))

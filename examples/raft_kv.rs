@@ -43,6 +43,13 @@
 //!   no real cluster reaches (`bounds`), 409 for or from an incarnation of a node that
 //!   the membership does not name (`identity`; `/raft/identity` answers this node's).
 //!
+//! Every route answers 403, before any handler runs, to a request a web page may have
+//! made the user's browser send (`hosts`, shared with `kv_server`): one whose `Host` is
+//! not an IP address (v4 or v6, any: nodes are reached by address, and an address cannot
+//! be rebound), `localhost`, or a name given with `--allowed-host NAME` (repeatable),
+//! the shape of a DNS rebinding; and one with another site's `Origin`. Nodes and
+//! `raft_kv_admin` address each other by `IP:PORT`, so their requests pass.
+//!
 //! `--store wal` (the default) keeps the Raft log in actix-wal under `DIR/log`;
 //! `--store mem` keeps it in memory, written the way openraft's `memstore` is: the
 //! baseline `raft_bench` measures against, and it loses everything on a restart. The state
@@ -67,6 +74,8 @@ mod deadline;
 mod dedup;
 #[path = "raft_kv/heads.rs"]
 mod heads;
+#[path = "shared/hosts.rs"]
+mod hosts;
 #[path = "raft_kv/identity.rs"]
 mod identity;
 #[path = "raft_kv/intake.rs"]
@@ -92,6 +101,7 @@ mod value_bytes;
 
 use actix_wal::WalConfig;
 use actix_wal_openraft::WalLogStore;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App};
 use clap::{Parser, ValueEnum};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -264,6 +274,11 @@ struct Args {
     /// the listen queue): well below the file descriptors the log needs as well.
     #[arg(long, default_value_t = 4_096)]
     max_connections: usize,
+    /// A name clients may give as the `Host` (repeatable; no port), besides `localhost`
+    /// and IP addresses: any other is answered 403, as is a request with another site's
+    /// `Origin` (`hosts`). Only names whose DNS you control: rebinding uses the others.
+    #[arg(long = "allowed-host", value_name = "NAME", value_parser = hosts::parse_name)]
+    allowed_hosts: Vec<String>,
 }
 
 /// `--peers`: node ids to addresses.
@@ -422,8 +437,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         network: network.clone(),
         intake: intake::Intake::new(args.body_timeout_ms, args.max_rpc_bytes_in_flight),
     };
+    let allowed = hosts::AllowedHosts::new(args.allowed_hosts);
     let server = heads::serve(listener, args.workers, args.max_connections, move || {
+        let allowed = allowed.clone();
         App::new()
+            .wrap(from_fn(move |req, next| {
+                hosts::guard(allowed.clone(), req, next)
+            }))
             .app_data(web::Data::new(state.clone()))
             .configure(api::routes)
             .configure(network::routes)

@@ -321,3 +321,41 @@ pub async fn read_message(s: &mut tokio::net::TcpStream) -> Option<(Vec<u8>, usi
     }
     Some((msg, head_end))
 }
+
+/// One HTTP/1.1 request to `addr` on a fresh connection with exactly these header lines
+/// (a `Host` too, if any), then `Content-Length` and `Connection: close`: its status and
+/// body, or None if the node closed the connection without an answer or took longer than
+/// [`REQUEST_TIMEOUT`].
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<u8>)> {
+    use tokio::io::AsyncWriteExt;
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut head = format!("{method} {target} HTTP/1.1\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        s.write_all(head.as_bytes()).await.ok()?;
+        s.write_all(body).await.ok()?;
+        let (msg, head_end) = read_message(&mut s).await?;
+        let status = String::from_utf8_lossy(&msg[..head_end])
+            .split(' ')
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some((status, msg[head_end..].to_vec()))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .ok()
+        .flatten()
+}

@@ -137,20 +137,37 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), `Host` the address.
 pub fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: &[u8],
 ) -> std::io::Result<Response> {
+    request_with(addr, method, path, &[("Host", &addr.to_string())], body)
+}
+
+/// [`request`] with exactly these header lines (a `Host` too, if any), then
+/// `Content-Length` and `Connection: close`. `target` is the request line's target: a
+/// path, or an absolute URL.
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let mut head = format!("{method} {target} HTTP/1.1\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
+    ));
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     let mut raw = Vec::new();
