@@ -13,7 +13,8 @@
 //!   literal (v4 or v6, any address: an address cannot be rebound, and a page at an
 //!   address is another origin), not `localhost`, and not a name the operator allowed
 //!   (`--allowed-host`), compared without case, the port set aside; or there are two
-//!   `Host`s. A request with no `Host` is served: no browser sends one.
+//!   `Host`s (actix-http answers that 400 first). A request with no `Host` has nothing
+//!   to check: no browser sends one (actix-http answers an HTTP/1.1 one 400 itself).
 //! - it carries an `Origin` other than the service's own, `http://` and its `Host`
 //!   (neither service serves pages, so no other site's script has any business here);
 //!   `Origin: null` (a sandboxed or local page) included.
@@ -22,8 +23,8 @@
 //! `Forwarded` and `X-Forwarded-Host`: headers a rebinding page's script may set on its
 //! "same-origin" requests without a preflight. 403, not 421 (Misdirected Request): 421
 //! tells a client to retry on another connection, and there is nothing to retry; and one
-//! status for both refusals. A refused body is left unread; actix-http closes the
-//! connection after the answer. What this does not stop: any local process (or any host
+//! status for both refusals. A refused body is left unread, as at the services' other
+//! refusals at the head. What this does not stop: any local process (or any host
 //! that reaches a private address) can still send whatever `Host` it likes; it is a
 //! client no browser page controls, and the services' contract for it is unchanged.
 
