@@ -231,6 +231,13 @@ mod tests {
         }
     }
 
+    /// A request's target and headers, and why it must be refused (None: served).
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Option<&'static str>,
+    );
+
     /// Why a request to `target` with these headers is refused, if it is.
     fn refusal(target: &str, headers: &[(&str, &str)]) -> Option<&'static str> {
         let mut req = actix_web::test::TestRequest::default().uri(target);
@@ -244,7 +251,7 @@ mod tests {
     fn the_host_and_the_origin_decide_and_forwarding_headers_do_not() {
         const HOST: Option<&str> = Some("Host not allowed\n");
         const ORIGIN: Option<&str> = Some("Origin not allowed\n");
-        let cases: [(&str, &[(&str, &str)], Option<&str>); 14] = [
+        let cases: [Case; 14] = [
             ("/kv/x", &[("host", "127.0.0.1:8080")], None),
             ("/kv/x", &[], None),
             ("/kv/x", &[("host", "attacker.example:8080")], HOST),
