@@ -173,3 +173,54 @@ fn walctl_meta_shows_a_newer_slot_value_in_the_log() {
         assert!(out.contains(needle), "{needle:?} not in {out}");
     }
 }
+
+/// `repair-meta --without-slot` rebuilds `META` with no slot: the next open must not take
+/// a slot value back from the slot frames `set_meta` wrote into the log. Those frames may
+/// be older than the value in force, which was lost with `META` (a rewind that cut the
+/// newest frame leaves the value only in `META`): the repair's "no slot" used to become
+/// the log's newest surviving frame at the next open, an older vote for a Raft store.
+#[test]
+fn repair_meta_without_slot_leaves_no_slot_for_the_next_open() {
+    use actix_wal::files::{META_COPY_FILE, META_FILE};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    // Opens the log, takes the slot it opens with, sets `then` if given, shuts down.
+    let open_set = |then: Option<&'static [u8]>| {
+        let d = dir.clone();
+        actix::System::new().block_on(async move {
+            let wal = actix_wal::Wal::open(&d, actix_wal::WalConfig::default())
+                .await
+                .unwrap();
+            let slot = wal.meta();
+            if let Some(value) = then {
+                wal.append(b"a record".to_vec()).await.unwrap();
+                wal.set_meta(value.to_vec()).await.unwrap();
+            }
+            wal.shutdown().await.unwrap();
+            slot
+        })
+    };
+    open_set(Some(b"vote 1"));
+    open_set(Some(b"vote 2"));
+    fs::remove_file(dir.join(META_FILE)).unwrap();
+    fs::remove_file(dir.join(META_COPY_FILE)).unwrap();
+    let o = walctl(&["repair-meta", "--without-slot"], &dir);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+
+    let o = walctl(&["meta"], &dir);
+    assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
+    assert!(stdout(&o).contains("slot: none"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("slot in the log: none newer"),
+        "{}",
+        stdout(&o)
+    );
+    let slot = open_set(Some(b"vote 3"));
+    assert_eq!(
+        slot.as_deref().map(String::from_utf8_lossy),
+        None,
+        "the open after repair-meta --without-slot took a slot value back from the log"
+    );
+    // A value set after the repair is the one in force, after a reopen too.
+    assert_eq!(open_set(None).as_deref(), Some(&b"vote 3"[..]));
+}

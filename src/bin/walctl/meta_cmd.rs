@@ -7,8 +7,8 @@ use actix_wal::files::{read_meta_copies, CopyState};
 use actix_wal::files::{read_meta_copy, META_COPY_FILE, META_FILE};
 use actix_wal::format::meta::{LogMeta, MetaIntent};
 use actix_wal::storage::{default_storage, FsStorage};
-use actix_wal::LogDir;
 use actix_wal::WalError;
+use actix_wal::{LogDir, LogReader};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -242,13 +242,37 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
         m.slot = None;
     })
     .map_err(wal_failure)?;
+    // No slot means none from the log either: the slot frames `set_meta` wrote there may
+    // be older than the value lost with META (a rewind cuts the newest frame once META
+    // holds its value), and recovery takes a frame whose generation is above META's.
+    let slot_gen = newest_slot_frame_generation(dir);
+    if slot_gen > 0 {
+        log.update_meta(|m| m.slot_gen = m.slot_gen.max(slot_gen))
+            .map_err(wal_failure)?;
+    }
     let said = format!(
         "rebuilt META without a slot: first LSN {first} (the first segment's, also the \
          checkpoint), no newest-segment floor, no cursors (their consumers get \
-         CursorNotFound and create them again); any damaged copy is kept as META.damaged \
-         or META.copy.damaged"
+         CursorNotFound and create them again), slot generation {slot_gen} (the slot \
+         values the log holds are not taken back); any damaged copy is kept as \
+         META.damaged or META.copy.damaged"
     );
     writeln!(out, "{said}").map_err(Failure::output)
+}
+
+/// The highest generation among the slot frames in the log at `dir` (0 if none), read
+/// up to its end or its first damage: a salvage keeps only frames before the damage, and
+/// every later open refuses the log at it otherwise.
+fn newest_slot_frame_generation(dir: &Path) -> u64 {
+    let Ok(mut reader) = LogReader::open_with(dir, default_storage(), u64::from(u32::MAX)) else {
+        return 0;
+    };
+    for item in reader.by_ref() {
+        if item.is_err() {
+            break;
+        }
+    }
+    reader.slot_frame().map_or(0, |(generation, _)| generation)
 }
 
 /// Where the log starts and why: `META`'s first LSN (`start_lsn`, 0 for a log without
