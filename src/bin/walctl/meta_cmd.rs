@@ -3,7 +3,7 @@
 //! log starts, as `META` says, for `verify`.
 
 use super::Failure;
-use actix_wal::files::{read_meta_copies, CopyState};
+use actix_wal::files::{read_meta_copies, CopyState, MetaRead};
 use actix_wal::files::{read_meta_copy, META_COPY_FILE, META_FILE};
 use actix_wal::format::meta::{LogMeta, MetaIntent};
 use actix_wal::storage::{default_storage, FsStorage};
@@ -139,10 +139,34 @@ fn no_meta(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     }
 }
 
+/// Reads both copies of `META` as recovery takes them, and again (up to
+/// [`META_READS`] times in all, [`META_READ_GAP_MS`] apart) while they disagree or one is
+/// damaged or missing: beside a live writer, a replace writes `META.copy`, then `META`,
+/// so a read between the two finds `META` stale (or a copy half written). Damage in a
+/// closed log reads the same every time, and is reported.
+fn read_settled(dir: &Path) -> Result<MetaRead, WalError> {
+    let mut reads = 1;
+    loop {
+        let read = read_meta_copies(&FsStorage, dir);
+        let settled = matches!(&read, Ok(r) if r.problem().is_none());
+        if settled || reads >= META_READS {
+            return read;
+        }
+        reads += 1;
+        std::thread::sleep(std::time::Duration::from_millis(META_READ_GAP_MS));
+    }
+}
+
+/// Reads of `META` in all before `walctl meta` reports copies that disagree.
+const META_READS: u32 = 5;
+/// Time between two reads of `META`, ms: more than a replace of `META` takes (two small
+/// writes, each `fsync`ed), so that reads do not all fall inside one.
+const META_READ_GAP_MS: u64 = 20;
+
 /// `walctl meta DIR`.
 pub fn show(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     existing(dir)?;
-    match read_meta_copies(&FsStorage, dir) {
+    match read_settled(dir) {
         Ok(read) => {
             let w = (|| -> io::Result<()> {
                 writeln!(out, "{META_FILE}: {}", read.main)?;
