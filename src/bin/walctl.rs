@@ -9,13 +9,14 @@
 //! walctl stat DIR                          segments, records, bytes, first and last LSN
 //! walctl meta DIR                          the log's metadata (META): both copies, the
 //!                                          first LSN, newest segment, intent, slot, seq
+//! walctl cursors DIR [--json]              cursors, checkpoint, bytes below it
 //! walctl repair-meta DIR [--without-slot]  write both copies of META back from the
 //!                                          newest whole one (takes the log's lock)
 //! ```
 //!
-//! Every reading command takes `--max-record-bytes N`: a frame header claiming a longer
-//! payload is damage (this must be at least the `max_record_bytes` the log was written
-//! with).
+//! `verify`, `dump` and `stat` take `--max-record-bytes N`: a frame header claiming a
+//! longer payload is damage (this must be at least the `max_record_bytes` the log was
+//! written with).
 //!
 //! It reads as the user running it: a log's files are private to the user that wrote it
 //! (0600 in a 0700 directory; 0640 and 0750 with `WalConfig::group_read`), so run it as
@@ -55,7 +56,7 @@ mod meta_cmd;
 #[command(
     name = "walctl",
     version,
-    about = "Inspect an actix-wal log directory (read-only)"
+    about = "Inspect an actix-wal log directory (read-only, but for repair-meta)"
 )]
 struct Cli {
     /// What to do.
