@@ -66,14 +66,22 @@ fn refused(server: &Server, target: &str, headers: &[(&str, &str)]) {
     }
 }
 
-#[test]
-fn a_rebinding_host_is_refused_and_changes_nothing() {
+/// A server on a fresh log whose key `x` holds `before`, written with its own `Host`
+/// (the directory is kept for as long as the server runs).
+fn server_with_key() -> (tempfile::TempDir, Server) {
     let d = tempfile::tempdir().unwrap();
     let server = Server::start(d.path());
-    let port = server.addr.port();
     let own = server.addr.to_string();
     let r = send(&server, "PUT", "/kv/x", &[("Host", &own)], b"before");
     assert_eq!(r.status, 200, "{}", text(&r));
+    (d, server)
+}
+
+#[test]
+fn a_rebinding_host_is_refused_and_changes_nothing() {
+    let (_d, server) = server_with_key();
+    let port = server.addr.port();
+    let own = server.addr.to_string();
 
     let hosts = [
         format!("attacker.example:{port}"),
@@ -118,12 +126,9 @@ fn a_rebinding_host_is_refused_and_changes_nothing() {
 
 #[test]
 fn a_foreign_origin_is_refused_and_changes_nothing() {
-    let d = tempfile::tempdir().unwrap();
-    let server = Server::start(d.path());
+    let (_d, server) = server_with_key();
     let port = server.addr.port();
     let own = server.addr.to_string();
-    let r = send(&server, "PUT", "/kv/x", &[("Host", &own)], b"before");
-    assert_eq!(r.status, 200, "{}", text(&r));
     let origins = [
         "http://attacker.example".to_owned(),
         "https://attacker.example".to_owned(),

@@ -4,6 +4,9 @@
 //! `#[path = "common/raft.rs"] mod raft;`.
 #![allow(dead_code)]
 
+#[path = "http_head.rs"]
+mod http_head;
+
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use std::io::{BufRead, BufReader, Write as _};
@@ -336,14 +339,7 @@ pub async fn request_with(
     use tokio::io::AsyncWriteExt;
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let mut head = format!("{method} {target} HTTP/1.1\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        ));
+        let head = http_head::request_head(method, target, headers, body.len());
         s.write_all(head.as_bytes()).await.ok()?;
         s.write_all(body).await.ok()?;
         let (msg, head_end) = read_message(&mut s).await?;

@@ -3,6 +3,9 @@
 //! client with a timeout on every request.
 #![allow(dead_code)]
 
+#[path = "../common/http_head.rs"]
+mod http_head;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -160,14 +163,7 @@ pub fn request_with(
     let mut stream = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let mut head = format!("{method} {target} HTTP/1.1\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
+    let head = http_head::request_head(method, target, headers, body.len());
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     let mut raw = Vec::new();
