@@ -274,6 +274,34 @@ fn readers_refuse_what_recovery_refuses_against_meta() {
     }
 }
 
+/// Every segment deleted, `META` whole and naming a segment that held acknowledged
+/// records: recovery refuses the log as lost, and `walctl verify`, `dump` and `stat` say
+/// so (exit 1), where they said "no actix-wal log" (exit 2), their answer for a wrong
+/// path (found by the eighth session's probe of the docs against the tools).
+/// `LogReader` keeps its documented `NoLog` for a `META` with no segment.
+#[test]
+fn walctl_says_a_log_whose_segments_were_all_deleted_was_lost() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 300);
+    for seg in segments(d.path()) {
+        std::fs::remove_file(seg).unwrap();
+    }
+    let opened = LogWriter::open(d.path(), options()).map(drop).unwrap_err();
+    assert!(
+        opened.to_string().contains("the log was lost"),
+        "recovery: {opened}"
+    );
+    for args in [&["verify"][..], &["dump"], &["stat"]] {
+        let out = walctl(args, d.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "walctl {args:?}: {stderr}");
+        assert!(
+            stderr.contains("the log was lost"),
+            "walctl {args:?}: {stderr}"
+        );
+    }
+}
+
 /// A directory with no log in it: every command says so (exit 2) and leaves nothing in
 /// it, `meta`, `cursors` and `repair-meta` included (they printed a new log's values and exited 0).
 #[test]

@@ -294,6 +294,26 @@ impl Summary {
     }
 }
 
+/// `LogReader`'s `NoLog` for a directory that holds `META` but no segment: when `META`
+/// says a segment held acknowledged records, recovery refuses the log as lost, and so
+/// does walctl (damage, exit 1, in recovery's words), rather than answer as for a wrong
+/// path; otherwise there is no log to read (exit 2).
+fn lost_or_no_log(dir: PathBuf, progress: &Summary) -> Failure {
+    let storage = actix_wal::storage::FsStorage;
+    let err = match actix_wal::files::read_meta(&storage, &dir) {
+        Ok(Some(m)) if m.newest_lsn > 0 => WalError::Corruption {
+            segment: dir.join(actix_wal::files::META_FILE),
+            offset: 0,
+            reason: format!(
+                "no segment left, but the segment from LSN {} held acknowledged records: the log was lost",
+                m.newest_lsn
+            ),
+        },
+        _ => WalError::NoLog { path: dir },
+    };
+    Failure::from_wal(err, progress)
+}
+
 /// Reads the whole log in `args.dir`, calling `each` on every record, and returns what it
 /// found. Stops at the first damage.
 fn walk(
@@ -301,12 +321,15 @@ fn walk(
     mut each: impl FnMut(&Record) -> Result<(), Failure>,
 ) -> Result<Summary, Failure> {
     let mut summary = Summary::default();
-    let mut reader = LogReader::open_with(
+    let opened = LogReader::open_with(
         &args.dir,
         actix_wal::storage::default_storage(),
         args.max_record_bytes,
-    )
-    .map_err(|e| Failure::from_wal(e, &summary))?;
+    );
+    let mut reader = match opened {
+        Err(WalError::NoLog { path }) => return Err(lost_or_no_log(path, &summary)),
+        opened => opened.map_err(|e| Failure::from_wal(e, &summary))?,
+    };
     // `LogReader` reads a missing or empty directory as an empty log (a first start);
     // asked to inspect one, walctl says there is no log there.
     if !reader.found_log() {
