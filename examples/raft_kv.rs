@@ -234,7 +234,10 @@ struct Args {
     /// Build a snapshot (and let openraft purge the log below it) every this many entries.
     #[arg(long, default_value_t = 10_000)]
     snapshot_logs: u64,
-    /// Leader heartbeat interval, ms.
+    /// Leader heartbeat interval, ms. It is also each append's deadline (openraft's), so a
+    /// follower's link must carry the largest entry (256 KiB) within it, about 55 Mbit/s
+    /// at 50 ms: raise it for slower links (docs/replication.md, "Appends that fit their
+    /// deadline").
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
     /// Shortest election timeout, ms; the longest is twice this, and is openraft's leader
