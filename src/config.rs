@@ -350,10 +350,10 @@ impl WalConfig {
         {
             return bad("restart backoff must satisfy 1 <= restart_backoff_initial_ms <= restart_backoff_max_ms".into());
         }
-        if self.first_lsn == 0 || self.first_lsn > u64::MAX / 2 {
+        if self.first_lsn == 0 || self.first_lsn > crate::format::MAX_LSN {
             return bad(format!(
                 "first_lsn must be in 1..={}, got {}",
-                u64::MAX / 2,
+                crate::format::MAX_LSN,
                 self.first_lsn
             ));
         }

@@ -305,7 +305,7 @@ pub enum WalError {
         /// The log's next LSN.
         next_lsn: crate::lsn::Lsn,
     },
-    /// An LSN outside `1..=u64::MAX / 2` where the log would continue at it (`reset`).
+    /// An LSN outside `1..=2^63-1` (`format::MAX_LSN`) where the log would continue at it (`reset`).
     #[error("LSN {lsn} is out of range (1..=2^63-1)")]
     LsnOutOfRange {
         /// The LSN asked for.

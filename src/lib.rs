@@ -173,7 +173,8 @@ pub use wal::Wal;
 
 /// Read-only helpers over a log directory's files, for tools such as `walctl`: how
 /// segment, spare, lock and `META` files are named, the segment list, the `META` reads
-/// (both copies and their state), and the limits a reader applies. Nothing here writes.
+/// (both copies and their state), the promises of `META` recovery checks the segments
+/// against, and the limits a reader applies. Nothing here writes.
 pub mod files {
     pub use crate::log::meta::{
         read_meta, read_meta_copies, read_meta_copy, META_COPY_FILE, META_FILE,
@@ -185,6 +186,7 @@ pub mod files {
         list_segments, parse_segment_name, segment_name, SegmentFile, LOCK_FILE,
     };
     pub use crate::log::spare::{is_spare_name, spare_name};
+    pub use crate::log::{meta_breach, MetaBreach};
 }
 
 /// The lower layer itself (segment writer, batch planner, `MetaStore`, scan cursors,

@@ -300,16 +300,18 @@ impl Summary {
 /// path; otherwise there is no log to read (exit 2).
 fn lost_or_no_log(dir: PathBuf, progress: &Summary) -> Failure {
     let storage = actix_wal::storage::FsStorage;
-    let err = match actix_wal::files::read_meta(&storage, &dir) {
-        Ok(Some(m)) if m.newest_lsn > 0 => WalError::Corruption {
+    // Recovery's own check of `META` against a log with no segment.
+    let breach = actix_wal::files::read_meta(&storage, &dir)
+        .ok()
+        .flatten()
+        .and_then(|m| actix_wal::files::meta_breach(&m, None, 0));
+    let err = match breach {
+        Some(b) => WalError::Corruption {
             segment: dir.join(actix_wal::files::META_FILE),
             offset: 0,
-            reason: format!(
-                "no segment left, but the segment from LSN {} held acknowledged records: the log was lost",
-                m.newest_lsn
-            ),
+            reason: b.reason(),
         },
-        _ => WalError::NoLog { path: dir },
+        None => WalError::NoLog { path: dir },
     };
     Failure::from_wal(err, progress)
 }

@@ -40,7 +40,7 @@ pub use index::{LogIndex, SharedIndex};
 pub use options::LogOptions;
 pub use reader::{LogReader, Record, TxnPosition};
 pub use recovery::{RecoveryOptions, RecoveryOutcome, RecoveryPolicy};
-pub use recovery_plan::Adoption;
+pub use recovery_plan::{meta_breach, Adoption, MetaBreach};
 pub use retention::{Retained, RetentionPolicy, SegmentUse};
 pub use segment::segment_name;
 pub use shared_meta::SharedMeta;

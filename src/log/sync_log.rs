@@ -49,10 +49,10 @@ pub fn open_log_from(
     first_lsn: u64,
 ) -> Result<(LogDir, Planner, RecoveryOutcome), WalError> {
     opts.validate()?;
-    if first_lsn == 0 || first_lsn > u64::MAX / 2 {
+    if first_lsn == 0 || first_lsn > crate::format::MAX_LSN {
         return Err(WalError::InvalidConfig(format!(
             "first_lsn must be in 1..={}, got {first_lsn}",
-            u64::MAX / 2
+            crate::format::MAX_LSN
         )));
     }
     let dir = open_dir(path, opts)?;

@@ -44,7 +44,7 @@ impl Queue {
                 first_lsn: Lsn(first_lsn),
             }),
             Job::After(x) => self.batch_split_at(x).map_or(Ok(()), Err),
-            Job::Reset(n) if n == 0 || n > u64::MAX / 2 => {
+            Job::Reset(n) if n == 0 || n > crate::format::meta::MAX_RESET_LSN => {
                 Err(WalError::LsnOutOfRange { lsn: Lsn(n) })
             }
             // Below the next LSN even on an empty log: those LSNs were given out (their
