@@ -5,12 +5,25 @@
 //! `cargo run --release --example readbench -- [reads]`
 
 use actix_wal::{Lsn, Wal, WalConfig};
+use clap::Parser;
 use hdrhistogram::Histogram;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 const RECORDS: u64 = 20_000;
 const PAYLOAD_BYTES: usize = 256;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "readbench",
+    about = "Read figures of actix-wal beside a bare pread, in the same run"
+)]
+struct Args {
+    /// Timed reads of each kind.
+    #[arg(default_value_t = 20_000)]
+    reads: u64,
+}
 
 fn line(name: &str, h: &Histogram<u64>) {
     println!(
@@ -23,10 +36,7 @@ fn line(name: &str, h: &Histogram<u64>) {
 
 #[actix::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let reads: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
+    let reads = Args::parse().reads;
     let d = tempfile::tempdir()?;
     let wal = Wal::open(d.path(), WalConfig::default()).await?;
     for chunk in 0..RECORDS / 500 {
