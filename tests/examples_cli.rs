@@ -81,5 +81,8 @@ fn an_argument_that_does_not_parse_is_refused() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(out.status.code(), Some(2), "readbench twenty: {stderr}");
-    assert!(stderr.contains("twenty"), "the refusal names the argument: {stderr}");
+    assert!(
+        stderr.contains("twenty"),
+        "the refusal names the argument: {stderr}"
+    );
 }

@@ -456,3 +456,53 @@ async fn walctl_cursors_shows_the_cursors_and_what_retention_keeps() {
     assert!(text.contains("checkpoint: 280"), "{text}");
     assert!(text.contains("cursor archiver: lsn 120, valid"), "{text}");
 }
+
+#[actix::test]
+async fn walctl_cursors_counts_the_disk_bytes_health_counts() {
+    // Beside a live log with a spare prepared: `disk_bytes` is the segments and the
+    // spare, in walctl as in `Health`.
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), WalConfig::default().segment_size_bytes(SEGMENT))
+        .await
+        .unwrap();
+    append_n(&wal, 300).await;
+    // The spare is prepared on a thread of its own after the last rollover: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let has_spare = |p: &std::path::Path| {
+        std::fs::read_dir(p).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("spare-")
+        })
+    };
+    while !has_spare(d.path()) {
+        assert!(std::time::Instant::now() < deadline, "no spare within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut h = wal.health().await.unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let again = wal.health().await.unwrap();
+        if again.disk_bytes == h.disk_bytes {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "disk_bytes never settled"
+        );
+        h = again;
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_walctl"))
+        .args(["cursors", "--json"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["disk_bytes"], h.disk_bytes,
+        "walctl cursors --json against Health::disk_bytes"
+    );
+    wal.shutdown().await.unwrap();
+}

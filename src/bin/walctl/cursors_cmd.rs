@@ -1,7 +1,8 @@
 //! `walctl cursors`: the log's named cursors and what retention keeps, read offline from
 //! `META` and the segment files (issue 22, item 3): the first LSN, the checkpoint, the
-//! bytes on disk and below the checkpoint, and each cursor with its LSN, its state and
-//! the bytes of segments it holds (from the segment holding its LSN to the newest).
+//! bytes on disk (the segments and a spare, as `Health::disk_bytes` counts them) and below
+//! the checkpoint, and each cursor with its LSN, its state and the bytes of segments it
+//! holds (from the segment holding its LSN to the newest).
 
 use super::Failure;
 use actix_wal::files::{list_segments, read_meta};
@@ -41,9 +42,14 @@ pub fn show(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure>
             false => Failure::Failed(e.to_string()),
         })?
         .unwrap_or_default();
-    let segments = list_segments(&FsStorage, dir)
-        .map_err(|e| Failure::Failed(e.to_string()))?
-        .0;
+    let (segments, temps) =
+        list_segments(&FsStorage, dir).map_err(|e| Failure::Failed(e.to_string()))?;
+    // A spare prepared beside a live log (or a leftover `.wal.tmp`): on disk, counted as
+    // `Health::disk_bytes` counts it; one gone meanwhile counts as none.
+    let temp_bytes: u64 = temps
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
     // (first LSN, bytes) of each segment; one gone meanwhile counts as none.
     let sizes: Vec<(u64, u64)> = segments
         .iter()
@@ -62,7 +68,7 @@ pub fn show(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure>
     let report = Report {
         first_lsn: meta.first_lsn,
         checkpoint_lsn: checkpoint,
-        disk_bytes: sizes.iter().map(|s| s.1).sum(),
+        disk_bytes: sizes.iter().map(|s| s.1).sum::<u64>() + temp_bytes,
         retained_bytes: sizes
             .windows(2)
             .take_while(|w| w[1].0 <= checkpoint)
@@ -86,7 +92,7 @@ pub fn show(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure>
         }
         writeln!(out, "first lsn: {}", report.first_lsn)?;
         writeln!(out, "checkpoint: {}", report.checkpoint_lsn)?;
-        writeln!(out, "segment bytes: {}", report.disk_bytes)?;
+        writeln!(out, "disk bytes: {}", report.disk_bytes)?;
         writeln!(out, "bytes below the checkpoint: {}", report.retained_bytes)?;
         writeln!(out, "cursors: {}", report.cursors.len())?;
         for c in &report.cursors {
