@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Any member may be named with `--node`: a follower's 307 is followed to the leader.
-//! Prints the status and the JSON answer; exits 0 on 200 only.
+//! Prints the status and the JSON answer (`show`: the JSON alone, printed only on a 200,
+//! so it can be piped to a JSON reader); exits 0 on 200 only.
 
 #[path = "raft_kv/admin.rs"]
 mod admin;

@@ -86,3 +86,52 @@ fn an_argument_that_does_not_parse_is_refused() {
         "the refusal names the argument: {stderr}"
     );
 }
+
+#[test]
+fn admin_show_exits_non_zero_on_an_answer_other_than_200() {
+    // A node that answers `GET /cluster` with a JSON 503 (as a stopped node does): `show`
+    // must not print it as the cluster's view and exit 0.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
+        let body = br#"{"error":"stopped","leader":null}"#;
+        let reply = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(reply.as_bytes());
+        let _ = s.write_all(body);
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret");
+    raft::write_secret(&secret);
+    let node = addr.to_string();
+    let secret_arg = secret.to_str().expect("utf-8 path");
+    let (out, timed_out) = run(
+        "raft_kv_admin",
+        &["--cluster-secret-file", secret_arg, "--node", &node, "show"],
+    );
+    server.join().expect("the server thread");
+    assert!(
+        !timed_out,
+        "raft_kv_admin show still ran after {ANSWER_WITHIN:?}"
+    );
+    assert!(
+        !out.status.success(),
+        "show exited 0 on a 503; printed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("503"),
+        "the error names the status: {stderr}"
+    );
+}

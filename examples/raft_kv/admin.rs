@@ -41,6 +41,17 @@ pub enum AdminError {
         /// What reqwest said.
         source: reqwest::Error,
     },
+    /// `GET /cluster` answered a status other than 200 (a stopped node's 503, a 403 for a
+    /// `Host` not allowed): its answer is not the cluster's view.
+    #[error("{at}: GET /cluster answered {status}: {body}")]
+    Status {
+        /// Where.
+        at: SocketAddr,
+        /// The HTTP status it answered.
+        status: StatusCode,
+        /// Its body, as text (at most the first 1 KiB).
+        body: String,
+    },
     /// `/raft/state` did not say which node answers there.
     #[error("{0}: no node id in /raft/state")]
     NoId(SocketAddr),
@@ -186,18 +197,24 @@ impl Admin {
         Err(AdminError::TooManyHops)
     }
 
-    /// `GET /cluster` at `at` (unauthenticated: that node's view of the membership).
+    /// `GET /cluster` at `at` (unauthenticated: that node's view of the membership); an
+    /// answer other than 200 is [`AdminError::Status`].
     pub async fn cluster(&self, at: SocketAddr) -> Result<serde_json::Value, AdminError> {
         let http = |source| AdminError::Http { at, source };
-        self.http
+        let reply = self
+            .http
             .get(format!("http://{at}/cluster"))
             .timeout(STATE_TIMEOUT)
             .send()
             .await
-            .map_err(http)?
-            .json()
-            .await
-            .map_err(http)
+            .map_err(http)?;
+        let status = reply.status();
+        if status != StatusCode::OK {
+            let text = reply.text().await.unwrap_or_default();
+            let body = text.chars().take(1024).collect();
+            return Err(AdminError::Status { at, status, body });
+        }
+        reply.json().await.map_err(http)
     }
 
     /// `--join`: asks the cluster that the node at `at` belongs to to add node `id` (at
