@@ -65,7 +65,10 @@ impl Cursor {
     /// Refused, changing nothing: `lsn` below where it stands ([`WalError::CursorBackwards`]:
     /// a cursor never moves back), past the durable end ([`WalError::CursorPastEnd`]), a
     /// cursor removed meanwhile ([`WalError::CursorNotFound`]) or invalidated
-    /// ([`WalError::CursorInvalidated`]), a poisoned or shut-down log.
+    /// ([`WalError::CursorInvalidated`]), a log already poisoned or shut down. A failure
+    /// while writing `META` ([`WalError::Io`], or [`WalError::Poisoned`] raised by this
+    /// call) leaves the outcome unknown: after the next open the cursor stands where it
+    /// stood or at `lsn` ([`crate::Wal::cursors`] tells).
     pub async fn advance(&self, lsn: impl Into<Lsn>) -> Result<(), WalError> {
         let lsn: Lsn = lsn.into();
         self.wal

@@ -183,6 +183,14 @@ pub enum WalError {
     /// is acknowledged, and every call that would change the log is refused with this
     /// error and changes nothing, until the log is reopened (recovery completes what was
     /// left midway).
+    ///
+    /// To the call whose own failure poisoned the log (and to the appends of the batch that
+    /// failed), the outcome is not known, as after a crash: what it wrote may have reached
+    /// the disk before the step that failed (a `META` renamed in place before its copy's
+    /// `fsync` failed, a batch written before its `fdatasync` failed). After the reopen the
+    /// log holds the state before the call or the state after it, never a mix: read it
+    /// back ([`crate::Wal::meta`], [`crate::Wal::cursors`], the record) before taking the
+    /// call for not done.
     #[error("log poisoned: {reason}; reopen the log to run recovery")]
     Poisoned {
         /// The failure that poisoned the log.

@@ -18,9 +18,11 @@ pub struct Health {
     /// batch writes not failing for a full disk (the `DiskFull` alert). (A degraded log
     /// is still healthy: correct, slower.)
     pub healthy: bool,
-    /// The write mode now.
+    /// The write mode now. A poisoned log keeps the mode it had when it was poisoned:
+    /// [`Health::poisoned`] and [`Health::healthy`] say that it takes nothing.
     pub mode: WalMode,
-    /// Whether a healthy flusher thread is attached.
+    /// Whether a healthy flusher thread is attached (also on a poisoned log, whose
+    /// flusher may be alive and idle).
     pub flusher_healthy: bool,
     /// Whether the log is poisoned (reopen to recover).
     pub poisoned: bool,

@@ -415,7 +415,10 @@ impl Wal {
     /// (which then turns format version 3: builds before this one refuse the log); later
     /// ones go into the log as a slot frame with the appends gathering, at the cost of a
     /// share of their `fdatasync` (docs/format.md, "Slot frames"). More than
-    /// `WalConfig::max_meta_bytes` is [`WalError::MetaTooLarge`] and changes nothing.
+    /// `WalConfig::max_meta_bytes` is [`WalError::MetaTooLarge`] and changes nothing. A
+    /// failure while writing it ([`WalError::Io`], [`WalError::Poisoned`] raised by this
+    /// call) leaves the outcome unknown: the old value or the new one, whole, after the
+    /// next open.
     pub async fn set_meta(&self, bytes: impl Into<Vec<u8>>) -> Result<(), WalError> {
         self.mailbox()
             .send(crate::messages::SetMeta(bytes.into()))
