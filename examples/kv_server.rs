@@ -20,8 +20,8 @@
 //! rebinding: `Host: attacker.example:8080`), or that carries another site's `Origin`,
 //! is answered 403 before any handler runs (`shared/hosts.rs`). Any local process can
 //! still connect and send what it likes.
-//! SIGINT or SIGTERM stops it cleanly: requests in progress finish, then the log is shut
-//! down (everything queued fsynced, the directory lock released).
+//! SIGINT, SIGTERM or SIGHUP stops it cleanly: requests in progress finish, then the log
+//! is shut down (everything queued fsynced, the directory lock released).
 //!
 //! The write path: the HTTP handler sends `Write` to the [`Store`] actor, the transaction
 //! actor of this service; it encodes the operation with `actix_wal::format::codec`, sends
@@ -270,7 +270,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     out.flush()?;
     drop(out);
 
-    // Returns after SIGINT or SIGTERM, once requests in progress are answered.
+    // actix-web stops on SIGINT, SIGTERM and SIGQUIT; SIGHUP (the terminal closed, an ssh
+    // session dropped) would kill the process without the log's shutdown: stop the same
+    // way on it.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        if hangup.recv().await.is_some() {
+            eprintln!("kv_server: SIGHUP: stopping cleanly");
+            handle.stop(true).await;
+        }
+    });
+    // Returns after SIGINT, SIGTERM or SIGHUP, once requests in progress are answered.
     server.await?;
     wal.shutdown().await?;
     println!("stopped");
