@@ -61,6 +61,8 @@
 
 #[path = "kv_server/budget.rs"]
 mod budget;
+#[path = "shared/hangup.rs"]
+mod hangup;
 #[path = "shared/hosts.rs"]
 mod hosts;
 #[path = "kv_server/http.rs"]
@@ -270,17 +272,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     out.flush()?;
     drop(out);
 
-    // actix-web stops on SIGINT, SIGTERM and SIGQUIT; SIGHUP (the terminal closed, an ssh
-    // session dropped) would kill the process without the log's shutdown: stop the same
-    // way on it.
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let handle = server.handle();
-    actix_web::rt::spawn(async move {
-        if hangup.recv().await.is_some() {
-            eprintln!("kv_server: SIGHUP: stopping cleanly");
-            handle.stop(true).await;
-        }
-    });
+    hangup::stop_on_hangup(server.handle(), "kv_server")?;
     // Returns after SIGINT, SIGTERM or SIGHUP, once requests in progress are answered.
     server.await?;
     wal.shutdown().await?;

@@ -72,6 +72,8 @@ mod bounds;
 mod deadline;
 #[path = "raft_kv/dedup.rs"]
 mod dedup;
+#[path = "shared/hangup.rs"]
+mod hangup;
 #[path = "raft_kv/heads.rs"]
 mod heads;
 #[path = "shared/hosts.rs"]
@@ -487,7 +489,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     out.flush()?;
     drop(out);
 
-    // Returns after SIGINT or SIGTERM, once requests in progress are answered.
+    hangup::stop_on_hangup(server.handle(), "raft_kv")?;
+    // Returns after SIGINT, SIGTERM or SIGHUP, once requests in progress are answered.
     server.await?;
     naming.abort();
     let failed = join

@@ -299,8 +299,9 @@ async fn count_requests<B: MessageBody>(
 
 /// Serves `app` on `listener` with `workers` threads and at most `max_connections`
 /// connections at once (shared out among them), each connection [`Watched`]: what
-/// `HttpServer` would do, with a deadline on every head. Stopped by SIGINT or SIGTERM,
-/// as `HttpServer` is, after at most [`SHUTDOWN_TIMEOUT_SECS`] for requests in progress.
+/// `HttpServer` would do, with a deadline on every head. Stopped by SIGINT or SIGTERM
+/// as `HttpServer` is (and by SIGHUP: `shared/hangup.rs`), after at most
+/// [`SHUTDOWN_TIMEOUT_SECS`] for requests in progress.
 pub fn serve<F, T, B>(
     listener: TcpListener,
     workers: usize,
