@@ -2,7 +2,8 @@
 //! lost its active segment, so its next append failed) stays up, serves nothing and takes
 //! no part in elections: it grants no pre-vote, so a candidate that cannot win (its only
 //! other voter stopped) never raises its term; and it answers client PUTs and GETs 503
-//! `{"error": "stopped", "leader": ...}`, never a 307 (docs/replication.md, "Errors").
+//! `{"error": "stopped", "leader": ...}`, never a 307 (docs/replication.md, "Errors"): a
+//! stopped follower names the leader it last knew, a stopped leader names none.
 //!
 //! Three processes on loopback (`tests/common/raft.rs`). A follower's core is stopped by
 //! deleting its log's segments while the leader writes: the log's writer finds its
@@ -123,5 +124,72 @@ async fn a_stopped_follower_answers_503_stopped_naming_the_leader_it_last_knew()
     assert!(
         put(&http, &addrs, &mut hint, "after", "stop").await,
         "the leader took no write after a follower stopped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_answers_503_stopped_naming_no_leader_and_the_others_go_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (nodes, addrs, leader_id) = started_cluster(tmp.path(), &[]).await;
+    let lead = (leader_id - 1) as usize;
+    stop_core(&nodes, &addrs, lead, lead).await;
+    let http = client();
+    let url = format!("http://{}/kv/stopped", addrs[lead]);
+    // Its frozen metrics still name itself the leader: a 307 would send the client back to
+    // it, so it names no leader (null), and a PUT now was never proposed.
+    for (what, req, outcome) in [
+        (
+            "PUT",
+            http.put(&url).body("value"),
+            serde_json::json!("not applied"),
+        ),
+        ("GET", http.get(&url), serde_json::Value::Null),
+    ] {
+        let answer = req.send().await.expect("the stopped leader answers");
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(
+            (status, &body["error"], &body["leader"], &body["outcome"]),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!("stopped"),
+                &serde_json::Value::Null,
+                &outcome
+            ),
+            "{what} at the stopped leader: {status} {text}"
+        );
+    }
+    // The other two elect a leader among themselves and take writes.
+    let others: Vec<SocketAddr> = (0..3).filter(|&i| i != lead).map(|i| addrs[i]).collect();
+    let (new_lead, _, _) = raft::leader(&http, &others, Some(leader_id)).await;
+    assert_ne!(new_lead, leader_id);
+    let mut hint = 0;
+    let deadline = Instant::now() + raft::WAIT_TIMEOUT;
+    while !put(&http, &others, &mut hint, "after", "stop").await {
+        assert!(
+            Instant::now() < deadline,
+            "no write taken by the others after the leader stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What the stopped node last knew is frozen; it still names no leader after the
+    // election it took no part in.
+    let answer = http
+        .get(&url)
+        .send()
+        .await
+        .expect("the stopped node answers");
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    assert_eq!(
+        (status, &body["error"], &body["leader"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!("stopped"),
+            &serde_json::Value::Null
+        ),
+        "GET at the stopped leader after the others elected node {new_lead}: {status} {text}"
     );
 }
