@@ -86,16 +86,25 @@ async fn a_stopped_node_grants_no_pre_vote_so_a_lone_candidate_keeps_its_term() 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_follower_answers_503_stopped_naming_the_leader_it_last_knew() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (nodes, addrs, leader_id) = started_cluster(tmp.path(), &[]).await;
-    let lead = (leader_id - 1) as usize;
-    let stopped = (lead + 1) % 3;
-    stop_core(&nodes, &addrs, stopped, lead).await;
-    let http = client();
-    let url = format!("http://{}/kv/stopped", addrs[stopped]);
-    // A PUT that came after the stop was never proposed; a read has no outcome.
+/// Status, JSON body (null if not JSON) and text of the answer to `req`.
+async fn answer_of(req: reqwest::RequestBuilder) -> (StatusCode, serde_json::Value, String) {
+    let answer = req.send().await.expect("the stopped node answers");
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or_default();
+    (status, body, text)
+}
+
+/// A PUT and a GET at the stopped node `at` (`who`, for messages) are both answered 503
+/// `"stopped"` naming `leader`: the PUT came after the stop, so it was never proposed; a
+/// read has no outcome.
+async fn assert_refused(
+    http: &reqwest::Client,
+    at: SocketAddr,
+    who: &str,
+    leader: serde_json::Value,
+) {
+    let url = format!("http://{at}/kv/stopped");
     for (what, req, outcome) in [
         (
             "PUT",
@@ -104,21 +113,35 @@ async fn a_stopped_follower_answers_503_stopped_naming_the_leader_it_last_knew()
         ),
         ("GET", http.get(&url), serde_json::Value::Null),
     ] {
-        let answer = req.send().await.expect("the stopped node answers");
-        let status = answer.status();
-        let text = answer.text().await.unwrap_or_default();
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let (status, body, text) = answer_of(req).await;
         assert_eq!(
             (status, &body["error"], &body["leader"], &body["outcome"]),
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 &serde_json::json!("stopped"),
-                &serde_json::json!(leader_id),
+                &leader,
                 &outcome
             ),
-            "{what} at the stopped follower: {status} {text}"
+            "{what} at the stopped {who}: {status} {text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_follower_answers_503_stopped_naming_the_leader_it_last_knew() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (nodes, addrs, leader_id) = started_cluster(tmp.path(), &[]).await;
+    let lead = (leader_id - 1) as usize;
+    let stopped = (lead + 1) % 3;
+    stop_core(&nodes, &addrs, stopped, lead).await;
+    let http = client();
+    assert_refused(
+        &http,
+        addrs[stopped],
+        "follower",
+        serde_json::json!(leader_id),
+    )
+    .await;
     // The rest of the cluster serves on.
     let mut hint = lead;
     assert!(
@@ -134,32 +157,9 @@ async fn a_stopped_leader_answers_503_stopped_naming_no_leader_and_the_others_go
     let lead = (leader_id - 1) as usize;
     stop_core(&nodes, &addrs, lead, lead).await;
     let http = client();
-    let url = format!("http://{}/kv/stopped", addrs[lead]);
     // Its frozen metrics still name itself the leader: a 307 would send the client back to
-    // it, so it names no leader (null), and a PUT now was never proposed.
-    for (what, req, outcome) in [
-        (
-            "PUT",
-            http.put(&url).body("value"),
-            serde_json::json!("not applied"),
-        ),
-        ("GET", http.get(&url), serde_json::Value::Null),
-    ] {
-        let answer = req.send().await.expect("the stopped leader answers");
-        let status = answer.status();
-        let text = answer.text().await.unwrap_or_default();
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        assert_eq!(
-            (status, &body["error"], &body["leader"], &body["outcome"]),
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!("stopped"),
-                &serde_json::Value::Null,
-                &outcome
-            ),
-            "{what} at the stopped leader: {status} {text}"
-        );
-    }
+    // it, so it names no leader (null).
+    assert_refused(&http, addrs[lead], "leader", serde_json::Value::Null).await;
     // The other two elect a leader among themselves and take writes.
     let others: Vec<SocketAddr> = (0..3).filter(|&i| i != lead).map(|i| addrs[i]).collect();
     let (new_lead, _, _) = raft::leader(&http, &others, Some(leader_id)).await;
@@ -175,14 +175,8 @@ async fn a_stopped_leader_answers_503_stopped_naming_no_leader_and_the_others_go
     }
     // What the stopped node last knew is frozen; it still names no leader after the
     // election it took no part in.
-    let answer = http
-        .get(&url)
-        .send()
-        .await
-        .expect("the stopped node answers");
-    let status = answer.status();
-    let text = answer.text().await.unwrap_or_default();
-    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let url = format!("http://{}/kv/stopped", addrs[lead]);
+    let (status, body, text) = answer_of(http.get(&url)).await;
     assert_eq!(
         (status, &body["error"], &body["leader"]),
         (
