@@ -1,7 +1,8 @@
-//! The examples' command lines: `--help` on each example that takes arguments prints its
-//! usage and exits 0 at once, doing none of its work, and an argument it cannot read is
-//! refused with a non-zero exit instead of being replaced by a default. The examples are
-//! built (or found up to date) with `cargo build --example`, as the raft tests do.
+//! The examples as a user runs them: the quickstart (the README's first command) runs to
+//! its end; `--help` on each example that takes arguments prints its usage and exits 0 at
+//! once, doing none of its work, and an argument it cannot read is refused with a non-zero
+//! exit instead of being replaced by a default. The examples are built (or found up to
+//! date) with `cargo build --example`, as the raft tests do.
 
 #[path = "common/raft.rs"]
 mod raft;
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 /// Longest an example may take to answer `--help` or refuse an argument, the start of a
 /// debug binary included; a benchmark that ran instead takes far longer.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// Longest the quickstart may take (7 s for a debug build on a busy 2-core machine).
+const QUICKSTART_WITHIN: Duration = Duration::from_secs(90);
 
 /// The examples that take arguments.
 const EXAMPLES: [&str; 6] = [
@@ -26,6 +30,11 @@ const EXAMPLES: [&str; 6] = [
 /// Runs `example` with `args` in an empty directory, killed after `ANSWER_WITHIN` (the
 /// output then is what it printed so far, and `timed_out` is true).
 fn run(example: &str, args: &[&str]) -> (Output, bool) {
+    run_within(example, args, ANSWER_WITHIN)
+}
+
+/// [`run`], killed after `limit`.
+fn run_within(example: &str, args: &[&str], limit: Duration) -> (Output, bool) {
     let bin = raft::build_example(example);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(bin)
@@ -39,7 +48,7 @@ fn run(example: &str, args: &[&str]) -> (Output, bool) {
     let start = Instant::now();
     let mut timed_out = false;
     while child.try_wait().expect("try_wait").is_none() {
-        if start.elapsed() > ANSWER_WITHIN {
+        if start.elapsed() > limit {
             let _ = child.kill();
             timed_out = true;
             break;
@@ -47,6 +56,30 @@ fn run(example: &str, args: &[&str]) -> (Output, bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     (child.wait_with_output().expect("wait"), timed_out)
+}
+
+#[test]
+fn the_quickstart_runs_to_its_end() {
+    let (out, timed_out) = run_within("quickstart", &[], QUICKSTART_WITHIN);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !timed_out,
+        "quickstart still ran after {QUICKSTART_WITHIN:?}: {stdout}"
+    );
+    assert!(
+        out.status.success(),
+        "quickstart exited {:?}; stdout: {stdout}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Its last steps: the state rebuilt from the replay, and the log read back whole.
+    for line in [
+        "reopened: 1004 records found, 1004 replayed",
+        "the application rebuilt 1004 records of state",
+        "read back 1004 records; the first is \"hello\"",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in: {stdout}");
+    }
 }
 
 #[test]
