@@ -320,10 +320,15 @@ fn parse_peers(s: &str) -> Result<Peers, String> {
 }
 
 /// No TLS, and no authentication of clients: refuse an address the whole world may reach.
+/// Private: loopback, IPv4's private ranges (10/8, 172.16/12, 192.168/16), IPv6's unique
+/// local addresses (fc00::/7), and an IPv4-mapped IPv6 address of a private IPv4 one.
 fn check_reachable_privately(addr: SocketAddr) -> Result<(), String> {
+    let v4_private = |v4: std::net::Ipv4Addr| v4.is_loopback() || v4.is_private();
     let private = match addr.ip() {
-        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback(),
+        std::net::IpAddr::V4(v4) => v4_private(v4),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unique_local() || v6.to_ipv4_mapped().is_some_and(v4_private)
+        }
     };
     if private {
         Ok(())

@@ -252,6 +252,8 @@ mod tests {
             learner(0, "127.0.0.1:1"),
             learner(u64::MAX, "127.0.0.1:1"),
             learner(5, "8.8.8.8:53"),
+            learner(5, "[2001:db8::1]:21005"),
+            learner(5, "[fe80::1]:21005"),
             learner(5, "127.0.0.1:0"),
             learner(5, "localhost:80"),
             learner(5, ""),
@@ -265,6 +267,16 @@ mod tests {
             check_learner(&m, &learner(5, "10.1.2.3:21005")),
             Ok(false),
             "a private address"
+        );
+        assert_eq!(
+            check_learner(&m, &learner(5, "[fd12:3456::5]:21005")),
+            Ok(false),
+            "a private IPv6 address (unique local, fc00::/7)"
+        );
+        assert_eq!(
+            check_learner(&m, &learner(6, "[::ffff:192.168.1.6]:21006")),
+            Ok(false),
+            "an IPv4-mapped private address"
         );
         let full = membership(&[1, 2, 3, 4, 5], &[6, 7, 8, 9]);
         assert!(
