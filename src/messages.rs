@@ -355,7 +355,7 @@ pub struct Replayed {
 /// What recovery found and did when the log was opened.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
-    /// Intact records found.
+    /// Intact records found by recovery's scan (before the open's first retention run).
     pub records: u64,
     /// Records sent to the replay recipient.
     pub replayed: u64,
@@ -364,7 +364,9 @@ pub struct RecoveryReport {
     /// The log's first LSN, persisted in its `META` file: the checkpoint set by
     /// `truncate_before`, or where a new log started (`WalConfig::first_lsn`). No record
     /// below it is replayed or read. Below the checkpoint while cursors or the retention
-    /// policy keep records there (`checkpoint_lsn`).
+    /// policy keep records there (`checkpoint_lsn`). From [`crate::Wal::open`]: as left by
+    /// the log's first retention run, which the open waits for (it removes what this
+    /// open's policy no longer keeps), so a read or a subscription from here finds it.
     pub first_lsn: Lsn,
     /// The checkpoint (`truncate_before`): replay starts here (records between
     /// `first_lsn` and it are kept for cursors and readers, not replayed). Equal to
@@ -374,9 +376,10 @@ pub struct RecoveryReport {
     pub last_lsn: Option<Lsn>,
     /// LSN the next append gets.
     pub next_lsn: Lsn,
-    /// Segment files in the log.
+    /// Segment files in the log (from [`crate::Wal::open`]: after its first retention run).
     pub segments: usize,
-    /// Files removed (interrupted segment creations; salvaged segments).
+    /// Files removed (interrupted segment creations; salvaged segments; from
+    /// [`crate::Wal::open`], segments its first retention run removed).
     pub removed: Vec<PathBuf>,
     /// Under `SkipToLastGood`, the damage that was skipped.
     pub salvaged_from: Option<WalError>,

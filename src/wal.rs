@@ -67,6 +67,7 @@ struct Handles {
     replay_from: Lsn,
 }
 
+mod opened;
 mod reads;
 
 fn closed(_: MailboxError) -> WalError {
@@ -192,6 +193,8 @@ impl Wal {
         let compression = cfg.compression;
         let replay_from = cfg.replay_from.unwrap_or(Lsn(0));
         let intake = Intake::new(cfg.max_queue_entries, cfg.max_queue_bytes);
+        let segments_before = opened::segment_paths(&recovered.dir);
+        let storage = cfg.storage.clone();
         let setup = QueueSetup {
             cfg,
             dir: recovered.dir,
@@ -215,9 +218,11 @@ impl Wal {
             .send(SetQueue(queue.clone()))
             .await
             .map_err(closed)?;
+        let mut report = recovered.report;
+        opened::amend_report(&mut report, &queue, &storage, &dir, segments_before).await?;
         tracing::debug!(
-            next_lsn = %recovered.report.next_lsn,
-            records = recovered.report.records,
+            next_lsn = %report.next_lsn,
+            records = report.records,
             duration_ms = started.elapsed().as_millis() as u64,
             "log open"
         );
@@ -225,7 +230,7 @@ impl Wal {
             inner: Arc::new(Handles {
                 queue,
                 supervisor,
-                report: Arc::new(recovered.report),
+                report: Arc::new(report),
                 reads,
                 queue_keeper,
                 standalone: None,

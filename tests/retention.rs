@@ -506,3 +506,51 @@ async fn walctl_cursors_counts_the_disk_bytes_health_counts() {
     );
     wal.shutdown().await.unwrap();
 }
+
+#[actix::test]
+async fn the_report_of_an_open_tells_what_its_first_retention_run_removed() {
+    // A log whose retention policy kept segments below the checkpoint, opened again with
+    // none: the open's first retention run removes them. The report must describe the
+    // log the application gets, not the one before that run.
+    let d = tempfile::tempdir().unwrap();
+    let wal = Wal::open(d.path(), small().retention_bytes(u64::MAX / 4))
+        .await
+        .unwrap();
+    append_n(&wal, 300).await;
+    wal.truncate_before(Lsn(150)).await.unwrap();
+    assert_eq!(
+        wal.stats().await.unwrap().first_lsn,
+        Lsn(1),
+        "kept by the policy"
+    );
+    wal.shutdown().await.unwrap();
+    let before = segment_lsns(d.path());
+
+    let wal = Wal::open(d.path(), small()).await.unwrap();
+    let report = wal.recovery_report().clone();
+    let after = segment_lsns(d.path());
+    assert!(
+        after.len() < before.len(),
+        "segments below the checkpoint removed"
+    );
+    let stats = wal.stats().await.unwrap();
+    assert_eq!(
+        (report.first_lsn, report.segments),
+        (stats.first_lsn, after.len()),
+        "the report against the log as opened: {report:?}"
+    );
+    let gone: Vec<_> = before
+        .iter()
+        .filter(|l| !after.contains(l))
+        .map(|&l| d.path().join(segment_name(l)))
+        .collect();
+    for path in &gone {
+        assert!(report.removed.contains(path), "{path:?} not in {report:?}");
+    }
+    // What the docs show: a subscriber from the report's first LSN reads from there.
+    let mut sub = wal.subscribe(report.first_lsn);
+    let first = futures::StreamExt::next(&mut sub).await.unwrap().unwrap();
+    assert_eq!(first.lsn, report.first_lsn);
+    wal.read(report.first_lsn).await.unwrap();
+    wal.shutdown().await.unwrap();
+}
