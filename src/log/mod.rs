@@ -30,6 +30,7 @@ pub mod segment;
 mod shared_meta;
 pub mod shared_record;
 pub mod spare;
+mod spare_rollover;
 pub mod sync_log;
 mod tail;
 pub mod writer;

@@ -23,7 +23,10 @@
 //! directory too, and covers it). Until then a crash may bring the segment back under its
 //! spare name: recovery adopts such a spare (docs/format.md, "Recovery adopts a written
 //! spare"). Every new segment name waits for that `fsync` ([`Spares::settle_dir`]), so at
-//! most one spare, the newest segment, is ever waiting for it.
+//! most one spare, the newest segment, is ever waiting for it. Except in a log whose spare
+//! older builds could not adopt (compressing, or `META` of version 3): there the rename is
+//! made durable before the acknowledgement (`spare_rollover.rs`, docs/format.md, "Older
+//! builds and a lost rename").
 //!
 //! Who prepares: [`SpareMode::Thread`] (the flusher) on a short-lived helper thread, so
 //! the flusher's thread never waits for it unless a rollover comes before the spare is
@@ -325,6 +328,17 @@ impl Spares {
         Ok(())
     }
 
+    /// Makes the last rollover's rename durable now, on the writer's thread: for a log
+    /// whose spare a build from before its features could not adopt (see
+    /// `SegmentWriter::name_spare` in `spare_rollover.rs`). Joins no helper.
+    pub fn settle_rename(&mut self) -> Result<(), WalError> {
+        if self.dir_sync_pending {
+            self.recipe.sync_dir()?;
+            self.dir_sync_pending = false;
+        }
+        Ok(())
+    }
+
     /// The prepared spare, waiting for a preparation under way; `None` if there is none
     /// or it failed.
     pub fn take(&mut self) -> Option<SpareFile> {
@@ -418,78 +432,6 @@ impl super::writer::SegmentWriter {
             self.preallocate,
             mode,
         ));
-    }
-
-    /// The segment `first_lsn` from the prepared spare, if there is one: its header is
-    /// written (the batch's frames follow), and it stays under the spare's name until
-    /// [`Self::name_spare`], after its `fdatasync`. `Ok(false)`: no spare, create the
-    /// segment the usual way.
-    pub(super) fn segment_from_spare(&mut self, first_lsn: u64) -> Result<bool, WalError> {
-        let Some(spare) = self.spares.as_mut().and_then(Spares::take) else {
-            return Ok(false);
-        };
-        let header = crate::format::SegmentHeader::encode_full(
-            first_lsn,
-            self.segment_flags,
-            crate::format::SEGMENT_LOG_KEEPS_META,
-        );
-        if let Err(e) = spare.file.write_all_at(&header, 0) {
-            let e = WalError::io("write header", &spare.path, e);
-            if let Some(s) = &self.spares {
-                s.discard(spare);
-            }
-            return Err(e);
-        }
-        tracing::debug!(first_lsn, spare = %spare.path.display(), "rollover into a spare");
-        self.unnamed = Some(spare.path);
-        self.active = Some((first_lsn, spare.file));
-        Ok(true)
-    }
-
-    /// After the active segment's `fdatasync`: a segment still under its spare name gets
-    /// its segment name (a rename; the directory `fsync` is left to the spare helper, see
-    /// the module's docs). Nothing when it has its name.
-    pub(super) fn name_spare(&mut self) -> Result<(), WalError> {
-        let (Some(from), Some((first_lsn, _))) = (&self.unnamed, &self.active) else {
-            return Ok(());
-        };
-        let to = self.dir.join(super::segment::segment_name(*first_lsn));
-        self.storage
-            .rename(from, &to)
-            .map_err(|e| WalError::io("rename", from, e))?;
-        self.unnamed = None;
-        if let Some(spares) = &mut self.spares {
-            spares.renamed();
-        }
-        Ok(())
-    }
-
-    /// Before a new segment name: the last rollover's rename is durable (see
-    /// [`Spares::settle_dir`]). A writer without spares (the queue's degraded path)
-    /// `fsync`s the directory: the flusher it stands in for may have left a rename whose
-    /// `fsync` its helper had not made yet (one more `fsync` beside a creation's own).
-    pub(super) fn settle_spare_dir(&mut self) -> Result<(), WalError> {
-        match &mut self.spares {
-            Some(spares) => spares.settle_dir(),
-            None => self
-                .storage
-                .sync_dir(&self.dir)
-                .map_err(|e| WalError::io("fsync dir", &self.dir, e)),
-        }
-    }
-
-    /// Removes a spare the active segment was being built in when its batch failed
-    /// before the rename, and `fsync`s the directory: it holds a valid header, and a
-    /// crash must not leave it for recovery to adopt once the batch's LSNs are given out
-    /// again (best effort: recovery adopts it only right after the segment it follows,
-    /// where its frames are the ones that batch wrote).
-    pub(super) fn drop_unnamed(&mut self) {
-        if let Some(path) = self.unnamed.take() {
-            // The active file is the spare (they are set together).
-            self.active = None;
-            let _ = self.storage.remove(&path);
-            let _ = self.storage.sync_dir(&self.dir);
-        }
     }
 }
 
