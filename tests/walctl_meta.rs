@@ -224,3 +224,40 @@ fn repair_meta_without_slot_leaves_no_slot_for_the_next_open() {
     // A value set after the repair is the one in force, after a reopen too.
     assert_eq!(open_set(None).as_deref(), Some(&b"vote 3"[..]));
 }
+
+#[test]
+fn repair_meta_on_two_whole_copies_under_one_seq_says_so_and_how_to_choose() {
+    // What a build from before META.copy leaves after a crash between this build's two
+    // writes: it reads META alone (the older value), and its own replace writes META
+    // under the seq META.copy already has. Both copies whole, one seq, two values.
+    use actix_wal::files::{read_meta_copy, META_COPY_FILE, META_FILE};
+    use actix_wal::storage::FsStorage;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_log(dir);
+    let (mut log, _) = LogWriter::open(dir, options()).unwrap();
+    log.truncate_before(Lsn(12)).unwrap();
+    drop(log);
+    let mut other = read_meta_copy(&FsStorage, &dir.join(META_FILE))
+        .unwrap()
+        .unwrap();
+    other.first_lsn = 1;
+    other.checkpoint_lsn = 1;
+    fs::write(dir.join(META_FILE), other.encode(u64::MAX).unwrap()).unwrap();
+    let o = walctl(&["repair-meta"], dir);
+    assert_eq!(o.status.code(), Some(1), "stdout: {}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        !err.contains("no whole copy of META is left"),
+        "both copies are whole: {err}"
+    );
+    for needle in ["both copies of META are whole", "same seq", "cp "] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    // What it advises works: the log opens with the value kept.
+    fs::copy(dir.join(META_FILE), dir.join(META_COPY_FILE)).unwrap();
+    let o = walctl(&["meta"], dir);
+    assert_eq!(o.status.code(), Some(0), "stdout: {}", stdout(&o));
+    assert!(stdout(&o).contains("first lsn: 1"), "{}", stdout(&o));
+    LogWriter::open(dir, options()).expect("the log opens");
+}

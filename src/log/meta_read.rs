@@ -162,7 +162,8 @@ fn crc_trailer_matches(bytes: &[u8]) -> bool {
 /// (read again first, twice: an offline reader may have caught the writer between the
 /// copies). A newer format ([`WalError::UnsupportedVersion`]) or an I/O error is returned
 /// as it is: the other copy is not taken instead. Two whole copies with the same `seq`
-/// but different values are corruption (no writer leaves that). The slot is read up to
+/// but different values are corruption (no writer of this format leaves that; a build from
+/// before `META.copy` can, docs/format.md). The slot is read up to
 /// [`MAX_META_BYTES_LIMIT`], so a log whose `max_meta_bytes` was lowered stays readable.
 pub fn read_meta_copies(storage: &dyn Storage, dir: &Path) -> Result<MetaRead, WalError> {
     let mut attempt = 1;
@@ -302,7 +303,7 @@ mod tests {
             assert_eq!(c, &CopyState::Current(2));
             std::fs::write(dir.path().join(stale), &keep).unwrap();
         }
-        // The same seq with another value: no writer leaves that.
+        // The same seq with another value: no writer of this format leaves that.
         let mut other = read_meta(&crate::storage::FsStorage, dir.path())
             .unwrap()
             .unwrap();

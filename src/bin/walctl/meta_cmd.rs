@@ -204,6 +204,31 @@ pub fn show(dir: &Path, out: &mut impl Write) -> Result<(), Failure> {
     }
 }
 
+/// Both copies whole, under the same seq, with different values: the seq, if so. This
+/// build never leaves that (it writes `META.copy`, then `META`, the same bytes); a build
+/// from before `META.copy` does, after a crash between this build's two writes: it reads
+/// `META` alone (the older value) and its own replace writes `META` under the seq
+/// `META.copy` already had.
+fn one_seq_two_values(dir: &Path) -> Option<u64> {
+    let read = |name: &str| read_meta_copy(&FsStorage, &dir.join(name)).ok().flatten();
+    match (read(META_FILE), read(META_COPY_FILE)) {
+        (Some(main), Some(copy)) if main.seq == copy.seq && main != copy => Some(main.seq),
+        _ => None,
+    }
+}
+
+/// What to do about [`one_seq_two_values`]: nothing walctl can decide for the operator.
+fn tie_advice(seq: u64) -> String {
+    format!(
+        "both copies of META are whole but hold different values under the same seq {seq}: \
+         this build never writes that; a build from before META.copy (2026-11) does, when it \
+         opens the log after a crash between this build's writes of META.copy and META (it \
+         reads and writes META alone). META is the value that build last wrote, the one the \
+         segments it wrote follow: keep it with `cp META META.copy` (or the copy, with \
+         `cp META.copy META`), then open the log. `walctl meta` shows both"
+    )
+}
+
 /// `walctl repair-meta DIR [--without-slot]`.
 pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<(), Failure> {
     existing(dir)?;
@@ -234,7 +259,10 @@ pub fn repair(dir: &Path, without_slot: bool, out: &mut impl Write) -> Result<()
                 .map_err(Failure::output);
         }
         Ok(_) => format!("{} has no copy of META", dir.display()),
-        Err(e) if e.is_corruption() => e.to_string(),
+        Err(e) if e.is_corruption() => match one_seq_two_values(dir) {
+            Some(seq) => return Err(Failure::Damaged(tie_advice(seq))),
+            None => e.to_string(),
+        },
         Err(e) => return Err(wal_failure(e)),
     };
     if !without_slot {
