@@ -165,6 +165,11 @@ impl Bench {
                 QueueOn::Own => QueueThread::Own,
                 QueueOn::Caller => QueueThread::Caller,
             },
+            compression: if self.opts.lz4 {
+                actix_wal::Compression::lz4()
+            } else {
+                d.compression
+            },
             ..d
         }
     }

@@ -101,6 +101,12 @@ pub(crate) struct Opts {
     /// Segment (and raw file) size, in MiB.
     #[arg(long, default_value_t = 64)]
     pub(crate) segment_mib: u64,
+    /// Open the log with `WalConfig::compression` LZ4 in the ordinary (not `--suite`) runs:
+    /// its segments carry `COMPRESSED`, so each rollover makes its rename durable before
+    /// the acknowledgement (docs/format.md, "Older builds and a lost rename"); records
+    /// below the threshold or that do not shrink are stored plain.
+    #[arg(long)]
+    pub(crate) lz4: bool,
     /// Also run the same workload with segments of this many MiB, in the same rounds, and
     /// print the p99 of `--segment-mib` segments over theirs (the rollover's cost on the
     /// commit path: e.g. `--segment-mib 4 --compare-segments 1024`).
