@@ -78,6 +78,41 @@ impl Storage for HeldDirSync {
     }
 }
 
+/// Writes batches of four 100-byte records of `byte` until `rollovers` of them rolled over
+/// into a new segment. Before each such batch the last spare helper is settled and `hold`
+/// set (the next helper is held at its directory `fsync`); after it, `each` gets the
+/// rollover's number and the end of what was acknowledged (the batch's end LSN), then
+/// `hold` is cleared. `each` must not panic: the held helper would keep the writer's drop
+/// waiting for ever.
+fn roll_over_held(
+    w: &mut actix_wal::internals::SegmentWriter,
+    p: &mut actix_wal::internals::Planner,
+    hold: &AtomicBool,
+    byte: u8,
+    rollovers: u64,
+    mut each: impl FnMut(u64, u64),
+) {
+    let mut done = 0;
+    while done < rollovers {
+        let mut b = actix_wal::internals::Batch::new(p);
+        for _ in 0..4 {
+            b.push_record(p, &[byte; 100]).unwrap();
+        }
+        let rolls = b.chunks.iter().any(|c| c.creates_segment);
+        if rolls {
+            // The helper of the last rollover is done; hold the next one at its fsync.
+            w.spares.as_mut().unwrap().settle_dir().unwrap();
+            hold.store(true, Ordering::SeqCst);
+        }
+        w.write_batch(&b).unwrap();
+        if rolls {
+            done += 1;
+            each(done, b.end_lsn);
+            hold.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 /// The flusher's writer (spares on a helper thread) acknowledges a rollover batch before
 /// the directory `fsync` that makes its segment's name durable. Power cuts in that window
 /// (the helper held at its `fsync`) keep every acknowledged record: recovery adopts the
@@ -87,7 +122,6 @@ impl Storage for HeldDirSync {
 #[test]
 fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync() {
     use actix_wal::internals::spare::SpareMode;
-    use actix_wal::internals::Batch;
     use sim::broken::{Broken, BrokenStorage};
     let dir = Path::new("/wal");
     let sim = sim::SimStorage::new();
@@ -100,48 +134,31 @@ fn acknowledged_records_of_a_rollover_survive_a_crash_before_its_directory_fsync
     });
     let opts = sim_options;
     let (mut w, mut p) = sim_writer(dir, storage, SpareMode::Thread);
-    let mut rollovers = 0;
     let (mut adopted, mut lost_without) = (0, 0);
     // Failures are collected, not asserted while the helper is held: a panic then would
     // wait forever for the held helper when the writer is dropped.
     let mut lost = Vec::new();
-    while rollovers < 3 {
-        let mut b = Batch::new(&p);
-        for _ in 0..4 {
-            b.push_record(&mut p, &[0x5A; 100]).unwrap();
-        }
-        let rolls = b.chunks.iter().any(|c| c.creates_segment);
-        if rolls {
-            // The helper of the last rollover is done; hold the next one at its fsync.
-            w.spares.as_mut().unwrap().settle_dir().unwrap();
-            hold.store(true, Ordering::SeqCst);
-        }
-        w.write_batch(&b).unwrap();
-        let acked = b.end_lsn;
-        if rolls {
-            rollovers += 1;
-            for seed in 0..24u64 {
-                let image = sim.crash(sim::mix(rollovers, seed));
-                match LogWriter::open(dir, opts(image.shared())) {
-                    Ok((_, out)) if out.next_lsn.0 >= acked => {
-                        adopted += usize::from(out.adopted_spare.is_some());
-                    }
-                    other => lost.push(format!(
-                        "rollover {rollovers}, seed {seed}: acknowledged up to {}, recovered {:?}",
-                        acked - 1,
-                        other.map(|(_, out)| out.next_lsn)
-                    )),
+    roll_over_held(&mut w, &mut p, &hold, 0x5A, 3, |rollovers, acked| {
+        for seed in 0..24u64 {
+            let image = sim.crash(sim::mix(rollovers, seed));
+            match LogWriter::open(dir, opts(image.shared())) {
+                Ok((_, out)) if out.next_lsn.0 >= acked => {
+                    adopted += usize::from(out.adopted_spare.is_some());
                 }
-                let image = sim.crash(sim::mix(rollovers, seed));
-                let hidden = BrokenStorage::wrap(image.shared(), Broken::SparesUnlisted);
-                match LogWriter::open(dir, opts(hidden)) {
-                    Ok((_, out)) if out.next_lsn.0 >= acked => {}
-                    _ => lost_without += 1,
-                }
+                other => lost.push(format!(
+                    "rollover {rollovers}, seed {seed}: acknowledged up to {}, recovered {:?}",
+                    acked - 1,
+                    other.map(|(_, out)| out.next_lsn)
+                )),
             }
-            hold.store(false, Ordering::SeqCst);
+            let image = sim.crash(sim::mix(rollovers, seed));
+            let hidden = BrokenStorage::wrap(image.shared(), Broken::SparesUnlisted);
+            match LogWriter::open(dir, opts(hidden)) {
+                Ok((_, out)) if out.next_lsn.0 >= acked => {}
+                _ => lost_without += 1,
+            }
         }
-    }
+    });
     assert!(lost.is_empty(), "acknowledged records lost: {lost:#?}");
     assert!(
         adopted > 0,
@@ -221,7 +238,7 @@ fn a_spare_whose_directory_fsync_failed_never_holds_acknowledged_records() {
 fn a_rollover_older_builds_could_not_adopt_is_named_durably_before_its_acknowledgement() {
     use actix_wal::format::SEGMENT_FLAG_COMPRESSED;
     use actix_wal::internals::spare::SpareMode;
-    use actix_wal::internals::{Batch, SharedMeta};
+    use actix_wal::internals::SharedMeta;
     use sim::broken::{Broken, BrokenStorage};
     for case in ["compressing", "META version 3"] {
         let dir = Path::new("/wal");
@@ -246,38 +263,22 @@ fn a_rollover_older_builds_could_not_adopt_is_named_durably_before_its_acknowled
             assert!(meta.file_takes_slot_frames());
             w.meta = Some(Arc::new(meta));
         }
-        let mut rollovers = 0;
         let mut lost = Vec::new();
-        while rollovers < 3 {
-            let mut b = Batch::new(&p);
-            for _ in 0..4 {
-                b.push_record(&mut p, &[0x6B; 100]).unwrap();
-            }
-            let rolls = b.chunks.iter().any(|c| c.creates_segment);
-            if rolls {
-                w.spares.as_mut().unwrap().settle_dir().unwrap();
-                hold.store(true, Ordering::SeqCst);
-            }
-            w.write_batch(&b).unwrap();
-            if !rolls {
-                continue;
-            }
-            rollovers += 1;
+        roll_over_held(&mut w, &mut p, &hold, 0x6B, 3, |rollovers, acked| {
             for seed in 0..24u64 {
                 let image = sim.crash(sim::mix(rollovers, seed));
                 let unlisted = BrokenStorage::wrap(image.shared(), Broken::SparesUnlisted);
                 match LogWriter::open(dir, sim_options(unlisted)) {
-                    Ok((_, out)) if out.next_lsn.0 >= b.end_lsn => {}
+                    Ok((_, out)) if out.next_lsn.0 >= acked => {}
                     other => lost.push(format!(
                         "{case}: rollover {rollovers}, seed {seed}: acknowledged up to {}, \
                          recovered without the spare {:?}",
-                        b.end_lsn - 1,
+                        acked - 1,
                         other.map(|(_, out)| out.next_lsn)
                     )),
                 }
             }
-            hold.store(false, Ordering::SeqCst);
-        }
+        });
         assert!(lost.is_empty(), "acknowledged records lost: {lost:#?}");
     }
 }
