@@ -92,6 +92,8 @@ mod network;
 mod prevote;
 #[path = "raft_kv/snapshot_body.rs"]
 mod snapshot_body;
+#[path = "raft_kv/snapshot_send.rs"]
+mod snapshot_send;
 #[path = "raft_kv/startup.rs"]
 mod startup;
 #[path = "raft_kv/state.rs"]
@@ -242,6 +244,19 @@ struct Args {
     /// deadline").
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
+    /// Deadline of each snapshot chunk sent to a follower, ms (openraft's
+    /// `install_snapshot_timeout`): a follower's link must carry a chunk (3 MiB) within
+    /// it, 3 MiB/s at the default (docs/replication.md, "Snapshots that fit their
+    /// deadline"). A chunk that misses it is sent again from its own offset.
+    #[arg(long, default_value_t = snapshot_send::DEFAULT_CHUNK_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    install_snapshot_timeout_ms: u64,
+    /// Added to the last snapshot chunk's deadline for every MiB of the snapshot, ms: the
+    /// follower decodes, writes, fsyncs and installs the whole map before it answers that
+    /// chunk (50 MiB/s at the default).
+    #[arg(long, default_value_t = snapshot_send::DEFAULT_INSTALL_MS_PER_MIB,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    snapshot_install_ms_per_mib: u64,
     /// Shortest election timeout, ms; the longest is twice this, and is openraft's leader
     /// lease (a voter refuses votes that long after its last heartbeat). With the
     /// pre-vote, an election is tried after `2 x` to `3 x` this of silence, attempts then
@@ -375,6 +390,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config {
         cluster_name: "raft_kv".into(),
         heartbeat_interval: args.heartbeat_ms,
+        install_snapshot_timeout: args.install_snapshot_timeout_ms,
         election_timeout_min: args.election_ms,
         election_timeout_max: args.election_ms * 2,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(args.snapshot_logs),
@@ -392,11 +408,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // it is applied (`api::read_floor`). Read here, before openraft has the log: the
     // metrics of a new `Raft` say nothing until its core has run. `empty`: the log holds
     // no entry, no vote and nothing purged: a new life of this node (`identity`).
+    let snapshot_deadlines = snapshot_send::ChunkDeadlines {
+        chunk: Duration::from_millis(args.install_snapshot_timeout_ms),
+        install_per_mib: Duration::from_millis(args.snapshot_install_ms_per_mib),
+    };
     let (raft, wal, read_floor, me, network) = match args.store {
         StoreKind::Mem => {
             let log = memlog::MemLog::default();
             let me = identity::Identity::settle(&args.dir, args.id, true)?;
-            let network = network::Network::new(me, secret.clone(), via);
+            let network = network::Network::new(me, secret.clone(), via, snapshot_deadlines);
             let raft = Raft::new(args.id, config, network.clone(), log, sm.clone()).await?;
             (raft, None, None, me, network)
         }
@@ -412,7 +432,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 && log.read_vote().await?.is_none();
             sm.check_covers_purged(state.last_purged_log_id.map(|l| l.index), args.id)?;
             let me = identity::Identity::settle(&args.dir, args.id, empty)?;
-            let network = network::Network::new(me, secret.clone(), via);
+            let network = network::Network::new(me, secret.clone(), via, snapshot_deadlines);
             let wal = log.wal().clone();
             let raft = Raft::new(args.id, config, network.clone(), log, sm.clone()).await?;
             (raft, Some(wal), read_floor, me, network)

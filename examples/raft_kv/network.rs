@@ -17,18 +17,20 @@ use crate::bounds::Plausible;
 use crate::identity::{Identity, Member, IDENTITY_HEADER};
 use crate::intake::SMALL_BODY_BYTES;
 use crate::prevote::PreVote;
+use crate::snapshot_send::{self, ChunkDeadlines};
 use crate::{NodeId, TypeConfig};
 use actix_wal::format::codec;
 use actix_web::{web, HttpRequest, HttpResponse};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
-    Unreachable,
+    Fatal, InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    ReplicationClosed, StreamingError, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::{Snapshot, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -46,6 +48,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Each call also gets openraft's `hard_ttl` (the heartbeat interval for an append, the
 /// shortest election timeout for a vote, `install_snapshot_timeout` for a snapshot chunk).
 const MAX_RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest deadline an RPC to `path` may have: a snapshot chunk's grows with the
+/// snapshot (the last one waits for the install, `snapshot_send`), any other's is capped.
+fn max_ttl(path: &str) -> Duration {
+    if path == "/raft/snapshot" {
+        snapshot_send::MAX_CHUNK_DEADLINE
+    } else {
+        MAX_RPC_TIMEOUT
+    }
+}
 
 /// A peer answered with something other than an encoded reply.
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +78,19 @@ pub struct Network {
     via: Arc<BTreeMap<NodeId, SocketAddr>>,
     /// This node, as every request names it.
     me: Identity,
+    /// How long each snapshot chunk may take (`snapshot_send`).
+    snapshot_deadlines: ChunkDeadlines,
 }
 
 impl Network {
     /// A network with a fresh connection pool for the node `me`, signing with `secret`,
     /// sending to the peers in `via` at the address given there.
-    pub fn new(me: Identity, secret: Secret, via: BTreeMap<NodeId, SocketAddr>) -> Network {
+    pub fn new(
+        me: Identity,
+        secret: Secret,
+        via: BTreeMap<NodeId, SocketAddr>,
+        snapshot_deadlines: ChunkDeadlines,
+    ) -> Network {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(MAX_RPC_TIMEOUT)
@@ -84,6 +103,7 @@ impl Network {
             secret,
             via: Arc::new(via),
             me,
+            snapshot_deadlines,
         }
     }
 
@@ -117,6 +137,7 @@ impl Network {
             secret: self.secret.clone(),
             identity: self.me.header_to(node.incarnation),
             append_budget: AppendBudget::new(MAX_RPC_BYTES),
+            snapshot_deadlines: self.snapshot_deadlines,
         }
     }
 }
@@ -142,6 +163,8 @@ pub struct Connection {
     /// The bytes an append to this peer may carry (`append_budget`): an append that
     /// could not be answered within its deadline is sent as several.
     append_budget: AppendBudget,
+    /// How long each snapshot chunk may take (`snapshot_send`).
+    snapshot_deadlines: ChunkDeadlines,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, Member, RaftError<NodeId, E>>>;
@@ -192,7 +215,7 @@ impl Connection {
         let sent = self
             .client
             .post(format!("{}{path}", self.base))
-            .timeout(option.hard_ttl().min(MAX_RPC_TIMEOUT))
+            .timeout(option.hard_ttl().min(max_ttl(path)))
             .header(TIME_HEADER, time_ms.to_string())
             .header(MAC_HEADER, &mac)
             .header(HEAD_MAC_HEADER, head_mac)
@@ -272,6 +295,19 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
         self.call("/raft/snapshot", &req, &option).await
+    }
+
+    /// The whole snapshot, in chunks whose deadlines fit what each must do
+    /// (`snapshot_send`), in place of openraft's sender.
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let deadlines = self.snapshot_deadlines;
+        snapshot_send::send(self, deadlines, (vote, snapshot), cancel, option).await
     }
 
     async fn vote(
@@ -423,7 +459,16 @@ async fn snapshot(
         &http,
         ("/raft/snapshot", MAX_RPC_BYTES),
         body,
-        |req: InstallSnapshotRequest<TypeConfig>| state.raft.install_snapshot(req),
+        |req: InstallSnapshotRequest<TypeConfig>| async {
+            let sender = req.vote;
+            let answer = state.raft.install_snapshot(req).await;
+            // Accepted (the sender's vote at least this node's): a leader is alive for
+            // this node, as with an append; the last chunk answers after the install.
+            if matches!(&answer, Ok(r) if r.vote <= sender) {
+                state.elections.leader_seen();
+            }
+            answer
+        },
     )
     .await
 }

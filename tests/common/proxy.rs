@@ -6,15 +6,23 @@
 //! the sender sees them fail and opens fresh ones. Clients reach every node directly,
 //! never through a proxy, so a node cut off from its peers still answers them.
 //!
+//! A link can also be slowed to a rate (`set_rate`: the bytes from `from` to `to` pass at
+//! most that many per second, all its connections together, as over one slow link), and
+//! counts the bytes it carried from `from` to `to` (`sent`).
+//!
 //! Portable (no root, no network namespaces, no `tc`): the tests run as any user.
 //! Included with `#[path = "common/proxy.rs"] mod proxy;` beside `raft.rs`.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use tokio::io::copy_bidirectional;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// One directed link's proxy.
 struct Link {
@@ -22,6 +30,40 @@ struct Link {
     addr: SocketAddr,
     /// True while the link is cut.
     cut: watch::Sender<bool>,
+    /// The pace of its bytes from `from` to `to`, and how many it carried.
+    flow: Arc<Flow>,
+}
+
+/// One link's bytes from `from` to `to`: their rate, and their count.
+#[derive(Default)]
+struct Flow {
+    /// Bytes per second at most (0: as fast as they come).
+    rate: AtomicU64,
+    /// When the link is free for the next bytes (a slow link is one queue for all its
+    /// connections).
+    free_at: Mutex<Option<Instant>>,
+    /// Bytes carried.
+    sent: AtomicU64,
+}
+
+impl Flow {
+    /// Counts `n` bytes, and waits until a link at the rate would have carried them.
+    async fn pass(&self, n: usize) {
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+        let rate = self.rate.load(Ordering::Relaxed);
+        if rate == 0 {
+            return;
+        }
+        let done = {
+            let mut free_at = self.free_at.lock().expect("flow lock poisoned");
+            let now = Instant::now();
+            let start = free_at.map_or(now, |f| f.max(now));
+            let done = start + Duration::from_secs_f64(n as f64 / rate as f64);
+            *free_at = Some(done);
+            done
+        };
+        tokio::time::sleep_until(done).await;
+    }
 }
 
 /// The proxies of a cluster: a link for every ordered pair of distinct nodes.
@@ -44,8 +86,9 @@ impl Links {
                     .expect("bind a proxy port");
                 let addr = listener.local_addr().expect("local_addr");
                 let (cut, _) = watch::channel(false);
-                tokio::spawn(serve(listener, target, cut.clone()));
-                links.insert((from, to), Link { addr, cut });
+                let flow = Arc::new(Flow::default());
+                tokio::spawn(serve(listener, target, cut.clone(), flow.clone()));
+                links.insert((from, to), Link { addr, cut, flow });
             }
         }
         Links { links }
@@ -66,6 +109,21 @@ impl Links {
         if let Some(link) = self.links.get(&(from, to)) {
             link.cut.send_replace(cut);
         }
+    }
+
+    /// Slows the link from `from` to `to` to `bytes_per_sec` (0: no limit), one direction
+    /// (what `to` answers is not slowed).
+    pub fn set_rate(&self, from: u64, to: u64, bytes_per_sec: u64) {
+        if let Some(link) = self.links.get(&(from, to)) {
+            link.flow.rate.store(bytes_per_sec, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes the link from `from` to `to` carried in that direction so far.
+    pub fn sent(&self, from: u64, to: u64) -> u64 {
+        self.links
+            .get(&(from, to))
+            .map_or(0, |l| l.flow.sent.load(Ordering::Relaxed))
     }
 
     /// Cuts every link to and from `node`: it hears no peer and no peer hears it.
@@ -95,7 +153,12 @@ impl Links {
 }
 
 /// Accepts connections on one link for as long as the runtime runs.
-async fn serve(listener: TcpListener, target: SocketAddr, cut: watch::Sender<bool>) {
+async fn serve(
+    listener: TcpListener,
+    target: SocketAddr,
+    cut: watch::Sender<bool>,
+    flow: Arc<Flow>,
+) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
             // Out of descriptors, say: try again shortly rather than spin.
@@ -104,21 +167,30 @@ async fn serve(listener: TcpListener, target: SocketAddr, cut: watch::Sender<boo
         };
         // Nagle off both ways: heartbeats are small and the node turns it off too.
         let _ = inbound.set_nodelay(true);
-        tokio::spawn(pipe(inbound, target, cut.subscribe()));
+        tokio::spawn(pipe(inbound, target, cut.subscribe(), flow.clone()));
     }
 }
 
 /// Carries one connection while the link is whole; holds it silent while it is cut and
 /// drops it once healed.
-async fn pipe(mut inbound: TcpStream, target: SocketAddr, mut cut: watch::Receiver<bool>) {
+async fn pipe(
+    mut inbound: TcpStream,
+    target: SocketAddr,
+    mut cut: watch::Receiver<bool>,
+    flow: Arc<Flow>,
+) {
     if !*cut.borrow_and_update() {
         // A node that is down (killed): the connection closes, as a refused one would.
         let Ok(mut outbound) = TcpStream::connect(target).await else {
             return;
         };
         let _ = outbound.set_nodelay(true);
+        let (mut from_in, mut to_in) = inbound.split();
+        let (mut from_out, mut to_out) = outbound.split();
         tokio::select! {
-            _ = copy_bidirectional(&mut inbound, &mut outbound) => return,
+            // Either side closing ends the connection (HTTP never half-closes).
+            _ = forward(&mut from_in, &mut to_out, &flow) => return,
+            _ = tokio::io::copy(&mut from_out, &mut to_in) => return,
             _ = cut.wait_for(|c| *c) => {}
         }
         // Cut mid-connection: the target side goes (its half is lost with the partition).
@@ -127,4 +199,24 @@ async fn pipe(mut inbound: TcpStream, target: SocketAddr, mut cut: watch::Receiv
     // Black hole: hold the sender's connection without a byte until the link heals.
     let _ = cut.wait_for(|c| !*c).await;
     drop(inbound);
+}
+
+/// Copies `from` to `to` through `flow` (counted, and paced at its rate) until `from`
+/// ends or either fails.
+async fn forward(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    flow: &Flow,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        flow.pass(n).await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
