@@ -92,6 +92,8 @@ mod network;
 mod prevote;
 #[path = "raft_kv/snapshot_body.rs"]
 mod snapshot_body;
+#[path = "raft_kv/snapshot_data.rs"]
+mod snapshot_data;
 #[path = "raft_kv/snapshot_send.rs"]
 mod snapshot_send;
 #[path = "raft_kv/startup.rs"]
@@ -113,7 +115,7 @@ use openraft::storage::RaftLogStorage as _;
 use openraft::{Config, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{Cursor, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,7 +129,8 @@ openraft::declare_raft_types!(
     /// The example's Raft types: entries carry a [`Request`]; applying one yields a
     /// [`Response`]; nodes are [`identity::Member`]s (an address and an incarnation);
     /// openraft runs on tokio.
-    pub TypeConfig: D = Request, R = Response, Node = identity::Member
+    pub TypeConfig: D = Request, R = Response, Node = identity::Member,
+        SnapshotData = snapshot_data::SnapshotData
 );
 
 /// The Raft handle of this example.

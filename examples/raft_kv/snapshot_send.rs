@@ -58,7 +58,7 @@ impl ChunkDeadlines {
     pub fn of(&self, last_of_body_bytes: Option<usize>) -> Duration {
         let install = last_of_body_bytes.map_or(Duration::ZERO, |bytes| {
             // Rounded up: a body of a few bytes still gets one MiB's allowance.
-            let mib = bytes.div_ceil(1 << 20) as u32;
+            let mib = u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX);
             self.install_per_mib.saturating_mul(mib)
         });
         self.chunk.saturating_add(install).min(MAX_CHUNK_DEADLINE)
@@ -83,7 +83,7 @@ pub async fn send(
     cancel: impl Future<Output = ReplicationClosed>,
     option: RPCOption,
 ) -> SendResult {
-    let body: &[u8] = snapshot.snapshot.get_ref();
+    let body: &[u8] = snapshot.snapshot.bytes();
     let chunk_bytes = option.snapshot_chunk_size().unwrap_or(DEFAULT_CHUNK_BYTES);
     let all: Vec<(usize, usize)> = chunks(body.len(), chunk_bytes).collect();
     let mut cancel = std::pin::pin!(cancel);
