@@ -44,9 +44,10 @@ use std::time::Duration;
 pub const MAX_RPC_BYTES: usize = 32 << 20;
 /// Connect timeout of an RPC; openraft's TTL bounds the whole call.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Longest any RPC may take, whatever openraft's TTL for it: the client's own deadline.
-/// Each call also gets openraft's `hard_ttl` (the heartbeat interval for an append, the
-/// shortest election timeout for a vote, `install_snapshot_timeout` for a snapshot chunk).
+/// Longest any RPC but a snapshot chunk may take, whatever openraft's TTL for it: the
+/// client's own deadline. Each call also gets openraft's `hard_ttl` (the heartbeat
+/// interval for an append, the shortest election timeout for a vote); a snapshot chunk
+/// gets `snapshot_send`'s deadline, up to `snapshot_send::MAX_CHUNK_DEADLINE`.
 const MAX_RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest deadline an RPC to `path` may have: a snapshot chunk's grows with the
