@@ -8,7 +8,9 @@
 //!
 //! A link can also be slowed to a rate (`set_rate`: the bytes from `from` to `to` pass at
 //! most that many per second, all its connections together, as over one slow link), and
-//! counts the bytes it carried from `from` to `to` (`sent`).
+//! counts the bytes it carried from `from` to `to` (`sent`), and the request bodies among
+//! them by path (`body_bytes`: it reads the HTTP/1.1 requests' heads for their path and
+//! `Content-Length`).
 //!
 //! Portable (no root, no network namespaces, no `tc`): the tests run as any user.
 //! Included with `#[path = "common/proxy.rs"] mod proxy;` beside `raft.rs`.
@@ -44,6 +46,8 @@ struct Flow {
     free_at: Mutex<Option<Instant>>,
     /// Bytes carried.
     sent: AtomicU64,
+    /// Request body bytes carried, by the request's path.
+    bodies: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Flow {
@@ -117,6 +121,14 @@ impl Links {
         if let Some(link) = self.links.get(&(from, to)) {
             link.flow.rate.store(bytes_per_sec, Ordering::Relaxed);
         }
+    }
+
+    /// Request body bytes the link from `from` to `to` carried so far for `path`.
+    pub fn body_bytes(&self, from: u64, to: u64, path: &str) -> u64 {
+        self.links.get(&(from, to)).map_or(0, |l| {
+            let bodies = l.flow.bodies.lock().expect("flow lock poisoned");
+            bodies.get(path).copied().unwrap_or(0)
+        })
     }
 
     /// Bytes the link from `from` to `to` carried in that direction so far.
@@ -209,14 +221,70 @@ async fn forward(
     flow: &Flow,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut requests = Requests::default();
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        requests.feed(&buf[..n], flow);
         flow.pass(n).await;
         if to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Reads one connection's HTTP/1.1 requests as they pass: each head for its path and
+/// `Content-Length`, then that many body bytes, counted for the path.
+#[derive(Default)]
+struct Requests {
+    /// The head read so far (empty between requests).
+    head: Vec<u8>,
+    /// The path of the request whose body is passing.
+    path: String,
+    /// Body bytes still to come.
+    body_left: u64,
+    /// A head this long or one without a length: stop reading (a test's proxy sees only
+    /// raft_kv's requests, which always have one).
+    lost: bool,
+}
+
+impl Requests {
+    fn feed(&mut self, mut bytes: &[u8], flow: &Flow) {
+        while !bytes.is_empty() && !self.lost {
+            if self.body_left > 0 {
+                let n = self.body_left.min(bytes.len() as u64);
+                let mut bodies = flow.bodies.lock().expect("flow lock poisoned");
+                *bodies.entry(self.path.clone()).or_default() += n;
+                self.body_left -= n;
+                bytes = &bytes[n as usize..];
+                continue;
+            }
+            let before = self.head.len();
+            self.head.extend_from_slice(bytes);
+            let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                self.lost = self.head.len() > 64 * 1024;
+                return;
+            };
+            let head = String::from_utf8_lossy(&self.head[..end]).into_owned();
+            self.path = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let length = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<u64>().ok())?
+            });
+            match length {
+                Some(len) => self.body_left = len,
+                None => self.lost = true,
+            }
+            // What followed the head in these bytes is body (or the next request).
+            bytes = &bytes[end + 4 - before..];
+            self.head.clear();
         }
     }
 }
