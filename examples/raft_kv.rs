@@ -250,7 +250,7 @@ struct Args {
     /// Deadline of each snapshot chunk sent to a follower, ms (openraft's
     /// `install_snapshot_timeout`): a follower's link must carry a chunk (3 MiB) within
     /// it, 3 MiB/s at the default (docs/replication.md, "Snapshots that fit their
-    /// deadline"). A chunk that misses it is sent again from its own offset.
+    /// deadline"). A chunk but the last that misses it is sent again at its offset.
     #[arg(long, default_value_t = snapshot_send::DEFAULT_CHUNK_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     install_snapshot_timeout_ms: u64,
@@ -407,14 +407,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // snapshot ahead of an empty log would not be a state openraft can start from.
     let snapshot_file = (args.store == StoreKind::Wal).then(|| args.dir.join("snapshot"));
     let sm = state::StateMachine::open(snapshot_file).await?;
-    // `read_floor`: the last entry the log holds at start; linearizable reads wait until
-    // it is applied (`api::read_floor`). Read here, before openraft has the log: the
-    // metrics of a new `Raft` say nothing until its core has run. `empty`: the log holds
-    // no entry, no vote and nothing purged: a new life of this node (`identity`).
     let snapshot_deadlines = snapshot_send::ChunkDeadlines {
         chunk: Duration::from_millis(args.install_snapshot_timeout_ms),
         install_per_mib: Duration::from_millis(args.snapshot_install_ms_per_mib),
     };
+    // `read_floor`: the last entry the log holds at start; linearizable reads wait until
+    // it is applied (`api::read_floor`). Read here, before openraft has the log: the
+    // metrics of a new `Raft` say nothing until its core has run. `empty`: the log holds
+    // no entry, no vote and nothing purged: a new life of this node (`identity`).
     let (raft, wal, read_floor, me, network) = match args.store {
         StoreKind::Mem => {
             let log = memlog::MemLog::default();
