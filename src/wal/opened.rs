@@ -34,9 +34,10 @@ pub(super) async fn amend_report(
 ) -> Result<(), WalError> {
     let stats = queue.send(GetStats).await.map_err(super::closed)?;
     report.first_lsn = report.first_lsn.max(stats.first_lsn);
-    let (Some(before), Ok((after, _))) =
-        (before, crate::log::list_segments(storage.as_ref(), path))
-    else {
+    let (Some(before), Ok((after, _))) = (
+        before,
+        crate::log::segment::list_segments(storage.as_ref(), path),
+    ) else {
         return Ok(());
     };
     let after: Vec<PathBuf> = after.into_iter().map(|s| s.path).collect();
