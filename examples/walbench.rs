@@ -154,9 +154,10 @@ impl Bench {
     }
 
     fn config(&self) -> WalConfig {
-        let d = WalConfig::default();
+        // The builder fits the batch and queue bounds to a small segment (a 4 MiB one
+        // leaves room for a batch of less than the default 4 MiB).
+        let d = WalConfig::default().segment_size_bytes(self.opts.segment_mib << 20);
         WalConfig {
-            segment_size_bytes: self.opts.segment_mib << 20,
             max_batch_bytes: self
                 .opts
                 .max_batch_kib
