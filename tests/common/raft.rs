@@ -4,8 +4,12 @@
 //! `#[path = "common/raft.rs"] mod raft;`.
 #![allow(dead_code)]
 
+#[path = "examples.rs"]
+mod examples;
 #[path = "http_head.rs"]
 mod http_head;
+
+pub use examples::build_example;
 
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
@@ -265,34 +269,6 @@ pub async fn put(
 pub fn admin_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| build_example("raft_kv_admin"))
-}
-
-/// Builds the example `name` (a no-op when fresh) into this test's target directory and
-/// profile; its path.
-pub fn build_example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in <target>/<profile>/deps");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--example", name, "--target-dir"])
-        .arg(profile_dir.parent().expect("<target>/<profile>"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    if cfg!(feature = "failpoints") {
-        cmd.args(["--features", "failpoints"]);
-    }
-    let status = cmd.status().expect("run cargo build --example");
-    assert!(status.success(), "cargo build --example {name} failed");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "no example binary at {}", bin.display());
-    bin
 }
 
 /// One HTTP message read from `s`: its head, then as many body bytes as its

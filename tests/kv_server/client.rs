@@ -3,6 +3,8 @@
 //! client with a timeout on every request.
 #![allow(dead_code)]
 
+#[path = "../common/examples.rs"]
+mod examples;
 #[path = "../common/http_head.rs"]
 mod http_head;
 
@@ -22,42 +24,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest response read.
 pub const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The example binary, built (or found up to date) once per test process.
+/// The example binary, built (or found up to date) once per test process: always built,
+/// a no-op when it is fresh, so a stale binary is never tested.
 pub fn example_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // current_exe: <target>/<profile>/deps/kv_server-HASH
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("kv_server{}", std::env::consts::EXE_SUFFIX));
-        // Always: a no-op when the binary is fresh, and never a stale binary tested.
-        build_example(profile_dir);
-        assert!(bin.exists(), "no example binary at {}", bin.display());
-        bin
-    })
-}
-
-/// `cargo build --example kv_server` into the target directory this test was built in.
-pub fn build_example(profile_dir: &Path) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = profile_dir.parent().expect("<target>/<profile>");
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--example", "kv_server", "--target-dir"])
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    if cfg!(feature = "failpoints") {
-        cmd.args(["--features", "failpoints"]);
-    }
-    let status = cmd.status().expect("run cargo build --example kv_server");
-    assert!(status.success(), "cargo build --example kv_server failed");
+    BIN.get_or_init(|| examples::build_example("kv_server"))
 }
 
 /// A running kv_server; killed (SIGKILL) and reaped when dropped.
