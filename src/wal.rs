@@ -193,8 +193,8 @@ impl Wal {
         let compression = cfg.compression;
         let replay_from = cfg.replay_from.unwrap_or(Lsn(0));
         let intake = Intake::new(cfg.max_queue_entries, cfg.max_queue_bytes);
-        let segments_before = opened::segment_paths(&recovered.dir);
         let storage = cfg.storage.clone();
+        let segments_before = opened::segment_paths(&storage, &dir);
         let setup = QueueSetup {
             cfg,
             dir: recovered.dir,

@@ -321,11 +321,7 @@ impl Spares {
         if let Some(Pending::Making(_)) = self.pending {
             self.pending = self.take().map(Pending::Ready);
         }
-        if self.dir_sync_pending {
-            self.recipe.sync_dir()?;
-            self.dir_sync_pending = false;
-        }
-        Ok(())
+        self.settle_rename()
     }
 
     /// Makes the last rollover's rename durable now, on the writer's thread: for a log

@@ -9,15 +9,14 @@
 //! subscription from `report.first_lsn` finds the log there.
 
 use crate::error::WalError;
-use crate::log::LogDir;
 use crate::messages::{GetStats, RecoveryReport};
 use crate::storage::SharedStorage;
 use std::path::{Path, PathBuf};
 
-/// The segment files in `dir` now (none if it cannot be listed: the report then keeps
-/// recovery's count).
-pub(super) fn segment_paths(dir: &LogDir) -> Option<Vec<PathBuf>> {
-    dir.list()
+/// The segment files in `path` now (`None` if it cannot be listed: the report then keeps
+/// recovery's figures).
+pub(super) fn segment_paths(storage: &SharedStorage, path: &Path) -> Option<Vec<PathBuf>> {
+    crate::log::segment::list_segments(storage.as_ref(), path)
         .ok()
         .map(|(segments, _)| segments.into_iter().map(|s| s.path).collect())
 }
@@ -34,13 +33,9 @@ pub(super) async fn amend_report(
 ) -> Result<(), WalError> {
     let stats = queue.send(GetStats).await.map_err(super::closed)?;
     report.first_lsn = report.first_lsn.max(stats.first_lsn);
-    let (Some(before), Ok((after, _))) = (
-        before,
-        crate::log::segment::list_segments(storage.as_ref(), path),
-    ) else {
+    let (Some(before), Some(after)) = (before, segment_paths(storage, path)) else {
         return Ok(());
     };
-    let after: Vec<PathBuf> = after.into_iter().map(|s| s.path).collect();
     report.segments = after.len();
     report
         .removed
